@@ -1,0 +1,46 @@
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace DistributedInference.Models.Gpt2;
+
+/// <summary>
+/// GPT-2 with its language-model head. The head's weight is the token embedding (<c>wte</c>) unless the
+/// checkpoint stores its own <c>lm_head.weight</c> and the config unties them.
+/// </summary>
+public sealed class Gpt2LMHeadModel : nn.Module<Tensor, Tensor>
+{
+    private readonly Gpt2Model transformer;
+    private readonly Linear? lm_head;
+
+    public Gpt2LMHeadModel(Gpt2Config config, bool tiedHead = true)
+        : base(nameof(Gpt2LMHeadModel))
+    {
+        transformer = new Gpt2Model(config);
+        if (!tiedHead)
+        {
+            lm_head = nn.Linear(config.EmbeddingSize, config.VocabSize, hasBias: false);
+        }
+
+        RegisterComponents();
+    }
+
+    public Gpt2Config Config => transformer.Config;
+
+    public Gpt2Model Transformer => transformer;
+
+    /// <summary>The weight the head multiplies by: [vocab, n_embd].</summary>
+    public Tensor HeadWeight => lm_head?.weight ?? transformer.TokenEmbedding.weight!;
+
+    public override Tensor forward(Tensor input) => Head(transformer.Forward(input));
+
+    /// <summary>Logits [B, T, vocab] for a batch of token ids (attention mask optional, 1 = token, 0 = padding).</summary>
+    public Tensor Logits(Tensor inputIds, Tensor? attentionMask = null)
+    {
+        Gpt2Model.CheckInput(Config, inputIds);
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        return Head(transformer.Forward(inputIds, attentionMask)).MoveToOuterDisposeScope();
+    }
+
+    internal Tensor Head(Tensor hidden) => nn.functional.linear(hidden, HeadWeight);
+}

@@ -1,0 +1,41 @@
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace DistributedInference.Models.Staging;
+
+/// <summary>A contiguous range of a staged model's layers, run in order on one device.</summary>
+public sealed class ModelStage : nn.Module<StagedBatch, StagedBatch>
+{
+    private readonly ModuleList<StageLayer> layers;
+
+    public ModelStage(IEnumerable<StageLayer> stageLayers, Device device)
+        : base(nameof(ModelStage))
+    {
+        layers = nn.ModuleList(stageLayers.ToArray());
+        if (layers.Count == 0)
+        {
+            throw new ArgumentException("a stage needs at least one layer", nameof(stageLayers));
+        }
+
+        Device = device;
+        RegisterComponents();
+    }
+
+    public Device Device { get; }
+
+    public IReadOnlyList<string> LayerNames => layers.Select(l => l.LayerName).ToList();
+
+    public override StagedBatch forward(StagedBatch input) => layers.Aggregate(input, (batch, layer) => layer.forward(batch));
+
+    /// <summary>
+    /// Runs the stage without gradients. The returned batch's <see cref="StagedBatch.Hidden"/> is new and owned by
+    /// the caller; the ids and mask are the input's own.
+    /// </summary>
+    public StagedBatch Run(StagedBatch input)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var output = forward(input);
+        return output with { Hidden = output.Hidden.MoveToOuterDisposeScope() };
+    }
+}
