@@ -1,0 +1,21 @@
+using DistributedInference.Models.Tokenization;
+
+namespace DistributedInference.Models.Tests.Tokenization;
+
+public sealed class Gpt2TokenizerTests
+{
+    [Fact]
+    public void Encodes_like_gpt2()
+    {
+        // "Hello world" is [15496, 995] in GPT-2's vocabulary.
+        Assert.Equal([15496, 995], Gpt2Tokenizer.Instance.Encode("Hello world"));
+    }
+
+    [Fact]
+    public void Decodes_what_it_encodes()
+    {
+        var text = "a dog, a cat and a chicken ü";
+        var ids = Gpt2Tokenizer.Instance.Encode(text);
+        Assert.Equal(text, Gpt2Tokenizer.Instance.Decode(ids.Select(i => (long)i)));
+    }
+}
