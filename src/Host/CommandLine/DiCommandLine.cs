@@ -1,0 +1,14 @@
+using System.CommandLine;
+
+namespace DistributedInference.Host.CommandLine;
+
+/// <summary>The <c>di</c> command: one subcommand per way of running a job.</summary>
+public static class DiCommandLine
+{
+    public static RootCommand Create()
+    {
+        var root = new RootCommand("DistributedInference: actor-based distributed inference for .NET (GPT-2 on TorchSharp).");
+        root.Subcommands.Add(InferCommand.Create());
+        return root;
+    }
+}

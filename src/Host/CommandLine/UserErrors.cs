@@ -1,0 +1,39 @@
+using DistributedInference.Models;
+
+namespace DistributedInference.Host.CommandLine;
+
+/// <summary>
+/// Turns failures into one line on stderr and an exit code: 2 for input the user can fix, 1 for anything else.
+/// Set DI_DEBUG=1 to see the stack trace of an unexpected failure.
+/// </summary>
+public static class UserErrors
+{
+    public const int BadInput = 2;
+    public const int Failure = 1;
+
+    public static async Task<int> Run(Func<Task<int>> action, TextWriter error)
+    {
+        try
+        {
+            return await action();
+        }
+        catch (InvalidInputException e)
+        {
+            await error.WriteLineAsync($"di: error: {e.Message}");
+            return BadInput;
+        }
+        catch (OperationCanceledException)
+        {
+            await error.WriteLineAsync("di: cancelled");
+            return Failure;
+        }
+        catch (Exception e)
+        {
+            var detail = Environment.GetEnvironmentVariable("DI_DEBUG") == "1" ? e.ToString() : $"{e.GetType().Name}: {FirstLine(e.Message)}";
+            await error.WriteLineAsync($"di: internal error: {detail}");
+            return Failure;
+        }
+    }
+
+    private static string FirstLine(string text) => text.Split('\n', 2)[0].Trim();
+}

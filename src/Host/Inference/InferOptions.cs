@@ -1,0 +1,16 @@
+namespace DistributedInference.Host.Inference;
+
+/// <summary>A <c>di infer</c> job as the command line gives it, before validation.</summary>
+public sealed record InferOptions(
+    string Model,
+    string Task,
+    string? InputIdsPath,
+    IReadOnlyList<string>? Prompts,
+    string? PromptsFile,
+    string? OutputPath,
+    string Devices,
+    string DType,
+    int MaxBatchSize,
+    int MaxNewTokens,
+    long Seed,
+    string? LibTorch);

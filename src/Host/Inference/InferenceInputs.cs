@@ -1,0 +1,92 @@
+using DistributedInference.Models;
+using DistributedInference.Models.Loading;
+using DistributedInference.Models.Tokenization;
+using static TorchSharp.torch;
+
+namespace DistributedInference.Host.Inference;
+
+/// <summary>
+/// A job's input rows: token ids [N, T] with the attention mask when rows are padded, and the prompts they came
+/// from when the job was given text.
+/// </summary>
+public sealed record InferenceInputs(Tensor InputIds, Tensor? AttentionMask, IReadOnlyList<string>? Prompts)
+{
+    public long Count => InputIds.shape[0];
+
+    /// <summary>Reads exactly one of --input-ids, --prompts, --prompts-file.</summary>
+    /// <param name="padLeft">Pad prompts on the left (generation) rather than the right (scoring).</param>
+    public static InferenceInputs Read(InferOptions options, int vocabularySize, long padId, bool padLeft)
+    {
+        var given = new[] { options.InputIdsPath is not null, options.Prompts is { Count: > 0 }, options.PromptsFile is not null }.Count(g => g);
+        if (given != 1)
+        {
+            throw new InvalidInputException("give exactly one of --input-ids, --prompts, --prompts-file");
+        }
+
+        if (options.InputIdsPath is { } path)
+        {
+            return FromSafeTensors(path);
+        }
+
+        var prompts = options.Prompts is { Count: > 0 } inline ? inline : ReadPromptsFile(options.PromptsFile!);
+        if (vocabularySize < Gpt2Tokenizer.VocabularySize)
+        {
+            throw new InvalidInputException(
+                $"prompts use GPT-2's tokenizer ({Gpt2Tokenizer.VocabularySize} tokens) but this model's vocabulary has {vocabularySize}: give --input-ids instead");
+        }
+
+        var rows = prompts.Select(p => Gpt2Tokenizer.Instance.Encode(p)).ToList();
+        var batch = TokenBatch.Pad(rows, padId, padLeft);
+        return new InferenceInputs(batch.InputIds, batch.AttentionMask, prompts);
+    }
+
+    private static InferenceInputs FromSafeTensors(string path)
+    {
+        var file = SafeTensorsFile.Open(path);
+        if (!file.Contains("input_ids"))
+        {
+            throw new InvalidInputException($"{path}: no tensor named input_ids (found: {string.Join(", ", file.Names)})");
+        }
+
+        var ids = file.Read("input_ids");
+        if (ids.dim() != 2 || ids.dtype is not (ScalarType.Int64 or ScalarType.Int32))
+        {
+            throw new InvalidInputException($"{path}: input_ids must be int64 [batch, sequence], got {ids.dtype} [{string.Join(", ", ids.shape)}]");
+        }
+
+        if (ids.shape[0] == 0 || ids.shape[1] == 0)
+        {
+            throw new InvalidInputException($"{path}: input_ids is empty [{string.Join(", ", ids.shape)}]");
+        }
+
+        Tensor? mask = null;
+        if (file.Contains("attention_mask"))
+        {
+            mask = file.Read("attention_mask");
+            if (!mask.shape.SequenceEqual(ids.shape))
+            {
+                throw new InvalidInputException($"{path}: attention_mask [{string.Join(", ", mask.shape)}] does not match input_ids [{string.Join(", ", ids.shape)}]");
+            }
+
+            mask = mask.to(ScalarType.Int64);
+        }
+
+        return new InferenceInputs(ids.to(ScalarType.Int64), mask, null);
+    }
+
+    private static IReadOnlyList<string> ReadPromptsFile(string path)
+    {
+        if (!File.Exists(path))
+        {
+            throw new InvalidInputException($"{path}: no such file");
+        }
+
+        var prompts = File.ReadAllLines(path).Where(line => line.Length > 0).ToList();
+        if (prompts.Count == 0)
+        {
+            throw new InvalidInputException($"{path}: no prompts (one prompt a line)");
+        }
+
+        return prompts;
+    }
+}

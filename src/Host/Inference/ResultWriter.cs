@@ -1,0 +1,153 @@
+using System.Text;
+using System.Text.Json;
+using DistributedInference.Models;
+using DistributedInference.Models.Gpt2;
+using DistributedInference.Models.Loading;
+using DistributedInference.Models.Tasks;
+using DistributedInference.Models.Tokenization;
+using static TorchSharp.torch;
+
+namespace DistributedInference.Host.Inference;
+
+/// <summary>
+/// Writes a job's results, one per input in input order: a safetensors file (<c>logits</c>, or <c>output_ids</c>
+/// for generation), or JSON lines (a file, or stdout). Files are written whole or not at all.
+/// </summary>
+public sealed class ResultWriter
+{
+    private readonly string? _path;
+    private readonly bool _jsonLines;
+
+    private ResultWriter(string? path, bool jsonLines)
+    {
+        _path = path;
+        _jsonLines = jsonLines;
+    }
+
+    /// <summary>Checks the output path before any work is done.</summary>
+    public static ResultWriter For(string? path)
+    {
+        if (path is null)
+        {
+            return new ResultWriter(null, jsonLines: true);
+        }
+
+        var extension = Path.GetExtension(path).ToLowerInvariant();
+        if (extension is not (".safetensors" or ".jsonl"))
+        {
+            throw new InvalidInputException($"--output {path}: use a .safetensors or .jsonl file");
+        }
+
+        var folder = Path.GetDirectoryName(Path.GetFullPath(path))!;
+        if (!Directory.Exists(folder))
+        {
+            throw new InvalidInputException($"--output {path}: folder {folder} does not exist");
+        }
+
+        if (Directory.Exists(path))
+        {
+            throw new InvalidInputException($"--output {path}: is a folder");
+        }
+
+        return new ResultWriter(path, extension == ".jsonl");
+    }
+
+    /// <param name="result">The rows' results concatenated in input order: logits, or generated token ids.</param>
+    public void Write(InferenceTask task, InferenceInputs inputs, Tensor result, Gpt2Config config, TextWriter stdout)
+    {
+        if (!_jsonLines)
+        {
+            var name = task == InferenceTask.Generate ? "output_ids" : "logits";
+            SafeTensorsFile.Write(_path!, new Dictionary<string, Tensor> { [name] = result }, new Dictionary<string, string> { ["task"] = task.Name() });
+            return;
+        }
+
+        var lines = new StringBuilder();
+        for (var i = 0; i < inputs.Count; i++)
+        {
+            lines.AppendLine(JsonSerializer.Serialize(Line(task, inputs, result, config, i)));
+        }
+
+        if (_path is null)
+        {
+            stdout.Write(lines.ToString());
+            stdout.Flush();
+            return;
+        }
+
+        var temporary = $"{_path}.{Environment.ProcessId}.tmp";
+        try
+        {
+            File.WriteAllText(temporary, lines.ToString());
+            File.Move(temporary, _path, overwrite: true);
+        }
+        finally
+        {
+            File.Delete(temporary);
+        }
+    }
+
+    private static Dictionary<string, object?> Line(InferenceTask task, InferenceInputs inputs, Tensor result, Gpt2Config config, int row)
+    {
+        var decodes = config.VocabSize == Gpt2Tokenizer.VocabularySize;
+        var line = new Dictionary<string, object?> { ["index"] = row };
+        if (inputs.Prompts is { } prompts)
+        {
+            line["prompt"] = prompts[row];
+        }
+
+        var promptIds = PromptIds(inputs, row);
+        switch (task)
+        {
+            case InferenceTask.Logits:
+                var next = result[row, promptIds.Length - 1].argmax().ToInt64();
+                line["tokens"] = promptIds.Length;
+                line["next_token_id"] = next;
+                if (decodes)
+                {
+                    line["next_token"] = Gpt2Tokenizer.Instance.Decode([next]);
+                }
+
+                break;
+            case InferenceTask.Classify:
+                var logits = result[row].data<float>().ToArray();
+                var label = Array.IndexOf(logits, logits.Max());
+                line["label_id"] = label;
+                line["label"] = label < config.LabelNames.Count ? config.LabelNames[label] : $"LABEL_{label}";
+                line["logits"] = logits;
+                break;
+            default:
+                var generated = Generated(result, inputs.InputIds.shape[1], row, config);
+                line["output_ids"] = generated;
+                if (decodes)
+                {
+                    line["completion"] = Gpt2Tokenizer.Instance.Decode(generated);
+                }
+
+                break;
+        }
+
+        return line;
+    }
+
+    private static long[] PromptIds(InferenceInputs inputs, int row)
+    {
+        var ids = inputs.InputIds[row].data<long>().ToArray();
+        if (inputs.AttentionMask is null)
+        {
+            return ids;
+        }
+
+        var mask = inputs.AttentionMask[row].data<long>().ToArray();
+        return ids.Where((_, t) => mask[t] != 0).ToArray();
+    }
+
+    /// <summary>The tokens generated after the prompt, up to and including the end-of-text token.</summary>
+    private static long[] Generated(Tensor result, long promptWidth, int row, Gpt2Config config)
+    {
+        var tokens = result[row].data<long>().Skip((int)promptWidth).ToList();
+        var eos = config.EosTokenId is { } e && e < config.VocabSize ? e : (long?)null;
+        var end = eos is null ? -1 : tokens.IndexOf(eos.Value);
+        return (end >= 0 ? tokens.Take(end + 1) : tokens).ToArray();
+    }
+}

@@ -1,0 +1,68 @@
+using DistributedInference.Models.Gpt2;
+using static TorchSharp.torch;
+
+namespace DistributedInference.Models.Tasks;
+
+/// <summary>
+/// A GPT-2 loaded on one device for one task: takes rows of token ids on the CPU, returns the task's result on the
+/// CPU (float32 logits, or int64 token ids for generation), so results can leave the device's thread.
+/// </summary>
+public sealed class Gpt2TaskModel : IDisposable
+{
+    private readonly nn.Module _module;
+    private readonly Device _device;
+
+    private Gpt2TaskModel(nn.Module module, Gpt2Config config, InferenceTask task, Device device, int maxNewTokens)
+    {
+        _module = module;
+        Config = config;
+        Task = task;
+        _device = device;
+        MaxNewTokens = maxNewTokens;
+    }
+
+    public Gpt2Config Config { get; }
+
+    public InferenceTask Task { get; }
+
+    public int MaxNewTokens { get; }
+
+    /// <summary>The id that pads rows: the config's pad token, else its end-of-text token, else 0.</summary>
+    public long PadTokenId => Config.PadTokenId ?? (Config.EosTokenId is { } eos && eos < Config.VocabSize ? eos : 0);
+
+    public static Gpt2TaskModel Load(Gpt2Source source, InferenceTask task, Device device, ScalarType dtype, int maxNewTokens = 20)
+    {
+        if (maxNewTokens < 0)
+        {
+            throw new InvalidInputException($"max_new_tokens must be >= 0, got {maxNewTokens}");
+        }
+
+        nn.Module module = task == InferenceTask.Classify
+            ? source.CreateClassifier(device, dtype)
+            : source.CreateLanguageModel(device, dtype);
+        return new Gpt2TaskModel(module, source.Config, task, device, maxNewTokens);
+    }
+
+    /// <summary>Checks rows before any device work: ids inside the vocabulary, length inside n_positions.</summary>
+    public void CheckInput(Tensor inputIds) =>
+        Gpt2Model.CheckInput(Config, inputIds, Task == InferenceTask.Generate ? MaxNewTokens : 0);
+
+    /// <param name="inputIds">[B, T] int64 on the CPU.</param>
+    /// <param name="attentionMask">[B, T], 1 = token, 0 = padding (right padding for logits and classify, left for generate), or null.</param>
+    public Tensor Run(Tensor inputIds, Tensor? attentionMask)
+    {
+        CheckInput(inputIds);
+        using var scope = NewDisposeScope();
+        var ids = inputIds.to(ScalarType.Int64).to(_device);
+        var mask = attentionMask?.to(ScalarType.Int64).to(_device);
+        var result = Task switch
+        {
+            InferenceTask.Logits => ((Gpt2LMHeadModel)_module).Logits(ids, mask).to(ScalarType.Float32),
+            InferenceTask.Classify => ((Gpt2ForSequenceClassification)_module).Classify(ids, mask).to(ScalarType.Float32),
+            _ => GreedySearch.Generate((Gpt2LMHeadModel)_module, ids, mask, MaxNewTokens),
+        };
+        return result.cpu().MoveToOuterDisposeScope();
+    }
+
+    public void Dispose() => _module.Dispose();
+}
