@@ -1,4 +1,3 @@
-using System.Reflection;
 using System.Runtime.InteropServices;
 using TorchSharp;
 
@@ -6,14 +5,12 @@ namespace DistributedInference.Models.Runtime;
 
 /// <summary>
 /// Chooses which libtorch TorchSharp runs on, before its first call. By default it is the CPU libtorch shipped
-/// beside the program; <see cref="UseFolder"/> (the <c>--libtorch DIR</c> option, or the <c>DI_LIBTORCH</c>
-/// variable) loads one from a folder such as a PyTorch install's <c>torch/lib</c>, CUDA libraries included.
+/// beside the program; <see cref="Initialize"/> with a folder (the <c>--libtorch DIR</c> option, or the
+/// <c>DI_LIBTORCH</c> variable) loads one such as a PyTorch install's <c>torch/lib</c>, CUDA libraries included.
 /// </summary>
 public static class LibTorch
 {
     public const string FolderVariable = "DI_LIBTORCH";
-
-    private const string TorchSharpNative = "LibTorchSharp";
 
     // Dependency order: each library only needs the ones before it.
     private static readonly string[] LoadOrder =
@@ -21,23 +18,14 @@ public static class LibTorch
 
     private static readonly string[] Required = ["libc10.so", "libtorch_cpu.so", "libtorch.so"];
 
+    private static readonly string[] Watched = [.. LoadOrder, "libLibTorchSharp.so"];
+
     private static readonly Lock Gate = new();
-    private static readonly Dictionary<string, IntPtr> Loaded = new(StringComparer.Ordinal);
     private static string? _folder;
     private static bool _initialized;
 
     /// <summary>The folder libtorch was loaded from, or null for the one shipped beside the program.</summary>
     public static string? Folder => _folder;
-
-    /// <summary>True when the libtorch in use can run CUDA devices.</summary>
-    public static bool CudaAvailable
-    {
-        get
-        {
-            Initialize();
-            return torch.cuda.is_available();
-        }
-    }
 
     /// <summary>
     /// Loads libtorch once: from <paramref name="folder"/> if given, else from <c>DI_LIBTORCH</c> if set, else the
@@ -61,10 +49,24 @@ public static class LibTorch
 
             if (folder is not null)
             {
-                UseFolder(folder);
+                Preload(folder);
+            }
+            else if (!File.Exists(Path.Combine(AppContext.BaseDirectory, "libtorch_cpu.so")))
+            {
+                // Without this check TorchSharp's fallback prints pages and copies libraries into the program folder.
+                throw new InvalidInputException($"this build of di ships no libtorch: pass --libtorch DIR or set {FolderVariable}");
             }
 
-            torch.InitializeDeviceType(DeviceType.CPU);
+            try
+            {
+                torch.InitializeDeviceType(DeviceType.CPU);
+            }
+            catch (Exception e) when (e is NotSupportedException or DllNotFoundException or TypeInitializationException)
+            {
+                throw new InvalidInputException(
+                    $"libtorch could not be loaded{(folder is null ? string.Empty : $" from {folder}")}: {FirstLine(e.Message)}", e);
+            }
+
             _initialized = true;
         }
     }
@@ -85,9 +87,34 @@ public static class LibTorch
         }
     }
 
-    private static void UseFolder(string folder)
+    /// <summary>The files of the libtorch libraries this process has mapped (from /proc/self/maps).</summary>
+    public static IReadOnlyList<string> MappedLibraries()
+    {
+        const string maps = "/proc/self/maps";
+        if (!File.Exists(maps))
+        {
+            return [];
+        }
+
+        return File.ReadLines(maps)
+            .Select(line => line.Split(' ', 6, StringSplitOptions.RemoveEmptyEntries))
+            .Where(fields => fields.Length == 6 && Watched.Contains(Path.GetFileName(fields[5].Trim())))
+            .Select(fields => fields[5].Trim())
+            .Distinct(StringComparer.Ordinal)
+            .ToList();
+    }
+
+    // Loaded before TorchSharp's first call, these satisfy LibTorchSharp's dependencies by soname. TorchSharp's own
+    // loader also probes the program folder for libtorch by path, so a program folder holding the shipped CPU
+    // libtorch would map a second copy (the process then aborts on duplicate operator registrations).
+    private static void Preload(string folder)
     {
         CheckFolder(folder);
+        if (File.Exists(Path.Combine(AppContext.BaseDirectory, "libtorch_cpu.so")))
+        {
+            throw new InvalidInputException(
+                $"--libtorch {folder}: this build of di ships its own CPU libtorch, which would load twice; use a build made with -p:BringYourOwnLibTorch=true (README, \"GPUs\")");
+        }
 
         foreach (var name in LoadOrder)
         {
@@ -99,7 +126,7 @@ public static class LibTorch
 
             try
             {
-                Loaded[name] = NativeLibrary.Load(path);
+                NativeLibrary.Load(path);
             }
             catch (DllNotFoundException e)
             {
@@ -108,29 +135,6 @@ public static class LibTorch
         }
 
         _folder = Path.GetFullPath(folder);
-
-        // TorchSharp asks for torch_cpu / torch_cuda / LibTorchSharp by name, which would map a second libtorch from
-        // the program folder. Answer those names with the libraries loaded above; LibTorchSharp itself still comes
-        // from the program folder, and its libtorch dependencies resolve to the already loaded copies by soname.
-        NativeLibrary.SetDllImportResolver(typeof(torch).Assembly, Resolve);
-    }
-
-    private static IntPtr Resolve(string name, Assembly assembly, DllImportSearchPath? searchPath)
-    {
-        var file = name.StartsWith("lib", StringComparison.Ordinal) ? name : "lib" + name;
-        file = file.EndsWith(".so", StringComparison.Ordinal) ? file : file + ".so";
-        if (Loaded.TryGetValue(file, out var handle))
-        {
-            return handle;
-        }
-
-        if (name == TorchSharpNative)
-        {
-            var beside = Path.Combine(AppContext.BaseDirectory, "libLibTorchSharp.so");
-            return NativeLibrary.Load(File.Exists(beside) ? beside : Path.Combine(Path.GetDirectoryName(assembly.Location)!, "libLibTorchSharp.so"));
-        }
-
-        return IntPtr.Zero;
     }
 
     private static bool SameFolder(string a, string? b) =>

@@ -1,0 +1,38 @@
+using Akka.Configuration;
+using DistributedInference.Models;
+
+namespace DistributedInference.Actors.Configuration;
+
+/// <summary>Our own keys (<c>distributed-inference.*</c>), read once and checked.</summary>
+public sealed record DistributedInferenceSettings(int MaxBatchSize, TimeSpan JobTimeout, TimeSpan BatchTimeout)
+{
+    public static DistributedInferenceSettings From(Config config)
+    {
+        var section = config.GetConfig("distributed-inference")
+            ?? throw new InvalidInputException("configuration has no distributed-inference section");
+        DistributedInferenceSettings settings;
+        try
+        {
+            settings = new DistributedInferenceSettings(
+                section.GetInt("max-batch-size"),
+                section.GetTimeSpan("job-timeout"),
+                section.GetTimeSpan("batch-timeout"));
+        }
+        catch (Exception e) when (e is FormatException or ArgumentException or OverflowException or ConfigurationException)
+        {
+            throw new InvalidInputException($"distributed-inference: malformed setting ({e.Message.Split('\n', 2)[0]})", e);
+        }
+
+        if (settings.MaxBatchSize <= 0)
+        {
+            throw new InvalidInputException($"distributed-inference.max-batch-size must be positive, got {settings.MaxBatchSize}");
+        }
+
+        if (settings.JobTimeout <= TimeSpan.Zero || settings.BatchTimeout <= TimeSpan.Zero)
+        {
+            throw new InvalidInputException("distributed-inference.job-timeout and batch-timeout must be positive");
+        }
+
+        return settings;
+    }
+}

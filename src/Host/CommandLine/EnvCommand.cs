@@ -1,0 +1,36 @@
+using System.CommandLine;
+using DistributedInference.Models.Runtime;
+using TorchSharp;
+
+namespace DistributedInference.Host.CommandLine;
+
+/// <summary><c>di env</c>: what this machine offers (libtorch in use, CUDA devices), for bug reports and set-up checks.</summary>
+public static class EnvCommand
+{
+    public static Command Create()
+    {
+        var libtorch = new Option<string?>("--libtorch") { Description = "folder holding libtorch, as for infer" };
+        var command = new Command("env", "Show the libtorch in use and the devices it sees.") { libtorch };
+        command.SetAction((result, _) => UserErrors.Run(
+            async () =>
+            {
+                var output = result.InvocationConfiguration.Output;
+                LibTorch.Initialize(result.GetValue(libtorch));
+                await output.WriteLineAsync($"di: {typeof(EnvCommand).Assembly.GetName().Version}");
+                await output.WriteLineAsync($"TorchSharp: {typeof(torch).Assembly.GetName().Version}");
+                await output.WriteLineAsync($"libtorch: {LibTorch.Folder ?? "shipped with di (CPU)"}");
+                foreach (var library in LibTorch.MappedLibraries())
+                {
+                    await output.WriteLineAsync($"  loaded {library}");
+                }
+
+                var cuda = torch.cuda.is_available();
+                await output.WriteLineAsync($"CUDA available: {cuda}");
+                await output.WriteLineAsync($"devices: cpu{(cuda ? string.Concat(Enumerable.Range(0, torch.cuda.device_count()).Select(i => $", cuda:{i}")) : string.Empty)}");
+                await output.WriteLineAsync($"CPU threads: {torch.get_num_threads()}");
+                return 0;
+            },
+            result.InvocationConfiguration.Error));
+        return command;
+    }
+}
