@@ -31,9 +31,11 @@ public static class Fixtures
         return diff.ToDouble();
     }
 
-    public static void AssertClose(Tensor expected, Tensor actual, double tolerance = Tolerance)
+    /// <returns>The max |diff|, for the test's output.</returns>
+    public static double AssertClose(Tensor expected, Tensor actual, double tolerance = Tolerance)
     {
         var diff = MaxAbsDiff(actual, expected);
         Assert.True(diff <= tolerance, $"max |diff| {diff:E3} > {tolerance:E1}");
+        return diff;
     }
 }
