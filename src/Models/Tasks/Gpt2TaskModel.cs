@@ -5,7 +5,8 @@ namespace DistributedInference.Models.Tasks;
 
 /// <summary>
 /// A GPT-2 loaded on one device for one task: takes rows of token ids on the CPU, returns the task's result on the
-/// CPU (float32 logits, or int64 token ids for generation), so results can leave the device's thread.
+/// CPU (float32 logits, or int64 token ids [B, T + max_new_tokens] for generation, padded after the end-of-text
+/// token), so results can leave the device's thread.
 /// </summary>
 public sealed class Gpt2TaskModel : IDisposable
 {
@@ -59,10 +60,17 @@ public sealed class Gpt2TaskModel : IDisposable
         {
             InferenceTask.Logits => ((Gpt2LMHeadModel)_module).Logits(ids, mask).to(ScalarType.Float32),
             InferenceTask.Classify => ((Gpt2ForSequenceClassification)_module).Classify(ids, mask).to(ScalarType.Float32),
-            _ => GreedySearch.Generate((Gpt2LMHeadModel)_module, ids, mask, MaxNewTokens),
+            _ => PadToFullLength(GreedySearch.Generate((Gpt2LMHeadModel)_module, ids, mask, MaxNewTokens), ids.shape[1]),
         };
         return result.cpu().MoveToOuterDisposeScope();
     }
 
     public void Dispose() => _module.Dispose();
+
+    // Generation stops early once every row has ended; results of all batches keep one width, T + max_new_tokens.
+    private Tensor PadToFullLength(Tensor tokens, long promptLength)
+    {
+        var missing = promptLength + MaxNewTokens - tokens.shape[1];
+        return missing == 0 ? tokens : nn.functional.pad(tokens, [0, missing], value: PadTokenId);
+    }
 }

@@ -1,0 +1,25 @@
+namespace DistributedInference.Actors.Replica;
+
+/// <summary>Run a model over a slice of a job's rows; the device answers <see cref="BatchCompleted"/> or <see cref="BatchFailed"/>.</summary>
+public sealed record RunBatch(string JobId, int BatchIndex, object Rows);
+
+/// <summary>A batch's results, one row per row sent, copied off the device.</summary>
+public sealed record BatchCompleted(string JobId, int BatchIndex, object Results, TimeSpan Busy);
+
+/// <summary>
+/// A batch the device could not run. <see cref="Retryable"/> is false when the input itself is at fault (another
+/// device would fail the same way).
+/// </summary>
+public sealed record BatchFailed(string JobId, int BatchIndex, string Reason, bool Retryable);
+
+/// <summary>Forget the batches of a job that is over (finished elsewhere, failed or cancelled) that are still queued.</summary>
+public sealed record DropJob(string JobId);
+
+/// <summary>Asks a device for its <see cref="DeviceStatus"/>.</summary>
+public sealed record GetDeviceStatus
+{
+    public static readonly GetDeviceStatus Instance = new();
+}
+
+/// <summary>What a device reports about itself.</summary>
+public sealed record DeviceStatus(string Device, string Model, int QueueLength, TimeSpan BusyTime, long CompletedBatches);

@@ -1,0 +1,51 @@
+using Akka.Actor;
+
+namespace DistributedInference.Actors.Replica;
+
+/// <summary>How a replica job is split: accelerate's <c>apply_padding</c>, and rows per forward pass.</summary>
+public sealed record JobOptions(bool ApplyPadding = false, int MaxBatchSize = 8)
+{
+    /// <summary>How long one batch may take before it is re-sent to another device.</summary>
+    public TimeSpan BatchTimeout { get; init; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>Attempts per batch (a device that fails or stops costs one) before the job fails.</summary>
+    public int MaxAttempts { get; init; } = 3;
+}
+
+/// <summary>
+/// Run a job: <see cref="Input"/> is a list, a tensor or a dictionary of them, split by rows. Progress and results go
+/// to <see cref="ReplyTo"/>: <see cref="JobAccepted"/>, <see cref="RowsCompleted"/> as batches finish, then
+/// <see cref="JobCompleted"/> or <see cref="JobFailed"/>.
+/// </summary>
+public sealed record SubmitJob(string JobId, object Input, JobOptions Options, IActorRef ReplyTo);
+
+/// <summary>Stop a job; its queued batches are dropped and <see cref="JobFailed"/> is sent.</summary>
+public sealed record CancelJob(string JobId);
+
+public sealed record JobAccepted(string JobId, int Rows, int Batches, int Devices);
+
+/// <summary>Results of rows [Start, Start + Count) of the input, in the order batches finish.</summary>
+public sealed record RowsCompleted(string JobId, int Start, int Count, object Results, int RowsDone, int RowsTotal);
+
+/// <summary>
+/// Every result in input order, padding dropped (null for an empty input), with where the time went.
+/// </summary>
+public sealed record JobCompleted(string JobId, object? Results, JobStatistics Statistics);
+
+public sealed record JobFailed(string JobId, string Reason);
+
+/// <summary>Wall time of a job, and per device the batches it ran and its busy time.</summary>
+public sealed record JobStatistics(TimeSpan Elapsed, IReadOnlyDictionary<string, DeviceShare> Devices, int ResentBatches);
+
+public sealed record DeviceShare(int Batches, int Rows, TimeSpan Busy);
+
+/// <summary>Tell a splitter about a device actor (it watches it and stops using it when it stops).</summary>
+public sealed record AddDevice(IActorRef Device);
+
+/// <summary>Asks a splitter for the devices it uses: answered with <see cref="DeviceList"/>.</summary>
+public sealed record GetDevices
+{
+    public static readonly GetDevices Instance = new();
+}
+
+public sealed record DeviceList(IReadOnlyList<IActorRef> Devices);

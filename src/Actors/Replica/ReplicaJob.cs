@@ -1,0 +1,344 @@
+using System.Diagnostics;
+using Akka.Actor;
+using Akka.Event;
+using DistributedInference.Actors.Splitting;
+using DistributedInference.Models;
+
+namespace DistributedInference.Actors.Replica;
+
+/// <summary>
+/// One job, from split to gather (a short-lived child of the splitter). Rows are split across the devices by
+/// accelerate's rule, each share is cut into batches of at most max_batch_size, and each device keeps two batches
+/// in flight so it never waits for the next one. A device that runs out of its own batches takes the last queued
+/// batch of the busiest device. A batch whose device stops, fails or times out goes to another device (a device that
+/// timed out gets no new work until it answers again); a late duplicate answer is ignored, so every row comes back
+/// exactly once. Results are gathered in input order with the
+/// padding dropped.
+/// </summary>
+public sealed class ReplicaJob : ReceiveActor, IWithTimers
+{
+    private const int InFlightPerDevice = 2;
+
+    private readonly SubmitJob _job;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly Dictionary<IActorRef, LinkedList<int>> _queued = new();
+    private readonly Dictionary<IActorRef, HashSet<int>> _inFlight = new();
+    private readonly Dictionary<IActorRef, DeviceUsage> _usage = new();
+    private readonly HashSet<IActorRef> _unresponsive = [];
+    private readonly Stopwatch _clock = Stopwatch.StartNew();
+    private readonly IReadOnlyList<IActorRef> _initialDevices;
+    private List<Batch> _batches = [];
+    private object?[] _results = [];
+    private int[] _attempts = [];
+    private int _rows;
+    private int _rowsDone;
+    private int _batchesDone;
+    private int _resent;
+
+    public ReplicaJob(SubmitJob job, IReadOnlyList<IActorRef> devices)
+    {
+        _job = job;
+        _initialDevices = devices;
+        Receive<BatchCompleted>(c => c.JobId == _job.JobId, HandleBatchCompleted);
+        Receive<BatchFailed>(f => f.JobId == _job.JobId, HandleBatchFailed);
+        Receive<BatchTimedOut>(HandleBatchTimedOut);
+        Receive<Terminated>(t => HandleDeviceStopped(t.ActorRef));
+        Receive<AddDevice>(a => HandleAddDevice(a.Device));
+        Receive<CancelJob>(_ => Fail("cancelled"));
+    }
+
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    public static Props Props(SubmitJob job, IReadOnlyList<IActorRef> devices) =>
+        Akka.Actor.Props.Create(() => new ReplicaJob(job, devices));
+
+    protected override void PreStart()
+    {
+        try
+        {
+            _rows = Rows.Count(_job.Input);
+        }
+        catch (InvalidInputException e)
+        {
+            Fail(e.Message);
+            return;
+        }
+
+        if (_job.Options.MaxBatchSize <= 0)
+        {
+            Fail($"max_batch_size must be positive, got {_job.Options.MaxBatchSize}");
+            return;
+        }
+
+        if (_rows == 0)
+        {
+            _job.ReplyTo.Tell(new JobAccepted(_job.JobId, 0, 0, _initialDevices.Count));
+            Complete();
+            return;
+        }
+
+        if (_initialDevices.Count == 0)
+        {
+            Fail("no devices to run on");
+            return;
+        }
+
+        var shares = Share.Plan(_rows, _initialDevices.Count, _job.Options.ApplyPadding);
+        _batches = shares.SelectMany(share => Cut(share, _job.Options.MaxBatchSize)).ToList();
+        _results = new object?[_batches.Count];
+        _attempts = new int[_batches.Count];
+        foreach (var device in _initialDevices)
+        {
+            Join(device);
+        }
+
+        var index = 0;
+        foreach (var share in shares)
+        {
+            foreach (var _ in Cut(share, _job.Options.MaxBatchSize))
+            {
+                _queued[_initialDevices[share.Rank]].AddLast(index++);
+            }
+        }
+
+        _job.ReplyTo.Tell(new JobAccepted(_job.JobId, _rows, _batches.Count, _initialDevices.Count));
+        DispatchAll();
+    }
+
+    private static IEnumerable<Batch> Cut(Share share, int maxBatchSize)
+    {
+        for (var offset = 0; offset < share.PaddedCount; offset += maxBatchSize)
+        {
+            var size = Math.Min(maxBatchSize, share.PaddedCount - offset);
+            var real = Math.Clamp(share.Count - offset, 0, size);
+            yield return new Batch(share.Start + Math.Min(offset, share.Count), real, size - real);
+        }
+    }
+
+    private void HandleBatchCompleted(BatchCompleted completed)
+    {
+        var device = Sender;
+        _unresponsive.Remove(device);
+        _inFlight.GetValueOrDefault(device)?.Remove(completed.BatchIndex);
+        var batch = _batches[completed.BatchIndex];
+        if (_results[completed.BatchIndex] is null)
+        {
+            var returned = Rows.Count(completed.Results);
+            if (returned != batch.Count + batch.Padding)
+            {
+                Fail($"a device returned {returned} result rows for a batch of {batch.Count + batch.Padding}");
+                return;
+            }
+
+            var kept = Rows.Slice(completed.Results, 0, batch.Count);
+            _results[completed.BatchIndex] = kept;
+            _batchesDone++;
+            _rowsDone += batch.Count;
+            if (_usage.TryGetValue(device, out var usage))
+            {
+                _usage[device] = usage with { Batches = usage.Batches + 1, Rows = usage.Rows + batch.Count, Busy = usage.Busy + completed.Busy };
+            }
+
+            if (batch.Count > 0)
+            {
+                _job.ReplyTo.Tell(new RowsCompleted(_job.JobId, batch.Start, batch.Count, kept, _rowsDone, _rows));
+            }
+
+            if (_batchesDone == _batches.Count)
+            {
+                Complete();
+                return;
+            }
+        }
+
+        Dispatch(device);
+    }
+
+    private void HandleBatchFailed(BatchFailed failed)
+    {
+        _unresponsive.Remove(Sender);
+        _inFlight.GetValueOrDefault(Sender)?.Remove(failed.BatchIndex);
+        if (_results[failed.BatchIndex] is not null)
+        {
+            return;
+        }
+
+        if (!failed.Retryable)
+        {
+            Fail(failed.Reason);
+            return;
+        }
+
+        Retry(failed.BatchIndex, Sender, failed.Reason);
+    }
+
+    private void HandleBatchTimedOut(BatchTimedOut timedOut)
+    {
+        if (_results[timedOut.BatchIndex] is not null || _attempts[timedOut.BatchIndex] != timedOut.Attempt)
+        {
+            return;
+        }
+
+        // A device that does not answer in time gets no new work until it answers again; its queue moves on.
+        var device = _inFlight.FirstOrDefault(pair => pair.Value.Contains(timedOut.BatchIndex)).Key;
+        if (device is not null)
+        {
+            _inFlight[device].Remove(timedOut.BatchIndex);
+            _unresponsive.Add(device);
+            var queued = _queued[device].ToList();
+            _queued[device].Clear();
+            foreach (var index in queued)
+            {
+                LeastLoaded(avoid: device).AddLast(index);
+            }
+        }
+
+        Retry(timedOut.BatchIndex, device, $"no answer within {_job.Options.BatchTimeout}");
+    }
+
+    private void HandleDeviceStopped(IActorRef device)
+    {
+        _unresponsive.Remove(device);
+        if (!_queued.Remove(device, out var queued))
+        {
+            return;
+        }
+
+        _inFlight.Remove(device, out var lost);
+        _log.Warning("job {0}: device {1} stopped; re-sending its {2} batches", _job.JobId, device.Path, queued.Count + (lost?.Count ?? 0));
+        if (_queued.Count == 0)
+        {
+            Fail("every device stopped");
+            return;
+        }
+
+        foreach (var index in queued)
+        {
+            LeastLoaded(avoid: null).AddLast(index);
+        }
+
+        foreach (var index in lost ?? [])
+        {
+            if (_results[index] is null)
+            {
+                Retry(index, null, "its device stopped", dispatch: false);
+            }
+        }
+
+        DispatchAll();
+    }
+
+    private void HandleAddDevice(IActorRef device)
+    {
+        if (_queued.ContainsKey(device) || _batches.Count == 0)
+        {
+            return;
+        }
+
+        Join(device);
+        Dispatch(device);
+    }
+
+    private void Join(IActorRef device)
+    {
+        Context.Watch(device);
+        _queued[device] = new LinkedList<int>();
+        _inFlight[device] = [];
+        _usage.TryAdd(device, new DeviceUsage(0, 0, TimeSpan.Zero));
+    }
+
+    private void Retry(int index, IActorRef? failedOn, string reason, bool dispatch = true)
+    {
+        if (_attempts[index] >= _job.Options.MaxAttempts)
+        {
+            Fail($"batch {index} (rows {_batches[index].Start}..{_batches[index].Start + _batches[index].Count - 1}) failed {_attempts[index]} times; last: {reason}");
+            return;
+        }
+
+        _resent++;
+        LeastLoaded(avoid: failedOn).AddFirst(index);
+        if (dispatch)
+        {
+            DispatchAll();
+        }
+    }
+
+    private LinkedList<int> LeastLoaded(IActorRef? avoid)
+    {
+        var others = _queued.Keys.Where(d => !d.Equals(avoid) && !_unresponsive.Contains(d)).ToList();
+        var pool = others.Count > 0 ? others : _queued.Keys.ToList();
+        return _queued[pool.MinBy(d => _queued[d].Count + _inFlight[d].Count)!];
+    }
+
+    private void DispatchAll()
+    {
+        foreach (var device in _queued.Keys.ToList())
+        {
+            Dispatch(device);
+        }
+    }
+
+    private void Dispatch(IActorRef device)
+    {
+        if (!_queued.TryGetValue(device, out var own) || _unresponsive.Contains(device))
+        {
+            return;
+        }
+
+        while (_inFlight[device].Count < InFlightPerDevice && TakeNext(device, own) is { } index)
+        {
+            if (_results[index] is not null)
+            {
+                continue;
+            }
+
+            var batch = _batches[index];
+            var rows = Rows.Pad(Rows.Slice(_job.Input, batch.Start, batch.Count), _job.Input, batch.Padding);
+            _attempts[index]++;
+            _inFlight[device].Add(index);
+            device.Tell(new RunBatch(_job.JobId, index, rows));
+            Timers.StartSingleTimer((index, _attempts[index]), new BatchTimedOut(index, _attempts[index]), _job.Options.BatchTimeout);
+        }
+    }
+
+    // The device's own next batch, else the last queued batch of the device with the longest queue.
+    private int? TakeNext(IActorRef device, LinkedList<int> own)
+    {
+        var source = own.Count > 0 ? own : _queued.Values.MaxBy(q => q.Count);
+        if (source is null || source.Count == 0)
+        {
+            return null;
+        }
+
+        var node = ReferenceEquals(source, own) ? source.First! : source.Last!;
+        source.Remove(node);
+        return node.Value;
+    }
+
+    private void Complete()
+    {
+        var parts = _batches.Select((batch, i) => (batch, result: _results.Length > i ? _results[i] : null))
+            .Where(p => p.batch.Count > 0).OrderBy(p => p.batch.Start).Select(p => p.result!).ToList();
+        var results = parts.Count == 0 ? null : Rows.Concat(parts);
+        var devices = _usage.ToDictionary(pair => pair.Key.Path.Name, pair => new DeviceShare(pair.Value.Batches, pair.Value.Rows, pair.Value.Busy));
+        _job.ReplyTo.Tell(new JobCompleted(_job.JobId, results, new JobStatistics(_clock.Elapsed, devices, _resent)));
+        Context.Stop(Self);
+    }
+
+    private void Fail(string reason)
+    {
+        foreach (var device in _queued.Keys)
+        {
+            device.Tell(new DropJob(_job.JobId));
+        }
+
+        _job.ReplyTo.Tell(new JobFailed(_job.JobId, reason));
+        Context.Stop(Self);
+    }
+
+    private sealed record Batch(int Start, int Count, int Padding);
+
+    private sealed record BatchTimedOut(int BatchIndex, int Attempt);
+
+    private sealed record DeviceUsage(int Batches, int Rows, TimeSpan Busy);
+}

@@ -1,0 +1,73 @@
+using Akka.Actor;
+
+namespace DistributedInference.Actors.Replica;
+
+/// <summary>
+/// Replica mode's front door: knows the device actors (and watches them), accepts jobs, and runs each in a child
+/// <see cref="ReplicaJob"/>; devices that join later are offered to running jobs too.
+/// </summary>
+public sealed class ReplicaSplitter : ReceiveActor
+{
+    public const string ActorName = "replica-splitter";
+
+    private readonly List<IActorRef> _devices = [];
+    private readonly Dictionary<string, IActorRef> _jobs = new(StringComparer.Ordinal);
+    private long _jobCounter;
+
+    public ReplicaSplitter(IEnumerable<IActorRef> devices)
+    {
+        foreach (var device in devices)
+        {
+            HandleAddDevice(new AddDevice(device));
+        }
+
+        Receive<SubmitJob>(HandleSubmitJob);
+        Receive<CancelJob>(HandleCancelJob);
+        Receive<AddDevice>(HandleAddDevice);
+        Receive<GetDevices>(_ => Sender.Tell(new DeviceList(_devices.ToList())));
+        Receive<Terminated>(HandleTerminated);
+        Receive<JobEnded>(ended => _jobs.Remove(ended.JobId));
+    }
+
+    public static Props Props(IEnumerable<IActorRef> devices) => Akka.Actor.Props.Create(() => new ReplicaSplitter(devices.ToList()));
+
+    private void HandleSubmitJob(SubmitJob job)
+    {
+        if (_jobs.ContainsKey(job.JobId))
+        {
+            job.ReplyTo.Tell(new JobFailed(job.JobId, $"a job with id {job.JobId} is already running"));
+            return;
+        }
+
+        var child = Context.ActorOf(ReplicaJob.Props(job, _devices.ToList()), $"job-{++_jobCounter}");
+        Context.WatchWith(child, new JobEnded(job.JobId));
+        _jobs[job.JobId] = child;
+    }
+
+    private void HandleCancelJob(CancelJob cancel)
+    {
+        if (_jobs.TryGetValue(cancel.JobId, out var job))
+        {
+            job.Forward(cancel);
+        }
+    }
+
+    private void HandleAddDevice(AddDevice add)
+    {
+        if (_devices.Contains(add.Device))
+        {
+            return;
+        }
+
+        _devices.Add(add.Device);
+        Context.Watch(add.Device);
+        foreach (var job in _jobs.Values)
+        {
+            job.Tell(add);
+        }
+    }
+
+    private void HandleTerminated(Terminated terminated) => _devices.Remove(terminated.ActorRef);
+
+    private sealed record JobEnded(string JobId);
+}

@@ -1,0 +1,59 @@
+using DistributedInference.Models.Runtime;
+using static TorchSharp.torch;
+
+namespace DistributedInference.Models.Tasks;
+
+/// <summary>
+/// Any TorchSharp module as a replica: a factory builds it on the device, <c>toTensor</c> turns input rows into its
+/// input, its output tensor (one row per input row) comes back on the CPU, or through <c>fromTensor</c>.
+/// </summary>
+public sealed class ModuleReplica : IReplicaModel
+{
+    private readonly nn.Module<Tensor, Tensor> _module;
+    private readonly Device _device;
+    private readonly Func<object, Tensor> _toTensor;
+    private readonly Func<Tensor, object> _fromTensor;
+
+    private ModuleReplica(string name, nn.Module<Tensor, Tensor> module, DeviceName device, Func<object, Tensor> toTensor, Func<Tensor, object> fromTensor)
+    {
+        _module = module;
+        _device = device.ToTorch();
+        _toTensor = toTensor;
+        _fromTensor = fromTensor;
+        Description = $"{name} on {device}";
+    }
+
+    public string Description { get; }
+
+    /// <param name="name">Shown in status reports.</param>
+    /// <param name="build">Builds the module (weights included) on the given device.</param>
+    /// <param name="toTensor">Input rows to the module's input; by default the rows must already be a tensor.</param>
+    /// <param name="fromTensor">The module's output (on the CPU) to result rows; by default the tensor itself.</param>
+    public static ReplicaModelFactory Factory(
+        string name,
+        Func<Device, nn.Module<Tensor, Tensor>> build,
+        Func<object, Tensor>? toTensor = null,
+        Func<Tensor, object>? fromTensor = null) =>
+        device =>
+        {
+            var torchDevice = device.ToTorch();
+            var module = build(torchDevice);
+            module.eval();
+            return new ModuleReplica(
+                name,
+                module,
+                device,
+                toTensor ?? (rows => rows as Tensor ?? throw new InvalidInputException($"{name} takes a tensor, got {rows.GetType().Name}")),
+                fromTensor ?? (output => output));
+        };
+
+    public object Run(object rows)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var output = _module.forward(_toTensor(rows).to(_device)).cpu();
+        return _fromTensor(output.MoveToOuterDisposeScope());
+    }
+
+    public void Dispose() => _module.Dispose();
+}

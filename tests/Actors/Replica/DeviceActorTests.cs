@@ -1,0 +1,87 @@
+using Akka.Actor;
+using Akka.TestKit.Xunit2;
+using DistributedInference.Actors.Configuration;
+using DistributedInference.Actors.Replica;
+using DistributedInference.Models.Gpt2;
+using DistributedInference.Models.Loading;
+using DistributedInference.Models.Runtime;
+using DistributedInference.Models.Tasks;
+using static TorchSharp.torch;
+
+namespace DistributedInference.Actors.Tests.Replica;
+
+public sealed class DeviceActorTests : TestKit
+{
+    public DeviceActorTests()
+        : base(DistributedInferenceConfig.Default())
+    {
+        LibTorch.Initialize();
+    }
+
+    private static string Fixture(params string[] parts) => Path.Combine([AppContext.BaseDirectory, "fixtures", "gpt2-tiny", .. parts]);
+
+    private static Tensor Expected(string name) => SafeTensorsFile.Open(Fixture("expected.safetensors")).Read(name);
+
+    [Fact]
+    public async Task Runs_gpt2_batches_on_its_device_and_reports_its_status()
+    {
+        var factory = Gpt2Replica.Factory(Gpt2Source.Resolve(Fixture("lm")), InferenceTask.Logits, ScalarType.Float32, 0);
+        var device = Sys.ActorOf(DeviceActor.Props(DeviceName.Cpu, factory), DeviceActor.Name(0));
+        var ids = Expected("input_ids");
+
+        device.Tell(new RunBatch("job", 0, Gpt2Replica.Rows(ids.narrow(0, 0, 3), null)));
+        device.Tell(new RunBatch("job", 1, Gpt2Replica.Rows(ids.narrow(0, 3, 1), null)));
+        var first = await ExpectMsgAsync<BatchCompleted>(TimeSpan.FromSeconds(30));
+        var second = await ExpectMsgAsync<BatchCompleted>(TimeSpan.FromSeconds(30));
+
+        var logits = cat([(Tensor)first.Results, (Tensor)second.Results], 0);
+        var diff = (logits - Expected("lm_logits")).abs().max().ToDouble();
+        Assert.True(diff <= 1e-4, $"max |diff| {diff}");
+
+        var status = await device.Ask<DeviceStatus>(GetDeviceStatus.Instance, TimeSpan.FromSeconds(5));
+        Assert.Equal("cpu", status.Device);
+        Assert.Contains("logits", status.Model, StringComparison.Ordinal);
+        Assert.Equal(2, status.CompletedBatches);
+        Assert.Equal(0, status.QueueLength);
+        Assert.True(status.BusyTime > TimeSpan.Zero);
+    }
+
+    [Fact]
+    public async Task Input_the_model_rejects_fails_the_batch_as_not_retryable()
+    {
+        var factory = Gpt2Replica.Factory(Gpt2Source.Resolve(Fixture("lm")), InferenceTask.Logits, ScalarType.Float32, 0);
+        var device = Sys.ActorOf(DeviceActor.Props(DeviceName.Cpu, factory));
+        device.Tell(new RunBatch("job", 0, Gpt2Replica.Rows(tensor(new long[] { 5, 1000 }, [1, 2]), null)));
+        var failed = await ExpectMsgAsync<BatchFailed>(TimeSpan.FromSeconds(30));
+        Assert.False(failed.Retryable);
+        Assert.Contains("outside the model's vocabulary", failed.Reason, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Any_torch_module_runs_in_replica_mode_across_devices()
+    {
+        // A small MLP, not GPT-2: the runtime only needs a factory that builds it on a device.
+        static nn.Module<Tensor, Tensor> Mlp(Device device)
+        {
+            manual_seed(3);
+            return nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 2)).to(device);
+        }
+
+        var factory = ModuleReplica.Factory("mlp", Mlp);
+        var devices = Enumerable.Range(0, 3).Select(i => Sys.ActorOf(DeviceActor.Props(DeviceName.Cpu, factory), DeviceActor.Name(i))).ToList();
+        var splitter = Sys.ActorOf(ReplicaSplitter.Props(devices));
+        manual_seed(11);
+        var input = randn(10, 4);
+
+        splitter.Tell(new SubmitJob("mlp-job", input, new JobOptions(ApplyPadding: true, MaxBatchSize: 2), TestActor));
+        await ExpectMsgAsync<JobAccepted>();
+        var completed = (JobCompleted)await FishForMessageAsync(m => m is JobCompleted or JobFailed, TimeSpan.FromSeconds(30));
+
+        using var reference = Mlp(CPU);
+        using var expected = reference.forward(input);
+        var results = (Tensor)completed.Results!;
+        Assert.Equal(new long[] { 10, 2 }, results.shape);
+        Assert.True((results - expected).abs().max().ToDouble() < 1e-6);
+        Assert.Equal(3, completed.Statistics.Devices.Count);
+    }
+}

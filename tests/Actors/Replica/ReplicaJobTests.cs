@@ -1,0 +1,202 @@
+using Akka.Actor;
+using Akka.TestKit.Xunit2;
+using DistributedInference.Actors.Configuration;
+using DistributedInference.Actors.Replica;
+using DistributedInference.Actors.Simulation;
+using Xunit.Abstractions;
+
+namespace DistributedInference.Actors.Tests.Replica;
+
+/// <summary>The splitter and its jobs, on simulated devices.</summary>
+public sealed class ReplicaJobTests : TestKit
+{
+    private readonly ITestOutputHelper _output;
+
+    public ReplicaJobTests(ITestOutputHelper output)
+        : base(DistributedInferenceConfig.Default(), output: output)
+    {
+        _output = output;
+    }
+
+    private IActorRef[] Devices(int count, Func<int, SimulatedDeviceOptions>? options = null) =>
+        Enumerable.Range(0, count).Select(i => Sys.ActorOf(SimulatedDevice.Props($"sim-{i}", options?.Invoke(i)), $"sim-{i}")).ToArray();
+
+    // Async all the way: a test thread blocked in a receive would starve the 2-core thread pool the actors run on.
+    private async Task<(JobCompleted Completed, List<RowsCompleted> Streamed)> Run(IActorRef splitter, object input, JobOptions options, TimeSpan? timeout = null)
+    {
+        var client = CreateTestProbe();
+        splitter.Tell(new SubmitJob("job", input, options, client.Ref));
+        await client.ExpectMsgAsync<JobAccepted>();
+        var streamed = new List<RowsCompleted>();
+        while (true)
+        {
+            var message = await client.ReceiveOneAsync(timeout ?? TimeSpan.FromSeconds(20));
+            switch (message)
+            {
+                case RowsCompleted rows:
+                    streamed.Add(rows);
+                    break;
+                case JobCompleted completed:
+                    return (completed, streamed);
+                case JobFailed failed:
+                    throw new Xunit.Sdk.XunitException($"job failed: {failed.Reason}");
+            }
+        }
+    }
+
+    private static void AssertEveryRowOnceInOrder(int rows, JobCompleted completed, List<RowsCompleted> streamed)
+    {
+        Assert.Equal(Enumerable.Range(0, rows), ((object[])completed.Results!).Cast<int>());
+        var seen = streamed.SelectMany(s => Enumerable.Range(s.Start, s.Count)).Order().ToList();
+        Assert.Equal(Enumerable.Range(0, rows), seen);
+        Assert.All(streamed, s => Assert.Equal(Enumerable.Range(s.Start, s.Count), ((object[])s.Results).Cast<int>()));
+    }
+
+    [Theory]
+    [InlineData(1, 10, 3, false)]
+    [InlineData(3, 10, 4, false)]
+    [InlineData(3, 5, 1, true)]
+    [InlineData(4, 5, 2, true)]
+    [InlineData(4, 2, 8, true)]
+    public async Task Returns_every_row_once_in_input_order_with_padding_dropped(int devices, int rows, int maxBatchSize, bool pad)
+    {
+        var splitter = Sys.ActorOf(ReplicaSplitter.Props(Devices(devices)));
+        var (completed, streamed) = await Run(splitter, Enumerable.Range(0, rows).ToArray(), new JobOptions(pad, maxBatchSize));
+        AssertEveryRowOnceInOrder(rows, completed, streamed);
+        var processed = completed.Statistics.Devices.Values.Sum(d => d.Rows);
+        Assert.Equal(rows, processed);
+    }
+
+    [Fact]
+    public async Task Four_equal_devices_finish_64_batches_within_115_percent_of_ideal()
+    {
+        var latency = TimeSpan.FromMilliseconds(100);
+        var devices = Devices(4, _ => new SimulatedDeviceOptions { BatchLatency = latency });
+        var splitter = Sys.ActorOf(ReplicaSplitter.Props(devices));
+        var (completed, streamed) = await Run(splitter, Enumerable.Range(0, 64).ToArray(), new JobOptions(false, MaxBatchSize: 1));
+
+        AssertEveryRowOnceInOrder(64, completed, streamed);
+        var spans = (await Task.WhenAll(devices.Select(d => d.Ask<List<BatchSpan>>(GetBatchSpans.Instance, TimeSpan.FromSeconds(5))))).SelectMany(s => s).ToList();
+        var batchTime = TimeSpan.FromTicks((long)spans.Average(s => (s.Finished - s.Started).Ticks));
+        var ideal = batchTime * 64 / 4;
+        var ratio = completed.Statistics.Elapsed / ideal;
+        _output.WriteLine($"64 batches on 4 devices: {completed.Statistics.Elapsed.TotalMilliseconds:F0} ms, ideal {ideal.TotalMilliseconds:F0} ms " +
+                          $"(measured batch time {batchTime.TotalMilliseconds:F1} ms, nominal {latency.TotalMilliseconds} ms): {ratio:F3}x, " +
+                          $"scaling {64 * batchTime / completed.Statistics.Elapsed:F2} of 4");
+        Assert.Equal(64, spans.Count);
+        Assert.True(ratio <= 1.15, $"{ratio:F3}x the ideal");
+    }
+
+    [Fact]
+    public async Task A_device_stopped_mid_job_loses_no_row()
+    {
+        var devices = Devices(4, i => new SimulatedDeviceOptions { BatchLatency = TimeSpan.FromMilliseconds(20), StopAtBatch = i == 1 ? 3 : null });
+        var splitter = Sys.ActorOf(ReplicaSplitter.Props(devices));
+        var (completed, streamed) = await Run(splitter, Enumerable.Range(0, 40).ToArray(), new JobOptions(false, MaxBatchSize: 2));
+        AssertEveryRowOnceInOrder(40, completed, streamed);
+        Assert.True(completed.Statistics.ResentBatches >= 1);
+    }
+
+    [Fact]
+    public void A_device_stopped_from_outside_mid_job_loses_no_row()
+    {
+        var devices = Devices(3, _ => new SimulatedDeviceOptions { BatchLatency = TimeSpan.FromMilliseconds(30) });
+        var splitter = Sys.ActorOf(ReplicaSplitter.Props(devices));
+        var client = CreateTestProbe();
+        splitter.Tell(new SubmitJob("job", Enumerable.Range(0, 30).ToArray(), new JobOptions(false, 1), client.Ref));
+        client.ExpectMsg<JobAccepted>();
+        client.ExpectMsg<RowsCompleted>();
+        Sys.Stop(devices[2]);
+        var rows = new List<RowsCompleted>();
+        var completed = client.FishForMessage(m => m is JobCompleted, TimeSpan.FromSeconds(10)) as JobCompleted;
+        Assert.Equal(Enumerable.Range(0, 30), ((object[])completed!.Results!).Cast<int>());
+    }
+
+    [Fact]
+    public async Task Failed_batches_are_retried_on_another_device()
+    {
+        var devices = Devices(2, i => new SimulatedDeviceOptions { FailingBatches = i == 0 ? new HashSet<int> { 1, 2 } : new HashSet<int>() });
+        var splitter = Sys.ActorOf(ReplicaSplitter.Props(devices));
+        var (completed, streamed) = await Run(splitter, Enumerable.Range(0, 8).ToArray(), new JobOptions(false, 2));
+        AssertEveryRowOnceInOrder(8, completed, streamed);
+        Assert.Equal(2, completed.Statistics.ResentBatches);
+    }
+
+    [Fact]
+    public void A_batch_that_fails_everywhere_fails_the_job_with_its_reason()
+    {
+        var devices = Devices(2, _ => new SimulatedDeviceOptions { FailingBatches = Enumerable.Range(1, 10).ToHashSet() });
+        var splitter = Sys.ActorOf(ReplicaSplitter.Props(devices));
+        var client = CreateTestProbe();
+        splitter.Tell(new SubmitJob("job", new[] { 1, 2 }, new JobOptions(false, 2) { MaxAttempts = 3 }, client.Ref));
+        client.ExpectMsg<JobAccepted>();
+        var failed = client.ExpectMsg<JobFailed>();
+        Assert.Contains("failed 3 times; last: ", failed.Reason, StringComparison.Ordinal);
+        Assert.Contains("injected failure", failed.Reason, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_slow_device_gets_its_queued_work_taken_by_idle_ones()
+    {
+        var devices = Devices(4, i => new SimulatedDeviceOptions { BatchLatency = TimeSpan.FromMilliseconds(i == 0 ? 400 : 20) });
+        var splitter = Sys.ActorOf(ReplicaSplitter.Props(devices));
+        var (completed, streamed) = await Run(splitter, Enumerable.Range(0, 40).ToArray(), new JobOptions(false, 1));
+        AssertEveryRowOnceInOrder(40, completed, streamed);
+        // Its own share alone (10 batches x 400 ms) would take 4 s.
+        Assert.True(completed.Statistics.Elapsed < TimeSpan.FromSeconds(2), $"{completed.Statistics.Elapsed}");
+        Assert.True(completed.Statistics.Devices["sim-0"].Batches < 10);
+    }
+
+    [Fact]
+    public async Task A_batch_without_an_answer_is_re_sent_after_the_batch_timeout()
+    {
+        var devices = Devices(2, i => new SimulatedDeviceOptions { BatchLatency = TimeSpan.FromMilliseconds(i == 0 ? 60_000 : 10) });
+        var splitter = Sys.ActorOf(ReplicaSplitter.Props(devices));
+        var (completed, streamed) = await Run(splitter, Enumerable.Range(0, 6).ToArray(), new JobOptions(false, 1) { BatchTimeout = TimeSpan.FromMilliseconds(300) });
+        AssertEveryRowOnceInOrder(6, completed, streamed);
+    }
+
+    [Fact]
+    public void Every_device_stopping_fails_the_job()
+    {
+        var devices = Devices(2, _ => new SimulatedDeviceOptions { StopAtBatch = 1 });
+        var splitter = Sys.ActorOf(ReplicaSplitter.Props(devices));
+        var client = CreateTestProbe();
+        splitter.Tell(new SubmitJob("job", new[] { 1, 2, 3 }, new JobOptions(), client.Ref));
+        client.ExpectMsg<JobAccepted>();
+        Assert.Equal("every device stopped", client.ExpectMsg<JobFailed>().Reason);
+    }
+
+    [Fact]
+    public void An_empty_input_completes_with_no_results()
+    {
+        var splitter = Sys.ActorOf(ReplicaSplitter.Props(Devices(2)));
+        var client = CreateTestProbe();
+        splitter.Tell(new SubmitJob("job", Array.Empty<int>(), new JobOptions(ApplyPadding: true), client.Ref));
+        client.ExpectMsg<JobAccepted>(a => a.Rows == 0);
+        Assert.Null(client.ExpectMsg<JobCompleted>().Results);
+    }
+
+    [Fact]
+    public void Input_that_cannot_be_split_fails_the_job_with_a_clear_reason()
+    {
+        var splitter = Sys.ActorOf(ReplicaSplitter.Props(Devices(2)));
+        var client = CreateTestProbe();
+        splitter.Tell(new SubmitJob("job", "a dog", new JobOptions(), client.Ref));
+        Assert.StartsWith("cannot split a string", client.ExpectMsg<JobFailed>().Reason, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_device_added_mid_job_takes_work()
+    {
+        var slow = new SimulatedDeviceOptions { BatchLatency = TimeSpan.FromMilliseconds(50) };
+        var splitter = Sys.ActorOf(ReplicaSplitter.Props(Devices(1, _ => slow)));
+        var client = CreateTestProbe();
+        splitter.Tell(new SubmitJob("job", Enumerable.Range(0, 20).ToArray(), new JobOptions(false, 1), client.Ref));
+        client.ExpectMsg<JobAccepted>();
+        splitter.Tell(new AddDevice(Sys.ActorOf(SimulatedDevice.Props("late", slow), "late")));
+        var completed = (JobCompleted)client.FishForMessage(m => m is JobCompleted, TimeSpan.FromSeconds(10));
+        Assert.Equal(Enumerable.Range(0, 20), ((object[])completed.Results!).Cast<int>());
+        Assert.True(completed.Statistics.Devices["late"].Batches > 0);
+    }
+}
