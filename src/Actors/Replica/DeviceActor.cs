@@ -17,6 +17,7 @@ public sealed class DeviceActor : ReceiveActor
 {
     private readonly DeviceName _device;
     private readonly ReplicaModelFactory _factory;
+    private readonly IActorRef? _readyTo;
     private readonly Queue<(RunBatch Batch, IActorRef ReplyTo)> _queue = new();
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private IReplicaModel? _model;
@@ -24,27 +25,41 @@ public sealed class DeviceActor : ReceiveActor
     private TimeSpan _busy;
     private long _completed;
 
-    public DeviceActor(DeviceName device, ReplicaModelFactory factory)
+    public DeviceActor(DeviceName device, ReplicaModelFactory factory, IActorRef? readyTo)
     {
         _device = device;
         _factory = factory;
+        _readyTo = readyTo;
         Receive<RunBatch>(HandleRunBatch);
         Receive<ProcessNext>(_ => HandleProcessNext());
         Receive<DropJob>(HandleDropJob);
         Receive<GetDeviceStatus>(_ => HandleGetStatus());
     }
 
-    public static Props Props(DeviceName device, ReplicaModelFactory factory) =>
-        Akka.Actor.Props.Create(() => new DeviceActor(device, factory)).WithDispatcher(DistributedInferenceConfig.DeviceDispatcher);
+    /// <param name="readyTo">Told <see cref="DeviceReady"/> once the model is loaded, or <see cref="DeviceLoadFailed"/>.</param>
+    public static Props Props(DeviceName device, ReplicaModelFactory factory, IActorRef? readyTo = null) =>
+        Akka.Actor.Props.Create(() => new DeviceActor(device, factory, readyTo)).WithDispatcher(DistributedInferenceConfig.DeviceDispatcher);
 
     /// <summary>A name for the actor of the <paramref name="index"/>-th device of a node: device-0, device-1, ...</summary>
     public static string Name(int index) => $"device-{index}";
 
     protected override void PreStart()
     {
-        LibTorch.Initialize();
-        _model = _factory(_device);
+        try
+        {
+            LibTorch.Initialize();
+            _model = _factory(_device);
+        }
+        catch (Exception e)
+        {
+            _log.Error(e, "{0}: could not load the model", _device);
+            _readyTo?.Tell(new DeviceLoadFailed(_device.ToString(), e.Message.Split('\n', 2)[0], e is InvalidInputException));
+            Context.Stop(Self);
+            return;
+        }
+
         _log.Info("{0} ready: {1}", _device, _model.Description);
+        _readyTo?.Tell(new DeviceReady(_device.ToString(), _model.Description));
     }
 
     protected override void PostStop() => _model?.Dispose();

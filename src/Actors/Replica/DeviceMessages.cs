@@ -23,3 +23,9 @@ public sealed record GetDeviceStatus
 
 /// <summary>What a device reports about itself.</summary>
 public sealed record DeviceStatus(string Device, string Model, int QueueLength, TimeSpan BusyTime, long CompletedBatches);
+
+/// <summary>Sent once a device actor has its model loaded (to the ready-to actor given at creation).</summary>
+public sealed record DeviceReady(string Device, string Model);
+
+/// <summary>Sent when a device actor could not load its model; the actor then stops.</summary>
+public sealed record DeviceLoadFailed(string Device, string Reason, bool InputError);

@@ -32,7 +32,8 @@ public sealed record RowsCompleted(string JobId, int Start, int Count, object Re
 /// </summary>
 public sealed record JobCompleted(string JobId, object? Results, JobStatistics Statistics);
 
-public sealed record JobFailed(string JobId, string Reason);
+/// <summary>The job ended without results. <see cref="InputError"/>: the input itself is at fault (the same job would fail again).</summary>
+public sealed record JobFailed(string JobId, string Reason, bool InputError = false);
 
 /// <summary>Wall time of a job, and per device the batches it ran and its busy time.</summary>
 public sealed record JobStatistics(TimeSpan Elapsed, IReadOnlyDictionary<string, DeviceShare> Devices, int ResentBatches);

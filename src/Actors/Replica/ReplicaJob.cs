@@ -60,13 +60,13 @@ public sealed class ReplicaJob : ReceiveActor, IWithTimers
         }
         catch (InvalidInputException e)
         {
-            Fail(e.Message);
+            Fail(e.Message, inputError: true);
             return;
         }
 
         if (_job.Options.MaxBatchSize <= 0)
         {
-            Fail($"max_batch_size must be positive, got {_job.Options.MaxBatchSize}");
+            Fail($"max_batch_size must be positive, got {_job.Options.MaxBatchSize}", inputError: true);
             return;
         }
 
@@ -165,7 +165,7 @@ public sealed class ReplicaJob : ReceiveActor, IWithTimers
 
         if (!failed.Retryable)
         {
-            Fail(failed.Reason);
+            Fail(failed.Reason, inputError: true);
             return;
         }
 
@@ -325,14 +325,14 @@ public sealed class ReplicaJob : ReceiveActor, IWithTimers
         Context.Stop(Self);
     }
 
-    private void Fail(string reason)
+    private void Fail(string reason, bool inputError = false)
     {
         foreach (var device in _queued.Keys)
         {
             device.Tell(new DropJob(_job.JobId));
         }
 
-        _job.ReplyTo.Tell(new JobFailed(_job.JobId, reason));
+        _job.ReplyTo.Tell(new JobFailed(_job.JobId, reason, inputError));
         Context.Stop(Self);
     }
 

@@ -1,3 +1,4 @@
+using DistributedInference.Actors.Replica;
 using DistributedInference.Models;
 
 namespace DistributedInference.Host.CommandLine;
@@ -21,6 +22,11 @@ public static class UserErrors
         {
             await error.WriteLineAsync($"di: error: {e.Message}");
             return BadInput;
+        }
+        catch (JobFailedException e)
+        {
+            await error.WriteLineAsync($"di: error: job failed: {e.Message}");
+            return Failure;
         }
         catch (OperationCanceledException)
         {

@@ -1,0 +1,96 @@
+using System.Runtime.CompilerServices;
+using Akka.Actor;
+using DistributedInference.Models;
+
+namespace DistributedInference.Actors.Replica;
+
+/// <summary>Every result of a job in input order (null for an empty input), and where the time went.</summary>
+public sealed record JobResult(object? Results, JobStatistics Statistics);
+
+/// <summary>How far a job is: rows with results of all rows.</summary>
+public readonly record struct JobProgress(int RowsDone, int RowsTotal);
+
+/// <summary>
+/// Submits replica jobs to a splitter from ordinary async code: all results at once (<see cref="RunAsync"/>) or as
+/// batches finish (<see cref="StreamAsync"/>). A job that fails because of its input throws
+/// <see cref="InvalidInputException"/>; any other failure <see cref="JobFailedException"/>.
+/// </summary>
+public sealed class ReplicaClient
+{
+    private readonly IActorRefFactory _system;
+    private readonly IActorRef _splitter;
+
+    public ReplicaClient(IActorRefFactory system, IActorRef splitter)
+    {
+        _system = system;
+        _splitter = splitter;
+    }
+
+    public async Task<JobResult> RunAsync(object input, JobOptions? options = null, IProgress<JobProgress>? progress = null, CancellationToken cancellation = default)
+    {
+        JobResult? result = null;
+        await foreach (var message in Messages(input, options, cancellation))
+        {
+            switch (message)
+            {
+                case JobAccepted accepted:
+                    progress?.Report(new JobProgress(0, accepted.Rows));
+                    break;
+                case RowsCompleted rows:
+                    progress?.Report(new JobProgress(rows.RowsDone, rows.RowsTotal));
+                    break;
+                case JobCompleted completed:
+                    result = new JobResult(completed.Results, completed.Statistics);
+                    break;
+            }
+        }
+
+        return result!;
+    }
+
+    /// <summary>Results of rows as their batches finish (not in input order; each carries its row range).</summary>
+    public async IAsyncEnumerable<RowsCompleted> StreamAsync(object input, JobOptions? options = null, [EnumeratorCancellation] CancellationToken cancellation = default)
+    {
+        await foreach (var message in Messages(input, options, cancellation))
+        {
+            if (message is RowsCompleted rows)
+            {
+                yield return rows;
+            }
+        }
+    }
+
+    private async IAsyncEnumerable<object> Messages(object input, JobOptions? options, [EnumeratorCancellation] CancellationToken cancellation)
+    {
+        var jobId = Guid.NewGuid().ToString("N");
+        var (bridge, reader) = ChannelBridge.Open(_system);
+        using var cancel = cancellation.Register(() => _splitter.Tell(new CancelJob(jobId)));
+        try
+        {
+            _splitter.Tell(new SubmitJob(jobId, input, options ?? new JobOptions(), bridge));
+            while (true)
+            {
+                var message = await reader.ReadAsync(CancellationToken.None);
+                switch (message)
+                {
+                    case JobFailed failed when cancellation.IsCancellationRequested:
+                        throw new OperationCanceledException($"job {jobId} cancelled: {failed.Reason}", cancellation);
+                    case JobFailed { InputError: true } failed:
+                        throw new InvalidInputException(failed.Reason);
+                    case JobFailed failed:
+                        throw new JobFailedException(failed.Reason);
+                    case JobCompleted:
+                        yield return message;
+                        yield break;
+                    default:
+                        yield return message;
+                        break;
+                }
+            }
+        }
+        finally
+        {
+            bridge.Tell(PoisonPill.Instance);
+        }
+    }
+}

@@ -1,0 +1,95 @@
+using Akka.Actor;
+using DistributedInference.Actors.Configuration;
+using DistributedInference.Models;
+using DistributedInference.Models.Runtime;
+using DistributedInference.Models.Tasks;
+
+namespace DistributedInference.Actors.Replica;
+
+/// <summary>
+/// Replica mode in one process, ready to embed: one device actor per device (each loads its own replica), a splitter,
+/// and a client. <see cref="StartAsync"/> returns once every device has its model loaded.
+/// </summary>
+public sealed class ReplicaRuntime : IAsyncDisposable
+{
+    private readonly ActorSystem _system;
+    private readonly bool _ownsSystem;
+
+    private ReplicaRuntime(ActorSystem system, bool ownsSystem, IReadOnlyList<IActorRef> devices, IActorRef splitter)
+    {
+        _system = system;
+        _ownsSystem = ownsSystem;
+        Devices = devices;
+        Splitter = splitter;
+        Client = new ReplicaClient(system, splitter);
+    }
+
+    public IReadOnlyList<IActorRef> Devices { get; }
+
+    public IActorRef Splitter { get; }
+
+    public ReplicaClient Client { get; }
+
+    /// <param name="devices">One device actor each; a name may repeat (cpu,cpu) to run several replicas on one device.</param>
+    /// <param name="model">Builds the replica on a device, on that device actor's thread.</param>
+    /// <param name="system">An actor system to live in (it needs our HOCON defaults); by default a new local one.</param>
+    public static async Task<ReplicaRuntime> StartAsync(
+        IReadOnlyList<DeviceName> devices,
+        ReplicaModelFactory model,
+        ActorSystem? system = null,
+        TimeSpan? loadTimeout = null,
+        CancellationToken cancellation = default)
+    {
+        if (devices.Count == 0)
+        {
+            throw new InvalidInputException("no devices given");
+        }
+
+        var ownsSystem = system is null;
+        system ??= ActorSystem.Create("distributed-inference", DistributedInferenceConfig.Default());
+        var (bridge, reader) = ChannelBridge.Open(system);
+        var refs = devices.Select((device, i) => system.ActorOf(DeviceActor.Props(device, model, bridge), DeviceActor.Name(i))).ToList();
+        try
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
+            timeout.CancelAfter(loadTimeout ?? TimeSpan.FromMinutes(10));
+            for (var ready = 0; ready < refs.Count; ready++)
+            {
+                if (await reader.ReadAsync(timeout.Token) is DeviceLoadFailed failed)
+                {
+                    var message = $"{failed.Device}: could not load the model: {failed.Reason}";
+                    throw failed.InputError ? new InvalidInputException(message) : new JobFailedException(message);
+                }
+            }
+        }
+        catch
+        {
+            await Shutdown(system, ownsSystem, refs);
+            throw;
+        }
+        finally
+        {
+            bridge.Tell(PoisonPill.Instance);
+        }
+
+        var splitter = system.ActorOf(ReplicaSplitter.Props(refs), ReplicaSplitter.ActorName);
+        return new ReplicaRuntime(system, ownsSystem, refs, splitter);
+    }
+
+    /// <summary>Every device's status, in device order.</summary>
+    public async Task<IReadOnlyList<DeviceStatus>> DeviceStatusAsync(TimeSpan? timeout = null) =>
+        await Task.WhenAll(Devices.Select(d => d.Ask<DeviceStatus>(GetDeviceStatus.Instance, timeout ?? TimeSpan.FromSeconds(30))));
+
+    public async ValueTask DisposeAsync() => await Shutdown(_system, _ownsSystem, [.. Devices, Splitter]);
+
+    private static async Task Shutdown(ActorSystem system, bool ownsSystem, IReadOnlyList<IActorRef> actors)
+    {
+        if (ownsSystem)
+        {
+            await system.Terminate();
+            return;
+        }
+
+        await Task.WhenAll(actors.Select(a => a.GracefulStop(TimeSpan.FromSeconds(30))));
+    }
+}
