@@ -18,9 +18,16 @@ public readonly record struct JobProgress(int RowsDone, int RowsTotal);
 public sealed class ReplicaClient
 {
     private readonly IActorRefFactory _system;
-    private readonly IActorRef _splitter;
+    private readonly Func<CancellationToken, Task<IActorRef>> _splitter;
 
     public ReplicaClient(IActorRefFactory system, IActorRef splitter)
+        : this(system, _ => Task.FromResult(splitter))
+    {
+    }
+
+    /// <param name="system">Where the client's reply actors live.</param>
+    /// <param name="splitter">Finds the splitter when the first job is submitted (hosting registers it at start-up).</param>
+    public ReplicaClient(IActorRefFactory system, Func<CancellationToken, Task<IActorRef>> splitter)
     {
         _system = system;
         _splitter = splitter;
@@ -63,11 +70,12 @@ public sealed class ReplicaClient
     private async IAsyncEnumerable<object> Messages(object input, JobOptions? options, [EnumeratorCancellation] CancellationToken cancellation)
     {
         var jobId = Guid.NewGuid().ToString("N");
+        var splitter = await _splitter(cancellation);
         var (bridge, reader) = ChannelBridge.Open(_system);
-        using var cancel = cancellation.Register(() => _splitter.Tell(new CancelJob(jobId)));
+        using var cancel = cancellation.Register(() => splitter.Tell(new CancelJob(jobId)));
         try
         {
-            _splitter.Tell(new SubmitJob(jobId, input, options ?? new JobOptions(), bridge));
+            splitter.Tell(new SubmitJob(jobId, input, options ?? new JobOptions(), bridge));
             while (true)
             {
                 var message = await reader.ReadAsync(CancellationToken.None);

@@ -61,17 +61,25 @@ public sealed class DeviceActorTests : TestKit
     public async Task Any_torch_module_runs_in_replica_mode_across_devices()
     {
         // A small MLP, not GPT-2: the runtime only needs a factory that builds it on a device.
+        // Weights from a formula, not the global random generator: device actors build replicas concurrently.
         static nn.Module<Tensor, Tensor> Mlp(Device device)
         {
-            manual_seed(3);
-            return nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 2)).to(device);
+            var mlp = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 2));
+            using (no_grad())
+            {
+                foreach (var p in mlp.parameters())
+                {
+                    p.copy_(arange(p.NumberOfElements, ScalarType.Float32).mul(0.37).sin().view(p.shape));
+                }
+            }
+
+            return mlp.to(device);
         }
 
         var factory = ModuleReplica.Factory("mlp", Mlp);
         var devices = Enumerable.Range(0, 3).Select(i => Sys.ActorOf(DeviceActor.Props(DeviceName.Cpu, factory), DeviceActor.Name(i))).ToList();
         var splitter = Sys.ActorOf(ReplicaSplitter.Props(devices));
-        manual_seed(11);
-        var input = randn(10, 4);
+        var input = arange(40, ScalarType.Float32).mul(0.11).cos().view(10, 4);
 
         splitter.Tell(new SubmitJob("mlp-job", input, new JobOptions(ApplyPadding: true, MaxBatchSize: 2), TestActor));
         await ExpectMsgAsync<JobAccepted>();

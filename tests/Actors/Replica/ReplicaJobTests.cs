@@ -7,7 +7,8 @@ using Xunit.Abstractions;
 
 namespace DistributedInference.Actors.Tests.Replica;
 
-/// <summary>The splitter and its jobs, on simulated devices.</summary>
+/// <summary>The splitter and its jobs, on simulated devices. Timed, so never run beside other tests.</summary>
+[Collection(TimedTests.Collection)]
 public sealed class ReplicaJobTests : TestKit
 {
     private readonly ITestOutputHelper _output;

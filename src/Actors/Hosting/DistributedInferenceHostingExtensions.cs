@@ -1,0 +1,44 @@
+using Akka.Actor;
+using Akka.Hosting;
+using DistributedInference.Actors.Configuration;
+using DistributedInference.Actors.Replica;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace DistributedInference.Actors.Hosting;
+
+/// <summary>Wires DistributedInference into a host app (Akka.Hosting on Microsoft.Extensions.Hosting).</summary>
+public static class DistributedInferenceHostingExtensions
+{
+    /// <summary>
+    /// Adds our HOCON defaults, one device actor per device and the replica splitter (registered in the
+    /// <see cref="ActorRegistry"/> as <see cref="ReplicaSplitter"/>) to an actor system a host app configures.
+    /// </summary>
+    public static AkkaConfigurationBuilder WithReplicaInference(this AkkaConfigurationBuilder builder, ReplicaSetup setup)
+    {
+        var model = setup.Validate();
+        var devices = setup.Devices.ToList();
+        return builder
+            .AddHocon(DistributedInferenceConfig.Default(), HoconAddMode.Append)
+            .WithActors((system, registry) =>
+            {
+                var deviceActors = devices.Select((device, i) => system.ActorOf(DeviceActor.Props(device, model), DeviceActor.Name(i))).ToList();
+                registry.Register<ReplicaSplitter>(system.ActorOf(ReplicaSplitter.Props(deviceActors), ReplicaSplitter.ActorName));
+            });
+    }
+
+    /// <summary>
+    /// Starts an actor system running replica mode with the host, and registers a <see cref="ReplicaClient"/> that
+    /// submits jobs to it.
+    /// </summary>
+    public static IServiceCollection AddDistributedInference(this IServiceCollection services, Action<ReplicaSetup> configure, string actorSystemName = "distributed-inference")
+    {
+        var setup = new ReplicaSetup();
+        configure(setup);
+        setup.Validate();
+        services.AddAkka(actorSystemName, builder => builder.WithReplicaInference(setup));
+        services.AddSingleton(provider => new ReplicaClient(
+            provider.GetRequiredService<ActorSystem>(),
+            cancellation => provider.GetRequiredService<IRequiredActor<ReplicaSplitter>>().GetAsync(cancellation)));
+        return services;
+    }
+}
