@@ -1,0 +1,80 @@
+using DistributedInference.Models;
+using DistributedInference.Models.Staging;
+using static TorchSharp.torch;
+
+namespace DistributedInference.Actors.Pipeline;
+
+/// <summary>
+/// A stage of a staged model on its device. The first stage takes rows (an ids tensor, or a dictionary with
+/// <c>input_ids</c> and <c>attention_mask</c>); the others take the previous stage's <see cref="StagedBatch"/>, whose
+/// activation they own and dispose once used. Tensors on another device are moved to this stage's device first (the
+/// moved ids and mask travel on with the output).
+/// The last stage returns its output on the CPU, one row per input row.
+/// </summary>
+public sealed class ModelStageWork : IStageWork
+{
+    private readonly ModelStage _stage;
+    private readonly bool _last;
+
+    public ModelStageWork(ModelStage stage, bool last)
+    {
+        _stage = stage;
+        _last = last;
+        Description = $"{string.Join(", ", stage.LayerNames)} on {stage.Device}";
+    }
+
+    public string Description { get; }
+
+    public object Run(object payload)
+    {
+        var input = payload switch
+        {
+            StagedBatch batch => batch,
+            Tensor ids => StagedBatch.FromTokens(ids),
+            IReadOnlyDictionary<string, object> named when named.TryGetValue("input_ids", out var ids) && ids is Tensor idsTensor =>
+                StagedBatch.FromTokens(idsTensor, named.TryGetValue("attention_mask", out var mask) ? mask as Tensor : null),
+            _ => throw new InvalidInputException($"a pipeline takes an input_ids tensor or a dictionary with input_ids, got {payload.GetType().Name}"),
+        };
+        var owned = !ReferenceEquals(input.Hidden, input.InputIds);
+        var local = OnDevice(input);
+        var output = _stage.Run(local);
+        if (owned)
+        {
+            input.Hidden.Dispose();
+            if (!ReferenceEquals(local.Hidden, input.Hidden))
+            {
+                local.Hidden.Dispose();
+            }
+        }
+
+        if (!_last)
+        {
+            return output;
+        }
+
+        var rows = output.Hidden.cpu();
+        if (!ReferenceEquals(rows, output.Hidden))
+        {
+            output.Hidden.Dispose();
+        }
+
+        return rows;
+    }
+
+    public void Dispose() => _stage.Dispose();
+
+    private StagedBatch OnDevice(StagedBatch batch)
+    {
+        var device = _stage.Device;
+        if (Here(batch.Hidden) && Here(batch.InputIds) && (batch.AttentionMask is null || Here(batch.AttentionMask)))
+        {
+            return batch;
+        }
+
+        var ids = batch.InputIds.to(device);
+        var hidden = ReferenceEquals(batch.Hidden, batch.InputIds) ? ids : batch.Hidden.to(device);
+        return new StagedBatch(hidden, ids, batch.AttentionMask?.to(device));
+    }
+
+    private bool Here(Tensor tensor) => tensor.device_type == _stage.Device.type && (tensor.device_index == _stage.Device.index || !tensor.is_cuda);
+}

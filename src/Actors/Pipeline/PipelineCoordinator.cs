@@ -1,0 +1,254 @@
+using Akka.Actor;
+using DistributedInference.Actors.Splitting;
+using DistributedInference.Models;
+
+namespace DistributedInference.Actors.Pipeline;
+
+/// <summary>
+/// Owns the stages of one pipeline (its children), cuts each call into micro-batches, feeds them to the first stage
+/// through a credit window (at most <c>maxInFlight</c> micro-batches inside the pipe, whatever the number of calls),
+/// and reassembles the last stage's outputs in order. Calls stream: micro-batches of the next call enter as soon as
+/// credit allows, so stages do not drain between calls. A stage that stops breaks the pipeline: running and later
+/// calls fail with the reason.
+/// </summary>
+public sealed class PipelineCoordinator : ReceiveActor
+{
+    public const string ActorName = "pipeline";
+
+    private const int TimingsKeptPerStage = 100_000;
+
+    private readonly IReadOnlyList<Func<IStageWork>> _stageWork;
+    private readonly int _maxInFlight;
+    private readonly IActorRef? _readyTo;
+    private readonly List<IActorRef> _stages = [];
+    private readonly Queue<MicroBatch> _waiting = new();
+    private readonly Dictionary<string, Call> _calls = new(StringComparer.Ordinal);
+    private readonly List<List<StageTiming>> _timings = [];
+    private int _inFlight;
+    private int _ready;
+    private int _callsDone;
+    private string? _broken;
+
+    public PipelineCoordinator(IReadOnlyList<Func<IStageWork>> stageWork, int maxInFlight, IActorRef? readyTo)
+    {
+        _stageWork = stageWork;
+        _maxInFlight = maxInFlight;
+        _readyTo = readyTo;
+        Receive<RunPipeline>(HandleRunPipeline);
+        Receive<MicroBatch>(HandleOutput);
+        Receive<StageTiming>(HandleTiming);
+        Receive<MicroBatchFailed>(HandleMicroBatchFailed);
+        Receive<StageReady>(HandleStageReady);
+        Receive<StageLoadFailed>(failed => _readyTo?.Tell(failed));
+        Receive<Terminated>(HandleStageStopped);
+        Receive<GetPipelineMetrics>(_ => Sender.Tell(new PipelineMetrics(Metrics(_timings.SelectMany(t => t).ToList()), _callsDone)));
+        Receive<GetStageTimings>(_ => Sender.Tell(_timings.Select(t => (IReadOnlyList<StageTiming>)t.ToList()).ToList()));
+    }
+
+    /// <param name="stageWork">What each stage computes, built on that stage's thread, in stage order.</param>
+    /// <param name="maxInFlight">Micro-batches allowed inside the pipe at once (backpressure).</param>
+    /// <param name="readyTo">Told <see cref="PipelineReady"/> once every stage is built, or <see cref="StageLoadFailed"/>.</param>
+    public static Props Props(IReadOnlyList<Func<IStageWork>> stageWork, int maxInFlight, IActorRef? readyTo = null) =>
+        Akka.Actor.Props.Create(() => new PipelineCoordinator(stageWork, maxInFlight, readyTo));
+
+    protected override void PreStart()
+    {
+        if (_stageWork.Count == 0 || _maxInFlight <= 0)
+        {
+            throw new ArgumentException("a pipeline needs at least one stage and a positive credit window");
+        }
+
+        var stages = new IActorRef[_stageWork.Count];
+        var next = Self;
+        for (var s = _stageWork.Count - 1; s >= 0; s--)
+        {
+            stages[s] = Context.ActorOf(PipelineStage.Props(s, _stageWork[s], next), PipelineStage.Name(s));
+            Context.Watch(stages[s]);
+            next = stages[s];
+        }
+
+        _stages.AddRange(stages);
+        _timings.AddRange(stages.Select(_ => new List<StageTiming>()));
+    }
+
+    private void HandleStageReady(StageReady ready)
+    {
+        if (++_ready == _stages.Count)
+        {
+            _readyTo?.Tell(new PipelineReady(_stages.ToList()));
+        }
+    }
+
+    private void HandleRunPipeline(RunPipeline run)
+    {
+        if (_broken is not null)
+        {
+            run.ReplyTo.Tell(new PipelineFailed(run.JobId, _broken));
+            return;
+        }
+
+        if (_calls.ContainsKey(run.JobId))
+        {
+            run.ReplyTo.Tell(new PipelineFailed(run.JobId, $"a call with id {run.JobId} is already running", InputError: true));
+            return;
+        }
+
+        int rows;
+        try
+        {
+            rows = Rows.Count(run.Input);
+        }
+        catch (InvalidInputException e)
+        {
+            run.ReplyTo.Tell(new PipelineFailed(run.JobId, e.Message, InputError: true));
+            return;
+        }
+
+        if (run.NumChunks <= 0 || rows == 0)
+        {
+            run.ReplyTo.Tell(new PipelineFailed(run.JobId, rows == 0 ? "no rows to run" : $"num_chunks must be positive, got {run.NumChunks}", InputError: true));
+            return;
+        }
+
+        // Uneven micro-batches, never zero-row padding: fewer rows than chunks means fewer, single-row chunks.
+        var chunks = Share.Plan(rows, Math.Min(run.NumChunks, rows), applyPadding: false);
+        _calls[run.JobId] = new Call(run, new object?[chunks.Count], DateTime.UtcNow);
+        foreach (var chunk in chunks)
+        {
+            _waiting.Enqueue(new MicroBatch(run.JobId, chunk.Rank, Rows.Slice(run.Input, chunk.Start, chunk.Count)));
+        }
+
+        Pump();
+    }
+
+    private void HandleOutput(MicroBatch output)
+    {
+        _inFlight--;
+        if (_calls.TryGetValue(output.JobId, out var call) && call.Outputs[output.Index] is null)
+        {
+            call.Outputs[output.Index] = output.Payload;
+            if (++call.Done == call.Outputs.Length)
+            {
+                Complete(output.JobId, call);
+            }
+        }
+
+        Pump();
+    }
+
+    private void HandleTiming(StageTiming timing)
+    {
+        var kept = _timings[timing.Stage];
+        kept.Add(timing);
+        if (kept.Count > TimingsKeptPerStage)
+        {
+            kept.RemoveRange(0, kept.Count - TimingsKeptPerStage);
+        }
+
+        if (_calls.TryGetValue(timing.JobId, out var call))
+        {
+            call.Timings.Add(timing);
+        }
+    }
+
+    private void HandleMicroBatchFailed(MicroBatchFailed failed)
+    {
+        _inFlight--;
+        Fail(failed.JobId, $"micro-batch {failed.Index}: {failed.Reason}", failed.InputError);
+        Pump();
+    }
+
+    private void HandleStageStopped(Terminated terminated)
+    {
+        var stage = _stages.IndexOf(terminated.ActorRef);
+        _broken = $"pipeline stage {stage} stopped";
+        foreach (var jobId in _calls.Keys.ToList())
+        {
+            Fail(jobId, _broken, inputError: false);
+        }
+    }
+
+    private void Pump()
+    {
+        while (_inFlight < _maxInFlight && _waiting.TryDequeue(out var next))
+        {
+            if (!_calls.ContainsKey(next.JobId))
+            {
+                continue;
+            }
+
+            _inFlight++;
+            _stages[0].Tell(next);
+        }
+    }
+
+    private void Complete(string jobId, Call call)
+    {
+        _calls.Remove(jobId);
+        _callsDone++;
+        var output = Rows.Concat(call.Outputs.Select(o => o!).ToList());
+        if (call.Run.GatherOutput)
+        {
+            foreach (var stage in _stages)
+            {
+                stage.Tell(new OutputGathered(jobId, output));
+            }
+        }
+
+        call.Run.ReplyTo.Tell(new PipelineCompleted(jobId, output, Metrics(call.Timings, call.Submitted)));
+    }
+
+    private void Fail(string jobId, string reason, bool inputError)
+    {
+        // Its micro-batches already inside the pipe run to the end and are ignored there, which keeps the credit count exact.
+        if (!_calls.Remove(jobId, out var call))
+        {
+            return;
+        }
+
+        call.Run.ReplyTo.Tell(new PipelineFailed(jobId, reason, inputError));
+    }
+
+    // Window: from the call's submission (or the first timing) to the last stage's last finish.
+    private PipelineRunMetrics Metrics(IReadOnlyList<StageTiming> timings, DateTime? submitted = null)
+    {
+        if (timings.Count == 0)
+        {
+            return new PipelineRunMetrics(TimeSpan.Zero, []);
+        }
+
+        var start = submitted ?? timings.Min(t => t.Received);
+        var end = timings.Max(t => t.Finished);
+        var elapsed = end - start;
+        var stages = Enumerable.Range(0, _stages.Count).Select(s =>
+        {
+            var mine = timings.Where(t => t.Stage == s).ToList();
+            var busy = TimeSpan.FromTicks(mine.Sum(t => (t.Finished - t.Started).Ticks));
+            var queued = TimeSpan.FromTicks(mine.Sum(t => (t.Started - t.Received).Ticks));
+            return new StageMetrics(s, mine.Count, busy, elapsed - busy, queued);
+        }).ToList();
+        return new PipelineRunMetrics(elapsed, stages);
+    }
+
+    private sealed class Call(RunPipeline run, object?[] outputs, DateTime submitted)
+    {
+        public RunPipeline Run { get; } = run;
+
+        public object?[] Outputs { get; } = outputs;
+
+        public DateTime Submitted { get; } = submitted;
+
+        public List<StageTiming> Timings { get; } = [];
+
+        public int Done { get; set; }
+    }
+}
+
+/// <summary>Every stage of a pipeline has built its layers.</summary>
+public sealed record PipelineReady(IReadOnlyList<IActorRef> Stages);
+
+/// <summary>Asks the coordinator for every stage's recent timings (stage order): answered with a list of lists of <see cref="StageTiming"/>.</summary>
+public sealed record GetStageTimings
+{
+    public static readonly GetStageTimings Instance = new();
+}

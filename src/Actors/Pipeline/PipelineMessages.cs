@@ -1,0 +1,66 @@
+using Akka.Actor;
+
+namespace DistributedInference.Actors.Pipeline;
+
+/// <summary>
+/// Run rows through the pipeline: <see cref="Input"/> (a tensor, or a dictionary such as input_ids and
+/// attention_mask) is cut into <see cref="NumChunks"/> micro-batches of nearly equal rows (never padded with zero
+/// rows). The answer, <see cref="PipelineCompleted"/> or <see cref="PipelineFailed"/>, goes to <see cref="ReplyTo"/>.
+/// Several calls may be in flight: their micro-batches stream through the stages back to back.
+/// </summary>
+public sealed record RunPipeline(string JobId, object Input, int NumChunks, bool GatherOutput, IActorRef ReplyTo);
+
+/// <summary>The output rows in input order, and how the stages spent the call.</summary>
+public sealed record PipelineCompleted(string JobId, object Output, PipelineRunMetrics Metrics);
+
+public sealed record PipelineFailed(string JobId, string Reason, bool InputError = false);
+
+/// <summary>One micro-batch on its way from a stage to the next (the last stage sends it back to the coordinator).</summary>
+public sealed record MicroBatch(string JobId, int Index, object Payload);
+
+/// <summary>A stage could not run a micro-batch (to the coordinator).</summary>
+public sealed record MicroBatchFailed(string JobId, int Index, int Stage, string Reason, bool InputError);
+
+/// <summary>When a stage received, started and finished one micro-batch (to the coordinator, for metrics).</summary>
+public sealed record StageTiming(int Stage, string JobId, int Index, DateTime Received, DateTime Started, DateTime Finished);
+
+/// <summary>With gather_output, every stage is handed the call's whole output once it is complete.</summary>
+public sealed record OutputGathered(string JobId, object Output);
+
+/// <summary>A stage has built its layers on its device (to the coordinator).</summary>
+public sealed record StageReady(int Stage, string Description);
+
+/// <summary>A stage could not build its layers; it stops.</summary>
+public sealed record StageLoadFailed(int Stage, string Reason, bool InputError);
+
+/// <summary>Asks the coordinator for metrics over every call so far: answered with <see cref="PipelineMetrics"/>.</summary>
+public sealed record GetPipelineMetrics
+{
+    public static readonly GetPipelineMetrics Instance = new();
+}
+
+/// <summary>Asks a stage for the outputs it was handed with gather_output: answered with a list of <see cref="OutputGathered"/>.</summary>
+public sealed record GetGatheredOutputs
+{
+    public static readonly GetGatheredOutputs Instance = new();
+}
+
+/// <summary>Per stage: busy (running micro-batches), idle (the rest of the window) and queue time (waiting to start).</summary>
+public sealed record StageMetrics(int Stage, int MicroBatches, TimeSpan Busy, TimeSpan Idle, TimeSpan QueueTime)
+{
+    public double Utilisation => Busy + Idle == TimeSpan.Zero ? 0 : Busy / (Busy + Idle);
+}
+
+/// <summary>
+/// A call's window (first micro-batch in to last result out) and each stage's share of it. The bubble fraction is
+/// the part of stages x window that no stage spent computing.
+/// </summary>
+public sealed record PipelineRunMetrics(TimeSpan Elapsed, IReadOnlyList<StageMetrics> Stages)
+{
+    public double BubbleFraction => Elapsed == TimeSpan.Zero || Stages.Count == 0
+        ? 0
+        : 1 - (Stages.Sum(s => s.Busy.TotalSeconds) / (Stages.Count * Elapsed.TotalSeconds));
+}
+
+/// <summary>Metrics since the pipeline started, over every call.</summary>
+public sealed record PipelineMetrics(PipelineRunMetrics Total, int Calls);

@@ -1,0 +1,121 @@
+using Akka.Actor;
+using DistributedInference.Actors.Configuration;
+using DistributedInference.Actors.Replica;
+using DistributedInference.Models;
+using DistributedInference.Models.Partitioning;
+using DistributedInference.Models.Staging;
+using static TorchSharp.torch;
+
+namespace DistributedInference.Actors.Pipeline;
+
+/// <summary>
+/// Pipeline mode in one process, ready to embed: a coordinator and one stage actor per stage of a plan, each building
+/// its layers on its device. <see cref="StartAsync(IStagedModel, PipelinePlan, ScalarType, ActorSystem?, int?, CancellationToken)"/>
+/// returns once every stage is built.
+/// </summary>
+public sealed class PipelineRuntime : IAsyncDisposable
+{
+    private readonly ActorSystem _system;
+    private readonly bool _ownsSystem;
+
+    private PipelineRuntime(ActorSystem system, bool ownsSystem, IActorRef coordinator, IReadOnlyList<IActorRef> stages)
+    {
+        _system = system;
+        _ownsSystem = ownsSystem;
+        Coordinator = coordinator;
+        Stages = stages;
+    }
+
+    public IActorRef Coordinator { get; }
+
+    public IReadOnlyList<IActorRef> Stages { get; }
+
+    /// <summary>Builds each stage of <paramref name="plan"/> from <paramref name="model"/> on its device.</summary>
+    /// <param name="maxInFlight">Micro-batches inside the pipe at once; by default twice the number of stages.</param>
+    public static Task<PipelineRuntime> StartAsync(
+        IStagedModel model,
+        PipelinePlan plan,
+        ScalarType dtype,
+        ActorSystem? system = null,
+        int? maxInFlight = null,
+        CancellationToken cancellation = default)
+    {
+        var work = plan.Stages.Select(stage => (Func<IStageWork>)(() => new ModelStageWork(
+            model.CreateStage(stage.FirstLayer, stage.LayerCount, stage.Device.ToTorch(), dtype),
+            last: stage.Stage == plan.Stages.Count - 1))).ToList();
+        return StartAsync(work, system, maxInFlight, cancellation);
+    }
+
+    /// <summary>Any stage work (simulated stages included), in stage order.</summary>
+    public static async Task<PipelineRuntime> StartAsync(
+        IReadOnlyList<Func<IStageWork>> stages,
+        ActorSystem? system = null,
+        int? maxInFlight = null,
+        CancellationToken cancellation = default)
+    {
+        var ownsSystem = system is null;
+        system ??= ActorSystem.Create("distributed-inference", DistributedInferenceConfig.Default());
+        var (bridge, reader) = ChannelBridge.Open(system);
+        var coordinator = system.ActorOf(PipelineCoordinator.Props(stages, maxInFlight ?? 2 * stages.Count, bridge), PipelineCoordinator.ActorName);
+        try
+        {
+            var answer = await reader.ReadAsync(cancellation);
+            if (answer is StageLoadFailed failed)
+            {
+                var message = $"pipeline stage {failed.Stage} could not be built: {failed.Reason}";
+                throw failed.InputError ? new InvalidInputException(message) : new JobFailedException(message);
+            }
+
+            return new PipelineRuntime(system, ownsSystem, coordinator, ((PipelineReady)answer).Stages);
+        }
+        catch
+        {
+            await (ownsSystem ? system.Terminate() : coordinator.GracefulStop(TimeSpan.FromSeconds(30)));
+            throw;
+        }
+        finally
+        {
+            bridge.Tell(PoisonPill.Instance);
+        }
+    }
+
+    /// <summary>
+    /// Runs rows through the pipeline in <paramref name="numChunks"/> micro-batches (default: one per stage) and returns
+    /// the output rows in order. Calls may overlap: they stream through the stages.
+    /// </summary>
+    public async Task<PipelineCompleted> RunAsync(object input, int? numChunks = null, bool gatherOutput = false, CancellationToken cancellation = default)
+    {
+        var (bridge, reader) = ChannelBridge.Open(_system);
+        try
+        {
+            var jobId = Guid.NewGuid().ToString("N");
+            Coordinator.Tell(new RunPipeline(jobId, input, numChunks ?? Stages.Count, gatherOutput, bridge));
+            return await reader.ReadAsync(cancellation) switch
+            {
+                PipelineCompleted completed => completed,
+                PipelineFailed { InputError: true } failed => throw new InvalidInputException(failed.Reason),
+                PipelineFailed failed => throw new JobFailedException(failed.Reason),
+                var other => throw new InvalidOperationException($"unexpected answer {other.GetType().Name}"),
+            };
+        }
+        finally
+        {
+            bridge.Tell(PoisonPill.Instance);
+        }
+    }
+
+    /// <summary>Metrics over every call so far.</summary>
+    public Task<PipelineMetrics> MetricsAsync() => Coordinator.Ask<PipelineMetrics>(GetPipelineMetrics.Instance, TimeSpan.FromSeconds(30));
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_ownsSystem)
+        {
+            await _system.Terminate();
+        }
+        else
+        {
+            await Coordinator.GracefulStop(TimeSpan.FromSeconds(30));
+        }
+    }
+}

@@ -1,0 +1,124 @@
+using Akka.Actor;
+using Akka.Event;
+using DistributedInference.Actors.Configuration;
+using DistributedInference.Actors.Replica;
+using DistributedInference.Models;
+using DistributedInference.Models.Runtime;
+
+namespace DistributedInference.Actors.Pipeline;
+
+/// <summary>
+/// One pipeline stage: owns its layers on its device, on its own pinned thread. Micro-batches are run in arrival order
+/// and forwarded to the next stage (the last stage's next is the coordinator); timings and failures go to the parent
+/// coordinator.
+/// </summary>
+public sealed class PipelineStage : ReceiveActor
+{
+    private const int GatheredOutputsKept = 16;
+
+    private readonly int _stage;
+    private readonly Func<IStageWork> _build;
+    private readonly IActorRef _next;
+    private readonly Queue<(MicroBatch Batch, DateTime Received)> _queue = new();
+    private readonly Queue<OutputGathered> _gathered = new();
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private IStageWork? _work;
+    private bool _processing;
+
+    public PipelineStage(int stage, Func<IStageWork> build, IActorRef next)
+    {
+        _stage = stage;
+        _build = build;
+        _next = next;
+        Receive<MicroBatch>(batch =>
+        {
+            _queue.Enqueue((batch, DateTime.UtcNow));
+            ScheduleNext();
+        });
+        Receive<ProcessNext>(_ => HandleProcessNext());
+        Receive<DropJob>(drop => Keep(_queue.Where(item => item.Batch.JobId != drop.JobId).ToList()));
+        Receive<OutputGathered>(HandleOutputGathered);
+        Receive<GetGatheredOutputs>(_ => Sender.Tell(_gathered.ToList()));
+    }
+
+    public static Props Props(int stage, Func<IStageWork> build, IActorRef next) =>
+        Akka.Actor.Props.Create(() => new PipelineStage(stage, build, next)).WithDispatcher(DistributedInferenceConfig.DeviceDispatcher);
+
+    public static string Name(int stage) => $"stage-{stage}";
+
+    protected override void PreStart()
+    {
+        try
+        {
+            LibTorch.Initialize();
+            _work = _build();
+        }
+        catch (Exception e)
+        {
+            _log.Error(e, "stage {0}: could not build its layers", _stage);
+            Context.Parent.Tell(new StageLoadFailed(_stage, e.Message.Split('\n', 2)[0], e is InvalidInputException));
+            Context.Stop(Self);
+            return;
+        }
+
+        Context.Parent.Tell(new StageReady(_stage, _work.Description));
+    }
+
+    protected override void PostStop() => _work?.Dispose();
+
+    private void HandleProcessNext()
+    {
+        _processing = false;
+        if (!_queue.TryDequeue(out var next))
+        {
+            return;
+        }
+
+        var (batch, received) = next;
+        var started = DateTime.UtcNow;
+        try
+        {
+            var output = _work!.Run(batch.Payload);
+            Context.Parent.Tell(new StageTiming(_stage, batch.JobId, batch.Index, received, started, DateTime.UtcNow));
+            _next.Tell(new MicroBatch(batch.JobId, batch.Index, output));
+        }
+        catch (Exception e)
+        {
+            Context.Parent.Tell(new MicroBatchFailed(batch.JobId, batch.Index, _stage, $"stage {_stage}: {e.Message.Split('\n', 2)[0]}", e is InvalidInputException));
+        }
+
+        ScheduleNext();
+    }
+
+    private void HandleOutputGathered(OutputGathered output)
+    {
+        _gathered.Enqueue(output);
+        while (_gathered.Count > GatheredOutputsKept)
+        {
+            _gathered.Dequeue();
+        }
+    }
+
+    private void ScheduleNext()
+    {
+        if (!_processing && _queue.Count > 0)
+        {
+            _processing = true;
+            Self.Tell(ProcessNext.Instance);
+        }
+    }
+
+    private void Keep(List<(MicroBatch Batch, DateTime Received)> kept)
+    {
+        _queue.Clear();
+        foreach (var item in kept)
+        {
+            _queue.Enqueue(item);
+        }
+    }
+
+    private sealed class ProcessNext
+    {
+        public static readonly ProcessNext Instance = new();
+    }
+}

@@ -1,0 +1,23 @@
+using System.Globalization;
+using System.Text;
+
+namespace DistributedInference.Models.Partitioning;
+
+/// <summary>Which layers each pipeline stage runs, and where.</summary>
+public sealed record PipelinePlan(IReadOnlyList<StageAssignment> Stages)
+{
+    /// <summary>The plan as a table: stage, device, layers, parameter bytes.</summary>
+    public string Describe()
+    {
+        var text = new StringBuilder();
+        foreach (var stage in Stages)
+        {
+            var layers = stage.LayerNames.Count == 1 ? stage.LayerNames[0] : $"{stage.LayerNames[0]} .. {stage.LayerNames[^1]}";
+            text.AppendLine(CultureInfo.InvariantCulture, $"stage {stage.Stage} on {stage.Device}: {layers} ({stage.LayerCount} layers, {Megabytes(stage.ParameterBytes)})");
+        }
+
+        return text.ToString();
+    }
+
+    private static string Megabytes(long bytes) => string.Create(CultureInfo.InvariantCulture, $"{bytes / (1024.0 * 1024.0):F1} MiB");
+}
