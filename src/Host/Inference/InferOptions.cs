@@ -15,4 +15,7 @@ public sealed record InferOptions(
     int MaxBatchSize,
     int MaxNewTokens,
     long Seed,
-    string? LibTorch);
+    string? LibTorch,
+    string SplitPoints = "auto",
+    int? NumChunks = null,
+    bool GatherOutput = false);

@@ -61,12 +61,4 @@ public sealed class ReplicaModeTests : IDisposable
         Assert.True(singleExit == 0, singleStderr);
         Assert.Equal(File.ReadAllLines(single), File.ReadAllLines(output));
     }
-
-    [Fact]
-    public async Task Pipeline_mode_is_refused_until_it_exists()
-    {
-        var (exit, _, stderr) = await DiRunner.Run("infer", "--mode", "pipeline", "--model", "gpt2-tiny", "--prompts", "a dog");
-        Assert.Equal(2, exit);
-        Assert.Contains("--mode pipeline is not available yet", stderr, StringComparison.Ordinal);
-    }
 }

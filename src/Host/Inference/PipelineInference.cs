@@ -1,0 +1,52 @@
+using System.Globalization;
+using DistributedInference.Actors.Pipeline;
+using DistributedInference.Actors.Replica;
+using DistributedInference.Models.Gpt2;
+using DistributedInference.Models.Partitioning;
+using DistributedInference.Models.Tasks;
+using static TorchSharp.torch;
+
+namespace DistributedInference.Host.Inference;
+
+/// <summary>
+/// <c>di infer --mode pipeline</c>: GPT-2 cut into one stage per device (at --split-points, or balanced with auto);
+/// the rows go through in calls of at most --max-batch-size rows, each cut into --num-chunks micro-batches, all calls
+/// streaming through the stages back to back. The plan and the bubble fraction are reported on stderr.
+/// </summary>
+public static class PipelineInference
+{
+    public static async Task Run(PreparedJob job, InferOptions options, TextWriter stdout, TextWriter stderr, CancellationToken cancellation)
+    {
+        using var model = job.Task == InferenceTask.Classify
+            ? (nn.Module)job.Source.CreateClassifier(CPU, ScalarType.Float32)
+            : job.Source.CreateLanguageModel(CPU, ScalarType.Float32);
+        var staged = model is Gpt2ForSequenceClassification classifier ? new Gpt2StagedModel(classifier) : new Gpt2StagedModel((Gpt2LMHeadModel)model);
+        var plan = Partitioner.Plan(staged.Layers, job.Devices, options.SplitPoints);
+        await stderr.WriteAsync($"di: pipeline plan ({options.SplitPoints}):{Environment.NewLine}{plan.Describe()}");
+
+        await using var pipeline = await PipelineRuntime.StartAsync(staged, plan, job.DType, cancellation: cancellation);
+        var rows = Gpt2Replica.Rows(job.Inputs.InputIds, job.Inputs.AttentionMask);
+        var total = (int)job.Inputs.Count;
+        var calls = Enumerable.Range(0, (total + options.MaxBatchSize - 1) / options.MaxBatchSize)
+            .Select(c => (Start: c * options.MaxBatchSize, Count: Math.Min(options.MaxBatchSize, total - (c * options.MaxBatchSize))))
+            .ToList();
+
+        var outputs = await ProgressBar.Track(stderr, $"{job.Task.Name()} through {plan.Stages.Count} stage(s)", async progress =>
+        {
+            var done = 0;
+            progress?.Report(new JobProgress(0, total));
+            return await Task.WhenAll(calls.Select(async call =>
+            {
+                var completed = await pipeline.RunAsync(
+                    Actors.Splitting.Rows.Slice(rows, call.Start, call.Count), options.NumChunks ?? plan.Stages.Count, options.GatherOutput, cancellation);
+                progress?.Report(new JobProgress(Interlocked.Add(ref done, call.Count), total));
+                return (Tensor)completed.Output;
+            }));
+        });
+
+        var metrics = await pipeline.MetricsAsync();
+        await stderr.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
+            $"di: {metrics.Calls} call(s), {metrics.Total.Elapsed.TotalMilliseconds:F0} ms, bubble fraction {metrics.Total.BubbleFraction:F3}, stage utilisation {string.Join(" ", metrics.Total.Stages.Select(s => s.Utilisation.ToString("P0", CultureInfo.InvariantCulture)))}"));
+        job.Writer.Write(job.Task, job.Inputs, cat(outputs, 0), job.Source.Config, stdout);
+    }
+}
