@@ -15,7 +15,7 @@ public static class InferCommand
         var promptsFile = new Option<string?>("--prompts-file") { Description = "text file, one prompt a line" };
         var output = new Option<string?>("--output") { Description = "F.safetensors or F.jsonl; JSON lines on stdout when left out" };
         var mode = new Option<string>("--mode") { Description = "replica: every device holds the whole model and gets a share of the rows; pipeline: the model is cut into one stage per device", DefaultValueFactory = _ => "replica" };
-        var splitPoints = new Option<string>("--split-points") { Description = "pipeline: auto (balanced by parameter bytes), or the layers that start stages 2, 3, ...: h.1,h.3", DefaultValueFactory = _ => "auto" };
+        var splitPoints = new Option<string>("--split-points") { Description = "pipeline: auto (balanced by parameter bytes), compute (balanced by estimated FLOPs per token), or the layers that start stages 2, 3, ...: h.1,h.3", DefaultValueFactory = _ => "auto" };
         var numChunks = new Option<int?>("--num-chunks") { Description = "pipeline: micro-batches per call (default: one per stage)" };
         var gatherOutput = new Option<bool>("--gather-output") { Description = "pipeline: hand the output to every stage, not only the last" };
         var devices = new Option<string>("--devices") { Description = "comma-separated devices, one device actor each: cpu,cpu | cuda:0,cuda:1", DefaultValueFactory = _ => "cpu" };

@@ -70,19 +70,23 @@ public sealed class Gpt2StagedModel : IStagedModel
     private List<StagedLayerInfo> Describe()
     {
         var bytesPerElement = _transformer.TokenEmbedding.weight!.ElementSize;
-        StagedLayerInfo Info(string name, IEnumerable<Tensor> tensors)
+        // FLOPs per token: two per weight of every matrix a token is multiplied by (embeddings are lookups, and the
+        // attention scores' share, which grows with the sequence, is left out).
+        StagedLayerInfo Info(string name, IEnumerable<Tensor> tensors, long multiplied)
         {
             var count = tensors.Sum(t => t.NumberOfElements);
-            return new StagedLayerInfo(name, count, count * bytesPerElement);
+            return new StagedLayerInfo(name, count, count * bytesPerElement, 2 * multiplied);
         }
 
         var layers = new List<StagedLayerInfo>
         {
-            Info("wte+wpe", [_transformer.TokenEmbedding.weight!, _transformer.PositionEmbedding.weight!]),
+            Info("wte+wpe", [_transformer.TokenEmbedding.weight!, _transformer.PositionEmbedding.weight!], 0),
         };
-        layers.AddRange(_transformer.Blocks.Select((block, i) => Info($"h.{i}", block.parameters())));
+        layers.AddRange(_transformer.Blocks.Select((block, i) =>
+            Info($"h.{i}", block.parameters(), block.parameters().Where(p => p.dim() == 2).Sum(p => p.NumberOfElements))));
         var head = _languageModel is not null ? _languageModel.HeadWeight : _classifier!.Score.weight!;
-        layers.Add(Info("ln_f+head", [_transformer.FinalNorm.weight!, _transformer.FinalNorm.bias!, head]));
+        // The classifier's head runs once per row, not per token.
+        layers.Add(Info("ln_f+head", [_transformer.FinalNorm.weight!, _transformer.FinalNorm.bias!, head], _languageModel is not null ? head.NumberOfElements : 0));
         return layers;
     }
 }

@@ -5,12 +5,14 @@ namespace DistributedInference.Models.Partitioning;
 
 /// <summary>
 /// Cuts a staged model's layers into one contiguous stage per device: at named split points (each name starts a
-/// stage, as accelerate's <c>split_points</c>), or <c>auto</c>: the cut that makes the largest stage (by parameter
-/// bytes) as small as possible. Never an empty stage.
+/// stage, as accelerate's <c>split_points</c>); <c>auto</c>: the cut that makes the largest stage by parameter bytes
+/// as small as possible (memory); or <c>compute</c>: the same by estimated FLOPs per token (speed, for models that
+/// describe their compute). Never an empty stage.
 /// </summary>
 public static class Partitioner
 {
     public const string Auto = "auto";
+    public const string Compute = "compute";
 
     public static PipelinePlan Plan(IReadOnlyList<StagedLayerInfo> layers, IReadOnlyList<DeviceName> devices, string splitPoints)
     {
@@ -24,9 +26,18 @@ public static class Partitioner
             throw new InvalidInputException($"{devices.Count} stages but the model has only {layers.Count} layers ({string.Join(", ", layers.Select(l => l.Name))})");
         }
 
-        var starts = splitPoints.Trim().Equals(Auto, StringComparison.OrdinalIgnoreCase)
-            ? Balanced(layers.Select(l => l.ParameterBytes).ToList(), devices.Count)
-            : Named(layers, splitPoints, devices.Count);
+        var rule = splitPoints.Trim().ToLowerInvariant();
+        if (rule == Compute && layers.All(l => l.FlopsPerToken == 0))
+        {
+            throw new InvalidInputException("this model does not describe its compute: use --split-points auto or named layers");
+        }
+
+        var starts = rule switch
+        {
+            Auto => Balanced(layers.Select(l => l.ParameterBytes).ToList(), devices.Count),
+            Compute => Balanced(layers.Select(l => l.FlopsPerToken).ToList(), devices.Count),
+            _ => Named(layers, splitPoints, devices.Count),
+        };
 
         var stages = new List<StageAssignment>();
         for (var s = 0; s < starts.Count; s++)
@@ -34,7 +45,7 @@ public static class Partitioner
             var first = starts[s];
             var end = s + 1 < starts.Count ? starts[s + 1] : layers.Count;
             var range = layers.Skip(first).Take(end - first).ToList();
-            stages.Add(new StageAssignment(s, first, end - first, range.Select(l => l.Name).ToList(), range.Sum(l => l.ParameterBytes), devices[s]));
+            stages.Add(new StageAssignment(s, first, end - first, range.Select(l => l.Name).ToList(), range.Sum(l => l.ParameterBytes), range.Sum(l => l.FlopsPerToken), devices[s]));
         }
 
         return new PipelinePlan(stages);
@@ -68,14 +79,14 @@ public static class Partitioner
         return starts;
     }
 
-    // Linear partition: best[k][i] = the smallest possible largest stage when layers [0, i) form k stages.
-    private static List<int> Balanced(IReadOnlyList<long> bytes, int stageCount)
+    // Linear partition: best[k][i] = the smallest possible largest stage (by weight) when layers [0, i) form k stages.
+    private static List<int> Balanced(IReadOnlyList<long> weights, int stageCount)
     {
-        var n = bytes.Count;
+        var n = weights.Count;
         var prefix = new long[n + 1];
         for (var i = 0; i < n; i++)
         {
-            prefix[i + 1] = prefix[i] + bytes[i];
+            prefix[i + 1] = prefix[i] + weights[i];
         }
 
         var best = new long[stageCount + 1, n + 1];

@@ -13,7 +13,7 @@ public sealed record PipelinePlan(IReadOnlyList<StageAssignment> Stages)
         foreach (var stage in Stages)
         {
             var layers = stage.LayerNames.Count == 1 ? stage.LayerNames[0] : $"{stage.LayerNames[0]} .. {stage.LayerNames[^1]}";
-            text.AppendLine(CultureInfo.InvariantCulture, $"stage {stage.Stage} on {stage.Device}: {layers} ({stage.LayerCount} {(stage.LayerCount == 1 ? "layer" : "layers")}, {Megabytes(stage.ParameterBytes)})");
+            text.AppendLine(CultureInfo.InvariantCulture, $"stage {stage.Stage} on {stage.Device}: {layers} ({stage.LayerCount} {(stage.LayerCount == 1 ? "layer" : "layers")}, {Megabytes(stage.ParameterBytes)}{(stage.FlopsPerToken > 0 ? string.Create(CultureInfo.InvariantCulture, $", {stage.FlopsPerToken / 1e6:F1} MFLOP/token") : string.Empty)})");
         }
 
         return text.ToString();

@@ -22,7 +22,8 @@ public sealed class SequentialStagedModel : IStagedModel
         Layers = _layers.Select(l =>
         {
             var parameters = l.Source.parameters().ToList();
-            return new StagedLayerInfo(l.Name, parameters.Sum(p => p.NumberOfElements), parameters.Sum(p => p.NumberOfElements * p.ElementSize));
+            var matrices = parameters.Where(p => p.dim() >= 2).Sum(p => p.NumberOfElements);
+            return new StagedLayerInfo(l.Name, parameters.Sum(p => p.NumberOfElements), parameters.Sum(p => p.NumberOfElements * p.ElementSize), 2 * matrices);
         }).ToList();
     }
 

@@ -46,6 +46,15 @@ public sealed class PartitionerTests
         }
     }
 
+    [Fact]
+    public void Compute_balances_estimated_flops_instead_of_bytes()
+    {
+        StagedLayerInfo[] layers = [new("embed", 100, 400, 0), new("a", 10, 40, 20), new("b", 10, 40, 20), new("head", 100, 400, 40)];
+        Assert.Equal([["embed", "a"], ["b", "head"]], Partitioner.Plan(layers, Cpus(2), "auto").Stages.Select(s => s.LayerNames));
+        Assert.Equal([["embed", "a", "b"], ["head"]], Partitioner.Plan(layers, Cpus(2), "compute").Stages.Select(s => s.LayerNames));
+        Assert.Contains("does not describe its compute", Assert.Throws<InvalidInputException>(() => Partitioner.Plan(Layers, Cpus(2), "compute")).Message, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData(6, "auto", "6 stages but the model has only 5 layers")]
     [InlineData(2, "h.9", "unknown split point 'h.9'")]
