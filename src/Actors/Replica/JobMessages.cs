@@ -14,18 +14,19 @@ public sealed record JobOptions(bool ApplyPadding = false, int MaxBatchSize = 8)
 
 /// <summary>
 /// Run a job: <see cref="Input"/> is a list, a tensor or a dictionary of them, split by rows. Progress and results go
-/// to <see cref="ReplyTo"/>: <see cref="JobAccepted"/>, <see cref="RowsCompleted"/> as batches finish, then
-/// <see cref="JobCompleted"/> or <see cref="JobFailed"/>.
+/// to <see cref="ReplyTo"/>: <see cref="JobAccepted"/>, <see cref="RowsCompleted"/> as batches finish (with their
+/// results when <see cref="StreamResults"/>; the receiver then owns them), then <see cref="JobCompleted"/> or
+/// <see cref="JobFailed"/>.
 /// </summary>
-public sealed record SubmitJob(string JobId, object Input, JobOptions Options, IActorRef ReplyTo);
+public sealed record SubmitJob(string JobId, object Input, JobOptions Options, IActorRef ReplyTo, bool StreamResults = true);
 
 /// <summary>Stop a job; its queued batches are dropped and <see cref="JobFailed"/> is sent.</summary>
 public sealed record CancelJob(string JobId);
 
 public sealed record JobAccepted(string JobId, int Rows, int Batches, int Devices);
 
-/// <summary>Results of rows [Start, Start + Count) of the input, in the order batches finish.</summary>
-public sealed record RowsCompleted(string JobId, int Start, int Count, object Results, int RowsDone, int RowsTotal);
+/// <summary>Rows [Start, Start + Count) of the input are done (in the order batches finish), with their results when the job streams them.</summary>
+public sealed record RowsCompleted(string JobId, int Start, int Count, object? Results, int RowsDone, int RowsTotal);
 
 /// <summary>
 /// Every result in input order, padding dropped (null for an empty input), with where the time went.

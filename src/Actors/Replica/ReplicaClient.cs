@@ -36,7 +36,7 @@ public sealed class ReplicaClient
     public async Task<JobResult> RunAsync(object input, JobOptions? options = null, IProgress<JobProgress>? progress = null, CancellationToken cancellation = default)
     {
         JobResult? result = null;
-        await foreach (var message in Messages(input, options, cancellation))
+        await foreach (var message in Messages(input, options, streamResults: false, cancellation))
         {
             switch (message)
             {
@@ -58,7 +58,7 @@ public sealed class ReplicaClient
     /// <summary>Results of rows as their batches finish (not in input order; each carries its row range).</summary>
     public async IAsyncEnumerable<RowsCompleted> StreamAsync(object input, JobOptions? options = null, [EnumeratorCancellation] CancellationToken cancellation = default)
     {
-        await foreach (var message in Messages(input, options, cancellation))
+        await foreach (var message in Messages(input, options, streamResults: true, cancellation))
         {
             if (message is RowsCompleted rows)
             {
@@ -67,7 +67,7 @@ public sealed class ReplicaClient
         }
     }
 
-    private async IAsyncEnumerable<object> Messages(object input, JobOptions? options, [EnumeratorCancellation] CancellationToken cancellation)
+    private async IAsyncEnumerable<object> Messages(object input, JobOptions? options, bool streamResults, [EnumeratorCancellation] CancellationToken cancellation)
     {
         var jobId = Guid.NewGuid().ToString("N");
         var splitter = await _splitter(cancellation);
@@ -75,7 +75,7 @@ public sealed class ReplicaClient
         using var cancel = cancellation.Register(() => splitter.Tell(new CancelJob(jobId)));
         try
         {
-            splitter.Tell(new SubmitJob(jobId, input, options ?? new JobOptions(), bridge));
+            splitter.Tell(new SubmitJob(jobId, input, options ?? new JobOptions(), bridge, streamResults));
             while (true)
             {
                 var message = await reader.ReadAsync(CancellationToken.None);

@@ -25,6 +25,7 @@ public sealed class ReplicaJob : ReceiveActor, IWithTimers
     private readonly Dictionary<IActorRef, HashSet<int>> _inFlight = new();
     private readonly Dictionary<IActorRef, DeviceUsage> _usage = new();
     private readonly HashSet<IActorRef> _unresponsive = [];
+    private readonly List<object> _received = [];
     private readonly Stopwatch _clock = Stopwatch.StartNew();
     private readonly IReadOnlyList<IActorRef> _initialDevices;
     private List<Batch> _batches = [];
@@ -132,6 +133,8 @@ public sealed class ReplicaJob : ReceiveActor, IWithTimers
 
             var kept = Rows.Slice(completed.Results, 0, batch.Count);
             _results[completed.BatchIndex] = kept;
+            _received.Add(completed.Results);
+            _received.Add(kept);
             _batchesDone++;
             _rowsDone += batch.Count;
             if (_usage.TryGetValue(device, out var usage))
@@ -141,7 +144,7 @@ public sealed class ReplicaJob : ReceiveActor, IWithTimers
 
             if (batch.Count > 0)
             {
-                _job.ReplyTo.Tell(new RowsCompleted(_job.JobId, batch.Start, batch.Count, kept, _rowsDone, _rows));
+                _job.ReplyTo.Tell(new RowsCompleted(_job.JobId, batch.Start, batch.Count, _job.StreamResults ? kept : null, _rowsDone, _rows));
             }
 
             if (_batchesDone == _batches.Count)
@@ -320,6 +323,12 @@ public sealed class ReplicaJob : ReceiveActor, IWithTimers
         var parts = _batches.Select((batch, i) => (batch, result: _results.Length > i ? _results[i] : null))
             .Where(p => p.batch.Count > 0).OrderBy(p => p.batch.Start).Select(p => p.result!).ToList();
         var results = parts.Count == 0 ? null : Rows.Concat(parts);
+        if (!_job.StreamResults)
+        {
+            // Nobody else holds the batch results: free them now rather than at some later GC (large logits add up).
+            _received.ForEach(Rows.Dispose);
+        }
+
         var devices = _usage.ToDictionary(pair => pair.Key.Path.Name, pair => new DeviceShare(pair.Value.Batches, pair.Value.Rows, pair.Value.Busy));
         _job.ReplyTo.Tell(new JobCompleted(_job.JobId, results, new JobStatistics(_clock.Elapsed, devices, _resent)));
         Context.Stop(Self);

@@ -10,6 +10,7 @@ public static class DiCommandLine
         var root = new RootCommand("DistributedInference: actor-based distributed inference for .NET (GPT-2 on TorchSharp).");
         root.Subcommands.Add(InferCommand.Create());
         root.Subcommands.Add(EnvCommand.Create());
+        root.Subcommands.Add(BenchCommand.Create());
         return root;
     }
 }

@@ -50,7 +50,7 @@ public sealed class ReplicaJobTests : TestKit
         Assert.Equal(Enumerable.Range(0, rows), ((object[])completed.Results!).Cast<int>());
         var seen = streamed.SelectMany(s => Enumerable.Range(s.Start, s.Count)).Order().ToList();
         Assert.Equal(Enumerable.Range(0, rows), seen);
-        Assert.All(streamed, s => Assert.Equal(Enumerable.Range(s.Start, s.Count), ((object[])s.Results).Cast<int>()));
+        Assert.All(streamed, s => Assert.Equal(Enumerable.Range(s.Start, s.Count), ((object[])s.Results!).Cast<int>()));
     }
 
     [Theory]
@@ -185,6 +185,33 @@ public sealed class ReplicaJobTests : TestKit
         var client = CreateTestProbe();
         splitter.Tell(new SubmitJob("job", "a dog", new JobOptions(), client.Ref));
         Assert.StartsWith("cannot split a string", client.ExpectMsg<JobFailed>().Reason, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Without_streaming_progress_carries_no_results_and_the_job_frees_batch_results()
+    {
+        var splitter = Sys.ActorOf(ReplicaSplitter.Props(Devices(2, _ => new SimulatedDeviceOptions { Compute = rows => TorchSharp.torch.tensor(((object[])rows).Cast<int>().Select(i => (float)i).ToArray()) })));
+        var client = CreateTestProbe();
+        splitter.Tell(new SubmitJob("job", Enumerable.Range(0, 6).ToArray(), new JobOptions(false, 2), client.Ref, StreamResults: false));
+        await client.ExpectMsgAsync<JobAccepted>();
+        var progress = new List<RowsCompleted>();
+        JobCompleted? completed = null;
+        while (completed is null)
+        {
+            switch (await client.ReceiveOneAsync(TimeSpan.FromSeconds(10)))
+            {
+                case RowsCompleted rows:
+                    progress.Add(rows);
+                    break;
+                case JobCompleted done:
+                    completed = done;
+                    break;
+            }
+        }
+
+        Assert.All(progress, p => Assert.Null(p.Results));
+        Assert.Equal(6, progress[^1].RowsDone);
+        Assert.Equal([0f, 1, 2, 3, 4, 5], ((TorchSharp.torch.Tensor)completed.Results!).data<float>().ToArray());
     }
 
     [Fact]
