@@ -1,5 +1,5 @@
-using Akka.Actor;
 using System.Globalization;
+using Akka.Actor;
 using DistributedInference.Actors.Pipeline;
 
 namespace DistributedInference.Host.Benchmarks;
