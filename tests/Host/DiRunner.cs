@@ -1,5 +1,7 @@
 using System.CommandLine;
 using DistributedInference.Host.CommandLine;
+using DistributedInference.Models.Loading;
+using static TorchSharp.torch;
 
 namespace DistributedInference.Host.Tests;
 
@@ -13,6 +15,15 @@ public static class DiRunner
     public static string TinyClassifier => Path.Combine(Fixtures, "gpt2-tiny", "cls");
 
     public static string Expected => Path.Combine(Fixtures, "gpt2-tiny", "expected.safetensors");
+
+    /// <summary>A tensor of the fixture's expected.safetensors.</summary>
+    public static Tensor ExpectedTensor(string name) => SafeTensorsFile.Open(Expected).Read(name);
+
+    public static double MaxAbsDiff(Tensor actual, Tensor expected)
+    {
+        Assert.Equal(expected.shape, actual.shape);
+        return (actual.to(ScalarType.Float64) - expected.to(ScalarType.Float64)).abs().max().ToDouble();
+    }
 
     public static async Task<(int ExitCode, string Stdout, string Stderr)> Run(params string[] args)
     {

@@ -1,7 +1,6 @@
 using Akka.Actor;
 using Akka.Event;
 using DistributedInference.Actors.Configuration;
-using DistributedInference.Actors.Replica;
 using DistributedInference.Models;
 using DistributedInference.Models.Runtime;
 
@@ -36,7 +35,6 @@ public sealed class PipelineStage : ReceiveActor
             ScheduleNext();
         });
         Receive<ProcessNext>(_ => HandleProcessNext());
-        Receive<DropJob>(drop => Keep(_queue.Where(item => item.Batch.JobId != drop.JobId).ToList()));
         Receive<OutputGathered>(HandleOutputGathered);
         Receive<GetGatheredOutputs>(_ => Sender.Tell(_gathered.ToList()));
     }
@@ -105,15 +103,6 @@ public sealed class PipelineStage : ReceiveActor
         {
             _processing = true;
             Self.Tell(ProcessNext.Instance);
-        }
-    }
-
-    private void Keep(List<(MicroBatch Batch, DateTime Received)> kept)
-    {
-        _queue.Clear();
-        foreach (var item in kept)
-        {
-            _queue.Enqueue(item);
         }
     }
 

@@ -100,15 +100,7 @@ public sealed class DeviceActor : ReceiveActor
         ScheduleNext();
     }
 
-    private void HandleDropJob(DropJob drop)
-    {
-        var kept = _queue.Where(item => item.Batch.JobId != drop.JobId).ToList();
-        _queue.Clear();
-        foreach (var item in kept)
-        {
-            _queue.Enqueue(item);
-        }
-    }
+    private void HandleDropJob(DropJob drop) => _queue.RemoveWhere(item => item.Batch.JobId == drop.JobId);
 
     private void HandleGetStatus() =>
         Sender.Tell(new DeviceStatus(_device.ToString(), _model?.Description ?? "loading", _queue.Count, _busy, _completed));

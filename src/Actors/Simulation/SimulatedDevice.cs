@@ -24,7 +24,7 @@ public sealed class SimulatedDevice : ReceiveActor, IWithTimers
         _options = options;
         Receive<RunBatch>(HandleRunBatch);
         Receive<Finished>(_ => HandleFinished());
-        Receive<DropJob>(drop => Requeue(_queue.Where(item => item.Batch.JobId != drop.JobId).ToList()));
+        Receive<DropJob>(drop => _queue.RemoveWhere(item => item.Batch.JobId == drop.JobId));
         Receive<GetDeviceStatus>(_ => Sender.Tell(new DeviceStatus(_name, "simulated", _queue.Count, _busy, _spans.Count)));
         Receive<GetBatchSpans>(_ => Sender.Tell(_spans.ToList()));
     }
@@ -76,15 +76,6 @@ public sealed class SimulatedDevice : ReceiveActor, IWithTimers
         }
 
         StartNext();
-    }
-
-    private void Requeue(List<(RunBatch Batch, IActorRef ReplyTo)> kept)
-    {
-        _queue.Clear();
-        foreach (var item in kept)
-        {
-            _queue.Enqueue(item);
-        }
     }
 
     private sealed class Finished

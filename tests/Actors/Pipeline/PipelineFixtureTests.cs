@@ -2,7 +2,6 @@ using Akka.Actor;
 using DistributedInference.Actors.Pipeline;
 using DistributedInference.Models;
 using DistributedInference.Models.Gpt2;
-using DistributedInference.Models.Loading;
 using DistributedInference.Models.Partitioning;
 using DistributedInference.Models.Runtime;
 using DistributedInference.Models.Staging;
@@ -15,17 +14,7 @@ public sealed class PipelineFixtureTests
 {
     public PipelineFixtureTests() => LibTorch.Initialize();
 
-    private static string Fixture(params string[] parts) => Path.Combine([AppContext.BaseDirectory, "fixtures", "gpt2-tiny", .. parts]);
-
-    private static Tensor Expected(string name) => SafeTensorsFile.Open(Fixture("expected.safetensors")).Read(name);
-
-    private static Gpt2LMHeadModel LanguageModel() => Gpt2Source.Resolve(Fixture("lm")).CreateLanguageModel(CPU, ScalarType.Float32);
-
-    private static double MaxAbsDiff(Tensor a, Tensor b)
-    {
-        Assert.Equal(b.shape, a.shape);
-        return (a.to(ScalarType.Float64) - b.to(ScalarType.Float64)).abs().max().ToDouble();
-    }
+    private static Gpt2LMHeadModel LanguageModel() => Gpt2Source.Resolve(Fixtures.Path("lm")).CreateLanguageModel(CPU, ScalarType.Float32);
 
     private static DeviceName[] Cpus(int n) => Enumerable.Repeat(DeviceName.Cpu, n).ToArray();
 
@@ -37,7 +26,7 @@ public sealed class PipelineFixtureTests
     public async Task Logits_match_the_unsplit_model_and_transformers(int stages, string splitPoints, int numChunks)
     {
         using var model = LanguageModel();
-        var ids = Expected("input_ids");
+        var ids = Fixtures.Expected("input_ids");
         using var unsplit = model.Logits(ids);
         var plan = Partitioner.Plan(new Gpt2StagedModel(model).Layers, Cpus(stages), splitPoints);
         await using var pipeline = await PipelineRuntime.StartAsync(new Gpt2StagedModel(model), plan, ScalarType.Float32);
@@ -45,8 +34,8 @@ public sealed class PipelineFixtureTests
         var completed = await pipeline.RunAsync(new Dictionary<string, object> { ["input_ids"] = ids }, numChunks);
 
         var logits = (Tensor)completed.Output;
-        Assert.True(MaxAbsDiff(logits, unsplit) <= 1e-5);
-        Assert.True(MaxAbsDiff(logits, Expected("lm_logits")) <= 1e-4);
+        Assert.True(Fixtures.MaxAbsDiff(logits, unsplit) <= 1e-5);
+        Assert.True(Fixtures.MaxAbsDiff(logits, Fixtures.Expected("lm_logits")) <= 1e-4);
         Assert.Equal(stages, completed.Metrics.Stages.Count);
         Assert.All(completed.Metrics.Stages, s => Assert.Equal(Math.Min(numChunks, 4), s.MicroBatches));
     }
@@ -69,18 +58,18 @@ public sealed class PipelineFixtureTests
         // A pipeline cut right after the boundary: its last stage's output is the boundary's activation.
         var work = Enumerable.Range(0, layers).Select(i => (Func<IStageWork>)(() => new ModelStageWork(staged.CreateStage(i, 1, CPU, ScalarType.Float32), last: i == layers - 1))).ToList();
         await using var pipeline = await PipelineRuntime.StartAsync(work);
-        var completed = await pipeline.RunAsync(Expected("input_ids"), numChunks: 3);
-        Assert.True(MaxAbsDiff((Tensor)completed.Output, Expected(expected)) <= 1e-4);
+        var completed = await pipeline.RunAsync(Fixtures.Expected("input_ids"), numChunks: 3);
+        Assert.True(Fixtures.MaxAbsDiff((Tensor)completed.Output, Fixtures.Expected(expected)) <= 1e-4);
     }
 
     [Fact]
     public async Task Classifier_pipelines_read_the_last_real_token()
     {
-        using var model = Gpt2Source.Resolve(Fixture("cls")).CreateClassifier(CPU, ScalarType.Float32);
+        using var model = Gpt2Source.Resolve(Fixtures.Path("cls")).CreateClassifier(CPU, ScalarType.Float32);
         var staged = new Gpt2StagedModel(model);
         await using var pipeline = await PipelineRuntime.StartAsync(staged, Partitioner.Plan(staged.Layers, Cpus(2), "auto"), ScalarType.Float32);
-        var completed = await pipeline.RunAsync(Expected("cls_input_ids"), numChunks: 3);
-        Assert.True(MaxAbsDiff((Tensor)completed.Output, Expected("cls_logits")) <= 1e-4);
+        var completed = await pipeline.RunAsync(Fixtures.Expected("cls_input_ids"), numChunks: 3);
+        Assert.True(Fixtures.MaxAbsDiff((Tensor)completed.Output, Fixtures.Expected("cls_logits")) <= 1e-4);
     }
 
     [Fact]
@@ -89,15 +78,15 @@ public sealed class PipelineFixtureTests
         using var model = LanguageModel();
         var staged = new Gpt2StagedModel(model);
         await using var pipeline = await PipelineRuntime.StartAsync(staged, Partitioner.Plan(staged.Layers, Cpus(2), "h.1"), ScalarType.Float32);
-        var ids = Expected("input_ids");
+        var ids = Fixtures.Expected("input_ids");
         using var shortIds = ids.narrow(1, 0, 9).contiguous();
         var calls = new[] { pipeline.RunAsync(ids, 2), pipeline.RunAsync(shortIds, 4), pipeline.RunAsync(ids.narrow(0, 1, 1), 2) };
         var results = await Task.WhenAll(calls);
 
-        Assert.True(MaxAbsDiff((Tensor)results[0].Output, Expected("lm_logits")) <= 1e-4);
+        Assert.True(Fixtures.MaxAbsDiff((Tensor)results[0].Output, Fixtures.Expected("lm_logits")) <= 1e-4);
         using var expectedShort = model.Logits(shortIds);
-        Assert.True(MaxAbsDiff((Tensor)results[1].Output, expectedShort) <= 1e-5);
-        Assert.True(MaxAbsDiff((Tensor)results[2].Output, Expected("lm_logits").narrow(0, 1, 1)) <= 1e-4);
+        Assert.True(Fixtures.MaxAbsDiff((Tensor)results[1].Output, expectedShort) <= 1e-5);
+        Assert.True(Fixtures.MaxAbsDiff((Tensor)results[2].Output, Fixtures.Expected("lm_logits").narrow(0, 1, 1)) <= 1e-4);
     }
 
     [Fact]
@@ -106,7 +95,7 @@ public sealed class PipelineFixtureTests
         using var model = LanguageModel();
         var staged = new Gpt2StagedModel(model);
         await using var pipeline = await PipelineRuntime.StartAsync(staged, Partitioner.Plan(staged.Layers, Cpus(2), "auto"), ScalarType.Float32);
-        var completed = await pipeline.RunAsync(Expected("input_ids"), gatherOutput: true);
+        var completed = await pipeline.RunAsync(Fixtures.Expected("input_ids"), gatherOutput: true);
         foreach (var stage in pipeline.Stages)
         {
             var gathered = await stage.Ask<List<OutputGathered>>(GetGatheredOutputs.Instance, TimeSpan.FromSeconds(10));
@@ -122,8 +111,8 @@ public sealed class PipelineFixtureTests
         await using var pipeline = await PipelineRuntime.StartAsync(staged, Partitioner.Plan(staged.Layers, Cpus(2), "auto"), ScalarType.Float32);
         var error = await Assert.ThrowsAsync<InvalidInputException>(() => pipeline.RunAsync("not rows"));
         Assert.StartsWith("cannot split a string", error.Message, StringComparison.Ordinal);
-        var ok = await pipeline.RunAsync(Expected("input_ids"));
-        Assert.True(MaxAbsDiff((Tensor)ok.Output, Expected("lm_logits")) <= 1e-4);
+        var ok = await pipeline.RunAsync(Fixtures.Expected("input_ids"));
+        Assert.True(Fixtures.MaxAbsDiff((Tensor)ok.Output, Fixtures.Expected("lm_logits")) <= 1e-4);
     }
 
     [Fact]
@@ -152,6 +141,6 @@ public sealed class PipelineFixtureTests
 
         using var whole = staged.CreateStage(0, 3, CPU, ScalarType.Float32);
         var expected = whole.Run(StagedBatch.FromTokens(input)).Hidden;
-        Assert.True(MaxAbsDiff((Tensor)completed.Output, expected) <= 1e-6);
+        Assert.True(Fixtures.MaxAbsDiff((Tensor)completed.Output, expected) <= 1e-6);
     }
 }

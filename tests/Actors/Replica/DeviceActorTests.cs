@@ -3,7 +3,6 @@ using Akka.TestKit.Xunit2;
 using DistributedInference.Actors.Configuration;
 using DistributedInference.Actors.Replica;
 using DistributedInference.Models.Gpt2;
-using DistributedInference.Models.Loading;
 using DistributedInference.Models.Runtime;
 using DistributedInference.Models.Tasks;
 using static TorchSharp.torch;
@@ -18,16 +17,12 @@ public sealed class DeviceActorTests : TestKit
         LibTorch.Initialize();
     }
 
-    private static string Fixture(params string[] parts) => Path.Combine([AppContext.BaseDirectory, "fixtures", "gpt2-tiny", .. parts]);
-
-    private static Tensor Expected(string name) => SafeTensorsFile.Open(Fixture("expected.safetensors")).Read(name);
-
     [Fact]
     public async Task Runs_gpt2_batches_on_its_device_and_reports_its_status()
     {
-        var factory = Gpt2Replica.Factory(Gpt2Source.Resolve(Fixture("lm")), InferenceTask.Logits, ScalarType.Float32, 0);
+        var factory = Gpt2Replica.Factory(Gpt2Source.Resolve(Fixtures.Path("lm")), InferenceTask.Logits, ScalarType.Float32, 0);
         var device = Sys.ActorOf(DeviceActor.Props(DeviceName.Cpu, factory), DeviceActor.Name(0));
-        var ids = Expected("input_ids");
+        var ids = Fixtures.Expected("input_ids");
 
         device.Tell(new RunBatch("job", 0, Gpt2Replica.Rows(ids.narrow(0, 0, 3), null)));
         device.Tell(new RunBatch("job", 1, Gpt2Replica.Rows(ids.narrow(0, 3, 1), null)));
@@ -35,7 +30,7 @@ public sealed class DeviceActorTests : TestKit
         var second = await ExpectMsgAsync<BatchCompleted>(TimeSpan.FromSeconds(30));
 
         var logits = cat([(Tensor)first.Results, (Tensor)second.Results], 0);
-        var diff = (logits - Expected("lm_logits")).abs().max().ToDouble();
+        var diff = Fixtures.MaxAbsDiff(logits, Fixtures.Expected("lm_logits"));
         Assert.True(diff <= 1e-4, $"max |diff| {diff}");
 
         var status = await device.Ask<DeviceStatus>(GetDeviceStatus.Instance, TimeSpan.FromSeconds(5));
@@ -49,7 +44,7 @@ public sealed class DeviceActorTests : TestKit
     [Fact]
     public async Task Input_the_model_rejects_fails_the_batch_as_not_retryable()
     {
-        var factory = Gpt2Replica.Factory(Gpt2Source.Resolve(Fixture("lm")), InferenceTask.Logits, ScalarType.Float32, 0);
+        var factory = Gpt2Replica.Factory(Gpt2Source.Resolve(Fixtures.Path("lm")), InferenceTask.Logits, ScalarType.Float32, 0);
         var device = Sys.ActorOf(DeviceActor.Props(DeviceName.Cpu, factory));
         device.Tell(new RunBatch("job", 0, Gpt2Replica.Rows(tensor(new long[] { 5, 1000 }, [1, 2]), null)));
         var failed = await ExpectMsgAsync<BatchFailed>(TimeSpan.FromSeconds(30));

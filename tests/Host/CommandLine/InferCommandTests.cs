@@ -12,14 +12,6 @@ public sealed class InferCommandTests : IDisposable
 
     private string Output(string name) => Path.Combine(_folder, name);
 
-    private static Tensor ExpectedTensor(string name) => SafeTensorsFile.Open(DiRunner.Expected).Read(name);
-
-    private static double MaxAbsDiff(Tensor a, Tensor b)
-    {
-        Assert.Equal(b.shape, a.shape);
-        return (a.to(ScalarType.Float64) - b.to(ScalarType.Float64)).abs().max().ToDouble();
-    }
-
     [Fact]
     public async Task Logits_from_safetensors_match_transformers()
     {
@@ -28,31 +20,31 @@ public sealed class InferCommandTests : IDisposable
             "--input-ids", DiRunner.Expected, "--output", output, "--devices", "cpu", "--max-batch-size", "3");
         Assert.True(exit == 0, stderr);
         var logits = SafeTensorsFile.Open(output).Read("logits");
-        Assert.True(MaxAbsDiff(logits, ExpectedTensor("lm_logits")) <= 1e-4);
+        Assert.True(DiRunner.MaxAbsDiff(logits, DiRunner.ExpectedTensor("lm_logits")) <= 1e-4);
     }
 
     [Fact]
     public async Task Classification_from_safetensors_matches_transformers()
     {
         var input = Output("cls-input.safetensors");
-        SafeTensorsFile.Write(input, new Dictionary<string, Tensor> { ["input_ids"] = ExpectedTensor("cls_input_ids") });
+        SafeTensorsFile.Write(input, new Dictionary<string, Tensor> { ["input_ids"] = DiRunner.ExpectedTensor("cls_input_ids") });
         var output = Output("cls.safetensors");
         var (exit, _, stderr) = await DiRunner.Run("infer", "--model", DiRunner.TinyClassifier, "--task", "classify",
             "--input-ids", input, "--output", output);
         Assert.True(exit == 0, stderr);
-        Assert.True(MaxAbsDiff(SafeTensorsFile.Open(output).Read("logits"), ExpectedTensor("cls_logits")) <= 1e-4);
+        Assert.True(DiRunner.MaxAbsDiff(SafeTensorsFile.Open(output).Read("logits"), DiRunner.ExpectedTensor("cls_logits")) <= 1e-4);
     }
 
     [Fact]
     public async Task Greedy_generation_matches_transformers_exactly()
     {
         var input = Output("prompt.safetensors");
-        SafeTensorsFile.Write(input, new Dictionary<string, Tensor> { ["input_ids"] = ExpectedTensor("greedy_prompt") });
+        SafeTensorsFile.Write(input, new Dictionary<string, Tensor> { ["input_ids"] = DiRunner.ExpectedTensor("greedy_prompt") });
         var output = Output("generated.safetensors");
         var (exit, _, stderr) = await DiRunner.Run("infer", "--model", DiRunner.TinyLanguageModel, "--task", "generate",
             "--input-ids", input, "--max-new-tokens", "12", "--output", output);
         Assert.True(exit == 0, stderr);
-        Assert.Equal(ExpectedTensor("greedy_output").data<long>().ToArray(), SafeTensorsFile.Open(output).Read("output_ids").data<long>().ToArray());
+        Assert.Equal(DiRunner.ExpectedTensor("greedy_output").data<long>().ToArray(), SafeTensorsFile.Open(output).Read("output_ids").data<long>().ToArray());
     }
 
     [Fact]

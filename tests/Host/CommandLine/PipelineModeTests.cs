@@ -10,14 +10,6 @@ public sealed class PipelineModeTests : IDisposable
 
     public void Dispose() => Directory.Delete(_folder, recursive: true);
 
-    private static Tensor Expected(string name) => SafeTensorsFile.Open(DiRunner.Expected).Read(name);
-
-    private static double MaxAbsDiff(Tensor a, Tensor b)
-    {
-        Assert.Equal(b.shape, a.shape);
-        return (a.to(ScalarType.Float64) - b.to(ScalarType.Float64)).abs().max().ToDouble();
-    }
-
     [Theory]
     [InlineData("cpu,cpu", "h.1", "2", "4")]
     [InlineData("cpu,cpu,cpu", "auto", "3", "4")]
@@ -30,7 +22,7 @@ public sealed class PipelineModeTests : IDisposable
             "--num-chunks", numChunks, "--max-batch-size", rowsPerCall, "--gather-output", "--task", "logits",
             "--model", DiRunner.TinyLanguageModel, "--input-ids", DiRunner.Expected, "--output", output);
         Assert.True(exit == 0, stderr);
-        Assert.True(MaxAbsDiff(SafeTensorsFile.Open(output).Read("logits"), Expected("lm_logits")) <= 1e-4);
+        Assert.True(DiRunner.MaxAbsDiff(SafeTensorsFile.Open(output).Read("logits"), DiRunner.ExpectedTensor("lm_logits")) <= 1e-4);
         Assert.Contains("di: pipeline plan", stderr, StringComparison.Ordinal);
         Assert.Contains("bubble fraction", stderr, StringComparison.Ordinal);
     }
@@ -39,12 +31,12 @@ public sealed class PipelineModeTests : IDisposable
     public async Task Classification_through_the_pipeline_matches_transformers()
     {
         var input = Path.Combine(_folder, "cls.safetensors");
-        SafeTensorsFile.Write(input, new Dictionary<string, Tensor> { ["input_ids"] = Expected("cls_input_ids") });
+        SafeTensorsFile.Write(input, new Dictionary<string, Tensor> { ["input_ids"] = DiRunner.ExpectedTensor("cls_input_ids") });
         var output = Path.Combine(_folder, "cls-out.safetensors");
         var (exit, _, stderr) = await DiRunner.Run("infer", "--mode", "pipeline", "--devices", "cpu,cpu", "--task", "classify",
             "--model", DiRunner.TinyClassifier, "--input-ids", input, "--output", output, "--num-chunks", "3");
         Assert.True(exit == 0, stderr);
-        Assert.True(MaxAbsDiff(SafeTensorsFile.Open(output).Read("logits"), Expected("cls_logits")) <= 1e-4);
+        Assert.True(DiRunner.MaxAbsDiff(SafeTensorsFile.Open(output).Read("logits"), DiRunner.ExpectedTensor("cls_logits")) <= 1e-4);
     }
 
     [Theory]

@@ -11,14 +11,6 @@ public sealed class ReplicaModeTests : IDisposable
 
     public void Dispose() => Directory.Delete(_folder, recursive: true);
 
-    private static Tensor Expected(string name) => SafeTensorsFile.Open(DiRunner.Expected).Read(name);
-
-    private static double MaxAbsDiff(Tensor a, Tensor b)
-    {
-        Assert.Equal(b.shape, a.shape);
-        return (a.to(ScalarType.Float64) - b.to(ScalarType.Float64)).abs().max().ToDouble();
-    }
-
     [Theory]
     [InlineData(false, "1")]
     [InlineData(true, "8")]
@@ -29,19 +21,19 @@ public sealed class ReplicaModeTests : IDisposable
         var (exit, _, stderr) = await DiRunner.Run(["infer", "--mode", "replica", "--devices", "cpu,cpu,cpu", "--task", "logits",
             "--model", DiRunner.TinyLanguageModel, "--input-ids", DiRunner.Expected, "--output", output, "--max-batch-size", maxBatchSize, .. padding]);
         Assert.True(exit == 0, stderr);
-        Assert.True(MaxAbsDiff(SafeTensorsFile.Open(output).Read("logits"), Expected("lm_logits")) <= 1e-4);
+        Assert.True(DiRunner.MaxAbsDiff(SafeTensorsFile.Open(output).Read("logits"), DiRunner.ExpectedTensor("lm_logits")) <= 1e-4);
     }
 
     [Fact]
     public async Task Classification_on_3_devices_matches_transformers()
     {
         var input = Path.Combine(_folder, "cls.safetensors");
-        SafeTensorsFile.Write(input, new Dictionary<string, Tensor> { ["input_ids"] = Expected("cls_input_ids") });
+        SafeTensorsFile.Write(input, new Dictionary<string, Tensor> { ["input_ids"] = DiRunner.ExpectedTensor("cls_input_ids") });
         var output = Path.Combine(_folder, "cls-out.safetensors");
         var (exit, _, stderr) = await DiRunner.Run("infer", "--mode", "replica", "--devices", "cpu,cpu,cpu", "--task", "classify",
             "--model", DiRunner.TinyClassifier, "--input-ids", input, "--output", output);
         Assert.True(exit == 0, stderr);
-        Assert.True(MaxAbsDiff(SafeTensorsFile.Open(output).Read("logits"), Expected("cls_logits")) <= 1e-4);
+        Assert.True(DiRunner.MaxAbsDiff(SafeTensorsFile.Open(output).Read("logits"), DiRunner.ExpectedTensor("cls_logits")) <= 1e-4);
     }
 
     [Fact]
