@@ -325,8 +325,9 @@ public sealed class ReplicaJob : ReceiveActor, IWithTimers
         var results = parts.Count == 0 ? null : Rows.Concat(parts);
         if (!_job.StreamResults)
         {
-            // Nobody else holds the batch results: free them now rather than at some later GC (large logits add up).
-            _received.ForEach(Rows.Dispose);
+            // Batch results joined into a new tensor are held by nobody else: free them now rather than at some later
+            // GC (large logits add up). Items of lists travel into the output as they are, so they are kept.
+            _received.OfType<TorchSharp.torch.Tensor>().ToList().ForEach(t => t.Dispose());
         }
 
         var devices = _usage.ToDictionary(pair => pair.Key.Path.Name, pair => new DeviceShare(pair.Value.Batches, pair.Value.Rows, pair.Value.Busy));

@@ -67,31 +67,6 @@ public static class Rows
         };
     }
 
-    /// <summary>Disposes the tensors of an input or result (a tensor, or tensors inside lists and dictionaries).</summary>
-    public static void Dispose(object? rows)
-    {
-        switch (rows)
-        {
-            case Tensor tensor:
-                tensor.Dispose();
-                break;
-            case IReadOnlyDictionary<string, object> dictionary:
-                foreach (var value in dictionary.Values)
-                {
-                    Dispose(value);
-                }
-
-                break;
-            case IList list:
-                foreach (var item in list)
-                {
-                    Dispose(item);
-                }
-
-                break;
-        }
-    }
-
     private static IEnumerable<object?> Items(object part) => part switch
     {
         IList list => list.Cast<object?>(),

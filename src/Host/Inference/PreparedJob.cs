@@ -58,8 +58,7 @@ public sealed record PreparedJob(
             throw new InvalidInputException($"{source.Name}: no classification head (score.weight) in the checkpoint; task classify needs a GPT2ForSequenceClassification folder");
         }
 
-        var padId = source.Config.PadTokenId ?? source.Config.EosTokenId ?? 0;
-        var inputs = InferenceInputs.Read(options, source.Config.VocabSize, padId, padLeft: task == InferenceTask.Generate);
+        var inputs = InferenceInputs.Read(options, source.Config.VocabSize, GreedySearch.PadToken(source.Config), padLeft: task == InferenceTask.Generate);
         Gpt2Model.CheckInput(source.Config, inputs.InputIds, task == InferenceTask.Generate ? options.MaxNewTokens : 0);
         return new PreparedJob(task, dtype, devices, writer, source, inputs);
     }

@@ -117,7 +117,7 @@ public sealed class ResultWriter
                 line["logits"] = logits;
                 break;
             default:
-                var generated = Generated(result, inputs.InputIds.shape[1], row, config);
+                var generated = GreedySearch.Continuation(config, result[row], inputs.InputIds.shape[1]);
                 line["output_ids"] = generated;
                 if (decodes)
                 {
@@ -140,14 +140,5 @@ public sealed class ResultWriter
 
         var mask = inputs.AttentionMask[row].data<long>().ToArray();
         return ids.Where((_, t) => mask[t] != 0).ToArray();
-    }
-
-    /// <summary>The tokens generated after the prompt, up to and including the end-of-text token.</summary>
-    private static long[] Generated(Tensor result, long promptWidth, int row, Gpt2Config config)
-    {
-        var tokens = result[row].data<long>().Skip((int)promptWidth).ToList();
-        var eos = config.EosTokenId is { } e && e < config.VocabSize ? e : (long?)null;
-        var end = eos is null ? -1 : tokens.IndexOf(eos.Value);
-        return (end >= 0 ? tokens.Take(end + 1) : tokens).ToArray();
     }
 }

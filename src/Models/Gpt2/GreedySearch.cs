@@ -23,8 +23,8 @@ public static class GreedySearch
         using var noGrad = no_grad();
         var device = inputIds.device;
         var (batch, steps) = (inputIds.shape[0], inputIds.shape[1]);
-        var eos = config.EosTokenId is { } e && e < config.VocabSize ? e : (long?)null;
-        var pad = config.PadTokenId ?? eos ?? 0;
+        var eos = EndOfText(config);
+        var pad = PadToken(config);
 
         using var cache = new KeyValueCache(
             config.LayerCount, batch, config.HeadCount, steps + maxNewTokens, config.HeadSize, device, model.HeadWeight.dtype);
@@ -62,6 +62,20 @@ public static class GreedySearch
 
         return tokens.MoveToOuterDisposeScope();
     }
+
+    /// <summary>The tokens generated after a prompt of <paramref name="promptWidth"/> positions, up to and including the end-of-text token.</summary>
+    public static long[] Continuation(Gpt2Config config, Tensor outputRow, long promptWidth)
+    {
+        var tokens = outputRow.data<long>().Skip((int)promptWidth).ToList();
+        var end = EndOfText(config) is { } eos ? tokens.IndexOf(eos) : -1;
+        return (end >= 0 ? tokens.Take(end + 1) : tokens).ToArray();
+    }
+
+    /// <summary>The id that pads rows: the config's pad token, else its end-of-text token, else 0.</summary>
+    public static long PadToken(Gpt2Config config) => config.PadTokenId ?? EndOfText(config) ?? 0;
+
+    /// <summary>The end-of-text token, when the model's vocabulary has it.</summary>
+    public static long? EndOfText(Gpt2Config config) => config.EosTokenId is { } eos && eos < config.VocabSize ? eos : null;
 
     /// <summary>Positions that skip left padding: the first real token of every row sits at position 0.</summary>
     private static Tensor PositionsFromMask(Tensor mask) =>

@@ -5,8 +5,11 @@ using static TorchSharp.torch;
 namespace DistributedInference.Models.Tasks;
 
 /// <summary>
-/// GPT-2 as a replica: input rows are a dictionary with <c>input_ids</c> [B, T] and optionally
-/// <c>attention_mask</c> [B, T] (or the ids tensor alone); results are the task's tensor, one row per input row.
+/// GPT-2 as a replica. Input rows are either token ids (a dictionary with <c>input_ids</c> [B, T] and optionally
+/// <c>attention_mask</c> [B, T], or the ids tensor alone), whose results are the task's tensor, one row per input
+/// row; or prompts (a list of strings, tokenized here with GPT-2's tokenizer), whose results are one object per
+/// prompt: a <see cref="Gpt2Completion"/> (generate), logits [T_i, vocab] of the prompt's own tokens (logits), or
+/// logits [labels] (classify).
 /// </summary>
 public sealed class Gpt2Replica : IReplicaModel
 {
@@ -47,8 +50,31 @@ public sealed class Gpt2Replica : IReplicaModel
         Tensor ids => _model.Run(ids, null),
         IReadOnlyDictionary<string, object> named when named.TryGetValue(InputIds, out var ids) && ids is Tensor idsTensor =>
             _model.Run(idsTensor, named.TryGetValue(AttentionMask, out var mask) ? mask as Tensor : null),
-        _ => throw new InvalidInputException($"GPT-2 takes a dictionary with {InputIds} (and optionally {AttentionMask}), or an ids tensor"),
+        System.Collections.IList prompts when prompts.Cast<object?>().All(p => p is string) => RunPrompts(prompts.Cast<string>().ToList()),
+        _ => throw new InvalidInputException($"GPT-2 takes prompts (strings), a dictionary with {InputIds} (and optionally {AttentionMask}), or an ids tensor"),
     };
+
+    private object[] RunPrompts(IReadOnlyList<string> prompts)
+    {
+        if (_model.Config.VocabSize < Tokenization.Gpt2Tokenizer.VocabularySize)
+        {
+            throw new InvalidInputException(
+                $"prompts use GPT-2's tokenizer ({Tokenization.Gpt2Tokenizer.VocabularySize} tokens) but this model's vocabulary has {_model.Config.VocabSize}: give token ids instead");
+        }
+
+        var tokens = prompts.Select(p => Tokenization.Gpt2Tokenizer.Instance.Encode(p)).ToList();
+        var batch = Tokenization.TokenBatch.Pad(tokens, _model.PadTokenId, padLeft: _model.Task == InferenceTask.Generate);
+        using var ids = batch.InputIds;
+        using var mask = batch.AttentionMask;
+        using var results = _model.Run(ids, mask);
+        var width = ids.shape[1];
+        return prompts.Select((prompt, row) => _model.Task switch
+        {
+            InferenceTask.Generate => (object)Gpt2Completion.From(prompt, _model.Continuation(results[row], width)),
+            InferenceTask.Logits => results[row].narrow(0, 0, tokens[row].Count).clone(),
+            _ => results[row].clone(),
+        }).ToArray();
+    }
 
     public void Dispose() => _model.Dispose();
 }

@@ -29,7 +29,7 @@ public sealed class Gpt2TaskModel : IDisposable
     public int MaxNewTokens { get; }
 
     /// <summary>The id that pads rows: the config's pad token, else its end-of-text token, else 0.</summary>
-    public long PadTokenId => Config.PadTokenId ?? (Config.EosTokenId is { } eos && eos < Config.VocabSize ? eos : 0);
+    public long PadTokenId => GreedySearch.PadToken(Config);
 
     public static Gpt2TaskModel Load(Gpt2Source source, InferenceTask task, Device device, ScalarType dtype, int maxNewTokens = 20)
     {
@@ -64,6 +64,9 @@ public sealed class Gpt2TaskModel : IDisposable
         };
         return result.cpu().MoveToOuterDisposeScope();
     }
+
+    /// <summary>The tokens generated after a prompt of <paramref name="promptWidth"/> positions, up to and including the end-of-text token.</summary>
+    public long[] Continuation(Tensor outputRow, long promptWidth) => GreedySearch.Continuation(Config, outputRow, promptWidth);
 
     public void Dispose() => _module.Dispose();
 

@@ -1,5 +1,6 @@
 using DistributedInference.Actors.Replica;
 using DistributedInference.Models;
+using DistributedInference.Models.Gpt2;
 using DistributedInference.Models.Runtime;
 using DistributedInference.Models.Tasks;
 using static TorchSharp.torch;
@@ -21,6 +22,39 @@ public sealed class ReplicaRuntimeTests
 
         var result = await runtime.Client.RunAsync(ones(5, 3), new JobOptions(MaxBatchSize: 2));
         Assert.Equal(new long[] { 5, 2 }, ((Tensor)result.Results!).shape);
+    }
+
+    [Fact]
+    public async Task Prompts_are_a_job_too_one_completion_per_prompt_in_order()
+    {
+        string[] prompts = ["a dog", "a cat sat on the mat", "a chicken", "x", "Once upon a time"];
+        var source = Gpt2Source.Resolve("gpt2-tiny");
+        await using var runtime = await ReplicaRuntime.StartAsync(
+            [DeviceName.Cpu, DeviceName.Cpu, DeviceName.Cpu], Gpt2Replica.Factory(source, InferenceTask.Generate, ScalarType.Float32, maxNewTokens: 5));
+
+        var result = await runtime.Client.RunAsync(prompts, new JobOptions(ApplyPadding: true, MaxBatchSize: 1));
+
+        var completions = ((object[])result.Results!).Cast<Gpt2Completion>().ToList();
+        Assert.Equal(prompts, completions.Select(c => c.Prompt));
+        using var alone = Gpt2TaskModel.Load(source, InferenceTask.Generate, CPU, ScalarType.Float32, maxNewTokens: 5);
+        foreach (var completion in completions)
+        {
+            var ids = Models.Tokenization.Gpt2Tokenizer.Instance.Encode(completion.Prompt).Select(i => (long)i).ToArray();
+            using var output = alone.Run(tensor(ids, [1, ids.Length]), null);
+            Assert.Equal(alone.Continuation(output[0], ids.Length), completion.OutputIds);
+            Assert.Equal(Models.Tokenization.Gpt2Tokenizer.Instance.Decode(completion.OutputIds), completion.Text);
+        }
+    }
+
+    [Fact]
+    public async Task Prompt_logits_keep_each_prompts_own_length()
+    {
+        var source = Gpt2Source.Resolve("gpt2-tiny");
+        await using var runtime = await ReplicaRuntime.StartAsync([DeviceName.Cpu, DeviceName.Cpu], Gpt2Replica.Factory(source, InferenceTask.Logits, ScalarType.Float32, 0));
+        var result = await runtime.Client.RunAsync(new[] { "Hello world", "a" }, new JobOptions(MaxBatchSize: 2));
+        var logits = ((object[])result.Results!).Cast<Tensor>().ToList();
+        Assert.Equal([2L, 50257], logits[0].shape);
+        Assert.Equal([1L, 50257], logits[1].shape);
     }
 
     [Fact]
