@@ -1,0 +1,206 @@
+using System.Runtime.Serialization;
+using Akka.Actor;
+using Akka.Serialization;
+using DistributedInference.Actors.Pipeline;
+using DistributedInference.Actors.Replica;
+
+namespace DistributedInference.Actors.Serialization;
+
+/// <summary>
+/// The explicit binary serializer of every message that may cross nodes (bound in hocon/, identifier
+/// <see cref="Id"/>): no type-name JSON. Payloads (rows, results, activations) go through <see cref="ValueCodec"/>;
+/// actor references as their serialized paths. A malformed frame throws <see cref="SerializationException"/>, which
+/// Akka.Remote logs and drops: the receiving node keeps running.
+/// </summary>
+public sealed class DistributedInferenceSerializer : SerializerWithStringManifest
+{
+    public const int Id = 1771;
+
+    private readonly Dictionary<Type, (string Manifest, Action<BinaryWriter, object> Write)> _writers = new();
+    private readonly Dictionary<string, Func<BinaryReader, object>> _readers = new(StringComparer.Ordinal);
+
+    public DistributedInferenceSerializer(ExtendedActorSystem system)
+        : base(system)
+    {
+        // Device protocol (replica mode).
+        Add<RunBatch>("run-batch", (w, m) => { Str(w, m.JobId); w.Write(m.BatchIndex); Value(w, m.Rows); }, r => new RunBatch(Str(r), r.ReadInt32(), Required(r)));
+        Add<BatchCompleted>("batch-completed", (w, m) => { Str(w, m.JobId); w.Write(m.BatchIndex); Value(w, m.Results); Time(w, m.Busy); }, r => new BatchCompleted(Str(r), r.ReadInt32(), Required(r), Time(r)));
+        Add<BatchFailed>("batch-failed", (w, m) => { Str(w, m.JobId); w.Write(m.BatchIndex); Str(w, m.Reason); w.Write(m.Retryable); }, r => new BatchFailed(Str(r), r.ReadInt32(), Str(r), r.ReadBoolean()));
+        Add<DropJob>("drop-job", (w, m) => Str(w, m.JobId), r => new DropJob(Str(r)));
+        Add<GetDeviceStatus>("get-device-status", (_, _) => { }, _ => GetDeviceStatus.Instance);
+        Add<DeviceStatus>("device-status", (w, m) => { Str(w, m.Device); Str(w, m.Model); w.Write(m.QueueLength); Time(w, m.BusyTime); w.Write(m.CompletedBatches); }, r => new DeviceStatus(Str(r), Str(r), r.ReadInt32(), Time(r), r.ReadInt64()));
+        Add<DeviceReady>("device-ready", (w, m) => { Str(w, m.Device); Str(w, m.Model); }, r => new DeviceReady(Str(r), Str(r)));
+        Add<DeviceLoadFailed>("device-load-failed", (w, m) => { Str(w, m.Device); Str(w, m.Reason); w.Write(m.InputError); }, r => new DeviceLoadFailed(Str(r), Str(r), r.ReadBoolean()));
+
+        // Jobs (replica mode).
+        Add<SubmitJob>("submit-job", (w, m) => { Str(w, m.JobId); Value(w, m.Input); Options(w, m.Options); Ref(w, m.ReplyTo); w.Write(m.StreamResults); }, r => new SubmitJob(Str(r), Required(r), Options(r), Ref(r), r.ReadBoolean()));
+        Add<CancelJob>("cancel-job", (w, m) => Str(w, m.JobId), r => new CancelJob(Str(r)));
+        Add<JobAccepted>("job-accepted", (w, m) => { Str(w, m.JobId); w.Write(m.Rows); w.Write(m.Batches); w.Write(m.Devices); }, r => new JobAccepted(Str(r), r.ReadInt32(), r.ReadInt32(), r.ReadInt32()));
+        Add<RowsCompleted>("rows-completed", (w, m) => { Str(w, m.JobId); w.Write(m.Start); w.Write(m.Count); Value(w, m.Results); w.Write(m.RowsDone); w.Write(m.RowsTotal); }, r => new RowsCompleted(Str(r), r.ReadInt32(), r.ReadInt32(), ValueCodec.Read(r), r.ReadInt32(), r.ReadInt32()));
+        Add<JobCompleted>("job-completed", (w, m) => { Str(w, m.JobId); Value(w, m.Results); Statistics(w, m.Statistics); }, r => new JobCompleted(Str(r), ValueCodec.Read(r), Statistics(r)));
+        Add<JobFailed>("job-failed", (w, m) => { Str(w, m.JobId); Str(w, m.Reason); w.Write(m.InputError); }, r => new JobFailed(Str(r), Str(r), r.ReadBoolean()));
+
+        // Pipeline mode.
+        Add<RunPipeline>("run-pipeline", (w, m) => { Str(w, m.JobId); Value(w, m.Input); w.Write(m.NumChunks); w.Write(m.GatherOutput); Ref(w, m.ReplyTo); }, r => new RunPipeline(Str(r), Required(r), r.ReadInt32(), r.ReadBoolean(), Ref(r)));
+        Add<MicroBatch>("micro-batch", (w, m) => { Str(w, m.JobId); w.Write(m.Index); Value(w, m.Payload); }, r => new MicroBatch(Str(r), r.ReadInt32(), Required(r)));
+        Add<MicroBatchFailed>("micro-batch-failed", (w, m) => { Str(w, m.JobId); w.Write(m.Index); w.Write(m.Stage); Str(w, m.Reason); w.Write(m.InputError); }, r => new MicroBatchFailed(Str(r), r.ReadInt32(), r.ReadInt32(), Str(r), r.ReadBoolean()));
+        Add<StageTiming>("stage-timing", (w, m) => { w.Write(m.Stage); Str(w, m.JobId); w.Write(m.Index); Date(w, m.Received); Date(w, m.Started); Date(w, m.Finished); }, r => new StageTiming(r.ReadInt32(), Str(r), r.ReadInt32(), Date(r), Date(r), Date(r)));
+        Add<StageReady>("stage-ready", (w, m) => { w.Write(m.Stage); Str(w, m.Description); }, r => new StageReady(r.ReadInt32(), Str(r)));
+        Add<StageLoadFailed>("stage-load-failed", (w, m) => { w.Write(m.Stage); Str(w, m.Reason); w.Write(m.InputError); }, r => new StageLoadFailed(r.ReadInt32(), Str(r), r.ReadBoolean()));
+        Add<OutputGathered>("output-gathered", (w, m) => { Str(w, m.JobId); Value(w, m.Output); }, r => new OutputGathered(Str(r), Required(r)));
+        Add<PipelineCompleted>("pipeline-completed", (w, m) => { Str(w, m.JobId); Value(w, m.Output); RunMetrics(w, m.Metrics); }, r => new PipelineCompleted(Str(r), Required(r), RunMetrics(r)));
+        Add<PipelineFailed>("pipeline-failed", (w, m) => { Str(w, m.JobId); Str(w, m.Reason); w.Write(m.InputError); }, r => new PipelineFailed(Str(r), Str(r), r.ReadBoolean()));
+    }
+
+    public override int Identifier => Id;
+
+    /// <summary>The message types this serializer is bound to (hocon/ lists the same).</summary>
+    public IReadOnlyCollection<Type> MessageTypes => _writers.Keys;
+
+    public override string Manifest(object o) =>
+        _writers.TryGetValue(o.GetType(), out var entry) ? entry.Manifest : throw new SerializationException($"no manifest for {o.GetType().Name}");
+
+    public override byte[] ToBinary(object obj)
+    {
+        if (!_writers.TryGetValue(obj.GetType(), out var entry))
+        {
+            throw new SerializationException($"cannot serialize {obj.GetType().Name}");
+        }
+
+        using var stream = new MemoryStream();
+        using (var writer = new BinaryWriter(stream))
+        {
+            entry.Write(writer, obj);
+        }
+
+        return stream.ToArray();
+    }
+
+    public override object FromBinary(byte[] bytes, string manifest)
+    {
+        if (!_readers.TryGetValue(manifest, out var read))
+        {
+            throw new SerializationException($"unknown manifest '{manifest}'");
+        }
+
+        try
+        {
+            using var reader = new BinaryReader(new MemoryStream(bytes, writable: false));
+            var message = read(reader);
+            if (reader.BaseStream.Position != bytes.Length)
+            {
+                throw new SerializationException($"{bytes.Length - reader.BaseStream.Position} bytes left over after '{manifest}'");
+            }
+
+            return message;
+        }
+        catch (Exception e) when (e is EndOfStreamException or IOException or ArgumentException or FormatException or OverflowException)
+        {
+            throw new SerializationException($"malformed '{manifest}' frame: {e.Message}", e);
+        }
+    }
+
+    private void Add<T>(string manifest, Action<BinaryWriter, T> write, Func<BinaryReader, T> read)
+        where T : notnull
+    {
+        _writers[typeof(T)] = (manifest, (w, o) => write(w, (T)o));
+        _readers[manifest] = r => read(r);
+    }
+
+    private static void Str(BinaryWriter writer, string text) => ValueCodec.WriteString(writer, text);
+
+    private static string Str(BinaryReader reader) => ValueCodec.ReadString(reader);
+
+    private static void Value(BinaryWriter writer, object? value) => ValueCodec.Write(writer, value);
+
+    private static object Required(BinaryReader reader) => ValueCodec.Read(reader) ?? throw new SerializationException("a required payload is null");
+
+    private static void Time(BinaryWriter writer, TimeSpan time) => writer.Write(time.Ticks);
+
+    private static TimeSpan Time(BinaryReader reader) => TimeSpan.FromTicks(reader.ReadInt64());
+
+    private static void Date(BinaryWriter writer, DateTime date) => writer.Write(date.ToUniversalTime().Ticks);
+
+    private static DateTime Date(BinaryReader reader) => new(reader.ReadInt64(), DateTimeKind.Utc);
+
+    private static void Options(BinaryWriter writer, JobOptions options)
+    {
+        writer.Write(options.ApplyPadding);
+        writer.Write(options.MaxBatchSize);
+        Time(writer, options.BatchTimeout);
+        writer.Write(options.MaxAttempts);
+    }
+
+    private static JobOptions Options(BinaryReader reader) =>
+        new(reader.ReadBoolean(), reader.ReadInt32()) { BatchTimeout = Time(reader), MaxAttempts = reader.ReadInt32() };
+
+    private static void Statistics(BinaryWriter writer, JobStatistics statistics)
+    {
+        Time(writer, statistics.Elapsed);
+        writer.Write(statistics.Devices.Count);
+        foreach (var (device, share) in statistics.Devices)
+        {
+            Str(writer, device);
+            writer.Write(share.Batches);
+            writer.Write(share.Rows);
+            Time(writer, share.Busy);
+        }
+
+        writer.Write(statistics.ResentBatches);
+    }
+
+    private static JobStatistics Statistics(BinaryReader reader)
+    {
+        var elapsed = Time(reader);
+        var count = Count(reader);
+        var devices = new Dictionary<string, DeviceShare>(StringComparer.Ordinal);
+        for (var i = 0; i < count; i++)
+        {
+            devices[Str(reader)] = new DeviceShare(reader.ReadInt32(), reader.ReadInt32(), Time(reader));
+        }
+
+        return new JobStatistics(elapsed, devices, reader.ReadInt32());
+    }
+
+    private static void RunMetrics(BinaryWriter writer, PipelineRunMetrics metrics)
+    {
+        Time(writer, metrics.Elapsed);
+        writer.Write(metrics.Stages.Count);
+        foreach (var stage in metrics.Stages)
+        {
+            writer.Write(stage.Stage);
+            writer.Write(stage.MicroBatches);
+            Time(writer, stage.Busy);
+            Time(writer, stage.Idle);
+            Time(writer, stage.QueueTime);
+        }
+    }
+
+    private static PipelineRunMetrics RunMetrics(BinaryReader reader)
+    {
+        var elapsed = Time(reader);
+        var count = Count(reader);
+        var stages = new List<StageMetrics>(count);
+        for (var i = 0; i < count; i++)
+        {
+            stages.Add(new StageMetrics(reader.ReadInt32(), reader.ReadInt32(), Time(reader), Time(reader), Time(reader)));
+        }
+
+        return new PipelineRunMetrics(elapsed, stages);
+    }
+
+    private static int Count(BinaryReader reader)
+    {
+        var count = reader.ReadInt32();
+        if (count < 0 || count > reader.BaseStream.Length - reader.BaseStream.Position)
+        {
+            throw new SerializationException($"count {count} does not fit the frame");
+        }
+
+        return count;
+    }
+
+    private void Ref(BinaryWriter writer, IActorRef actor) => Str(writer, Akka.Serialization.Serialization.SerializedActorPath(actor));
+
+    private IActorRef Ref(BinaryReader reader) => system.Provider.ResolveActorRef(Str(reader));
+}

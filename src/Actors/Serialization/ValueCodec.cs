@@ -1,0 +1,262 @@
+using System.Runtime.Serialization;
+using System.Text;
+using DistributedInference.Models.Staging;
+using static TorchSharp.torch;
+
+namespace DistributedInference.Actors.Serialization;
+
+/// <summary>
+/// The binary form of message payloads that cross nodes: null, booleans, numbers, strings, tensors (dtype, shape,
+/// raw bytes), lists, string-keyed dictionaries and staged batches, nested. Reading checks every count and size
+/// against what is left of the frame before allocating, and rejects unknown tags, dtypes and over-deep nesting with a
+/// <see cref="SerializationException"/>.
+/// </summary>
+public static class ValueCodec
+{
+    public const int MaxDepth = 32;
+    public const int MaxDimensions = 16;
+
+    private static readonly (ScalarType Type, byte Code, int Size)[] DTypes =
+    [
+        (ScalarType.Float32, 1, 4), (ScalarType.Float64, 2, 8), (ScalarType.Float16, 3, 2), (ScalarType.BFloat16, 4, 2),
+        (ScalarType.Int64, 5, 8), (ScalarType.Int32, 6, 4), (ScalarType.Int16, 7, 2), (ScalarType.Int8, 8, 1),
+        (ScalarType.Byte, 9, 1), (ScalarType.Bool, 10, 1),
+    ];
+
+    private enum Tag : byte
+    {
+        Null = 0,
+        False = 1,
+        True = 2,
+        Int32 = 3,
+        Int64 = 4,
+        Float64 = 5,
+        String = 6,
+        Tensor = 7,
+        List = 8,
+        Dictionary = 9,
+        StagedBatch = 10,
+        Float32 = 11,
+    }
+
+    public static void Write(BinaryWriter writer, object? value, int depth = 0)
+    {
+        if (depth > MaxDepth)
+        {
+            throw new SerializationException($"values nest deeper than {MaxDepth}");
+        }
+
+        switch (value)
+        {
+            case null:
+                writer.Write((byte)Tag.Null);
+                break;
+            case bool flag:
+                writer.Write((byte)(flag ? Tag.True : Tag.False));
+                break;
+            case int number:
+                writer.Write((byte)Tag.Int32);
+                writer.Write(number);
+                break;
+            case long number:
+                writer.Write((byte)Tag.Int64);
+                writer.Write(number);
+                break;
+            case float number:
+                writer.Write((byte)Tag.Float32);
+                writer.Write(number);
+                break;
+            case double number:
+                writer.Write((byte)Tag.Float64);
+                writer.Write(number);
+                break;
+            case string text:
+                writer.Write((byte)Tag.String);
+                WriteString(writer, text);
+                break;
+            case Tensor tensor:
+                writer.Write((byte)Tag.Tensor);
+                WriteTensor(writer, tensor);
+                break;
+            case StagedBatch batch:
+                writer.Write((byte)Tag.StagedBatch);
+                WriteTensor(writer, batch.Hidden);
+                WriteTensor(writer, batch.InputIds);
+                Write(writer, batch.AttentionMask, depth + 1);
+                break;
+            case IReadOnlyDictionary<string, object> dictionary:
+                writer.Write((byte)Tag.Dictionary);
+                writer.Write(dictionary.Count);
+                foreach (var (key, item) in dictionary)
+                {
+                    WriteString(writer, key);
+                    Write(writer, item, depth + 1);
+                }
+
+                break;
+            case System.Collections.IList list:
+                writer.Write((byte)Tag.List);
+                writer.Write(list.Count);
+                foreach (var item in list)
+                {
+                    Write(writer, item, depth + 1);
+                }
+
+                break;
+            default:
+                throw new SerializationException($"cannot send a {value.GetType().Name} across nodes");
+        }
+    }
+
+    public static object? Read(BinaryReader reader, int depth = 0)
+    {
+        if (depth > MaxDepth)
+        {
+            throw new SerializationException($"values nest deeper than {MaxDepth}");
+        }
+
+        var tag = (Tag)reader.ReadByte();
+        switch (tag)
+        {
+            case Tag.Null:
+                return null;
+            case Tag.False:
+                return false;
+            case Tag.True:
+                return true;
+            case Tag.Int32:
+                return reader.ReadInt32();
+            case Tag.Int64:
+                return reader.ReadInt64();
+            case Tag.Float32:
+                return reader.ReadSingle();
+            case Tag.Float64:
+                return reader.ReadDouble();
+            case Tag.String:
+                return ReadString(reader);
+            case Tag.Tensor:
+                return ReadTensor(reader);
+            case Tag.StagedBatch:
+                var hidden = ReadTensor(reader);
+                var ids = ReadTensor(reader);
+                var mask = Read(reader, depth + 1);
+                return new StagedBatch(hidden, ids, mask as Tensor ?? (mask is null ? null : throw new SerializationException("attention mask is not a tensor")));
+            case Tag.List:
+                var count = ReadCount(reader, minimumBytesEach: 1);
+                var items = new object?[count];
+                for (var i = 0; i < count; i++)
+                {
+                    items[i] = Read(reader, depth + 1);
+                }
+
+                return items;
+            case Tag.Dictionary:
+                var entries = ReadCount(reader, minimumBytesEach: 5);
+                var dictionary = new Dictionary<string, object>(entries, StringComparer.Ordinal);
+                for (var i = 0; i < entries; i++)
+                {
+                    var key = ReadString(reader);
+                    dictionary[key] = Read(reader, depth + 1) ?? throw new SerializationException($"dictionary value '{key}' is null");
+                }
+
+                return (IReadOnlyDictionary<string, object>)dictionary;
+            default:
+                throw new SerializationException($"unknown value tag {(byte)tag}");
+        }
+    }
+
+    public static void WriteString(BinaryWriter writer, string text)
+    {
+        var bytes = Encoding.UTF8.GetBytes(text);
+        writer.Write(bytes.Length);
+        writer.Write(bytes);
+    }
+
+    public static string ReadString(BinaryReader reader)
+    {
+        var length = ReadCount(reader, minimumBytesEach: 1);
+        return Encoding.UTF8.GetString(reader.ReadBytes(length));
+    }
+
+    private static void WriteTensor(BinaryWriter writer, Tensor tensor)
+    {
+        var code = DTypes.FirstOrDefault(d => d.Type == tensor.dtype);
+        if (code.Code == 0)
+        {
+            throw new SerializationException($"cannot send a {tensor.dtype} tensor across nodes");
+        }
+
+        writer.Write(code.Code);
+        writer.Write((byte)tensor.dim());
+        foreach (var size in tensor.shape)
+        {
+            writer.Write(size);
+        }
+
+        using var cpu = tensor.detach().cpu().contiguous();
+        if (cpu.NumberOfElements > 0)
+        {
+            writer.Write(cpu.bytes);
+        }
+    }
+
+    private static Tensor ReadTensor(BinaryReader reader)
+    {
+        var code = reader.ReadByte();
+        var dtype = DTypes.FirstOrDefault(d => d.Code == code);
+        if (dtype.Code == 0)
+        {
+            throw new SerializationException($"unknown tensor dtype code {code}");
+        }
+
+        var dimensions = reader.ReadByte();
+        if (dimensions > MaxDimensions)
+        {
+            throw new SerializationException($"tensor with {dimensions} dimensions (at most {MaxDimensions})");
+        }
+
+        var shape = new long[dimensions];
+        long elements = 1;
+        for (var i = 0; i < dimensions; i++)
+        {
+            shape[i] = reader.ReadInt64();
+            if (shape[i] < 0)
+            {
+                throw new SerializationException($"tensor dimension {i} is negative ({shape[i]})");
+            }
+
+            elements = shape[i] == 0 || elements == 0 ? 0 : elements <= long.MaxValue / shape[i] ? elements * shape[i] : -1;
+            if (elements < 0)
+            {
+                throw new SerializationException("tensor shape overflows");
+            }
+        }
+
+        var bytes = elements <= long.MaxValue / dtype.Size ? elements * dtype.Size : -1;
+        var left = reader.BaseStream.Length - reader.BaseStream.Position;
+        if (bytes < 0 || bytes > left)
+        {
+            throw new SerializationException($"tensor [{string.Join(", ", shape)}] needs {bytes} bytes but the frame has {left} left");
+        }
+
+        var tensor = empty(shape, dtype.Type);
+        if (bytes > 0)
+        {
+            reader.BaseStream.ReadExactly(tensor.bytes);
+        }
+
+        return tensor;
+    }
+
+    private static int ReadCount(BinaryReader reader, int minimumBytesEach)
+    {
+        var count = reader.ReadInt32();
+        var left = reader.BaseStream.Length - reader.BaseStream.Position;
+        if (count < 0 || (long)count * minimumBytesEach > left)
+        {
+            throw new SerializationException($"count {count} does not fit the {left} bytes left in the frame");
+        }
+
+        return count;
+    }
+}

@@ -1,0 +1,148 @@
+using System.Runtime.Serialization;
+using Akka.Actor;
+using Akka.TestKit.Xunit2;
+using DistributedInference.Actors.Configuration;
+using DistributedInference.Actors.Pipeline;
+using DistributedInference.Actors.Replica;
+using DistributedInference.Actors.Serialization;
+using DistributedInference.Models.Staging;
+using static TorchSharp.torch;
+
+namespace DistributedInference.Actors.Tests.Serialization;
+
+public sealed class DistributedInferenceSerializerTests : TestKit
+{
+    public DistributedInferenceSerializerTests()
+        : base(DistributedInferenceConfig.Default())
+    {
+        Models.Runtime.LibTorch.Initialize();
+    }
+
+    private DistributedInferenceSerializer Serializer =>
+        (DistributedInferenceSerializer)Sys.Serialization.FindSerializerFor(new DropJob("any"));
+
+    private object RoundTrip(object message)
+    {
+        var serializer = Sys.Serialization.FindSerializerFor(message);
+        Assert.IsType<DistributedInferenceSerializer>(serializer);
+        var manifest = Akka.Serialization.Serialization.ManifestFor(serializer, message);
+        return Sys.Serialization.Deserialize(serializer.ToBinary(message), serializer.Identifier, manifest);
+    }
+
+    private static IReadOnlyDictionary<string, object> Rows() => new Dictionary<string, object>
+    {
+        ["input_ids"] = arange(6, ScalarType.Int64).view(2, 3),
+        ["attention_mask"] = ones(2, 3, ScalarType.Int64),
+        ["meta"] = new object?[] { "a dog", 3, 4L, 1.5, 2.5f, true, null },
+    };
+
+    public static IEnumerable<object[]> Messages()
+    {
+        Models.Runtime.LibTorch.Initialize();
+        var hidden = randn(2, 3, 4).to(ScalarType.BFloat16);
+        yield return [new RunBatch("job", 3, Rows())];
+        yield return [new BatchCompleted("job", 3, randn(2, 5), TimeSpan.FromMilliseconds(12))];
+        yield return [new BatchFailed("job", 3, "cuda:1: out of memory", true)];
+        yield return [new DropJob("job")];
+        yield return [GetDeviceStatus.Instance];
+        yield return [new DeviceStatus("cuda:0", "gpt2 (logits, bf16) on cuda:0", 2, TimeSpan.FromSeconds(3), 17)];
+        yield return [new DeviceReady("cpu", "mlp on cpu")];
+        yield return [new DeviceLoadFailed("cuda:3", "no such device", true)];
+        yield return [new CancelJob("job")];
+        yield return [new JobAccepted("job", 10, 4, 3)];
+        yield return [new RowsCompleted("job", 2, 2, new object?[] { "x", "y" }, 4, 10)];
+        yield return [new JobCompleted("job", randn(4, 2), new JobStatistics(TimeSpan.FromSeconds(1), new Dictionary<string, DeviceShare> { ["device-0"] = new(3, 9, TimeSpan.FromMilliseconds(900)) }, 1))];
+        yield return [new JobFailed("job", "every device stopped", false)];
+        yield return [new MicroBatch("job", 1, new StagedBatch(hidden, arange(6, ScalarType.Int64).view(2, 3), null))];
+        yield return [new MicroBatchFailed("job", 1, 2, "stage 2: bad", true)];
+        yield return [new StageTiming(1, "job", 2, DateTime.UtcNow, DateTime.UtcNow.AddMilliseconds(1), DateTime.UtcNow.AddMilliseconds(5))];
+        yield return [new StageReady(0, "wte+wpe on cpu")];
+        yield return [new StageLoadFailed(1, "oom", false)];
+        yield return [new OutputGathered("job", zeros(0, 7))];
+        yield return [new PipelineCompleted("job", ones(2, 2), new PipelineRunMetrics(TimeSpan.FromSeconds(2), [new StageMetrics(0, 4, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1), TimeSpan.Zero)]))];
+        yield return [new PipelineFailed("job", "pipeline stage 1 stopped", false)];
+    }
+
+    [Theory]
+    [MemberData(nameof(Messages))]
+    public void Every_cross_node_message_round_trips_through_its_binary_serializer(object message)
+    {
+        var back = RoundTrip(message);
+        Assert.Equal(message.GetType(), back.GetType());
+        Assert.Equal(Describe(message), Describe(back));
+    }
+
+    [Fact]
+    public void Messages_with_actor_references_resolve_them_again()
+    {
+        var probe = CreateTestProbe();
+        var submit = (SubmitJob)RoundTrip(new SubmitJob("job", new[] { "a", "b" }, new JobOptions(true, 3) { MaxAttempts = 5, BatchTimeout = TimeSpan.FromSeconds(7) }, probe.Ref, false));
+        Assert.Equal(probe.Ref, submit.ReplyTo);
+        Assert.Equal(new JobOptions(true, 3) { MaxAttempts = 5, BatchTimeout = TimeSpan.FromSeconds(7) }, submit.Options);
+        Assert.False(submit.StreamResults);
+        var run = (RunPipeline)RoundTrip(new RunPipeline("job", Rows(), 4, true, probe.Ref));
+        Assert.Equal(probe.Ref, run.ReplyTo);
+        Assert.Equal((4, true), (run.NumChunks, run.GatherOutput));
+    }
+
+    [Fact]
+    public void The_hocon_bindings_cover_exactly_the_messages_the_serializer_knows()
+    {
+        var bound = Sys.Settings.Config.GetConfig("akka.actor.serialization-bindings").AsEnumerable()
+            .Select(pair => Type.GetType(pair.Key.Trim('"'), throwOnError: true)!).ToHashSet();
+        Assert.Equal(Serializer.MessageTypes.OrderBy(t => t.FullName), bound.Where(t => t.Namespace!.StartsWith("DistributedInference", StringComparison.Ordinal)).OrderBy(t => t.FullName));
+    }
+
+    [Fact]
+    public void Malformed_frames_are_rejected_with_a_serialization_error()
+    {
+        var good = Serializer.ToBinary(new RunBatch("job", 1, arange(4, ScalarType.Float32).view(2, 2)));
+        Assert.Throws<SerializationException>(() => Serializer.FromBinary(good, "no-such-manifest"));
+        Assert.Throws<SerializationException>(() => Serializer.FromBinary(good[..^3], "run-batch"));
+        Assert.Throws<SerializationException>(() => Serializer.FromBinary([.. good, 0], "run-batch"));
+
+        // Tag 7 (tensor), dtype 1 (float32), 2 dimensions of 1e9 x 1e9: refused before allocating.
+        using var huge = new MemoryStream();
+        using (var writer = new BinaryWriter(huge))
+        {
+            ValueCodec.WriteString(writer, "job");
+            writer.Write(1);
+            writer.Write((byte)7);
+            writer.Write((byte)1);
+            writer.Write((byte)2);
+            writer.Write(1_000_000_000L);
+            writer.Write(1_000_000_000L);
+        }
+
+        Assert.Contains("bytes but the frame has", Assert.Throws<SerializationException>(() => Serializer.FromBinary(huge.ToArray(), "run-batch")).Message, StringComparison.Ordinal);
+
+        var badDtype = (byte[])good.Clone();
+        badDtype[4 + 3 + 4 + 1] = 99;
+        Assert.Contains("unknown tensor dtype", Assert.Throws<SerializationException>(() => Serializer.FromBinary(badDtype, "run-batch")).Message, StringComparison.Ordinal);
+
+        var badCount = Serializer.ToBinary(new RowsCompleted("job", 0, 1, new object?[] { 1 }, 1, 1));
+        badCount[4 + 3 + 4 + 4 + 1] = 0xff;
+        Assert.Throws<SerializationException>(() => Serializer.FromBinary(badCount, "rows-completed"));
+    }
+
+    [Fact]
+    public void Values_that_cannot_cross_nodes_are_refused_when_sent() =>
+        Assert.Throws<SerializationException>(() => Serializer.ToBinary(new RunBatch("job", 0, new Uri("http://127.0.0.1"))));
+
+    // A comparable text form of a message: tensors by dtype, shape and values; collections item by item.
+    private static string Describe(object? value) => value switch
+    {
+        null => "null",
+        Tensor t => $"{t.dtype}[{string.Join(",", t.shape)}]{{{(t.NumberOfElements == 0 ? string.Empty : string.Join(",", t.to(ScalarType.Float64).data<double>().ToArray()))}}}",
+        StagedBatch b => $"batch({Describe(b.Hidden)},{Describe(b.InputIds)},{Describe(b.AttentionMask)})",
+        string s => $"\"{s}\"",
+        IReadOnlyDictionary<string, object> d => "{" + string.Join(",", d.OrderBy(p => p.Key).Select(p => $"{p.Key}:{Describe(p.Value)}")) + "}",
+        IReadOnlyDictionary<string, DeviceShare> d => "{" + string.Join(",", d.OrderBy(p => p.Key).Select(p => $"{p.Key}:{p.Value}")) + "}",
+        System.Collections.IEnumerable e => "[" + string.Join(",", e.Cast<object?>().Select(Describe)) + "]",
+        JobStatistics s => $"stats({s.Elapsed},{Describe(s.Devices)},{s.ResentBatches})",
+        PipelineRunMetrics m => $"metrics({m.Elapsed},{Describe(m.Stages)})",
+        _ when value.GetType().Namespace!.StartsWith("DistributedInference", StringComparison.Ordinal) && value.GetType().GetProperties().Length > 0 =>
+            value.GetType().Name + "(" + string.Join(",", value.GetType().GetProperties().Select(p => $"{p.Name}={Describe(p.GetValue(value))}")) + ")",
+        _ => Convert.ToString(value, System.Globalization.CultureInfo.InvariantCulture) ?? string.Empty,
+    };
+}
