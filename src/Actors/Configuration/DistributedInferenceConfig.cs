@@ -10,9 +10,26 @@ public static class DistributedInferenceConfig
     public const string DeviceDispatcher = "akka.actor.device-dispatcher";
 
     private static readonly Lazy<Config> Defaults = new(() => ConfigurationFactory.ParseString(ReadEmbedded("distributed-inference.conf")));
+    private static readonly Lazy<Config> ClusterDefaults = new(() => ConfigurationFactory.ParseString(ReadEmbedded("cluster.conf")));
 
     /// <summary>Our defaults (dispatchers, serializers, our own settings).</summary>
     public static Config Default() => Defaults.Value;
+
+    /// <summary>
+    /// A cluster node's configuration: listen on <paramref name="host"/>:<paramref name="port"/> (0 = any free port),
+    /// with these roles and seed nodes (<c>akka.tcp://system@host:port</c>), over the cluster defaults and ours.
+    /// </summary>
+    public static Config Cluster(string host, int port, IEnumerable<string> roles, IEnumerable<string>? seeds = null)
+    {
+        static string List(IEnumerable<string> items) => "[" + string.Join(", ", items.Select(i => $"\"{i}\"")) + "]";
+        var node = ConfigurationFactory.ParseString($$"""
+            akka.remote.dot-netty.tcp.hostname = "{{host}}"
+            akka.remote.dot-netty.tcp.port = {{port}}
+            akka.cluster.roles = {{List(roles)}}
+            akka.cluster.seed-nodes = {{List(seeds ?? [])}}
+            """);
+        return node.WithFallback(ClusterDefaults.Value).WithFallback(Default());
+    }
 
     /// <summary>A user's HOCON file over the defaults; a missing or malformed file is a clear error.</summary>
     public static Config WithFile(string? path)

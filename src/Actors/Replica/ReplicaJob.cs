@@ -330,10 +330,14 @@ public sealed class ReplicaJob : ReceiveActor, IWithTimers
             _received.OfType<TorchSharp.torch.Tensor>().ToList().ForEach(t => t.Dispose());
         }
 
-        var devices = _usage.ToDictionary(pair => pair.Key.Path.Name, pair => new DeviceShare(pair.Value.Batches, pair.Value.Rows, pair.Value.Busy));
+        var devices = _usage.ToDictionary(pair => DeviceLabel(pair.Key), pair => new DeviceShare(pair.Value.Batches, pair.Value.Rows, pair.Value.Busy));
         _job.ReplyTo.Tell(new JobCompleted(_job.JobId, results, new JobStatistics(_clock.Elapsed, devices, _resent)));
         Context.Stop(Self);
     }
+
+    // A local device by its actor name (device-0); one on another node with its node's address in front.
+    private static string DeviceLabel(IActorRef device) =>
+        device.Path.Address.HasLocalScope ? device.Path.Name : $"{device.Path.Address.Host}:{device.Path.Address.Port}/{device.Path.Name}";
 
     private void Fail(string reason, bool inputError = false)
     {

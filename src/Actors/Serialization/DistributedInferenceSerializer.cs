@@ -1,6 +1,7 @@
 using System.Runtime.Serialization;
 using Akka.Actor;
 using Akka.Serialization;
+using DistributedInference.Actors.Cluster;
 using DistributedInference.Actors.Pipeline;
 using DistributedInference.Actors.Replica;
 
@@ -39,6 +40,12 @@ public sealed class DistributedInferenceSerializer : SerializerWithStringManifes
         Add<RowsCompleted>("rows-completed", (w, m) => { Str(w, m.JobId); w.Write(m.Start); w.Write(m.Count); Value(w, m.Results); w.Write(m.RowsDone); w.Write(m.RowsTotal); }, r => new RowsCompleted(Str(r), r.ReadInt32(), r.ReadInt32(), ValueCodec.Read(r), r.ReadInt32(), r.ReadInt32()));
         Add<JobCompleted>("job-completed", (w, m) => { Str(w, m.JobId); Value(w, m.Results); Statistics(w, m.Statistics); }, r => new JobCompleted(Str(r), ValueCodec.Read(r), Statistics(r)));
         Add<JobFailed>("job-failed", (w, m) => { Str(w, m.JobId); Str(w, m.Reason); w.Write(m.InputError); }, r => new JobFailed(Str(r), Str(r), r.ReadBoolean()));
+
+        // Device registry.
+        Add<GetLocalDevices>("get-local-devices", (_, _) => { }, _ => GetLocalDevices.Instance);
+        Add<GetDevices>("get-devices", (_, _) => { }, _ => GetDevices.Instance);
+        Add<DeviceList>("device-list", (w, m) => { w.Write(m.Devices.Count); foreach (var d in m.Devices) { Ref(w, d); } }, r => new DeviceList(Enumerable.Range(0, Count(r)).Select(_ => Ref(r)).ToList()));
+        Add<AddDevice>("add-device", (w, m) => Ref(w, m.Device), r => new AddDevice(Ref(r)));
 
         // Pipeline mode.
         Add<RunPipeline>("run-pipeline", (w, m) => { Str(w, m.JobId); Value(w, m.Input); w.Write(m.NumChunks); w.Write(m.GatherOutput); Ref(w, m.ReplyTo); }, r => new RunPipeline(Str(r), Required(r), r.ReadInt32(), r.ReadBoolean(), Ref(r)));

@@ -83,6 +83,11 @@ public sealed class DistributedInferenceSerializerTests : TestKit
         var run = (RunPipeline)RoundTrip(new RunPipeline("job", Rows(), 4, true, probe.Ref));
         Assert.Equal(probe.Ref, run.ReplyTo);
         Assert.Equal((4, true), (run.NumChunks, run.GatherOutput));
+        var other = CreateTestProbe();
+        Assert.Equal([probe.Ref, other.Ref], ((DeviceList)RoundTrip(new DeviceList([probe.Ref, other.Ref]))).Devices);
+        Assert.Equal(other.Ref, ((AddDevice)RoundTrip(new AddDevice(other.Ref))).Device);
+        Assert.Same(GetDevices.Instance, RoundTrip(GetDevices.Instance));
+        Assert.Same(Actors.Cluster.GetLocalDevices.Instance, RoundTrip(Actors.Cluster.GetLocalDevices.Instance));
     }
 
     [Fact]

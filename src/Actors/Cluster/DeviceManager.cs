@@ -1,0 +1,40 @@
+using Akka.Actor;
+using DistributedInference.Actors.Replica;
+using DistributedInference.Models.Runtime;
+using DistributedInference.Models.Tasks;
+
+namespace DistributedInference.Actors.Cluster;
+
+/// <summary>
+/// The devices of one node, at the fixed path <c>/user/devices</c> on every node with the <see cref="Role"/> role:
+/// it creates one device actor per local device and tells anyone who asks (<see cref="GetLocalDevices"/>) which they
+/// are. Device actors stay on their node; other nodes find them here.
+/// </summary>
+public sealed class DeviceManager : ReceiveActor
+{
+    public const string ActorName = "devices";
+    public const string Role = "device";
+
+    private readonly List<IActorRef> _devices = [];
+
+    public DeviceManager(IReadOnlyList<DeviceName> devices, ReplicaModelFactory model)
+    {
+        for (var i = 0; i < devices.Count; i++)
+        {
+            _devices.Add(Context.ActorOf(DeviceActor.Props(devices[i], model), DeviceActor.Name(i)));
+            Context.Watch(_devices[^1]);
+        }
+
+        Receive<GetLocalDevices>(_ => Sender.Tell(new DeviceList(_devices.ToList())));
+        Receive<Terminated>(t => _devices.Remove(t.ActorRef));
+    }
+
+    public static Props Props(IReadOnlyList<DeviceName> devices, ReplicaModelFactory model) =>
+        Akka.Actor.Props.Create(() => new DeviceManager(devices, model));
+}
+
+/// <summary>Asks a node's <see cref="DeviceManager"/> for its device actors: answered with <see cref="DeviceList"/>.</summary>
+public sealed record GetLocalDevices
+{
+    public static readonly GetLocalDevices Instance = new();
+}
