@@ -3,6 +3,7 @@ using Akka.Actor;
 using Akka.Event;
 using DistributedInference.Actors.Splitting;
 using DistributedInference.Models;
+using static TorchSharp.torch;
 
 namespace DistributedInference.Actors.Replica;
 
@@ -25,7 +26,7 @@ public sealed class ReplicaJob : ReceiveActor, IWithTimers
     private readonly Dictionary<IActorRef, HashSet<int>> _inFlight = new();
     private readonly Dictionary<IActorRef, DeviceUsage> _usage = new();
     private readonly HashSet<IActorRef> _unresponsive = [];
-    private readonly List<object> _received = [];
+    private Tensor? _output;
     private readonly Stopwatch _clock = Stopwatch.StartNew();
     private readonly IReadOnlyList<IActorRef> _initialDevices;
     private List<Batch> _batches = [];
@@ -131,10 +132,13 @@ public sealed class ReplicaJob : ReceiveActor, IWithTimers
                 return;
             }
 
-            var kept = Rows.Slice(completed.Results, 0, batch.Count);
+            var kept = Keep(completed.Results, batch);
+            if (kept is null)
+            {
+                return;
+            }
+
             _results[completed.BatchIndex] = kept;
-            _received.Add(completed.Results);
-            _received.Add(kept);
             _batchesDone++;
             _rowsDone += batch.Count;
             if (_usage.TryGetValue(device, out var usage))
@@ -318,16 +322,44 @@ public sealed class ReplicaJob : ReceiveActor, IWithTimers
         return node.Value;
     }
 
+    // The rows of a batch's results to keep (its padding dropped). When results are not streamed and are tensors, they
+    // are copied straight into the job's output as they arrive and freed, so no second copy of every result waits
+    // for a join at the end. Null when the results do not fit the output (the job has failed).
+    private object? Keep(object results, Batch batch)
+    {
+        if (_job.StreamResults || results is not Tensor tensor)
+        {
+            return Rows.Slice(results, 0, batch.Count);
+        }
+
+        using (tensor)
+        {
+            _output ??= empty([_rows, .. tensor.shape.Skip(1)], tensor.dtype);
+            if (!_output.shape.Skip(1).SequenceEqual(tensor.shape.Skip(1)) || _output.dtype != tensor.dtype)
+            {
+                Fail($"batch results of different shapes cannot be joined: [{string.Join(", ", tensor.shape)}] {tensor.dtype} after [{string.Join(", ", _output.shape)}] {_output.dtype}");
+                return null;
+            }
+
+            if (batch.Count > 0)
+            {
+                using var rows = tensor.narrow(0, 0, batch.Count);
+                using var target = _output.narrow(0, batch.Start, batch.Count);
+                target.copy_(rows);
+            }
+
+            return CopiedIntoOutput.Instance;
+        }
+    }
+
     private void Complete()
     {
-        var parts = _batches.Select((batch, i) => (batch, result: _results.Length > i ? _results[i] : null))
-            .Where(p => p.batch.Count > 0).OrderBy(p => p.batch.Start).Select(p => p.result!).ToList();
-        var results = parts.Count == 0 ? null : Rows.Concat(parts);
-        if (!_job.StreamResults)
+        object? results = _output;
+        if (results is null)
         {
-            // Batch results joined into a new tensor are held by nobody else: free them now rather than at some later
-            // GC (large logits add up). Items of lists travel into the output as they are, so they are kept.
-            _received.OfType<TorchSharp.torch.Tensor>().ToList().ForEach(t => t.Dispose());
+            var parts = _batches.Select((batch, i) => (batch, result: _results.Length > i ? _results[i] : null))
+                .Where(p => p.batch.Count > 0).OrderBy(p => p.batch.Start).Select(p => p.result!).ToList();
+            results = parts.Count == 0 ? null : Rows.Concat(parts);
         }
 
         var devices = _usage.ToDictionary(pair => DeviceLabel(pair.Key), pair => new DeviceShare(pair.Value.Batches, pair.Value.Rows, pair.Value.Busy));
@@ -351,6 +383,11 @@ public sealed class ReplicaJob : ReceiveActor, IWithTimers
     }
 
     private sealed record Batch(int Start, int Count, int Padding);
+
+    private sealed class CopiedIntoOutput
+    {
+        public static readonly CopiedIntoOutput Instance = new();
+    }
 
     private sealed record BatchTimedOut(int BatchIndex, int Attempt);
 
