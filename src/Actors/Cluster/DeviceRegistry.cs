@@ -8,7 +8,8 @@ namespace DistributedInference.Actors.Cluster;
 /// <summary>
 /// Follows cluster membership and hands the devices of every node with the device role to a splitter: on MemberUp
 /// it asks the node's <see cref="DeviceManager"/> (again every second until it answers, since a node may be Up before
-/// its devices exist), and the splitter watches each device it is given. Answers <see cref="GetDevices"/> with every
+/// its devices exist), and the splitter watches each device it is given. An unreachable node's devices are taken
+/// from the splitter at once (its running jobs re-send their batches) and given back if it becomes reachable. Answers <see cref="GetDevices"/> with every
 /// device it has found.
 /// </summary>
 public sealed class DeviceRegistry : ReceiveActor, IWithTimers
@@ -25,6 +26,8 @@ public sealed class DeviceRegistry : ReceiveActor, IWithTimers
         _splitter = splitter;
         Receive<ClusterEvent.MemberUp>(up => HandleMemberUp(up.Member));
         Receive<ClusterEvent.MemberRemoved>(removed => HandleMemberGone(removed.Member.Address));
+        Receive<ClusterEvent.UnreachableMember>(unreachable => Tell(unreachable.Member.Address, "unreachable: its devices are set aside", d => new RemoveDevice(d)));
+        Receive<ClusterEvent.ReachableMember>(reachable => Tell(reachable.Member.Address, "reachable again: its devices are back", d => new AddDevice(d)));
         Receive<DeviceList>(HandleDeviceList);
         Receive<AskAgain>(_ => AskWaiting());
         Receive<GetDevices>(_ => Sender.Tell(new DeviceList(_devices.Values.SelectMany(d => d).ToList())));
@@ -35,7 +38,7 @@ public sealed class DeviceRegistry : ReceiveActor, IWithTimers
     public static Props Props(IActorRef splitter) => Akka.Actor.Props.Create(() => new DeviceRegistry(splitter));
 
     protected override void PreStart() =>
-        Akka.Cluster.Cluster.Get(Context.System).Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents, typeof(ClusterEvent.MemberUp), typeof(ClusterEvent.MemberRemoved));
+        Akka.Cluster.Cluster.Get(Context.System).Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents, typeof(ClusterEvent.MemberUp), typeof(ClusterEvent.MemberRemoved), typeof(ClusterEvent.UnreachableMember), typeof(ClusterEvent.ReachableMember));
 
     protected override void PostStop() => Akka.Cluster.Cluster.Get(Context.System).Unsubscribe(Self);
 
@@ -56,6 +59,17 @@ public sealed class DeviceRegistry : ReceiveActor, IWithTimers
         if (_devices.Remove(address, out var gone))
         {
             _log.Warning("node {0} left with {1} device(s)", address, gone.Count);
+        }
+    }
+
+    // Unreachable: the splitter stops using the node's devices now (heartbeats notice in seconds, removal takes longer);
+    // reachable again: it gets them back.
+    private void Tell(Address address, string what, Func<IActorRef, object> message)
+    {
+        if (_devices.TryGetValue(address, out var devices))
+        {
+            _log.Warning("node {0} {1}", address, what);
+            devices.ForEach(d => _splitter.Tell(message(d)));
         }
     }
 

@@ -44,6 +44,12 @@ public sealed record DeviceShare(int Batches, int Rows, TimeSpan Busy);
 /// <summary>Tell a splitter about a device actor (it watches it and stops using it when it stops).</summary>
 public sealed record AddDevice(IActorRef Device);
 
+/// <summary>
+/// Stop using a device (its node is unreachable, say): running jobs re-send its batches at once instead of waiting
+/// for the device to be declared dead. A later <see cref="AddDevice"/> brings it back.
+/// </summary>
+public sealed record RemoveDevice(IActorRef Device);
+
 /// <summary>Asks a splitter for the devices it uses: answered with <see cref="DeviceList"/>.</summary>
 public sealed record GetDevices
 {

@@ -46,6 +46,11 @@ public sealed class ReplicaJob : ReceiveActor, IWithTimers
         Receive<BatchTimedOut>(HandleBatchTimedOut);
         Receive<Terminated>(t => HandleDeviceStopped(t.ActorRef));
         Receive<AddDevice>(a => HandleAddDevice(a.Device));
+        Receive<RemoveDevice>(r =>
+        {
+            Context.Unwatch(r.Device);
+            HandleDeviceStopped(r.Device);
+        });
         Receive<CancelJob>(_ => Fail("cancelled"));
     }
 

@@ -24,6 +24,7 @@ public sealed class ReplicaSplitter : ReceiveActor
         Receive<SubmitJob>(HandleSubmitJob);
         Receive<CancelJob>(HandleCancelJob);
         Receive<AddDevice>(HandleAddDevice);
+        Receive<RemoveDevice>(HandleRemoveDevice);
         Receive<GetDevices>(_ => Sender.Tell(new DeviceList(_devices.ToList())));
         Receive<Terminated>(HandleTerminated);
         Receive<JobEnded>(ended => _jobs.Remove(ended.JobId));
@@ -64,6 +65,20 @@ public sealed class ReplicaSplitter : ReceiveActor
         foreach (var job in _jobs.Values)
         {
             job.Tell(add);
+        }
+    }
+
+    private void HandleRemoveDevice(RemoveDevice remove)
+    {
+        if (!_devices.Remove(remove.Device))
+        {
+            return;
+        }
+
+        Context.Unwatch(remove.Device);
+        foreach (var job in _jobs.Values)
+        {
+            job.Tell(remove);
         }
     }
 

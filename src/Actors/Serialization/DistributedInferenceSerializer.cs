@@ -46,6 +46,7 @@ public sealed class DistributedInferenceSerializer : SerializerWithStringManifes
         Add<GetDevices>("get-devices", (_, _) => { }, _ => GetDevices.Instance);
         Add<DeviceList>("device-list", (w, m) => { w.Write(m.Devices.Count); foreach (var d in m.Devices) { Ref(w, d); } }, r => new DeviceList(Enumerable.Range(0, Count(r)).Select(_ => Ref(r)).ToList()));
         Add<AddDevice>("add-device", (w, m) => Ref(w, m.Device), r => new AddDevice(Ref(r)));
+        Add<RemoveDevice>("remove-device", (w, m) => Ref(w, m.Device), r => new RemoveDevice(Ref(r)));
 
         // Pipeline mode.
         Add<RunPipeline>("run-pipeline", (w, m) => { Str(w, m.JobId); Value(w, m.Input); w.Write(m.NumChunks); w.Write(m.GatherOutput); Ref(w, m.ReplyTo); }, r => new RunPipeline(Str(r), Required(r), r.ReadInt32(), r.ReadBoolean(), Ref(r)));

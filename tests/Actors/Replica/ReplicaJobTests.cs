@@ -215,6 +215,21 @@ public sealed class ReplicaJobTests : TestKit
     }
 
     [Fact]
+    public async Task A_device_removed_mid_job_has_its_batches_re_sent_at_once()
+    {
+        var devices = Devices(2, i => new SimulatedDeviceOptions { BatchLatency = TimeSpan.FromMilliseconds(i == 1 ? 60_000 : 10) });
+        var splitter = Sys.ActorOf(ReplicaSplitter.Props(devices));
+        var client = CreateTestProbe();
+        splitter.Tell(new SubmitJob("job", Enumerable.Range(0, 10).ToArray(), new JobOptions(false, 1), client.Ref));
+        await client.ExpectMsgAsync<JobAccepted>();
+        splitter.Tell(new RemoveDevice(devices[1]));
+        var completed = (JobCompleted)await client.FishForMessageAsync(m => m is JobCompleted, TimeSpan.FromSeconds(10));
+        Assert.Equal(Enumerable.Range(0, 10), ((object[])completed.Results!).Cast<int>());
+        var left = await splitter.Ask<DeviceList>(GetDevices.Instance, TimeSpan.FromSeconds(5));
+        Assert.Equal([devices[0]], left.Devices);
+    }
+
+    [Fact]
     public void A_device_added_mid_job_takes_work()
     {
         var slow = new SimulatedDeviceOptions { BatchLatency = TimeSpan.FromMilliseconds(50) };

@@ -86,6 +86,7 @@ public sealed class DistributedInferenceSerializerTests : TestKit
         var other = CreateTestProbe();
         Assert.Equal([probe.Ref, other.Ref], ((DeviceList)RoundTrip(new DeviceList([probe.Ref, other.Ref]))).Devices);
         Assert.Equal(other.Ref, ((AddDevice)RoundTrip(new AddDevice(other.Ref))).Device);
+        Assert.Equal(other.Ref, ((RemoveDevice)RoundTrip(new RemoveDevice(other.Ref))).Device);
         Assert.Same(GetDevices.Instance, RoundTrip(GetDevices.Instance));
         Assert.Same(Actors.Cluster.GetLocalDevices.Instance, RoundTrip(Actors.Cluster.GetLocalDevices.Instance));
     }
