@@ -1,0 +1,53 @@
+using System.CommandLine;
+using DistributedInference.Host.Inference;
+
+namespace DistributedInference.Host.CommandLine;
+
+/// <summary>
+/// The options of <c>di infer</c>, shared by <c>di infer</c> itself and by <c>di launch ... -- infer ...</c>.
+/// </summary>
+public sealed class InferArguments
+{
+    private readonly Option<string> _model = new Option<string>("--model") { Description = "Hugging Face GPT-2 folder, or a built-in: gpt2, gpt2-medium, gpt2-large, gpt2-xl, gpt2-tiny (random weights from --seed)", DefaultValueFactory = _ => "gpt2" };
+    private readonly Option<string> _task = new Option<string>("--task") { Description = "logits | classify | generate", DefaultValueFactory = _ => "generate" };
+    private readonly Option<string?> _inputIds = new Option<string?>("--input-ids") { Description = "safetensors file with input_ids int64 [B,T] (optional attention_mask)" };
+    private readonly Option<string[]> _prompts = new Option<string[]>("--prompts") { Description = "prompts, tokenized with GPT-2's tokenizer", AllowMultipleArgumentsPerToken = true, Arity = ArgumentArity.OneOrMore };
+    private readonly Option<string?> _promptsFile = new Option<string?>("--prompts-file") { Description = "text file, one prompt a line" };
+    private readonly Option<string?> _output = new Option<string?>("--output") { Description = "F.safetensors or F.jsonl; JSON lines on stdout when left out" };
+    private readonly Option<string> _mode = new Option<string>("--mode") { Description = "replica: every device holds the whole model and gets a share of the rows; pipeline: the model is cut into one stage per device", DefaultValueFactory = _ => "replica" };
+    private readonly Option<string> _splitPoints = new Option<string>("--split-points") { Description = "pipeline: auto (balanced by parameter bytes), compute (balanced by estimated FLOPs per token), or the layers that start stages 2, 3, ...: h.1,h.3", DefaultValueFactory = _ => "auto" };
+    private readonly Option<int?> _numChunks = new Option<int?>("--num-chunks") { Description = "pipeline: micro-batches per call (default: one per stage)" };
+    private readonly Option<bool> _gatherOutput = new Option<bool>("--gather-output") { Description = "pipeline: hand the output to every stage, not only the last" };
+    private readonly Option<string> _devices = new Option<string>("--devices") { Description = "comma-separated devices, one device actor each: cpu,cpu | cuda:0,cuda:1", DefaultValueFactory = _ => "cpu" };
+    private readonly Option<bool> _applyPadding = new Option<bool>("--apply-padding") { Description = "pad every device's share to the same size with the last row (as accelerate); results still come back without the padding" };
+    private readonly Option<string> _dtype = new Option<string>("--dtype") { Description = "fp32 | fp16 | bf16", DefaultValueFactory = _ => "fp32" };
+    private readonly Option<int> _maxBatchSize = new Option<int>("--max-batch-size") { Description = "replica: rows per forward pass on a device; pipeline: rows per call", DefaultValueFactory = _ => 8 };
+    private readonly Option<int> _maxNewTokens = new Option<int>("--max-new-tokens") { Description = "tokens to generate per input (task generate)", DefaultValueFactory = _ => 20 };
+    private readonly Option<long> _seed = new Option<long>("--seed") { Description = "seed of a built-in model's random weights", DefaultValueFactory = _ => 0 };
+    private readonly Option<string?> _libtorch = new Option<string?>("--libtorch") { Description = $"folder holding libtorch (a PyTorch install's torch/lib, CUDA included); also ${Models.Runtime.LibTorch.FolderVariable}" };
+
+    /// <summary>A command named <c>infer</c> with every option (its action is the caller's).</summary>
+    public Command CreateCommand() => new("infer", "Run a model over inputs; results come back in input order.")
+    {
+        _model, _task, _inputIds, _prompts, _promptsFile, _output, _mode, _splitPoints, _numChunks, _gatherOutput, _devices, _applyPadding, _dtype, _maxBatchSize, _maxNewTokens, _seed, _libtorch,
+    };
+
+    public InferOptions Read(ParseResult result) => new(
+        Model: result.GetValue(_model)!,
+        Task: result.GetValue(_task)!,
+        InputIdsPath: result.GetValue(_inputIds),
+        Prompts: result.GetValue(_prompts),
+        PromptsFile: result.GetValue(_promptsFile),
+        OutputPath: result.GetValue(_output),
+        Mode: result.GetValue(_mode)!,
+        Devices: result.GetValue(_devices)!,
+        ApplyPadding: result.GetValue(_applyPadding),
+        DType: result.GetValue(_dtype)!,
+        MaxBatchSize: result.GetValue(_maxBatchSize),
+        MaxNewTokens: result.GetValue(_maxNewTokens),
+        Seed: result.GetValue(_seed),
+        LibTorch: result.GetValue(_libtorch),
+        SplitPoints: result.GetValue(_splitPoints)!,
+        NumChunks: result.GetValue(_numChunks),
+        GatherOutput: result.GetValue(_gatherOutput));
+}
