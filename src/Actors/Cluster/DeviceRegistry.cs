@@ -58,7 +58,7 @@ public sealed class DeviceRegistry : ReceiveActor, IWithTimers
         _waiting.Remove(address);
         if (_devices.Remove(address, out var gone))
         {
-            _log.Warning("node {0} left with {1} device(s)", address, gone.Count);
+            _log.Info("node {0} left with {1} device(s)", address, gone.Count);
         }
     }
 

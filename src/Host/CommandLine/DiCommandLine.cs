@@ -11,6 +11,8 @@ public static class DiCommandLine
         root.Subcommands.Add(InferCommand.Create());
         root.Subcommands.Add(EnvCommand.Create());
         root.Subcommands.Add(BenchCommand.Create());
+        root.Subcommands.Add(NodeCommand.Create());
+        root.Subcommands.Add(LaunchCommand.Create());
         return root;
     }
 }

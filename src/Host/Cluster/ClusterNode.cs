@@ -1,0 +1,72 @@
+using Akka.Actor;
+using Akka.Configuration;
+using DistributedInference.Actors.Cluster;
+using DistributedInference.Actors.Configuration;
+using DistributedInference.Models;
+using DistributedInference.Models.Gpt2;
+using DistributedInference.Models.Runtime;
+using DistributedInference.Models.Tasks;
+
+namespace DistributedInference.Host.Cluster;
+
+/// <summary>
+/// One process of a cluster: an actor system named <see cref="SystemName"/> listening on host:port, joined to the seed
+/// nodes (or to itself when it is the first), with a <see cref="DeviceManager"/> when it has the device role.
+/// </summary>
+public static class ClusterNode
+{
+    public const string SystemName = "distributed-inference";
+
+    public static ActorSystem Start(NodeOptions options)
+    {
+        LibTorch.Initialize(options.LibTorch);
+        var seeds = options.Seeds.Select(SeedAddress).ToList();
+        Config config = DistributedInferenceConfig.Cluster(options.Host, options.Port, options.Roles, seeds);
+        if (options.ConfigFile is not null)
+        {
+            config = DistributedInferenceConfig.WithFile(options.ConfigFile).WithFallback(config);
+        }
+
+        var model = options.Roles.Contains(DeviceManager.Role)
+            ? Gpt2Replica.Factory(Gpt2Source.Resolve(options.Model, options.ModelSeed), InferenceTasks.Parse(options.Task), Precision.Parse(options.DType), options.MaxNewTokens)
+            : null;
+        var devices = DeviceName.ParseList(options.Devices);
+        foreach (var device in devices.Distinct())
+        {
+            device.ToTorch();
+        }
+
+        var system = ActorSystem.Create(SystemName, config);
+        if (model is not null)
+        {
+            system.ActorOf(DeviceManager.Props(devices, model), DeviceManager.ActorName);
+        }
+
+        if (seeds.Count == 0)
+        {
+            var cluster = Akka.Cluster.Cluster.Get(system);
+            cluster.Join(cluster.SelfAddress);
+        }
+
+        return system;
+    }
+
+    /// <summary>Waits until this node is Up in its cluster.</summary>
+    public static Task WhenUp(ActorSystem system, TimeSpan timeout)
+    {
+        var up = new TaskCompletionSource();
+        Akka.Cluster.Cluster.Get(system).RegisterOnMemberUp(() => up.TrySetResult());
+        return up.Task.WaitAsync(timeout);
+    }
+
+    private static string SeedAddress(string seed)
+    {
+        var parts = seed.Split(':');
+        if (parts.Length != 2 || parts[0].Length == 0 || !int.TryParse(parts[1], System.Globalization.CultureInfo.InvariantCulture, out var port) || port is <= 0 or > 65535)
+        {
+            throw new InvalidInputException($"--seed {seed}: use host:port");
+        }
+
+        return $"akka.tcp://{SystemName}@{parts[0]}:{port}";
+    }
+}

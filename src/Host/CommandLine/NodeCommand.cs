@@ -1,0 +1,50 @@
+using System.CommandLine;
+using DistributedInference.Actors.Cluster;
+using DistributedInference.Host.Cluster;
+
+namespace DistributedInference.Host.CommandLine;
+
+/// <summary>
+/// <c>di node</c>: join (or start) a cluster, offer this machine's devices, serve until stopped. SIGTERM leaves the
+/// cluster gracefully (Akka's coordinated shutdown).
+/// </summary>
+public static class NodeCommand
+{
+    public static Command Create()
+    {
+        var host = new Option<string>("--host") { Description = "address to listen on", DefaultValueFactory = _ => "127.0.0.1" };
+        var port = new Option<int>("--port") { Description = "port to listen on (0: any free port)", DefaultValueFactory = _ => 0 };
+        var seeds = new Option<string[]>("--seed") { Description = "host:port of a seed node (repeat for several); none: this node starts the cluster", AllowMultipleArgumentsPerToken = false };
+        var roles = new Option<string>("--roles") { Description = "comma-separated roles", DefaultValueFactory = _ => DeviceManager.Role };
+        var devices = new Option<string>("--devices") { Description = "this node's devices, one device actor each", DefaultValueFactory = _ => "cpu" };
+        var configFile = new Option<string?>("--config-file") { Description = "HOCON file over the defaults (di config default writes one)" };
+        var model = new Option<string>("--model") { Description = "the model this node's devices hold (folder or built-in name)", DefaultValueFactory = _ => "gpt2" };
+        var task = new Option<string>("--task") { DefaultValueFactory = _ => "generate" };
+        var dtype = new Option<string>("--dtype") { DefaultValueFactory = _ => "fp32" };
+        var maxNewTokens = new Option<int>("--max-new-tokens") { DefaultValueFactory = _ => 20 };
+        var modelSeed = new Option<long>("--model-seed") { Description = "seed of a built-in model's random weights", DefaultValueFactory = _ => 0 };
+        var libtorch = new Option<string?>("--libtorch");
+        var command = new Command("node", "Join a cluster and offer this machine's devices until stopped.")
+        {
+            host, port, seeds, roles, devices, configFile, model, task, dtype, maxNewTokens, modelSeed, libtorch,
+        };
+        command.SetAction((result, cancellation) => UserErrors.Run(
+            async () =>
+            {
+                var options = new NodeOptions(
+                    result.GetValue(host)!, result.GetValue(port), result.GetValue(seeds) ?? [],
+                    result.GetValue(roles)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
+                    result.GetValue(devices)!, result.GetValue(configFile), result.GetValue(model)!, result.GetValue(task)!,
+                    result.GetValue(dtype)!, result.GetValue(maxNewTokens), result.GetValue(modelSeed), result.GetValue(libtorch));
+                var system = ClusterNode.Start(options);
+                await ClusterNode.WhenUp(system, TimeSpan.FromMinutes(5));
+                var self = Akka.Cluster.Cluster.Get(system).SelfAddress;
+                await result.InvocationConfiguration.Output.WriteLineAsync($"di node: up at {self.Host}:{self.Port}");
+                await result.InvocationConfiguration.Output.FlushAsync(cancellation);
+                await system.WhenTerminated;
+                return 0;
+            },
+            result.InvocationConfiguration.Error));
+        return command;
+    }
+}

@@ -1,0 +1,50 @@
+using System.Diagnostics;
+using DistributedInference.Models.Loading;
+
+namespace DistributedInference.Host.Tests.CommandLine;
+
+/// <summary><c>di launch</c>: real node processes on 127.0.0.1 forming a cluster.</summary>
+public sealed class LaunchTests : IDisposable
+{
+    private readonly string _folder = Directory.CreateTempSubdirectory("di-launch-").FullName;
+
+    public void Dispose() => Directory.Delete(_folder, recursive: true);
+
+    private static async Task<(int ExitCode, string Stdout, string Stderr)> Di(params string[] args)
+    {
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "di.dll"));
+        foreach (var arg in args)
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(4));
+        return (process.ExitCode, await stdout, await stderr);
+    }
+
+    [Fact]
+    public async Task Three_node_processes_reproduce_the_fixture_logits_in_replica_mode()
+    {
+        var output = Path.Combine(_folder, "logits.safetensors");
+        var (exit, _, stderr) = await Di("launch", "--num-processes", "3", "--", "infer", "--mode", "replica", "--devices", "cpu",
+            "--task", "logits", "--model", DiRunner.TinyLanguageModel, "--input-ids", DiRunner.Expected, "--output", output, "--max-batch-size", "1");
+        Assert.True(exit == 0, stderr);
+        Assert.Contains("3 node(s), 3 device(s)", stderr, StringComparison.Ordinal);
+        Assert.True(DiRunner.MaxAbsDiff(SafeTensorsFile.Open(output).Read("logits"), DiRunner.ExpectedTensor("lm_logits")) <= 1e-4);
+    }
+
+    [Theory]
+    [InlineData(new[] { "--num-processes", "2" }, "give the job after --")]
+    [InlineData(new[] { "--num-processes", "2", "--", "infer", "--mode", "pipeline" }, "pipeline stages on several processes are not available yet")]
+    [InlineData(new[] { "--num-processes", "0", "--", "infer", "--model", "gpt2-tiny", "--prompts", "a" }, "--num-processes must be positive")]
+    public async Task Bad_launches_are_one_line_errors(string[] args, string message)
+    {
+        var (exit, _, stderr) = await DiRunner.Run(["launch", .. args]);
+        Assert.Equal(2, exit);
+        Assert.Contains(message, stderr, StringComparison.Ordinal);
+    }
+}
