@@ -12,6 +12,11 @@ public static class DistributedInferenceConfig
     private static readonly Lazy<Config> Defaults = new(() => ConfigurationFactory.ParseString(ReadEmbedded("distributed-inference.conf")));
     private static readonly Lazy<Config> ClusterDefaults = new(() => ConfigurationFactory.ParseString(ReadEmbedded("cluster.conf")));
 
+    /// <summary>The commented default files (ours, then the cluster's), as <c>di config default</c> writes them.</summary>
+    public static string DefaultText() =>
+        $"# DistributedInference defaults. Edit, then pass with --config-file; keys left out keep these values.{Environment.NewLine}{Environment.NewLine}" +
+        ReadEmbedded("distributed-inference.conf") + Environment.NewLine + ReadEmbedded("cluster.conf");
+
     /// <summary>Our defaults (dispatchers, serializers, our own settings).</summary>
     public static Config Default() => Defaults.Value;
 

@@ -13,6 +13,7 @@ public static class DiCommandLine
         root.Subcommands.Add(BenchCommand.Create());
         root.Subcommands.Add(NodeCommand.Create());
         root.Subcommands.Add(LaunchCommand.Create());
+        root.Subcommands.Add(ConfigCommand.Create());
         return root;
     }
 }
