@@ -53,9 +53,9 @@ public sealed record PreparedJob(
         }
 
         var source = Gpt2Source.Resolve(options.Model, options.Seed);
-        if (task == InferenceTask.Classify && !source.HasClassifierHead)
+        if (task == InferenceTask.Classify)
         {
-            throw new InvalidInputException($"{source.Name}: no classification head (score.weight) in the checkpoint; task classify needs a GPT2ForSequenceClassification folder");
+            source.RequireClassifierHead();
         }
 
         var inputs = InferenceInputs.Read(options, source.Config.VocabSize, GreedySearch.PadToken(source.Config), padLeft: task == InferenceTask.Generate);

@@ -53,12 +53,17 @@ public sealed class Gpt2Source
 
     public Gpt2ForSequenceClassification CreateClassifier(Device device, ScalarType dtype)
     {
+        RequireClassifierHead();
+        return Fill(new Gpt2ForSequenceClassification(Config), device, dtype);
+    }
+
+    /// <summary>Fails unless the source can build a classifier (a folder without <c>score.weight</c> cannot).</summary>
+    public void RequireClassifierHead()
+    {
         if (!HasClassifierHead)
         {
             throw new InvalidInputException($"{Name}: no classification head (score.weight) in the checkpoint; task classify needs a GPT2ForSequenceClassification folder");
         }
-
-        return Fill(new Gpt2ForSequenceClassification(Config), device, dtype);
     }
 
     private T Fill<T>(T model, Device device, ScalarType dtype)
