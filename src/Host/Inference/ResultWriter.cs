@@ -75,16 +75,11 @@ public sealed class ResultWriter
             return;
         }
 
-        var temporary = $"{_path}.{Environment.ProcessId}.tmp";
-        try
+        AtomicFile.Write(_path, stream =>
         {
-            File.WriteAllText(temporary, lines.ToString());
-            File.Move(temporary, _path, overwrite: true);
-        }
-        finally
-        {
-            File.Delete(temporary);
-        }
+            using var writer = new StreamWriter(stream, new UTF8Encoding(encoderShouldEmitUTF8Identifier: false));
+            writer.Write(lines.ToString());
+        });
     }
 
     private static Dictionary<string, object?> Line(InferenceTask task, InferenceInputs inputs, Tensor result, Gpt2Config config, int row)

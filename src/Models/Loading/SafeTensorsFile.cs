@@ -148,31 +148,20 @@ public sealed class SafeTensorsFile
 
         var json = Encoding.UTF8.GetBytes(header.ToJsonString());
         var padded = (json.Length + 7) / 8 * 8;
-        var full = System.IO.Path.GetFullPath(path);
-        var temporary = System.IO.Path.Combine(System.IO.Path.GetDirectoryName(full)!, $".{System.IO.Path.GetFileName(full)}.{Environment.ProcessId}.tmp");
-        try
+        AtomicFile.Write(path, stream =>
         {
-            using (var stream = File.Create(temporary))
+            stream.Write(BitConverter.GetBytes((long)padded));
+            stream.Write(json);
+            stream.Write(Enumerable.Repeat((byte)' ', padded - json.Length).ToArray());
+            foreach (var (_, tensor) in ordered)
             {
-                stream.Write(BitConverter.GetBytes((long)padded));
-                stream.Write(json);
-                stream.Write(Enumerable.Repeat((byte)' ', padded - json.Length).ToArray());
-                foreach (var (_, tensor) in ordered)
+                using var cpu = tensor.detach().cpu().contiguous();
+                if (cpu.NumberOfElements > 0)
                 {
-                    using var cpu = tensor.detach().cpu().contiguous();
-                    if (cpu.NumberOfElements > 0)
-                    {
-                        stream.Write(cpu.bytes);
-                    }
+                    stream.Write(cpu.bytes);
                 }
             }
-
-            File.Move(temporary, full, overwrite: true);
-        }
-        finally
-        {
-            File.Delete(temporary);
-        }
+        });
     }
 
     private Entry Find(string name) =>
