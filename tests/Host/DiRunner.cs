@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Diagnostics;
 using DistributedInference.Host.CommandLine;
 using DistributedInference.Models.Loading;
 using static TorchSharp.torch;
@@ -23,6 +24,23 @@ public static class DiRunner
     {
         Assert.Equal(expected.shape, actual.shape);
         return (actual.to(ScalarType.Float64) - expected.to(ScalarType.Float64)).abs().max().ToDouble();
+    }
+
+    /// <summary>Runs the real <c>di</c> program (dotnet di.dll) as a user starts it.</summary>
+    public static async Task<(int ExitCode, string Stdout, string Stderr)> RunProcess(TimeSpan timeout, params string[] args)
+    {
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "di.dll"));
+        foreach (var arg in args)
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync().WaitAsync(timeout);
+        return (process.ExitCode, await stdout, await stderr);
     }
 
     public static async Task<(int ExitCode, string Stdout, string Stderr)> Run(params string[] args)

@@ -1,8 +1,5 @@
 using Akka.Actor;
-using DistributedInference.Actors.Cluster;
-using DistributedInference.Actors.Configuration;
 using DistributedInference.Actors.Replica;
-using DistributedInference.Models.Runtime;
 using DistributedInference.Models.Tasks;
 using Xunit.Abstractions;
 
@@ -15,49 +12,25 @@ namespace DistributedInference.Actors.Tests.Cluster;
 [Collection(TimedTests.Collection)]
 public sealed class ClusterFailoverTests : IAsyncLifetime
 {
-    private readonly List<ActorSystem> _nodes = [];
     private readonly ITestOutputHelper _output;
+    private InProcessCluster? _cluster;
 
     public ClusterFailoverTests(ITestOutputHelper output) => _output = output;
 
-    public async Task InitializeAsync()
-    {
-        for (var i = 0; i < 3; i++)
-        {
-            var node = ActorSystem.Create("distributed-inference", DistributedInferenceConfig.Cluster("127.0.0.1", 0, [DeviceManager.Role]));
-            node.ActorOf(DeviceManager.Props([DeviceName.Cpu], _ => new SlowEcho(TimeSpan.FromMilliseconds(100))), DeviceManager.ActorName);
-            _nodes.Add(node);
-        }
+    public async Task InitializeAsync() => _cluster = await InProcessCluster.StartAsync(3, _ => new SlowEcho(TimeSpan.FromMilliseconds(100)));
 
-        var seed = Akka.Cluster.Cluster.Get(_nodes[0]).SelfAddress;
-        await Task.WhenAll(_nodes.Select(node =>
-        {
-            var up = new TaskCompletionSource();
-            Akka.Cluster.Cluster.Get(node).RegisterOnMemberUp(() => up.TrySetResult());
-            Akka.Cluster.Cluster.Get(node).Join(seed);
-            return up.Task;
-        })).WaitAsync(TimeSpan.FromSeconds(30));
-    }
-
-    public async Task DisposeAsync() => await Task.WhenAll(_nodes.Select(n => n.Terminate()));
+    public async Task DisposeAsync() => await _cluster!.DisposeAsync();
 
     [Fact]
     public async Task A_node_shut_down_mid_job_loses_no_row()
     {
-        var splitter = _nodes[0].ActorOf(ReplicaSplitter.Props([]), "splitter");
-        _nodes[0].ActorOf(DeviceRegistry.Props(splitter), "registry");
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
-        while ((await splitter.Ask<DeviceList>(GetDevices.Instance, TimeSpan.FromSeconds(5))).Devices.Count < 3 && DateTime.UtcNow < deadline)
-        {
-            await Task.Delay(100);
-        }
-
-        var client = new ReplicaClient(_nodes[0], splitter);
+        var (splitter, _) = await _cluster!.SplitterWithEveryDevice();
+        var client = new ReplicaClient(_cluster.Nodes[0], splitter);
         var rows = Enumerable.Range(0, 120).ToArray();
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var job = client.RunAsync(rows, new JobOptions(MaxBatchSize: 1));
         await Task.Delay(500);
-        await _nodes[2].Terminate();
+        await _cluster.Nodes[2].Terminate();
 
         var result = await job.WaitAsync(TimeSpan.FromSeconds(60));
         _output.WriteLine($"120 batches of 100 ms on 3 nodes, one shut down after 0.5 s: {clock.Elapsed.TotalSeconds:F1} s, " +

@@ -1,6 +1,4 @@
 using Akka.Actor;
-using DistributedInference.Actors.Cluster;
-using DistributedInference.Actors.Configuration;
 using DistributedInference.Actors.Replica;
 using DistributedInference.Models.Gpt2;
 using DistributedInference.Models.Runtime;
@@ -10,13 +8,12 @@ using static TorchSharp.torch;
 
 namespace DistributedInference.Actors.Tests.Cluster;
 
-/// <summary>Three actor systems in one process form a cluster on 127.0.0.1 (port 0, joining the first), as Akka.NET's own multi-system specs do.</summary>
+/// <summary>Three actor systems in one process form a cluster; a replica job spans them.</summary>
 [Collection(TimedTests.Collection)]
 public sealed class ClusterReplicaTests : IAsyncLifetime
 {
-    private const string SystemName = "distributed-inference";
-    private readonly List<ActorSystem> _nodes = [];
     private readonly ITestOutputHelper _output;
+    private InProcessCluster? _cluster;
 
     public ClusterReplicaTests(ITestOutputHelper output)
     {
@@ -24,45 +21,17 @@ public sealed class ClusterReplicaTests : IAsyncLifetime
         LibTorch.Initialize();
     }
 
-    public async Task InitializeAsync()
-    {
-        var factory = Gpt2Replica.Factory(Gpt2Source.Resolve(Fixtures.Path("lm")), InferenceTask.Logits, ScalarType.Float32, 0);
-        for (var i = 0; i < 3; i++)
-        {
-            var node = ActorSystem.Create(SystemName, DistributedInferenceConfig.Cluster("127.0.0.1", 0, [DeviceManager.Role]));
-            node.ActorOf(DeviceManager.Props([DeviceName.Cpu], factory), DeviceManager.ActorName);
-            _nodes.Add(node);
-        }
+    public async Task InitializeAsync() =>
+        _cluster = await InProcessCluster.StartAsync(3, Gpt2Replica.Factory(Gpt2Source.Resolve(Fixtures.Path("lm")), InferenceTask.Logits, ScalarType.Float32, 0));
 
-        var seed = Akka.Cluster.Cluster.Get(_nodes[0]).SelfAddress;
-        var up = _nodes.Select(node =>
-        {
-            var joined = new TaskCompletionSource();
-            Akka.Cluster.Cluster.Get(node).RegisterOnMemberUp(() => joined.TrySetResult());
-            Akka.Cluster.Cluster.Get(node).Join(seed);
-            return joined.Task;
-        }).ToList();
-        await Task.WhenAll(up).WaitAsync(TimeSpan.FromSeconds(30));
-    }
-
-    public async Task DisposeAsync() => await Task.WhenAll(_nodes.Select(n => n.Terminate()));
+    public async Task DisposeAsync() => await _cluster!.DisposeAsync();
 
     [Fact]
     public async Task The_registry_sees_every_nodes_devices_and_a_replica_job_spans_the_nodes()
     {
-        var client = _nodes[0];
-        var splitter = client.ActorOf(ReplicaSplitter.Props([]), "splitter");
-        var registry = client.ActorOf(DeviceRegistry.Props(splitter), "registry");
-
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
-        DeviceList devices;
-        do
-        {
-            await Task.Delay(100);
-            devices = await splitter.Ask<DeviceList>(GetDevices.Instance, TimeSpan.FromSeconds(5));
-        }
-        while (devices.Devices.Count < 3 && DateTime.UtcNow < deadline);
-        Assert.Equal(3, devices.Devices.Count);
+        var client = _cluster!.Nodes[0];
+        var (splitter, registry) = await _cluster.SplitterWithEveryDevice();
+        Assert.Equal(3, (await splitter.Ask<DeviceList>(GetDevices.Instance, TimeSpan.FromSeconds(5))).Devices.Count);
         Assert.Equal(3, (await registry.Ask<DeviceList>(GetDevices.Instance, TimeSpan.FromSeconds(5))).Devices.Count);
 
         // 12 rows (the fixture's 4, three times) one per batch: every node gets a share; idle ones may take others'.

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using DistributedInference.Models.Loading;
 
 namespace DistributedInference.Host.Tests.CommandLine;
@@ -10,27 +9,11 @@ public sealed class LaunchTests : IDisposable
 
     public void Dispose() => Directory.Delete(_folder, recursive: true);
 
-    private static async Task<(int ExitCode, string Stdout, string Stderr)> Di(params string[] args)
-    {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "di.dll"));
-        foreach (var arg in args)
-        {
-            start.ArgumentList.Add(arg);
-        }
-
-        using var process = Process.Start(start)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(4));
-        return (process.ExitCode, await stdout, await stderr);
-    }
-
     [Fact]
     public async Task Three_node_processes_reproduce_the_fixture_logits_in_replica_mode()
     {
         var output = Path.Combine(_folder, "logits.safetensors");
-        var (exit, _, stderr) = await Di("launch", "--num-processes", "3", "--", "infer", "--mode", "replica", "--devices", "cpu",
+        var (exit, _, stderr) = await DiRunner.RunProcess(TimeSpan.FromMinutes(4), "launch", "--num-processes", "3", "--", "infer", "--mode", "replica", "--devices", "cpu",
             "--task", "logits", "--model", DiRunner.TinyLanguageModel, "--input-ids", DiRunner.Expected, "--output", output, "--max-batch-size", "1");
         Assert.True(exit == 0, stderr);
         Assert.Contains("3 node(s), 3 device(s)", stderr, StringComparison.Ordinal);

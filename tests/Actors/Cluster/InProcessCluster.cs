@@ -1,0 +1,55 @@
+using Akka.Actor;
+using DistributedInference.Actors.Cluster;
+using DistributedInference.Actors.Configuration;
+using DistributedInference.Actors.Replica;
+using DistributedInference.Models.Runtime;
+using DistributedInference.Models.Tasks;
+
+namespace DistributedInference.Actors.Tests.Cluster;
+
+/// <summary>
+/// Actor systems in one process forming a cluster on 127.0.0.1 (port 0, all joining the first), as Akka.NET's own
+/// multi-system specs do; each has one CPU device holding the given model.
+/// </summary>
+public sealed class InProcessCluster : IAsyncDisposable
+{
+    private InProcessCluster(IReadOnlyList<ActorSystem> nodes) => Nodes = nodes;
+
+    public IReadOnlyList<ActorSystem> Nodes { get; }
+
+    public static async Task<InProcessCluster> StartAsync(int count, ReplicaModelFactory model)
+    {
+        var nodes = Enumerable.Range(0, count).Select(_ =>
+        {
+            var node = ActorSystem.Create("distributed-inference", DistributedInferenceConfig.Cluster("127.0.0.1", 0, [DeviceManager.Role]));
+            node.ActorOf(DeviceManager.Props([DeviceName.Cpu], model), DeviceManager.ActorName);
+            return node;
+        }).ToList();
+
+        var seed = Akka.Cluster.Cluster.Get(nodes[0]).SelfAddress;
+        await Task.WhenAll(nodes.Select(node =>
+        {
+            var up = new TaskCompletionSource();
+            Akka.Cluster.Cluster.Get(node).RegisterOnMemberUp(() => up.TrySetResult());
+            Akka.Cluster.Cluster.Get(node).Join(seed);
+            return up.Task;
+        })).WaitAsync(TimeSpan.FromSeconds(30));
+        return new InProcessCluster(nodes);
+    }
+
+    /// <summary>A splitter on the first node fed by a device registry, once it knows every node's device.</summary>
+    public async Task<(IActorRef Splitter, IActorRef Registry)> SplitterWithEveryDevice()
+    {
+        var splitter = Nodes[0].ActorOf(ReplicaSplitter.Props([]), "splitter");
+        var registry = Nodes[0].ActorOf(DeviceRegistry.Props(splitter), "registry");
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while ((await splitter.Ask<DeviceList>(GetDevices.Instance, TimeSpan.FromSeconds(5))).Devices.Count < Nodes.Count && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(100);
+        }
+
+        return (splitter, registry);
+    }
+
+    public async ValueTask DisposeAsync() => await Task.WhenAll(Nodes.Select(n => n.Terminate()));
+}
