@@ -1,11 +1,13 @@
 using Akka.Actor;
+using DistributedInference.Actors.Cluster;
 using DistributedInference.Actors.Splitting;
 using DistributedInference.Models;
 
 namespace DistributedInference.Actors.Pipeline;
 
 /// <summary>
-/// Owns the stages of one pipeline (its children), cuts each call into micro-batches, feeds them to the first stage
+/// Owns the stages of one pipeline (its children, or actors that stage hosts on other nodes create for it, see
+/// <see cref="StagePlacement"/>), cuts each call into micro-batches, feeds them to the first stage
 /// through a credit window (at most <c>maxInFlight</c> micro-batches inside the pipe, whatever the number of calls),
 /// and reassembles the last stage's outputs in order. Calls stream: micro-batches of the next call enter as soon as
 /// credit allows, so stages do not drain between calls. A stage that stops breaks the pipeline: running and later
@@ -17,30 +19,33 @@ public sealed class PipelineCoordinator : ReceiveActor
 
     private const int TimingsKeptPerStage = 100_000;
 
-    private readonly IReadOnlyList<Func<IStageWork>> _stageWork;
+    private readonly IReadOnlyList<StagePlacement> _placements;
     private readonly int _maxInFlight;
     private readonly IActorRef? _readyTo;
-    private readonly List<IActorRef> _stages = [];
+    private readonly IActorRef?[] _stages;
     private readonly Queue<MicroBatch> _waiting = new();
     private readonly Dictionary<string, Call> _calls = new(StringComparer.Ordinal);
     private readonly List<List<StageTiming>> _timings = [];
     private int _inFlight;
     private int _ready;
+    private bool _connected;
     private int _callsDone;
     private string? _broken;
 
-    public PipelineCoordinator(IReadOnlyList<Func<IStageWork>> stageWork, int maxInFlight, IActorRef? readyTo)
+    public PipelineCoordinator(IReadOnlyList<StagePlacement> placements, int maxInFlight, IActorRef? readyTo)
     {
-        _stageWork = stageWork;
+        _placements = placements;
+        _stages = new IActorRef?[placements.Count];
         _maxInFlight = maxInFlight;
         _readyTo = readyTo;
         Receive<RunPipeline>(HandleRunPipeline);
         Receive<MicroBatch>(HandleOutput);
         Receive<StageTiming>(HandleTiming);
         Receive<MicroBatchFailed>(HandleMicroBatchFailed);
+        Receive<StageHosted>(HandleStageHosted);
         Receive<StageReady>(HandleStageReady);
         Receive<StageLoadFailed>(failed => _readyTo?.Tell(failed));
-        Receive<Terminated>(HandleStageStopped);
+        Receive<Terminated>(HandleTerminated);
         Receive<GetPipelineMetrics>(_ => Sender.Tell(new PipelineMetrics(Metrics(_timings.SelectMany(t => t).ToList()), _callsDone)));
         Receive<GetStageTimings>(_ => Sender.Tell(_timings.Select(t => (IReadOnlyList<StageTiming>)t.ToList()).ToList()));
     }
@@ -49,33 +54,82 @@ public sealed class PipelineCoordinator : ReceiveActor
     /// <param name="maxInFlight">Micro-batches allowed inside the pipe at once (backpressure).</param>
     /// <param name="readyTo">Told <see cref="PipelineReady"/> once every stage is built, or <see cref="StageLoadFailed"/>.</param>
     public static Props Props(IReadOnlyList<Func<IStageWork>> stageWork, int maxInFlight, IActorRef? readyTo = null) =>
-        Akka.Actor.Props.Create(() => new PipelineCoordinator(stageWork, maxInFlight, readyTo));
+        Props(StagePlacement.Local(stageWork), maxInFlight, readyTo);
+
+    /// <param name="placements">Where each stage lives, in stage order: local stages are children, remote ones are asked of their host.</param>
+    /// <param name="maxInFlight">Micro-batches allowed inside the pipe at once (backpressure, also between nodes).</param>
+    /// <param name="readyTo">Told <see cref="PipelineReady"/> once every stage is built, or <see cref="StageLoadFailed"/>.</param>
+    public static Props Props(IReadOnlyList<StagePlacement> placements, int maxInFlight, IActorRef? readyTo = null) =>
+        Akka.Actor.Props.Create(() => new PipelineCoordinator(placements, maxInFlight, readyTo));
 
     protected override void PreStart()
     {
-        if (_stageWork.Count == 0 || _maxInFlight <= 0)
+        if (_placements.Count == 0 || _maxInFlight <= 0)
         {
             throw new ArgumentException("a pipeline needs at least one stage and a positive credit window");
         }
 
-        var stages = new IActorRef[_stageWork.Count];
-        var next = Self;
-        for (var s = _stageWork.Count - 1; s >= 0; s--)
+        _timings.AddRange(_placements.Select(_ => new List<StageTiming>()));
+        for (var s = 0; s < _placements.Count; s++)
         {
-            stages[s] = Context.ActorOf(PipelineStage.Props(s, _stageWork[s], next), PipelineStage.Name(s));
-            Context.Watch(stages[s]);
-            next = stages[s];
+            switch (_placements[s])
+            {
+                case LocalStage local:
+                    HandleStageHosted(new StageHosted(s, Context.ActorOf(PipelineStage.Props(s, local.Work, Self), PipelineStage.Name(s))));
+                    break;
+                case RemoteStage remote:
+                    Context.Watch(remote.Host);
+                    remote.Host.Tell(new HostStage(remote.Spec with { Stage = s }, Self));
+                    break;
+            }
+        }
+    }
+
+    // Stages are not the coordinator's children when they live on other nodes: stop them explicitly.
+    protected override void PostStop()
+    {
+        for (var s = 0; s < _stages.Length; s++)
+        {
+            if (_placements[s] is RemoteStage)
+            {
+                _stages[s]?.Tell(PoisonPill.Instance);
+            }
+        }
+    }
+
+    private void HandleStageHosted(StageHosted hosted)
+    {
+        if (hosted.Stage < 0 || hosted.Stage >= _stages.Length || _stages[hosted.Stage] is not null)
+        {
+            return;
         }
 
-        _stages.AddRange(stages);
-        _timings.AddRange(stages.Select(_ => new List<StageTiming>()));
+        _stages[hosted.Stage] = hosted.StageActor;
+        Context.Watch(hosted.StageActor);
+        if (_stages.All(stage => stage is not null))
+        {
+            for (var s = 0; s < _stages.Length; s++)
+            {
+                _stages[s]!.Tell(new ConnectStage(s + 1 < _stages.Length ? _stages[s + 1]! : Self));
+            }
+
+            _connected = true;
+            ReportReady();
+            Pump();
+        }
     }
 
     private void HandleStageReady(StageReady ready)
     {
-        if (++_ready == _stages.Count)
+        _ready++;
+        ReportReady();
+    }
+
+    private void ReportReady()
+    {
+        if (_connected && _ready == _stages.Length)
         {
-            _readyTo?.Tell(new PipelineReady(_stages.ToList()));
+            _readyTo?.Tell(new PipelineReady(_stages.Select(s => s!).ToList()));
         }
     }
 
@@ -158,10 +212,25 @@ public sealed class PipelineCoordinator : ReceiveActor
         Pump();
     }
 
-    private void HandleStageStopped(Terminated terminated)
+    private void HandleTerminated(Terminated terminated)
     {
-        var stage = _stages.IndexOf(terminated.ActorRef);
-        _broken = $"pipeline stage {stage} stopped";
+        var stage = Array.IndexOf(_stages, terminated.ActorRef);
+        if (stage < 0)
+        {
+            // A stage host that stopped before creating its stage (its own stage, if created, is watched on its own).
+            for (var s = 0; s < _placements.Count; s++)
+            {
+                if (_stages[s] is null && _placements[s] is RemoteStage remote && remote.Host.Equals(terminated.ActorRef))
+                {
+                    _readyTo?.Tell(new StageLoadFailed(s, $"the stage host at {remote.Host.Path.Address} stopped", InputError: false));
+                    Context.Stop(Self);
+                }
+            }
+
+            return;
+        }
+
+        _broken = $"pipeline stage {stage} stopped{(terminated.AddressTerminated ? $" (node {terminated.ActorRef.Path.Address} is gone)" : string.Empty)}";
         foreach (var jobId in _calls.Keys.ToList())
         {
             Fail(jobId, _broken, inputError: false);
@@ -170,7 +239,7 @@ public sealed class PipelineCoordinator : ReceiveActor
 
     private void Pump()
     {
-        while (_inFlight < _maxInFlight && _waiting.TryDequeue(out var next))
+        while (_connected && _inFlight < _maxInFlight && _waiting.TryDequeue(out var next))
         {
             if (!_calls.ContainsKey(next.JobId))
             {
@@ -178,7 +247,7 @@ public sealed class PipelineCoordinator : ReceiveActor
             }
 
             _inFlight++;
-            _stages[0].Tell(next);
+            _stages[0]!.Tell(next);
         }
     }
 
@@ -191,7 +260,7 @@ public sealed class PipelineCoordinator : ReceiveActor
         {
             foreach (var stage in _stages)
             {
-                stage.Tell(new OutputGathered(jobId, output));
+                stage!.Tell(new OutputGathered(jobId, output));
             }
         }
 
@@ -220,7 +289,7 @@ public sealed class PipelineCoordinator : ReceiveActor
         var start = submitted ?? timings.Min(t => t.Received);
         var end = timings.Max(t => t.Finished);
         var elapsed = end - start;
-        var stages = Enumerable.Range(0, _stages.Count).Select(s =>
+        var stages = Enumerable.Range(0, _stages.Length).Select(s =>
         {
             var mine = timings.Where(t => t.Stage == s).ToList();
             var busy = TimeSpan.FromTicks(mine.Sum(t => (t.Finished - t.Started).Ticks));

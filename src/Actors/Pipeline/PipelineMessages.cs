@@ -39,11 +39,14 @@ public sealed record GetPipelineMetrics
     public static readonly GetPipelineMetrics Instance = new();
 }
 
-/// <summary>Asks a stage for the outputs it was handed with gather_output: answered with a list of <see cref="OutputGathered"/>.</summary>
+/// <summary>Asks a stage for the outputs it was handed with gather_output: answered with <see cref="GatheredOutputs"/>.</summary>
 public sealed record GetGatheredOutputs
 {
     public static readonly GetGatheredOutputs Instance = new();
 }
+
+/// <summary>The most recent outputs a stage was handed with gather_output, oldest first.</summary>
+public sealed record GatheredOutputs(IReadOnlyList<OutputGathered> Outputs);
 
 /// <summary>Per stage: busy (running micro-batches), idle (the rest of the window) and queue time (waiting to start).</summary>
 public sealed record StageMetrics(int Stage, int MicroBatches, TimeSpan Busy, TimeSpan Idle, TimeSpan QueueTime)
@@ -64,3 +67,9 @@ public sealed record PipelineRunMetrics(TimeSpan Elapsed, IReadOnlyList<StageMet
 
 /// <summary>Metrics since the pipeline started, over every call.</summary>
 public sealed record PipelineMetrics(PipelineRunMetrics Total, int Calls);
+
+/// <summary>Tells a stage where its micro-batches go next (the next stage, or the coordinator after the last stage).</summary>
+public sealed record ConnectStage(IActorRef Next);
+
+/// <summary>A node's <see cref="Cluster.StageHost"/> has created the actor of stage <see cref="Stage"/> (to the coordinator).</summary>
+public sealed record StageHosted(int Stage, IActorRef StageActor);

@@ -47,8 +47,16 @@ public sealed class PipelineRuntime : IAsyncDisposable
     }
 
     /// <summary>Any stage work (simulated stages included), in stage order.</summary>
-    public static async Task<PipelineRuntime> StartAsync(
+    public static Task<PipelineRuntime> StartAsync(
         IReadOnlyList<Func<IStageWork>> stages,
+        ActorSystem? system = null,
+        int? maxInFlight = null,
+        CancellationToken cancellation = default) =>
+        StartAsync(StagePlacement.Local(stages), system, maxInFlight, cancellation);
+
+    /// <summary>Stages placed anywhere: in this process, or on the stage hosts of other nodes of the cluster.</summary>
+    public static async Task<PipelineRuntime> StartAsync(
+        IReadOnlyList<StagePlacement> stages,
         ActorSystem? system = null,
         int? maxInFlight = null,
         CancellationToken cancellation = default)

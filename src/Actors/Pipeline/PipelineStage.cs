@@ -8,8 +8,8 @@ namespace DistributedInference.Actors.Pipeline;
 
 /// <summary>
 /// One pipeline stage: owns its layers on its device, on its own pinned thread. Micro-batches are run in arrival order
-/// and forwarded to the next stage (the last stage's next is the coordinator); timings and failures go to the parent
-/// coordinator.
+/// and forwarded to the next stage (the last stage's next is the coordinator), which <see cref="ConnectStage"/> names;
+/// until then they wait. Readiness, timings and failures go to the coordinator, which may be on another node.
 /// </summary>
 public sealed class PipelineStage : ReceiveActor
 {
@@ -17,30 +17,36 @@ public sealed class PipelineStage : ReceiveActor
 
     private readonly int _stage;
     private readonly Func<IStageWork> _build;
-    private readonly IActorRef _next;
+    private readonly IActorRef _coordinator;
     private readonly Queue<(MicroBatch Batch, DateTime Received)> _queue = new();
     private readonly Queue<OutputGathered> _gathered = new();
     private readonly ILoggingAdapter _log = Context.GetLogger();
+    private IActorRef? _next;
     private IStageWork? _work;
     private bool _processing;
 
-    public PipelineStage(int stage, Func<IStageWork> build, IActorRef next)
+    public PipelineStage(int stage, Func<IStageWork> build, IActorRef coordinator)
     {
         _stage = stage;
         _build = build;
-        _next = next;
+        _coordinator = coordinator;
         Receive<MicroBatch>(batch =>
         {
             _queue.Enqueue((batch, DateTime.UtcNow));
             ScheduleNext();
         });
+        Receive<ConnectStage>(connect =>
+        {
+            _next = connect.Next;
+            ScheduleNext();
+        });
         Receive<ProcessNext>(_ => HandleProcessNext());
         Receive<OutputGathered>(HandleOutputGathered);
-        Receive<GetGatheredOutputs>(_ => Sender.Tell(_gathered.ToList()));
+        Receive<GetGatheredOutputs>(_ => Sender.Tell(new GatheredOutputs(_gathered.ToList())));
     }
 
-    public static Props Props(int stage, Func<IStageWork> build, IActorRef next) =>
-        Akka.Actor.Props.Create(() => new PipelineStage(stage, build, next)).WithDispatcher(DistributedInferenceConfig.DeviceDispatcher);
+    public static Props Props(int stage, Func<IStageWork> build, IActorRef coordinator) =>
+        Akka.Actor.Props.Create(() => new PipelineStage(stage, build, coordinator)).WithDispatcher(DistributedInferenceConfig.DeviceDispatcher);
 
     public static string Name(int stage) => $"stage-{stage}";
 
@@ -54,12 +60,12 @@ public sealed class PipelineStage : ReceiveActor
         catch (Exception e)
         {
             _log.Error(e, "stage {0}: could not build its layers", _stage);
-            Context.Parent.Tell(new StageLoadFailed(_stage, e.Message.Split('\n', 2)[0], e is InvalidInputException));
+            _coordinator.Tell(new StageLoadFailed(_stage, e.Message.Split('\n', 2)[0], e is InvalidInputException));
             Context.Stop(Self);
             return;
         }
 
-        Context.Parent.Tell(new StageReady(_stage, _work.Description));
+        _coordinator.Tell(new StageReady(_stage, _work.Description));
     }
 
     protected override void PostStop() => _work?.Dispose();
@@ -77,12 +83,12 @@ public sealed class PipelineStage : ReceiveActor
         try
         {
             var output = _work!.Run(batch.Payload);
-            Context.Parent.Tell(new StageTiming(_stage, batch.JobId, batch.Index, received, started, DateTime.UtcNow));
-            _next.Tell(new MicroBatch(batch.JobId, batch.Index, output));
+            _coordinator.Tell(new StageTiming(_stage, batch.JobId, batch.Index, received, started, DateTime.UtcNow));
+            _next!.Tell(new MicroBatch(batch.JobId, batch.Index, output));
         }
         catch (Exception e)
         {
-            Context.Parent.Tell(new MicroBatchFailed(batch.JobId, batch.Index, _stage, $"stage {_stage}: {e.Message.Split('\n', 2)[0]}", e is InvalidInputException));
+            _coordinator.Tell(new MicroBatchFailed(batch.JobId, batch.Index, _stage, $"stage {_stage}: {e.Message.Split('\n', 2)[0]}", e is InvalidInputException));
         }
 
         ScheduleNext();
@@ -99,7 +105,7 @@ public sealed class PipelineStage : ReceiveActor
 
     private void ScheduleNext()
     {
-        if (!_processing && _queue.Count > 0)
+        if (!_processing && _next is not null && _queue.Count > 0)
         {
             _processing = true;
             Self.Tell(ProcessNext.Instance);

@@ -4,6 +4,7 @@ using Akka.Serialization;
 using DistributedInference.Actors.Cluster;
 using DistributedInference.Actors.Pipeline;
 using DistributedInference.Actors.Replica;
+using DistributedInference.Models.Staging;
 
 namespace DistributedInference.Actors.Serialization;
 
@@ -57,6 +58,15 @@ public sealed class DistributedInferenceSerializer : SerializerWithStringManifes
         Add<StageLoadFailed>("stage-load-failed", (w, m) => { w.Write(m.Stage); Str(w, m.Reason); w.Write(m.InputError); }, r => new StageLoadFailed(r.ReadInt32(), Str(r), r.ReadBoolean()));
         Add<OutputGathered>("output-gathered", (w, m) => { Str(w, m.JobId); Value(w, m.Output); }, r => new OutputGathered(Str(r), Required(r)));
         Add<PipelineCompleted>("pipeline-completed", (w, m) => { Str(w, m.JobId); Value(w, m.Output); RunMetrics(w, m.Metrics); }, r => new PipelineCompleted(Str(r), Required(r), RunMetrics(r)));
+        Add<GetGatheredOutputs>("get-gathered-outputs", (_, _) => { }, _ => GetGatheredOutputs.Instance);
+        Add<GatheredOutputs>("gathered-outputs", (w, m) => { w.Write(m.Outputs.Count); foreach (var o in m.Outputs) { Str(w, o.JobId); Value(w, o.Output); } }, r => new GatheredOutputs(Enumerable.Range(0, Count(r)).Select(_ => new OutputGathered(Str(r), Required(r))).ToList()));
+        Add<ConnectStage>("connect-stage", (w, m) => Ref(w, m.Next), r => new ConnectStage(Ref(r)));
+        Add<StageHosted>("stage-hosted", (w, m) => { w.Write(m.Stage); Ref(w, m.StageActor); }, r => new StageHosted(r.ReadInt32(), Ref(r)));
+
+        // Stage hosts (pipeline stages on other nodes).
+        Add<GetStageHostInfo>("get-stage-host-info", (_, _) => { }, _ => GetStageHostInfo.Instance);
+        Add<StageHostInfo>("stage-host-info", WriteStageHostInfo, ReadStageHostInfo);
+        Add<HostStage>("host-stage", (w, m) => { Spec(w, m.Spec); Ref(w, m.Coordinator); }, r => new HostStage(Spec(r), Ref(r)));
         Add<PipelineFailed>("pipeline-failed", (w, m) => { Str(w, m.JobId); Str(w, m.Reason); w.Write(m.InputError); }, r => new PipelineFailed(Str(r), Str(r), r.ReadBoolean()));
     }
 
@@ -130,6 +140,47 @@ public sealed class DistributedInferenceSerializer : SerializerWithStringManifes
     private static void Date(BinaryWriter writer, DateTime date) => writer.Write(date.ToUniversalTime().Ticks);
 
     private static DateTime Date(BinaryReader reader) => new(reader.ReadInt64(), DateTimeKind.Utc);
+
+    private static void Spec(BinaryWriter writer, StageSpec spec)
+    {
+        writer.Write(spec.Stage);
+        writer.Write(spec.FirstLayer);
+        writer.Write(spec.LayerCount);
+        Str(writer, spec.Device);
+        Str(writer, spec.DType);
+        writer.Write(spec.Last);
+        Str(writer, spec.Model);
+    }
+
+    private static StageSpec Spec(BinaryReader reader) =>
+        new(reader.ReadInt32(), reader.ReadInt32(), reader.ReadInt32(), Str(reader), Str(reader), reader.ReadBoolean(), Str(reader));
+
+    private static void WriteStageHostInfo(BinaryWriter writer, StageHostInfo info)
+    {
+        writer.Write(info.Devices.Count);
+        foreach (var device in info.Devices)
+        {
+            Str(writer, device);
+        }
+
+        Str(writer, info.Model);
+        writer.Write(info.Layers.Count);
+        foreach (var layer in info.Layers)
+        {
+            Str(writer, layer.Name);
+            writer.Write(layer.ParameterCount);
+            writer.Write(layer.ParameterBytes);
+            writer.Write(layer.FlopsPerToken);
+        }
+    }
+
+    private static StageHostInfo ReadStageHostInfo(BinaryReader reader)
+    {
+        var devices = Enumerable.Range(0, Count(reader)).Select(_ => Str(reader)).ToList();
+        var model = Str(reader);
+        var layers = Enumerable.Range(0, Count(reader)).Select(_ => new StagedLayerInfo(Str(reader), reader.ReadInt64(), reader.ReadInt64(), reader.ReadInt64())).ToList();
+        return new StageHostInfo(devices, model, layers);
+    }
 
     private static void Options(BinaryWriter writer, JobOptions options)
     {

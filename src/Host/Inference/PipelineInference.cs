@@ -17,10 +17,7 @@ public static class PipelineInference
 {
     public static async Task Run(PreparedJob job, InferOptions options, TextWriter stdout, TextWriter stderr, CancellationToken cancellation)
     {
-        using var model = job.Task == InferenceTask.Classify
-            ? (nn.Module)job.Source.CreateClassifier(CPU, ScalarType.Float32)
-            : job.Source.CreateLanguageModel(CPU, ScalarType.Float32);
-        var staged = model is Gpt2ForSequenceClassification classifier ? new Gpt2StagedModel(classifier) : new Gpt2StagedModel((Gpt2LMHeadModel)model);
+        using var staged = Gpt2StagedModel.Load(job.Source, job.Task);
         var plan = Partitioner.Plan(staged.Layers, job.Devices, options.SplitPoints);
         await stderr.WriteAsync($"di: pipeline plan ({options.SplitPoints}):{Environment.NewLine}{plan.Describe()}");
 

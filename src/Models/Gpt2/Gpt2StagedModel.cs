@@ -5,10 +5,12 @@ namespace DistributedInference.Models.Gpt2;
 
 /// <summary>
 /// The staged view of a GPT-2 language model or classifier: <c>wte+wpe</c>, <c>h.0</c> ... <c>h.N-1</c>,
-/// <c>ln_f+head</c>.
+/// <c>ln_f+head</c>. Built from a model it borrows, or loaded with <see cref="Load"/>, which it then owns.
 /// </summary>
-public sealed class Gpt2StagedModel : IStagedModel
+public sealed class Gpt2StagedModel : IStagedModel, IDisposable
 {
+    private nn.Module? _owned;
+
     private readonly Gpt2Model _transformer;
     private readonly Gpt2LMHeadModel? _languageModel;
     private readonly Gpt2ForSequenceClassification? _classifier;
@@ -28,6 +30,25 @@ public sealed class Gpt2StagedModel : IStagedModel
     }
 
     public IReadOnlyList<StagedLayerInfo> Layers { get; }
+
+    /// <summary>The task's model (classifier for classify, language model otherwise) on the CPU in float32: stages copy from it.</summary>
+    public static Gpt2StagedModel Load(Gpt2Source source, Tasks.InferenceTask task)
+    {
+        if (task == Tasks.InferenceTask.Classify)
+        {
+            var classifier = source.CreateClassifier(CPU, ScalarType.Float32);
+            return new Gpt2StagedModel(classifier) { _owned = classifier };
+        }
+
+        var languageModel = source.CreateLanguageModel(CPU, ScalarType.Float32);
+        return new Gpt2StagedModel(languageModel) { _owned = languageModel };
+    }
+
+    public void Dispose()
+    {
+        _owned?.Dispose();
+        _owned = null;
+    }
 
     private Gpt2Config Config => _transformer.Config;
 

@@ -3,13 +3,14 @@ using DistributedInference.Actors.Cluster;
 using DistributedInference.Actors.Configuration;
 using DistributedInference.Actors.Replica;
 using DistributedInference.Models.Runtime;
+using DistributedInference.Models.Staging;
 using DistributedInference.Models.Tasks;
 
 namespace DistributedInference.Actors.Tests.Cluster;
 
 /// <summary>
 /// Actor systems in one process forming a cluster on 127.0.0.1 (port 0, all joining the first), as Akka.NET's own
-/// multi-system specs do; each has one CPU device holding the given model.
+/// multi-system specs do; each has one CPU device holding the given model, and a stage host when given a staged model.
 /// </summary>
 public sealed class InProcessCluster : IAsyncDisposable
 {
@@ -17,12 +18,21 @@ public sealed class InProcessCluster : IAsyncDisposable
 
     public IReadOnlyList<ActorSystem> Nodes { get; }
 
-    public static async Task<InProcessCluster> StartAsync(int count, ReplicaModelFactory model)
+    public static async Task<InProcessCluster> StartAsync(int count, ReplicaModelFactory? model, (string Name, Func<IStagedModel> Load)? stages = null)
     {
         var nodes = Enumerable.Range(0, count).Select(_ =>
         {
             var node = ActorSystem.Create("distributed-inference", DistributedInferenceConfig.Cluster("127.0.0.1", 0, [DeviceManager.Role]));
-            node.ActorOf(DeviceManager.Props([DeviceName.Cpu], model), DeviceManager.ActorName);
+            if (model is not null)
+            {
+                node.ActorOf(DeviceManager.Props([DeviceName.Cpu], model), DeviceManager.ActorName);
+            }
+
+            if (stages is { } staged)
+            {
+                node.ActorOf(StageHost.Props([DeviceName.Cpu], staged.Name, staged.Load), StageHost.ActorName);
+            }
+
             return node;
         }).ToList();
 

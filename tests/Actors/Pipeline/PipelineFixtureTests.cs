@@ -98,8 +98,8 @@ public sealed class PipelineFixtureTests
         var completed = await pipeline.RunAsync(Fixtures.Expected("input_ids"), gatherOutput: true);
         foreach (var stage in pipeline.Stages)
         {
-            var gathered = await stage.Ask<List<OutputGathered>>(GetGatheredOutputs.Instance, TimeSpan.FromSeconds(10));
-            Assert.Same(completed.Output, Assert.Single(gathered).Output);
+            var gathered = await stage.Ask<GatheredOutputs>(GetGatheredOutputs.Instance, TimeSpan.FromSeconds(10));
+            Assert.Same(completed.Output, Assert.Single(gathered.Outputs).Output);
         }
     }
 

@@ -61,6 +61,8 @@ public sealed class DistributedInferenceSerializerTests : TestKit
         yield return [new OutputGathered("job", zeros(0, 7))];
         yield return [new PipelineCompleted("job", ones(2, 2), new PipelineRunMetrics(TimeSpan.FromSeconds(2), [new StageMetrics(0, 4, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1), TimeSpan.Zero)]))];
         yield return [new PipelineFailed("job", "pipeline stage 1 stopped", false)];
+        yield return [Actors.Cluster.GetStageHostInfo.Instance];
+        yield return [GetGatheredOutputs.Instance];
     }
 
     [Theory]
@@ -89,6 +91,20 @@ public sealed class DistributedInferenceSerializerTests : TestKit
         Assert.Equal(other.Ref, ((RemoveDevice)RoundTrip(new RemoveDevice(other.Ref))).Device);
         Assert.Same(GetDevices.Instance, RoundTrip(GetDevices.Instance));
         Assert.Same(Actors.Cluster.GetLocalDevices.Instance, RoundTrip(Actors.Cluster.GetLocalDevices.Instance));
+        Assert.Equal(other.Ref, ((ConnectStage)RoundTrip(new ConnectStage(other.Ref))).Next);
+        Assert.Equal(new StageHosted(2, probe.Ref), RoundTrip(new StageHosted(2, probe.Ref)));
+        var spec = new StageSpec(1, 2, 3, "cuda:1", "bf16", true, "tests/fixtures/gpt2-tiny");
+        Assert.Equal(new Actors.Cluster.HostStage(spec, probe.Ref), RoundTrip(new Actors.Cluster.HostStage(spec, probe.Ref)));
+    }
+
+    [Fact]
+    public void A_stage_host_describes_its_devices_and_every_layer_of_its_model()
+    {
+        var info = new Actors.Cluster.StageHostInfo(["cpu", "cuda:1"], "gpt2", [new StagedLayerInfo("wte+wpe", 10, 40, 0), new StagedLayerInfo("h.0", 20, 80, 123)]);
+        var back = (Actors.Cluster.StageHostInfo)RoundTrip(info);
+        Assert.Equal(info.Devices, back.Devices);
+        Assert.Equal(info.Model, back.Model);
+        Assert.Equal(info.Layers, back.Layers);
     }
 
     [Fact]

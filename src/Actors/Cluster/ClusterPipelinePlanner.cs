@@ -1,0 +1,94 @@
+using System.Text;
+using Akka.Actor;
+using Akka.Cluster;
+using DistributedInference.Actors.Pipeline;
+using DistributedInference.Actors.Replica;
+using DistributedInference.Models;
+using DistributedInference.Models.Partitioning;
+using DistributedInference.Models.Runtime;
+
+namespace DistributedInference.Actors.Cluster;
+
+/// <summary>A node's stage host, what it offers, and where it is.</summary>
+public sealed record StageHostOnNode(Address Node, IActorRef Host, StageHostInfo Info);
+
+/// <summary>A pipeline cut over the devices of several nodes: the plan, and where each stage is built.</summary>
+public sealed record ClusterPipelinePlan(PipelinePlan Plan, IReadOnlyList<StageHostOnNode> Hosts, IReadOnlyList<StagePlacement> Placements)
+{
+    /// <summary>The plan as a table, each stage with its node.</summary>
+    public string Describe()
+    {
+        var text = new StringBuilder();
+        var lines = Plan.Describe().Split(Environment.NewLine, StringSplitOptions.RemoveEmptyEntries);
+        for (var s = 0; s < lines.Length; s++)
+        {
+            text.AppendLine($"{lines[s]} @ {Hosts[s].Node}");
+        }
+
+        return text.ToString();
+    }
+}
+
+/// <summary>
+/// Plans pipelines across the cluster: finds the stage host of every Up node with the device role (oldest node
+/// first), cuts the model they serve over all their devices in that order, and places each stage on its device's
+/// node.
+/// </summary>
+public static class ClusterPipelinePlanner
+{
+    /// <summary>
+    /// The stage hosts of the device nodes that are Up, once there are at least <paramref name="nodes"/> of them
+    /// (any number from one when null) and each has loaded its model.
+    /// </summary>
+    public static async Task<IReadOnlyList<StageHostOnNode>> FindHostsAsync(ActorSystem system, int? nodes, TimeSpan timeout, CancellationToken cancellation = default)
+    {
+        var cluster = Akka.Cluster.Cluster.Get(system);
+        var deadline = DateTime.UtcNow + timeout;
+        while (true)
+        {
+            var members = cluster.State.Members
+                .Where(m => m.Status == MemberStatus.Up && m.HasRole(DeviceManager.Role))
+                .OrderBy(m => m, Member.AgeOrdering)
+                .ToList();
+            if (members.Count >= Math.Max(1, nodes ?? 1))
+            {
+                var left = deadline - DateTime.UtcNow;
+                return await Task.WhenAll(members.Select(async member =>
+                {
+                    var host = await system.ActorSelection(new RootActorPath(member.Address) / "user" / StageHost.ActorName).ResolveOne(left, cancellation);
+                    return new StageHostOnNode(member.Address, host, await host.Ask<StageHostInfo>(GetStageHostInfo.Instance, left, cancellation));
+                }));
+            }
+
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new JobFailedException($"{members.Count} device node(s) are Up, {nodes} needed, after {timeout.TotalSeconds:F0} s");
+            }
+
+            await Task.Delay(200, cancellation);
+        }
+    }
+
+    /// <summary>One stage per device of every host, in host order, cut at <paramref name="splitPoints"/> (names, auto or compute).</summary>
+    public static ClusterPipelinePlan Plan(IReadOnlyList<StageHostOnNode> hosts, string model, string splitPoints, string dtype)
+    {
+        if (hosts.Count == 0)
+        {
+            throw new InvalidInputException("no node with the device role hosts pipeline stages");
+        }
+
+        var other = hosts.FirstOrDefault(h => h.Info.Model != model);
+        if (other is not null)
+        {
+            throw new InvalidInputException($"node {other.Node} serves {other.Info.Model}, not {model}: start every node with the same --model");
+        }
+
+        var layers = hosts[0].Info.Layers;
+        var slots = hosts.SelectMany(host => host.Info.Devices.Select(device => (Host: host, Device: device))).ToList();
+        var plan = Partitioner.Plan(layers, slots.Select(s => DeviceName.Parse(s.Device)).ToList(), splitPoints);
+        var placements = plan.Stages.Select(stage => (StagePlacement)new RemoteStage(
+            slots[stage.Stage].Host.Host,
+            new StageSpec(stage.Stage, stage.FirstLayer, stage.LayerCount, slots[stage.Stage].Device, dtype, stage.Stage == plan.Stages.Count - 1, model))).ToList();
+        return new ClusterPipelinePlan(plan, plan.Stages.Select(stage => slots[stage.Stage].Host).ToList(), placements);
+    }
+}

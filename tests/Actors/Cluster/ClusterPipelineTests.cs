@@ -1,0 +1,116 @@
+using Akka.Actor;
+using DistributedInference.Actors.Cluster;
+using DistributedInference.Actors.Pipeline;
+using DistributedInference.Actors.Replica;
+using DistributedInference.Models;
+using DistributedInference.Models.Gpt2;
+using DistributedInference.Models.Runtime;
+using DistributedInference.Models.Tasks;
+using Xunit.Abstractions;
+using static TorchSharp.torch;
+
+namespace DistributedInference.Actors.Tests.Cluster;
+
+/// <summary>Three actor systems in one process form a cluster; a pipeline has one stage on each (tensors cross the wire).</summary>
+[Collection(TimedTests.Collection)]
+public sealed class ClusterPipelineTests : IAsyncLifetime
+{
+    private const string Model = "gpt2-tiny fixture";
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
+
+    private readonly ITestOutputHelper _output;
+    private InProcessCluster? _cluster;
+
+    public ClusterPipelineTests(ITestOutputHelper output)
+    {
+        _output = output;
+        LibTorch.Initialize();
+    }
+
+    public async Task InitializeAsync() =>
+        _cluster = await InProcessCluster.StartAsync(3, model: null, stages: (Model, () => Gpt2StagedModel.Load(Gpt2Source.Resolve(Fixtures.Path("lm")), InferenceTask.Logits)));
+
+    public async Task DisposeAsync() => await _cluster!.DisposeAsync();
+
+    private static Dictionary<string, object> Input() => new() { ["input_ids"] = Fixtures.Expected("input_ids") };
+
+    [Fact]
+    public async Task A_pipeline_with_a_stage_on_each_node_reproduces_the_logits_of_transformers()
+    {
+        var client = _cluster!.Nodes[0];
+        var hosts = await ClusterPipelinePlanner.FindHostsAsync(client, 3, Timeout);
+        var planned = ClusterPipelinePlanner.Plan(hosts, Model, "auto", "fp32");
+        _output.WriteLine(planned.Describe());
+        Assert.Equal(3, planned.Hosts.Select(h => h.Node).Distinct().Count());
+
+        await using var pipeline = await PipelineRuntime.StartAsync(planned.Placements, client);
+        Assert.Equal(3, pipeline.Stages.Select(s => s.Path.Address).Distinct().Count());
+        var completed = await pipeline.RunAsync(Input(), numChunks: 3, gatherOutput: true);
+
+        var diff = Fixtures.MaxAbsDiff((Tensor)completed.Output, Fixtures.Expected("lm_logits"));
+        _output.WriteLine($"3 nodes, 3 micro-batches: max |diff| {diff:E2}, bubble {completed.Metrics.BubbleFraction:F3}");
+        Assert.True(diff <= 1e-4);
+        Assert.All(completed.Metrics.Stages, s => Assert.Equal(3, s.MicroBatches));
+
+        // gather_output: the stage on the last node was handed the whole output too, across the wire.
+        var gathered = await pipeline.Stages[2].Ask<GatheredOutputs>(GetGatheredOutputs.Instance, Timeout);
+        Assert.True(Fixtures.MaxAbsDiff((Tensor)Assert.Single(gathered.Outputs).Output, Fixtures.Expected("lm_logits")) <= 1e-4);
+    }
+
+    [Fact]
+    public async Task Remote_stages_stop_with_their_pipeline()
+    {
+        var client = _cluster!.Nodes[0];
+        var planned = ClusterPipelinePlanner.Plan(await ClusterPipelinePlanner.FindHostsAsync(client, 3, Timeout), Model, "auto", "fp32");
+        var pipeline = await PipelineRuntime.StartAsync(planned.Placements, client);
+        var remote = pipeline.Stages[2];
+        await pipeline.DisposeAsync();
+
+        var deadline = DateTime.UtcNow + Timeout;
+        while ((await client.ActorSelection(remote.Path).Ask<ActorIdentity>(new Identify(1), Timeout)).Subject is not null)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the remote stage outlived its pipeline");
+            await Task.Delay(100);
+        }
+    }
+
+    [Fact]
+    public async Task A_host_serving_another_model_refuses_with_a_clear_error()
+    {
+        var client = _cluster!.Nodes[0];
+        var hosts = await ClusterPipelinePlanner.FindHostsAsync(client, 3, Timeout);
+        Assert.Contains("start every node with the same --model", Assert.Throws<InvalidInputException>(() => ClusterPipelinePlanner.Plan(hosts, "gpt2", "auto", "fp32")).Message, StringComparison.Ordinal);
+
+        var planned = ClusterPipelinePlanner.Plan(hosts, Model, "auto", "fp32");
+        var wrong = planned.Placements.Select(p => (StagePlacement)(((RemoteStage)p) with { Spec = ((RemoteStage)p).Spec with { Device = "cuda:7" } })).ToList();
+        var error = await Assert.ThrowsAsync<InvalidInputException>(() => PipelineRuntime.StartAsync(wrong, client));
+        Assert.Contains("has no device cuda:7", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_node_that_leaves_fails_the_pipeline_instead_of_hanging_it()
+    {
+        var client = _cluster!.Nodes[0];
+        var planned = ClusterPipelinePlanner.Plan(await ClusterPipelinePlanner.FindHostsAsync(client, 3, Timeout), Model, "auto", "fp32");
+        await using var pipeline = await PipelineRuntime.StartAsync(planned.Placements, client);
+        var last = _cluster.Nodes.Single(n => Akka.Cluster.Cluster.Get(n).SelfAddress == planned.Hosts[2].Node);
+        Assert.NotSame(client, last);
+        await Akka.Cluster.Cluster.Get(last).LeaveAsync();
+
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        while (true)
+        {
+            var error = await Record.ExceptionAsync(() => pipeline.RunAsync(Input(), numChunks: 2).WaitAsync(TimeSpan.FromSeconds(60)));
+            if (error is not null)
+            {
+                _output.WriteLine(error.Message);
+                Assert.IsType<JobFailedException>(error);
+                Assert.Contains("stage 2 stopped", error.Message, StringComparison.Ordinal);
+                return;
+            }
+
+            Assert.True(DateTime.UtcNow < deadline, "the pipeline kept running without its last stage's node");
+            await Task.Delay(200);
+        }
+    }
+}
