@@ -27,9 +27,15 @@ public static class ClusterNode
             config = DistributedInferenceConfig.WithFile(options.ConfigFile).WithFallback(config);
         }
 
-        var model = options.Roles.Contains(DeviceManager.Role)
-            ? Gpt2Replica.Factory(Gpt2Source.Resolve(options.Model, options.ModelSeed), InferenceTasks.Parse(options.Task), Precision.Parse(options.DType), options.MaxNewTokens)
-            : null;
+        var unknown = options.Serving.FirstOrDefault(s => s is not (NodeOptions.ServeReplica or NodeOptions.ServePipeline));
+        if (unknown is not null)
+        {
+            throw new InvalidInputException($"--serve {unknown}: use replica, pipeline or replica,pipeline");
+        }
+
+        var hasDevices = options.Roles.Contains(DeviceManager.Role);
+        var source = hasDevices ? Gpt2Source.Resolve(options.Model, options.ModelSeed) : null;
+        var task = InferenceTasks.Parse(options.Task);
         var devices = DeviceName.ParseList(options.Devices);
         foreach (var device in devices.Distinct())
         {
@@ -37,9 +43,14 @@ public static class ClusterNode
         }
 
         var system = ActorSystem.Create(SystemName, config);
-        if (model is not null)
+        if (source is not null && options.Serving.Contains(NodeOptions.ServeReplica))
         {
-            system.ActorOf(DeviceManager.Props(devices, model), DeviceManager.ActorName);
+            system.ActorOf(DeviceManager.Props(devices, Gpt2Replica.Factory(source, task, Precision.Parse(options.DType), options.MaxNewTokens)), DeviceManager.ActorName);
+        }
+
+        if (source is not null && options.Serving.Contains(NodeOptions.ServePipeline) && task != InferenceTask.Generate)
+        {
+            system.ActorOf(StageHost.Props(devices, ServedModelName(source, task), () => Gpt2StagedModel.Load(source, task)), StageHost.ActorName);
         }
 
         if (seeds.Count == 0)
@@ -50,6 +61,13 @@ public static class ClusterNode
 
         return system;
     }
+
+    /// <summary>
+    /// The name under which a node serves its model's pipeline stages: the folder's name (not its path, which may differ
+    /// between machines) or the built-in with its seed, and the task. A pipeline asks for it by the same name.
+    /// </summary>
+    public static string ServedModelName(Gpt2Source source, InferenceTask task) =>
+        $"{(Directory.Exists(source.Name) ? Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(source.Name))) : $"{source.Name} seed {source.Seed}")} ({task.Name()})";
 
     /// <summary>Waits until this node is Up in its cluster.</summary>
     public static Task WhenUp(ActorSystem system, TimeSpan timeout)

@@ -22,6 +22,9 @@ public sealed class LocalCluster : IAsyncDisposable
     /// <summary>host:port of the first node.</summary>
     public string Seed { get; }
 
+    /// <summary>The node processes, in start order (the first is the seed and the oldest member).</summary>
+    public IReadOnlyList<Process> Processes => _processes;
+
     public static async Task<LocalCluster> StartAsync(int processes, Func<int, IReadOnlyList<string>> nodeArguments, TextWriter log, CancellationToken cancellation)
     {
         if (processes <= 0)

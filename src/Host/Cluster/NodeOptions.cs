@@ -13,4 +13,12 @@ public sealed record NodeOptions(
     string DType,
     int MaxNewTokens,
     long ModelSeed,
-    string? LibTorch);
+    string? LibTorch,
+    IReadOnlyList<string>? Serve = null)
+{
+    public const string ServeReplica = "replica";
+    public const string ServePipeline = "pipeline";
+
+    /// <summary>What a device node offers: replica device actors (the whole model on each device), pipeline stages, or both.</summary>
+    public IReadOnlyList<string> Serving => Serve ?? [ServeReplica, ServePipeline];
+}

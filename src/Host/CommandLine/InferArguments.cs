@@ -1,5 +1,6 @@
 using System.CommandLine;
 using DistributedInference.Host.Inference;
+using DistributedInference.Models;
 
 namespace DistributedInference.Host.CommandLine;
 
@@ -23,7 +24,7 @@ public sealed class InferArguments
     private readonly Option<string> _dtype = new Option<string>("--dtype") { Description = "fp32 | fp16 | bf16", DefaultValueFactory = _ => "fp32" };
     private readonly Option<int> _maxBatchSize = new Option<int>("--max-batch-size") { Description = "replica: rows per forward pass on a device; pipeline: rows per call", DefaultValueFactory = _ => 8 };
     private readonly Option<int> _maxNewTokens = new Option<int>("--max-new-tokens") { Description = "tokens to generate per input (task generate)", DefaultValueFactory = _ => 20 };
-    private readonly Option<long> _seed = new Option<long>("--seed") { Description = "seed of a built-in model's random weights", DefaultValueFactory = _ => 0 };
+    private readonly Option<string[]> _seed = new Option<string[]>("--seed") { Description = "N: seed of a built-in model's random weights (default 0); host:port (repeat for several): run the job on that running cluster, joining it as a client" };
     private readonly Option<string?> _libtorch = new Option<string?>("--libtorch") { Description = $"folder holding libtorch (a PyTorch install's torch/lib, CUDA included); also ${Models.Runtime.LibTorch.FolderVariable}" };
 
     /// <summary>A command named <c>infer</c> with every option (its action is the caller's).</summary>
@@ -32,7 +33,26 @@ public sealed class InferArguments
         _model, _task, _inputIds, _prompts, _promptsFile, _output, _mode, _splitPoints, _numChunks, _gatherOutput, _devices, _applyPadding, _dtype, _maxBatchSize, _maxNewTokens, _seed, _libtorch,
     };
 
-    public InferOptions Read(ParseResult result) => new(
+    public InferOptions Read(ParseResult result)
+    {
+        var seeds = result.GetValue(_seed) ?? [];
+        var clusterSeeds = seeds.Where(s => s.Contains(':', StringComparison.Ordinal)).ToList();
+        var weightSeeds = seeds.Except(clusterSeeds).ToList();
+        if (weightSeeds.Count > 1)
+        {
+            throw new InvalidInputException($"--seed given {weightSeeds.Count} weight seeds ({string.Join(", ", weightSeeds)}): give one number, and host:port for cluster seed nodes");
+        }
+
+        long weightSeed = 0;
+        if (weightSeeds.Count == 1 && !long.TryParse(weightSeeds[0], System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out weightSeed))
+        {
+            throw new InvalidInputException($"--seed {weightSeeds[0]}: give a number (random weights) or host:port (a cluster seed node)");
+        }
+
+        return Read(result, weightSeed, clusterSeeds);
+    }
+
+    private InferOptions Read(ParseResult result, long weightSeed, IReadOnlyList<string> clusterSeeds) => new(
         Model: result.GetValue(_model)!,
         Task: result.GetValue(_task)!,
         InputIdsPath: result.GetValue(_inputIds),
@@ -45,9 +65,10 @@ public sealed class InferArguments
         DType: result.GetValue(_dtype)!,
         MaxBatchSize: result.GetValue(_maxBatchSize),
         MaxNewTokens: result.GetValue(_maxNewTokens),
-        Seed: result.GetValue(_seed),
+        Seed: weightSeed,
         LibTorch: result.GetValue(_libtorch),
         SplitPoints: result.GetValue(_splitPoints)!,
         NumChunks: result.GetValue(_numChunks),
-        GatherOutput: result.GetValue(_gatherOutput));
+        GatherOutput: result.GetValue(_gatherOutput),
+        ClusterSeeds: clusterSeeds);
 }

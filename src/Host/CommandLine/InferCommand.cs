@@ -1,9 +1,13 @@
 using System.CommandLine;
+using DistributedInference.Host.Cluster;
 using DistributedInference.Host.Inference;
 
 namespace DistributedInference.Host.CommandLine;
 
-/// <summary><c>di infer</c>: run a model over inputs and write one result per input, in input order.</summary>
+/// <summary>
+/// <c>di infer</c>: run a model over inputs and write one result per input, in input order; on this machine's devices,
+/// or with <c>--seed host:port</c> on a running cluster's, joining it as a client for the job.
+/// </summary>
 public static class InferCommand
 {
     public static Command Create()
@@ -16,6 +20,21 @@ public static class InferCommand
                 var options = arguments.Read(result);
                 var job = PreparedJob.From(options);
                 var (stdout, stderr) = (result.InvocationConfiguration.Output, result.InvocationConfiguration.Error);
+                if (options.OnCluster)
+                {
+                    var client = await ClusterInference.JoinAsClientAsync(options.ClusterSeeds!, configFile: null, options);
+                    try
+                    {
+                        await ClusterInference.Run(client, job, options, nodes: null, stdout, stderr, cancellation);
+                    }
+                    finally
+                    {
+                        await ClusterInference.LeaveAsync(client);
+                    }
+
+                    return 0;
+                }
+
                 await (options.Mode == "pipeline"
                     ? PipelineInference.Run(job, options, stdout, stderr, cancellation)
                     : ReplicaInference.Run(job, options, stdout, stderr, cancellation));

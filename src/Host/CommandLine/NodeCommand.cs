@@ -24,9 +24,10 @@ public static class NodeCommand
         var maxNewTokens = new Option<int>("--max-new-tokens") { DefaultValueFactory = _ => 20 };
         var modelSeed = new Option<long>("--model-seed") { Description = "seed of a built-in model's random weights", DefaultValueFactory = _ => 0 };
         var libtorch = new Option<string?>("--libtorch");
+        var serve = new Option<string>("--serve") { Description = "what the devices offer: replica (each device loads the whole model at start), pipeline (stages built on request), or both", DefaultValueFactory = _ => "replica,pipeline" };
         var command = new Command("node", "Join a cluster and offer this machine's devices until stopped.")
         {
-            host, port, seeds, roles, devices, configFile, model, task, dtype, maxNewTokens, modelSeed, libtorch,
+            host, port, seeds, roles, devices, configFile, model, task, dtype, maxNewTokens, modelSeed, libtorch, serve,
         };
         command.SetAction((result, cancellation) => UserErrors.Run(
             async () =>
@@ -35,7 +36,8 @@ public static class NodeCommand
                     result.GetValue(host)!, result.GetValue(port), result.GetValue(seeds) ?? [],
                     result.GetValue(roles)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
                     result.GetValue(devices)!, result.GetValue(configFile), result.GetValue(model)!, result.GetValue(task)!,
-                    result.GetValue(dtype)!, result.GetValue(maxNewTokens), result.GetValue(modelSeed), result.GetValue(libtorch));
+                    result.GetValue(dtype)!, result.GetValue(maxNewTokens), result.GetValue(modelSeed), result.GetValue(libtorch),
+                    result.GetValue(serve)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
                 var system = ClusterNode.Start(options);
                 await ClusterNode.WhenUp(system, TimeSpan.FromMinutes(5));
                 var self = Akka.Cluster.Cluster.Get(system).SelfAddress;

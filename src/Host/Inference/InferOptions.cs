@@ -18,4 +18,9 @@ public sealed record InferOptions(
     string? LibTorch,
     string SplitPoints = "auto",
     int? NumChunks = null,
-    bool GatherOutput = false);
+    bool GatherOutput = false,
+    IReadOnlyList<string>? ClusterSeeds = null)
+{
+    /// <summary>Client mode: the job runs on the cluster these seed nodes (host:port) belong to, not on local devices.</summary>
+    public bool OnCluster => ClusterSeeds is { Count: > 0 };
+}

@@ -22,20 +22,27 @@ public static class PipelineInference
         await stderr.WriteAsync($"di: pipeline plan ({options.SplitPoints}):{Environment.NewLine}{plan.Describe()}");
 
         await using var pipeline = await PipelineRuntime.StartAsync(staged, plan, job.DType, cancellation: cancellation);
+        await RunCalls(pipeline, job, options, stdout, stderr, cancellation);
+    }
+
+    /// <summary>The job's rows through a running pipeline (here or across nodes), calls streaming back to back; writes the output.</summary>
+    public static async Task RunCalls(PipelineRuntime pipeline, PreparedJob job, InferOptions options, TextWriter stdout, TextWriter stderr, CancellationToken cancellation)
+    {
+        var stages = pipeline.Stages.Count;
         var rows = Gpt2Replica.Rows(job.Inputs.InputIds, job.Inputs.AttentionMask);
         var total = (int)job.Inputs.Count;
         var calls = Enumerable.Range(0, (total + options.MaxBatchSize - 1) / options.MaxBatchSize)
             .Select(c => (Start: c * options.MaxBatchSize, Count: Math.Min(options.MaxBatchSize, total - (c * options.MaxBatchSize))))
             .ToList();
 
-        var outputs = await ProgressBar.Track(stderr, $"{job.Task.Name()} through {plan.Stages.Count} stage(s)", async progress =>
+        var outputs = await ProgressBar.Track(stderr, $"{job.Task.Name()} through {stages} stage(s)", async progress =>
         {
             var done = 0;
             progress?.Report(new JobProgress(0, total));
             return await Task.WhenAll(calls.Select(async call =>
             {
                 var completed = await pipeline.RunAsync(
-                    Actors.Splitting.Rows.Slice(rows, call.Start, call.Count), options.NumChunks ?? plan.Stages.Count, options.GatherOutput, cancellation);
+                    Actors.Splitting.Rows.Slice(rows, call.Start, call.Count), options.NumChunks ?? stages, options.GatherOutput, cancellation);
                 progress?.Report(new JobProgress(Interlocked.Add(ref done, call.Count), total));
                 return (Tensor)completed.Output;
             }));

@@ -20,9 +20,21 @@ public sealed class LaunchTests : IDisposable
         Assert.True(DiRunner.MaxAbsDiff(SafeTensorsFile.Open(output).Read("logits"), DiRunner.ExpectedTensor("lm_logits")) <= 1e-4);
     }
 
+    [Fact]
+    public async Task Three_node_processes_reproduce_the_fixture_logits_in_pipeline_mode()
+    {
+        var output = Path.Combine(_folder, "logits.safetensors");
+        var (exit, _, stderr) = await DiRunner.RunProcess(TimeSpan.FromMinutes(4), "launch", "--num-processes", "3", "--", "infer", "--mode", "pipeline", "--devices", "cpu",
+            "--task", "logits", "--model", DiRunner.TinyLanguageModel, "--input-ids", DiRunner.Expected, "--output", output, "--num-chunks", "2", "--gather-output");
+        Assert.True(exit == 0, stderr);
+        Assert.Contains("pipeline plan over 3 node(s)", stderr, StringComparison.Ordinal);
+        Assert.Equal(3, stderr.Split('\n').Where(l => l.StartsWith("stage ", StringComparison.Ordinal)).Select(l => l[l.IndexOf('@', StringComparison.Ordinal)..]).Distinct().Count());
+        Assert.True(DiRunner.MaxAbsDiff(SafeTensorsFile.Open(output).Read("logits"), DiRunner.ExpectedTensor("lm_logits")) <= 1e-4);
+    }
+
     [Theory]
     [InlineData(new[] { "--num-processes", "2" }, "give the job after --")]
-    [InlineData(new[] { "--num-processes", "2", "--", "infer", "--mode", "pipeline" }, "pipeline stages on several processes are not available yet")]
+    [InlineData(new[] { "--num-processes", "2", "--", "infer", "--seed", "127.0.0.1:4053" }, "give the job without --seed host:port")]
     [InlineData(new[] { "--num-processes", "0", "--", "infer", "--model", "gpt2-tiny", "--prompts", "a" }, "--num-processes must be positive")]
     public async Task Bad_launches_are_one_line_errors(string[] args, string message)
     {

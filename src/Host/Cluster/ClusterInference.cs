@@ -1,0 +1,120 @@
+using System.Net;
+using System.Net.Sockets;
+using Akka.Actor;
+using Akka.Cluster;
+using DistributedInference.Actors.Cluster;
+using DistributedInference.Actors.Pipeline;
+using DistributedInference.Actors.Replica;
+using DistributedInference.Host.Inference;
+using DistributedInference.Models;
+using DistributedInference.Models.Tasks;
+using static TorchSharp.torch;
+
+namespace DistributedInference.Host.Cluster;
+
+/// <summary>
+/// A <c>di infer</c> job run by a client node (no devices of its own) on the devices of a cluster: replica mode splits
+/// the rows over every device of every node; pipeline mode cuts the model over them, one stage per device, the
+/// stages built by each node's stage host. Used by <c>di launch</c> and by <c>di infer --seed host:port</c>.
+/// </summary>
+public static class ClusterInference
+{
+    private static readonly TimeSpan JoinTimeout = TimeSpan.FromMinutes(2);
+
+    /// <summary>Joins the cluster of <paramref name="seeds"/> as a client, listening on the address that routes toward the first seed.</summary>
+    public static async Task<ActorSystem> JoinAsClientAsync(IReadOnlyList<string> seeds, string? configFile, InferOptions options)
+    {
+        var client = ClusterNode.Start(new NodeOptions(
+            LocalAddressToward(seeds[0]), 0, seeds, ["client"], "cpu", configFile, options.Model, options.Task, options.DType, options.MaxNewTokens, options.Seed, options.LibTorch));
+        try
+        {
+            await ClusterNode.WhenUp(client, JoinTimeout);
+            return client;
+        }
+        catch (TimeoutException)
+        {
+            await client.Terminate();
+            throw new JobFailedException($"could not join the cluster at {string.Join(", ", seeds)} within {JoinTimeout.TotalSeconds:F0} s");
+        }
+    }
+
+    /// <summary>Leaves the cluster gracefully.</summary>
+    public static Task LeaveAsync(ActorSystem client) => CoordinatedShutdown.Get(client).Run(CoordinatedShutdown.ClusterLeavingReason.Instance);
+
+    /// <param name="nodes">Device nodes to wait for; null: those that are Up now (client mode).</param>
+    public static Task Run(ActorSystem client, PreparedJob job, InferOptions options, int? nodes, TextWriter stdout, TextWriter stderr, CancellationToken cancellation) =>
+        options.Mode == "pipeline"
+            ? RunPipeline(client, job, options, nodes, stdout, stderr, cancellation)
+            : RunReplica(client, job, options, nodes, stdout, stderr, cancellation);
+
+    private static async Task RunPipeline(ActorSystem client, PreparedJob job, InferOptions options, int? nodes, TextWriter stdout, TextWriter stderr, CancellationToken cancellation)
+    {
+        var hosts = await ClusterPipelinePlanner.FindHostsAsync(client, nodes, JoinTimeout, cancellation);
+        var planned = ClusterPipelinePlanner.Plan(hosts, ClusterNode.ServedModelName(job.Source, job.Task), options.SplitPoints, options.DType);
+        await stderr.WriteAsync($"di: pipeline plan over {hosts.Count} node(s) ({options.SplitPoints}):{Environment.NewLine}{planned.Describe()}");
+        await using var pipeline = await PipelineRuntime.StartAsync(planned.Placements, client, cancellation: cancellation);
+        await PipelineInference.RunCalls(pipeline, job, options, stdout, stderr, cancellation);
+    }
+
+    private static async Task RunReplica(ActorSystem client, PreparedJob job, InferOptions options, int? nodes, TextWriter stdout, TextWriter stderr, CancellationToken cancellation)
+    {
+        var splitter = client.ActorOf(ReplicaSplitter.Props([]), ReplicaSplitter.ActorName);
+        var registry = client.ActorOf(DeviceRegistry.Props(splitter), "device-registry");
+        try
+        {
+            var devices = await WaitForDevices(client, splitter, nodes, cancellation);
+            await stderr.WriteLineAsync($"di: {devices.Select(d => d.Path.Address).Distinct().Count()} node(s), {devices.Count} device(s)");
+            var rows = Gpt2Replica.Rows(job.Inputs.InputIds, job.Inputs.AttentionMask);
+            var result = await ProgressBar.Track(
+                stderr,
+                $"{job.Task.Name()} on {devices.Count} device(s)",
+                progress => new ReplicaClient(client, splitter).RunAsync(rows, new JobOptions(options.ApplyPadding, options.MaxBatchSize), progress, cancellation));
+            job.Writer.Write(job.Task, job.Inputs, (Tensor)result.Results!, job.Source.Config, stdout);
+        }
+        finally
+        {
+            registry.Tell(PoisonPill.Instance);
+            splitter.Tell(PoisonPill.Instance);
+        }
+    }
+
+    // Every device of every Up device node (at least `nodes` of them) registered with the splitter.
+    private static async Task<IReadOnlyList<IActorRef>> WaitForDevices(ActorSystem client, IActorRef splitter, int? nodes, CancellationToken cancellation)
+    {
+        var cluster = Akka.Cluster.Cluster.Get(client);
+        var deadline = DateTime.UtcNow + JoinTimeout;
+        while (true)
+        {
+            var up = cluster.State.Members.Where(m => m.Status == MemberStatus.Up && m.HasRole(DeviceManager.Role)).Select(m => m.Address).ToHashSet();
+            var devices = (await splitter.Ask<DeviceList>(GetDevices.Instance, TimeSpan.FromSeconds(10), cancellation)).Devices;
+            var registered = devices.Select(d => d.Path.Address).ToHashSet();
+            if (up.Count >= Math.Max(1, nodes ?? 1) && up.IsSubsetOf(registered))
+            {
+                return devices;
+            }
+
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new JobFailedException($"{registered.Count} of {Math.Max(up.Count, nodes ?? 1)} device node(s) registered their devices within {JoinTimeout.TotalSeconds:F0} s (replica mode needs nodes started with --serve replica)");
+            }
+
+            await Task.Delay(200, cancellation);
+        }
+    }
+
+    // The local address of the interface that routes to the seed: the address other nodes can reach this client at.
+    private static string LocalAddressToward(string seed)
+    {
+        var host = seed[..seed.LastIndexOf(':')];
+        var address = IPAddress.TryParse(host, out var parsed) ? parsed : Dns.GetHostAddresses(host).FirstOrDefault(a => a.AddressFamily == AddressFamily.InterNetwork)
+            ?? throw new InvalidInputException($"--seed {seed}: cannot resolve {host}");
+        if (IPAddress.IsLoopback(address))
+        {
+            return address.ToString();
+        }
+
+        using var socket = new Socket(address.AddressFamily, SocketType.Dgram, ProtocolType.Udp);
+        socket.Connect(address, 9);
+        return ((IPEndPoint)socket.LocalEndPoint!).Address.ToString();
+    }
+}

@@ -1,0 +1,64 @@
+using DistributedInference.Host.Cluster;
+using DistributedInference.Models.Loading;
+using Xunit.Abstractions;
+
+namespace DistributedInference.Host.Tests.CommandLine;
+
+/// <summary>
+/// <c>di infer --seed host:port</c>: a client joins node processes that are already running, runs the job on their
+/// devices, and leaves; the nodes keep serving.
+/// </summary>
+public sealed class ClusterClientTests : IDisposable
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromMinutes(3);
+
+    private readonly string _folder = Directory.CreateTempSubdirectory("di-client-").FullName;
+    private readonly ITestOutputHelper _log;
+
+    public ClusterClientTests(ITestOutputHelper log) => _log = log;
+
+    public void Dispose() => Directory.Delete(_folder, recursive: true);
+
+    private static Task<LocalCluster> Nodes(int count) => LocalCluster.StartAsync(
+        count, _ => ["--devices", "cpu", "--model", DiRunner.TinyLanguageModel, "--task", "logits"], TextWriter.Null, CancellationToken.None);
+
+    private async Task<string> Infer(string seed, string mode)
+    {
+        var output = Path.Combine(_folder, $"{mode}-{Guid.NewGuid():N}.safetensors");
+        var (exit, _, stderr) = await DiRunner.RunProcess(Timeout, "infer", "--seed", seed, "--mode", mode, "--task", "logits",
+            "--model", DiRunner.TinyLanguageModel, "--input-ids", DiRunner.Expected, "--output", output, "--max-batch-size", "1");
+        _log.WriteLine(stderr);
+        Assert.True(exit == 0, stderr);
+        Assert.True(DiRunner.MaxAbsDiff(SafeTensorsFile.Open(output).Read("logits"), DiRunner.ExpectedTensor("lm_logits")) <= 1e-4);
+        return stderr;
+    }
+
+    [Fact]
+    public async Task A_client_runs_replica_and_pipeline_jobs_on_running_nodes_one_after_the_other()
+    {
+        await using var nodes = await Nodes(2);
+        Assert.Contains("2 node(s), 2 device(s)", await Infer(nodes.Seed, "replica"), StringComparison.Ordinal);
+        Assert.Contains("pipeline plan over 2 node(s)", await Infer(nodes.Seed, "pipeline"), StringComparison.Ordinal);
+        Assert.All(nodes.Processes, p => Assert.False(p.HasExited));
+    }
+
+    [Fact]
+    public async Task A_two_node_cluster_survives_a_kill_9_of_its_younger_node()
+    {
+        await using var nodes = await Nodes(2);
+        nodes.Processes[1].Kill();
+        await nodes.Processes[1].WaitForExitAsync();
+
+        // Keep-oldest: the seed (oldest) downs the unreachable node and keeps serving; the job runs on its device alone.
+        Assert.Contains("1 node(s), 1 device(s)", await Infer(nodes.Seed, "replica"), StringComparison.Ordinal);
+        Assert.False(nodes.Processes[0].HasExited);
+    }
+
+    [Fact]
+    public async Task A_seed_that_is_not_a_number_nor_host_port_is_a_one_line_error()
+    {
+        var (exit, _, stderr) = await DiRunner.Run("infer", "--model", "gpt2-tiny", "--prompts", "a", "--seed", "abc");
+        Assert.Equal(2, exit);
+        Assert.Contains("--seed abc: give a number (random weights) or host:port (a cluster seed node)", stderr, StringComparison.Ordinal);
+    }
+}
