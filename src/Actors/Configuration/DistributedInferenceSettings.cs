@@ -4,7 +4,7 @@ using DistributedInference.Models;
 namespace DistributedInference.Actors.Configuration;
 
 /// <summary>Our own keys (<c>distributed-inference.*</c>), read once and checked.</summary>
-public sealed record DistributedInferenceSettings(int MaxBatchSize, TimeSpan JobTimeout, TimeSpan BatchTimeout)
+public sealed record DistributedInferenceSettings(int MaxBatchSize, TimeSpan JobTimeout, TimeSpan BatchTimeout, TimeSpan KeepFinishedJobsFor)
 {
     public static DistributedInferenceSettings From(Config config)
     {
@@ -16,7 +16,8 @@ public sealed record DistributedInferenceSettings(int MaxBatchSize, TimeSpan Job
             settings = new DistributedInferenceSettings(
                 section.GetInt("max-batch-size"),
                 section.GetTimeSpan("job-timeout"),
-                section.GetTimeSpan("batch-timeout"));
+                section.GetTimeSpan("batch-timeout"),
+                section.GetTimeSpan("keep-finished-jobs-for"));
         }
         catch (Exception e) when (e is FormatException or ArgumentException or OverflowException or ConfigurationException)
         {
@@ -28,9 +29,9 @@ public sealed record DistributedInferenceSettings(int MaxBatchSize, TimeSpan Job
             throw new InvalidInputException($"distributed-inference.max-batch-size must be positive, got {settings.MaxBatchSize}");
         }
 
-        if (settings.JobTimeout <= TimeSpan.Zero || settings.BatchTimeout <= TimeSpan.Zero)
+        if (settings.JobTimeout <= TimeSpan.Zero || settings.BatchTimeout <= TimeSpan.Zero || settings.KeepFinishedJobsFor <= TimeSpan.Zero)
         {
-            throw new InvalidInputException("distributed-inference.job-timeout and batch-timeout must be positive");
+            throw new InvalidInputException("distributed-inference.job-timeout, batch-timeout and keep-finished-jobs-for must be positive");
         }
 
         return settings;

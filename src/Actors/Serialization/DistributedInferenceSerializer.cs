@@ -64,6 +64,8 @@ public sealed class DistributedInferenceSerializer : SerializerWithStringManifes
         Add<StageHosted>("stage-hosted", (w, m) => { w.Write(m.Stage); Ref(w, m.StageActor); }, r => new StageHosted(r.ReadInt32(), Ref(r)));
 
         // Stage hosts (pipeline stages on other nodes).
+        Add<GetJobStatus>("get-job-status", (w, m) => Str(w, m.JobId), r => new GetJobStatus(Str(r)));
+        Add<JobStatus>("job-status", (w, m) => { Str(w, m.JobId); w.Write((int)m.State); w.Write(m.RowsDone); w.Write(m.RowsTotal); Value(w, m.Reason); }, r => new JobStatus(Str(r), State(r), r.ReadInt32(), r.ReadInt32(), ValueCodec.Read(r) as string));
         Add<GetStageHostInfo>("get-stage-host-info", (_, _) => { }, _ => GetStageHostInfo.Instance);
         Add<StageHostInfo>("stage-host-info", WriteStageHostInfo, ReadStageHostInfo);
         Add<HostStage>("host-stage", (w, m) => { Spec(w, m.Spec); Ref(w, m.Coordinator); }, r => new HostStage(Spec(r), Ref(r)));
@@ -140,6 +142,12 @@ public sealed class DistributedInferenceSerializer : SerializerWithStringManifes
     private static void Date(BinaryWriter writer, DateTime date) => writer.Write(date.ToUniversalTime().Ticks);
 
     private static DateTime Date(BinaryReader reader) => new(reader.ReadInt64(), DateTimeKind.Utc);
+
+    private static JobState State(BinaryReader reader)
+    {
+        var state = (JobState)reader.ReadInt32();
+        return Enum.IsDefined(state) ? state : throw new SerializationException($"unknown job state {(int)state}");
+    }
 
     private static void Spec(BinaryWriter writer, StageSpec spec)
     {

@@ -56,41 +56,59 @@ public static class ClusterInference
         await PipelineInference.RunCalls(pipeline, job, options, stdout, stderr, cancellation);
     }
 
+    // With control nodes the job goes to its coordinator through the job shard region; without, a splitter here runs it.
     private static async Task RunReplica(ActorSystem client, PreparedJob job, InferOptions options, int? nodes, TextWriter stdout, TextWriter stderr, CancellationToken cancellation)
     {
-        var splitter = client.ActorOf(ReplicaSplitter.Props([]), ReplicaSplitter.ActorName);
-        var registry = client.ActorOf(DeviceRegistry.Props(splitter), "device-registry");
+        var control = Akka.Cluster.Cluster.Get(client).State.Members.Where(m => m.Status == MemberStatus.Up && m.HasRole(JobSharding.ControlRole)).Select(m => m.Address).ToList();
+        var splitters = control.Count > 0
+            ? control.Select(address => client.ActorSelection(new RootActorPath(address) / "user" / JobSharding.SplitterName)).ToList()
+            : [client.ActorSelection(client.ActorOf(ReplicaSplitter.Props([]), ReplicaSplitter.ActorName).Path)];
+        var registry = control.Count > 0 ? ActorRefs.Nobody : client.ActorOf(DeviceRegistry.Props(await splitters[0].ResolveOne(TimeSpan.FromSeconds(10), cancellation)), JobSharding.RegistryName);
+        var jobs = control.Count > 0 ? JobSharding.StartProxy(client) : await splitters[0].ResolveOne(TimeSpan.FromSeconds(10), cancellation);
         try
         {
-            var devices = await WaitForDevices(client, splitter, nodes, cancellation);
-            await stderr.WriteLineAsync($"di: {devices.Select(d => d.Path.Address).Distinct().Count()} node(s), {devices.Count} device(s)");
+            var devices = await WaitForDevices(client, splitters, nodes, cancellation);
+            await stderr.WriteLineAsync($"di: {devices.Select(d => d.Path.Address).Distinct().Count()} node(s), {devices.Count} device(s){(control.Count > 0 ? $", job coordinators on {control.Count} control node(s)" : string.Empty)}");
             var rows = Gpt2Replica.Rows(job.Inputs.InputIds, job.Inputs.AttentionMask);
             var result = await ProgressBar.Track(
                 stderr,
                 $"{job.Task.Name()} on {devices.Count} device(s)",
-                progress => new ReplicaClient(client, splitter).RunAsync(rows, new JobOptions(options.ApplyPadding, options.MaxBatchSize), progress, cancellation));
+                progress => new ReplicaClient(client, jobs).RunAsync(rows, new JobOptions(options.ApplyPadding, options.MaxBatchSize), progress, cancellation));
             job.Writer.Write(job.Task, job.Inputs, (Tensor)result.Results!, job.Source.Config, stdout);
         }
         finally
         {
             registry.Tell(PoisonPill.Instance);
-            splitter.Tell(PoisonPill.Instance);
+            if (control.Count == 0)
+            {
+                jobs.Tell(PoisonPill.Instance);
+            }
         }
     }
 
-    // Every device of every Up device node (at least `nodes` of them) registered with the splitter.
-    private static async Task<IReadOnlyList<IActorRef>> WaitForDevices(ActorSystem client, IActorRef splitter, int? nodes, CancellationToken cancellation)
+    // Every device of every Up device node (at least `nodes` of them) known to every splitter that may run the job.
+    private static async Task<IReadOnlyList<IActorRef>> WaitForDevices(ActorSystem client, IReadOnlyList<ActorSelection> splitters, int? nodes, CancellationToken cancellation)
     {
         var cluster = Akka.Cluster.Cluster.Get(client);
         var deadline = DateTime.UtcNow + JoinTimeout;
         while (true)
         {
             var up = cluster.State.Members.Where(m => m.Status == MemberStatus.Up && m.HasRole(DeviceManager.Role)).Select(m => m.Address).ToHashSet();
-            var devices = (await splitter.Ask<DeviceList>(GetDevices.Instance, TimeSpan.FromSeconds(10), cancellation)).Devices;
-            var registered = devices.Select(d => d.Path.Address).ToHashSet();
+            var known = await Task.WhenAll(splitters.Select(async splitter =>
+            {
+                try
+                {
+                    return (await splitter.Ask<DeviceList>(GetDevices.Instance, TimeSpan.FromSeconds(5), cancellation)).Devices;
+                }
+                catch (AskTimeoutException)
+                {
+                    return (IReadOnlyList<IActorRef>)[];
+                }
+            }));
+            var registered = known.Select(devices => devices.Select(d => d.Path.Address).ToHashSet()).Aggregate((a, b) => a.Intersect(b).ToHashSet());
             if (up.Count >= Math.Max(1, nodes ?? 1) && up.IsSubsetOf(registered))
             {
-                return devices;
+                return known[0];
             }
 
             if (DateTime.UtcNow > deadline)

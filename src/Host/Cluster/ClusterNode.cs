@@ -11,7 +11,8 @@ namespace DistributedInference.Host.Cluster;
 
 /// <summary>
 /// One process of a cluster: an actor system named <see cref="SystemName"/> listening on host:port, joined to the seed
-/// nodes (or to itself when it is the first), with a <see cref="DeviceManager"/> when it has the device role.
+/// nodes (or to itself when it is the first); with the device role, a <see cref="DeviceManager"/> and a
+/// <see cref="StageHost"/> for its devices; with the control role, a home for job coordinators (<see cref="JobSharding"/>).
 /// </summary>
 public static class ClusterNode
 {
@@ -51,6 +52,11 @@ public static class ClusterNode
         if (source is not null && options.Serving.Contains(NodeOptions.ServePipeline) && task != InferenceTask.Generate)
         {
             system.ActorOf(StageHost.Props(devices, ServedModelName(source, task), () => Gpt2StagedModel.Load(source, task)), StageHost.ActorName);
+        }
+
+        if (options.Roles.Contains(JobSharding.ControlRole))
+        {
+            JobSharding.StartRegion(system, DistributedInferenceSettings.From(system.Settings.Config).KeepFinishedJobsFor);
         }
 
         if (seeds.Count == 0)

@@ -3,7 +3,7 @@ using DistributedInference.Host.Benchmarks;
 
 namespace DistributedInference.Host.CommandLine;
 
-/// <summary><c>di bench replica|pipeline</c>: ratios measured side by side in one run (medians; the machine is shared).</summary>
+/// <summary><c>di bench replica|pipeline|transport</c>: ratios measured side by side in one run (medians; the machine is shared).</summary>
 public static class BenchCommand
 {
     public static Command Create()
@@ -35,6 +35,22 @@ public static class BenchCommand
             },
             result.InvocationConfiguration.Error));
 
-        return new Command("bench", "Benchmarks that print ratios measured side by side.") { replica, pipeline };
+        var sizes = new Option<string>("--sizes-mb") { Description = "tensor sizes in MB (10^6 bytes), comma-separated", DefaultValueFactory = _ => "4,16" };
+        var messages = new Option<int>("--messages") { DefaultValueFactory = _ => 32 };
+        var window = new Option<int>("--window") { Description = "messages in flight (credit window)", DefaultValueFactory = _ => 4 };
+        var rounds = new Option<int>("--rounds") { DefaultValueFactory = _ => 5 };
+        var transport = new Command("transport", "Tensors between two cluster nodes on 127.0.0.1 against a raw TCP socket.") { sizes, messages, window, rounds };
+        transport.SetAction((result, _) => UserErrors.Run(
+            async () =>
+            {
+                var sizesMb = result.GetValue(sizes)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+                    .Select(s => int.TryParse(s, System.Globalization.CultureInfo.InvariantCulture, out var mb) && mb is > 0 and <= 60 ? mb : throw new Models.InvalidInputException($"--sizes-mb: {s} is not a size from 1 to 60"))
+                    .ToList();
+                await TransportBenchmark.Run(sizesMb, result.GetValue(messages), result.GetValue(window), result.GetValue(rounds), result.InvocationConfiguration.Output);
+                return 0;
+            },
+            result.InvocationConfiguration.Error));
+
+        return new Command("bench", "Benchmarks that print ratios measured side by side.") { replica, pipeline, transport };
     }
 }

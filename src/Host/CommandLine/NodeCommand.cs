@@ -15,7 +15,7 @@ public static class NodeCommand
         var host = new Option<string>("--host") { Description = "address to listen on", DefaultValueFactory = _ => "127.0.0.1" };
         var port = new Option<int>("--port") { Description = "port to listen on (0: any free port)", DefaultValueFactory = _ => 0 };
         var seeds = new Option<string[]>("--seed") { Description = "host:port of a seed node (repeat for several); none: this node starts the cluster", AllowMultipleArgumentsPerToken = false };
-        var roles = new Option<string>("--roles") { Description = "comma-separated roles", DefaultValueFactory = _ => DeviceManager.Role };
+        var roles = new Option<string>("--roles") { Description = "comma-separated roles: device (offers its devices), control (hosts job coordinators)", DefaultValueFactory = _ => $"{DeviceManager.Role},{JobSharding.ControlRole}" };
         var devices = new Option<string>("--devices") { Description = "this node's devices, one device actor each", DefaultValueFactory = _ => "cpu" };
         var configFile = new Option<string?>("--config-file") { Description = "HOCON file over the defaults (di config default writes one)" };
         var model = new Option<string>("--model") { Description = "the model this node's devices hold (folder or built-in name)", DefaultValueFactory = _ => "gpt2" };

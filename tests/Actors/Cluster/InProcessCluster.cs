@@ -18,11 +18,12 @@ public sealed class InProcessCluster : IAsyncDisposable
 
     public IReadOnlyList<ActorSystem> Nodes { get; }
 
-    public static async Task<InProcessCluster> StartAsync(int count, ReplicaModelFactory? model, (string Name, Func<IStagedModel> Load)? stages = null)
+    /// <param name="control">Every node also has the control role and hosts job coordinators (<see cref="Regions"/>).</param>
+    public static async Task<InProcessCluster> StartAsync(int count, ReplicaModelFactory? model, (string Name, Func<IStagedModel> Load)? stages = null, bool control = false)
     {
         var nodes = Enumerable.Range(0, count).Select(_ =>
         {
-            var node = ActorSystem.Create("distributed-inference", DistributedInferenceConfig.Cluster("127.0.0.1", 0, [DeviceManager.Role]));
+            var node = ActorSystem.Create("distributed-inference", DistributedInferenceConfig.Cluster("127.0.0.1", 0, control ? [DeviceManager.Role, JobSharding.ControlRole] : [DeviceManager.Role]));
             if (model is not null)
             {
                 node.ActorOf(DeviceManager.Props([DeviceName.Cpu], model), DeviceManager.ActorName);
@@ -44,8 +45,17 @@ public sealed class InProcessCluster : IAsyncDisposable
             Akka.Cluster.Cluster.Get(node).Join(seed);
             return up.Task;
         })).WaitAsync(TimeSpan.FromSeconds(30));
-        return new InProcessCluster(nodes);
+        var cluster = new InProcessCluster(nodes);
+        if (control)
+        {
+            cluster.Regions = nodes.Select(node => JobSharding.StartRegion(node, TimeSpan.FromMinutes(1))).ToList();
+        }
+
+        return cluster;
     }
+
+    /// <summary>Each node's job shard region (with <c>control</c>).</summary>
+    public IReadOnlyList<IActorRef> Regions { get; private set; } = [];
 
     /// <summary>A splitter on the first node fed by a device registry, once it knows every node's device.</summary>
     public async Task<(IActorRef Splitter, IActorRef Registry)> SplitterWithEveryDevice()

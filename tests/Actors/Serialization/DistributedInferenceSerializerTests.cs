@@ -63,6 +63,9 @@ public sealed class DistributedInferenceSerializerTests : TestKit
         yield return [new PipelineFailed("job", "pipeline stage 1 stopped", false)];
         yield return [Actors.Cluster.GetStageHostInfo.Instance];
         yield return [GetGatheredOutputs.Instance];
+        yield return [new Actors.Cluster.GetJobStatus("job")];
+        yield return [new Actors.Cluster.JobStatus("job", Actors.Cluster.JobState.Failed, 3, 9, "every device stopped")];
+        yield return [new Actors.Cluster.JobStatus("job", Actors.Cluster.JobState.Running, 3, 9)];
     }
 
     [Theory]

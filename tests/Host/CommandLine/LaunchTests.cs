@@ -16,7 +16,7 @@ public sealed class LaunchTests : IDisposable
         var (exit, _, stderr) = await DiRunner.RunProcess(TimeSpan.FromMinutes(4), "launch", "--num-processes", "3", "--", "infer", "--mode", "replica", "--devices", "cpu",
             "--task", "logits", "--model", DiRunner.TinyLanguageModel, "--input-ids", DiRunner.Expected, "--output", output, "--max-batch-size", "1");
         Assert.True(exit == 0, stderr);
-        Assert.Contains("3 node(s), 3 device(s)", stderr, StringComparison.Ordinal);
+        Assert.Contains("3 node(s), 3 device(s), job coordinators on 3 control node(s)", stderr, StringComparison.Ordinal);
         Assert.True(DiRunner.MaxAbsDiff(SafeTensorsFile.Open(output).Read("logits"), DiRunner.ExpectedTensor("lm_logits")) <= 1e-4);
     }
 

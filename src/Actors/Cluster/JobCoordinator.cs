@@ -1,0 +1,86 @@
+using Akka.Actor;
+using Akka.Cluster.Sharding;
+using DistributedInference.Actors.Replica;
+
+namespace DistributedInference.Actors.Cluster;
+
+/// <summary>
+/// The home of one replica job in the cluster: an entity of the job shard region (keyed by job id, on nodes with the
+/// control role), so a job submitted through any node lands here, once. It hands the job to its node's splitter,
+/// relays the splitter's answers to the client, and keeps the outcome for <c>keepFinishedFor</c> before passivating:
+/// a client that submits the same job id again (a retry after a lost connection) is re-attached to the running job,
+/// or handed the outcome, instead of starting the work twice.
+/// </summary>
+public sealed class JobCoordinator : ReceiveActor
+{
+    private readonly string _jobId;
+    private readonly IActorRef _splitter;
+    private readonly TimeSpan _keepFinishedFor;
+    private IActorRef? _client;
+    private JobAccepted? _accepted;
+    private object? _outcome;
+    private int _rowsDone;
+
+    public JobCoordinator(string jobId, IActorRef splitter, TimeSpan keepFinishedFor)
+    {
+        _jobId = jobId;
+        _splitter = splitter;
+        _keepFinishedFor = keepFinishedFor;
+        Receive<SubmitJob>(HandleSubmit);
+        Receive<CancelJob>(cancel => _splitter.Tell(cancel));
+        Receive<GetJobStatus>(_ => Sender.Tell(Status()));
+        Receive<JobAccepted>(accepted =>
+        {
+            _accepted = accepted;
+            _client?.Tell(accepted);
+        });
+        Receive<RowsCompleted>(rows =>
+        {
+            _rowsDone = rows.RowsDone;
+            _client?.Tell(rows);
+        });
+        Receive<JobCompleted>(Finish);
+        Receive<JobFailed>(Finish);
+        Receive<ReceiveTimeout>(_ => Context.Parent.Tell(new Passivate(PoisonPill.Instance)));
+    }
+
+    public static Props Props(string jobId, IActorRef splitter, TimeSpan keepFinishedFor) =>
+        Akka.Actor.Props.Create(() => new JobCoordinator(jobId, splitter, keepFinishedFor));
+
+    private void HandleSubmit(SubmitJob submit)
+    {
+        var first = _client is null && _outcome is null;
+        _client = submit.ReplyTo;
+        if (first)
+        {
+            _splitter.Tell(submit with { ReplyTo = Self });
+            return;
+        }
+
+        // The same job again: re-attach the caller instead of running it twice.
+        if (_outcome is not null)
+        {
+            _client.Tell(_outcome);
+        }
+        else if (_accepted is not null)
+        {
+            _client.Tell(_accepted);
+        }
+    }
+
+    private void Finish(object outcome)
+    {
+        _outcome = outcome;
+        _client?.Tell(outcome);
+        Context.SetReceiveTimeout(_keepFinishedFor);
+    }
+
+    private JobStatus Status() => _outcome switch
+    {
+        JobCompleted => new JobStatus(_jobId, JobState.Completed, _accepted?.Rows ?? _rowsDone, _accepted?.Rows ?? _rowsDone),
+        JobFailed failed => new JobStatus(_jobId, JobState.Failed, _rowsDone, _accepted?.Rows ?? 0, failed.Reason),
+        _ when _accepted is not null => new JobStatus(_jobId, JobState.Running, _rowsDone, _accepted.Rows),
+        _ when _client is not null => new JobStatus(_jobId, JobState.Submitted, 0, 0),
+        _ => new JobStatus(_jobId, JobState.Unknown, 0, 0),
+    };
+}

@@ -1,0 +1,49 @@
+using Akka.Actor;
+using Akka.Cluster.Sharding;
+using DistributedInference.Actors.Replica;
+
+namespace DistributedInference.Actors.Cluster;
+
+/// <summary>
+/// The job shard region: <see cref="JobCoordinator"/> entities keyed by job id, hosted by nodes with the
+/// <see cref="ControlRole"/> role (shard state in distributed data, see hocon/cluster.conf); every other node reaches
+/// them through a proxy. Send it <see cref="SubmitJob"/>, <see cref="CancelJob"/> or <see cref="GetJobStatus"/>.
+/// </summary>
+public static class JobSharding
+{
+    public const string TypeName = "jobs";
+    public const string ControlRole = "control";
+    public const string SplitterName = "replica";
+    public const string RegistryName = "device-registry";
+    private const int MaxShards = 64;
+
+    /// <summary>
+    /// On a control node: a splitter fed with every device of the cluster, and the region hosting job coordinators
+    /// that run their jobs through it.
+    /// </summary>
+    public static IActorRef StartRegion(ActorSystem system, TimeSpan keepFinishedFor)
+    {
+        var splitter = system.ActorOf(ReplicaSplitter.Props([]), SplitterName);
+        system.ActorOf(DeviceRegistry.Props(splitter), RegistryName);
+        return ClusterSharding.Get(system).Start(
+            TypeName,
+            jobId => JobCoordinator.Props(jobId, splitter, keepFinishedFor),
+            ClusterShardingSettings.Create(system).WithRole(ControlRole),
+            new JobMessageExtractor());
+    }
+
+    /// <summary>On any other node: a proxy that routes job messages to their coordinators on the control nodes.</summary>
+    public static IActorRef StartProxy(ActorSystem system) =>
+        ClusterSharding.Get(system).StartProxy(TypeName, ControlRole, new JobMessageExtractor());
+
+    private sealed class JobMessageExtractor() : HashCodeMessageExtractor(MaxShards)
+    {
+        public override string? EntityId(object message) => message switch
+        {
+            SubmitJob submit => submit.JobId,
+            CancelJob cancel => cancel.JobId,
+            GetJobStatus status => status.JobId,
+            _ => null,
+        };
+    }
+}

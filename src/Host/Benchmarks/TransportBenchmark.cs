@@ -1,0 +1,181 @@
+using System.Buffers.Binary;
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using Akka.Actor;
+using DistributedInference.Actors.Configuration;
+using DistributedInference.Actors.Pipeline;
+using DistributedInference.Models.Runtime;
+using static TorchSharp.torch;
+
+namespace DistributedInference.Host.Benchmarks;
+
+/// <summary>
+/// <c>di bench transport</c>: tensors between two cluster nodes on 127.0.0.1 (two actor systems in this process, so
+/// every message goes through the serializer and Akka.Remote's TCP transport) next to a raw TCP socket on loopback
+/// carrying the same bytes. Both keep the same number of messages in flight (a credit window, each message acknowledged),
+/// as pipeline stages do. Prints medians of several rounds in MB/s (10^6 bytes) and their ratio.
+/// </summary>
+public static class TransportBenchmark
+{
+    public static async Task Run(IReadOnlyList<int> sizesMb, int messages, int window, int rounds, TextWriter output)
+    {
+        LibTorch.Initialize();
+        await output.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"transport: {messages} messages per round, {window} in flight, median of {rounds} rounds (after one warm-up), 127.0.0.1"));
+        await using var nodes = await TwoNodes.StartAsync();
+        foreach (var size in sizesMb)
+        {
+            using var tensor = rand(size * 1_000_000L / sizeof(float), dtype: ScalarType.Float32);
+            var bytes = tensor.NumberOfElements * sizeof(float);
+            var akka = await Median(rounds, () => nodes.Send(tensor, messages, window));
+            var tcp = await Median(rounds, () => RawTcp(bytes, messages, window));
+            var akkaRate = messages * bytes / akka.TotalSeconds / 1e6;
+            var tcpRate = messages * bytes / tcp.TotalSeconds / 1e6;
+            await output.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
+                $"{size,3} MB tensors: akka remote {akkaRate,7:F0} MB/s   raw tcp {tcpRate,7:F0} MB/s   ratio {akkaRate / tcpRate:F2}"));
+        }
+    }
+
+    private static async Task<TimeSpan> Median(int rounds, Func<Task> run)
+    {
+        await run();
+        var times = new List<TimeSpan>();
+        for (var i = 0; i < rounds; i++)
+        {
+            var clock = Stopwatch.StartNew();
+            await run();
+            times.Add(clock.Elapsed);
+        }
+
+        times.Sort();
+        return times[times.Count / 2];
+    }
+
+    // Length-prefixed messages of `bytes` bytes, each acknowledged with one byte, at most `window` unacknowledged.
+    private static async Task RawTcp(long bytes, int messages, int window)
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var receiver = Task.Run(async () =>
+        {
+            using var connection = await listener.AcceptTcpClientAsync();
+            var stream = connection.GetStream();
+            var buffer = new byte[bytes];
+            var header = new byte[8];
+            for (var m = 0; m < messages; m++)
+            {
+                await stream.ReadExactlyAsync(header);
+                await stream.ReadExactlyAsync(buffer.AsMemory(0, (int)BinaryPrimitives.ReadInt64LittleEndian(header)));
+                await stream.WriteAsync(new byte[] { 1 });
+            }
+        });
+
+        using var client = new TcpClient();
+        await client.ConnectAsync(IPAddress.Loopback, ((IPEndPoint)listener.LocalEndpoint).Port);
+        var sender = client.GetStream();
+        var payload = new byte[8 + bytes];
+        BinaryPrimitives.WriteInt64LittleEndian(payload, bytes);
+        var ack = new byte[1];
+        var inFlight = 0;
+        for (var m = 0; m < messages; m++)
+        {
+            if (inFlight == window)
+            {
+                await sender.ReadExactlyAsync(ack);
+                inFlight--;
+            }
+
+            await sender.WriteAsync(payload);
+            inFlight++;
+        }
+
+        for (; inFlight > 0; inFlight--)
+        {
+            await sender.ReadExactlyAsync(ack);
+        }
+
+        await receiver;
+    }
+
+    private sealed class TwoNodes : IAsyncDisposable
+    {
+        private readonly ActorSystem _from;
+        private readonly ActorSystem _to;
+        private readonly IActorRef _sink;
+
+        private TwoNodes(ActorSystem from, ActorSystem to, IActorRef sink)
+        {
+            _from = from;
+            _to = to;
+            _sink = sink;
+        }
+
+        public static async Task<TwoNodes> StartAsync()
+        {
+            var from = ActorSystem.Create("distributed-inference", DistributedInferenceConfig.Cluster("127.0.0.1", 0, ["client"]));
+            var to = ActorSystem.Create("distributed-inference", DistributedInferenceConfig.Cluster("127.0.0.1", 0, ["client"]));
+            var seed = Akka.Cluster.Cluster.Get(from).SelfAddress;
+            await Task.WhenAll(new[] { from, to }.Select(system =>
+            {
+                var up = new TaskCompletionSource();
+                Akka.Cluster.Cluster.Get(system).RegisterOnMemberUp(() => up.TrySetResult());
+                Akka.Cluster.Cluster.Get(system).Join(seed);
+                return up.Task;
+            })).WaitAsync(TimeSpan.FromSeconds(30));
+            to.ActorOf(Props.Create(() => new Sink()), "sink");
+            var sink = await from.ActorSelection(new RootActorPath(Akka.Cluster.Cluster.Get(to).SelfAddress) / "user" / "sink").ResolveOne(TimeSpan.FromSeconds(10));
+            return new TwoNodes(from, to, sink);
+        }
+
+        public async Task Send(Tensor tensor, int messages, int window)
+        {
+            var done = new TaskCompletionSource();
+            _from.ActorOf(Props.Create(() => new Source(_sink, tensor, messages, window, done)));
+            await done.Task;
+        }
+
+        public async ValueTask DisposeAsync() => await Task.WhenAll(_from.Terminate(), _to.Terminate());
+    }
+
+    // Receives micro-batches (deserialized into tensors here) and acknowledges each.
+    private sealed class Sink : ReceiveActor
+    {
+        public Sink() => Receive<MicroBatch>(batch =>
+        {
+            (batch.Payload as IDisposable)?.Dispose();
+            Sender.Tell(new Status.Success(batch.Index));
+        });
+    }
+
+    // Sends `messages` micro-batches carrying the tensor, at most `window` unacknowledged.
+    private sealed class Source : ReceiveActor
+    {
+        private int _sent;
+        private int _acknowledged;
+
+        public Source(IActorRef sink, Tensor tensor, int messages, int window, TaskCompletionSource done)
+        {
+            void Fill()
+            {
+                while (_sent < messages && _sent - _acknowledged < window)
+                {
+                    sink.Tell(new MicroBatch("bench", _sent++, tensor));
+                }
+            }
+
+            Receive<Status.Success>(_ =>
+            {
+                if (++_acknowledged == messages)
+                {
+                    done.TrySetResult();
+                    Context.Stop(Self);
+                    return;
+                }
+
+                Fill();
+            });
+            Fill();
+        }
+    }
+}

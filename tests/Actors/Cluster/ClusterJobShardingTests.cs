@@ -1,0 +1,91 @@
+using Akka.Actor;
+using DistributedInference.Actors.Cluster;
+using DistributedInference.Actors.Replica;
+using DistributedInference.Models.Gpt2;
+using DistributedInference.Models.Runtime;
+using DistributedInference.Models.Tasks;
+using Xunit.Abstractions;
+using static TorchSharp.torch;
+
+namespace DistributedInference.Actors.Tests.Cluster;
+
+/// <summary>Job coordinators as entities of a shard region on control nodes: any node accepts a job, each job has one home.</summary>
+[Collection(TimedTests.Collection)]
+public sealed class ClusterJobShardingTests : IAsyncLifetime
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
+
+    private readonly ITestOutputHelper _output;
+    private InProcessCluster? _cluster;
+
+    public ClusterJobShardingTests(ITestOutputHelper output)
+    {
+        _output = output;
+        LibTorch.Initialize();
+    }
+
+    public async Task InitializeAsync() =>
+        _cluster = await InProcessCluster.StartAsync(3, Gpt2Replica.Factory(Gpt2Source.Resolve(Fixtures.Path("lm")), InferenceTask.Logits, ScalarType.Float32, 0), control: true);
+
+    public async Task DisposeAsync() => await _cluster!.DisposeAsync();
+
+    private static object Rows() => Gpt2Replica.Rows(Fixtures.Expected("input_ids"), null);
+
+    // Until every node's splitter knows all three devices.
+    private async Task EveryDeviceRegistered()
+    {
+        var deadline = DateTime.UtcNow + Timeout;
+        foreach (var node in _cluster!.Nodes)
+        {
+            var splitter = node.ActorSelection($"/user/{JobSharding.SplitterName}");
+            while ((await splitter.Ask<DeviceList>(GetDevices.Instance, Timeout)).Devices.Count < 3)
+            {
+                Assert.True(DateTime.UtcNow < deadline, "devices did not register");
+                await Task.Delay(100);
+            }
+        }
+    }
+
+    private async Task<long> BatchesRun(ActorSystem node)
+    {
+        var devices = await node.ActorSelection($"/user/{JobSharding.SplitterName}").Ask<DeviceList>(GetDevices.Instance, Timeout);
+        var statuses = await Task.WhenAll(devices.Devices.Select(d => d.Ask<DeviceStatus>(GetDeviceStatus.Instance, Timeout)));
+        return statuses.Sum(s => s.CompletedBatches);
+    }
+
+    [Fact]
+    public async Task A_job_submitted_through_any_node_runs_once_and_every_node_can_ask_how_it_stands()
+    {
+        await EveryDeviceRegistered();
+        var (bridge, reader) = ChannelBridge.Open(_cluster!.Nodes[2]);
+        _cluster.Regions[2].Tell(new SubmitJob("job-1", Rows(), new JobOptions(MaxBatchSize: 1), bridge, StreamResults: false));
+        object answer;
+        while ((answer = await reader.ReadAsync().AsTask().WaitAsync(Timeout)) is not JobCompleted and not JobFailed)
+        {
+        }
+
+        var completed = Assert.IsType<JobCompleted>(answer);
+        Assert.True(Fixtures.MaxAbsDiff((Tensor)completed.Results!, Fixtures.Expected("lm_logits")) <= 1e-4);
+        var status = await _cluster.Regions[1].Ask<JobStatus>(new GetJobStatus("job-1"), Timeout);
+        Assert.Equal(new JobStatus("job-1", JobState.Completed, 4, 4), status);
+        Assert.Equal(JobState.Unknown, (await _cluster.Regions[0].Ask<JobStatus>(new GetJobStatus("no-such-job"), Timeout)).State);
+
+        // The same job id again, through another node: the outcome comes back from the job's home, nothing runs again.
+        var before = await BatchesRun(_cluster.Nodes[0]);
+        var (again, againReader) = ChannelBridge.Open(_cluster.Nodes[0]);
+        _cluster.Regions[0].Tell(new SubmitJob("job-1", Rows(), new JobOptions(MaxBatchSize: 1), again, StreamResults: false));
+        var repeated = Assert.IsType<JobCompleted>(await againReader.ReadAsync().AsTask().WaitAsync(Timeout));
+        Assert.True(Fixtures.MaxAbsDiff((Tensor)repeated.Results!, Fixtures.Expected("lm_logits")) <= 1e-4);
+        Assert.Equal(before, await BatchesRun(_cluster.Nodes[0]));
+        _output.WriteLine($"job-1: {status}; {before} batches run in all");
+    }
+
+    [Fact]
+    public async Task A_replica_client_runs_jobs_through_the_region_of_a_node()
+    {
+        await EveryDeviceRegistered();
+        var client = new ReplicaClient(_cluster!.Nodes[1], _cluster.Regions[1]);
+        var results = await Task.WhenAll(Enumerable.Range(0, 3).Select(_ => client.RunAsync(Rows(), new JobOptions(MaxBatchSize: 2))));
+        Assert.All(results, r => Assert.True(Fixtures.MaxAbsDiff((Tensor)r.Results!, Fixtures.Expected("lm_logits")) <= 1e-4));
+    }
+}
