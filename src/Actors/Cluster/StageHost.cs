@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Akka.Event;
+using DistributedInference.Actors.DataPlane;
 using DistributedInference.Actors.Pipeline;
 using DistributedInference.Models;
 using DistributedInference.Models.Runtime;
@@ -111,7 +112,7 @@ public sealed class StageHost : ReceiveActor, IWithStash
         }
 
         stages.Add(stage);
-        host.Coordinator.Tell(new StageHosted(spec.Stage, stage));
+        host.Coordinator.Tell(new StageHosted(spec.Stage, stage, TensorDataPlane.For(Context.System)?.Endpoint));
     }
 
     private string? Check(StageSpec spec)

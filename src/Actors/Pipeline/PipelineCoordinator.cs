@@ -1,5 +1,6 @@
 using Akka.Actor;
 using DistributedInference.Actors.Cluster;
+using DistributedInference.Actors.DataPlane;
 using DistributedInference.Actors.Splitting;
 using DistributedInference.Models;
 
@@ -23,6 +24,8 @@ public sealed class PipelineCoordinator : ReceiveActor
     private readonly int _maxInFlight;
     private readonly IActorRef? _readyTo;
     private readonly IActorRef?[] _stages;
+    private readonly string?[] _dataPlanes;
+    private readonly string? _dataPlane = TensorDataPlane.For(Context.System)?.Endpoint;
     private readonly Queue<MicroBatch> _waiting = new();
     private readonly Dictionary<string, Call> _calls = new(StringComparer.Ordinal);
     private readonly List<List<StageTiming>> _timings = [];
@@ -36,6 +39,7 @@ public sealed class PipelineCoordinator : ReceiveActor
     {
         _placements = placements;
         _stages = new IActorRef?[placements.Count];
+        _dataPlanes = new string?[placements.Count];
         _maxInFlight = maxInFlight;
         _readyTo = readyTo;
         Receive<RunPipeline>(HandleRunPipeline);
@@ -75,7 +79,7 @@ public sealed class PipelineCoordinator : ReceiveActor
             switch (_placements[s])
             {
                 case LocalStage local:
-                    HandleStageHosted(new StageHosted(s, Context.ActorOf(PipelineStage.Props(s, local.Work, Self), PipelineStage.Name(s))));
+                    HandleStageHosted(new StageHosted(s, Context.ActorOf(PipelineStage.Props(s, local.Work, Self), PipelineStage.Name(s)), _dataPlane));
                     break;
                 case RemoteStage remote:
                     Context.Watch(remote.Host);
@@ -105,12 +109,13 @@ public sealed class PipelineCoordinator : ReceiveActor
         }
 
         _stages[hosted.Stage] = hosted.StageActor;
+        _dataPlanes[hosted.Stage] = hosted.DataPlane;
         Context.Watch(hosted.StageActor);
         if (_stages.All(stage => stage is not null))
         {
             for (var s = 0; s < _stages.Length; s++)
             {
-                _stages[s]!.Tell(new ConnectStage(s + 1 < _stages.Length ? _stages[s + 1]! : Self));
+                _stages[s]!.Tell(s + 1 < _stages.Length ? new ConnectStage(_stages[s + 1]!, _dataPlanes[s + 1]) : new ConnectStage(Self, _dataPlane));
             }
 
             _connected = true;
@@ -181,10 +186,8 @@ public sealed class PipelineCoordinator : ReceiveActor
         if (_calls.TryGetValue(output.JobId, out var call) && call.Outputs[output.Index] is null)
         {
             call.Outputs[output.Index] = output.Payload;
-            if (++call.Done == call.Outputs.Length)
-            {
-                Complete(output.JobId, call);
-            }
+            call.Done++;
+            CompleteIfDone(output.JobId, call);
         }
 
         Pump();
@@ -202,6 +205,7 @@ public sealed class PipelineCoordinator : ReceiveActor
         if (_calls.TryGetValue(timing.JobId, out var call))
         {
             call.Timings.Add(timing);
+            CompleteIfDone(timing.JobId, call);
         }
     }
 
@@ -248,6 +252,15 @@ public sealed class PipelineCoordinator : ReceiveActor
 
             _inFlight++;
             _stages[0]!.Tell(next);
+        }
+    }
+
+    // Done when every output is in and every stage's timing too: outputs may come on the data plane, timings through Akka.
+    private void CompleteIfDone(string jobId, Call call)
+    {
+        if (call.Done == call.Outputs.Length && call.Timings.Count == call.Outputs.Length * _stages.Length)
+        {
+            Complete(jobId, call);
         }
     }
 

@@ -68,8 +68,11 @@ public sealed record PipelineRunMetrics(TimeSpan Elapsed, IReadOnlyList<StageMet
 /// <summary>Metrics since the pipeline started, over every call.</summary>
 public sealed record PipelineMetrics(PipelineRunMetrics Total, int Calls);
 
-/// <summary>Tells a stage where its micro-batches go next (the next stage, or the coordinator after the last stage).</summary>
-public sealed record ConnectStage(IActorRef Next);
+/// <summary>
+/// Tells a stage where its micro-batches go next (the next stage, or the coordinator after the last stage), and the
+/// data plane endpoint of that actor's node (null: send through Akka).
+/// </summary>
+public sealed record ConnectStage(IActorRef Next, string? NextDataPlane = null);
 
 /// <summary>A node's <see cref="Cluster.StageHost"/> has created the actor of stage <see cref="Stage"/> (to the coordinator).</summary>
-public sealed record StageHosted(int Stage, IActorRef StageActor);
+public sealed record StageHosted(int Stage, IActorRef StageActor, string? DataPlane = null);

@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Akka.Event;
 using DistributedInference.Actors.Configuration;
+using DistributedInference.Actors.DataPlane;
 using DistributedInference.Models;
 using DistributedInference.Models.Runtime;
 
@@ -22,6 +23,8 @@ public sealed class PipelineStage : ReceiveActor
     private readonly Queue<OutputGathered> _gathered = new();
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private IActorRef? _next;
+    private string? _nextDataPlane;
+    private TensorDataPlane? _dataPlane;
     private IStageWork? _work;
     private bool _processing;
 
@@ -38,6 +41,7 @@ public sealed class PipelineStage : ReceiveActor
         Receive<ConnectStage>(connect =>
         {
             _next = connect.Next;
+            _nextDataPlane = connect.NextDataPlane;
             ScheduleNext();
         });
         Receive<ProcessNext>(_ => HandleProcessNext());
@@ -55,6 +59,7 @@ public sealed class PipelineStage : ReceiveActor
         try
         {
             LibTorch.Initialize();
+            _dataPlane = TensorDataPlane.For(Context.System);
             _work = _build();
         }
         catch (Exception e)
@@ -84,7 +89,7 @@ public sealed class PipelineStage : ReceiveActor
         {
             var output = _work!.Run(batch.Payload);
             _coordinator.Tell(new StageTiming(_stage, batch.JobId, batch.Index, received, started, DateTime.UtcNow));
-            _next!.Tell(new MicroBatch(batch.JobId, batch.Index, output));
+            Forward(new MicroBatch(batch.JobId, batch.Index, output));
         }
         catch (Exception e)
         {
@@ -92,6 +97,19 @@ public sealed class PipelineStage : ReceiveActor
         }
 
         ScheduleNext();
+    }
+
+    // To a next stage (or coordinator) on another node through the data plane when both ends have one; else through Akka.
+    private void Forward(MicroBatch output)
+    {
+        if (_dataPlane is not null && _nextDataPlane is not null && _nextDataPlane != _dataPlane.Endpoint)
+        {
+            _dataPlane.Send(_nextDataPlane, _next!, output, Self);
+        }
+        else
+        {
+            _next!.Tell(output);
+        }
     }
 
     private void HandleOutputGathered(OutputGathered output)

@@ -60,8 +60,8 @@ public sealed class DistributedInferenceSerializer : SerializerWithStringManifes
         Add<PipelineCompleted>("pipeline-completed", (w, m) => { Str(w, m.JobId); Value(w, m.Output); RunMetrics(w, m.Metrics); }, r => new PipelineCompleted(Str(r), Required(r), RunMetrics(r)));
         Add<GetGatheredOutputs>("get-gathered-outputs", (_, _) => { }, _ => GetGatheredOutputs.Instance);
         Add<GatheredOutputs>("gathered-outputs", (w, m) => { w.Write(m.Outputs.Count); foreach (var o in m.Outputs) { Str(w, o.JobId); Value(w, o.Output); } }, r => new GatheredOutputs(Enumerable.Range(0, Count(r)).Select(_ => new OutputGathered(Str(r), Required(r))).ToList()));
-        Add<ConnectStage>("connect-stage", (w, m) => Ref(w, m.Next), r => new ConnectStage(Ref(r)));
-        Add<StageHosted>("stage-hosted", (w, m) => { w.Write(m.Stage); Ref(w, m.StageActor); }, r => new StageHosted(r.ReadInt32(), Ref(r)));
+        Add<ConnectStage>("connect-stage", (w, m) => { Ref(w, m.Next); Value(w, m.NextDataPlane); }, r => new ConnectStage(Ref(r), ValueCodec.Read(r) as string));
+        Add<StageHosted>("stage-hosted", (w, m) => { w.Write(m.Stage); Ref(w, m.StageActor); Value(w, m.DataPlane); }, r => new StageHosted(r.ReadInt32(), Ref(r), ValueCodec.Read(r) as string));
 
         // Stage hosts (pipeline stages on other nodes).
         Add<GetJobStatus>("get-job-status", (w, m) => Str(w, m.JobId), r => new GetJobStatus(Str(r)));
@@ -82,21 +82,34 @@ public sealed class DistributedInferenceSerializer : SerializerWithStringManifes
 
     public override byte[] ToBinary(object obj)
     {
-        if (!_writers.TryGetValue(obj.GetType(), out var entry))
-        {
-            throw new SerializationException($"cannot serialize {obj.GetType().Name}");
-        }
-
         using var stream = new MemoryStream();
         using (var writer = new BinaryWriter(stream))
         {
-            entry.Write(writer, obj);
+            Write(writer, obj);
         }
 
         return stream.ToArray();
     }
 
     public override object FromBinary(byte[] bytes, string manifest)
+    {
+        using var reader = new BinaryReader(new MemoryStream(bytes, writable: false));
+        return Read(reader, manifest);
+    }
+
+    /// <summary>Writes <paramref name="message"/>'s body (what <see cref="Manifest"/> names) where the writer stands.</summary>
+    public void Write(BinaryWriter writer, object message)
+    {
+        if (!_writers.TryGetValue(message.GetType(), out var entry))
+        {
+            throw new SerializationException($"cannot serialize {message.GetType().Name}");
+        }
+
+        entry.Write(writer, message);
+    }
+
+    /// <summary>Reads one message from where the reader stands to the end of its stream, which must be exactly the message.</summary>
+    public object Read(BinaryReader reader, string manifest)
     {
         if (!_readers.TryGetValue(manifest, out var read))
         {
@@ -105,11 +118,11 @@ public sealed class DistributedInferenceSerializer : SerializerWithStringManifes
 
         try
         {
-            using var reader = new BinaryReader(new MemoryStream(bytes, writable: false));
             var message = read(reader);
-            if (reader.BaseStream.Position != bytes.Length)
+            var left = reader.BaseStream.Length - reader.BaseStream.Position;
+            if (left != 0)
             {
-                throw new SerializationException($"{bytes.Length - reader.BaseStream.Position} bytes left over after '{manifest}'");
+                throw new SerializationException($"{left} bytes left over after '{manifest}'");
             }
 
             return message;

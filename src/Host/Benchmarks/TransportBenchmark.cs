@@ -5,6 +5,7 @@ using System.Net;
 using System.Net.Sockets;
 using Akka.Actor;
 using DistributedInference.Actors.Configuration;
+using DistributedInference.Actors.DataPlane;
 using DistributedInference.Actors.Pipeline;
 using DistributedInference.Models.Runtime;
 using static TorchSharp.torch;
@@ -12,10 +13,11 @@ using static TorchSharp.torch;
 namespace DistributedInference.Host.Benchmarks;
 
 /// <summary>
-/// <c>di bench transport</c>: tensors between two cluster nodes on 127.0.0.1 (two actor systems in this process, so
-/// every message goes through the serializer and Akka.Remote's TCP transport) next to a raw TCP socket on loopback
-/// carrying the same bytes. Both keep the same number of messages in flight (a credit window, each message acknowledged),
-/// as pipeline stages do. Prints medians of several rounds in MB/s (10^6 bytes) and their ratio.
+/// <c>di bench transport</c>: micro-batches of tensors between two cluster nodes on 127.0.0.1 (two actor systems in this
+/// process, so every message is serialized and crosses a TCP connection), through Akka.Remote and through our tensor
+/// data plane, next to a raw TCP socket on loopback carrying the same bytes. All three keep the same number of messages
+/// in flight (a credit window, each message acknowledged), as pipeline stages do. Prints medians of several rounds in
+/// MB/s (10^6 bytes) and the ratios to raw TCP.
 /// </summary>
 public static class TransportBenchmark
 {
@@ -28,12 +30,12 @@ public static class TransportBenchmark
         {
             using var tensor = rand(size * 1_000_000L / sizeof(float), dtype: ScalarType.Float32);
             var bytes = tensor.NumberOfElements * sizeof(float);
-            var akka = await Median(rounds, () => nodes.Send(tensor, messages, window));
+            var akka = await Median(rounds, () => nodes.Send(tensor, messages, window, dataPlane: false));
+            var plane = await Median(rounds, () => nodes.Send(tensor, messages, window, dataPlane: true));
             var tcp = await Median(rounds, () => RawTcp(bytes, messages, window));
-            var akkaRate = messages * bytes / akka.TotalSeconds / 1e6;
-            var tcpRate = messages * bytes / tcp.TotalSeconds / 1e6;
+            double Rate(TimeSpan time) => messages * bytes / time.TotalSeconds / 1e6;
             await output.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
-                $"{size,3} MB tensors: akka remote {akkaRate,7:F0} MB/s   raw tcp {tcpRate,7:F0} MB/s   ratio {akkaRate / tcpRate:F2}"));
+                $"{size,3} MB tensors: akka remote {Rate(akka),6:F0} MB/s ({Rate(akka) / Rate(tcp):F2})   data plane {Rate(plane),6:F0} MB/s ({Rate(plane) / Rate(tcp):F2})   raw tcp {Rate(tcp),6:F0} MB/s"));
         }
     }
 
@@ -128,10 +130,15 @@ public static class TransportBenchmark
             return new TwoNodes(from, to, sink);
         }
 
-        public async Task Send(Tensor tensor, int messages, int window)
+        public async Task Send(Tensor tensor, int messages, int window, bool dataPlane)
         {
             var done = new TaskCompletionSource();
-            _from.ActorOf(Props.Create(() => new Source(_sink, tensor, messages, window, done)));
+            var plane = TensorDataPlane.For(_from)!;
+            var endpoint = TensorDataPlane.For(_to)!.Endpoint;
+            Action<IActorRef, MicroBatch> send = dataPlane
+                ? (self, batch) => plane.Send(endpoint, _sink, batch with { Payload = ((Tensor)batch.Payload).alias() }, self)
+                : (self, batch) => _sink.Tell(batch, self);
+            _from.ActorOf(Props.Create(() => new Source(send, tensor, messages, window, done)));
             await done.Task;
         }
 
@@ -154,13 +161,13 @@ public static class TransportBenchmark
         private int _sent;
         private int _acknowledged;
 
-        public Source(IActorRef sink, Tensor tensor, int messages, int window, TaskCompletionSource done)
+        public Source(Action<IActorRef, MicroBatch> send, Tensor tensor, int messages, int window, TaskCompletionSource done)
         {
             void Fill()
             {
                 while (_sent < messages && _sent - _acknowledged < window)
                 {
-                    sink.Tell(new MicroBatch("bench", _sent++, tensor));
+                    send(Self, new MicroBatch("bench", _sent++, tensor));
                 }
             }
 

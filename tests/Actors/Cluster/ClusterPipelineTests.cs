@@ -42,12 +42,16 @@ public sealed class ClusterPipelineTests : IAsyncLifetime
         var planned = ClusterPipelinePlanner.Plan(hosts, Model, "auto", "fp32");
         _output.WriteLine(planned.Describe());
         Assert.Equal(3, planned.Hosts.Select(h => h.Node).Distinct().Count());
+        Assert.Equal(planned.Hosts[0].Node, Akka.Cluster.Cluster.Get(client).SelfAddress);
 
         await using var pipeline = await PipelineRuntime.StartAsync(planned.Placements, client);
         Assert.Equal(3, pipeline.Stages.Select(s => s.Path.Address).Distinct().Count());
         var completed = await pipeline.RunAsync(Input(), numChunks: 3, gatherOutput: true);
 
         var diff = Fixtures.MaxAbsDiff((Tensor)completed.Output, Fixtures.Expected("lm_logits"));
+
+        // Stage to stage and last stage to coordinator: 3 micro-batches on each of the 3 hops between nodes, all on the data plane.
+        Assert.Equal(9, _cluster.Nodes.Sum(n => Actors.DataPlane.TensorDataPlane.For(n)!.FramesReceived));
         _output.WriteLine($"3 nodes, 3 micro-batches: max |diff| {diff:E2}, bubble {completed.Metrics.BubbleFraction:F3}");
         Assert.True(diff <= 1e-4);
         Assert.All(completed.Metrics.Stages, s => Assert.Equal(3, s.MicroBatches));

@@ -1,0 +1,92 @@
+using System.Net.Sockets;
+using System.Threading.Channels;
+using Akka.Actor;
+using Akka.Event;
+using DistributedInference.Models.Staging;
+using static TorchSharp.torch;
+
+namespace DistributedInference.Actors.DataPlane;
+
+/// <summary>
+/// The connection to one remote endpoint: a queue and one writer task that connects, then writes each message as one
+/// frame, in order, and disposes the tensors the message owns. On any failure the connection closes and every message it still holds
+/// (and any that arrive while it closes) goes through Akka to its target instead.
+/// </summary>
+internal sealed class DataPlaneConnection
+{
+    private readonly TensorDataPlane _plane;
+    private readonly Channel<Outgoing> _queue = Channel.CreateUnbounded<Outgoing>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly CancellationTokenSource _closing = new();
+
+    public DataPlaneConnection(TensorDataPlane plane, string endpoint)
+    {
+        _plane = plane;
+        Endpoint = endpoint;
+        _ = RunAsync();
+    }
+
+    public string Endpoint { get; }
+
+    public bool TryEnqueue(Outgoing outgoing) => _queue.Writer.TryWrite(outgoing);
+
+    public void Close()
+    {
+        _queue.Writer.TryComplete();
+        _closing.Cancel();
+    }
+
+    // What a stage made and handed over: its output rows, or the activation of a staged batch (the ids and mask it
+    // carries along may be views of the caller's input, so they are left to their owner).
+    private static void DisposeOwned(object message)
+    {
+        switch (message)
+        {
+            case Pipeline.MicroBatch { Payload: Tensor rows }:
+                rows.Dispose();
+                break;
+            case Pipeline.MicroBatch { Payload: StagedBatch batch } when !ReferenceEquals(batch.Hidden, batch.InputIds):
+                batch.Hidden.Dispose();
+                break;
+        }
+    }
+
+    private async Task RunAsync()
+    {
+        var buffer = new MemoryStream();
+        try
+        {
+            var separator = Endpoint.LastIndexOf(':');
+            using var client = new TcpClient { NoDelay = true };
+            await client.ConnectAsync(Endpoint[..separator], int.Parse(Endpoint[(separator + 1)..], System.Globalization.CultureInfo.InvariantCulture), _closing.Token);
+            var stream = client.GetStream();
+            while (await _queue.Reader.WaitToReadAsync(_closing.Token))
+            {
+                while (_queue.Reader.TryPeek(out var outgoing))
+                {
+                    DataPlaneFrame.Write(buffer, _plane.Serializer, outgoing);
+                    await stream.WriteAsync(buffer.GetBuffer().AsMemory(0, (int)buffer.Length), _closing.Token);
+                    _queue.Reader.TryRead(out _);
+                    _plane.Sent();
+                    DisposeOwned(outgoing.Message);
+                }
+            }
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            _plane.Log.Warning("data plane: connection to {0} failed ({1}); its messages go through Akka", Endpoint, e.Message);
+        }
+        catch (OperationCanceledException)
+        {
+            // Closing.
+        }
+        finally
+        {
+            _plane.Forget(this);
+            _queue.Writer.TryComplete();
+            while (_queue.Reader.TryRead(out var left))
+            {
+                left.Target.Tell(left.Message, left.Sender ?? ActorRefs.NoSender);
+            }
+        }
+    }
+}
