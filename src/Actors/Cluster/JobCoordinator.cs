@@ -17,6 +17,7 @@ public sealed class JobCoordinator : ReceiveActor
     private readonly IActorRef _splitter;
     private readonly TimeSpan _keepFinishedFor;
     private IActorRef? _client;
+    private string? _clientDataPlane;
     private JobAccepted? _accepted;
     private object? _outcome;
     private int _rowsDone;
@@ -32,12 +33,12 @@ public sealed class JobCoordinator : ReceiveActor
         Receive<JobAccepted>(accepted =>
         {
             _accepted = accepted;
-            _client?.Tell(accepted);
+            ToClient(accepted);
         });
         Receive<RowsCompleted>(rows =>
         {
             _rowsDone = rows.RowsDone;
-            _client?.Tell(rows);
+            ToClient(rows);
         });
         Receive<JobCompleted>(Finish);
         Receive<JobFailed>(Finish);
@@ -51,28 +52,38 @@ public sealed class JobCoordinator : ReceiveActor
     {
         var first = _client is null && _outcome is null;
         _client = submit.ReplyTo;
+        _clientDataPlane = submit.ReplyDataPlane;
         if (first)
         {
-            _splitter.Tell(submit with { ReplyTo = Self });
+            _splitter.Tell(submit with { ReplyTo = Self, ReplyDataPlane = null });
             return;
         }
 
         // The same job again: re-attach the caller instead of running it twice.
         if (_outcome is not null)
         {
-            _client.Tell(_outcome);
+            ToClient(_outcome);
         }
         else if (_accepted is not null)
         {
-            _client.Tell(_accepted);
+            ToClient(_accepted);
         }
     }
 
     private void Finish(object outcome)
     {
         _outcome = outcome;
-        _client?.Tell(outcome);
+        ToClient(outcome);
         Context.SetReceiveTimeout(_keepFinishedFor);
+    }
+
+    // Everything for the client takes one way (the data plane when it is on another node that has one), so it keeps its order.
+    private void ToClient(object message)
+    {
+        if (_client is not null)
+        {
+            DataPlane.TensorDataPlane.Tell(Context.System, _clientDataPlane, _client, message, Self);
+        }
     }
 
     private JobStatus Status() => _outcome switch

@@ -35,8 +35,8 @@ internal sealed class DataPlaneConnection
         _closing.Cancel();
     }
 
-    // What a stage made and handed over: its output rows, or the activation of a staged batch (the ids and mask it
-    // carries along may be views of the caller's input, so they are left to their owner).
+    // What a stage or device made and handed over: its output rows or results, or the activation of a staged batch (the
+    // ids and mask it carries along may be views of the caller's input, so they are left to their owner).
     private static void DisposeOwned(object message)
     {
         switch (message)
@@ -46,6 +46,9 @@ internal sealed class DataPlaneConnection
                 break;
             case Pipeline.MicroBatch { Payload: StagedBatch batch } when !ReferenceEquals(batch.Hidden, batch.InputIds):
                 batch.Hidden.Dispose();
+                break;
+            case Replica.BatchCompleted { Results: Tensor results }:
+                results.Dispose();
                 break;
         }
     }

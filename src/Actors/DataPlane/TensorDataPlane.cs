@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.CompilerServices;
 using Akka.Actor;
 using Akka.Event;
 using DistributedInference.Actors.Serialization;
@@ -12,12 +13,14 @@ namespace DistributedInference.Actors.DataPlane;
 /// Akka.Remote's: Akka's single connection per node pair then carries only control messages and heartbeats, which bulk
 /// traffic can no longer delay, and tensors skip Akka's extra copies. One listener per actor system (cluster nodes with
 /// <c>distributed-inference.data-plane.enabled</c>); <see cref="Send"/> opens one connection per remote endpoint and
-/// writes frames in order. A micro-batch sent here is owned by the data plane: the tensor a stage made (its rows or
-/// activation) is disposed once written.
+/// writes frames in order. A message sent here is owned by the data plane: the tensor a stage or device made (its rows,
+/// activation or batch results) is disposed once written.
 /// If a connection fails, its messages go through Akka instead (nothing is lost to the data plane).
 /// </summary>
 public sealed class TensorDataPlane : IExtension, IDisposable
 {
+    private static readonly ConditionalWeakTable<ActorSystem, StrongBox<bool>> Enabled = new();
+
     private readonly ExtendedActorSystem _system;
     private readonly DistributedInferenceSerializer _serializer;
     private readonly TcpListener _listener;
@@ -60,9 +63,28 @@ public sealed class TensorDataPlane : IExtension, IDisposable
 
     /// <summary>This system's data plane, or null where there is none (a system without remoting, or disabled in config).</summary>
     public static TensorDataPlane? For(ActorSystem system) =>
-        system.Settings.Config.GetBoolean("distributed-inference.data-plane.enabled", false) && ((ExtendedActorSystem)system).Provider is Akka.Remote.IRemoteActorRefProvider
+        Enabled.GetValue(system, s => new StrongBox<bool>(
+            s.Settings.Config.GetBoolean("distributed-inference.data-plane.enabled", false) && ((ExtendedActorSystem)s).Provider is Akka.Remote.IRemoteActorRefProvider)).Value
             ? system.WithExtension<TensorDataPlane, TensorDataPlaneProvider>()
             : null;
+
+    /// <summary>
+    /// Tells <paramref name="target"/> through the data plane at <paramref name="endpoint"/> when <paramref name="system"/>
+    /// has one and the endpoint is another node's; otherwise through Akka. All messages from one sender to one target
+    /// should take the same way, so they keep their order.
+    /// </summary>
+    public static void Tell(ActorSystem system, string? endpoint, IActorRef target, object message, IActorRef? sender = null)
+    {
+        var plane = endpoint is null ? null : For(system);
+        if (plane is not null && endpoint != plane.Endpoint)
+        {
+            plane.Send(endpoint!, target, message, sender);
+        }
+        else
+        {
+            target.Tell(message, sender ?? ActorRefs.NoSender);
+        }
+    }
 
     /// <summary>
     /// Delivers <paramref name="message"/> to <paramref name="target"/> on the node whose data plane listens at

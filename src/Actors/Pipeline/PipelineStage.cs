@@ -24,7 +24,6 @@ public sealed class PipelineStage : ReceiveActor
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private IActorRef? _next;
     private string? _nextDataPlane;
-    private TensorDataPlane? _dataPlane;
     private IStageWork? _work;
     private bool _processing;
 
@@ -59,7 +58,6 @@ public sealed class PipelineStage : ReceiveActor
         try
         {
             LibTorch.Initialize();
-            _dataPlane = TensorDataPlane.For(Context.System);
             _work = _build();
         }
         catch (Exception e)
@@ -100,17 +98,7 @@ public sealed class PipelineStage : ReceiveActor
     }
 
     // To a next stage (or coordinator) on another node through the data plane when both ends have one; else through Akka.
-    private void Forward(MicroBatch output)
-    {
-        if (_dataPlane is not null && _nextDataPlane is not null && _nextDataPlane != _dataPlane.Endpoint)
-        {
-            _dataPlane.Send(_nextDataPlane, _next!, output, Self);
-        }
-        else
-        {
-            _next!.Tell(output);
-        }
-    }
+    private void Forward(MicroBatch output) => TensorDataPlane.Tell(Context.System, _nextDataPlane, _next!, output, Self);
 
     private void HandleOutputGathered(OutputGathered output)
     {

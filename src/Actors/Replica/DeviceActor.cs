@@ -85,20 +85,24 @@ public sealed class DeviceActor : ReceiveActor
             var results = _model!.Run(batch.Rows);
             _busy += clock.Elapsed;
             _completed++;
-            replyTo.Tell(new BatchCompleted(batch.JobId, batch.BatchIndex, results, clock.Elapsed));
+            Reply(replyTo, batch, new BatchCompleted(batch.JobId, batch.BatchIndex, results, clock.Elapsed));
         }
         catch (InvalidInputException e)
         {
-            replyTo.Tell(new BatchFailed(batch.JobId, batch.BatchIndex, e.Message, Retryable: false));
+            Reply(replyTo, batch, new BatchFailed(batch.JobId, batch.BatchIndex, e.Message, Retryable: false));
         }
         catch (Exception e)
         {
             _log.Warning("{0}: batch {1} of job {2} failed: {3}", _device, batch.BatchIndex, batch.JobId, e.Message);
-            replyTo.Tell(new BatchFailed(batch.JobId, batch.BatchIndex, $"{_device}: {e.GetType().Name}: {e.Message.Split('\n', 2)[0]}", Retryable: true));
+            Reply(replyTo, batch, new BatchFailed(batch.JobId, batch.BatchIndex, $"{_device}: {e.GetType().Name}: {e.Message.Split('\n', 2)[0]}", Retryable: true));
         }
 
         ScheduleNext();
     }
+
+    // Answers to a job on another node go through the data plane when both nodes have one (results can outgrow Akka's frames).
+    private void Reply(IActorRef replyTo, RunBatch batch, object message) =>
+        DataPlane.TensorDataPlane.Tell(Context.System, batch.ReplyDataPlane, replyTo, message, Self);
 
     private void HandleDropJob(DropJob drop) => _queue.RemoveWhere(item => item.Batch.JobId == drop.JobId);
 

@@ -1,7 +1,10 @@
 namespace DistributedInference.Actors.Replica;
 
-/// <summary>Run a model over a slice of a job's rows; the device answers <see cref="BatchCompleted"/> or <see cref="BatchFailed"/>.</summary>
-public sealed record RunBatch(string JobId, int BatchIndex, object Rows);
+/// <summary>
+/// Run a model over a slice of a job's rows; the device answers <see cref="BatchCompleted"/> or <see cref="BatchFailed"/>,
+/// through the data plane at <see cref="ReplyDataPlane"/> when the job is on another node that has one.
+/// </summary>
+public sealed record RunBatch(string JobId, int BatchIndex, object Rows, string? ReplyDataPlane = null);
 
 /// <summary>A batch's results, one row per row sent, copied off the device.</summary>
 public sealed record BatchCompleted(string JobId, int BatchIndex, object Results, TimeSpan Busy);

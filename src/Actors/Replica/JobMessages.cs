@@ -18,7 +18,7 @@ public sealed record JobOptions(bool ApplyPadding = false, int MaxBatchSize = 8)
 /// results when <see cref="StreamResults"/>; the receiver then owns them), then <see cref="JobCompleted"/> or
 /// <see cref="JobFailed"/>.
 /// </summary>
-public sealed record SubmitJob(string JobId, object Input, JobOptions Options, IActorRef ReplyTo, bool StreamResults = true);
+public sealed record SubmitJob(string JobId, object Input, JobOptions Options, IActorRef ReplyTo, bool StreamResults = true, string? ReplyDataPlane = null);
 
 /// <summary>Stop a job; its queued batches are dropped and <see cref="JobFailed"/> is sent.</summary>
 public sealed record CancelJob(string JobId);

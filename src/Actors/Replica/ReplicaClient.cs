@@ -75,7 +75,9 @@ public sealed class ReplicaClient
         using var cancel = cancellation.Register(() => splitter.Tell(new CancelJob(jobId)));
         try
         {
-            splitter.Tell(new SubmitJob(jobId, input, options ?? new JobOptions(), bridge, streamResults));
+            var system = _system as ActorSystem ?? (_system as IActorContext)?.System;
+            var dataPlane = system is null ? null : DataPlane.TensorDataPlane.For(system)?.Endpoint;
+            splitter.Tell(new SubmitJob(jobId, input, options ?? new JobOptions(), bridge, streamResults, dataPlane));
             while (true)
             {
                 var message = await reader.ReadAsync(CancellationToken.None);

@@ -21,6 +21,7 @@ public sealed class ReplicaJob : ReceiveActor, IWithTimers
     private const int InFlightPerDevice = 2;
 
     private readonly SubmitJob _job;
+    private readonly string? _dataPlane = DataPlane.TensorDataPlane.For(Context.System)?.Endpoint;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Dictionary<IActorRef, LinkedList<int>> _queued = new();
     private readonly Dictionary<IActorRef, HashSet<int>> _inFlight = new();
@@ -79,7 +80,7 @@ public sealed class ReplicaJob : ReceiveActor, IWithTimers
 
         if (_rows == 0)
         {
-            _job.ReplyTo.Tell(new JobAccepted(_job.JobId, 0, 0, _initialDevices.Count));
+            ToClient(new JobAccepted(_job.JobId, 0, 0, _initialDevices.Count));
             Complete();
             return;
         }
@@ -108,7 +109,7 @@ public sealed class ReplicaJob : ReceiveActor, IWithTimers
             }
         }
 
-        _job.ReplyTo.Tell(new JobAccepted(_job.JobId, _rows, _batches.Count, _initialDevices.Count));
+        ToClient(new JobAccepted(_job.JobId, _rows, _batches.Count, _initialDevices.Count));
         DispatchAll();
     }
 
@@ -153,7 +154,7 @@ public sealed class ReplicaJob : ReceiveActor, IWithTimers
 
             if (batch.Count > 0)
             {
-                _job.ReplyTo.Tell(new RowsCompleted(_job.JobId, batch.Start, batch.Count, _job.StreamResults ? kept : null, _rowsDone, _rows));
+                ToClient(new RowsCompleted(_job.JobId, batch.Start, batch.Count, _job.StreamResults ? kept : null, _rowsDone, _rows));
             }
 
             if (_batchesDone == _batches.Count)
@@ -308,7 +309,7 @@ public sealed class ReplicaJob : ReceiveActor, IWithTimers
             var rows = Rows.Pad(Rows.Slice(_job.Input, batch.Start, batch.Count), _job.Input, batch.Padding);
             _attempts[index]++;
             _inFlight[device].Add(index);
-            device.Tell(new RunBatch(_job.JobId, index, rows));
+            device.Tell(new RunBatch(_job.JobId, index, rows, _dataPlane));
             Timers.StartSingleTimer((index, _attempts[index]), new BatchTimedOut(index, _attempts[index]), _job.Options.BatchTimeout);
         }
     }
@@ -368,7 +369,7 @@ public sealed class ReplicaJob : ReceiveActor, IWithTimers
         }
 
         var devices = _usage.ToDictionary(pair => DeviceLabel(pair.Key), pair => new DeviceShare(pair.Value.Batches, pair.Value.Rows, pair.Value.Busy));
-        _job.ReplyTo.Tell(new JobCompleted(_job.JobId, results, new JobStatistics(_clock.Elapsed, devices, _resent)));
+        ToClient(new JobCompleted(_job.JobId, results, new JobStatistics(_clock.Elapsed, devices, _resent)));
         Context.Stop(Self);
     }
 
@@ -383,9 +384,12 @@ public sealed class ReplicaJob : ReceiveActor, IWithTimers
             device.Tell(new DropJob(_job.JobId));
         }
 
-        _job.ReplyTo.Tell(new JobFailed(_job.JobId, reason, inputError));
+        ToClient(new JobFailed(_job.JobId, reason, inputError));
         Context.Stop(Self);
     }
+
+    // Everything for the client takes one way (the data plane when it is on another node that has one), so it keeps its order.
+    private void ToClient(object message) => DataPlane.TensorDataPlane.Tell(Context.System, _job.ReplyDataPlane, _job.ReplyTo, message, Self);
 
     private sealed record Batch(int Start, int Count, int Padding);
 

@@ -25,7 +25,7 @@ public sealed class DistributedInferenceSerializer : SerializerWithStringManifes
         : base(system)
     {
         // Device protocol (replica mode).
-        Add<RunBatch>("run-batch", (w, m) => { Str(w, m.JobId); w.Write(m.BatchIndex); Value(w, m.Rows); }, r => new RunBatch(Str(r), r.ReadInt32(), Required(r)));
+        Add<RunBatch>("run-batch", (w, m) => { Str(w, m.JobId); w.Write(m.BatchIndex); Value(w, m.Rows); Value(w, m.ReplyDataPlane); }, r => new RunBatch(Str(r), r.ReadInt32(), Required(r), ValueCodec.Read(r) as string));
         Add<BatchCompleted>("batch-completed", (w, m) => { Str(w, m.JobId); w.Write(m.BatchIndex); Value(w, m.Results); Time(w, m.Busy); }, r => new BatchCompleted(Str(r), r.ReadInt32(), Required(r), Time(r)));
         Add<BatchFailed>("batch-failed", (w, m) => { Str(w, m.JobId); w.Write(m.BatchIndex); Str(w, m.Reason); w.Write(m.Retryable); }, r => new BatchFailed(Str(r), r.ReadInt32(), Str(r), r.ReadBoolean()));
         Add<DropJob>("drop-job", (w, m) => Str(w, m.JobId), r => new DropJob(Str(r)));
@@ -35,7 +35,7 @@ public sealed class DistributedInferenceSerializer : SerializerWithStringManifes
         Add<DeviceLoadFailed>("device-load-failed", (w, m) => { Str(w, m.Device); Str(w, m.Reason); w.Write(m.InputError); }, r => new DeviceLoadFailed(Str(r), Str(r), r.ReadBoolean()));
 
         // Jobs (replica mode).
-        Add<SubmitJob>("submit-job", (w, m) => { Str(w, m.JobId); Value(w, m.Input); Options(w, m.Options); Ref(w, m.ReplyTo); w.Write(m.StreamResults); }, r => new SubmitJob(Str(r), Required(r), Options(r), Ref(r), r.ReadBoolean()));
+        Add<SubmitJob>("submit-job", (w, m) => { Str(w, m.JobId); Value(w, m.Input); Options(w, m.Options); Ref(w, m.ReplyTo); w.Write(m.StreamResults); Value(w, m.ReplyDataPlane); }, r => new SubmitJob(Str(r), Required(r), Options(r), Ref(r), r.ReadBoolean(), ValueCodec.Read(r) as string));
         Add<CancelJob>("cancel-job", (w, m) => Str(w, m.JobId), r => new CancelJob(Str(r)));
         Add<JobAccepted>("job-accepted", (w, m) => { Str(w, m.JobId); w.Write(m.Rows); w.Write(m.Batches); w.Write(m.Devices); }, r => new JobAccepted(Str(r), r.ReadInt32(), r.ReadInt32(), r.ReadInt32()));
         Add<RowsCompleted>("rows-completed", (w, m) => { Str(w, m.JobId); w.Write(m.Start); w.Write(m.Count); Value(w, m.Results); w.Write(m.RowsDone); w.Write(m.RowsTotal); }, r => new RowsCompleted(Str(r), r.ReadInt32(), r.ReadInt32(), ValueCodec.Read(r), r.ReadInt32(), r.ReadInt32()));

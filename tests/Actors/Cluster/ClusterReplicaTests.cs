@@ -43,5 +43,9 @@ public sealed class ClusterReplicaTests : IAsyncLifetime
         _output.WriteLine($"12 rows on 3 nodes: max |diff| {diff:E2}; devices {string.Join(", ", result.Statistics.Devices.Select(d => $"{d.Key}: {d.Value.Rows} rows"))}");
         Assert.True(diff <= 1e-4);
         Assert.Contains(result.Statistics.Devices, d => d.Key.Contains(':', StringComparison.Ordinal) && d.Value.Rows > 0);
+
+        // The results of the other nodes' devices came back on the data plane.
+        var remoteBatches = result.Statistics.Devices.Where(d => d.Key.Contains(':', StringComparison.Ordinal)).Sum(d => d.Value.Batches);
+        Assert.InRange(Actors.DataPlane.TensorDataPlane.For(client)!.FramesReceived, remoteBatches, long.MaxValue);
     }
 }

@@ -60,6 +60,20 @@ public sealed class TensorDataPlaneTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Batch_results_larger_than_akkas_frame_limit_cross_on_the_data_plane()
+    {
+        var (inbox, target) = await InboxOnReceiver();
+        var results = arange(20_000_000, ScalarType.Float32).view(20, -1);
+        using var expected = results.clone();
+
+        // 80 MB: Akka.Remote (64 MiB frames here) would drop it.
+        TensorDataPlane.Tell(From, TensorDataPlane.For(To)!.Endpoint, target, new Actors.Replica.BatchCompleted("job", 0, results, TimeSpan.Zero));
+
+        var received = Assert.IsType<Actors.Replica.BatchCompleted>(await inbox.ReceiveAsync(Timeout));
+        Assert.Equal(0, Fixtures.MaxAbsDiff((Tensor)received.Results!, expected));
+    }
+
+    [Fact]
     public async Task Messages_to_an_endpoint_that_cannot_be_reached_go_through_akka_instead()
     {
         var (inbox, target) = await InboxOnReceiver();
