@@ -5,21 +5,44 @@ namespace DistributedInference.Actors.Replica;
 
 /// <summary>
 /// Writes every message it receives into a channel, so code outside the actor system can await replies one by one
-/// (the caller stops it when done).
+/// (the caller stops it when done). With <c>watchFirstSender</c> it watches whoever answers first and writes
+/// <see cref="AnswererLost"/> if that actor stops, after a grace period for answers still on their way (the data plane
+/// may deliver after Akka's notice of the stop): a caller that already has its last answer has stopped reading by then.
 /// </summary>
-public sealed class ChannelBridge : ReceiveActor
+public sealed class ChannelBridge : ReceiveActor, IWithTimers
 {
-    public ChannelBridge(ChannelWriter<object> writer)
+    private static readonly TimeSpan Grace = TimeSpan.FromSeconds(2);
+
+    public ChannelBridge(ChannelWriter<object> writer, bool watchFirstSender)
     {
-        ReceiveAny(message => writer.TryWrite(message));
+        var watching = !watchFirstSender;
+        Receive<Terminated>(terminated => Timers.StartSingleTimer("answerer-lost", new GraceOver(terminated.ActorRef.Path.Address), Grace));
+        Receive<GraceOver>(over => writer.TryWrite(new AnswererLost(over.Node)));
+        ReceiveAny(message =>
+        {
+            if (!watching && !Sender.IsNobody())
+            {
+                watching = true;
+                Context.Watch(Sender);
+            }
+
+            writer.TryWrite(message);
+        });
     }
 
-    public static Props Props(ChannelWriter<object> writer) => Akka.Actor.Props.Create(() => new ChannelBridge(writer));
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    public static Props Props(ChannelWriter<object> writer, bool watchFirstSender = false) => Akka.Actor.Props.Create(() => new ChannelBridge(writer, watchFirstSender));
 
     /// <summary>A bridge and the channel it feeds.</summary>
-    public static (IActorRef Bridge, ChannelReader<object> Reader) Open(IActorRefFactory system)
+    public static (IActorRef Bridge, ChannelReader<object> Reader) Open(IActorRefFactory system, bool watchFirstSender = false)
     {
         var channel = Channel.CreateUnbounded<object>(new UnboundedChannelOptions { SingleReader = true });
-        return (system.ActorOf(Props(channel.Writer)), channel.Reader);
+        return (system.ActorOf(Props(channel.Writer, watchFirstSender)), channel.Reader);
     }
+
+    private sealed record GraceOver(Address Node);
 }
+
+/// <summary>The actor that answered first (at <see cref="Node"/>) stopped: it ended, or its node went away.</summary>
+public sealed record AnswererLost(Address Node);

@@ -71,13 +71,18 @@ public sealed class ReplicaClient
     {
         var jobId = Guid.NewGuid().ToString("N");
         var splitter = await _splitter(cancellation);
-        var (bridge, reader) = ChannelBridge.Open(_system);
+        var system = _system as ActorSystem ?? (_system as IActorContext)?.System;
+        var settings = system is null ? null : Configuration.DistributedInferenceSettings.From(system.Settings.Config);
+        var jobTimeout = settings?.JobTimeout ?? TimeSpan.FromMinutes(30);
+        var (bridge, reader) = ChannelBridge.Open(_system, watchFirstSender: true);
+        using var timeout = new CancellationTokenSource(jobTimeout);
         using var cancel = cancellation.Register(() => splitter.Tell(new CancelJob(jobId)));
+        using var expire = timeout.Token.Register(() => splitter.Tell(new CancelJob(jobId)));
         try
         {
-            var system = _system as ActorSystem ?? (_system as IActorContext)?.System;
             var dataPlane = system is null ? null : DataPlane.TensorDataPlane.For(system)?.Endpoint;
-            splitter.Tell(new SubmitJob(jobId, input, options ?? new JobOptions(), bridge, streamResults, dataPlane));
+            options ??= settings is null ? new JobOptions() : new JobOptions(MaxBatchSize: settings.MaxBatchSize) { BatchTimeout = settings.BatchTimeout };
+            splitter.Tell(new SubmitJob(jobId, input, options, bridge, streamResults, dataPlane));
             while (true)
             {
                 var message = await reader.ReadAsync(CancellationToken.None);
@@ -85,6 +90,10 @@ public sealed class ReplicaClient
                 {
                     case JobFailed failed when cancellation.IsCancellationRequested:
                         throw new OperationCanceledException($"job {jobId} cancelled: {failed.Reason}", cancellation);
+                    case JobFailed when timeout.IsCancellationRequested:
+                        throw new JobFailedException($"job {jobId} did not finish within {jobTimeout} (distributed-inference.job-timeout)");
+                    case AnswererLost lost:
+                        throw new JobFailedException($"job {jobId}: the actor running it at {lost.Node} stopped before the job ended; submit it again");
                     case JobFailed { InputError: true } failed:
                         throw new InvalidInputException(failed.Reason);
                     case JobFailed failed:
