@@ -37,8 +37,8 @@ public sealed record ClusterPipelinePlan(PipelinePlan Plan, IReadOnlyList<StageH
 public static class ClusterPipelinePlanner
 {
     /// <summary>
-    /// The stage hosts of the device nodes that are Up, once there are at least <paramref name="nodes"/> of them
-    /// (any number from one when null) and each has loaded its model.
+    /// The stage hosts of the device nodes that are Up and reachable, once there are at least <paramref name="nodes"/>
+    /// of them (any number from one when null) and each has loaded its model.
     /// </summary>
     public static async Task<IReadOnlyList<StageHostOnNode>> FindHostsAsync(ActorSystem system, int? nodes, TimeSpan timeout, CancellationToken cancellation = default)
     {
@@ -46,8 +46,9 @@ public static class ClusterPipelinePlanner
         var deadline = DateTime.UtcNow + timeout;
         while (true)
         {
+            var unreachable = cluster.State.Unreachable;
             var members = cluster.State.Members
-                .Where(m => m.Status == MemberStatus.Up && m.HasRole(DeviceManager.Role))
+                .Where(m => m.Status == MemberStatus.Up && m.HasRole(DeviceManager.Role) && !unreachable.Contains(m))
                 .OrderBy(m => m, Member.AgeOrdering)
                 .ToList();
             if (members.Count >= Math.Max(1, nodes ?? 1))

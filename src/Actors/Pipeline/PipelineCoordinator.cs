@@ -50,6 +50,7 @@ public sealed class PipelineCoordinator : ReceiveActor
         Receive<StageReady>(HandleStageReady);
         Receive<StageLoadFailed>(failed => _readyTo?.Tell(failed));
         Receive<Terminated>(HandleTerminated);
+        Receive<Akka.Cluster.ClusterEvent.UnreachableMember>(HandleUnreachable);
         Receive<GetPipelineMetrics>(_ => Sender.Tell(new PipelineMetrics(Metrics(_timings.SelectMany(t => t).ToList()), _callsDone)));
         Receive<GetStageTimings>(_ => Sender.Tell(_timings.Select(t => (IReadOnlyList<StageTiming>)t.ToList()).ToList()));
     }
@@ -74,6 +75,11 @@ public sealed class PipelineCoordinator : ReceiveActor
         }
 
         _timings.AddRange(_placements.Select(_ => new List<StageTiming>()));
+        if (_placements.Any(p => p is RemoteStage))
+        {
+            Akka.Cluster.Cluster.Get(Context.System).Subscribe(Self, Akka.Cluster.ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents, typeof(Akka.Cluster.ClusterEvent.UnreachableMember));
+        }
+
         for (var s = 0; s < _placements.Count; s++)
         {
             switch (_placements[s])
@@ -92,6 +98,11 @@ public sealed class PipelineCoordinator : ReceiveActor
     // Stages are not the coordinator's children when they live on other nodes: stop them explicitly.
     protected override void PostStop()
     {
+        if (_placements.Any(p => p is RemoteStage))
+        {
+            Akka.Cluster.Cluster.Get(Context.System).Unsubscribe(Self);
+        }
+
         for (var s = 0; s < _stages.Length; s++)
         {
             if (_placements[s] is RemoteStage)
@@ -216,6 +227,16 @@ public sealed class PipelineCoordinator : ReceiveActor
         Pump();
     }
 
+    // Heartbeats notice a crashed node in seconds; Terminated waits for it to be downed and removed.
+    private void HandleUnreachable(Akka.Cluster.ClusterEvent.UnreachableMember unreachable)
+    {
+        var stage = Array.FindIndex(_stages, s => s is not null && s.Path.Address == unreachable.Member.Address);
+        if (stage >= 0)
+        {
+            Break($"pipeline stage {stage} is unreachable (node {unreachable.Member.Address})");
+        }
+    }
+
     private void HandleTerminated(Terminated terminated)
     {
         var stage = Array.IndexOf(_stages, terminated.ActorRef);
@@ -234,7 +255,12 @@ public sealed class PipelineCoordinator : ReceiveActor
             return;
         }
 
-        _broken = $"pipeline stage {stage} stopped{(terminated.AddressTerminated ? $" (node {terminated.ActorRef.Path.Address} is gone)" : string.Empty)}";
+        Break($"pipeline stage {stage} stopped{(terminated.AddressTerminated ? $" (node {terminated.ActorRef.Path.Address} is gone)" : string.Empty)}");
+    }
+
+    private void Break(string reason)
+    {
+        _broken ??= reason;
         foreach (var jobId in _calls.Keys.ToList())
         {
             Fail(jobId, _broken, inputError: false);

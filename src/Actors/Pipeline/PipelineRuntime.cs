@@ -13,7 +13,7 @@ namespace DistributedInference.Actors.Pipeline;
 /// its layers on its device. <see cref="StartAsync(IStagedModel, PipelinePlan, ScalarType, ActorSystem?, int?, CancellationToken)"/>
 /// returns once every stage is built.
 /// </summary>
-public sealed class PipelineRuntime : IAsyncDisposable
+public sealed class PipelineRuntime : IPipeline
 {
     private readonly ActorSystem _system;
     private readonly bool _ownsSystem;

@@ -49,10 +49,10 @@ public static class ClusterInference
 
     private static async Task RunPipeline(ActorSystem client, PreparedJob job, InferOptions options, int? nodes, TextWriter stdout, TextWriter stderr, CancellationToken cancellation)
     {
-        var hosts = await ClusterPipelinePlanner.FindHostsAsync(client, nodes, JoinTimeout, cancellation);
-        var planned = ClusterPipelinePlanner.Plan(hosts, ClusterNode.ServedModelName(job.Source, job.Task), options.SplitPoints, options.DType);
-        await stderr.WriteAsync($"di: pipeline plan over {hosts.Count} node(s) ({options.SplitPoints}):{Environment.NewLine}{planned.Describe()}");
-        await using var pipeline = await PipelineRuntime.StartAsync(planned.Placements, client, cancellation: cancellation);
+        var log = TextWriter.Synchronized(stderr);
+        await using var pipeline = await ClusterPipeline.StartAsync(
+            client, ClusterNode.ServedModelName(job.Source, job.Task), options.SplitPoints, options.DType, nodes,
+            message => log.Write($"di: {message}{(message.EndsWith('\n') ? string.Empty : Environment.NewLine)}"), cancellation);
         await PipelineInference.RunCalls(pipeline, job, options, stdout, stderr, cancellation);
     }
 

@@ -26,7 +26,7 @@ public static class PipelineInference
     }
 
     /// <summary>The job's rows through a running pipeline (here or across nodes), calls streaming back to back; writes the output.</summary>
-    public static async Task RunCalls(PipelineRuntime pipeline, PreparedJob job, InferOptions options, TextWriter stdout, TextWriter stderr, CancellationToken cancellation)
+    public static async Task RunCalls(IPipeline pipeline, PreparedJob job, InferOptions options, TextWriter stdout, TextWriter stderr, CancellationToken cancellation)
     {
         var stages = pipeline.Stages.Count;
         var rows = Gpt2Replica.Rows(job.Inputs.InputIds, job.Inputs.AttentionMask);

@@ -117,4 +117,35 @@ public sealed class ClusterPipelineTests : IAsyncLifetime
             await Task.Delay(200);
         }
     }
+
+    [Fact]
+    public async Task A_cluster_pipeline_plans_again_over_the_nodes_left_when_a_stage_node_leaves()
+    {
+        var client = _cluster!.Nodes[0];
+        var log = new List<string>();
+        await using var pipeline = await ClusterPipeline.StartAsync(client, Model, "auto", "fp32", nodes: 3, log.Add);
+        Assert.Equal(3, pipeline.Stages.Select(s => s.Path.Address).Distinct().Count());
+        Assert.True(Fixtures.MaxAbsDiff((Tensor)(await pipeline.RunAsync(Input(), numChunks: 2)).Output, Fixtures.Expected("lm_logits")) <= 1e-4);
+
+        var last = _cluster.Nodes.Single(n => Akka.Cluster.Cluster.Get(n).SelfAddress == pipeline.Plan.Hosts[2].Node);
+        Assert.NotSame(client, last);
+        await Akka.Cluster.Cluster.Get(last).LeaveAsync();
+
+        // The next calls lose their last stage, and run again on a plan over the two nodes left.
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        while (pipeline.Replans == 0)
+        {
+            var completed = await pipeline.RunAsync(Input(), numChunks: 2).WaitAsync(TimeSpan.FromSeconds(90));
+            Assert.True(Fixtures.MaxAbsDiff((Tensor)completed.Output, Fixtures.Expected("lm_logits")) <= 1e-4);
+            Assert.True(DateTime.UtcNow < deadline, "the pipeline never noticed its lost stage");
+            await Task.Delay(100);
+        }
+
+        _output.WriteLine(string.Join(Environment.NewLine, log));
+        Assert.Equal(2, pipeline.Stages.Count);
+        Assert.DoesNotContain(pipeline.Stages, s => s.Path.Address == Akka.Cluster.Cluster.Get(last).SelfAddress);
+        Assert.Contains(log, l => l.Contains("planning again", StringComparison.Ordinal));
+        var again = await pipeline.RunAsync(Input(), numChunks: 3);
+        Assert.True(Fixtures.MaxAbsDiff((Tensor)again.Output, Fixtures.Expected("lm_logits")) <= 1e-4);
+    }
 }

@@ -55,6 +55,49 @@ public sealed class ClusterClientTests : IDisposable
     }
 
     [Fact]
+    public async Task A_pipeline_job_survives_a_kill_9_of_a_stage_node_by_planning_again()
+    {
+        await using var nodes = await LocalCluster.StartAsync(
+            3, _ => ["--devices", "cpu", "--model", DiRunner.TinyClassifier, "--task", "classify", "--serve", "pipeline"], TextWriter.Null, CancellationToken.None);
+        var input = Path.Combine(_folder, "rows.safetensors");
+        var ids = DiRunner.ExpectedTensor("cls_input_ids");
+        const int Repeats = 500;
+        TorchSharp.torch.Tensor Repeated(TorchSharp.torch.Tensor t) => TorchSharp.torch.cat(Enumerable.Repeat(t, Repeats).ToArray(), 0);
+        SafeTensorsFile.Write(input, new Dictionary<string, TorchSharp.torch.Tensor> { ["input_ids"] = Repeated(ids) });
+        var output = Path.Combine(_folder, "cls.safetensors");
+
+        var start = new System.Diagnostics.ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var arg in new[] { Path.Combine(AppContext.BaseDirectory, "di.dll"), "infer", "--seed", nodes.Seed, "--mode", "pipeline", "--task", "classify",
+                     "--model", DiRunner.TinyClassifier, "--input-ids", input, "--output", output, "--max-batch-size", "1" })
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        using var client = System.Diagnostics.Process.Start(start)!;
+        var stdout = client.StandardOutput.ReadToEndAsync();
+        var stderr = new System.Text.StringBuilder();
+        var killed = false;
+        while (await client.StandardError.ReadLineAsync().WaitAsync(Timeout) is { } line)
+        {
+            stderr.AppendLine(line);
+            if (!killed && line.Contains("pipeline plan over 3 node(s)", StringComparison.Ordinal))
+            {
+                // The job is starting on three stages, one per node: take the youngest node away without a goodbye.
+                nodes.Processes[2].Kill();
+                killed = true;
+            }
+        }
+
+        await client.WaitForExitAsync().WaitAsync(Timeout);
+        await stdout;
+        _log.WriteLine(stderr.ToString());
+        Assert.True(client.ExitCode == 0, stderr.ToString());
+        Assert.Contains("planning again over the nodes up now", stderr.ToString(), StringComparison.Ordinal);
+        Assert.Contains("pipeline plan over 2 node(s)", stderr.ToString(), StringComparison.Ordinal);
+        Assert.True(DiRunner.MaxAbsDiff(SafeTensorsFile.Open(output).Read("logits"), Repeated(DiRunner.ExpectedTensor("cls_logits"))) <= 1e-4);
+    }
+
+    [Fact]
     public async Task A_seed_that_is_not_a_number_nor_host_port_is_a_one_line_error()
     {
         var (exit, _, stderr) = await DiRunner.Run("infer", "--model", "gpt2-tiny", "--prompts", "a", "--seed", "abc");
