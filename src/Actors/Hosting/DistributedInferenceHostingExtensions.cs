@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Akka.Hosting;
+using DistributedInference.Actors.Cluster;
 using DistributedInference.Actors.Configuration;
 using DistributedInference.Actors.Replica;
 using Microsoft.Extensions.DependencyInjection;
@@ -39,6 +40,46 @@ public static class DistributedInferenceHostingExtensions
         services.AddSingleton(provider => new ReplicaClient(
             provider.GetRequiredService<ActorSystem>(),
             cancellation => provider.GetRequiredService<IRequiredActor<ReplicaSplitter>>().GetAsync(cancellation)));
+        return services;
+    }
+
+    /// <summary>
+    /// Makes the host's actor system a node of a DistributedInference cluster (cluster provider, our cluster
+    /// defaults, joined to the seeds or to itself) with the actors its roles call for, and registers in the
+    /// <see cref="ActorRegistry"/> as <see cref="JobCoordinator"/> the way to the job coordinators (the region on a
+    /// control node, a proxy elsewhere).
+    /// </summary>
+    public static AkkaConfigurationBuilder WithDistributedInferenceNode(this AkkaConfigurationBuilder builder, ClusterNodeSetup setup, string actorSystemName = "distributed-inference")
+    {
+        setup.Validate();
+        var seeds = setup.SeedAddresses(actorSystemName);
+        return builder
+            .AddHocon(DistributedInferenceConfig.Cluster(setup.Host, setup.Port, setup.Roles, seeds), HoconAddMode.Prepend)
+            .WithActors((system, registry) =>
+            {
+                var jobs = ClusterNodeActors.Start(system, setup.Devices, setup.Replica, setup.Stages) ?? JobSharding.StartProxy(system);
+                registry.Register<JobCoordinator>(jobs);
+                if (seeds.Count == 0)
+                {
+                    var cluster = Akka.Cluster.Cluster.Get(system);
+                    cluster.Join(cluster.SelfAddress);
+                }
+            });
+    }
+
+    /// <summary>
+    /// Starts a cluster node with the host, and registers a <see cref="ReplicaClient"/> that submits replica jobs to
+    /// the cluster's job coordinators (they use the devices of every node).
+    /// </summary>
+    public static IServiceCollection AddDistributedInferenceNode(this IServiceCollection services, Action<ClusterNodeSetup> configure, string actorSystemName = "distributed-inference")
+    {
+        var setup = new ClusterNodeSetup();
+        configure(setup);
+        setup.Validate();
+        services.AddAkka(actorSystemName, builder => builder.WithDistributedInferenceNode(setup, actorSystemName));
+        services.AddSingleton(provider => new ReplicaClient(
+            provider.GetRequiredService<ActorSystem>(),
+            cancellation => provider.GetRequiredService<IRequiredActor<JobCoordinator>>().GetAsync(cancellation)));
         return services;
     }
 }

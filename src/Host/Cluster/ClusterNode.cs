@@ -44,20 +44,13 @@ public static class ClusterNode
         }
 
         var system = ActorSystem.Create(SystemName, config);
-        if (source is not null && options.Serving.Contains(NodeOptions.ServeReplica))
-        {
-            system.ActorOf(DeviceManager.Props(devices, Gpt2Replica.Factory(source, task, Precision.Parse(options.DType), options.MaxNewTokens)), DeviceManager.ActorName);
-        }
-
-        if (source is not null && options.Serving.Contains(NodeOptions.ServePipeline) && task != InferenceTask.Generate)
-        {
-            system.ActorOf(StageHost.Props(devices, ServedModelName(source, task), () => Gpt2StagedModel.Load(source, task)), StageHost.ActorName);
-        }
-
-        if (options.Roles.Contains(JobSharding.ControlRole))
-        {
-            JobSharding.StartRegion(system, DistributedInferenceSettings.From(system.Settings.Config).KeepFinishedJobsFor);
-        }
+        var replica = source is not null && options.Serving.Contains(NodeOptions.ServeReplica)
+            ? Gpt2Replica.Factory(source, task, Precision.Parse(options.DType), options.MaxNewTokens)
+            : null;
+        var stages = source is not null && options.Serving.Contains(NodeOptions.ServePipeline) && task != InferenceTask.Generate
+            ? new ServedStages(ServedModelName(source, task), () => Gpt2StagedModel.Load(source, task))
+            : null;
+        ClusterNodeActors.Start(system, devices, replica, stages);
 
         if (seeds.Count == 0)
         {

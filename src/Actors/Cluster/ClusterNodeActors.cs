@@ -1,0 +1,37 @@
+using Akka.Actor;
+using DistributedInference.Actors.Configuration;
+using DistributedInference.Models.Runtime;
+using DistributedInference.Models.Staging;
+using DistributedInference.Models.Tasks;
+
+namespace DistributedInference.Actors.Cluster;
+
+/// <summary>A staged model a node serves to pipelines, under the name pipelines ask for.</summary>
+public sealed record ServedStages(string Name, Func<IStagedModel> Load);
+
+/// <summary>
+/// The actors of one cluster node, by its roles: with <see cref="DeviceManager.Role"/>, device actors holding
+/// <c>replica</c> and a stage host serving <c>stages</c> (either may be left out); with
+/// <see cref="JobSharding.ControlRole"/>, a home for job coordinators: the job region it returns (null without the
+/// role; <see cref="JobSharding.StartProxy"/> reaches the region from any node).
+/// </summary>
+public static class ClusterNodeActors
+{
+    public static IActorRef? Start(ActorSystem system, IReadOnlyList<DeviceName> devices, ReplicaModelFactory? replica, ServedStages? stages)
+    {
+        var roles = Akka.Cluster.Cluster.Get(system).SelfRoles;
+        if (roles.Contains(DeviceManager.Role) && replica is not null)
+        {
+            system.ActorOf(DeviceManager.Props(devices, replica), DeviceManager.ActorName);
+        }
+
+        if (roles.Contains(DeviceManager.Role) && stages is not null)
+        {
+            system.ActorOf(StageHost.Props(devices, stages.Name, stages.Load), StageHost.ActorName);
+        }
+
+        return roles.Contains(JobSharding.ControlRole)
+            ? JobSharding.StartRegion(system, DistributedInferenceSettings.From(system.Settings.Config).KeepFinishedJobsFor)
+            : null;
+    }
+}

@@ -1,0 +1,87 @@
+using DistributedInference.Actors.Cluster;
+using DistributedInference.Models;
+using DistributedInference.Models.Runtime;
+using DistributedInference.Models.Tasks;
+
+namespace DistributedInference.Actors.Hosting;
+
+/// <summary>
+/// What a host app gives to join a DistributedInference cluster: where to listen, the seed nodes, its roles, and
+/// (with the device role) its devices and the models they serve.
+/// </summary>
+public sealed class ClusterNodeSetup
+{
+    public string Host { get; set; } = "127.0.0.1";
+
+    public int Port { get; set; }
+
+    /// <summary>Seed nodes as host:port; none: this node starts the cluster.</summary>
+    public List<string> Seeds { get; } = [];
+
+    public List<string> Roles { get; } = [DeviceManager.Role, JobSharding.ControlRole];
+
+    public List<DeviceName> Devices { get; } = [];
+
+    public ReplicaModelFactory? Replica { get; set; }
+
+    public ServedStages? Stages { get; set; }
+
+    public ClusterNodeSetup ListenOn(string host, int port)
+    {
+        (Host, Port) = (host, port);
+        return this;
+    }
+
+    public ClusterNodeSetup JoinSeeds(params string[] seeds)
+    {
+        Seeds.AddRange(seeds);
+        return this;
+    }
+
+    /// <summary>Replaces the roles (default: device and control); a client-only node has none of them.</summary>
+    public ClusterNodeSetup WithRoles(params string[] roles)
+    {
+        Roles.Clear();
+        Roles.AddRange(roles);
+        return this;
+    }
+
+    public ClusterNodeSetup OnDevices(params string[] devices)
+    {
+        Devices.AddRange(devices.SelectMany(DeviceName.ParseList));
+        return this;
+    }
+
+    /// <summary>Each device holds the whole model (replica mode).</summary>
+    public ClusterNodeSetup ServingReplicas(ReplicaModelFactory model)
+    {
+        Replica = model;
+        return this;
+    }
+
+    /// <summary>Builds pipeline stages of this model on request (pipeline mode), under the name pipelines ask for.</summary>
+    public ClusterNodeSetup ServingStages(ServedStages stages)
+    {
+        Stages = stages;
+        return this;
+    }
+
+    internal IReadOnlyList<string> SeedAddresses(string systemName) => Seeds.Select(seed =>
+    {
+        var separator = seed.LastIndexOf(':');
+        if (separator <= 0 || !int.TryParse(seed[(separator + 1)..], System.Globalization.CultureInfo.InvariantCulture, out var port) || port is <= 0 or > 65535)
+        {
+            throw new InvalidInputException($"seed {seed}: use host:port");
+        }
+
+        return $"akka.tcp://{systemName}@{seed[..separator]}:{port}";
+    }).ToList();
+
+    internal void Validate()
+    {
+        if (Roles.Contains(DeviceManager.Role) && (Devices.Count == 0 || (Replica is null && Stages is null)))
+        {
+            throw new InvalidInputException("a node with the device role needs devices (OnDevices) and a model to serve (ServingReplicas or ServingStages)");
+        }
+    }
+}

@@ -1,0 +1,68 @@
+using Akka.Actor;
+using DistributedInference.Actors.Cluster;
+using DistributedInference.Actors.Hosting;
+using DistributedInference.Actors.Replica;
+using DistributedInference.Models;
+using DistributedInference.Models.Gpt2;
+using DistributedInference.Models.Runtime;
+using DistributedInference.Models.Tasks;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using static TorchSharp.torch;
+
+namespace DistributedInference.Actors.Tests.Hosting;
+
+/// <summary>Two host apps whose actor systems are nodes of one cluster; each submits jobs that use both nodes' devices.</summary>
+[Collection(TimedTests.Collection)]
+public sealed class ClusterHostingTests
+{
+    public ClusterHostingTests() => LibTorch.Initialize();
+
+    private static ReplicaModelFactory Model() => Gpt2Replica.Factory(Gpt2Source.Resolve(Fixtures.Path("lm")), InferenceTask.Logits, ScalarType.Float32, 0);
+
+    private static async Task<IHost> Start(Action<ClusterNodeSetup> configure)
+    {
+        var builder = Host.CreateApplicationBuilder();
+        builder.Services.AddDistributedInferenceNode(configure);
+        var host = builder.Build();
+        await host.StartAsync();
+        return host;
+    }
+
+    [Fact]
+    public async Task Host_apps_join_one_cluster_and_their_jobs_use_every_nodes_devices()
+    {
+        using var first = await Start(setup => setup.OnDevices("cpu").ServingReplicas(Model()));
+        var seed = Akka.Cluster.Cluster.Get(first.Services.GetRequiredService<ActorSystem>()).SelfAddress;
+        using var second = await Start(setup => setup.WithRoles(DeviceManager.Role).JoinSeeds($"{seed.Host}:{seed.Port}").OnDevices("cpu").ServingReplicas(Model()));
+        try
+        {
+            var control = first.Services.GetRequiredService<ActorSystem>().ActorSelection($"/user/{JobSharding.SplitterName}");
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+            while ((await control.Ask<DeviceList>(GetDevices.Instance, TimeSpan.FromSeconds(5))).Devices.Count < 2)
+            {
+                Assert.True(DateTime.UtcNow < deadline, "the second node's device never registered");
+                await Task.Delay(100);
+            }
+
+            // From the node without the control role: through the proxy to a coordinator on the first node.
+            var ids = cat([Fixtures.Expected("input_ids"), Fixtures.Expected("input_ids")], 0);
+            var result = await second.Services.GetRequiredService<ReplicaClient>().RunAsync(Gpt2Replica.Rows(ids, null), new JobOptions(MaxBatchSize: 1));
+            Assert.True(Fixtures.MaxAbsDiff((Tensor)result.Results!, cat([Fixtures.Expected("lm_logits"), Fixtures.Expected("lm_logits")], 0)) <= 1e-4);
+            Assert.Equal(2, result.Statistics.Devices.Count(d => d.Value.Rows > 0));
+        }
+        finally
+        {
+            await second.StopAsync();
+            await first.StopAsync();
+        }
+    }
+
+    [Fact]
+    public void A_device_node_without_devices_or_model_is_refused_before_it_starts()
+    {
+        var builder = Host.CreateApplicationBuilder();
+        var error = Assert.Throws<InvalidInputException>(() => builder.Services.AddDistributedInferenceNode(setup => setup.OnDevices("cpu")));
+        Assert.Contains("needs devices (OnDevices) and a model to serve", error.Message, StringComparison.Ordinal);
+    }
+}
