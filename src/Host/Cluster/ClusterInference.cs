@@ -68,6 +68,7 @@ public static class ClusterInference
         try
         {
             var devices = await WaitForDevices(client, splitters, nodes, cancellation);
+            await CheckTask(devices, job.Task, cancellation);
             await stderr.WriteLineAsync($"di: {devices.Select(d => d.Path.Address).Distinct().Count()} node(s), {devices.Count} device(s){(control.Count > 0 ? $", job coordinators on {control.Count} control node(s)" : string.Empty)}");
             var rows = Gpt2Replica.Rows(job.Inputs.InputIds, job.Inputs.AttentionMask);
             var result = await ProgressBar.Track(
@@ -83,6 +84,17 @@ public static class ClusterInference
             {
                 jobs.Tell(PoisonPill.Instance);
             }
+        }
+    }
+
+    // The devices were loaded for a task when their node started; a job for another task would get the wrong results.
+    private static async Task CheckTask(IReadOnlyList<IActorRef> devices, InferenceTask task, CancellationToken cancellation)
+    {
+        var statuses = await Task.WhenAll(devices.Select(d => d.Ask<DeviceStatus>(GetDeviceStatus.Instance, TimeSpan.FromSeconds(30), cancellation)));
+        var other = statuses.FirstOrDefault(s => !s.Model.Contains($"({task.Name()}, ", StringComparison.Ordinal) && s.Model != "loading");
+        if (other is not null)
+        {
+            throw new InvalidInputException($"the cluster's devices serve {other.Model}, not task {task.Name()}: start the nodes with --task {task.Name()}");
         }
     }
 

@@ -43,6 +43,16 @@ public sealed class ClusterClientTests : IDisposable
     }
 
     [Fact]
+    public async Task A_job_for_another_task_than_the_nodes_serve_is_a_one_line_error()
+    {
+        await using var nodes = await Nodes(1);
+        var (exit, _, stderr) = await DiRunner.RunProcess(Timeout, "infer", "--seed", nodes.Seed, "--task", "classify",
+            "--model", DiRunner.TinyClassifier, "--input-ids", DiRunner.Expected);
+        Assert.Equal(2, exit);
+        Assert.Contains("not task classify: start the nodes with --task classify", stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_two_node_cluster_survives_a_kill_9_of_its_younger_node()
     {
         await using var nodes = await Nodes(2);
