@@ -22,7 +22,7 @@ internal sealed class DataPlaneConnection
     {
         _plane = plane;
         Endpoint = endpoint;
-        _ = RunAsync();
+        new Thread(Run) { IsBackground = true, Name = $"data-plane to {endpoint}" }.Start();
     }
 
     public string Endpoint { get; }
@@ -53,21 +53,20 @@ internal sealed class DataPlaneConnection
         }
     }
 
-    private async Task RunAsync()
+    // On its own thread: blocking socket writes never hold a thread of the pool that actors and heartbeats share.
+    private void Run()
     {
-        var buffer = new MemoryStream();
         try
         {
             var separator = Endpoint.LastIndexOf(':');
-            using var client = new TcpClient { NoDelay = true };
-            await client.ConnectAsync(Endpoint[..separator], int.Parse(Endpoint[(separator + 1)..], System.Globalization.CultureInfo.InvariantCulture), _closing.Token);
-            var stream = client.GetStream();
-            while (await _queue.Reader.WaitToReadAsync(_closing.Token))
+            using var client = new TcpClient { NoDelay = true, SendBufferSize = 4 << 20 };
+            client.ConnectAsync(Endpoint[..separator], int.Parse(Endpoint[(separator + 1)..], System.Globalization.CultureInfo.InvariantCulture), _closing.Token).AsTask().GetAwaiter().GetResult();
+            using var stream = new BufferedStream(client.GetStream(), 1 << 16);
+            while (_queue.Reader.WaitToReadAsync(_closing.Token).AsTask().GetAwaiter().GetResult())
             {
                 while (_queue.Reader.TryPeek(out var outgoing))
                 {
-                    DataPlaneFrame.Write(buffer, _plane.Serializer, outgoing);
-                    await stream.WriteAsync(buffer.GetBuffer().AsMemory(0, (int)buffer.Length), _closing.Token);
+                    DataPlaneFrame.Write(stream, _plane.Serializer, outgoing);
                     _queue.Reader.TryRead(out _);
                     _plane.Sent();
                     DisposeOwned(outgoing.Message);

@@ -13,20 +13,69 @@ internal static class DataPlaneFrame
 {
     public const int HeaderSize = sizeof(long);
 
-    /// <summary>Writes one frame into <paramref name="buffer"/> (reset first), length included.</summary>
-    public static void Write(MemoryStream buffer, DistributedInferenceSerializer serializer, Outgoing outgoing)
+    /// <summary>
+    /// Writes one frame to <paramref name="output"/>: the body is serialized twice, once only to count its bytes (the
+    /// length goes first), then into the output, so tensor bytes go from the tensor's memory to the output without
+    /// an intermediate buffer (a <see cref="BufferedStream"/> passes writes larger than its buffer straight through).
+    /// </summary>
+    public static void Write(Stream output, DistributedInferenceSerializer serializer, Outgoing outgoing)
     {
-        buffer.SetLength(0);
-        buffer.Position = HeaderSize;
-        using (var writer = new BinaryWriter(buffer, System.Text.Encoding.UTF8, leaveOpen: true))
+        var target = Akka.Serialization.Serialization.SerializedActorPath(outgoing.Target);
+        var sender = outgoing.Sender is null || outgoing.Sender.IsNobody() ? string.Empty : Akka.Serialization.Serialization.SerializedActorPath(outgoing.Sender);
+        var manifest = serializer.Manifest(outgoing.Message);
+        var counter = new CountingStream();
+        WriteBody(counter, serializer, target, sender, manifest, outgoing.Message);
+        Span<byte> header = stackalloc byte[HeaderSize];
+        BinaryPrimitives.WriteInt64LittleEndian(header, counter.Length);
+        output.Write(header);
+        WriteBody(output, serializer, target, sender, manifest, outgoing.Message);
+        output.Flush();
+    }
+
+    private static void WriteBody(Stream stream, DistributedInferenceSerializer serializer, string target, string sender, string manifest, object message)
+    {
+        using var writer = new BinaryWriter(stream, System.Text.Encoding.UTF8, leaveOpen: true);
+        ValueCodec.WriteString(writer, target);
+        ValueCodec.WriteString(writer, sender);
+        ValueCodec.WriteString(writer, manifest);
+        serializer.Write(writer, message);
+        writer.Flush();
+    }
+
+    // Counts what is written to it, keeps nothing.
+    private sealed class CountingStream : Stream
+    {
+        private long _length;
+
+        public override bool CanRead => false;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => true;
+
+        public override long Length => _length;
+
+        public override long Position
         {
-            ValueCodec.WriteString(writer, Akka.Serialization.Serialization.SerializedActorPath(outgoing.Target));
-            ValueCodec.WriteString(writer, outgoing.Sender is null || outgoing.Sender.IsNobody() ? string.Empty : Akka.Serialization.Serialization.SerializedActorPath(outgoing.Sender));
-            ValueCodec.WriteString(writer, serializer.Manifest(outgoing.Message));
-            serializer.Write(writer, outgoing.Message);
+            get => _length;
+            set => throw new NotSupportedException();
         }
 
-        BinaryPrimitives.WriteInt64LittleEndian(buffer.GetBuffer(), buffer.Length - HeaderSize);
+        public override void Write(byte[] buffer, int offset, int count) => _length += count;
+
+        public override void Write(ReadOnlySpan<byte> buffer) => _length += buffer.Length;
+
+        public override void WriteByte(byte value) => _length++;
+
+        public override void Flush()
+        {
+        }
+
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
     }
 }
 

@@ -151,8 +151,8 @@ public sealed class TensorDataPlane : IExtension, IDisposable
                 while (await reader.NextAsync(_stopping.Token) is { } frame)
                 {
                     var (target, sender, message) = frame.Read(_serializer);
-                    Resolve(target).Tell(message, sender.Length == 0 ? ActorRefs.NoSender : Resolve(sender));
                     Interlocked.Increment(ref _framesReceived);
+                    Resolve(target).Tell(message, sender.Length == 0 ? ActorRefs.NoSender : Resolve(sender));
                 }
             }
             catch (Exception e) when (e is not OperationCanceledException)
