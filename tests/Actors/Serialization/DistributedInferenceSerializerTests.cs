@@ -96,8 +96,22 @@ public sealed class DistributedInferenceSerializerTests : TestKit
         Assert.Same(Actors.Cluster.GetLocalDevices.Instance, RoundTrip(Actors.Cluster.GetLocalDevices.Instance));
         Assert.Equal(other.Ref, ((ConnectStage)RoundTrip(new ConnectStage(other.Ref))).Next);
         Assert.Equal(new StageHosted(2, probe.Ref), RoundTrip(new StageHosted(2, probe.Ref)));
+        Assert.Equal(new ConnectStage(other.Ref, "10.0.0.2:40001"), RoundTrip(new ConnectStage(other.Ref, "10.0.0.2:40001")));
+        Assert.Equal(new StageHosted(1, probe.Ref, "10.0.0.2:40001"), RoundTrip(new StageHosted(1, probe.Ref, "10.0.0.2:40001")));
+        var submitted = (SubmitJob)RoundTrip(new SubmitJob("job", new[] { "a" }, new JobOptions(), probe.Ref, true, "10.0.0.3:40002"));
+        Assert.Equal(("10.0.0.3:40002", true), (submitted.ReplyDataPlane, submitted.StreamResults));
+        Assert.Equal("10.0.0.3:40002", ((RunBatch)RoundTrip(new RunBatch("job", 2, new[] { "a" }, "10.0.0.3:40002"))).ReplyDataPlane);
         var spec = new StageSpec(1, 2, 3, "cuda:1", "bf16", true, "tests/fixtures/gpt2-tiny");
         Assert.Equal(new Actors.Cluster.HostStage(spec, probe.Ref), RoundTrip(new Actors.Cluster.HostStage(spec, probe.Ref)));
+    }
+
+    [Fact]
+    public void Gathered_outputs_keep_their_job_ids_and_tensors()
+    {
+        var back = (GatheredOutputs)RoundTrip(new GatheredOutputs([new OutputGathered("a", ones(2, 3)), new OutputGathered("b", arange(4, ScalarType.Int64))]));
+        Assert.Equal(["a", "b"], back.Outputs.Select(o => o.JobId));
+        Assert.Equal(0, Fixtures.MaxAbsDiff((Tensor)back.Outputs[0].Output, ones(2, 3)));
+        Assert.Equal(0, Fixtures.MaxAbsDiff((Tensor)back.Outputs[1].Output, arange(4, ScalarType.Int64)));
     }
 
     [Fact]
