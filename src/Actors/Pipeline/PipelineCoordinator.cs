@@ -297,9 +297,10 @@ public sealed class PipelineCoordinator : ReceiveActor
         var output = Rows.Concat(call.Outputs.Select(o => o!).ToList());
         if (call.Run.GatherOutput)
         {
-            foreach (var stage in _stages)
+            // Stages on other nodes get it on the data plane (it is the whole output); it stays the caller's, nothing is released.
+            for (var s = 0; s < _stages.Length; s++)
             {
-                stage!.Tell(new OutputGathered(jobId, output));
+                TensorDataPlane.Tell(Context.System, _dataPlanes[s], _stages[s]!, new OutputGathered(jobId, output), Self);
             }
         }
 
