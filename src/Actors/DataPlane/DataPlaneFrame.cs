@@ -79,16 +79,19 @@ internal static class DataPlaneFrame
     }
 }
 
-/// <summary>Reads frames off a connection into one reused buffer; a frame over the size limit is refused before reading it.</summary>
+/// <summary>
+/// Reads frames off a connection, parsing each straight from the socket: tensor bytes go from the socket into the new
+/// tensor without an intermediate buffer. A frame over the size limit is refused before any of it is read; every
+/// count and tensor size inside is checked against the bytes left in its frame, as for Akka's frames.
+/// </summary>
 internal sealed class DataPlaneFrameReader(Stream stream, long maximumFrameSize)
 {
     private readonly byte[] _header = new byte[DataPlaneFrame.HeaderSize];
-    private byte[] _buffer = new byte[1 << 16];
 
-    /// <summary>The next frame, or null when the other side closed the connection between frames.</summary>
-    public async Task<Frame?> NextAsync(CancellationToken cancellation)
+    /// <summary>The next frame's target and sender paths and message, or null when the other side closed between frames.</summary>
+    public (string Target, string Sender, object Message)? Next(DistributedInferenceSerializer serializer)
     {
-        var read = await stream.ReadAtLeastAsync(_header, _header.Length, throwOnEndOfStream: false, cancellation);
+        var read = stream.ReadAtLeast(_header, _header.Length, throwOnEndOfStream: false);
         if (read == 0)
         {
             return null;
@@ -105,25 +108,60 @@ internal sealed class DataPlaneFrameReader(Stream stream, long maximumFrameSize)
             throw new SerializationException($"frame of {length} bytes (at most {maximumFrameSize})");
         }
 
-        if (_buffer.Length < length)
-        {
-            _buffer = new byte[Math.Max(length, Math.Min(maximumFrameSize, 2L * _buffer.Length))];
-        }
-
-        await stream.ReadExactlyAsync(_buffer.AsMemory(0, (int)length), cancellation);
-        return new Frame(_buffer, (int)length);
+        using var reader = new BinaryReader(new FrameStream(stream, length), System.Text.Encoding.UTF8, leaveOpen: true);
+        var target = ValueCodec.ReadString(reader);
+        var sender = ValueCodec.ReadString(reader);
+        var manifest = ValueCodec.ReadString(reader);
+        return (target, sender, serializer.Read(reader, manifest));
     }
 
-    /// <summary>A frame's bytes, valid until the next read.</summary>
-    public sealed class Frame(byte[] buffer, int length)
+    // One frame of the connection: reads stop at its end, and Length - Position is what is left of it.
+    private sealed class FrameStream(Stream inner, long length) : Stream
     {
-        public (string Target, string Sender, object Message) Read(DistributedInferenceSerializer serializer)
+        private long _position;
+
+        public override bool CanRead => true;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => false;
+
+        public override long Length => length;
+
+        public override long Position
         {
-            using var reader = new BinaryReader(new MemoryStream(buffer, 0, length, writable: false));
-            var target = ValueCodec.ReadString(reader);
-            var sender = ValueCodec.ReadString(reader);
-            var manifest = ValueCodec.ReadString(reader);
-            return (target, sender, serializer.Read(reader, manifest));
+            get => _position;
+            set => throw new NotSupportedException();
         }
+
+        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+        public override int Read(Span<byte> buffer)
+        {
+            var wanted = (int)Math.Min(buffer.Length, length - _position);
+            if (wanted == 0)
+            {
+                return 0;
+            }
+
+            var read = inner.Read(buffer[..wanted]);
+            if (read == 0)
+            {
+                throw new EndOfStreamException("connection closed inside a frame");
+            }
+
+            _position += read;
+            return read;
+        }
+
+        public override void Flush()
+        {
+        }
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 }

@@ -27,6 +27,7 @@ public sealed class TensorDataPlane : IExtension, IDisposable
     private readonly CancellationTokenSource _stopping = new();
     private readonly ConcurrentDictionary<string, DataPlaneConnection> _connections = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, IActorRef> _targets = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<TcpClient, bool> _incoming = new();
     private long _framesSent;
     private long _framesReceived;
 
@@ -114,6 +115,11 @@ public sealed class TensorDataPlane : IExtension, IDisposable
 
         _stopping.Cancel();
         _listener.Stop();
+        foreach (var client in _incoming.Keys)
+        {
+            client.Dispose();
+        }
+
         foreach (var connection in _connections.Values)
         {
             connection.Close();
@@ -132,7 +138,8 @@ public sealed class TensorDataPlane : IExtension, IDisposable
             while (!_stopping.IsCancellationRequested)
             {
                 var client = await _listener.AcceptTcpClientAsync(_stopping.Token);
-                _ = ReceiveAsync(client);
+                _incoming[client] = true;
+                new Thread(() => Receive(client)) { IsBackground = true, Name = $"data-plane from {client.Client.RemoteEndPoint}" }.Start();
             }
         }
         catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or SocketException)
@@ -141,28 +148,32 @@ public sealed class TensorDataPlane : IExtension, IDisposable
         }
     }
 
-    private async Task ReceiveAsync(TcpClient client)
+    // On its own thread: frames are read with blocking calls straight into the tensors they carry.
+    private void Receive(TcpClient client)
     {
         using (client)
         {
-            var reader = new DataPlaneFrameReader(client.GetStream(), MaximumFrameSize);
+            var reader = new DataPlaneFrameReader(new BufferedStream(client.GetStream(), 1 << 16), MaximumFrameSize);
             try
             {
-                while (await reader.NextAsync(_stopping.Token) is { } frame)
+                while (reader.Next(_serializer) is var (target, sender, message))
                 {
-                    var (target, sender, message) = frame.Read(_serializer);
                     Interlocked.Increment(ref _framesReceived);
                     Resolve(target).Tell(message, sender.Length == 0 ? ActorRefs.NoSender : Resolve(sender));
                 }
             }
-            catch (Exception e) when (e is not OperationCanceledException)
+            catch (Exception e) when (!_stopping.IsCancellationRequested)
             {
                 // A malformed frame or a broken connection: drop the connection (the sender falls back to Akka), keep the node.
                 Log.Warning("data plane: connection from {0} dropped: {1}", client.Client.RemoteEndPoint, e.Message);
             }
-            catch (OperationCanceledException)
+            catch (Exception)
             {
                 // Stopping.
+            }
+            finally
+            {
+                _incoming.TryRemove(client, out _);
             }
         }
     }
