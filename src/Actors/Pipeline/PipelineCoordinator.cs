@@ -18,6 +18,8 @@ public sealed class PipelineCoordinator : ReceiveActor
 {
     public const string ActorName = "pipeline";
 
+    private static int _created;
+
     private const int TimingsKeptPerStage = 100_000;
 
     private readonly IReadOnlyList<StagePlacement> _placements;
@@ -54,6 +56,12 @@ public sealed class PipelineCoordinator : ReceiveActor
         Receive<GetPipelineMetrics>(_ => Sender.Tell(new PipelineMetrics(Metrics(_timings.SelectMany(t => t).ToList()), _callsDone)));
         Receive<GetStageTimings>(_ => Sender.Tell(_timings.Select(t => (IReadOnlyList<StageTiming>)t.ToList()).ToList()));
     }
+
+    /// <summary>
+    /// A name no other pipeline of this process has: several pipelines may share an actor system, and a stopped one's
+    /// name is freed only some time after it stops.
+    /// </summary>
+    public static string UniqueName() => $"{ActorName}-{Interlocked.Increment(ref _created)}";
 
     /// <param name="stageWork">What each stage computes, built on that stage's thread, in stage order.</param>
     /// <param name="maxInFlight">Micro-batches allowed inside the pipe at once (backpressure).</param>

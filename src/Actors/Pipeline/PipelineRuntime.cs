@@ -64,7 +64,7 @@ public sealed class PipelineRuntime : IPipeline
         var ownsSystem = system is null;
         system ??= ActorSystem.Create("distributed-inference", DistributedInferenceConfig.Default());
         var (bridge, reader) = ChannelBridge.Open(system);
-        var coordinator = system.ActorOf(PipelineCoordinator.Props(stages, maxInFlight ?? 2 * stages.Count, bridge), PipelineCoordinator.ActorName);
+        var coordinator = system.ActorOf(PipelineCoordinator.Props(stages, maxInFlight ?? 2 * stages.Count, bridge), PipelineCoordinator.UniqueName());
         try
         {
             var answer = await reader.ReadAsync(cancellation);

@@ -158,4 +158,15 @@ public sealed class ClusterPipelineTests : IAsyncLifetime
         var again = await pipeline.RunAsync(Input(), numChunks: 3);
         Assert.True(Fixtures.MaxAbsDiff((Tensor)again.Output, Fixtures.Expected("lm_logits")) <= 1e-4);
     }
+
+    [Fact]
+    public async Task Two_pipelines_share_one_client_actor_system()
+    {
+        var client = _cluster!.Nodes[0];
+        var planned = ClusterPipelinePlanner.Plan(await ClusterPipelinePlanner.FindHostsAsync(client, 3, Timeout), Model, "auto", "fp32");
+        await using var first = await PipelineRuntime.StartAsync(planned.Placements, client);
+        await using var second = await PipelineRuntime.StartAsync(planned.Placements, client);
+        var outputs = await Task.WhenAll(first.RunAsync(Input(), numChunks: 2), second.RunAsync(Input(), numChunks: 4));
+        Assert.All(outputs, o => Assert.True(Fixtures.MaxAbsDiff((Tensor)o.Output, Fixtures.Expected("lm_logits")) <= 1e-4));
+    }
 }
