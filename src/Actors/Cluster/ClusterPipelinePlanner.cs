@@ -70,7 +70,10 @@ public static class ClusterPipelinePlanner
         }
     }
 
-    /// <summary>One stage per device of every host, in host order, cut at <paramref name="splitPoints"/> (names, auto or compute).</summary>
+    /// <summary>
+    /// One stage per device of every host, in host order, cut at <paramref name="splitPoints"/>: <c>auto</c> or
+    /// <c>compute</c> use every device; named split points use as many devices as they make stages, the first ones.
+    /// </summary>
     public static ClusterPipelinePlan Plan(IReadOnlyList<StageHostOnNode> hosts, string model, string splitPoints, string dtype)
     {
         if (hosts.Count == 0)
@@ -86,6 +89,18 @@ public static class ClusterPipelinePlanner
 
         var layers = hosts[0].Info.Layers;
         var slots = hosts.SelectMany(host => host.Info.Devices.Select(device => (Host: host, Device: device))).ToList();
+        var rule = splitPoints.Trim().ToLowerInvariant();
+        if (rule is not (Partitioner.Auto or Partitioner.Compute))
+        {
+            var stages = splitPoints.Split(',', StringSplitOptions.RemoveEmptyEntries).Length + 1;
+            if (stages > slots.Count)
+            {
+                throw new InvalidInputException($"split points {splitPoints} make {stages} stages, but the cluster's device nodes have {slots.Count} device(s)");
+            }
+
+            slots = slots.Take(stages).ToList();
+        }
+
         var plan = Partitioner.Plan(layers, slots.Select(s => DeviceName.Parse(s.Device)).ToList(), splitPoints);
         var placements = plan.Stages.Select(stage => (StagePlacement)new RemoteStage(
             slots[stage.Stage].Host.Host,

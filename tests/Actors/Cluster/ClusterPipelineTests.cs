@@ -169,4 +169,18 @@ public sealed class ClusterPipelineTests : IAsyncLifetime
         var outputs = await Task.WhenAll(first.RunAsync(Input(), numChunks: 2), second.RunAsync(Input(), numChunks: 4));
         Assert.All(outputs, o => Assert.True(Fixtures.MaxAbsDiff((Tensor)o.Output, Fixtures.Expected("lm_logits")) <= 1e-4));
     }
+
+    [Fact]
+    public async Task Named_split_points_use_as_many_devices_as_they_make_stages()
+    {
+        var client = _cluster!.Nodes[0];
+        var hosts = await ClusterPipelinePlanner.FindHostsAsync(client, 3, Timeout);
+        var planned = ClusterPipelinePlanner.Plan(hosts, Model, "h.1", "fp32");
+        Assert.Equal([hosts[0].Node, hosts[1].Node], planned.Hosts.Select(h => h.Node));
+        await using var pipeline = await PipelineRuntime.StartAsync(planned.Placements, client);
+        Assert.True(Fixtures.MaxAbsDiff((Tensor)(await pipeline.RunAsync(Input(), numChunks: 2)).Output, Fixtures.Expected("lm_logits")) <= 1e-4);
+
+        var error = Assert.Throws<InvalidInputException>(() => ClusterPipelinePlanner.Plan(hosts, Model, "h.0,h.1,ln_f+head", "fp32"));
+        Assert.Contains("make 4 stages, but the cluster's device nodes have 3 device(s)", error.Message, StringComparison.Ordinal);
+    }
 }
