@@ -1,5 +1,4 @@
 using System.Buffers.Binary;
-using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
@@ -30,28 +29,13 @@ public static class TransportBenchmark
         {
             using var tensor = rand(size * 1_000_000L / sizeof(float), dtype: ScalarType.Float32);
             var bytes = tensor.NumberOfElements * sizeof(float);
-            var akka = await Median(rounds, () => nodes.Send(tensor, messages, window, dataPlane: false));
-            var plane = await Median(rounds, () => nodes.Send(tensor, messages, window, dataPlane: true));
-            var tcp = await Median(rounds, () => RawTcp(bytes, messages, window));
+            var akka = await Measure.Median(rounds, () => nodes.Send(tensor, messages, window, dataPlane: false));
+            var plane = await Measure.Median(rounds, () => nodes.Send(tensor, messages, window, dataPlane: true));
+            var tcp = await Measure.Median(rounds, () => RawTcp(bytes, messages, window));
             double Rate(TimeSpan time) => messages * bytes / time.TotalSeconds / 1e6;
             await output.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
                 $"{size,3} MB tensors: akka remote {Rate(akka),6:F0} MB/s ({Rate(akka) / Rate(tcp):F2})   data plane {Rate(plane),6:F0} MB/s ({Rate(plane) / Rate(tcp):F2})   raw tcp {Rate(tcp),6:F0} MB/s"));
         }
-    }
-
-    private static async Task<TimeSpan> Median(int rounds, Func<Task> run)
-    {
-        await run();
-        var times = new List<TimeSpan>();
-        for (var i = 0; i < rounds; i++)
-        {
-            var clock = Stopwatch.StartNew();
-            await run();
-            times.Add(clock.Elapsed);
-        }
-
-        times.Sort();
-        return times[times.Count / 2];
     }
 
     // Length-prefixed messages of `bytes` bytes, each acknowledged with one byte, at most `window` unacknowledged.
@@ -120,11 +104,9 @@ public static class TransportBenchmark
             var seed = Akka.Cluster.Cluster.Get(from).SelfAddress;
             await Task.WhenAll(new[] { from, to }.Select(system =>
             {
-                var up = new TaskCompletionSource();
-                Akka.Cluster.Cluster.Get(system).RegisterOnMemberUp(() => up.TrySetResult());
                 Akka.Cluster.Cluster.Get(system).Join(seed);
-                return up.Task;
-            })).WaitAsync(TimeSpan.FromSeconds(30));
+                return Cluster.ClusterNode.WhenUp(system, TimeSpan.FromSeconds(30));
+            }));
             to.ActorOf(Props.Create(() => new Sink()), "sink");
             var sink = await from.ActorSelection(new RootActorPath(Akka.Cluster.Cluster.Get(to).SelfAddress) / "user" / "sink").ResolveOne(TimeSpan.FromSeconds(10));
             return new TwoNodes(from, to, sink);
