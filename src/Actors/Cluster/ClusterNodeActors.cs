@@ -13,7 +13,8 @@ public sealed record ServedStages(string Name, Func<IStagedModel> Load);
 /// The actors of one cluster node, by its roles: with <see cref="DeviceManager.Role"/>, device actors holding
 /// <c>replica</c> and a stage host serving <c>stages</c> (either may be left out); with
 /// <see cref="JobSharding.ControlRole"/>, a home for job coordinators: the job region it returns (null without the
-/// role; <see cref="JobSharding.StartProxy"/> reaches the region from any node).
+/// role; <see cref="JobSharding.StartProxy"/> reaches the region from any node). A node configured without seed nodes
+/// starts the cluster: it joins itself.
 /// </summary>
 public static class ClusterNodeActors
 {
@@ -30,8 +31,15 @@ public static class ClusterNodeActors
             system.ActorOf(StageHost.Props(devices, stages.Name, stages.Load), StageHost.ActorName);
         }
 
-        return roles.Contains(JobSharding.ControlRole)
+        var jobs = roles.Contains(JobSharding.ControlRole)
             ? JobSharding.StartRegion(system, DistributedInferenceSettings.From(system.Settings.Config).KeepFinishedJobsFor)
             : null;
+        var cluster = Akka.Cluster.Cluster.Get(system);
+        if (cluster.Settings.SeedNodes.Count == 0)
+        {
+            cluster.Join(cluster.SelfAddress);
+        }
+
+        return jobs;
     }
 }

@@ -66,16 +66,7 @@ public sealed class ClusterNodeSetup
         return this;
     }
 
-    internal IReadOnlyList<string> SeedAddresses(string systemName) => Seeds.Select(seed =>
-    {
-        var separator = seed.LastIndexOf(':');
-        if (separator <= 0 || !int.TryParse(seed[(separator + 1)..], System.Globalization.CultureInfo.InvariantCulture, out var port) || port is <= 0 or > 65535)
-        {
-            throw new InvalidInputException($"seed {seed}: use host:port");
-        }
-
-        return $"akka.tcp://{systemName}@{seed[..separator]}:{port}";
-    }).ToList();
+    internal IReadOnlyList<string> SeedAddresses(string systemName) => Seeds.Select(seed => SeedNode.Parse(seed, "seed").Address(systemName)).ToList();
 
     internal void Validate()
     {

@@ -59,11 +59,6 @@ public static class DistributedInferenceHostingExtensions
             {
                 var jobs = ClusterNodeActors.Start(system, setup.Devices, setup.Replica, setup.Stages) ?? JobSharding.StartProxy(system);
                 registry.Register<JobCoordinator>(jobs);
-                if (seeds.Count == 0)
-                {
-                    var cluster = Akka.Cluster.Cluster.Get(system);
-                    cluster.Join(cluster.SelfAddress);
-                }
             });
     }
 

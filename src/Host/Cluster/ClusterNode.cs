@@ -21,7 +21,7 @@ public static class ClusterNode
     public static ActorSystem Start(NodeOptions options)
     {
         LibTorch.Initialize(options.LibTorch);
-        var seeds = options.Seeds.Select(SeedAddress).ToList();
+        var seeds = options.Seeds.Select(seed => SeedNode.Parse(seed, "--seed").Address(SystemName)).ToList();
         Config config = DistributedInferenceConfig.Cluster(options.Host, options.Port, options.Roles, seeds);
         if (options.ConfigFile is not null)
         {
@@ -51,13 +51,6 @@ public static class ClusterNode
             ? new ServedStages(ServedModelName(source, task), () => Gpt2StagedModel.Load(source, task))
             : null;
         ClusterNodeActors.Start(system, devices, replica, stages);
-
-        if (seeds.Count == 0)
-        {
-            var cluster = Akka.Cluster.Cluster.Get(system);
-            cluster.Join(cluster.SelfAddress);
-        }
-
         return system;
     }
 
@@ -74,16 +67,5 @@ public static class ClusterNode
         var up = new TaskCompletionSource();
         Akka.Cluster.Cluster.Get(system).RegisterOnMemberUp(() => up.TrySetResult());
         return up.Task.WaitAsync(timeout);
-    }
-
-    private static string SeedAddress(string seed)
-    {
-        var parts = seed.Split(':');
-        if (parts.Length != 2 || parts[0].Length == 0 || !int.TryParse(parts[1], System.Globalization.CultureInfo.InvariantCulture, out var port) || port is <= 0 or > 65535)
-        {
-            throw new InvalidInputException($"--seed {seed}: use host:port");
-        }
-
-        return $"akka.tcp://{SystemName}@{parts[0]}:{port}";
     }
 }

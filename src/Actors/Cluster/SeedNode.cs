@@ -1,0 +1,22 @@
+using DistributedInference.Models;
+
+namespace DistributedInference.Actors.Cluster;
+
+/// <summary>A seed node as users write it, <c>host:port</c>.</summary>
+public sealed record SeedNode(string Host, int Port)
+{
+    /// <param name="option">How the user gave it (<c>--seed</c>, <c>seed</c>), for the error.</param>
+    public static SeedNode Parse(string text, string option)
+    {
+        var parts = text.Split(':');
+        if (parts.Length != 2 || parts[0].Length == 0 || !int.TryParse(parts[1], System.Globalization.CultureInfo.InvariantCulture, out var port) || port is <= 0 or > 65535)
+        {
+            throw new InvalidInputException($"{option} {text}: use host:port");
+        }
+
+        return new SeedNode(parts[0], port);
+    }
+
+    /// <summary>The node's Akka address in a cluster of actor systems named <paramref name="systemName"/>.</summary>
+    public string Address(string systemName) => $"akka.tcp://{systemName}@{Host}:{Port}";
+}
