@@ -89,10 +89,8 @@ public static class ClusterPipelinePlanner
 
         var layers = hosts[0].Info.Layers;
         var slots = hosts.SelectMany(host => host.Info.Devices.Select(device => (Host: host, Device: device))).ToList();
-        var rule = splitPoints.Trim().ToLowerInvariant();
-        if (rule is not (Partitioner.Auto or Partitioner.Compute))
+        if (Partitioner.NamedStageCount(splitPoints) is { } stages)
         {
-            var stages = splitPoints.Split(',', StringSplitOptions.RemoveEmptyEntries).Length + 1;
             if (stages > slots.Count)
             {
                 throw new InvalidInputException($"split points {splitPoints} make {stages} stages, but the cluster's device nodes have {slots.Count} device(s)");

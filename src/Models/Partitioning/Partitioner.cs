@@ -14,6 +14,10 @@ public static class Partitioner
     public const string Auto = "auto";
     public const string Compute = "compute";
 
+    /// <summary>How many stages named split points make (one more than the names); null for <c>auto</c> and <c>compute</c>, which use every device.</summary>
+    public static int? NamedStageCount(string splitPoints) =>
+        splitPoints.Trim().ToLowerInvariant() is Auto or Compute ? null : SplitPointNames(splitPoints).Length + 1;
+
     public static PipelinePlan Plan(IReadOnlyList<StagedLayerInfo> layers, IReadOnlyList<DeviceName> devices, string splitPoints)
     {
         if (devices.Count == 0)
@@ -51,9 +55,12 @@ public static class Partitioner
         return new PipelinePlan(stages);
     }
 
+    private static string[] SplitPointNames(string splitPoints) =>
+        splitPoints.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+
     private static List<int> Named(IReadOnlyList<StagedLayerInfo> layers, string splitPoints, int stageCount)
     {
-        var names = splitPoints.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var names = SplitPointNames(splitPoints);
         var starts = new List<int> { 0 };
         foreach (var name in names)
         {
