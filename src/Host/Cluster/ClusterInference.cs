@@ -60,11 +60,21 @@ public static class ClusterInference
     private static async Task RunReplica(ActorSystem client, PreparedJob job, InferOptions options, int? nodes, TextWriter stdout, TextWriter stderr, CancellationToken cancellation)
     {
         var control = Akka.Cluster.Cluster.Get(client).State.Members.Where(m => m.Status == MemberStatus.Up && m.HasRole(JobSharding.ControlRole)).Select(m => m.Address).ToList();
-        var splitters = control.Count > 0
-            ? control.Select(address => client.ActorSelection(new RootActorPath(address) / "user" / JobSharding.SplitterName)).ToList()
-            : [client.ActorSelection(client.ActorOf(ReplicaSplitter.Props([]), ReplicaSplitter.ActorName).Path)];
-        var registry = control.Count > 0 ? ActorRefs.Nobody : client.ActorOf(DeviceRegistry.Props(await splitters[0].ResolveOne(TimeSpan.FromSeconds(10), cancellation)), JobSharding.RegistryName);
-        var jobs = control.Count > 0 ? JobSharding.StartProxy(client) : await splitters[0].ResolveOne(TimeSpan.FromSeconds(10), cancellation);
+        IActorRef jobs;
+        IReadOnlyList<ActorSelection> splitters;
+        var local = new List<IActorRef>();
+        if (control.Count > 0)
+        {
+            jobs = JobSharding.StartProxy(client);
+            splitters = control.Select(address => client.ActorSelection(new RootActorPath(address) / "user" / JobSharding.SplitterName)).ToList();
+        }
+        else
+        {
+            jobs = client.ActorOf(ReplicaSplitter.Props([]), ReplicaSplitter.ActorName);
+            local.AddRange([jobs, client.ActorOf(DeviceRegistry.Props(jobs), JobSharding.RegistryName)]);
+            splitters = [client.ActorSelection(jobs.Path)];
+        }
+
         try
         {
             var devices = await WaitForDevices(client, splitters, nodes, cancellation);
@@ -79,11 +89,7 @@ public static class ClusterInference
         }
         finally
         {
-            registry.Tell(PoisonPill.Instance);
-            if (control.Count == 0)
-            {
-                jobs.Tell(PoisonPill.Instance);
-            }
+            local.ForEach(actor => actor.Tell(PoisonPill.Instance));
         }
     }
 
@@ -135,7 +141,7 @@ public static class ClusterInference
     // The local address of the interface that routes to the seed: the address other nodes can reach this client at.
     private static string LocalAddressToward(string seed)
     {
-        var host = seed[..seed.LastIndexOf(':')];
+        var host = SeedNode.Parse(seed, "--seed").Host;
         var address = IPAddress.TryParse(host, out var parsed) ? parsed : Dns.GetHostAddresses(host).FirstOrDefault(a => a.AddressFamily == AddressFamily.InterNetwork)
             ?? throw new InvalidInputException($"--seed {seed}: cannot resolve {host}");
         if (IPAddress.IsLoopback(address))
