@@ -9,8 +9,11 @@ public enum InferenceTask
     /// <summary>Classification logits [labels] read at the row's last real token.</summary>
     Classify,
 
-    /// <summary>Greedy continuation of the row, prompt included.</summary>
+    /// <summary>Continuation of the row (greedy or sampled), prompt included.</summary>
     Generate,
+
+    /// <summary>A sentence embedding [hidden] pooled over the row's real tokens (sentence-transformers models).</summary>
+    Embed,
 }
 
 public static class InferenceTasks
@@ -20,7 +23,8 @@ public static class InferenceTasks
         "logits" => InferenceTask.Logits,
         "classify" => InferenceTask.Classify,
         "generate" => InferenceTask.Generate,
-        _ => throw new InvalidInputException($"unknown task '{text}': use logits, classify or generate"),
+        "embed" => InferenceTask.Embed,
+        _ => throw new InvalidInputException($"unknown task '{text}': use logits, classify, generate or embed"),
     };
 
     public static string Name(this InferenceTask task) => task.ToString().ToLowerInvariant();

@@ -1,0 +1,50 @@
+namespace DistributedInference.Models.Generation;
+
+/// <summary>
+/// How <c>generate</c> picks tokens, with transformers' names and defaults (<c>GenerationConfig</c>): greedy unless
+/// <see cref="DoSample"/>; sampling applies <see cref="Temperature"/>, then <see cref="TopK"/>, then
+/// <see cref="TopP"/>, and draws from a generator seeded by <see cref="Seed"/> and the row's index in its job, so a
+/// row samples the same tokens alone, in any batch, and on any device.
+/// </summary>
+/// <param name="MaxNewTokens">Tokens generated per row at most; decoding also stops at any end-of-sequence id.</param>
+/// <param name="DoSample">Sample instead of taking the most likely token.</param>
+/// <param name="Temperature">Divides the logits before sampling; must be &gt; 0.</param>
+/// <param name="TopK">Keep the k most likely tokens (0 = all).</param>
+/// <param name="TopP">Keep the smallest set of most likely tokens whose probability reaches p (1 = all); in (0, 1].</param>
+/// <param name="Seed">Seed of the sampling generators.</param>
+public sealed record GenerationOptions(
+    int MaxNewTokens = 20,
+    bool DoSample = false,
+    double Temperature = 1.0,
+    int TopK = 50,
+    double TopP = 1.0,
+    long Seed = 0)
+{
+    public static readonly GenerationOptions Greedy = new();
+
+    /// <summary>Fails with a one-line <see cref="InvalidInputException"/> naming the first impossible value.</summary>
+    public GenerationOptions Validate()
+    {
+        if (MaxNewTokens < 0)
+        {
+            throw new InvalidInputException($"max_new_tokens must be >= 0, got {MaxNewTokens}");
+        }
+
+        if (!(Temperature > 0) || double.IsInfinity(Temperature))
+        {
+            throw new InvalidInputException($"temperature must be a positive number, got {Temperature}");
+        }
+
+        if (TopK < 0)
+        {
+            throw new InvalidInputException($"top_k must be >= 0, got {TopK}");
+        }
+
+        if (!(TopP > 0 && TopP <= 1))
+        {
+            throw new InvalidInputException($"top_p must be in (0, 1], got {TopP}");
+        }
+
+        return this;
+    }
+}
