@@ -80,12 +80,12 @@ public static class ClusterInference
             var devices = await WaitForDevices(client, splitters, nodes, cancellation);
             await CheckTask(devices, job.Task, cancellation);
             await stderr.WriteLineAsync($"di: {devices.Select(d => d.Path.Address).Distinct().Count()} node(s), {devices.Count} device(s){(control.Count > 0 ? $", job coordinators on {control.Count} control node(s)" : string.Empty)}");
-            var rows = Gpt2Replica.Rows(job.Inputs.InputIds, job.Inputs.AttentionMask);
+            var rows = job.Rows();
             var result = await ProgressBar.Track(
                 stderr,
                 $"{job.Task.Name()} on {devices.Count} device(s)",
                 progress => new ReplicaClient(client, jobs).RunAsync(rows, new JobOptions(options.ApplyPadding, options.MaxBatchSize), progress, cancellation));
-            job.Writer.Write(job.Task, job.Inputs, (Tensor)result.Results!, job.Source.Config, stdout);
+            job.Writer.Write(job.Task, job.Inputs, (Tensor)result.Results!, job.Source, stdout);
         }
         finally
         {

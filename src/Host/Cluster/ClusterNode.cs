@@ -3,7 +3,8 @@ using Akka.Configuration;
 using DistributedInference.Actors.Cluster;
 using DistributedInference.Actors.Configuration;
 using DistributedInference.Models;
-using DistributedInference.Models.Gpt2;
+using DistributedInference.Models.Auto;
+using DistributedInference.Models.Generation;
 using DistributedInference.Models.Runtime;
 using DistributedInference.Models.Tasks;
 
@@ -35,8 +36,13 @@ public static class ClusterNode
         }
 
         var hasDevices = options.Roles.Contains(DeviceManager.Role);
-        var source = hasDevices ? Gpt2Source.Resolve(options.Model, options.ModelSeed) : null;
+        var source = hasDevices ? AutoModelSource.Resolve(options.Model, options.ModelSeed) : null;
         var task = InferenceTasks.Parse(options.Task);
+        if (source is not null)
+        {
+            ModelTasks.Require(source, task);
+        }
+
         var devices = DeviceName.ParseList(options.Devices);
         foreach (var device in devices.Distinct())
         {
@@ -45,10 +51,10 @@ public static class ClusterNode
 
         var system = ActorSystem.Create(SystemName, config);
         var replica = source is not null && options.Serving.Contains(NodeOptions.ServeReplica)
-            ? Gpt2Replica.Factory(source, task, Precision.Parse(options.DType), options.MaxNewTokens)
+            ? source.Replica(task, Precision.Parse(options.DType), new GenerationOptions(options.MaxNewTokens).Validate())
             : null;
         var stages = source is not null && options.Serving.Contains(NodeOptions.ServePipeline) && task != InferenceTask.Generate
-            ? new ServedStages(ServedModelName(source, task), () => Gpt2StagedModel.Load(source, task))
+            ? new ServedStages(ServedModelName(source, task), () => source.LoadStaged(task))
             : null;
         ClusterNodeActors.Start(system, devices, replica, stages);
         return system;
@@ -58,8 +64,8 @@ public static class ClusterNode
     /// The name under which a node serves its model's pipeline stages: the folder's name (not its path, which may differ
     /// between machines) or the built-in with its seed, and the task. A pipeline asks for it by the same name.
     /// </summary>
-    public static string ServedModelName(Gpt2Source source, InferenceTask task) =>
-        $"{(Directory.Exists(source.Name) ? Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(source.Name))) : $"{source.Name} seed {source.Seed}")} ({task.Name()})";
+    public static string ServedModelName(IModelSource source, InferenceTask task) =>
+        $"{(source.RandomSeed is { } seed ? $"{source.Name} seed {seed}" : Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(source.Name))))} ({task.Name()})";
 
     /// <summary>Waits until this node is Up in its cluster.</summary>
     public static Task WhenUp(ActorSystem system, TimeSpan timeout)

@@ -7,8 +7,9 @@ public static class DiCommandLine
 {
     public static RootCommand Create()
     {
-        var root = new RootCommand("DistributedInference: actor-based distributed inference for .NET (GPT-2 on TorchSharp).");
+        var root = new RootCommand("DistributedInference: actor-based distributed inference for .NET (GPT-2, Llama, Mistral, Qwen and BERT embedders on TorchSharp).");
         root.Subcommands.Add(InferCommand.Create());
+        root.Subcommands.Add(TokenizeCommand.Create());
         root.Subcommands.Add(EnvCommand.Create());
         root.Subcommands.Add(BenchCommand.Create());
         root.Subcommands.Add(NodeCommand.Create());

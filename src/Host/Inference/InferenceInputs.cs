@@ -1,6 +1,7 @@
 using DistributedInference.Models;
+using DistributedInference.Models.Auto;
 using DistributedInference.Models.Loading;
-using DistributedInference.Models.Tokenization;
+using DistributedInference.Models.Tasks;
 using static TorchSharp.torch;
 
 namespace DistributedInference.Host.Inference;
@@ -13,9 +14,8 @@ public sealed record InferenceInputs(Tensor InputIds, Tensor? AttentionMask, IRe
 {
     public long Count => InputIds.shape[0];
 
-    /// <summary>Reads exactly one of --input-ids, --prompts, --prompts-file.</summary>
-    /// <param name="padLeft">Pad prompts on the left (generation) rather than the right (scoring).</param>
-    public static InferenceInputs Read(InferOptions options, int vocabularySize, long padId, bool padLeft)
+    /// <summary>Reads exactly one of --input-ids, --prompts, --prompts-file; prompts are tokenized as the model's family does for the task.</summary>
+    public static InferenceInputs Read(InferOptions options, IModelSource model, InferenceTask task)
     {
         var given = new[] { options.InputIdsPath is not null, options.Prompts is { Count: > 0 }, options.PromptsFile is not null }.Count(g => g);
         if (given != 1)
@@ -29,14 +29,7 @@ public sealed record InferenceInputs(Tensor InputIds, Tensor? AttentionMask, IRe
         }
 
         var prompts = options.Prompts is { Count: > 0 } inline ? inline : ReadPromptsFile(options.PromptsFile!);
-        if (vocabularySize < Gpt2Tokenizer.VocabularySize)
-        {
-            throw new InvalidInputException(
-                $"prompts use GPT-2's tokenizer ({Gpt2Tokenizer.VocabularySize} tokens) but this model's vocabulary has {vocabularySize}: give --input-ids instead");
-        }
-
-        var rows = prompts.Select(p => Gpt2Tokenizer.Instance.Encode(p)).ToList();
-        var batch = TokenBatch.Pad(rows, padId, padLeft);
+        var batch = model.Tokenize(prompts, task);
         return new InferenceInputs(batch.InputIds, batch.AttentionMask, prompts);
     }
 

@@ -1,7 +1,6 @@
 using System.Globalization;
 using DistributedInference.Actors.Pipeline;
 using DistributedInference.Actors.Replica;
-using DistributedInference.Models.Gpt2;
 using DistributedInference.Models.Partitioning;
 using DistributedInference.Models.Tasks;
 using static TorchSharp.torch;
@@ -17,7 +16,8 @@ public static class PipelineInference
 {
     public static async Task Run(PreparedJob job, InferOptions options, TextWriter stdout, TextWriter stderr, CancellationToken cancellation)
     {
-        using var staged = Gpt2StagedModel.Load(job.Source, job.Task);
+        var staged = job.Source.LoadStaged(job.Task);
+        using var owned = staged as IDisposable;
         var plan = Partitioner.Plan(staged.Layers, job.Devices, options.SplitPoints);
         await stderr.WriteAsync($"di: pipeline plan ({options.SplitPoints}):{Environment.NewLine}{plan.Describe()}");
 
@@ -29,7 +29,7 @@ public static class PipelineInference
     public static async Task RunCalls(IPipeline pipeline, PreparedJob job, InferOptions options, TextWriter stdout, TextWriter stderr, CancellationToken cancellation)
     {
         var stages = pipeline.Stages.Count;
-        var rows = Gpt2Replica.Rows(job.Inputs.InputIds, job.Inputs.AttentionMask);
+        var rows = job.Rows();
         var total = (int)job.Inputs.Count;
         var calls = Enumerable.Range(0, (total + options.MaxBatchSize - 1) / options.MaxBatchSize)
             .Select(c => (Start: c * options.MaxBatchSize, Count: Math.Min(options.MaxBatchSize, total - (c * options.MaxBatchSize))))
@@ -51,6 +51,6 @@ public static class PipelineInference
         var metrics = await pipeline.MetricsAsync();
         await stderr.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
             $"di: {metrics.Calls} call(s), {metrics.Total.Elapsed.TotalMilliseconds:F0} ms, bubble fraction {metrics.Total.BubbleFraction:F3}, stage utilisation {string.Join(" ", metrics.Total.Stages.Select(s => s.Utilisation.ToString("P0", CultureInfo.InvariantCulture)))}"));
-        job.Writer.Write(job.Task, job.Inputs, cat(outputs, 0), job.Source.Config, stdout);
+        job.Writer.Write(job.Task, job.Inputs, cat(outputs, 0), job.Source, stdout);
     }
 }

@@ -1,5 +1,6 @@
 using DistributedInference.Models;
-using DistributedInference.Models.Gpt2;
+using DistributedInference.Models.Auto;
+using DistributedInference.Models.Generation;
 using DistributedInference.Models.Runtime;
 using DistributedInference.Models.Tasks;
 using static TorchSharp.torch;
@@ -12,9 +13,26 @@ public sealed record PreparedJob(
     ScalarType DType,
     IReadOnlyList<DeviceName> Devices,
     ResultWriter Writer,
-    Gpt2Source Source,
-    InferenceInputs Inputs)
+    IModelSource Source,
+    InferenceInputs Inputs,
+    GenerationOptions Generation)
 {
+    /// <summary>
+    /// The rows the job splits (see <see cref="TokenRows"/>): ids, the mask when rows are padded, and each row's index
+    /// in the job, which seeds its sampling.
+    /// </summary>
+    public IReadOnlyDictionary<string, object> Rows() =>
+        TokenRows.Of(Inputs.InputIds, Inputs.AttentionMask, Task == InferenceTask.Generate ? arange(Inputs.Count, ScalarType.Int64) : null);
+
+    /// <summary>Says on stderr, once, what a user could not otherwise tell: that a built-in's weights are random.</summary>
+    public void WriteNotices(TextWriter stderr)
+    {
+        if (Source.RandomSeed is { } seed)
+        {
+            stderr.WriteLine($"di: {Source.Name} is a built-in configuration with random weights (seed {seed}); give --model DIR for a trained checkpoint");
+        }
+    }
+
     public static PreparedJob From(InferOptions options)
     {
         LibTorch.Initialize(options.LibTorch);
@@ -24,11 +42,6 @@ public sealed record PreparedJob(
         if (options.Mode is not ("replica" or "pipeline"))
         {
             throw new InvalidInputException($"unknown mode '{options.Mode}': use replica or pipeline");
-        }
-
-        if (options.Mode == "pipeline" && task == InferenceTask.Generate)
-        {
-            throw new InvalidInputException("pipeline mode runs the logits and classify tasks; generate runs in replica mode");
         }
 
         if (options.MaxBatchSize <= 0)
@@ -41,6 +54,8 @@ public sealed record PreparedJob(
             throw new InvalidInputException($"--max-new-tokens must be >= 0, got {options.MaxNewTokens}");
         }
 
+        var generation = new GenerationOptions(options.MaxNewTokens, Seed: options.Seed).Validate();
+
         if (options.NumChunks is <= 0)
         {
             throw new InvalidInputException($"--num-chunks must be positive, got {options.NumChunks}");
@@ -52,14 +67,15 @@ public sealed record PreparedJob(
             device.ToTorch();
         }
 
-        var source = Gpt2Source.Resolve(options.Model, options.Seed);
-        if (task == InferenceTask.Classify)
+        var source = AutoModelSource.Resolve(options.Model, options.Seed);
+        ModelTasks.Require(source, task);
+        if (options.Mode == "pipeline")
         {
-            source.RequireClassifierHead();
+            ModelTasks.RequirePipelined(source, task);
         }
 
-        var inputs = InferenceInputs.Read(options, source.Config.VocabSize, GreedySearch.PadToken(source.Config), padLeft: task == InferenceTask.Generate);
-        Gpt2Model.CheckInput(source.Config, inputs.InputIds, task == InferenceTask.Generate ? options.MaxNewTokens : 0);
-        return new PreparedJob(task, dtype, devices, writer, source, inputs);
+        var inputs = InferenceInputs.Read(options, source, task);
+        source.CheckInput(inputs.InputIds, task, generation);
+        return new PreparedJob(task, dtype, devices, writer, source, inputs, generation);
     }
 }

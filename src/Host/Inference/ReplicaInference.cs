@@ -13,12 +13,12 @@ public static class ReplicaInference
     public static async Task Run(PreparedJob job, InferOptions options, TextWriter stdout, TextWriter stderr, CancellationToken cancellation)
     {
         await using var runtime = await ReplicaRuntime.StartAsync(
-            job.Devices, Gpt2Replica.Factory(job.Source, job.Task, job.DType, options.MaxNewTokens), cancellation: cancellation);
-        var rows = Gpt2Replica.Rows(job.Inputs.InputIds, job.Inputs.AttentionMask);
+            job.Devices, job.Source.Replica(job.Task, job.DType, job.Generation), cancellation: cancellation);
+        var rows = job.Rows();
         var result = await ProgressBar.Track(
             stderr,
             $"{job.Task.Name()} on {job.Devices.Count} device(s)",
             progress => runtime.Client.RunAsync(rows, new JobOptions(options.ApplyPadding, options.MaxBatchSize), progress, cancellation));
-        job.Writer.Write(job.Task, job.Inputs, (Tensor)result.Results!, job.Source.Config, stdout);
+        job.Writer.Write(job.Task, job.Inputs, (Tensor)result.Results!, job.Source, stdout);
     }
 }

@@ -1,17 +1,16 @@
 using System.Text;
 using System.Text.Json;
 using DistributedInference.Models;
-using DistributedInference.Models.Gpt2;
+using DistributedInference.Models.Auto;
 using DistributedInference.Models.Loading;
 using DistributedInference.Models.Tasks;
-using DistributedInference.Models.Tokenization;
 using static TorchSharp.torch;
 
 namespace DistributedInference.Host.Inference;
 
 /// <summary>
-/// Writes a job's results, one per input in input order: a safetensors file (<c>logits</c>, or <c>output_ids</c>
-/// for generation), or JSON lines (a file, or stdout). Files are written whole or not at all.
+/// Writes a job's results, one per input in input order: a safetensors file (<c>logits</c>, <c>output_ids</c> for
+/// generation, <c>embeddings</c> for embed), or JSON lines (a file, or stdout). Files are written whole or not at all.
 /// </summary>
 public sealed class ResultWriter
 {
@@ -52,12 +51,17 @@ public sealed class ResultWriter
         return new ResultWriter(path, extension == ".jsonl");
     }
 
-    /// <param name="result">The rows' results concatenated in input order: logits, or generated token ids.</param>
-    public void Write(InferenceTask task, InferenceInputs inputs, Tensor result, Gpt2Config config, TextWriter stdout)
+    /// <param name="result">The rows' results concatenated in input order: logits, generated token ids, or embeddings.</param>
+    public void Write(InferenceTask task, InferenceInputs inputs, Tensor result, IModelSource model, TextWriter stdout)
     {
         if (!_jsonLines)
         {
-            var name = task == InferenceTask.Generate ? "output_ids" : "logits";
+            var name = task switch
+            {
+                InferenceTask.Generate => "output_ids",
+                InferenceTask.Embed => "embeddings",
+                _ => "logits",
+            };
             SafeTensorsFile.Write(_path!, new Dictionary<string, Tensor> { [name] = result }, new Dictionary<string, string> { ["task"] = task.Name() });
             return;
         }
@@ -65,7 +69,7 @@ public sealed class ResultWriter
         var lines = new StringBuilder();
         for (var i = 0; i < inputs.Count; i++)
         {
-            lines.AppendLine(JsonSerializer.Serialize(Line(task, inputs, result, config, i)));
+            lines.AppendLine(JsonSerializer.Serialize(Line(task, inputs, result, model, i)));
         }
 
         if (_path is null)
@@ -82,9 +86,9 @@ public sealed class ResultWriter
         });
     }
 
-    private static Dictionary<string, object?> Line(InferenceTask task, InferenceInputs inputs, Tensor result, Gpt2Config config, int row)
+    private static Dictionary<string, object?> Line(InferenceTask task, InferenceInputs inputs, Tensor result, IModelSource model, int row)
     {
-        var decodes = config.VocabSize == Gpt2Tokenizer.VocabularySize;
+        var tokenizer = model.Tokenizer;
         var line = new Dictionary<string, object?> { ["index"] = row };
         if (inputs.Prompts is { } prompts)
         {
@@ -98,9 +102,9 @@ public sealed class ResultWriter
                 var next = result[row, promptIds.Length - 1].argmax().ToInt64();
                 line["tokens"] = promptIds.Length;
                 line["next_token_id"] = next;
-                if (decodes)
+                if (tokenizer is not null && next < tokenizer.VocabularySize)
                 {
-                    line["next_token"] = Gpt2Tokenizer.Instance.Decode([next]);
+                    line["next_token"] = tokenizer.Decode([next], skipSpecialTokens: false);
                 }
 
                 break;
@@ -108,21 +112,32 @@ public sealed class ResultWriter
                 var logits = result[row].data<float>().ToArray();
                 var label = Array.IndexOf(logits, logits.Max());
                 line["label_id"] = label;
-                line["label"] = label < config.LabelNames.Count ? config.LabelNames[label] : $"LABEL_{label}";
+                line["label"] = label < model.LabelNames.Count ? model.LabelNames[label] : $"LABEL_{label}";
                 line["logits"] = logits;
                 break;
+            case InferenceTask.Embed:
+                line["embedding"] = result[row].data<float>().ToArray();
+                break;
             default:
-                var generated = GreedySearch.Continuation(config, result[row], inputs.InputIds.shape[1]);
+                var generated = Continuation(result[row], inputs.InputIds.shape[1], model.EosTokenIds);
                 line["output_ids"] = generated;
-                if (decodes)
+                if (tokenizer is not null)
                 {
-                    line["completion"] = Gpt2Tokenizer.Instance.Decode(generated);
+                    line["completion"] = tokenizer.Decode(generated.Where(id => id < tokenizer.VocabularySize));
                 }
 
                 break;
         }
 
         return line;
+    }
+
+    /// <summary>The tokens generated after a prompt of <paramref name="promptWidth"/> positions, up to and including the first end-of-sequence id.</summary>
+    public static long[] Continuation(Tensor outputRow, long promptWidth, IReadOnlyList<long> eosTokenIds)
+    {
+        var tokens = outputRow.data<long>().Skip((int)promptWidth).ToList();
+        var end = tokens.FindIndex(eosTokenIds.Contains);
+        return (end >= 0 ? tokens.Take(end + 1) : tokens).ToArray();
     }
 
     private static long[] PromptIds(InferenceInputs inputs, int row)

@@ -39,8 +39,9 @@ public sealed class Gpt2ForSequenceClassification : nn.Module<Tensor, Tensor>
     }
 
     /// <summary>
-    /// Picks each row's hidden state at its last real token: the last position where the attention mask is 1, or
-    /// (no mask) the last position whose id is not the pad id, or (neither) the last position.
+    /// Picks each row's hidden state at its last real token, found one way whatever else shares the batch: with a pad id,
+    /// the last position whose id is not the pad id (transformers' rule, so a row ending in the pad id's token pools where
+    /// transformers pools); without one, the last position where the attention mask is 1; with neither, the last position.
     /// </summary>
     internal static Tensor AtLastToken(Tensor hidden, Tensor inputIds, Tensor? attentionMask, long? padTokenId)
     {
@@ -52,7 +53,7 @@ public sealed class Gpt2ForSequenceClassification : nn.Module<Tensor, Tensor>
         }
         else
         {
-            var real = attentionMask is not null ? attentionMask.to(ScalarType.Int64) : inputIds.ne(padTokenId!.Value).to(ScalarType.Int64);
+            var real = padTokenId is { } pad ? inputIds.ne(pad).to(ScalarType.Int64) : attentionMask!.to(ScalarType.Int64);
             index = (arange(steps, ScalarType.Int64, hidden.device) * real).argmax(-1);
         }
 

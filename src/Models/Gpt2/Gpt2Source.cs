@@ -25,6 +25,9 @@ public sealed class Gpt2Source
 
     public long Seed { get; }
 
+    /// <summary>True for a built-in configuration, whose weights are random (from <see cref="Seed"/>).</summary>
+    public bool IsRandom => _checkpoint is null;
+
     public bool HasClassifierHead => _checkpoint is null || _checkpoint.Contains("score.weight");
 
     /// <summary>A folder path if it exists, else a built-in name; anything else is an error.</summary>

@@ -9,7 +9,11 @@ public sealed record TokenBatch(Tensor InputIds, Tensor? AttentionMask)
     /// Pads rows to the longest one with <paramref name="padId"/>: on the right for scoring (logits, classify), on the
     /// left for generation, so every row's last position is a real token. The mask is null when no row is padded.
     /// </summary>
-    public static TokenBatch Pad(IReadOnlyList<IReadOnlyList<int>> rows, long padId, bool padLeft)
+    public static TokenBatch Pad(IReadOnlyList<IReadOnlyList<int>> rows, long padId, bool padLeft) =>
+        Pad(rows.Select(r => (IReadOnlyList<long>)r.Select(id => (long)id).ToList()).ToList(), padId, padLeft);
+
+    /// <inheritdoc cref="Pad(IReadOnlyList{IReadOnlyList{int}}, long, bool)"/>
+    public static TokenBatch Pad(IReadOnlyList<IReadOnlyList<long>> rows, long padId, bool padLeft)
     {
         if (rows.Count == 0)
         {

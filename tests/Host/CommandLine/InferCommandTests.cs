@@ -94,7 +94,7 @@ public sealed class InferCommandTests : IDisposable
         { ["--input-ids", "{expected}", "--dtype", "fp8"], "unknown dtype 'fp8'" },
         { ["--input-ids", "{expected}", "--task", "translate"], "unknown task 'translate'" },
         { ["--input-ids", "{expected}", "--task", "classify"], "no classification head" },
-        { ["--prompts", "a dog"], "give --input-ids instead" },
+        { ["--prompts", "a dog"], "give token ids (--input-ids) instead" },
         { [], "give exactly one of --input-ids, --prompts, --prompts-file" },
     };
 

@@ -1,0 +1,29 @@
+using DistributedInference.Models.Tasks;
+
+namespace DistributedInference.Models.Auto;
+
+/// <summary>The one check, with one wording, that a model runs a task (in a mode).</summary>
+public static class ModelTasks
+{
+    /// <exception cref="InvalidInputException">The model does not run <paramref name="task"/>.</exception>
+    public static void Require(IModelSource source, InferenceTask task)
+    {
+        if (!source.Tasks.Contains(task))
+        {
+            var hint = task == InferenceTask.Classify ? " (no classification head: task classify needs a ...ForSequenceClassification folder)" : string.Empty;
+            throw new InvalidInputException(
+                $"{source.Name} ({source.ModelType}) does not run task {task.Name()}{hint}: it runs {string.Join(", ", source.Tasks.Select(t => t.Name()))}");
+        }
+    }
+
+    /// <summary>Also checks that pipeline mode runs <paramref name="task"/> (every task but generate).</summary>
+    public static void RequirePipelined(IModelSource source, InferenceTask task)
+    {
+        Require(source, task);
+        if (task == InferenceTask.Generate)
+        {
+            throw new InvalidInputException(
+                $"pipeline mode runs {string.Join(", ", source.Tasks.Where(t => t != InferenceTask.Generate).Select(t => t.Name()))} for {source.ModelType}; task generate runs in replica mode");
+        }
+    }
+}
