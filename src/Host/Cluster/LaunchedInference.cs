@@ -34,7 +34,7 @@ public static class LaunchedInference
         var options = arguments.Read(parsed);
         if (options.OnCluster)
         {
-            throw new InvalidInputException("di launch starts its own cluster: give the job without --seed host:port");
+            throw new InvalidInputException("di launch starts its own cluster: give the job without --join");
         }
 
         var nodeDevices = launch.DevicesPerProcess ?? options.Devices;
@@ -43,7 +43,7 @@ public static class LaunchedInference
         {
             "--devices", nodeDevices, "--model", options.Model, "--task", options.Task, "--dtype", options.DType,
             "--max-new-tokens", options.MaxNewTokens.ToString(System.Globalization.CultureInfo.InvariantCulture),
-            "--model-seed", options.Seed.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            "--seed", options.Seed.ToString(System.Globalization.CultureInfo.InvariantCulture),
             "--serve", options.Mode == "pipeline" ? NodeOptions.ServePipeline : NodeOptions.ServeReplica,
         };
         if (launch.ConfigFile is not null)

@@ -6,7 +6,7 @@ namespace DistributedInference.Host.CommandLine;
 
 /// <summary>
 /// <c>di infer</c>: run a model over inputs and write one result per input, in input order; on this machine's devices,
-/// or with <c>--seed host:port</c> on a running cluster's, joining it as a client for the job.
+/// or with <c>--join host:port</c> on a running cluster's, joining it as a client for the job.
 /// </summary>
 public static class InferCommand
 {

@@ -21,6 +21,6 @@ public sealed record InferOptions(
     bool GatherOutput = false,
     IReadOnlyList<string>? ClusterSeeds = null)
 {
-    /// <summary>Client mode: the job runs on the cluster these seed nodes (host:port) belong to, not on local devices.</summary>
+    /// <summary>Client mode (<c>--join</c>): the job runs on the cluster these nodes (host:port) belong to, not on local devices.</summary>
     public bool OnCluster => ClusterSeeds is { Count: > 0 };
 }
