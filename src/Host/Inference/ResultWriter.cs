@@ -49,6 +49,8 @@ public sealed class ResultWriter
             throw new InvalidInputException($"--output {path}: is a folder");
         }
 
+        InputChecks.Writable("--output", path);
+
         return new ResultWriter(path, extension == ".jsonl");
     }
 
