@@ -39,6 +39,7 @@ public static class LaunchedInference
 
         var nodeDevices = launch.DevicesPerProcess ?? options.Devices;
         var job = PreparedJob.From(options with { Devices = nodeDevices });
+        job.Writer.CheckFinite(stderr, options.Strict);
         var nodeArguments = new List<string>
         {
             "--devices", nodeDevices, "--model", options.Model, "--task", options.Task, "--dtype", options.DType,

@@ -20,6 +20,7 @@ public static class InferCommand
                 var options = arguments.Read(result);
                 var job = PreparedJob.From(options);
                 var (stdout, stderr) = (result.InvocationConfiguration.Output, result.InvocationConfiguration.Error);
+                job.Writer.CheckFinite(stderr, options.Strict);
                 if (options.OnCluster)
                 {
                     var client = await ClusterInference.JoinAsClientAsync(options.ClusterSeeds!, configFile: null, options);

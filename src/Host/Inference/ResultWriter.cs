@@ -17,6 +17,7 @@ public sealed class ResultWriter
 {
     private readonly string? _path;
     private readonly bool _jsonLines;
+    private Action<Tensor>? _check;
 
     private ResultWriter(string? path, bool jsonLines)
     {
@@ -54,9 +55,13 @@ public sealed class ResultWriter
         return new ResultWriter(path, extension == ".jsonl");
     }
 
+    /// <summary>Before writing, warn about NaN/Inf results on <paramref name="warnings"/>, or refuse them when <paramref name="strict"/>.</summary>
+    public void CheckFinite(TextWriter warnings, bool strict) => _check = result => NonFiniteOutputs.Check(result, warnings, strict);
+
     /// <param name="result">The rows' results concatenated in input order: logits, or generated token ids.</param>
     public void Write(InferenceTask task, InferenceInputs inputs, Tensor result, Gpt2Config config, TextWriter stdout)
     {
+        _check?.Invoke(result);
         if (!_jsonLines)
         {
             var name = task == InferenceTask.Generate ? "output_ids" : "logits";
