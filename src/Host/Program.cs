@@ -1,3 +1,3 @@
 using DistributedInference.Host.CommandLine;
 
-return await DiCommandLine.Create().Parse(args).InvokeAsync(new System.CommandLine.InvocationConfiguration { EnableDefaultExceptionHandler = false });
+return await DiCommandLine.InvokeAsync(args, new System.CommandLine.InvocationConfiguration { EnableDefaultExceptionHandler = false });

@@ -47,8 +47,7 @@ public static class DiRunner
     {
         var stdout = new StringWriter();
         var stderr = new StringWriter();
-        var exit = await DiCommandLine.Create().Parse(args).InvokeAsync(
-            new InvocationConfiguration { EnableDefaultExceptionHandler = false, Output = stdout, Error = stderr });
+        var exit = await DiCommandLine.InvokeAsync(args, new InvocationConfiguration { EnableDefaultExceptionHandler = false, Output = stdout, Error = stderr });
         return (exit, stdout.ToString(), stderr.ToString());
     }
 }

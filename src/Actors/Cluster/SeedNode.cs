@@ -2,10 +2,10 @@ using DistributedInference.Models;
 
 namespace DistributedInference.Actors.Cluster;
 
-/// <summary>A seed node as users write it, <c>host:port</c>.</summary>
+/// <summary>A node to join as users write it (<c>--join host:port</c>): one of the cluster's seed nodes.</summary>
 public sealed record SeedNode(string Host, int Port)
 {
-    /// <param name="option">How the user gave it (<c>--seed</c>, <c>seed</c>), for the error.</param>
+    /// <param name="option">How the user gave it (<c>--join</c>, <c>Join</c>), for the error.</param>
     public static SeedNode Parse(string text, string option)
     {
         var parts = text.Split(':');

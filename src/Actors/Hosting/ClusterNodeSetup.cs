@@ -15,8 +15,8 @@ public sealed class ClusterNodeSetup
 
     public int Port { get; set; }
 
-    /// <summary>Seed nodes as host:port; none: this node starts the cluster.</summary>
-    public List<string> Seeds { get; } = [];
+    /// <summary>Nodes of the cluster to join, as host:port (<c>di node --join</c>); none: this node starts the cluster.</summary>
+    public List<string> JoinNodes { get; } = [];
 
     public List<string> Roles { get; } = [DeviceManager.Role, JobSharding.ControlRole];
 
@@ -32,9 +32,10 @@ public sealed class ClusterNodeSetup
         return this;
     }
 
-    public ClusterNodeSetup JoinSeeds(params string[] seeds)
+    /// <summary>Joins the cluster these nodes (host:port) belong to, as <c>di node --join</c> does.</summary>
+    public ClusterNodeSetup Join(params string[] nodes)
     {
-        Seeds.AddRange(seeds);
+        JoinNodes.AddRange(nodes);
         return this;
     }
 
@@ -66,7 +67,7 @@ public sealed class ClusterNodeSetup
         return this;
     }
 
-    internal IReadOnlyList<string> SeedAddresses(string systemName) => Seeds.Select(seed => SeedNode.Parse(seed, "seed").Address(systemName)).ToList();
+    internal IReadOnlyList<string> SeedAddresses(string systemName) => JoinNodes.Select(node => SeedNode.Parse(node, "Join").Address(systemName)).ToList();
 
     internal void Validate()
     {

@@ -15,7 +15,7 @@ namespace DistributedInference.Host.Cluster;
 /// <summary>
 /// A <c>di infer</c> job run by a client node (no devices of its own) on the devices of a cluster: replica mode splits
 /// the rows over every device of every node; pipeline mode cuts the model over them, one stage per device, the
-/// stages built by each node's stage host. Used by <c>di launch</c> and by <c>di infer --seed host:port</c>.
+/// stages built by each node's stage host. Used by <c>di launch</c> and by <c>di infer --join host:port</c>.
 /// </summary>
 public static class ClusterInference
 {
@@ -141,9 +141,9 @@ public static class ClusterInference
     // The local address of the interface that routes to the seed: the address other nodes can reach this client at.
     private static string LocalAddressToward(string seed)
     {
-        var host = SeedNode.Parse(seed, "--seed").Host;
+        var host = SeedNode.Parse(seed, "--join").Host;
         var address = IPAddress.TryParse(host, out var parsed) ? parsed : Dns.GetHostAddresses(host).FirstOrDefault(a => a.AddressFamily == AddressFamily.InterNetwork)
-            ?? throw new InvalidInputException($"--seed {seed}: cannot resolve {host}");
+            ?? throw new InvalidInputException($"--join {seed}: cannot resolve {host}");
         if (IPAddress.IsLoopback(address))
         {
             return address.ToString();

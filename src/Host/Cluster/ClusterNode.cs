@@ -22,7 +22,7 @@ public static class ClusterNode
     public static ActorSystem Start(NodeOptions options)
     {
         LibTorch.Initialize(options.LibTorch);
-        var seeds = options.Seeds.Select(seed => SeedNode.Parse(seed, "--seed").Address(SystemName)).ToList();
+        var seeds = options.Join.Select(node => SeedNode.Parse(node, "--join").Address(SystemName)).ToList();
         Config config = DistributedInferenceConfig.Cluster(options.Host, options.Port, options.Roles, seeds);
         if (options.ConfigFile is not null)
         {
@@ -36,7 +36,7 @@ public static class ClusterNode
         }
 
         var hasDevices = options.Roles.Contains(DeviceManager.Role);
-        var source = hasDevices ? AutoModelSource.Resolve(options.Model, options.ModelSeed) : null;
+        var source = hasDevices ? AutoModelSource.Resolve(options.Model, options.Seed) : null;
         var task = InferenceTasks.Parse(options.Task);
         if (source is not null)
         {

@@ -34,17 +34,18 @@ public static class LaunchedInference
         var options = arguments.Read(parsed);
         if (options.OnCluster)
         {
-            throw new InvalidInputException("di launch starts its own cluster: give the job without --seed host:port");
+            throw new InvalidInputException("di launch starts its own cluster: give the job without --join");
         }
 
         var nodeDevices = launch.DevicesPerProcess ?? options.Devices;
         var job = PreparedJob.From(options with { Devices = nodeDevices });
         job.WriteNotices(stderr);
+        job.Writer.CheckFinite(stderr, options.Strict);
         var nodeArguments = new List<string>
         {
             "--devices", nodeDevices, "--model", options.Model, "--task", options.Task, "--dtype", options.DType,
             "--max-new-tokens", options.MaxNewTokens.ToString(System.Globalization.CultureInfo.InvariantCulture),
-            "--model-seed", options.Seed.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            "--seed", options.Seed.ToString(System.Globalization.CultureInfo.InvariantCulture),
             "--serve", options.Mode == "pipeline" ? NodeOptions.ServePipeline : NodeOptions.ServeReplica,
         };
         if (launch.ConfigFile is not null)

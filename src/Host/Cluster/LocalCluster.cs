@@ -39,7 +39,7 @@ public sealed class LocalCluster : IAsyncDisposable
             var up = new List<Task>();
             for (var i = 0; i < processes; i++)
             {
-                string[] args = ["node", "--host", "127.0.0.1", "--port", ports[i].ToString(System.Globalization.CultureInfo.InvariantCulture), .. (i == 0 ? [] : new[] { "--seed", cluster.Seed }), .. nodeArguments(i)];
+                string[] args = ["node", "--host", "127.0.0.1", "--port", ports[i].ToString(System.Globalization.CultureInfo.InvariantCulture), .. (i == 0 ? [] : new[] { "--join", cluster.Seed }), .. nodeArguments(i)];
                 var process = Process.Start(DiStartInfo(args)) ?? throw new InvalidOperationException("could not start a di node process");
                 cluster._processes.Add(process);
                 up.Add(WaitUntilUp(process, i, log, cancellation));

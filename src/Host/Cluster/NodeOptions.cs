@@ -1,10 +1,13 @@
 namespace DistributedInference.Host.Cluster;
 
-/// <summary>A <c>di node</c>: where it listens, whom it joins, what it offers, and the model its devices hold.</summary>
+/// <summary>
+/// A <c>di node</c>: where it listens, the nodes it joins (<c>--join</c>, host:port; none: it starts the cluster), what it
+/// offers, and the model its devices hold (<paramref name="Seed"/>: a built-in model's random weights).
+/// </summary>
 public sealed record NodeOptions(
     string Host,
     int Port,
-    IReadOnlyList<string> Seeds,
+    IReadOnlyList<string> Join,
     IReadOnlyList<string> Roles,
     string Devices,
     string? ConfigFile,
@@ -12,7 +15,7 @@ public sealed record NodeOptions(
     string Task,
     string DType,
     int MaxNewTokens,
-    long ModelSeed,
+    long Seed,
     string? LibTorch,
     IReadOnlyList<string>? Serve = null)
 {

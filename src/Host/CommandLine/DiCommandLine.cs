@@ -17,4 +17,20 @@ public static class DiCommandLine
         root.Subcommands.Add(ConfigCommand.Create());
         return root;
     }
+
+    /// <summary>
+    /// Parses and runs a <c>di</c> command line. A command line the parser rejects (an unknown option, a value of the
+    /// wrong type) is input the user can fix: one line on stderr and exit code 2, as for every other input error.
+    /// </summary>
+    public static async Task<int> InvokeAsync(IReadOnlyList<string> args, InvocationConfiguration configuration)
+    {
+        var parsed = Create().Parse(args);
+        if (parsed.Errors.Count > 0)
+        {
+            await configuration.Error.WriteLineAsync($"di: error: {parsed.Errors[0].Message.TrimEnd('.')} ({SharedOptions.HelpCommand(parsed)} lists the options)");
+            return UserErrors.BadInput;
+        }
+
+        return await parsed.InvokeAsync(configuration);
+    }
 }

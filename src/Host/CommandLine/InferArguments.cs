@@ -12,7 +12,7 @@ public sealed class InferArguments
     private readonly Option<string> _model = new Option<string>("--model") { Description = "Hugging Face GPT-2 folder, or a built-in: gpt2, gpt2-medium, gpt2-large, gpt2-xl, gpt2-tiny (random weights from --seed)", DefaultValueFactory = _ => "gpt2" };
     private readonly Option<string> _task = new Option<string>("--task") { Description = "logits | classify | generate", DefaultValueFactory = _ => "generate" };
     private readonly Option<string?> _inputIds = new Option<string?>("--input-ids") { Description = "safetensors file with input_ids int64 [B,T] (optional attention_mask)" };
-    private readonly Option<string[]> _prompts = new Option<string[]>("--prompts") { Description = "prompts, tokenized with GPT-2's tokenizer", AllowMultipleArgumentsPerToken = true, Arity = ArgumentArity.OneOrMore };
+    private readonly Option<string[]> _prompts = SharedOptions.Prompts("prompts, tokenized with GPT-2's tokenizer (a prompt that starts with - goes in --prompts-file)");
     private readonly Option<string?> _promptsFile = new Option<string?>("--prompts-file") { Description = "text file, one prompt a line" };
     private readonly Option<string?> _output = new Option<string?>("--output") { Description = "F.safetensors or F.jsonl; JSON lines on stdout when left out" };
     private readonly Option<string> _mode = new Option<string>("--mode") { Description = "replica: every device holds the whole model and gets a share of the rows; pipeline: the model is cut into one stage per device", DefaultValueFactory = _ => "replica" };
@@ -24,35 +24,18 @@ public sealed class InferArguments
     private readonly Option<string> _dtype = new Option<string>("--dtype") { Description = "fp32 | fp16 | bf16", DefaultValueFactory = _ => "fp32" };
     private readonly Option<int> _maxBatchSize = new Option<int>("--max-batch-size") { Description = "replica: rows per forward pass on a device; pipeline: rows per call", DefaultValueFactory = _ => 8 };
     private readonly Option<int> _maxNewTokens = new Option<int>("--max-new-tokens") { Description = "tokens to generate per input (task generate)", DefaultValueFactory = _ => 20 };
-    private readonly Option<string[]> _seed = new Option<string[]>("--seed") { Description = "N: seed of a built-in model's random weights (default 0); host:port (repeat for several): run the job on that running cluster, joining it as a client" };
+    private readonly Option<long> _seed = SharedOptions.Seed("seed of a built-in model's random weights");
+    private readonly Option<string[]> _join = SharedOptions.Join("a node of a running cluster (repeat for several): run the job on the cluster's devices, joining it as a client");
+    private readonly Option<bool> _strict = new Option<bool>("--strict") { Description = "fail (exit 1, nothing written) when an output holds NaN or Inf, instead of a warning" };
     private readonly Option<string?> _libtorch = new Option<string?>("--libtorch") { Description = $"folder holding libtorch (a PyTorch install's torch/lib, CUDA included); also ${Models.Runtime.LibTorch.FolderVariable}" };
 
     /// <summary>A command named <c>infer</c> with every option (its action is the caller's).</summary>
     public Command CreateCommand() => new("infer", "Run a model over inputs; results come back in input order.")
     {
-        _model, _task, _inputIds, _prompts, _promptsFile, _output, _mode, _splitPoints, _numChunks, _gatherOutput, _devices, _applyPadding, _dtype, _maxBatchSize, _maxNewTokens, _seed, _libtorch,
+        _model, _task, _inputIds, _prompts, _promptsFile, _output, _mode, _splitPoints, _numChunks, _gatherOutput, _devices, _applyPadding, _dtype, _maxBatchSize, _maxNewTokens, _seed, _join, _strict, _libtorch,
     };
 
-    public InferOptions Read(ParseResult result)
-    {
-        var seeds = result.GetValue(_seed) ?? [];
-        var clusterSeeds = seeds.Where(s => s.Contains(':', StringComparison.Ordinal)).ToList();
-        var weightSeeds = seeds.Except(clusterSeeds).ToList();
-        if (weightSeeds.Count > 1)
-        {
-            throw new InvalidInputException($"--seed given {weightSeeds.Count} weight seeds ({string.Join(", ", weightSeeds)}): give one number, and host:port for cluster seed nodes");
-        }
-
-        long weightSeed = 0;
-        if (weightSeeds.Count == 1 && !long.TryParse(weightSeeds[0], System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out weightSeed))
-        {
-            throw new InvalidInputException($"--seed {weightSeeds[0]}: give a number (random weights) or host:port (a cluster seed node)");
-        }
-
-        return Read(result, weightSeed, clusterSeeds);
-    }
-
-    private InferOptions Read(ParseResult result, long weightSeed, IReadOnlyList<string> clusterSeeds) => new(
+    public InferOptions Read(ParseResult result) => new(
         Model: result.GetValue(_model)!,
         Task: result.GetValue(_task)!,
         InputIdsPath: result.GetValue(_inputIds),
@@ -65,10 +48,11 @@ public sealed class InferArguments
         DType: result.GetValue(_dtype)!,
         MaxBatchSize: result.GetValue(_maxBatchSize),
         MaxNewTokens: result.GetValue(_maxNewTokens),
-        Seed: weightSeed,
+        Seed: result.GetValue(_seed),
         LibTorch: result.GetValue(_libtorch),
         SplitPoints: result.GetValue(_splitPoints)!,
         NumChunks: result.GetValue(_numChunks),
         GatherOutput: result.GetValue(_gatherOutput),
-        ClusterSeeds: clusterSeeds);
+        ClusterSeeds: result.GetValue(_join) ?? [],
+        Strict: result.GetValue(_strict));
 }

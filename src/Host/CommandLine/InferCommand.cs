@@ -6,7 +6,7 @@ namespace DistributedInference.Host.CommandLine;
 
 /// <summary>
 /// <c>di infer</c>: run a model over inputs and write one result per input, in input order; on this machine's devices,
-/// or with <c>--seed host:port</c> on a running cluster's, joining it as a client for the job.
+/// or with <c>--join host:port</c> on a running cluster's, joining it as a client for the job.
 /// </summary>
 public static class InferCommand
 {
@@ -21,6 +21,7 @@ public static class InferCommand
                 var job = PreparedJob.From(options);
                 var (stdout, stderr) = (result.InvocationConfiguration.Output, result.InvocationConfiguration.Error);
                 job.WriteNotices(stderr);
+                job.Writer.CheckFinite(stderr, options.Strict);
                 if (options.OnCluster)
                 {
                     var client = await ClusterInference.JoinAsClientAsync(options.ClusterSeeds!, configFile: null, options);

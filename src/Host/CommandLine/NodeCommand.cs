@@ -14,7 +14,7 @@ public static class NodeCommand
     {
         var host = new Option<string>("--host") { Description = "address to listen on", DefaultValueFactory = _ => "127.0.0.1" };
         var port = new Option<int>("--port") { Description = "port to listen on (0: any free port)", DefaultValueFactory = _ => 0 };
-        var seeds = new Option<string[]>("--seed") { Description = "host:port of a seed node (repeat for several); none: this node starts the cluster", AllowMultipleArgumentsPerToken = false };
+        var join = SharedOptions.Join("a node of the cluster to join (repeat for several); none: this node starts the cluster");
         var roles = new Option<string>("--roles") { Description = "comma-separated roles: device (offers its devices), control (hosts job coordinators)", DefaultValueFactory = _ => $"{DeviceManager.Role},{JobSharding.ControlRole}" };
         var devices = new Option<string>("--devices") { Description = "this node's devices, one device actor each", DefaultValueFactory = _ => "cpu" };
         var configFile = new Option<string?>("--config-file") { Description = "HOCON file over the defaults (di config default writes one)" };
@@ -22,21 +22,21 @@ public static class NodeCommand
         var task = new Option<string>("--task") { DefaultValueFactory = _ => "generate" };
         var dtype = new Option<string>("--dtype") { DefaultValueFactory = _ => "fp32" };
         var maxNewTokens = new Option<int>("--max-new-tokens") { DefaultValueFactory = _ => 20 };
-        var modelSeed = new Option<long>("--model-seed") { Description = "seed of a built-in model's random weights", DefaultValueFactory = _ => 0 };
+        var seed = SharedOptions.Seed("seed of a built-in model's random weights (nodes and clients must agree)");
         var libtorch = new Option<string?>("--libtorch");
         var serve = new Option<string>("--serve") { Description = "what the devices offer: replica (each device loads the whole model at start), pipeline (stages built on request), or both", DefaultValueFactory = _ => "replica,pipeline" };
         var command = new Command("node", "Join a cluster and offer this machine's devices until stopped.")
         {
-            host, port, seeds, roles, devices, configFile, model, task, dtype, maxNewTokens, modelSeed, libtorch, serve,
+            host, port, join, roles, devices, configFile, model, task, dtype, maxNewTokens, seed, libtorch, serve,
         };
         command.SetAction((result, cancellation) => UserErrors.Run(
             async () =>
             {
                 var options = new NodeOptions(
-                    result.GetValue(host)!, result.GetValue(port), result.GetValue(seeds) ?? [],
+                    result.GetValue(host)!, result.GetValue(port), result.GetValue(join) ?? [],
                     result.GetValue(roles)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
                     result.GetValue(devices)!, result.GetValue(configFile), result.GetValue(model)!, result.GetValue(task)!,
-                    result.GetValue(dtype)!, result.GetValue(maxNewTokens), result.GetValue(modelSeed), result.GetValue(libtorch),
+                    result.GetValue(dtype)!, result.GetValue(maxNewTokens), result.GetValue(seed), result.GetValue(libtorch),
                     result.GetValue(serve)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
                 var system = ClusterNode.Start(options);
                 await ClusterNode.WhenUp(system, TimeSpan.FromMinutes(5));

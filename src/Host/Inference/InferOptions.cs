@@ -19,8 +19,9 @@ public sealed record InferOptions(
     string SplitPoints = "auto",
     int? NumChunks = null,
     bool GatherOutput = false,
-    IReadOnlyList<string>? ClusterSeeds = null)
+    IReadOnlyList<string>? ClusterSeeds = null,
+    bool Strict = false)
 {
-    /// <summary>Client mode: the job runs on the cluster these seed nodes (host:port) belong to, not on local devices.</summary>
+    /// <summary>Client mode (<c>--join</c>): the job runs on the cluster these nodes (host:port) belong to, not on local devices.</summary>
     public bool OnCluster => ClusterSeeds is { Count: > 0 };
 }

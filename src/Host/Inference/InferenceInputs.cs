@@ -28,7 +28,7 @@ public sealed record InferenceInputs(Tensor InputIds, Tensor? AttentionMask, IRe
             return FromSafeTensors(path);
         }
 
-        var prompts = options.Prompts is { Count: > 0 } inline ? inline : ReadPromptsFile(options.PromptsFile!);
+        var prompts = options.Prompts is { Count: > 0 } inline ? inline : InputChecks.PromptLines(options.PromptsFile!);
         var batch = model.Tokenize(prompts, task);
         return new InferenceInputs(batch.InputIds, batch.AttentionMask, prompts);
     }
@@ -61,25 +61,10 @@ public sealed record InferenceInputs(Tensor InputIds, Tensor? AttentionMask, IRe
                 throw new InvalidInputException($"{path}: attention_mask [{string.Join(", ", mask.shape)}] does not match input_ids [{string.Join(", ", ids.shape)}]");
             }
 
+            InputChecks.AttentionMask(path, mask);
             mask = mask.to(ScalarType.Int64);
         }
 
         return new InferenceInputs(ids.to(ScalarType.Int64), mask, null);
-    }
-
-    private static IReadOnlyList<string> ReadPromptsFile(string path)
-    {
-        if (!File.Exists(path))
-        {
-            throw new InvalidInputException($"{path}: no such file");
-        }
-
-        var prompts = File.ReadAllLines(path).Where(line => line.Length > 0).ToList();
-        if (prompts.Count == 0)
-        {
-            throw new InvalidInputException($"{path}: no prompts (one prompt a line)");
-        }
-
-        return prompts;
     }
 }

@@ -16,6 +16,7 @@ public sealed class ResultWriter
 {
     private readonly string? _path;
     private readonly bool _jsonLines;
+    private Action<Tensor>? _check;
 
     private ResultWriter(string? path, bool jsonLines)
     {
@@ -48,12 +49,18 @@ public sealed class ResultWriter
             throw new InvalidInputException($"--output {path}: is a folder");
         }
 
+        InputChecks.Writable("--output", path);
+
         return new ResultWriter(path, extension == ".jsonl");
     }
+
+    /// <summary>Before writing, warn about NaN/Inf results on <paramref name="warnings"/>, or refuse them when <paramref name="strict"/>.</summary>
+    public void CheckFinite(TextWriter warnings, bool strict) => _check = result => NonFiniteOutputs.Check(result, warnings, strict);
 
     /// <param name="result">The rows' results concatenated in input order: logits, generated token ids, or embeddings.</param>
     public void Write(InferenceTask task, InferenceInputs inputs, Tensor result, IModelSource model, TextWriter stdout)
     {
+        _check?.Invoke(result);
         if (!_jsonLines)
         {
             var name = task switch

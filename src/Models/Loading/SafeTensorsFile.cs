@@ -8,7 +8,8 @@ namespace DistributedInference.Models.Loading;
 /// <summary>
 /// Reads and writes the safetensors format (8-byte header length, JSON header, raw little-endian bytes). The
 /// header is validated before any tensor is allocated: known dtypes, non-negative shapes, byte ranges that match
-/// the shape and lie inside the file. Tensors are read one at a time, so a large checkpoint is never held twice.
+/// the shape and tile the data section exactly (no overlap, no hole, nothing after the last tensor: the format's own
+/// rule, so a corrupt header is an error rather than wrong numbers). Tensors are read one at a time, so a large checkpoint is never held twice.
 /// </summary>
 public sealed class SafeTensorsFile
 {
@@ -190,7 +191,35 @@ public sealed class SafeTensorsFile
             entries[name] = ParseEntry(path, name, node, dataLength);
         }
 
+        CheckTiling(path, entries, dataLength);
         return entries;
+    }
+
+    // Sorted by offset, each tensor starts where the one before ends, the first at 0, the last at the section's end.
+    private static void CheckTiling(string path, Dictionary<string, Entry> entries, long dataLength)
+    {
+        long covered = 0;
+        string? previous = null;
+        foreach (var (name, entry) in entries.OrderBy(e => e.Value.Begin).ThenBy(e => e.Value.End))
+        {
+            if (entry.Begin < covered)
+            {
+                throw Corrupt(path, $"tensor '{name}' bytes [{entry.Begin}, {entry.End}) overlap tensor '{previous}' (which ends at {covered})");
+            }
+
+            if (entry.Begin > covered)
+            {
+                throw Corrupt(path, $"bytes [{covered}, {entry.Begin}) of the data section belong to no tensor (a hole before '{name}')");
+            }
+
+            covered = entry.End;
+            previous = name;
+        }
+
+        if (covered != dataLength)
+        {
+            throw Corrupt(path, $"bytes [{covered}, {dataLength}) at the end of the data section belong to no tensor");
+        }
     }
 
     private static Entry ParseEntry(string path, string name, JsonNode? node, long dataLength)

@@ -32,12 +32,18 @@ public sealed record DeviceName(DeviceType Type, int Index)
     }
 
     /// <summary>Parses a comma-separated list such as <c>cpu,cpu</c> or <c>cuda:0,cuda:1</c>.</summary>
+    /// <exception cref="InvalidInputException">An empty list, an empty entry (<c>cpu,,cpu</c>) or an unknown device.</exception>
     public static IReadOnlyList<DeviceName> ParseList(string text)
     {
-        var parts = text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-        if (parts.Length == 0)
+        var parts = text.Split(',', StringSplitOptions.TrimEntries);
+        if (parts.All(p => p.Length == 0))
         {
             throw new InvalidInputException("no device given: use cpu or cuda:N, comma-separated");
+        }
+
+        if (Array.IndexOf(parts, string.Empty) is var empty and >= 0)
+        {
+            throw new InvalidInputException($"devices '{text}': entry {empty + 1} is empty; give one device per comma-separated entry (cpu,cpu or cuda:0,cuda:1)");
         }
 
         return parts.Select(Parse).ToList();

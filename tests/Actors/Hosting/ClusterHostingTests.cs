@@ -34,7 +34,7 @@ public sealed class ClusterHostingTests
     {
         using var first = await Start(setup => setup.OnDevices("cpu").ServingReplicas(Model()));
         var seed = Akka.Cluster.Cluster.Get(first.Services.GetRequiredService<ActorSystem>()).SelfAddress;
-        using var second = await Start(setup => setup.WithRoles(DeviceManager.Role).JoinSeeds($"{seed.Host}:{seed.Port}").OnDevices("cpu").ServingReplicas(Model()));
+        using var second = await Start(setup => setup.WithRoles(DeviceManager.Role).Join($"{seed.Host}:{seed.Port}").OnDevices("cpu").ServingReplicas(Model()));
         try
         {
             var control = first.Services.GetRequiredService<ActorSystem>().ActorSelection($"/user/{JobSharding.SplitterName}");

@@ -5,7 +5,7 @@ using Xunit.Abstractions;
 namespace DistributedInference.Host.Tests.CommandLine;
 
 /// <summary>
-/// <c>di infer --seed host:port</c>: a client joins node processes that are already running, runs the job on their
+/// <c>di infer --join host:port</c>: a client joins node processes that are already running, runs the job on their
 /// devices, and leaves; the nodes keep serving.
 /// </summary>
 public sealed class ClusterClientTests : IDisposable
@@ -25,7 +25,7 @@ public sealed class ClusterClientTests : IDisposable
     private async Task<string> Infer(string seed, string mode)
     {
         var output = Path.Combine(_folder, $"{mode}-{Guid.NewGuid():N}.safetensors");
-        var (exit, _, stderr) = await DiRunner.RunProcess(Timeout, "infer", "--seed", seed, "--mode", mode, "--task", "logits",
+        var (exit, _, stderr) = await DiRunner.RunProcess(Timeout, "infer", "--join", seed, "--mode", mode, "--task", "logits",
             "--model", DiRunner.TinyLanguageModel, "--input-ids", DiRunner.Expected, "--output", output, "--max-batch-size", "1");
         _log.WriteLine(stderr);
         Assert.True(exit == 0, stderr);
@@ -46,7 +46,7 @@ public sealed class ClusterClientTests : IDisposable
     public async Task A_job_for_another_task_than_the_nodes_serve_is_a_one_line_error()
     {
         await using var nodes = await Nodes(1);
-        var (exit, _, stderr) = await DiRunner.RunProcess(Timeout, "infer", "--seed", nodes.Seed, "--task", "classify",
+        var (exit, _, stderr) = await DiRunner.RunProcess(Timeout, "infer", "--join", nodes.Seed, "--task", "classify",
             "--model", DiRunner.TinyClassifier, "--input-ids", DiRunner.Expected);
         Assert.Equal(2, exit);
         Assert.Contains("not task classify: start the nodes with --task classify", stderr, StringComparison.Ordinal);
@@ -77,7 +77,7 @@ public sealed class ClusterClientTests : IDisposable
         var output = Path.Combine(_folder, "cls.safetensors");
 
         var start = new System.Diagnostics.ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var arg in new[] { Path.Combine(AppContext.BaseDirectory, "di.dll"), "infer", "--seed", nodes.Seed, "--mode", "pipeline", "--task", "classify",
+        foreach (var arg in new[] { Path.Combine(AppContext.BaseDirectory, "di.dll"), "infer", "--join", nodes.Seed, "--mode", "pipeline", "--task", "classify",
                      "--model", DiRunner.TinyClassifier, "--input-ids", input, "--output", output, "--max-batch-size", "1" })
         {
             start.ArgumentList.Add(arg);
@@ -107,11 +107,21 @@ public sealed class ClusterClientTests : IDisposable
         Assert.True(DiRunner.MaxAbsDiff(SafeTensorsFile.Open(output).Read("logits"), Repeated(DiRunner.ExpectedTensor("cls_logits"))) <= 1e-4);
     }
 
-    [Fact]
-    public async Task A_seed_that_is_not_a_number_nor_host_port_is_a_one_line_error()
+    [Theory]
+    [InlineData("infer", "--seed", "abc", "--seed abc: give a whole number")]
+    [InlineData("infer", "--seed", "127.0.0.1:4053", "--seed 127.0.0.1:4053: --seed is a number (random weights); to run on a cluster give --join 127.0.0.1:4053")]
+    [InlineData("node", "--seed", "127.0.0.1:4053", "--seed 127.0.0.1:4053: --seed is a number (random weights); to run on a cluster give --join 127.0.0.1:4053")]
+    [InlineData("infer", "--seed", "1", "--seed 2", "--seed")]
+    [InlineData("infer", "--join", "127.0.0.1", "--join 127.0.0.1: use host:port")]
+    public async Task Seed_is_only_a_number_and_join_only_host_port_one_line_exit_2(params string[] argsAndMessage)
     {
-        var (exit, _, stderr) = await DiRunner.Run("infer", "--model", "gpt2-tiny", "--prompts", "a", "--seed", "abc");
+        string[] extra = argsAndMessage[0] == "infer" ? ["--model", "gpt2-tiny", "--prompts", "a", "--max-new-tokens", "1"] : [];
+        string[] args = [.. argsAndMessage[..^1].SelectMany(a => a.Split(' ')), .. extra];
+        var (exit, stdout, stderr) = await DiRunner.RunProcess(Timeout, args);
         Assert.Equal(2, exit);
-        Assert.Contains("--seed abc: give a number (random weights) or host:port (a cluster seed node)", stderr, StringComparison.Ordinal);
+        Assert.Equal(string.Empty, stdout);
+        Assert.StartsWith("di: error: ", stderr, StringComparison.Ordinal);
+        Assert.Contains(argsAndMessage[^1], stderr, StringComparison.Ordinal);
+        Assert.Single(stderr.TrimEnd().Split('\n'));
     }
 }

@@ -70,14 +70,15 @@ public sealed class InferCommandTests : IDisposable
     }
 
     [Fact]
-    public async Task Prompts_file_and_logits_jsonl_on_stdout()
+    public async Task Prompts_file_and_logits_jsonl_on_stdout_index_is_line_number_minus_one()
     {
         var prompts = Output("prompts.txt");
-        File.WriteAllLines(prompts, ["Hello world", "", "The quick brown fox"]);
+        File.WriteAllLines(prompts, ["Hello world", "a", "The quick brown fox"]);
         var (exit, stdout, stderr) = await DiRunner.Run("infer", "--model", "gpt2-tiny", "--task", "logits", "--prompts-file", prompts);
         Assert.True(exit == 0, stderr);
         var lines = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement).ToList();
-        Assert.Equal(2, lines.Count);
+        Assert.Equal([0, 1, 2], lines.Select(l => l.GetProperty("index").GetInt32()));
+        Assert.Equal(File.ReadAllLines(prompts), lines.Select(l => l.GetProperty("prompt").GetString()));
         Assert.Equal(2, lines[0].GetProperty("tokens").GetInt32());
         Assert.True(lines[1].GetProperty("next_token_id").GetInt64() is >= 0 and < 50257);
     }
@@ -96,6 +97,13 @@ public sealed class InferCommandTests : IDisposable
         { ["--input-ids", "{expected}", "--task", "classify"], "no classification head" },
         { ["--prompts", "a dog"], "give token ids (--input-ids) instead" },
         { [], "give exactly one of --input-ids, --prompts, --prompts-file" },
+        { ["--input-ids", "{expected}", "--devices", "cpu,,cpu"], "devices 'cpu,,cpu': entry 2 is empty" },
+        { ["--input-ids", "{expected}", "--devices", "cpu,"], "entry 2 is empty" },
+        { ["--input-ids", "{mask-7}"], "attention_mask[0, 1] is 7; use 1 for a real token and 0 for padding" },
+        { ["--input-ids", "{expected}", "--max-batch-size", "abc"], "abc" },
+        { ["--input-ids", "{expected}", "--no-such-option"], "--no-such-option" },
+        { ["--prompts", "a", "b", "--outptu", "x.jsonl"], "--prompts: '--outptu' is not an option of this command" },
+        { ["--prompts-file", "{blank-line}"], "line 2 is blank" },
     };
 
     [Theory]
@@ -108,8 +116,12 @@ public sealed class InferCommandTests : IDisposable
         SafeTensorsFile.Write(tooLarge, new Dictionary<string, Tensor> { ["input_ids"] = tensor(new long[] { 1, 2, 1000 }, [1, 3]) });
         var tooLong = Output("long.safetensors");
         SafeTensorsFile.Write(tooLong, new Dictionary<string, Tensor> { ["input_ids"] = ones(1, 129, ScalarType.Int64) });
+        var mask7 = Output("mask7.safetensors");
+        SafeTensorsFile.Write(mask7, new Dictionary<string, Tensor> { ["input_ids"] = tensor(new long[] { 1, 2, 3 }, [1, 3]), ["attention_mask"] = tensor(new long[] { 1, 7, 1 }, [1, 3]) });
+        var blankLine = Output("blank.txt");
+        File.WriteAllLines(blankLine, ["a dog", "", "a cat"]);
         var substituted = args.Select(a => a.Replace("{corrupt}", corrupt).Replace("{too-large-id}", tooLarge)
-            .Replace("{too-long}", tooLong).Replace("{expected}", DiRunner.Expected)).ToArray();
+            .Replace("{too-long}", tooLong).Replace("{mask-7}", mask7).Replace("{blank-line}", blankLine).Replace("{expected}", DiRunner.Expected)).ToArray();
         var output = Output("result.safetensors");
 
         var defaults = new[] { ("--model", DiRunner.TinyLanguageModel), ("--task", "logits") }

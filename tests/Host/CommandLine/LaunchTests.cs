@@ -34,7 +34,7 @@ public sealed class LaunchTests : IDisposable
 
     [Theory]
     [InlineData(new[] { "--num-processes", "2" }, "give the job after --")]
-    [InlineData(new[] { "--num-processes", "2", "--", "infer", "--seed", "127.0.0.1:4053" }, "give the job without --seed host:port")]
+    [InlineData(new[] { "--num-processes", "2", "--", "infer", "--join", "127.0.0.1:4053" }, "give the job without --join")]
     [InlineData(new[] { "--num-processes", "0", "--", "infer", "--model", "gpt2-tiny", "--prompts", "a" }, "--num-processes must be positive")]
     public async Task Bad_launches_are_one_line_errors(string[] args, string message)
     {

@@ -54,6 +54,11 @@ public sealed class SafeTensorsFileTests : IDisposable
     [InlineData("outside", "outside the")]
     [InlineData("wrong-size", "needs 16")]
     [InlineData("negative", "negative dimension")]
+    [InlineData("overlap", "tensor 'b' bytes [8, 24) overlap tensor 'a' (which ends at 16)")]
+    [InlineData("same-bytes", "overlap tensor 'a'")]
+    [InlineData("hole", "bytes [16, 24) of the data section belong to no tensor (a hole before 'b')")]
+    [InlineData("late-start", "bytes [0, 8) of the data section belong to no tensor")]
+    [InlineData("trailing", "bytes [16, 24) at the end of the data section belong to no tensor")]
     public void Rejects_malformed_files_before_allocating(string kind, string message)
     {
         var path = Path.Combine(_folder, kind + ".safetensors");
@@ -61,6 +66,14 @@ public sealed class SafeTensorsFileTests : IDisposable
         var error = Assert.Throws<InvalidInputException>(() => SafeTensorsFile.Open(path));
         Assert.Contains(message, error.Message, StringComparison.Ordinal);
         Assert.StartsWith(path, error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Every_fixture_file_written_by_python_tiles_its_data_section_exactly()
+    {
+        var files = Directory.GetFiles(Fixtures.Root, "*.safetensors", SearchOption.AllDirectories);
+        Assert.NotEmpty(files);
+        Assert.All(files, file => Assert.NotEmpty(SafeTensorsFile.Open(file).Names));
     }
 
     [Fact]
@@ -93,6 +106,11 @@ public sealed class SafeTensorsFileTests : IDisposable
             "outside" => With("{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", 8),
             "wrong-size" => With("{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,8]}}", 16),
             "negative" => With("{\"a\":{\"dtype\":\"F32\",\"shape\":[-4],\"data_offsets\":[0,0]}}", 0),
+            "overlap" => With("{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]},\"b\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[8,24]}}", 24),
+            "same-bytes" => With("{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]},\"b\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", 16),
+            "hole" => With("{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]},\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[24,32]}}", 32),
+            "late-start" => With("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]}}", 16),
+            "trailing" => With("{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", 24),
             _ => throw new ArgumentOutOfRangeException(nameof(kind)),
         };
     }

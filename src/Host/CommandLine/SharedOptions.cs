@@ -1,0 +1,76 @@
+using System.CommandLine;
+using System.CommandLine.Parsing;
+using System.Globalization;
+
+namespace DistributedInference.Host.CommandLine;
+
+/// <summary>
+/// Options several commands share, spelled and checked the same way everywhere: <c>--seed N</c> is only ever a number
+/// (random weights, sampling); <c>--join HOST:PORT</c> is only ever a cluster node to join.
+/// </summary>
+public static class SharedOptions
+{
+    /// <summary><c>--seed N</c>: a whole number; an old-style <c>--seed host:port</c> gets a hint to use <c>--join</c>.</summary>
+    public static Option<long> Seed(string description) => new("--seed")
+    {
+        Description = description,
+        DefaultValueFactory = _ => 0,
+        CustomParser = result =>
+        {
+            var text = result.Tokens.Count == 1 ? result.Tokens[0].Value : string.Empty;
+            if (long.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var seed))
+            {
+                return seed;
+            }
+
+            result.AddError(text.Contains(':', StringComparison.Ordinal)
+                ? $"--seed {text}: --seed is a number (random weights); to run on a cluster give --join {text}"
+                : $"--seed {text}: give a whole number");
+            return 0;
+        },
+    };
+
+    /// <summary><c>--join HOST:PORT</c>, repeatable: a node of the cluster to join.</summary>
+    public static Option<string[]> Join(string description) => new("--join")
+    {
+        Description = description,
+        HelpName = "HOST:PORT",
+        AllowMultipleArgumentsPerToken = false,
+    };
+
+    /// <summary>
+    /// <c>--prompts P...</c>: the prompts run up to the next option. A word that looks like an option (<c>--outptu</c>,
+    /// <c>-x</c>) is refused rather than taken as a prompt, so a misspelt option never turns into a silent extra row.
+    /// </summary>
+    public static Option<string[]> Prompts(string description)
+    {
+        var prompts = new Option<string[]>("--prompts") { Description = description, AllowMultipleArgumentsPerToken = true, Arity = ArgumentArity.OneOrMore };
+        prompts.Validators.Add(result =>
+        {
+            if (result.Tokens.FirstOrDefault(t => LooksLikeOption(t.Value)) is { } token)
+            {
+                result.AddError($"--prompts: '{token.Value}' is not an option of this command (a prompt that starts with - goes in --prompts-file)");
+            }
+        });
+        return prompts;
+    }
+
+    // -x, --output-file: a dash, then a letter, then letters, digits or dashes (no spaces: "- a list" is a prompt).
+    private static bool LooksLikeOption(string text)
+    {
+        var name = text.StartsWith("--", StringComparison.Ordinal) ? text[2..] : text.StartsWith('-') ? text[1..] : null;
+        return name is { Length: > 0 } && char.IsAsciiLetter(name[0]) && name.All(c => char.IsAsciiLetterOrDigit(c) || c == '-');
+    }
+
+    /// <summary>The help line that lists a command's options, for errors: <c>di infer --help</c>.</summary>
+    internal static string HelpCommand(ParseResult result)
+    {
+        var names = new List<string>();
+        for (SymbolResult? symbol = result.CommandResult; symbol is CommandResult command && command.Parent is not null; symbol = command.Parent)
+        {
+            names.Insert(0, command.Command.Name);
+        }
+
+        return string.Join(' ', ["di", .. names, "--help"]);
+    }
+}
