@@ -51,7 +51,7 @@ public static class ClusterNode
 
         var system = ActorSystem.Create(SystemName, config);
         var replica = source is not null && options.Serving.Contains(NodeOptions.ServeReplica)
-            ? source.Replica(task, Precision.Parse(options.DType), new GenerationOptions(options.MaxNewTokens).Validate())
+            ? source.Replica(task, Precision.Parse(options.DType), ((options.Generation ?? GenerationOptions.Greedy) with { MaxNewTokens = options.MaxNewTokens, Seed = options.Seed }).Validate())
             : null;
         var stages = source is not null && options.Serving.Contains(NodeOptions.ServePipeline) && task != InferenceTask.Generate
             ? new ServedStages(ServedModelName(source, task), () => source.LoadStaged(task))

@@ -48,6 +48,7 @@ public static class LaunchedInference
             "--seed", options.Seed.ToString(System.Globalization.CultureInfo.InvariantCulture),
             "--serve", options.Mode == "pipeline" ? NodeOptions.ServePipeline : NodeOptions.ServeReplica,
         };
+        nodeArguments.AddRange(CommandLine.GenerationArguments.ToArguments(job.Generation));
         if (launch.ConfigFile is not null)
         {
             nodeArguments.AddRange(["--config-file", launch.ConfigFile]);

@@ -1,3 +1,5 @@
+using DistributedInference.Models.Generation;
+
 namespace DistributedInference.Host.Cluster;
 
 /// <summary>
@@ -17,7 +19,8 @@ public sealed record NodeOptions(
     int MaxNewTokens,
     long Seed,
     string? LibTorch,
-    IReadOnlyList<string>? Serve = null)
+    IReadOnlyList<string>? Serve = null,
+    GenerationOptions? Generation = null)
 {
     public const string ServeReplica = "replica";
     public const string ServePipeline = "pipeline";

@@ -24,16 +24,26 @@ public sealed class InferArguments
     private readonly Option<string> _dtype = new Option<string>("--dtype") { Description = "fp32 | fp16 | bf16", DefaultValueFactory = _ => "fp32" };
     private readonly Option<int> _maxBatchSize = new Option<int>("--max-batch-size") { Description = "replica: rows per forward pass on a device; pipeline: rows per call", DefaultValueFactory = _ => 8 };
     private readonly Option<int> _maxNewTokens = new Option<int>("--max-new-tokens") { Description = "tokens to generate per input (task generate)", DefaultValueFactory = _ => 20 };
-    private readonly Option<long> _seed = SharedOptions.Seed("seed of a built-in model's random weights");
+    private readonly Option<long> _seed = SharedOptions.Seed("seed of a built-in model's random weights and of sampling (--do-sample)");
     private readonly Option<string[]> _join = SharedOptions.Join("a node of a running cluster (repeat for several): run the job on the cluster's devices, joining it as a client");
     private readonly Option<bool> _strict = new Option<bool>("--strict") { Description = "fail (exit 1, nothing written) when an output holds NaN or Inf, instead of a warning" };
+    private readonly GenerationArguments _generation = new();
     private readonly Option<string?> _libtorch = new Option<string?>("--libtorch") { Description = $"folder holding libtorch (a PyTorch install's torch/lib, CUDA included); also ${Models.Runtime.LibTorch.FolderVariable}" };
 
     /// <summary>A command named <c>infer</c> with every option (its action is the caller's).</summary>
-    public Command CreateCommand() => new("infer", "Run a model over inputs; results come back in input order.")
+    public Command CreateCommand()
     {
-        _model, _task, _inputIds, _prompts, _promptsFile, _output, _mode, _splitPoints, _numChunks, _gatherOutput, _devices, _applyPadding, _dtype, _maxBatchSize, _maxNewTokens, _seed, _join, _strict, _libtorch,
-    };
+        var command = new Command("infer", "Run a model over inputs; results come back in input order.")
+        {
+            _model, _task, _inputIds, _prompts, _promptsFile, _output, _mode, _splitPoints, _numChunks, _gatherOutput, _devices, _applyPadding, _dtype, _maxBatchSize, _maxNewTokens, _seed, _join, _strict, _libtorch,
+        };
+        foreach (var option in _generation.Options)
+        {
+            command.Options.Add(option);
+        }
+
+        return command;
+    }
 
     public InferOptions Read(ParseResult result) => new(
         Model: result.GetValue(_model)!,
@@ -54,5 +64,6 @@ public sealed class InferArguments
         NumChunks: result.GetValue(_numChunks),
         GatherOutput: result.GetValue(_gatherOutput),
         ClusterSeeds: result.GetValue(_join) ?? [],
-        Strict: result.GetValue(_strict));
+        Strict: result.GetValue(_strict),
+        Generation: _generation.Read(result, result.GetValue(_maxNewTokens), result.GetValue(_seed)));
 }

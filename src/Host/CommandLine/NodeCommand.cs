@@ -24,11 +24,17 @@ public static class NodeCommand
         var maxNewTokens = new Option<int>("--max-new-tokens") { DefaultValueFactory = _ => 20 };
         var seed = SharedOptions.Seed("seed of a built-in model's random weights (nodes and clients must agree)");
         var libtorch = new Option<string?>("--libtorch");
+        var generation = new GenerationArguments();
         var serve = new Option<string>("--serve") { Description = "what the devices offer: replica (each device loads the whole model at start), pipeline (stages built on request), or both", DefaultValueFactory = _ => "replica,pipeline" };
         var command = new Command("node", "Join a cluster and offer this machine's devices until stopped.")
         {
             host, port, join, roles, devices, configFile, model, task, dtype, maxNewTokens, seed, libtorch, serve,
         };
+        foreach (var option in generation.Options)
+        {
+            command.Options.Add(option);
+        }
+
         command.SetAction((result, cancellation) => UserErrors.Run(
             async () =>
             {
@@ -37,7 +43,8 @@ public static class NodeCommand
                     result.GetValue(roles)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
                     result.GetValue(devices)!, result.GetValue(configFile), result.GetValue(model)!, result.GetValue(task)!,
                     result.GetValue(dtype)!, result.GetValue(maxNewTokens), result.GetValue(seed), result.GetValue(libtorch),
-                    result.GetValue(serve)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+                    result.GetValue(serve)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
+                    generation.Read(result, result.GetValue(maxNewTokens), result.GetValue(seed)));
                 var system = ClusterNode.Start(options);
                 await ClusterNode.WhenUp(system, TimeSpan.FromMinutes(5));
                 var self = Akka.Cluster.Cluster.Get(system).SelfAddress;

@@ -1,3 +1,5 @@
+using DistributedInference.Models.Generation;
+
 namespace DistributedInference.Host.Inference;
 
 /// <summary>A <c>di infer</c> job as the command line gives it, before validation.</summary>
@@ -20,8 +22,12 @@ public sealed record InferOptions(
     int? NumChunks = null,
     bool GatherOutput = false,
     IReadOnlyList<string>? ClusterSeeds = null,
-    bool Strict = false)
+    bool Strict = false,
+    GenerationOptions? Generation = null)
 {
+    /// <summary>How task generate picks tokens: <see cref="Generation"/> if given, else greedy with --max-new-tokens.</summary>
+    public GenerationOptions GenerationOrGreedy => (Generation ?? GenerationOptions.Greedy) with { MaxNewTokens = MaxNewTokens, Seed = Seed };
+
     /// <summary>Client mode (<c>--join</c>): the job runs on the cluster these nodes (host:port) belong to, not on local devices.</summary>
     public bool OnCluster => ClusterSeeds is { Count: > 0 };
 }

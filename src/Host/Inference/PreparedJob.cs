@@ -54,7 +54,7 @@ public sealed record PreparedJob(
             throw new InvalidInputException($"--max-new-tokens must be >= 0, got {options.MaxNewTokens}");
         }
 
-        var generation = new GenerationOptions(options.MaxNewTokens, Seed: options.Seed).Validate();
+        var generation = options.GenerationOrGreedy.Validate();
 
         if (options.NumChunks is <= 0)
         {
