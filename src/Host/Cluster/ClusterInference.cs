@@ -85,7 +85,7 @@ public static class ClusterInference
                 stderr,
                 $"{job.Task.Name()} on {devices.Count} device(s)",
                 progress => new ReplicaClient(client, jobs).RunAsync(rows, new JobOptions(options.ApplyPadding, options.MaxBatchSize), progress, cancellation));
-            job.Writer.Write(job.Task, job.Inputs, (Tensor)result.Results!, job.Source, stdout);
+            job.Complete(options, (Tensor)result.Results!, "replica (cluster)", devices.Count, null, stdout, stderr);
         }
         finally
         {

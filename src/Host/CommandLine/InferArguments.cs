@@ -28,6 +28,8 @@ public sealed class InferArguments
     private readonly Option<string[]> _join = SharedOptions.Join("a node of a running cluster (repeat for several): run the job on the cluster's devices, joining it as a client");
     private readonly Option<bool> _strict = new Option<bool>("--strict") { Description = "fail (exit 1, nothing written) when an output holds NaN or Inf, instead of a warning" };
     private readonly GenerationArguments _generation = new();
+    private readonly Option<bool> _quiet = new("--quiet") { Description = "leave out the summary line a job ends with on stderr" };
+    private readonly Option<string?> _jsonSummary = new("--json-summary") { Description = "also write the job's summary (rows, wall time, rows/s, tokens/s, ...) to this JSON file" };
     private readonly Option<string?> _libtorch = new Option<string?>("--libtorch") { Description = $"folder holding libtorch (a PyTorch install's torch/lib, CUDA included); also ${Models.Runtime.LibTorch.FolderVariable}" };
 
     /// <summary>A command named <c>infer</c> with every option (its action is the caller's).</summary>
@@ -35,7 +37,7 @@ public sealed class InferArguments
     {
         var command = new Command("infer", "Run a model over inputs; results come back in input order.")
         {
-            _model, _task, _inputIds, _prompts, _promptsFile, _output, _mode, _splitPoints, _numChunks, _gatherOutput, _devices, _applyPadding, _dtype, _maxBatchSize, _maxNewTokens, _seed, _join, _strict, _libtorch,
+            _model, _task, _inputIds, _prompts, _promptsFile, _output, _mode, _splitPoints, _numChunks, _gatherOutput, _devices, _applyPadding, _dtype, _maxBatchSize, _maxNewTokens, _seed, _join, _strict, _quiet, _jsonSummary, _libtorch,
         };
         foreach (var option in _generation.Options)
         {
@@ -65,5 +67,7 @@ public sealed class InferArguments
         GatherOutput: result.GetValue(_gatherOutput),
         ClusterSeeds: result.GetValue(_join) ?? [],
         Strict: result.GetValue(_strict),
+        Quiet: result.GetValue(_quiet),
+        JsonSummaryPath: result.GetValue(_jsonSummary),
         Generation: _generation.Read(result, result.GetValue(_maxNewTokens), result.GetValue(_seed)));
 }

@@ -23,7 +23,9 @@ public sealed record InferOptions(
     bool GatherOutput = false,
     IReadOnlyList<string>? ClusterSeeds = null,
     bool Strict = false,
-    GenerationOptions? Generation = null)
+    GenerationOptions? Generation = null,
+    bool Quiet = false,
+    string? JsonSummaryPath = null)
 {
     /// <summary>How task generate picks tokens: <see cref="Generation"/> if given, else greedy with --max-new-tokens.</summary>
     public GenerationOptions GenerationOrGreedy => (Generation ?? GenerationOptions.Greedy) with { MaxNewTokens = MaxNewTokens, Seed = Seed };

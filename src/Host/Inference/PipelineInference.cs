@@ -51,6 +51,6 @@ public static class PipelineInference
         var metrics = await pipeline.MetricsAsync();
         await stderr.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
             $"di: {metrics.Calls} call(s), {metrics.Total.Elapsed.TotalMilliseconds:F0} ms, bubble fraction {metrics.Total.BubbleFraction:F3}, stage utilisation {string.Join(" ", metrics.Total.Stages.Select(s => s.Utilisation.ToString("P0", CultureInfo.InvariantCulture)))}"));
-        job.Writer.Write(job.Task, job.Inputs, cat(outputs, 0), job.Source, stdout);
+        job.Complete(options, cat(outputs, 0), "pipeline", stages, metrics.Total.BubbleFraction, stdout, stderr);
     }
 }

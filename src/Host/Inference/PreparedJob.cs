@@ -17,6 +17,17 @@ public sealed record PreparedJob(
     InferenceInputs Inputs,
     GenerationOptions Generation)
 {
+    /// <summary>Runs from the moment the job was checked: the summary's wall time includes loading.</summary>
+    public System.Diagnostics.Stopwatch Clock { get; } = System.Diagnostics.Stopwatch.StartNew();
+
+    /// <summary>Writes the results in input order, then the summary line (and JSON) the options ask for.</summary>
+    /// <param name="result">The job's results in input order; not disposed.</param>
+    public void Complete(InferOptions options, Tensor result, string mode, int devices, double? bubbleFraction, TextWriter stdout, TextWriter stderr)
+    {
+        Writer.Write(Task, Inputs, result, Source, stdout);
+        JobSummary.Of(this, mode, devices, result, Clock, bubbleFraction).Report(stderr, options.Quiet, options.JsonSummaryPath);
+    }
+
     /// <summary>
     /// The rows the job splits (see <see cref="TokenRows"/>): ids, the mask when rows are padded, and each row's index
     /// in the job, which seeds its sampling.
@@ -62,6 +73,11 @@ public sealed record PreparedJob(
         }
 
         var writer = ResultWriter.For(options.OutputPath);
+        if (options.JsonSummaryPath is not null)
+        {
+            InputChecks.Writable("--json-summary", options.JsonSummaryPath);
+        }
+
         foreach (var device in devices.Distinct())
         {
             device.ToTorch();

@@ -19,6 +19,6 @@ public static class ReplicaInference
             stderr,
             $"{job.Task.Name()} on {job.Devices.Count} device(s)",
             progress => runtime.Client.RunAsync(rows, new JobOptions(options.ApplyPadding, options.MaxBatchSize), progress, cancellation));
-        job.Writer.Write(job.Task, job.Inputs, (Tensor)result.Results!, job.Source, stdout);
+        job.Complete(options, (Tensor)result.Results!, "replica", job.Devices.Count, null, stdout, stderr);
     }
 }
