@@ -1,3 +1,4 @@
+using DistributedInference.Models.Generation;
 using static TorchSharp.torch;
 
 namespace DistributedInference.Models.Gpt2;

@@ -1,3 +1,4 @@
+using DistributedInference.Models.Generation;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -5,9 +6,10 @@ namespace DistributedInference.Models.Gpt2;
 
 /// <summary>
 /// GPT-2 with its language-model head. The head's weight is the token embedding (<c>wte</c>) unless the
-/// checkpoint stores its own <c>lm_head.weight</c> and the config unties them.
+/// checkpoint stores its own <c>lm_head.weight</c> and the config unties them. As an
+/// <see cref="ICausalLanguageModel"/> it generates through <see cref="GenerationLoop"/>.
 /// </summary>
-public sealed class Gpt2LMHeadModel : nn.Module<Tensor, Tensor>
+public sealed class Gpt2LMHeadModel : nn.Module<Tensor, Tensor>, ICausalLanguageModel
 {
     private readonly Gpt2Model transformer;
     private readonly Linear? lm_head;
@@ -41,6 +43,30 @@ public sealed class Gpt2LMHeadModel : nn.Module<Tensor, Tensor>
         using var noGrad = no_grad();
         return Head(transformer.Forward(inputIds, attentionMask)).MoveToOuterDisposeScope();
     }
+
+    /// <inheritdoc/>
+    public int VocabSize => Config.VocabSize;
+
+    /// <inheritdoc/>
+    /// <remarks>The config's end-of-text token when the vocabulary has it (see <see cref="GreedySearch.EndOfText"/>).</remarks>
+    public IReadOnlyList<long> EndOfSequenceIds => GreedySearch.EndOfText(Config) is { } eos ? [eos] : [];
+
+    /// <inheritdoc/>
+    public long PadTokenId => GreedySearch.PadToken(Config);
+
+    /// <inheritdoc/>
+    public ScalarType Dtype => HeadWeight.dtype;
+
+    /// <inheritdoc/>
+    public void CheckInput(Tensor inputIds, long extraPositions = 0) => Gpt2Model.CheckInput(Config, inputIds, extraPositions);
+
+    /// <inheritdoc/>
+    public KeyValueCache CreateCache(long batch, long capacity, Device device) =>
+        new(Config.LayerCount, batch, Config.HeadCount, capacity, Config.HeadSize, device, Dtype);
+
+    /// <inheritdoc/>
+    public Tensor NextTokenLogits(Tensor inputIds, Tensor positionIds, Tensor? attentionMask, KeyValueCache cache) =>
+        Head(transformer.Forward(inputIds, attentionMask, positionIds, cache).select(1, -1));
 
     internal Tensor Head(Tensor hidden) => nn.functional.linear(hidden, HeadWeight);
 }

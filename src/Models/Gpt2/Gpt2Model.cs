@@ -1,3 +1,4 @@
+using DistributedInference.Models.Generation;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 

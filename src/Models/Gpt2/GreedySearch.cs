@@ -1,66 +1,24 @@
+using DistributedInference.Models.Generation;
 using static TorchSharp.torch;
 
 namespace DistributedInference.Models.Gpt2;
 
 /// <summary>
-/// Greedy decoding with a key/value cache, as <c>generate(do_sample=False)</c> does: rows may be left-padded
-/// (attention mask 0 on the left); a row that emits the end-of-sequence token is filled with the pad token
-/// afterwards; decoding stops when every row has finished or <c>maxNewTokens</c> are produced.
+/// GPT-2's greedy decoding, <c>generate(do_sample=False)</c>: a thin front of the shared <see cref="GenerationLoop"/>
+/// (left or right padding, KV cache, end-of-text then pad), plus GPT-2's choice of end-of-text and pad ids.
 /// </summary>
 public static class GreedySearch
 {
-    /// <returns>[B, T + n] token ids: the prompt followed by n &lt;= maxNewTokens generated ones.</returns>
+    /// <param name="model">The language model, on the ids' device.</param>
+    /// <param name="inputIds">[B, T] int64 prompts.</param>
+    /// <param name="attentionMask">[B, T], 1 = token, 0 = padding (right-padded rows are moved to the left); null when nothing is padded.</param>
+    /// <param name="maxNewTokens">Tokens generated per row at most.</param>
+    /// <returns>[B, T + n] token ids: the (left-padded) prompt followed by n &lt;= maxNewTokens generated ones; the caller owns it.</returns>
+    /// <exception cref="InvalidInputException">Ids outside the vocabulary, too many positions, a negative maxNewTokens.</exception>
     public static Tensor Generate(Gpt2LMHeadModel model, Tensor inputIds, Tensor? attentionMask, int maxNewTokens)
     {
-        var config = model.Config;
-        Gpt2Model.CheckInput(config, inputIds, maxNewTokens);
-        if (maxNewTokens < 0)
-        {
-            throw new InvalidInputException($"max_new_tokens must be >= 0, got {maxNewTokens}");
-        }
-
-        using var scope = NewDisposeScope();
-        using var noGrad = no_grad();
-        var device = inputIds.device;
-        var (batch, steps) = (inputIds.shape[0], inputIds.shape[1]);
-        var eos = EndOfText(config);
-        var pad = PadToken(config);
-
-        using var cache = new KeyValueCache(
-            config.LayerCount, batch, config.HeadCount, steps + maxNewTokens, config.HeadSize, device, model.HeadWeight.dtype);
-        var mask = attentionMask?.to(ScalarType.Int64);
-        var positions = mask is null ? null : PositionsFromMask(mask);
-        var tokens = inputIds.to(ScalarType.Int64);
-        var next = tokens;
-        var unfinished = ones(batch, ScalarType.Int64, device);
-
-        for (var step = 0; step < maxNewTokens; step++)
-        {
-            using var stepScope = NewDisposeScope();
-            var hidden = model.Transformer.Forward(next, mask, positions, cache);
-            var logits = model.Head(hidden.select(1, -1));
-            var chosen = logits.argmax(-1);
-            if (eos is not null)
-            {
-                chosen = (chosen * unfinished) + (pad * (1 - unfinished));
-                unfinished.mul_(chosen.ne(eos.Value).to(ScalarType.Int64));
-            }
-
-            next = chosen.unsqueeze(1).MoveToOuterDisposeScope();
-            tokens = cat([tokens, next], 1).MoveToOuterDisposeScope();
-            if (mask is not null)
-            {
-                mask = cat([mask, ones(batch, 1, ScalarType.Int64, device)], 1).MoveToOuterDisposeScope();
-                positions = positions!.select(1, -1).unsqueeze(1).add(1).MoveToOuterDisposeScope();
-            }
-
-            if (eos is not null && unfinished.max().ToInt64() == 0)
-            {
-                break;
-            }
-        }
-
-        return tokens.MoveToOuterDisposeScope();
+        Gpt2Model.CheckInput(model.Config, inputIds, maxNewTokens);
+        return GenerationLoop.Generate(model, inputIds, attentionMask, new GenerationOptions(MaxNewTokens: maxNewTokens));
     }
 
     /// <summary>The tokens generated after a prompt of <paramref name="promptWidth"/> positions, up to and including the end-of-text token.</summary>
@@ -76,8 +34,4 @@ public static class GreedySearch
 
     /// <summary>The end-of-text token, when the model's vocabulary has it.</summary>
     public static long? EndOfText(Gpt2Config config) => config.EosTokenId is { } eos && eos < config.VocabSize ? eos : null;
-
-    /// <summary>Positions that skip left padding: the first real token of every row sits at position 0.</summary>
-    private static Tensor PositionsFromMask(Tensor mask) =>
-        mask.cumsum(-1).sub(1).masked_fill(mask.eq(0), 1);
 }

@@ -1,3 +1,4 @@
+using DistributedInference.Models.Generation;
 using DistributedInference.Models.Gpt2;
 using DistributedInference.Models.Runtime;
 using Xunit.Abstractions;

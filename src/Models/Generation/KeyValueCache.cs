@@ -1,16 +1,24 @@
 using static TorchSharp.torch;
 
-namespace DistributedInference.Models.Gpt2;
+namespace DistributedInference.Models.Generation;
 
 /// <summary>
 /// Keys and values of every attention layer for the positions seen so far, preallocated for the longest sequence
-/// so that a decoding step writes one slice instead of concatenating.
+/// so that a decoding step writes one slice instead of concatenating. Shared by every decoder family (GPT-2, Llama);
+/// it owns its tensors ([batch, heads, capacity, head size] per layer, keys after RoPE for Llama) until disposed.
 /// </summary>
 public sealed class KeyValueCache : IDisposable
 {
     private readonly Tensor[] _keys;
     private readonly Tensor[] _values;
 
+    /// <param name="layers">Attention layers.</param>
+    /// <param name="batch">Rows.</param>
+    /// <param name="heads">Key/value heads (fewer than query heads with grouped-query attention).</param>
+    /// <param name="capacity">Positions per row at most: prompt + new tokens.</param>
+    /// <param name="headSize">Width of one head.</param>
+    /// <param name="device">Where the cache lives: the model's device.</param>
+    /// <param name="dtype">The model's dtype.</param>
     public KeyValueCache(int layers, long batch, int heads, long capacity, long headSize, Device device, ScalarType dtype)
     {
         _keys = new Tensor[layers];
