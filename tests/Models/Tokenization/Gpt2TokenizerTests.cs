@@ -18,4 +18,15 @@ public sealed class Gpt2TokenizerTests
         var ids = Gpt2Tokenizer.Instance.Encode(text);
         Assert.Equal(text, Gpt2Tokenizer.Instance.Decode(ids.Select(i => (long)i)));
     }
+
+    [Fact]
+    public void Is_a_text_tokenizer_without_special_tokens_on_encode()
+    {
+        ITextTokenizer tokenizer = Gpt2Tokenizer.Instance;
+        Assert.Equal(Gpt2Tokenizer.VocabularySize, tokenizer.VocabularySize);
+        Assert.Equal([15496L, 995L], tokenizer.Encode("Hello world", addSpecialTokens: true));
+        Assert.Equal(["Hello", "Ġworld", "<|endoftext|>"], tokenizer.Tokens([15496, 995, Gpt2Tokenizer.EndOfText]));
+        Assert.Equal("Hello world", tokenizer.Decode([15496, 995, Gpt2Tokenizer.EndOfText]));
+        Assert.Equal("Hello world<|endoftext|>", tokenizer.Decode([15496, 995, Gpt2Tokenizer.EndOfText], skipSpecialTokens: false));
+    }
 }
