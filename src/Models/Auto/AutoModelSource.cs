@@ -1,6 +1,8 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using DistributedInference.Models.Bert;
 using DistributedInference.Models.Gpt2;
+using DistributedInference.Models.Llama;
 
 namespace DistributedInference.Models.Auto;
 
@@ -11,10 +13,10 @@ namespace DistributedInference.Models.Auto;
 public static class AutoModelSource
 {
     /// <summary>The <c>model_type</c>s a folder may have.</summary>
-    public static IReadOnlyList<string> ModelTypes { get; } = ["gpt2"];
+    public static IReadOnlyList<string> ModelTypes { get; } = ["gpt2", .. LlamaConfig.SupportedModelTypes, "bert"];
 
     /// <summary>Every built-in name, family by family.</summary>
-    public static IReadOnlyList<string> BuiltIns => [.. Gpt2Config.BuiltIn.Keys];
+    public static IReadOnlyList<string> BuiltIns => [.. Gpt2Config.BuiltIn.Keys, .. LlamaConfig.BuiltIn.Keys, .. BertSource.BuiltIn.Keys];
 
     /// <param name="model">A Hugging Face model folder, or a built-in name (see <see cref="BuiltIns"/>).</param>
     /// <param name="seed">Seed of a built-in's random weights.</param>
@@ -27,6 +29,8 @@ public static class AutoModelSource
             return type switch
             {
                 "gpt2" => new Gpt2ModelSource(Gpt2Source.Resolve(model, seed)),
+                "bert" => new BertModelSource(BertSource.Resolve(model, seed)),
+                _ when LlamaConfig.SupportedModelTypes.Contains(type) => new LlamaModelSource(LlamaSource.Resolve(model, seed)),
                 _ => throw new InvalidInputException(
                     $"{model}: model_type '{type}' is not supported (supported: {string.Join(", ", ModelTypes)})"),
             };
@@ -35,6 +39,16 @@ public static class AutoModelSource
         if (Gpt2Config.BuiltIn.ContainsKey(model))
         {
             return new Gpt2ModelSource(Gpt2Source.Resolve(model, seed));
+        }
+
+        if (LlamaConfig.BuiltIn.ContainsKey(model))
+        {
+            return new LlamaModelSource(LlamaSource.Resolve(model, seed));
+        }
+
+        if (BertSource.BuiltIn.ContainsKey(model))
+        {
+            return new BertModelSource(BertSource.Resolve(model, seed));
         }
 
         throw new InvalidInputException($"unknown model '{model}': not a folder, and not a built-in ({string.Join(", ", BuiltIns)})");

@@ -37,7 +37,7 @@ public sealed class Gpt2ModelSource : IModelSource
     public IReadOnlyList<string> LabelNames => Source.Config.LabelNames;
 
     /// <summary>GPT-2's own BPE, when the model's vocabulary is GPT-2's (the tiny test models have a smaller one).</summary>
-    public ITextTokenizer? Tokenizer => VocabSize >= Gpt2Tokenizer.VocabularySize ? Gpt2TextTokenizer.Instance : null;
+    public ITextTokenizer? Tokenizer => VocabSize >= Gpt2Tokenizer.VocabularySize ? Gpt2Tokenizer.Instance : null;
 
     public TokenBatch Tokenize(IReadOnlyList<string> prompts, InferenceTask task)
     {
@@ -55,26 +55,12 @@ public sealed class Gpt2ModelSource : IModelSource
     public ReplicaModelFactory Replica(InferenceTask task, ScalarType dtype, GenerationOptions generation)
     {
         ModelTasks.Require(this, task);
-        return Gpt2Replica.Factory(Source, task, dtype, generation.MaxNewTokens);
+        return Gpt2Replica.Factory(Source, task, dtype, generation);
     }
 
     public IStagedModel LoadStaged(InferenceTask task)
     {
         ModelTasks.RequirePipelined(this, task);
         return Gpt2StagedModel.Load(Source, task);
-    }
-
-    private sealed class Gpt2TextTokenizer : ITextTokenizer
-    {
-        public static readonly Gpt2TextTokenizer Instance = new();
-
-        public int VocabularySize => Gpt2Tokenizer.VocabularySize;
-
-        public IReadOnlyList<long> Encode(string text, bool addSpecialTokens = true) => Gpt2Tokenizer.Instance.Encode(text).Select(id => (long)id).ToList();
-
-        public string Decode(IEnumerable<long> ids, bool skipSpecialTokens = true) =>
-            Gpt2Tokenizer.Instance.Decode(skipSpecialTokens ? ids.Where(id => id != Gpt2Tokenizer.EndOfText) : ids);
-
-        public IReadOnlyList<string> Tokens(IEnumerable<long> ids) => ids.Select(id => Gpt2Tokenizer.Instance.Decode([id])).ToList();
     }
 }

@@ -27,9 +27,13 @@ public sealed class Gpt2Replica : IReplicaModel
     public string Description { get; }
 
     public static ReplicaModelFactory Factory(Gpt2Source source, InferenceTask task, ScalarType dtype, int maxNewTokens) =>
+        Factory(source, task, dtype, new Generation.GenerationOptions(maxNewTokens));
+
+    /// <summary>Builds GPT-2 replicas that generate as <paramref name="generation"/> says (greedy or sampled).</summary>
+    public static ReplicaModelFactory Factory(Gpt2Source source, InferenceTask task, ScalarType dtype, Generation.GenerationOptions generation) =>
         device =>
         {
-            var model = Gpt2TaskModel.Load(source, task, device.ToTorch(), dtype, maxNewTokens);
+            var model = Gpt2TaskModel.Load(source, task, device.ToTorch(), dtype, generation);
             return new Gpt2Replica(model, $"{source.Name} ({task.Name()}, {Precision.Name(dtype)}) on {device}");
         };
 
@@ -49,7 +53,7 @@ public sealed class Gpt2Replica : IReplicaModel
     {
         Tensor ids => _model.Run(ids, null),
         IReadOnlyDictionary<string, object> named when named.TryGetValue(InputIds, out var ids) && ids is Tensor idsTensor =>
-            _model.Run(idsTensor, named.TryGetValue(AttentionMask, out var mask) ? mask as Tensor : null),
+            _model.Run(idsTensor, named.TryGetValue(AttentionMask, out var mask) ? mask as Tensor : null, named.TryGetValue(TokenRows.RowIndex, out var index) ? index as Tensor : null),
         System.Collections.IList prompts when prompts.Cast<object?>().All(p => p is string) => RunPrompts(prompts.Cast<string>().ToList()),
         _ => throw new InvalidInputException($"GPT-2 takes prompts (strings), a dictionary with {InputIds} (and optionally {AttentionMask}), or an ids tensor"),
     };

@@ -13,35 +13,43 @@ public sealed class Gpt2TaskModel : IDisposable
     private readonly nn.Module _module;
     private readonly Device _device;
 
-    private Gpt2TaskModel(nn.Module module, Gpt2Config config, InferenceTask task, Device device, int maxNewTokens)
+    private Gpt2TaskModel(nn.Module module, Gpt2Config config, InferenceTask task, Device device, Generation.GenerationOptions generation)
     {
         _module = module;
         Config = config;
         Task = task;
         _device = device;
-        MaxNewTokens = maxNewTokens;
+        Generation = generation;
     }
 
     public Gpt2Config Config { get; }
 
     public InferenceTask Task { get; }
 
-    public int MaxNewTokens { get; }
+    /// <summary>How task generate picks tokens (greedy unless sampling was asked for).</summary>
+    public Generation.GenerationOptions Generation { get; }
+
+    public int MaxNewTokens => Generation.MaxNewTokens;
 
     /// <summary>The id that pads rows: the config's pad token, else its end-of-text token, else 0.</summary>
     public long PadTokenId => GreedySearch.PadToken(Config);
 
-    public static Gpt2TaskModel Load(Gpt2Source source, InferenceTask task, Device device, ScalarType dtype, int maxNewTokens = 20)
+    public static Gpt2TaskModel Load(Gpt2Source source, InferenceTask task, Device device, ScalarType dtype, int maxNewTokens = 20) =>
+        Load(source, task, device, dtype, new Generation.GenerationOptions(maxNewTokens));
+
+    /// <inheritdoc cref="Load(Gpt2Source, InferenceTask, Device, ScalarType, int)"/>
+    public static Gpt2TaskModel Load(Gpt2Source source, InferenceTask task, Device device, ScalarType dtype, Generation.GenerationOptions generation)
     {
-        if (maxNewTokens < 0)
+        generation.Validate();
+        if (task == InferenceTask.Embed)
         {
-            throw new InvalidInputException($"max_new_tokens must be >= 0, got {maxNewTokens}");
+            throw new InvalidInputException("GPT-2 does not run task embed: it runs logits, classify and generate");
         }
 
         nn.Module module = task == InferenceTask.Classify
             ? source.CreateClassifier(device, dtype)
             : source.CreateLanguageModel(device, dtype);
-        return new Gpt2TaskModel(module, source.Config, task, device, maxNewTokens);
+        return new Gpt2TaskModel(module, source.Config, task, device, generation);
     }
 
     /// <summary>Checks rows before any device work: ids inside the vocabulary, length inside n_positions.</summary>
@@ -50,7 +58,8 @@ public sealed class Gpt2TaskModel : IDisposable
 
     /// <param name="inputIds">[B, T] int64 on the CPU.</param>
     /// <param name="attentionMask">[B, T], 1 = token, 0 = padding (right padding for logits and classify, left for generate), or null.</param>
-    public Tensor Run(Tensor inputIds, Tensor? attentionMask)
+    /// <param name="rowIndex">generate: each row's index in its job ([B] int64), which seeds its sampling; null = 0..B-1.</param>
+    public Tensor Run(Tensor inputIds, Tensor? attentionMask, Tensor? rowIndex = null)
     {
         CheckInput(inputIds);
         using var scope = NewDisposeScope();
@@ -60,7 +69,8 @@ public sealed class Gpt2TaskModel : IDisposable
         {
             InferenceTask.Logits => ((Gpt2LMHeadModel)_module).Logits(ids, mask).to(ScalarType.Float32),
             InferenceTask.Classify => ((Gpt2ForSequenceClassification)_module).Classify(ids, mask).to(ScalarType.Float32),
-            _ => PadToFullLength(GreedySearch.Generate((Gpt2LMHeadModel)_module, ids, mask, MaxNewTokens), ids.shape[1]),
+            _ => PadToFullLength(
+                Models.Generation.GenerationLoop.Generate((Gpt2LMHeadModel)_module, ids, mask, Generation, rowIndex?.data<long>().ToArray()), ids.shape[1]),
         };
         return result.cpu().MoveToOuterDisposeScope();
     }

@@ -1,0 +1,72 @@
+using DistributedInference.Models.Generation;
+using DistributedInference.Models.Llama;
+using DistributedInference.Models.Runtime;
+using static TorchSharp.torch;
+
+namespace DistributedInference.Models.Tasks;
+
+/// <summary>
+/// A Llama-family decoder (llama, mistral, qwen2, qwen3) as a replica. Input rows are <see cref="TokenRows"/> (or an ids
+/// tensor); results are, per input row, float32 logits [T, vocab] (task logits; padded positions hold what the model
+/// computes there) or int64 ids [T + max_new_tokens] (task generate: the prompt, moved to left padding, then the new
+/// tokens, the pad id after an end-of-sequence id), on the CPU and owned by the caller.
+/// </summary>
+public sealed class DecoderReplica : IReplicaModel
+{
+    private readonly LlamaForCausalLM _model;
+    private readonly InferenceTask _task;
+    private readonly GenerationOptions _generation;
+    private readonly Device _device;
+
+    private DecoderReplica(LlamaForCausalLM model, InferenceTask task, GenerationOptions generation, Device device, string description)
+    {
+        _model = model;
+        _task = task;
+        _generation = generation;
+        _device = device;
+        Description = description;
+    }
+
+    public string Description { get; }
+
+    /// <summary>Builds the model from <paramref name="source"/> on each device it is called for.</summary>
+    /// <exception cref="InvalidInputException">A task other than logits or generate, or impossible generation options.</exception>
+    public static ReplicaModelFactory Factory(LlamaSource source, InferenceTask task, ScalarType dtype, GenerationOptions generation)
+    {
+        if (task is not (InferenceTask.Logits or InferenceTask.Generate))
+        {
+            throw new InvalidInputException($"{source.Config.ModelType} runs tasks logits and generate, not {task.Name()}");
+        }
+
+        generation.Validate();
+        return device =>
+        {
+            var torchDevice = device.ToTorch();
+            var model = source.CreateModel(torchDevice, dtype);
+            return new DecoderReplica(model, task, generation, torchDevice, $"{source.Name} ({task.Name()}, {Precision.Name(dtype)}) on {device}");
+        };
+    }
+
+    public object Run(object rows)
+    {
+        var (inputIds, attentionMask, rowIndex) = TokenRows.Read(rows, _model.Config.ModelType);
+        using var scope = NewDisposeScope();
+        var ids = inputIds.to(ScalarType.Int64).to(_device);
+        var mask = attentionMask?.to(ScalarType.Int64).to(_device);
+        if (_task == InferenceTask.Logits)
+        {
+            return _model.Logits(ids, mask).to(ScalarType.Float32).cpu().MoveToOuterDisposeScope();
+        }
+
+        var tokens = _model.Generate(ids, mask, _generation, rowIndex?.data<long>().ToArray());
+        var missing = ids.shape[1] + _generation.MaxNewTokens - tokens.shape[1];
+        if (missing > 0)
+        {
+            tokens = nn.functional.pad(tokens, [0, missing], value: _model.PadTokenId);
+        }
+
+        return tokens.cpu().MoveToOuterDisposeScope();
+    }
+
+    public void Dispose() => _model.Dispose();
+}

@@ -1,0 +1,38 @@
+using DistributedInference.Models.Bert;
+using DistributedInference.Models.Runtime;
+using static TorchSharp.torch;
+
+namespace DistributedInference.Models.Tasks;
+
+/// <summary>
+/// A BERT sentence embedder as a replica (task embed). Input rows are <see cref="TokenRows"/> (or an ids tensor, then
+/// every position is a token); results are float32 embeddings [B, dimension] on the CPU, owned by the caller, pooled
+/// and normalised as the folder's sentence-transformers modules say.
+/// </summary>
+public sealed class EmbeddingReplica : IReplicaModel
+{
+    private readonly SentenceEmbedder _embedder;
+
+    private EmbeddingReplica(SentenceEmbedder embedder, string description)
+    {
+        _embedder = embedder;
+        Description = description;
+    }
+
+    public string Description { get; }
+
+    /// <summary>Builds the embedder from <paramref name="source"/> on each device it is called for.</summary>
+    public static ReplicaModelFactory Factory(BertSource source, ScalarType dtype) =>
+        device => new EmbeddingReplica(
+            new SentenceEmbedder(source.CreateModel(device.ToTorch(), dtype), source.Sentence, tokenizer: null, owns: true),
+            $"{source.Name} ({InferenceTask.Embed.Name()}, {Precision.Name(dtype)}) on {device}");
+
+    public object Run(object rows)
+    {
+        var (inputIds, attentionMask, _) = TokenRows.Read(rows, "bert");
+        using var mask = attentionMask is null ? ones_like(inputIds, ScalarType.Int64) : null;
+        return _embedder.Embed(inputIds, attentionMask ?? mask!);
+    }
+
+    public void Dispose() => _embedder.Dispose();
+}
