@@ -1,0 +1,110 @@
+using DistributedInference.Models.Staging;
+using static TorchSharp.torch;
+
+namespace DistributedInference.Models.Llama;
+
+/// <summary>
+/// The staged view of a Llama-family model: <c>embed_tokens</c>, <c>layers.0</c> ... <c>layers.N-1</c>,
+/// <c>norm+lm_head</c>. Nothing is loaded up front: each stage builds only its own modules on its device and dtype
+/// and reads only its tensors from the source (checkpoint shards, or the seeded random values, which are per tensor
+/// and so identical to the whole model's).
+/// </summary>
+public sealed class LlamaStagedModel : IStagedModel
+{
+    private readonly LlamaSource _source;
+
+    /// <param name="source">Where weights come from.</param>
+    /// <param name="weightDtype">The dtype stages will mostly use: <see cref="StagedLayerInfo.ParameterBytes"/> counts in it.</param>
+    public LlamaStagedModel(LlamaSource source, ScalarType weightDtype = ScalarType.Float32)
+    {
+        _source = source;
+        Layers = Describe(source.Config, ElementSize(weightDtype));
+    }
+
+    /// <summary>The model's config.</summary>
+    public LlamaConfig Config => _source.Config;
+
+    /// <inheritdoc/>
+    public IReadOnlyList<StagedLayerInfo> Layers { get; }
+
+    /// <inheritdoc/>
+    /// <exception cref="ArgumentOutOfRangeException">The range is not within the layers.</exception>
+    /// <exception cref="InvalidInputException">A tensor of the range is missing or wrongly shaped in the checkpoint.</exception>
+    public ModelStage CreateStage(int first, int count, Device device, ScalarType dtype)
+    {
+        if (first < 0 || count <= 0 || first + count > Layers.Count)
+        {
+            throw new ArgumentOutOfRangeException(nameof(count), $"layers [{first}, {first + count}) are not within the model's {Layers.Count} layers");
+        }
+
+        var layers = new List<StageLayer>();
+        try
+        {
+            for (var i = first; i < first + count; i++)
+            {
+                layers.Add(CreateLayer(i, device, dtype));
+            }
+
+            var stage = new ModelStage(layers, device);
+            stage.eval();
+            return stage;
+        }
+        catch
+        {
+            layers.ForEach(l => l.Dispose());
+            throw;
+        }
+    }
+
+    private StageLayer CreateLayer(int index, Device device, ScalarType dtype)
+    {
+        var config = Config;
+        var (layer, checkpointName) = index switch
+        {
+            0 => ((StageLayer)new LlamaEmbeddingLayer(config, device, dtype), (Func<string, string>)(name => "model." + name)),
+            _ when index <= config.LayerCount => (new LlamaDecoderStageLayer(config, index - 1, device, dtype),
+                name => $"model.layers.{index - 1}.{name["layer.".Length..]}"),
+            _ => (new LlamaHeadLayer(config, device, dtype),
+                name => name.StartsWith("lm_head.", StringComparison.Ordinal)
+                    ? (config.TieWordEmbeddings ? "model.embed_tokens.weight" : name)
+                    : "model." + name),
+        };
+        try
+        {
+            _source.Fill(layer.named_parameters().Select(p => (checkpointName(p.name), (Tensor)p.parameter)).ToList());
+            return layer;
+        }
+        catch
+        {
+            layer.Dispose();
+            throw;
+        }
+    }
+
+    private static List<StagedLayerInfo> Describe(LlamaConfig c, long bytesPerElement)
+    {
+        // FLOPs per token: two per weight of every matrix a token is multiplied by (the embedding is a lookup; the
+        // attention scores' share, which grows with the sequence, is left out).
+        StagedLayerInfo Info(string name, long count, long matrices) => new(name, count, count * bytesPerElement, 2 * matrices);
+
+        long hidden = c.HiddenSize, q = (long)c.HeadCount * c.HeadDim, kv = (long)c.KeyValueHeadCount * c.HeadDim;
+        var attention = (hidden * q) + (2 * hidden * kv) + (q * hidden);
+        var mlp = 3 * hidden * c.IntermediateSize;
+        var vectors = (2 * hidden)
+            + (c.QkvBias ? q + (2 * kv) : 0) + (c.OutputBias ? hidden : 0)
+            + (c.QueryKeyNorm ? 2 * c.HeadDim : 0)
+            + (c.MlpBias ? (2L * c.IntermediateSize) + hidden : 0);
+        var head = (long)c.VocabSize * hidden;
+
+        var layers = new List<StagedLayerInfo> { Info("embed_tokens", head, 0) };
+        layers.AddRange(Enumerable.Range(0, c.LayerCount).Select(i => Info($"layers.{i}", attention + mlp + vectors, attention + mlp)));
+        layers.Add(Info("norm+lm_head", hidden + head, head));
+        return layers;
+    }
+
+    private static long ElementSize(ScalarType dtype)
+    {
+        using var probe = empty([0], dtype);
+        return probe.ElementSize;
+    }
+}
