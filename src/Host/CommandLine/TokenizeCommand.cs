@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Text.Json;
+using DistributedInference.Host.Inference;
 using DistributedInference.Models;
 using DistributedInference.Models.Auto;
 using DistributedInference.Models.Runtime;
@@ -15,7 +16,7 @@ public static class TokenizeCommand
     public static Command Create()
     {
         var model = new Option<string>("--model") { Description = "Hugging Face model folder (its tokenizer.json or vocab.txt), or gpt2", Required = true };
-        var prompts = new Option<string[]>("--prompts") { Description = "texts to tokenize", AllowMultipleArgumentsPerToken = true, Arity = ArgumentArity.OneOrMore };
+        var prompts = SharedOptions.Prompts("texts to tokenize (a text that starts with - goes in --prompts-file)");
         var promptsFile = new Option<string?>("--prompts-file") { Description = "text file, one prompt a line" };
         var noSpecial = new Option<bool>("--no-special-tokens") { Description = "leave out the tokens the post-processor adds (BOS, [CLS] ... [SEP])" };
         var command = new Command("tokenize", "Token ids and tokens of prompts, with a model's own tokenizer (JSON lines).") { model, prompts, promptsFile, noSpecial };
@@ -51,11 +52,6 @@ public static class TokenizeCommand
             return inline;
         }
 
-        if (!File.Exists(file))
-        {
-            throw new InvalidInputException($"{file}: no such file");
-        }
-
-        return File.ReadAllLines(file);
+        return InputChecks.PromptLines(file!);
     }
 }

@@ -1,0 +1,162 @@
+using System.Text.Json;
+using DistributedInference.Models.Loading;
+using static TorchSharp.torch;
+
+namespace DistributedInference.Host.Tests.CommandLine;
+
+/// <summary>
+/// The Llama-family and BERT reference fixtures through the real command line: one device, three replica devices and a
+/// three-stage pipeline (and three launched processes) give transformers' logits, greedy tokens and sentence embeddings.
+/// </summary>
+public sealed class ModelFamilyTests : IDisposable
+{
+    private static readonly string[][] Placements =
+    [
+        ["--mode", "replica", "--devices", "cpu"],
+        ["--mode", "replica", "--devices", "cpu,cpu,cpu", "--max-batch-size", "1"],
+        ["--mode", "pipeline", "--devices", "cpu,cpu,cpu", "--num-chunks", "2"],
+    ];
+
+    private readonly string _folder = Directory.CreateTempSubdirectory("di-families-").FullName;
+
+    public void Dispose() => Directory.Delete(_folder, recursive: true);
+
+    private static string Model(string fixture) => Path.Combine(DiRunner.Fixtures, fixture, "model");
+
+    private static Tensor Expected(string fixture, string name) =>
+        SafeTensorsFile.Open(Path.Combine(DiRunner.Fixtures, fixture, "expected.safetensors")).Read(name);
+
+    public static TheoryData<string, int> Decoders() => new()
+    {
+        { "llama3-tiny", 0 }, { "llama3-tiny", 1 }, { "llama3-tiny", 2 },
+        { "qwen2-tiny", 0 }, { "qwen2-tiny", 1 }, { "qwen2-tiny", 2 },
+        { "qwen3-tiny", 0 }, { "qwen3-tiny", 1 }, { "qwen3-tiny", 2 },
+        { "mistral-tiny", 0 }, { "mistral-tiny", 1 }, { "mistral-tiny", 2 },
+    };
+
+    [Theory]
+    [MemberData(nameof(Decoders))]
+    public async Task Decoder_logits_match_the_fixture_at_real_positions(string fixture, int placement)
+    {
+        var output = Path.Combine(_folder, "logits.safetensors");
+        var (exit, _, stderr) = await DiRunner.Run(["infer", "--model", Model(fixture), "--task", "logits",
+            "--input-ids", Path.Combine(DiRunner.Fixtures, fixture, "expected.safetensors"), "--output", output, .. Placements[placement]]);
+        Assert.True(exit == 0, stderr);
+        AssertCloseAtRealPositions(fixture, SafeTensorsFile.Open(output).Read("logits"));
+    }
+
+    [Theory]
+    [InlineData("llama3-tiny", 0)]
+    [InlineData("llama3-tiny", 1)]
+    [InlineData("qwen2-tiny", 1)]
+    [InlineData("qwen3-tiny", 0)]
+    [InlineData("mistral-tiny", 1)]
+    public async Task Greedy_generation_matches_the_fixture(string fixture, int placement)
+    {
+        var input = Path.Combine(_folder, "prompts.safetensors");
+        SafeTensorsFile.Write(input, new Dictionary<string, Tensor>
+        {
+            ["input_ids"] = Expected(fixture, "greedy_input_ids"),
+            ["attention_mask"] = Expected(fixture, "greedy_attention_mask"),
+        });
+        var output = Path.Combine(_folder, "generated.safetensors");
+        var (exit, _, stderr) = await DiRunner.Run(["infer", "--model", Model(fixture), "--task", "generate", "--max-new-tokens", "10",
+            "--input-ids", input, "--output", output, .. Placements[placement]]);
+        Assert.True(exit == 0, stderr);
+        var expected = Expected(fixture, "greedy_output");
+        Assert.Equal(expected.data<long>().ToArray(), SafeTensorsFile.Open(output).Read("output_ids").data<long>().ToArray());
+    }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(1)]
+    [InlineData(2)]
+    public async Task Sentence_embeddings_match_sentence_transformers(int placement)
+    {
+        var sentences = Sentences();
+        var output = Path.Combine(_folder, "embeddings.safetensors");
+        var (exit, _, stderr) = await DiRunner.Run(["infer", "--model", Model("minilm-tiny"), "--task", "embed",
+            "--prompts", .. sentences, "--output", output, .. Placements[placement]]);
+        Assert.True(exit == 0, stderr);
+        Assert.True(DiRunner.MaxAbsDiff(SafeTensorsFile.Open(output).Read("embeddings"), Expected("minilm-tiny", "embeddings")) <= 1e-4);
+    }
+
+    [Fact]
+    public async Task Embeddings_as_json_lines_carry_index_and_embedding()
+    {
+        var (exit, stdout, stderr) = await DiRunner.Run(["infer", "--model", Model("minilm-tiny"), "--task", "embed", "--prompts", .. Sentences()]);
+        Assert.True(exit == 0, stderr);
+        var lines = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement).ToList();
+        var expected = Expected("minilm-tiny", "embeddings");
+        Assert.Equal(Sentences().Length, lines.Count);
+        for (var i = 0; i < lines.Count; i++)
+        {
+            Assert.Equal(i, lines[i].GetProperty("index").GetInt32());
+            var embedding = lines[i].GetProperty("embedding").EnumerateArray().Select(e => e.GetSingle()).ToArray();
+            Assert.True(DiRunner.MaxAbsDiff(tensor(embedding), expected[i]) <= 1e-4);
+        }
+    }
+
+    [Theory]
+    [InlineData("llama3-tiny")]
+    [InlineData("qwen2-tiny")]
+    [InlineData("qwen3-tiny")]
+    public async Task Tokenize_gives_the_ids_of_hugging_face_tokenizers(string fixture)
+    {
+        using var cases = JsonDocument.Parse(File.ReadAllText(Path.Combine(DiRunner.Fixtures, fixture, "prompts.json")));
+        var texts = cases.RootElement.GetProperty("cases").EnumerateArray().Select(c => c.GetProperty("text").GetString()!).ToList();
+        var (exit, stdout, stderr) = await DiRunner.Run(["tokenize", "--model", Model(fixture), "--prompts", .. texts]);
+        Assert.True(exit == 0, stderr);
+        var lines = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement).ToList();
+        Assert.Equal(texts.Count, lines.Count);
+        foreach (var (text, line) in texts.Zip(lines))
+        {
+            var expected = cases.RootElement.GetProperty("cases").EnumerateArray().First(c => c.GetProperty("text").GetString() == text).GetProperty("ids");
+            Assert.Equal(expected.EnumerateArray().Select(e => e.GetInt64()), line.GetProperty("ids").EnumerateArray().Select(e => e.GetInt64()));
+        }
+    }
+
+    [Fact]
+    public async Task Prompts_generate_with_the_folders_tokenizer_and_decode_the_completion()
+    {
+        var (exit, stdout, stderr) = await DiRunner.Run("infer", "--model", Model("qwen2-tiny"), "--task", "generate", "--prompts", "a zebra met a quokka", "hello", "--max-new-tokens", "4");
+        Assert.True(exit == 0, stderr);
+        var lines = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement).ToList();
+        Assert.Equal(2, lines.Count);
+        Assert.All(lines, line => Assert.Equal(4, line.GetProperty("output_ids").GetArrayLength()));
+        Assert.All(lines, line => Assert.Equal(JsonValueKind.String, line.GetProperty("completion").ValueKind));
+        Assert.DoesNotContain("random weights", stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Three_launched_processes_reproduce_llama_logits_and_minilm_embeddings()
+    {
+        var logits = Path.Combine(_folder, "logits.safetensors");
+        var (exit, _, stderr) = await DiRunner.RunProcess(TimeSpan.FromMinutes(4), "launch", "--num-processes", "3", "--", "infer", "--mode", "pipeline", "--devices", "cpu",
+            "--task", "logits", "--model", Model("llama3-tiny"), "--input-ids", Path.Combine(DiRunner.Fixtures, "llama3-tiny", "expected.safetensors"), "--output", logits);
+        Assert.True(exit == 0, stderr);
+        Assert.Contains("pipeline plan over 3 node(s)", stderr, StringComparison.Ordinal);
+        AssertCloseAtRealPositions("llama3-tiny", SafeTensorsFile.Open(logits).Read("logits"));
+
+        var embeddings = Path.Combine(_folder, "embeddings.safetensors");
+        (exit, _, stderr) = await DiRunner.RunProcess(TimeSpan.FromMinutes(4), ["launch", "--num-processes", "3", "--", "infer", "--mode", "replica", "--devices", "cpu",
+            "--task", "embed", "--model", Model("minilm-tiny"), "--prompts", .. Sentences(), "--output", embeddings, "--max-batch-size", "2"]);
+        Assert.True(exit == 0, stderr);
+        Assert.True(DiRunner.MaxAbsDiff(SafeTensorsFile.Open(embeddings).Read("embeddings"), Expected("minilm-tiny", "embeddings")) <= 1e-4);
+    }
+
+    private static string[] Sentences()
+    {
+        using var json = JsonDocument.Parse(File.ReadAllText(Path.Combine(DiRunner.Fixtures, "minilm-tiny", "sentences.json")));
+        return json.RootElement.GetProperty("sentences").EnumerateArray().Select(s => s.GetString()!).ToArray();
+    }
+
+    private static void AssertCloseAtRealPositions(string fixture, Tensor logits)
+    {
+        var expected = Expected(fixture, "logits");
+        Assert.Equal(expected.shape, logits.shape);
+        var real = Expected(fixture, "attention_mask").to(ScalarType.Bool);
+        var diff = (logits - expected).abs().amax([-1]).masked_select(real).max().ToDouble();
+        Assert.True(diff <= 1e-4, $"max |diff| {diff:E3} at real positions");
+    }
+}
