@@ -145,6 +145,96 @@ public sealed class ModelFamilyTests : IDisposable
         Assert.True(DiRunner.MaxAbsDiff(SafeTensorsFile.Open(embeddings).Read("embeddings"), Expected("minilm-tiny", "embeddings")) <= 1e-4);
     }
 
+    [Fact]
+    public async Task Sampling_is_reproducible_from_its_seed_whatever_the_devices()
+    {
+        var input = Path.Combine(DiRunner.Fixtures, "llama3-tiny", "expected.safetensors");
+        async Task<long[]> Sample(string devices, string seed, params string[] extra)
+        {
+            var output = Path.Combine(_folder, $"sampled-{Guid.NewGuid():N}.safetensors");
+            var (exit, _, stderr) = await DiRunner.Run(["infer", "--model", Model("llama3-tiny"), "--task", "generate", "--max-new-tokens", "8",
+                "--input-ids", input, "--output", output, "--devices", devices, "--max-batch-size", "1", "--seed", seed, .. extra]);
+            Assert.True(exit == 0, stderr);
+            return SafeTensorsFile.Open(output).Read("output_ids").data<long>().ToArray();
+        }
+
+        var once = await Sample("cpu", "7", "--do-sample", "--temperature", "1.5");
+        Assert.Equal(once, await Sample("cpu,cpu,cpu", "7", "--do-sample", "--temperature", "1.5"));
+        Assert.NotEqual(once, await Sample("cpu", "8", "--do-sample", "--temperature", "1.5"));
+        Assert.Equal(await Sample("cpu", "0"), await Sample("cpu,cpu", "9", "--do-sample", "--top-k", "1"));
+    }
+
+    [Theory]
+    [InlineData(new[] { "--do-sample", "--temperature", "0" }, "temperature must be a positive number")]
+    [InlineData(new[] { "--do-sample", "--top-p", "1.5" }, "top_p must be in (0, 1]")]
+    [InlineData(new[] { "--do-sample", "--top-k", "-1" }, "top_k must be >= 0")]
+    public async Task Impossible_sampling_options_are_one_line_errors(string[] options, string message)
+    {
+        var (exit, stdout, stderr) = await DiRunner.Run(["infer", "--model", Model("qwen2-tiny"), "--prompts", "hello", .. options]);
+        Assert.Equal(2, exit);
+        Assert.Empty(stdout);
+        Assert.Contains(message, Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries)), StringComparison.Ordinal);
+    }
+
+    public static TheoryData<string, string> BrokenFolders() => new()
+    {
+        { "model_type gpt5", "model_type 'gpt5' is not supported" },
+        { "rope_type yarn", "rope_type 'yarn' is not supported" },
+        { "shard missing", "model-00002-of-00002.safetensors" },
+        { "tensor missing", "model.norm.weight" },
+        { "tensor of the wrong shape", "model.norm.weight" },
+        { "tokenizer.json that does not parse", "tokenizer.json" },
+    };
+
+    [Theory]
+    [MemberData(nameof(BrokenFolders))]
+    public async Task A_broken_model_folder_is_one_line_and_exit_2(string broken, string message)
+    {
+        var folder = Path.Combine(_folder, "model");
+        var fixture = broken is "tensor missing" or "tensor of the wrong shape" ? "qwen2-tiny" : "llama3-tiny";
+        Directory.CreateDirectory(folder);
+        foreach (var file in Directory.GetFiles(Model(fixture)))
+        {
+            File.Copy(file, Path.Combine(folder, Path.GetFileName(file)));
+        }
+
+        var config = Path.Combine(folder, "config.json");
+        switch (broken)
+        {
+            case "model_type gpt5":
+                File.WriteAllText(config, File.ReadAllText(config).Replace("\"llama\"", "\"gpt5\"", StringComparison.Ordinal));
+                break;
+            case "rope_type yarn":
+                File.WriteAllText(config, File.ReadAllText(config).Replace("\"llama3\"", "\"yarn\"", StringComparison.Ordinal));
+                break;
+            case "shard missing":
+                File.Delete(Path.Combine(folder, "model-00002-of-00002.safetensors"));
+                break;
+            case "tensor missing" or "tensor of the wrong shape":
+                var weights = Path.Combine(folder, "model.safetensors");
+                var tensors = SafeTensorsFile.ReadAll(weights);
+                if (broken == "tensor missing")
+                {
+                    tensors.Remove("model.norm.weight");
+                }
+                else
+                {
+                    tensors["model.norm.weight"] = ones(3);
+                }
+
+                SafeTensorsFile.Write(weights, tensors);
+                break;
+            default:
+                File.WriteAllText(Path.Combine(folder, "tokenizer.json"), "{ not json");
+                break;
+        }
+
+        var (exit, stdout, stderr) = await DiRunner.Run("infer", "--model", folder, "--task", "generate", "--prompts", "hello", "--max-new-tokens", "2");
+        Assert.Equal(2, exit);
+        Assert.Empty(stdout);
+        Assert.Contains(message, Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries)), StringComparison.Ordinal);
+    }
+
     private static string[] Sentences()
     {
         using var json = JsonDocument.Parse(File.ReadAllText(Path.Combine(DiRunner.Fixtures, "minilm-tiny", "sentences.json")));
