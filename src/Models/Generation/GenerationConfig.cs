@@ -41,7 +41,7 @@ public sealed record GenerationConfig(IReadOnlyList<long>? EosTokenIds, long? Pa
     }
 
     private static long Id(string path, string key, JsonNode? node) =>
-        node is JsonValue v && v.TryGetValue<long>(out var id) && id >= 0
+        node is JsonValue v && long.TryParse(v.ToJsonString(), System.Globalization.CultureInfo.InvariantCulture, out var id) && id >= 0
             ? id
             : throw new InvalidInputException($"{path}: {key} must be a non-negative integer or a list of them, got {node?.ToJsonString() ?? "null"}");
 }

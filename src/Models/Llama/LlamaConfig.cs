@@ -440,15 +440,16 @@ public sealed record LlamaConfig
     private static double? Double(string source, JsonObject json, string key, string? prefix = null) => json[key] switch
     {
         null => null,
-        JsonValue v when v.TryGetValue<double>(out var d) => d,
+        JsonValue v when v.GetValueKind() == JsonValueKind.Number => double.Parse(v.ToJsonString(), CultureInfo.InvariantCulture),
         var other => throw Malformed(source, Key(prefix, key), other, "a number"),
     };
 
     private static long? Long(string source, JsonObject json, string key) => json[key] switch
     {
         null => null,
-        JsonValue v when v.TryGetValue<long>(out var l) => l,
-        JsonValue v when v.TryGetValue<double>(out var d) && d == Math.Floor(d) && Math.Abs(d) < 1e15 => (long)d,
+        JsonValue v when v.GetValueKind() == JsonValueKind.Number && long.TryParse(v.ToJsonString(), CultureInfo.InvariantCulture, out var l) => l,
+        JsonValue v when v.GetValueKind() == JsonValueKind.Number
+            && double.Parse(v.ToJsonString(), CultureInfo.InvariantCulture) is var d && d == Math.Floor(d) && Math.Abs(d) < 1e15 => (long)d,
         var other => throw Malformed(source, key, other, "an integer"),
     };
 
@@ -463,7 +464,7 @@ public sealed record LlamaConfig
     {
         if (json[key] is JsonArray array)
         {
-            return array.Select(node => node is JsonValue v && v.TryGetValue<long>(out var id)
+            return array.Select(node => node is JsonValue v && long.TryParse(v.ToJsonString(), CultureInfo.InvariantCulture, out var id)
                 ? id
                 : throw Malformed(source, key, node, "an integer or a list of integers")).ToList();
         }

@@ -90,6 +90,11 @@ public sealed class HuggingFaceCheckpoint
 
             if (!shards.TryGetValue(shardName, out var shard))
             {
+                if (!File.Exists(System.IO.Path.Combine(directory, shardName)))
+                {
+                    throw new InvalidInputException($"{index}: shard {shardName} (holding '{name}') is missing from the folder");
+                }
+
                 shard = SafeTensorsFile.Open(System.IO.Path.Combine(directory, shardName));
                 shards[shardName] = shard;
             }
