@@ -22,28 +22,33 @@ public static class DistributedInferenceConfig
 
     /// <summary>
     /// A cluster node's configuration: listen on <paramref name="host"/>:<paramref name="port"/> (0 = any free port),
-    /// with these roles and seed nodes (<c>akka.tcp://system@host:port</c>), over the cluster defaults and ours.
+    /// with these roles and seed nodes (<c>akka.tcp://system@host:port</c>), over the user's
+    /// <paramref name="configFile"/> (if any), over the cluster defaults and ours. The arguments win over the file (a
+    /// file from <c>di config default</c> holds hostname and port too); with no seed nodes given, the file's count.
     /// </summary>
-    public static Config Cluster(string host, int port, IEnumerable<string> roles, IEnumerable<string>? seeds = null)
+    /// <exception cref="InvalidInputException">The file is missing or not valid HOCON.</exception>
+    public static Config Cluster(string host, int port, IEnumerable<string> roles, IEnumerable<string>? seeds = null, string? configFile = null)
     {
         static string List(IEnumerable<string> items) => "[" + string.Join(", ", items.Select(i => $"\"{i}\"")) + "]";
+        var seedList = seeds?.ToList() ?? [];
         var node = ConfigurationFactory.ParseString($$"""
             akka.remote.dot-netty.tcp.hostname = "{{host}}"
             akka.remote.dot-netty.tcp.port = {{port}}
             akka.cluster.roles = {{List(roles)}}
-            akka.cluster.seed-nodes = {{List(seeds ?? [])}}
+            {{(seedList.Count > 0 ? $"akka.cluster.seed-nodes = {List(seedList)}" : string.Empty)}}
             """);
-        return node.WithFallback(ClusterDefaults.Value).WithFallback(Default());
+        var file = configFile is null ? null : ReadFile(configFile);
+        return (file is null ? node : node.WithFallback(file)).WithFallback(ClusterDefaults.Value).WithFallback(Default());
     }
 
     /// <summary>A user's HOCON file over the defaults; a missing or malformed file is a clear error.</summary>
     public static Config WithFile(string? path)
     {
-        if (path is null)
-        {
-            return Default();
-        }
+        return path is null ? Default() : ReadFile(path).WithFallback(Default());
+    }
 
+    private static Config ReadFile(string path)
+    {
         if (!File.Exists(path))
         {
             throw new InvalidInputException($"--config-file {path}: no such file");
@@ -51,7 +56,7 @@ public static class DistributedInferenceConfig
 
         try
         {
-            return ConfigurationFactory.ParseString(File.ReadAllText(path)).WithFallback(Default());
+            return ConfigurationFactory.ParseString(File.ReadAllText(path));
         }
         catch (Exception e) when (e is ConfigurationException or FormatException or ArgumentException or InvalidOperationException)
         {

@@ -26,13 +26,14 @@ public sealed class InferArguments
     private readonly Option<int> _maxNewTokens = new Option<int>("--max-new-tokens") { Description = "tokens to generate per input (task generate)", DefaultValueFactory = _ => 20 };
     private readonly Option<long> _seed = SharedOptions.Seed("seed of a built-in model's random weights");
     private readonly Option<string[]> _join = SharedOptions.Join("a node of a running cluster (repeat for several): run the job on the cluster's devices, joining it as a client");
+    private readonly Option<double?> _joinTimeout = SharedOptions.JoinTimeout();
     private readonly Option<bool> _strict = new Option<bool>("--strict") { Description = "fail (exit 1, nothing written) when an output holds NaN or Inf, instead of a warning" };
     private readonly Option<string?> _libtorch = new Option<string?>("--libtorch") { Description = $"folder holding libtorch (a PyTorch install's torch/lib, CUDA included); also ${Models.Runtime.LibTorch.FolderVariable}" };
 
     /// <summary>A command named <c>infer</c> with every option (its action is the caller's).</summary>
     public Command CreateCommand() => new("infer", "Run a model over inputs; results come back in input order.")
     {
-        _model, _task, _inputIds, _prompts, _promptsFile, _output, _mode, _splitPoints, _numChunks, _gatherOutput, _devices, _applyPadding, _dtype, _maxBatchSize, _maxNewTokens, _seed, _join, _strict, _libtorch,
+        _model, _task, _inputIds, _prompts, _promptsFile, _output, _mode, _splitPoints, _numChunks, _gatherOutput, _devices, _applyPadding, _dtype, _maxBatchSize, _maxNewTokens, _seed, _join, _joinTimeout, _strict, _libtorch,
     };
 
     public InferOptions Read(ParseResult result) => new(
@@ -54,5 +55,6 @@ public sealed class InferArguments
         NumChunks: result.GetValue(_numChunks),
         GatherOutput: result.GetValue(_gatherOutput),
         ClusterSeeds: result.GetValue(_join) ?? [],
-        Strict: result.GetValue(_strict));
+        Strict: result.GetValue(_strict),
+        JoinTimeout: SharedOptions.Seconds(result.GetValue(_joinTimeout)));
 }

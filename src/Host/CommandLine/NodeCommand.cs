@@ -15,6 +15,7 @@ public static class NodeCommand
         var host = new Option<string>("--host") { Description = "address to listen on", DefaultValueFactory = _ => "127.0.0.1" };
         var port = new Option<int>("--port") { Description = "port to listen on (0: any free port)", DefaultValueFactory = _ => 0 };
         var join = SharedOptions.Join("a node of the cluster to join (repeat for several); none: this node starts the cluster");
+        var joinTimeout = SharedOptions.JoinTimeout();
         var roles = new Option<string>("--roles") { Description = "comma-separated roles: device (offers its devices), control (hosts job coordinators)", DefaultValueFactory = _ => $"{DeviceManager.Role},{JobSharding.ControlRole}" };
         var devices = new Option<string>("--devices") { Description = "this node's devices, one device actor each", DefaultValueFactory = _ => "cpu" };
         var configFile = new Option<string?>("--config-file") { Description = "HOCON file over the defaults (di config default writes one)" };
@@ -27,7 +28,7 @@ public static class NodeCommand
         var serve = new Option<string>("--serve") { Description = "what the devices offer: replica (each device loads the whole model at start), pipeline (stages built on request), or both", DefaultValueFactory = _ => "replica,pipeline" };
         var command = new Command("node", "Join a cluster and offer this machine's devices until stopped.")
         {
-            host, port, join, roles, devices, configFile, model, task, dtype, maxNewTokens, seed, libtorch, serve,
+            host, port, join, joinTimeout, roles, devices, configFile, model, task, dtype, maxNewTokens, seed, libtorch, serve,
         };
         command.SetAction((result, cancellation) => UserErrors.Run(
             async () =>
@@ -37,9 +38,10 @@ public static class NodeCommand
                     result.GetValue(roles)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
                     result.GetValue(devices)!, result.GetValue(configFile), result.GetValue(model)!, result.GetValue(task)!,
                     result.GetValue(dtype)!, result.GetValue(maxNewTokens), result.GetValue(seed), result.GetValue(libtorch),
-                    result.GetValue(serve)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+                    result.GetValue(serve)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
+                    SharedOptions.Seconds(result.GetValue(joinTimeout)));
                 var system = ClusterNode.Start(options);
-                await ClusterNode.WhenUp(system, TimeSpan.FromMinutes(5));
+                await ClusterJoin.WhenUpAsync(system, options.Join, options.JoinTimeout);
                 var self = Akka.Cluster.Cluster.Get(system).SelfAddress;
                 await result.InvocationConfiguration.Output.WriteLineAsync($"di node: up at {self.Host}:{self.Port}");
                 await result.InvocationConfiguration.Output.FlushAsync(cancellation);

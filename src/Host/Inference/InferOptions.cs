@@ -20,7 +20,8 @@ public sealed record InferOptions(
     int? NumChunks = null,
     bool GatherOutput = false,
     IReadOnlyList<string>? ClusterSeeds = null,
-    bool Strict = false)
+    bool Strict = false,
+    TimeSpan? JoinTimeout = null)
 {
     /// <summary>Client mode (<c>--join</c>): the job runs on the cluster these nodes (host:port) belong to, not on local devices.</summary>
     public bool OnCluster => ClusterSeeds is { Count: > 0 };
