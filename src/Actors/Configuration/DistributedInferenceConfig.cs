@@ -9,15 +9,20 @@ public static class DistributedInferenceConfig
 {
     public const string DeviceDispatcher = "akka.actor.device-dispatcher";
 
-    private static readonly Lazy<Config> Defaults = new(() => ConfigurationFactory.ParseString(ReadEmbedded("distributed-inference.conf")));
+    // Ours over the wire format (serializer bindings), which di config default leaves out: no user should edit it.
+    private static readonly Lazy<Config> Defaults = new(() =>
+        ConfigurationFactory.ParseString(ReadEmbedded("distributed-inference.conf")).WithFallback(ConfigurationFactory.ParseString(ReadEmbedded("serialization.conf"))));
     private static readonly Lazy<Config> ClusterDefaults = new(() => ConfigurationFactory.ParseString(ReadEmbedded("cluster.conf")));
 
-    /// <summary>The commented default files (ours, then the cluster's), as <c>di config default</c> writes them.</summary>
+    /// <summary>
+    /// The commented default files (ours, then the cluster's), as <c>di config default</c> writes them: the settings a
+    /// user may change, without the serializer bindings (hocon/serialization.conf, always applied).
+    /// </summary>
     public static string DefaultText() =>
         $"# DistributedInference defaults. Edit, then pass with --config-file; keys left out keep these values.{Environment.NewLine}{Environment.NewLine}" +
         ReadEmbedded("distributed-inference.conf") + Environment.NewLine + ReadEmbedded("cluster.conf");
 
-    /// <summary>Our defaults (dispatchers, serializers, our own settings).</summary>
+    /// <summary>Our defaults (dispatchers, our own settings) over the serializer bindings.</summary>
     public static Config Default() => Defaults.Value;
 
     /// <summary>
