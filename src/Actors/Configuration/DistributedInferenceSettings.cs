@@ -4,7 +4,7 @@ using DistributedInference.Models;
 namespace DistributedInference.Actors.Configuration;
 
 /// <summary>Our own keys (<c>distributed-inference.*</c>), read once and checked.</summary>
-public sealed record DistributedInferenceSettings(int MaxBatchSize, TimeSpan JobTimeout, TimeSpan BatchTimeout, TimeSpan KeepFinishedJobsFor)
+public sealed record DistributedInferenceSettings(int MaxBatchSize, TimeSpan JobTimeout, TimeSpan BatchTimeout, TimeSpan KeepFinishedJobsFor, TimeSpan JoinTimeout)
 {
     public static DistributedInferenceSettings From(Config config)
     {
@@ -17,7 +17,8 @@ public sealed record DistributedInferenceSettings(int MaxBatchSize, TimeSpan Job
                 section.GetInt("max-batch-size"),
                 section.GetTimeSpan("job-timeout"),
                 section.GetTimeSpan("batch-timeout"),
-                section.GetTimeSpan("keep-finished-jobs-for"));
+                section.GetTimeSpan("keep-finished-jobs-for"),
+                section.GetTimeSpan("join-timeout"));
         }
         catch (Exception e) when (e is FormatException or ArgumentException or OverflowException or ConfigurationException)
         {
@@ -29,9 +30,9 @@ public sealed record DistributedInferenceSettings(int MaxBatchSize, TimeSpan Job
             throw new InvalidInputException($"distributed-inference.max-batch-size must be positive, got {settings.MaxBatchSize}");
         }
 
-        if (settings.JobTimeout <= TimeSpan.Zero || settings.BatchTimeout <= TimeSpan.Zero || settings.KeepFinishedJobsFor <= TimeSpan.Zero)
+        if (settings.JobTimeout <= TimeSpan.Zero || settings.BatchTimeout <= TimeSpan.Zero || settings.KeepFinishedJobsFor <= TimeSpan.Zero || settings.JoinTimeout <= TimeSpan.Zero)
         {
-            throw new InvalidInputException("distributed-inference.job-timeout, batch-timeout and keep-finished-jobs-for must be positive");
+            throw new InvalidInputException("distributed-inference.job-timeout, batch-timeout, keep-finished-jobs-for and join-timeout must be positive");
         }
 
         return settings;

@@ -19,23 +19,15 @@ namespace DistributedInference.Host.Cluster;
 /// </summary>
 public static class ClusterInference
 {
-    private static readonly TimeSpan JoinTimeout = TimeSpan.FromMinutes(2);
+    private static readonly TimeSpan RegisterTimeout = TimeSpan.FromMinutes(2);
 
     /// <summary>Joins the cluster of <paramref name="seeds"/> as a client, listening on the address that routes toward the first seed.</summary>
     public static async Task<ActorSystem> JoinAsClientAsync(IReadOnlyList<string> seeds, string? configFile, InferOptions options)
     {
         var client = ClusterNode.Start(new NodeOptions(
             LocalAddressToward(seeds[0]), 0, seeds, ["client"], "cpu", configFile, options.Model, options.Task, options.DType, options.MaxNewTokens, options.Seed, options.LibTorch));
-        try
-        {
-            await ClusterNode.WhenUp(client, JoinTimeout);
-            return client;
-        }
-        catch (TimeoutException)
-        {
-            await client.Terminate();
-            throw new JobFailedException($"could not join the cluster at {string.Join(", ", seeds)} within {JoinTimeout.TotalSeconds:F0} s");
-        }
+        await ClusterJoin.WhenUpAsync(client, seeds, options.JoinTimeout);
+        return client;
     }
 
     /// <summary>Leaves the cluster gracefully.</summary>
@@ -108,7 +100,7 @@ public static class ClusterInference
     private static async Task<IReadOnlyList<IActorRef>> WaitForDevices(ActorSystem client, IReadOnlyList<ActorSelection> splitters, int? nodes, CancellationToken cancellation)
     {
         var cluster = Akka.Cluster.Cluster.Get(client);
-        var deadline = DateTime.UtcNow + JoinTimeout;
+        var deadline = DateTime.UtcNow + RegisterTimeout;
         while (true)
         {
             var up = cluster.State.Members.Where(m => m.Status == MemberStatus.Up && m.HasRole(DeviceManager.Role)).Select(m => m.Address).ToHashSet();
@@ -131,7 +123,7 @@ public static class ClusterInference
 
             if (DateTime.UtcNow > deadline)
             {
-                throw new JobFailedException($"{registered.Count} of {Math.Max(up.Count, nodes ?? 1)} device node(s) registered their devices within {JoinTimeout.TotalSeconds:F0} s (replica mode needs nodes started with --serve replica)");
+                throw new JobFailedException($"{registered.Count} of {Math.Max(up.Count, nodes ?? 1)} device node(s) registered their devices within {RegisterTimeout.TotalSeconds:F0} s (replica mode needs nodes started with --serve replica)");
             }
 
             await Task.Delay(200, cancellation);

@@ -1,5 +1,4 @@
 using Akka.Actor;
-using Akka.Configuration;
 using DistributedInference.Actors.Cluster;
 using DistributedInference.Actors.Configuration;
 using DistributedInference.Models;
@@ -23,11 +22,7 @@ public static class ClusterNode
     {
         LibTorch.Initialize(options.LibTorch);
         var seeds = options.Join.Select(node => SeedNode.Parse(node, "--join").Address(SystemName)).ToList();
-        Config config = DistributedInferenceConfig.Cluster(options.Host, options.Port, options.Roles, seeds);
-        if (options.ConfigFile is not null)
-        {
-            config = DistributedInferenceConfig.WithFile(options.ConfigFile).WithFallback(config);
-        }
+        var config = DistributedInferenceConfig.Cluster(options.Host, options.Port, options.Roles, seeds, options.ConfigFile);
 
         var unknown = options.Serving.FirstOrDefault(s => s is not (NodeOptions.ServeReplica or NodeOptions.ServePipeline));
         if (unknown is not null)

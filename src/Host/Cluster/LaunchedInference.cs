@@ -59,7 +59,12 @@ public static class LaunchedInference
             nodeArguments.AddRange(["--libtorch", options.LibTorch]);
         }
 
-        await using var nodes = await LocalCluster.StartAsync(launch.NumProcesses, _ => nodeArguments, stderr, cancellation);
+        if (launch.Verbose)
+        {
+            nodeArguments.Add(DiCommandLine.VerboseOption);
+        }
+
+        await using var nodes = await LocalCluster.StartAsync(launch.NumProcesses, _ => nodeArguments, stderr, cancellation, forwardStderr: launch.Verbose);
         await stderr.WriteLineAsync($"di launch: {launch.NumProcesses} node process(es) up");
         var client = await ClusterInference.JoinAsClientAsync([nodes.Seed], launch.ConfigFile, options);
         try

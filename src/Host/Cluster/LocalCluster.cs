@@ -2,13 +2,15 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
+using DistributedInference.Actors.Replica;
 using DistributedInference.Models;
 
 namespace DistributedInference.Host.Cluster;
 
 /// <summary>
-/// N <c>di node</c> processes on 127.0.0.1, the first one the seed, each on a free port. Disposing sends them SIGTERM
-/// (they leave the cluster) and kills whatever has not exited after a grace period.
+/// N <c>di node</c> processes on 127.0.0.1, the first one the seed, each on a free port: the seed first, then the
+/// others joining it. The first node that fails to start ends the start at once, naming the node and its error line.
+/// Disposing sends them SIGTERM (they leave the cluster) and kills whatever has not exited after a grace period.
 /// </summary>
 public sealed class LocalCluster : IAsyncDisposable
 {
@@ -25,7 +27,8 @@ public sealed class LocalCluster : IAsyncDisposable
     /// <summary>The node processes, in start order (the first is the seed and the oldest member).</summary>
     public IReadOnlyList<Process> Processes => _processes;
 
-    public static async Task<LocalCluster> StartAsync(int processes, Func<int, IReadOnlyList<string>> nodeArguments, TextWriter log, CancellationToken cancellation)
+    /// <param name="forwardStderr">Also copy every line the nodes write on stderr to <paramref name="log"/>, prefixed <c>[node i]</c>.</param>
+    public static async Task<LocalCluster> StartAsync(int processes, Func<int, IReadOnlyList<string>> nodeArguments, TextWriter log, CancellationToken cancellation, bool forwardStderr = false)
     {
         if (processes <= 0)
         {
@@ -36,16 +39,29 @@ public sealed class LocalCluster : IAsyncDisposable
         var cluster = new LocalCluster($"127.0.0.1:{ports[0]}");
         try
         {
-            var up = new List<Task>();
-            for (var i = 0; i < processes; i++)
+            Task Start(int i)
             {
                 string[] args = ["node", "--host", "127.0.0.1", "--port", ports[i].ToString(System.Globalization.CultureInfo.InvariantCulture), .. (i == 0 ? [] : new[] { "--join", cluster.Seed }), .. nodeArguments(i)];
                 var process = Process.Start(DiStartInfo(args)) ?? throw new InvalidOperationException("could not start a di node process");
                 cluster._processes.Add(process);
-                up.Add(WaitUntilUp(process, i, log, cancellation));
+                return WaitUntilUp(process, i, log, forwardStderr, cancellation);
             }
 
-            await Task.WhenAll(up);
+            await log.WriteLineAsync($"di launch: starting node 0 (the seed) at {cluster.Seed}");
+            await Start(0);
+            if (processes > 1)
+            {
+                await log.WriteLineAsync($"di launch: starting nodes 1-{processes - 1}, joining {cluster.Seed}");
+            }
+
+            var up = Enumerable.Range(1, processes - 1).Select(Start).ToList();
+            while (up.Count > 0)
+            {
+                var done = await Task.WhenAny(up);
+                up.Remove(done);
+                await done;
+            }
+
             return cluster;
         }
         catch
@@ -95,9 +111,10 @@ public sealed class LocalCluster : IAsyncDisposable
         return start;
     }
 
-    private static async Task WaitUntilUp(Process process, int index, TextWriter log, CancellationToken cancellation)
+    private static async Task WaitUntilUp(Process process, int index, TextWriter log, bool forwardStderr, CancellationToken cancellation)
     {
         var errors = new List<string>();
+        var synchronizedLog = TextWriter.Synchronized(log);
         process.ErrorDataReceived += (_, e) =>
         {
             if (e.Data is not null)
@@ -106,29 +123,43 @@ public sealed class LocalCluster : IAsyncDisposable
                 {
                     errors.Add(e.Data);
                 }
+
+                if (forwardStderr)
+                {
+                    synchronizedLog.WriteLine($"[node {index}] {e.Data}");
+                }
             }
         };
         process.BeginErrorReadLine();
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
-        timeout.CancelAfter(StartTimeout);
-        while (await process.StandardOutput.ReadLineAsync(timeout.Token) is { } line)
+        string LastError()
         {
-            if (line.StartsWith("di node: up at", StringComparison.Ordinal))
+            lock (errors)
             {
-                await log.WriteLineAsync($"di launch: node {index} {line["di node: ".Length..]}");
-                _ = DrainAsync(process.StandardOutput);
-                return;
+                return errors.LastOrDefault(e => e.Length > 0) ?? (process.HasExited ? $"exit code {process.ExitCode}" : "nothing on stderr");
             }
         }
 
-        await process.WaitForExitAsync(CancellationToken.None);
-        string last;
-        lock (errors)
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
+        timeout.CancelAfter(StartTimeout);
+        try
         {
-            last = errors.LastOrDefault(e => e.Length > 0) ?? $"exit code {process.ExitCode}";
+            while (await process.StandardOutput.ReadLineAsync(timeout.Token) is { } line)
+            {
+                if (line.StartsWith("di node: up at", StringComparison.Ordinal))
+                {
+                    await log.WriteLineAsync($"di launch: node {index} {line["di node: ".Length..]}");
+                    _ = DrainAsync(process.StandardOutput);
+                    return;
+                }
+            }
+        }
+        catch (OperationCanceledException) when (!cancellation.IsCancellationRequested)
+        {
+            throw new JobFailedException($"node {index} was not up within {StartTimeout.TotalSeconds:F0} s (its last line on stderr: {LastError()})");
         }
 
-        throw new InvalidInputException($"node {index} did not start: {last}");
+        await process.WaitForExitAsync(CancellationToken.None);
+        throw new InvalidInputException($"node {index} did not start: {LastError()}");
     }
 
     private static async Task DrainAsync(StreamReader reader)

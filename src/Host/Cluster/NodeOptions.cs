@@ -4,7 +4,8 @@ namespace DistributedInference.Host.Cluster;
 
 /// <summary>
 /// A <c>di node</c>: where it listens, the nodes it joins (<c>--join</c>, host:port; none: it starts the cluster), what it
-/// offers, and the model its devices hold (<paramref name="Seed"/>: a built-in model's random weights).
+/// offers, and the model its devices hold (<paramref name="Seed"/>: a built-in model's random weights);
+/// <paramref name="JoinTimeout"/> (<c>--join-timeout</c>) overrides the configuration's <c>distributed-inference.join-timeout</c>.
 /// </summary>
 public sealed record NodeOptions(
     string Host,
@@ -20,7 +21,8 @@ public sealed record NodeOptions(
     long Seed,
     string? LibTorch,
     IReadOnlyList<string>? Serve = null,
-    GenerationOptions? Generation = null)
+    GenerationOptions? Generation = null,
+    TimeSpan? JoinTimeout = null)
 {
     public const string ServeReplica = "replica";
     public const string ServePipeline = "pipeline";

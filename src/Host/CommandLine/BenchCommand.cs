@@ -9,10 +9,10 @@ public static class BenchCommand
     public static Command Create()
     {
         var model = new Option<string>("--model") { Description = "GPT-2 folder or built-in name", DefaultValueFactory = _ => "gpt2-tiny" };
-        var rows = new Option<int>("--rows") { DefaultValueFactory = _ => 64 };
-        var sequence = new Option<int>("--sequence") { DefaultValueFactory = _ => 64 };
-        var batch = new Option<int>("--max-batch-size") { DefaultValueFactory = _ => 8 };
-        var repeats = new Option<int>("--repeats") { DefaultValueFactory = _ => 5 };
+        var rows = new Option<int>("--rows") { Description = "rows of random token ids per run", DefaultValueFactory = _ => 64 };
+        var sequence = new Option<int>("--sequence") { Description = "tokens per row", DefaultValueFactory = _ => 64 };
+        var batch = new Option<int>("--max-batch-size") { Description = "rows per forward pass", DefaultValueFactory = _ => 8 };
+        var repeats = new Option<int>("--repeats") { Description = "runs measured; the median is printed", DefaultValueFactory = _ => 5 };
         var replica = new Command("replica", "Actor overhead against a direct TorchSharp loop, and scaling on simulated devices.") { model, rows, sequence, batch, repeats };
         replica.SetAction((result, _) => UserErrors.Run(
             async () =>
@@ -22,10 +22,10 @@ public static class BenchCommand
             },
             result.InvocationConfiguration.Error));
 
-        var stages = new Option<int>("--stages") { DefaultValueFactory = _ => 4 };
-        var microBatches = new Option<int>("--micro-batches") { DefaultValueFactory = _ => 16 };
-        var calls = new Option<int>("--calls") { DefaultValueFactory = _ => 8 };
-        var stageMs = new Option<int>("--stage-ms") { DefaultValueFactory = _ => 20 };
+        var stages = new Option<int>("--stages") { Description = "simulated pipeline stages", DefaultValueFactory = _ => 4 };
+        var microBatches = new Option<int>("--micro-batches") { Description = "micro-batches per call", DefaultValueFactory = _ => 16 };
+        var calls = new Option<int>("--calls") { Description = "calls sent back to back for the steady-state measurement", DefaultValueFactory = _ => 8 };
+        var stageMs = new Option<int>("--stage-ms") { Description = "compute time of one micro-batch on one simulated stage, in milliseconds", DefaultValueFactory = _ => 20 };
         var pipeline = new Command("pipeline", "Pipeline scheduling on simulated stages: one call and back-to-back calls.") { stages, microBatches, calls, stageMs };
         pipeline.SetAction((result, _) => UserErrors.Run(
             async () =>
@@ -36,9 +36,9 @@ public static class BenchCommand
             result.InvocationConfiguration.Error));
 
         var sizes = new Option<string>("--sizes-mb") { Description = "tensor sizes in MB (10^6 bytes), comma-separated", DefaultValueFactory = _ => "4,16" };
-        var messages = new Option<int>("--messages") { DefaultValueFactory = _ => 32 };
+        var messages = new Option<int>("--messages") { Description = "tensors sent per round", DefaultValueFactory = _ => 32 };
         var window = new Option<int>("--window") { Description = "messages in flight (credit window)", DefaultValueFactory = _ => 4 };
-        var rounds = new Option<int>("--rounds") { DefaultValueFactory = _ => 5 };
+        var rounds = new Option<int>("--rounds") { Description = "rounds measured after one warm-up; the median is printed", DefaultValueFactory = _ => 5 };
         var transport = new Command("transport", "Tensors between two cluster nodes on 127.0.0.1 against a raw TCP socket.") { sizes, messages, window, rounds };
         transport.SetAction((result, _) => UserErrors.Run(
             async () =>

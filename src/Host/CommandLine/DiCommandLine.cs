@@ -1,4 +1,5 @@
 using System.CommandLine;
+using DistributedInference.Actors.Configuration;
 
 namespace DistributedInference.Host.CommandLine;
 
@@ -8,6 +9,8 @@ public static class DiCommandLine
     public static RootCommand Create()
     {
         var root = new RootCommand("DistributedInference: actor-based distributed inference for .NET (GPT-2, Llama, Mistral, Qwen and BERT embedders on TorchSharp).");
+        root.Options.Add(new Option<bool>(VerboseOption) { Description = "also print Akka's own log lines (warnings, cluster events) on stderr", Recursive = true });
+        root.Options.Add(new Option<string?>(LogFileOption) { Description = "append Akka's own log lines to this file instead", HelpName = "FILE", Recursive = true });
         root.Subcommands.Add(InferCommand.Create());
         root.Subcommands.Add(TokenizeCommand.Create());
         root.Subcommands.Add(EnvCommand.Create());
@@ -31,6 +34,38 @@ public static class DiCommandLine
             return UserErrors.BadInput;
         }
 
-        return await parsed.InvokeAsync(configuration);
+        TextWriter? log = null;
+        if (parsed.GetValue<string?>(LogFileOption) is { } path)
+        {
+            try
+            {
+                log = TextWriter.Synchronized(new StreamWriter(path, append: true) { AutoFlush = true });
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                await configuration.Error.WriteLineAsync($"di: error: {LogFileOption} {path}: {e.Message}");
+                return UserErrors.BadInput;
+            }
+        }
+
+        try
+        {
+            StandardErrorLogger.Output = log ?? (parsed.GetValue<bool>(VerboseOption) ? null : TextWriter.Null);
+            return await parsed.InvokeAsync(configuration);
+        }
+        finally
+        {
+            if (log is not null)
+            {
+                StandardErrorLogger.Output = TextWriter.Null;
+                await log.DisposeAsync();
+            }
+        }
     }
+
+    /// <summary><c>--verbose</c>, on every command: Akka's own log lines on stderr (by default di prints only its own lines).</summary>
+    public const string VerboseOption = "--verbose";
+
+    /// <summary><c>--log-file F</c>, on every command: Akka's own log lines appended to a file.</summary>
+    public const string LogFileOption = "--log-file";
 }

@@ -16,7 +16,7 @@ public static class EnvCommand
             {
                 var output = result.InvocationConfiguration.Output;
                 LibTorch.Initialize(result.GetValue(libtorch));
-                await output.WriteLineAsync($"di: {typeof(EnvCommand).Assembly.GetName().Version}");
+                await output.WriteLineAsync($"di: {Version}");
                 await output.WriteLineAsync($"TorchSharp: {typeof(torch).Assembly.GetName().Version}");
                 await output.WriteLineAsync($"libtorch: {LibTorch.Folder ?? "shipped with di (CPU)"}");
                 foreach (var library in LibTorch.MappedLibraries())
@@ -33,4 +33,10 @@ public static class EnvCommand
             result.InvocationConfiguration.Error));
         return command;
     }
+
+    /// <summary>This build's version as <c>di --version</c> prints it (the informational version: 1.0.0+commit).</summary>
+    public static string Version =>
+        typeof(EnvCommand).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyInformationalVersionAttribute), false)
+            .OfType<System.Reflection.AssemblyInformationalVersionAttribute>().FirstOrDefault()?.InformationalVersion
+        ?? typeof(EnvCommand).Assembly.GetName().Version?.ToString() ?? "unknown";
 }

@@ -26,6 +26,7 @@ public sealed class InferArguments
     private readonly Option<int> _maxNewTokens = new Option<int>("--max-new-tokens") { Description = "tokens to generate per input (task generate)", DefaultValueFactory = _ => 20 };
     private readonly Option<long> _seed = SharedOptions.Seed("seed of a built-in model's random weights and of sampling (--do-sample)");
     private readonly Option<string[]> _join = SharedOptions.Join("a node of a running cluster (repeat for several): run the job on the cluster's devices, joining it as a client");
+    private readonly Option<double?> _joinTimeout = SharedOptions.JoinTimeout();
     private readonly Option<bool> _strict = new Option<bool>("--strict") { Description = "fail (exit 1, nothing written) when an output holds NaN or Inf, instead of a warning" };
     private readonly GenerationArguments _generation = new();
     private readonly Option<bool> _quiet = new("--quiet") { Description = "leave out the summary line a job ends with on stderr" };
@@ -37,7 +38,7 @@ public sealed class InferArguments
     {
         var command = new Command("infer", "Run a model over inputs; results come back in input order.")
         {
-            _model, _task, _inputIds, _prompts, _promptsFile, _output, _mode, _splitPoints, _numChunks, _gatherOutput, _devices, _applyPadding, _dtype, _maxBatchSize, _maxNewTokens, _seed, _join, _strict, _quiet, _jsonSummary, _libtorch,
+            _model, _task, _inputIds, _prompts, _promptsFile, _output, _mode, _splitPoints, _numChunks, _gatherOutput, _devices, _applyPadding, _dtype, _maxBatchSize, _maxNewTokens, _seed, _join, _joinTimeout, _strict, _quiet, _jsonSummary, _libtorch,
         };
         foreach (var option in _generation.Options)
         {
@@ -69,5 +70,6 @@ public sealed class InferArguments
         Strict: result.GetValue(_strict),
         Quiet: result.GetValue(_quiet),
         JsonSummaryPath: result.GetValue(_jsonSummary),
-        Generation: _generation.Read(result, result.GetValue(_maxNewTokens), result.GetValue(_seed)));
+        Generation: _generation.Read(result, result.GetValue(_maxNewTokens), result.GetValue(_seed)),
+        JoinTimeout: SharedOptions.Seconds(result.GetValue(_joinTimeout)));
 }

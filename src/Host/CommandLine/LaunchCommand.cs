@@ -19,7 +19,7 @@ public static class LaunchCommand
         command.SetAction((result, cancellation) => UserErrors.Run(
             async () =>
             {
-                var options = new LaunchOptions(result.GetValue(processes), result.GetValue(devices), result.GetValue(configFile), result.GetValue(job) ?? []);
+                var options = new LaunchOptions(result.GetValue(processes), result.GetValue(devices), result.GetValue(configFile), result.GetValue(job) ?? [], result.GetValue<bool>(DiCommandLine.VerboseOption));
                 await LaunchedInference.Run(options, result.InvocationConfiguration.Output, result.InvocationConfiguration.Error, cancellation);
                 return 0;
             },

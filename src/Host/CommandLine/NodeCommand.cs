@@ -15,20 +15,21 @@ public static class NodeCommand
         var host = new Option<string>("--host") { Description = "address to listen on", DefaultValueFactory = _ => "127.0.0.1" };
         var port = new Option<int>("--port") { Description = "port to listen on (0: any free port)", DefaultValueFactory = _ => 0 };
         var join = SharedOptions.Join("a node of the cluster to join (repeat for several); none: this node starts the cluster");
+        var joinTimeout = SharedOptions.JoinTimeout();
         var roles = new Option<string>("--roles") { Description = "comma-separated roles: device (offers its devices), control (hosts job coordinators)", DefaultValueFactory = _ => $"{DeviceManager.Role},{JobSharding.ControlRole}" };
         var devices = new Option<string>("--devices") { Description = "this node's devices, one device actor each", DefaultValueFactory = _ => "cpu" };
         var configFile = new Option<string?>("--config-file") { Description = "HOCON file over the defaults (di config default writes one)" };
         var model = new Option<string>("--model") { Description = "the model this node's devices hold (folder or built-in name)", DefaultValueFactory = _ => "gpt2" };
-        var task = new Option<string>("--task") { DefaultValueFactory = _ => "generate" };
-        var dtype = new Option<string>("--dtype") { DefaultValueFactory = _ => "fp32" };
-        var maxNewTokens = new Option<int>("--max-new-tokens") { DefaultValueFactory = _ => 20 };
+        var task = new Option<string>("--task") { Description = "the task the devices' model is loaded for: logits | classify | generate (jobs must ask for the same)", DefaultValueFactory = _ => "generate" };
+        var dtype = new Option<string>("--dtype") { Description = "precision of the model on the devices: fp32 | fp16 | bf16", DefaultValueFactory = _ => "fp32" };
+        var maxNewTokens = new Option<int>("--max-new-tokens") { Description = "tokens generated per input (task generate)", DefaultValueFactory = _ => 20 };
         var seed = SharedOptions.Seed("seed of a built-in model's random weights (nodes and clients must agree)");
-        var libtorch = new Option<string?>("--libtorch");
+        var libtorch = new Option<string?>("--libtorch") { Description = $"folder holding libtorch (a PyTorch install's torch/lib, CUDA included); also ${Models.Runtime.LibTorch.FolderVariable}" };
         var generation = new GenerationArguments();
         var serve = new Option<string>("--serve") { Description = "what the devices offer: replica (each device loads the whole model at start), pipeline (stages built on request), or both", DefaultValueFactory = _ => "replica,pipeline" };
         var command = new Command("node", "Join a cluster and offer this machine's devices until stopped.")
         {
-            host, port, join, roles, devices, configFile, model, task, dtype, maxNewTokens, seed, libtorch, serve,
+            host, port, join, joinTimeout, roles, devices, configFile, model, task, dtype, maxNewTokens, seed, libtorch, serve,
         };
         foreach (var option in generation.Options)
         {
@@ -44,9 +45,10 @@ public static class NodeCommand
                     result.GetValue(devices)!, result.GetValue(configFile), result.GetValue(model)!, result.GetValue(task)!,
                     result.GetValue(dtype)!, result.GetValue(maxNewTokens), result.GetValue(seed), result.GetValue(libtorch),
                     result.GetValue(serve)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
-                    generation.Read(result, result.GetValue(maxNewTokens), result.GetValue(seed)));
+                    generation.Read(result, result.GetValue(maxNewTokens), result.GetValue(seed)),
+                    SharedOptions.Seconds(result.GetValue(joinTimeout)));
                 var system = ClusterNode.Start(options);
-                await ClusterNode.WhenUp(system, TimeSpan.FromMinutes(5));
+                await ClusterJoin.WhenUpAsync(system, options.Join, options.JoinTimeout);
                 var self = Akka.Cluster.Cluster.Get(system).SelfAddress;
                 await result.InvocationConfiguration.Output.WriteLineAsync($"di node: up at {self.Host}:{self.Port}");
                 await result.InvocationConfiguration.Output.FlushAsync(cancellation);

@@ -38,6 +38,23 @@ public static class SharedOptions
         AllowMultipleArgumentsPerToken = false,
     };
 
+    /// <summary><c>--join-timeout SECONDS</c>: how long to try joining; left out: the configuration's join-timeout (15 s).</summary>
+    public static Option<double?> JoinTimeout()
+    {
+        var timeout = new Option<double?>("--join-timeout") { Description = "seconds to try joining the cluster before giving up (default: distributed-inference.join-timeout, 15 s)", HelpName = "SECONDS" };
+        timeout.Validators.Add(result =>
+        {
+            if (result.GetValueOrDefault<double?>() is <= 0 or double.NaN or double.PositiveInfinity)
+            {
+                result.AddError("--join-timeout must be a positive number of seconds");
+            }
+        });
+        return timeout;
+    }
+
+    /// <summary>Seconds as given to <c>--join-timeout</c>, as a time span.</summary>
+    public static TimeSpan? Seconds(double? seconds) => seconds is { } s ? TimeSpan.FromSeconds(s) : null;
+
     /// <summary>
     /// <c>--prompts P...</c>: the prompts run up to the next option. A word that looks like an option (<c>--outptu</c>,
     /// <c>-x</c>) is refused rather than taken as a prompt, so a misspelt option never turns into a silent extra row.

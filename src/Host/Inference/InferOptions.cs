@@ -25,7 +25,8 @@ public sealed record InferOptions(
     bool Strict = false,
     GenerationOptions? Generation = null,
     bool Quiet = false,
-    string? JsonSummaryPath = null)
+    string? JsonSummaryPath = null,
+    TimeSpan? JoinTimeout = null)
 {
     /// <summary>How task generate picks tokens: <see cref="Generation"/> if given, else greedy with --max-new-tokens.</summary>
     public GenerationOptions GenerationOrGreedy => (Generation ?? GenerationOptions.Greedy) with { MaxNewTokens = MaxNewTokens, Seed = Seed };

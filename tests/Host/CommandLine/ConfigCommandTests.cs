@@ -33,5 +33,22 @@ public sealed class ConfigCommandTests
         var (exit, stdout, _) = await DiRunner.Run("config", "default");
         Assert.Equal(0, exit);
         Assert.StartsWith("# DistributedInference defaults.", stdout, StringComparison.Ordinal);
+        Assert.DoesNotContain("serialization-bindings", stdout, StringComparison.Ordinal);
+        Assert.DoesNotContain("DistributedInferenceSerializer", stdout, StringComparison.Ordinal);
+        Assert.True(stdout.Split('\n').Length < 120, "the defaults a user may edit, not the wire format");
+
+        // The bindings still apply: every cross-node message keeps its explicit serializer.
+        var bindings = DistributedInferenceConfig.Default().GetConfig("akka.actor.serialization-bindings");
+        Assert.Contains(bindings.AsEnumerable(), b => b.Key.Contains("RunBatch", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Env_prints_the_same_version_as_di_version()
+    {
+        var (exit, version, stderr) = await DiRunner.RunProcess(TimeSpan.FromMinutes(2), "--version");
+        Assert.True(exit == 0, stderr);
+        var (envExit, env, envStderr) = await DiRunner.RunProcess(TimeSpan.FromMinutes(2), "env");
+        Assert.True(envExit == 0, envStderr);
+        Assert.Equal($"di: {version.Trim()}", env.Split('\n')[0].Trim());
     }
 }

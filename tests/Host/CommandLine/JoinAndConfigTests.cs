@@ -1,0 +1,136 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using DistributedInference.Models.Loading;
+
+namespace DistributedInference.Host.Tests.CommandLine;
+
+/// <summary>Joining a cluster gives up within the join timeout; flags beat the config file; a failing node is named at once.</summary>
+public sealed class JoinAndConfigTests : IDisposable
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromMinutes(3);
+
+    private readonly string _folder = Directory.CreateTempSubdirectory("di-join-").FullName;
+
+    public void Dispose() => Directory.Delete(_folder, recursive: true);
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    private string ConfigFile(string text)
+    {
+        var path = Path.Combine(_folder, $"{Guid.NewGuid():N}.conf");
+        File.WriteAllText(path, text);
+        return path;
+    }
+
+    private static void AssertOneLine(string stderr) => Assert.Single(stderr.TrimEnd().Split('\n'));
+
+    [Fact]
+    public async Task A_client_that_cannot_join_says_so_in_one_line_within_the_join_timeout()
+    {
+        var port = FreePort();
+        var clock = Stopwatch.StartNew();
+        var (exit, stdout, stderr) = await DiRunner.RunProcess(Timeout, "infer", "--join", $"127.0.0.1:{port}", "--join-timeout", "2",
+            "--model", "gpt2-tiny", "--task", "logits", "--prompts", "a");
+        Assert.Equal(2, exit);
+        Assert.Equal(string.Empty, stdout);
+        Assert.StartsWith($"di: error: could not join the cluster at 127.0.0.1:{port} within 2 s", stderr, StringComparison.Ordinal);
+        AssertOneLine(stderr);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(60), $"took {clock.Elapsed}");
+    }
+
+    [Fact]
+    public async Task A_node_that_cannot_join_gives_up_after_the_config_files_join_timeout_and_the_flag_beats_it()
+    {
+        var port = FreePort();
+        var config = ConfigFile("distributed-inference.join-timeout = 1s");
+        var (exit, _, stderr) = await DiRunner.RunProcess(Timeout, "node", "--join", $"127.0.0.1:{port}", "--config-file", config, "--model", "gpt2-tiny", "--task", "logits");
+        Assert.Equal(2, exit);
+        Assert.StartsWith($"di: error: could not join the cluster at 127.0.0.1:{port} within 1 s", stderr, StringComparison.Ordinal);
+        AssertOneLine(stderr);
+
+        var (flagExit, _, flagStderr) = await DiRunner.RunProcess(Timeout, "node", "--join", $"127.0.0.1:{port}", "--config-file", config, "--join-timeout", "2.5", "--model", "gpt2-tiny", "--task", "logits");
+        Assert.Equal(2, flagExit);
+        Assert.Contains("within 2.5 s", flagStderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Node_flags_override_a_config_file_from_di_config_default()
+    {
+        var config = Path.Combine(_folder, "di.conf");
+        var (configExit, _, configStderr) = await DiRunner.RunProcess(Timeout, "config", "default", "--config-file", config);
+        Assert.True(configExit == 0, configStderr);
+        var port = FreePort();
+
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var arg in new[] { Path.Combine(AppContext.BaseDirectory, "di.dll"), "node", "--host", "127.0.0.1", "--port", $"{port}", "--config-file", config, "--model", "gpt2-tiny", "--task", "logits" })
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        using var node = Process.Start(start)!;
+        try
+        {
+            var line = await node.StandardOutput.ReadLineAsync().WaitAsync(Timeout);
+            Assert.Equal($"di node: up at 127.0.0.1:{port}", line);
+        }
+        finally
+        {
+            node.Kill(entireProcessTree: true);
+            await node.WaitForExitAsync();
+        }
+    }
+
+    [Fact]
+    public async Task A_launch_whose_nodes_fail_names_the_node_and_its_error_within_seconds()
+    {
+        var config = ConfigFile("distributed-inference.max-batch-size = 0");
+        var clock = Stopwatch.StartNew();
+        var (exit, _, stderr) = await DiRunner.RunProcess(Timeout, "launch", "--num-processes", "2", "--config-file", config, "--",
+            "infer", "--task", "logits", "--model", DiRunner.TinyLanguageModel, "--input-ids", DiRunner.Expected);
+        Assert.Equal(2, exit);
+        Assert.Contains("di: error: node 0 did not start: di: error: distributed-inference.max-batch-size must be positive, got 0", stderr, StringComparison.Ordinal);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(60), $"took {clock.Elapsed}");
+    }
+
+    [Fact]
+    public async Task A_launch_with_the_default_config_file_runs_the_job()
+    {
+        var config = Path.Combine(_folder, "di.conf");
+        Assert.Equal(0, (await DiRunner.Run("config", "default", "--config-file", config)).ExitCode);
+        var output = Path.Combine(_folder, "logits.safetensors");
+        var (exit, _, stderr) = await DiRunner.RunProcess(Timeout, "launch", "--num-processes", "2", "--config-file", config, "--",
+            "infer", "--task", "logits", "--devices", "cpu", "--model", DiRunner.TinyLanguageModel, "--input-ids", DiRunner.Expected, "--output", output);
+        Assert.True(exit == 0, stderr);
+        Assert.True(DiRunner.MaxAbsDiff(SafeTensorsFile.Open(output).Read("logits"), DiRunner.ExpectedTensor("lm_logits")) <= 1e-4);
+    }
+
+    [Fact]
+    public async Task One_failure_is_one_line_and_Akka_log_lines_show_only_with_verbose()
+    {
+        var model = Path.Combine(_folder, "three-layers");
+        Directory.CreateDirectory(model);
+        File.Copy(Path.Combine(DiRunner.TinyLanguageModel, "model.safetensors"), Path.Combine(model, "model.safetensors"));
+        File.WriteAllText(Path.Combine(model, "config.json"), File.ReadAllText(Path.Combine(DiRunner.TinyLanguageModel, "config.json")).Replace("\"n_layer\": 2", "\"n_layer\": 3", StringComparison.Ordinal));
+        string[] args = ["infer", "--model", model, "--task", "logits", "--input-ids", DiRunner.Expected];
+
+        var (exit, _, stderr) = await DiRunner.RunProcess(Timeout, args);
+        Assert.Equal(2, exit);
+        Assert.Equal("di: error: cpu: could not load the model: " + model + ": checkpoint has no tensor for transformer.h.2.ln_1.weight", stderr.Trim());
+
+        var (verboseExit, _, verboseStderr) = await DiRunner.RunProcess(Timeout, [.. args, "--verbose"]);
+        Assert.Equal(2, verboseExit);
+        Assert.Contains("[ERROR] ", verboseStderr, StringComparison.Ordinal);
+
+        var log = Path.Combine(_folder, "akka.log");
+        var (logExit, _, logStderr) = await DiRunner.RunProcess(Timeout, [.. args, "--log-file", log]);
+        Assert.Equal(2, logExit);
+        AssertOneLine(logStderr);
+        Assert.Contains("[ERROR] ", File.ReadAllText(log), StringComparison.Ordinal);
+    }
+}
