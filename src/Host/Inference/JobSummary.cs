@@ -41,7 +41,7 @@ public sealed record JobSummary(
             var width = job.Inputs.InputIds.shape[1];
             for (var row = 0; row < result.shape[0]; row++)
             {
-                generated += TrimmedLength(ResultWriter.Continuation(result[row], width, job.Source.EosTokenIds), job.Source.PadTokenId);
+                generated += TrimmedLength(Models.Generation.Continuation.Of(result[row], width, job.Source.EosTokenIds), job.Source.PadTokenId);
             }
         }
 

@@ -126,7 +126,7 @@ public sealed class ResultWriter
                 line["embedding"] = result[row].data<float>().ToArray();
                 break;
             default:
-                var generated = Continuation(result[row], inputs.InputIds.shape[1], model.EosTokenIds);
+                var generated = Models.Generation.Continuation.Of(result[row], inputs.InputIds.shape[1], model.EosTokenIds);
                 line["output_ids"] = generated;
                 if (tokenizer is not null)
                 {
@@ -137,14 +137,6 @@ public sealed class ResultWriter
         }
 
         return line;
-    }
-
-    /// <summary>The tokens generated after a prompt of <paramref name="promptWidth"/> positions, up to and including the first end-of-sequence id.</summary>
-    public static long[] Continuation(Tensor outputRow, long promptWidth, IReadOnlyList<long> eosTokenIds)
-    {
-        var tokens = outputRow.data<long>().Skip((int)promptWidth).ToList();
-        var end = tokens.FindIndex(eosTokenIds.Contains);
-        return (end >= 0 ? tokens.Take(end + 1) : tokens).ToArray();
     }
 
     private static long[] PromptIds(InferenceInputs inputs, int row)

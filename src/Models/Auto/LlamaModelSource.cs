@@ -58,7 +58,7 @@ public sealed class LlamaModelSource : IModelSource
     public ReplicaModelFactory Replica(InferenceTask task, ScalarType dtype, GenerationOptions generation)
     {
         ModelTasks.Require(this, task);
-        return DecoderReplica.Factory(Source, task, dtype, generation);
+        return DecoderReplica.Factory(Source, task, dtype, generation, Tokenizer);
     }
 
     public IStagedModel LoadStaged(InferenceTask task)

@@ -22,12 +22,8 @@ public static class GreedySearch
     }
 
     /// <summary>The tokens generated after a prompt of <paramref name="promptWidth"/> positions, up to and including the end-of-text token.</summary>
-    public static long[] Continuation(Gpt2Config config, Tensor outputRow, long promptWidth)
-    {
-        var tokens = outputRow.data<long>().Skip((int)promptWidth).ToList();
-        var end = EndOfText(config) is { } eos ? tokens.IndexOf(eos) : -1;
-        return (end >= 0 ? tokens.Take(end + 1) : tokens).ToArray();
-    }
+    public static long[] Continuation(Gpt2Config config, Tensor outputRow, long promptWidth) =>
+        Generation.Continuation.Of(outputRow, promptWidth, EndOfText(config) is { } eos ? [eos] : []);
 
     /// <summary>The id that pads rows: the config's pad token, else its end-of-text token, else 0.</summary>
     public static long PadToken(Gpt2Config config) => config.PadTokenId ?? EndOfText(config) ?? 0;

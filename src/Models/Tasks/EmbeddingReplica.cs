@@ -6,8 +6,9 @@ namespace DistributedInference.Models.Tasks;
 
 /// <summary>
 /// A BERT sentence embedder as a replica (task embed). Input rows are <see cref="TokenRows"/> (or an ids tensor, then
-/// every position is a token); results are float32 embeddings [B, dimension] on the CPU, owned by the caller, pooled
-/// and normalised as the folder's sentence-transformers modules say.
+/// every position is a token), or sentences (a list of strings, tokenized as sentence-transformers does); results are
+/// float32 embeddings [B, dimension] on the CPU, owned by the caller, pooled and normalised as the folder's
+/// sentence-transformers modules say.
 /// </summary>
 public sealed class EmbeddingReplica : IReplicaModel
 {
@@ -22,17 +23,27 @@ public sealed class EmbeddingReplica : IReplicaModel
     public string Description { get; }
 
     /// <summary>Builds the embedder from <paramref name="source"/> on each device it is called for.</summary>
-    public static ReplicaModelFactory Factory(BertSource source, ScalarType dtype) =>
+    /// <param name="tokenizer">Tokenizes sentences given as strings; null: the replica takes token ids only.</param>
+    public static ReplicaModelFactory Factory(BertSource source, ScalarType dtype, SentenceTokenizer? tokenizer = null) =>
         device => new EmbeddingReplica(
-            new SentenceEmbedder(source.CreateModel(device.ToTorch(), dtype), source.Sentence, tokenizer: null, owns: true),
+            new SentenceEmbedder(source.CreateModel(device.ToTorch(), dtype), source.Sentence, tokenizer, owns: false),
             $"{source.Name} ({InferenceTask.Embed.Name()}, {Precision.Name(dtype)}) on {device}");
 
     public object Run(object rows)
     {
+        if (rows is System.Collections.IList list && list.Cast<object?>().All(p => p is string))
+        {
+            return _embedder.Embed(list.Cast<string>().ToList());
+        }
+
         var (inputIds, attentionMask, _) = TokenRows.Read(rows, "bert");
         using var mask = attentionMask is null ? ones_like(inputIds, ScalarType.Int64) : null;
         return _embedder.Embed(inputIds, attentionMask ?? mask!);
     }
 
-    public void Dispose() => _embedder.Dispose();
+    public void Dispose()
+    {
+        _embedder.Model.Dispose();
+        _embedder.Dispose();
+    }
 }
