@@ -39,7 +39,6 @@ public static class LaunchedInference
 
         var nodeDevices = launch.DevicesPerProcess ?? options.Devices;
         var job = PreparedJob.From(options with { Devices = nodeDevices });
-        job.WriteNotices(stderr);
         job.Writer.CheckFinite(stderr, options.Strict);
         var nodeArguments = new List<string>
         {

@@ -20,7 +20,6 @@ public static class InferCommand
                 var options = arguments.Read(result);
                 var job = PreparedJob.From(options);
                 var (stdout, stderr) = (result.InvocationConfiguration.Output, result.InvocationConfiguration.Error);
-                job.WriteNotices(stderr);
                 job.Writer.CheckFinite(stderr, options.Strict);
                 if (options.OnCluster)
                 {

@@ -31,7 +31,7 @@ public static class TokenizeCommand
                 for (var i = 0; i < texts.Count; i++)
                 {
                     var ids = tokenizer.Encode(texts[i], addSpecialTokens: !result.GetValue(noSpecial));
-                    await output.WriteLineAsync(JsonSerializer.Serialize(new { index = i, ids, tokens = tokenizer.Tokens(ids) }));
+                    await output.WriteLineAsync(JsonLines.Serialize(new { index = i, ids, tokens = tokenizer.Tokens(ids) }));
                 }
 
                 return 0;

@@ -24,6 +24,7 @@ public sealed record PreparedJob(
     /// <param name="result">The job's results in input order; not disposed.</param>
     public void Complete(InferOptions options, Tensor result, string mode, int devices, double? bubbleFraction, TextWriter stdout, TextWriter stderr)
     {
+        WriteNotices(stderr);
         Writer.Write(Task, Inputs, result, Source, stdout);
         JobSummary.Of(this, mode, devices, result, Clock, bubbleFraction).Report(stderr, options.Quiet, options.JsonSummaryPath);
     }
@@ -35,8 +36,8 @@ public sealed record PreparedJob(
     public IReadOnlyDictionary<string, object> Rows() =>
         TokenRows.Of(Inputs.InputIds, Inputs.AttentionMask, Task == InferenceTask.Generate ? arange(Inputs.Count, ScalarType.Int64) : null);
 
-    /// <summary>Says on stderr, once, what a user could not otherwise tell: that a built-in's weights are random.</summary>
-    public void WriteNotices(TextWriter stderr)
+    /// <summary>Says on stderr, once, with the results, what a user could not otherwise tell: that a built-in's weights are random.</summary>
+    private void WriteNotices(TextWriter stderr)
     {
         if (Source.RandomSeed is { } seed)
         {

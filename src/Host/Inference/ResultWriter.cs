@@ -76,7 +76,7 @@ public sealed class ResultWriter
         var lines = new StringBuilder();
         for (var i = 0; i < inputs.Count; i++)
         {
-            lines.AppendLine(JsonSerializer.Serialize(Line(task, inputs, result, model, i)));
+            lines.AppendLine(JsonLines.Serialize(Line(task, inputs, result, model, i)));
         }
 
         if (_path is null)
