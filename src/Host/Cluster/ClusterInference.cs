@@ -70,7 +70,7 @@ public static class ClusterInference
         try
         {
             var devices = await WaitForDevices(client, splitters, nodes, cancellation);
-            await CheckTask(devices, job.Task, cancellation);
+            await CheckTask(devices, job, cancellation);
             await stderr.WriteLineAsync($"di: {devices.Select(d => d.Path.Address).Distinct().Count()} node(s), {devices.Count} device(s){(control.Count > 0 ? $", job coordinators on {control.Count} control node(s)" : string.Empty)}");
             var rows = job.Rows();
             var result = await ProgressBar.Track(
@@ -85,15 +85,18 @@ public static class ClusterInference
         }
     }
 
-    // The devices were loaded for a task when their node started; a job for another task would get the wrong results.
-    private static async Task CheckTask(IReadOnlyList<IActorRef> devices, InferenceTask task, CancellationToken cancellation)
+    // The devices were loaded with a model for a task when their node started; a job for another would get wrong results.
+    private static async Task CheckTask(IReadOnlyList<IActorRef> devices, PreparedJob job, CancellationToken cancellation)
     {
+        var task = job.Task;
         var statuses = await Task.WhenAll(devices.Select(d => d.Ask<DeviceStatus>(GetDeviceStatus.Instance, TimeSpan.FromSeconds(30), cancellation)));
         var other = statuses.FirstOrDefault(s => !s.Model.Contains($"({task.Name()}, ", StringComparison.Ordinal) && s.Model != "loading");
         if (other is not null)
         {
             throw new InvalidInputException($"the cluster's devices serve {other.Model}, not task {task.Name()}: start the nodes with --task {task.Name()}");
         }
+
+        ReplicaModelCheck.Check(statuses, job.Source);
     }
 
     // Every device of every Up device node (at least `nodes` of them) known to every splitter that may run the job.

@@ -53,6 +53,18 @@ public sealed class ClusterClientTests : IDisposable
     }
 
     [Fact]
+    public async Task A_replica_job_for_another_model_than_the_nodes_serve_is_a_one_line_error()
+    {
+        await using var nodes = await Nodes(1);
+        var (exit, stdout, stderr) = await DiRunner.RunProcess(Timeout, "infer", "--join", nodes.Seed, "--mode", "replica", "--task", "logits",
+            "--model", "gpt2-tiny", "--input-ids", DiRunner.Expected);
+        Assert.Equal(2, exit);
+        Assert.Equal(string.Empty, stdout);
+        Assert.Contains("di: error: the cluster's devices serve " + DiRunner.TinyLanguageModel + " (logits, fp32) on cpu, not model gpt2-tiny", stderr, StringComparison.Ordinal);
+        Assert.Single(stderr.TrimEnd().Split('\n'));
+    }
+
+    [Fact]
     public async Task A_two_node_cluster_survives_a_kill_9_of_its_younger_node()
     {
         await using var nodes = await Nodes(2);
