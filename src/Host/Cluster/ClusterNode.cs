@@ -59,8 +59,7 @@ public static class ClusterNode
     /// The name under which a node serves its model's pipeline stages: the folder's name (not its path, which may differ
     /// between machines) or the built-in with its seed, and the task. A pipeline asks for it by the same name.
     /// </summary>
-    public static string ServedModelName(IModelSource source, InferenceTask task) =>
-        $"{(source.RandomSeed is { } seed ? $"{source.Name} seed {seed}" : Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(source.Name))))} ({task.Name()})";
+    public static string ServedModelName(IModelSource source, InferenceTask task) => $"{ModelIdentity.Of(source.Name, source.RandomSeed)} ({task.Name()})";
 
     /// <summary>Waits until this node is Up in its cluster.</summary>
     public static Task WhenUp(ActorSystem system, TimeSpan timeout)

@@ -1,22 +1,17 @@
 using DistributedInference.Actors.Replica;
 using DistributedInference.Models;
-using DistributedInference.Models.Gpt2;
+using DistributedInference.Models.Auto;
+using DistributedInference.Models.Tasks;
 
 namespace DistributedInference.Host.Cluster;
 
 /// <summary>
 /// A replica job runs only on devices that hold the model it names, as a pipeline runs only on stage hosts serving
-/// it: the same identity (a folder by its name, not its path, which may differ between machines; a built-in by its
-/// name), read from what each device reports (<c>name (task, dtype) on device</c>).
+/// it: the same <see cref="ModelIdentity"/> (a folder by its name; a built-in by its name and seed), read from what
+/// each device reports (<c>identity (task, dtype) on device</c>).
 /// </summary>
 public static class ReplicaModelCheck
 {
-    /// <summary>The model a job or a device names, as pipeline mode compares it: a folder's name, or a built-in's name.</summary>
-    public static string Identity(string model) =>
-        model.Contains('/', StringComparison.Ordinal) || Directory.Exists(model)
-            ? Path.GetFileName(Path.TrimEndingDirectorySeparator(model))
-            : model;
-
     /// <summary>The model name in a device's status (<c>name (task, dtype) on device</c>); null when it has another form.</summary>
     public static string? ModelOf(DeviceStatus status)
     {
@@ -26,14 +21,14 @@ public static class ReplicaModelCheck
     }
 
     /// <exception cref="InvalidInputException">A device (not still loading) holds another model than <paramref name="source"/>.</exception>
-    public static void Check(IEnumerable<DeviceStatus> statuses, Gpt2Source source)
+    public static void Check(IEnumerable<DeviceStatus> statuses, IModelSource source)
     {
-        var wanted = Identity(source.Name);
-        var other = statuses.FirstOrDefault(s => s.Model != "loading" && ModelOf(s) is { } name && Identity(name) != wanted);
+        var wanted = ModelIdentity.Of(source.Name, source.RandomSeed);
+        var other = statuses.FirstOrDefault(s => s.Model != "loading" && ModelOf(s) is { } name && name != wanted);
         if (other is not null)
         {
             throw new InvalidInputException(
-                $"the cluster's devices serve {other.Model}, not model {wanted}: run the job with the nodes' --model, or start nodes with --model {source.Name}");
+                $"the cluster's devices serve {other.Model}, not model {wanted}: run the job with the nodes' --model, or start nodes with --model {source.Name}{(source.RandomSeed is { } seed ? $" --seed {seed}" : string.Empty)}");
         }
     }
 }

@@ -59,7 +59,7 @@ public sealed class BertModelSource : IModelSource
     public ReplicaModelFactory Replica(InferenceTask task, ScalarType dtype, GenerationOptions generation)
     {
         ModelTasks.Require(this, task);
-        return EmbeddingReplica.Factory(Source, dtype, _tokenizer.Value);
+        return EmbeddingReplica.Factory(Source, dtype, _tokenizer.Value, RandomSeed);
     }
 
     public IStagedModel LoadStaged(InferenceTask task)

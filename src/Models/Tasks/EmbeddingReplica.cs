@@ -24,10 +24,11 @@ public sealed class EmbeddingReplica : IReplicaModel
 
     /// <summary>Builds the embedder from <paramref name="source"/> on each device it is called for.</summary>
     /// <param name="tokenizer">Tokenizes sentences given as strings; null: the replica takes token ids only.</param>
-    public static ReplicaModelFactory Factory(BertSource source, ScalarType dtype, SentenceTokenizer? tokenizer = null) =>
+    /// <param name="randomSeed">The seed of a built-in's random weights (part of the replica's identity); null for a folder.</param>
+    public static ReplicaModelFactory Factory(BertSource source, ScalarType dtype, SentenceTokenizer? tokenizer = null, long? randomSeed = null) =>
         device => new EmbeddingReplica(
             new SentenceEmbedder(source.CreateModel(device.ToTorch(), dtype), source.Sentence, tokenizer, owns: false),
-            $"{source.Name} ({InferenceTask.Embed.Name()}, {Precision.Name(dtype)}) on {device}");
+            ModelIdentity.Describe(source.Name, randomSeed, InferenceTask.Embed, Precision.Name(dtype), device));
 
     public object Run(object rows)
     {

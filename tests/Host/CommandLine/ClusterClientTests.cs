@@ -60,8 +60,20 @@ public sealed class ClusterClientTests : IDisposable
             "--model", "gpt2-tiny", "--input-ids", DiRunner.Expected);
         Assert.Equal(2, exit);
         Assert.Equal(string.Empty, stdout);
-        Assert.Contains("di: error: the cluster's devices serve " + DiRunner.TinyLanguageModel + " (logits, fp32) on cpu, not model gpt2-tiny", stderr, StringComparison.Ordinal);
+        Assert.Contains("di: error: the cluster's devices serve lm (logits, fp32) on cpu, not model gpt2-tiny seed 0", stderr, StringComparison.Ordinal);
         Assert.Single(stderr.TrimEnd().Split('\n'));
+    }
+
+    [Fact]
+    public async Task A_built_in_with_another_seed_is_another_model()
+    {
+        await using var nodes = await LocalCluster.StartAsync(
+            1, _ => ["--devices", "cpu", "--model", "gpt2-tiny", "--seed", "3", "--task", "logits"], TextWriter.Null, CancellationToken.None);
+        var (exit, stdout, stderr) = await DiRunner.RunProcess(Timeout, "infer", "--join", nodes.Seed, "--mode", "replica", "--task", "logits",
+            "--model", "gpt2-tiny", "--seed", "4", "--input-ids", DiRunner.Expected);
+        Assert.Equal(2, exit);
+        Assert.Equal(string.Empty, stdout);
+        Assert.Contains("serve gpt2-tiny seed 3 (logits, fp32) on cpu, not model gpt2-tiny seed 4: run the job with the nodes' --model, or start nodes with --model gpt2-tiny --seed 4", stderr, StringComparison.Ordinal);
     }
 
     [Fact]
