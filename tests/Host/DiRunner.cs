@@ -37,11 +37,15 @@ public static class DiRunner
         }
 
         using var process = Process.Start(start)!;
+        using var reaper = KillOnDispose(process);
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
         await process.WaitForExitAsync().WaitAsync(timeout);
         return (process.ExitCode, await stdout, await stderr);
     }
+
+    /// <summary>Kills <paramref name="process"/> (and its children) when disposed, so a failed test leaves no process behind.</summary>
+    public static IDisposable KillOnDispose(Process process) => new Reaper(process);
 
     public static async Task<(int ExitCode, string Stdout, string Stderr)> Run(params string[] args)
     {
@@ -49,5 +53,23 @@ public static class DiRunner
         var stderr = new StringWriter();
         var exit = await DiCommandLine.InvokeAsync(args, new InvocationConfiguration { EnableDefaultExceptionHandler = false, Output = stdout, Error = stderr });
         return (exit, stdout.ToString(), stderr.ToString());
+    }
+
+    private sealed class Reaper(Process process) : IDisposable
+    {
+        public void Dispose()
+        {
+            try
+            {
+                if (!process.HasExited)
+                {
+                    process.Kill(entireProcessTree: true);
+                }
+            }
+            catch (InvalidOperationException)
+            {
+                // Exited in the meantime.
+            }
+        }
     }
 }

@@ -108,6 +108,7 @@ public sealed class ClusterClientTests : IDisposable
         }
 
         using var client = System.Diagnostics.Process.Start(start)!;
+        using var reaper = DiRunner.KillOnDispose(client);
         var stdout = client.StandardOutput.ReadToEndAsync();
         var stderr = new System.Text.StringBuilder();
         var killed = false;
