@@ -20,7 +20,7 @@ public static class NodeCommand
         var devices = new Option<string>("--devices") { Description = "this node's devices, one device actor each", DefaultValueFactory = _ => "cpu" };
         var configFile = new Option<string?>("--config-file") { Description = "HOCON file over the defaults (di config default writes one)" };
         var model = new Option<string>("--model") { Description = "the model this node's devices hold (folder or built-in name)", DefaultValueFactory = _ => "gpt2" };
-        var task = new Option<string>("--task") { Description = "the task the devices' model is loaded for: logits | classify | generate (jobs must ask for the same)", DefaultValueFactory = _ => "generate" };
+        var task = new Option<string>("--task") { Description = "the task the devices' model is loaded for: logits | classify | generate | embed (jobs must ask for the same)", DefaultValueFactory = _ => "generate" };
         var dtype = new Option<string>("--dtype") { Description = "precision of the model on the devices: fp32 | fp16 | bf16", DefaultValueFactory = _ => "fp32" };
         var maxNewTokens = new Option<int>("--max-new-tokens") { Description = "tokens generated per input (task generate)", DefaultValueFactory = _ => 20 };
         var seed = SharedOptions.Seed("seed of a built-in model's random weights (nodes and clients must agree)");

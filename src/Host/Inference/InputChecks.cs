@@ -20,6 +20,15 @@ public static class InputChecks
             throw new InvalidInputException(
                 $"{path}: attention_mask[{string.Join(", ", at)}] is {values[at.Select(i => TensorIndex.Single(i)).ToArray()].ToInt64()}; use 1 for a real token and 0 for padding");
         }
+
+        if (values.dim() == 2 && values.shape[1] > 0)
+        {
+            var empty = values.sum(1).eq(0).nonzero();
+            if (empty.shape[0] > 0)
+            {
+                throw new InvalidInputException($"{path}: attention_mask row {empty[0, 0].ToInt64()} has no real token (all 0)");
+            }
+        }
     }
 
     /// <summary>

@@ -51,6 +51,9 @@ public static class PipelineInference
         var metrics = await pipeline.MetricsAsync();
         await stderr.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
             $"di: {metrics.Calls} call(s), {metrics.Total.Elapsed.TotalMilliseconds:F0} ms, bubble fraction {metrics.Total.BubbleFraction:F3}, stage utilisation {string.Join(" ", metrics.Total.Stages.Select(s => s.Utilisation.ToString("P0", CultureInfo.InvariantCulture)))}"));
-        job.Complete(options, cat(outputs, 0), "pipeline", stages, metrics.Total.BubbleFraction, stdout, stderr);
+        // Results are float32 whatever the stages computed in, as in replica mode.
+        using var output = cat(outputs, 0);
+        using var result = output.is_floating_point() ? output.to(ScalarType.Float32) : output.alias();
+        job.Complete(options, result, "pipeline", stages, metrics.Total.BubbleFraction, stdout, stderr);
     }
 }

@@ -350,6 +350,14 @@ public sealed record LlamaConfig
     {
         // v5: rope_parameters holds everything; v4: rope_theta beside an optional rope_scaling.
         var parameters = Object(source, json, "rope_parameters");
+        if (parameters?.FirstOrDefault(p => p.Value is JsonObject) is { Key: { } layerType })
+        {
+            // transformers v5 keys rope_parameters by layer type for models whose layers differ (Gemma 3); these
+            // families use one set for every layer.
+            throw new InvalidInputException(
+                $"{source}: rope_parameters.{layerType}: RoPE parameters per layer type are not supported for {json["model_type"]}: give one rope_parameters object (rope_type, rope_theta, ...)");
+        }
+
         var (scaling, prefix) = parameters is not null ? (parameters, "rope_parameters") : (Object(source, json, "rope_scaling"), "rope_scaling");
         var theta = (parameters is not null ? Double(source, parameters, "rope_theta", prefix) : null)
             ?? Double(source, json, "rope_theta") ?? 10000;

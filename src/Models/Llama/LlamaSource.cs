@@ -96,6 +96,30 @@ public sealed class LlamaSource
         }
     }
 
+    /// <summary>
+    /// Checks a folder's tensor names against the whole model's without allocating it (a model on the <c>meta</c>
+    /// device): what a pipeline does before its stages each read their own tensors, so a checkpoint with a layer more or
+    /// less than config.json says is refused as a whole model would be. Nothing to check for a built-in.
+    /// </summary>
+    /// <exception cref="InvalidInputException">A missing or unexpected tensor (one line naming it).</exception>
+    public void CheckTensorNames()
+    {
+        if (_checkpoint is null)
+        {
+            return;
+        }
+
+        using var shapes = new LlamaForCausalLM(Config, new Device(DeviceType.META), ScalarType.Float32);
+        var names = shapes.named_parameters().Select(p => p.name).ToHashSet(StringComparer.Ordinal);
+        var missing = names.Order(StringComparer.Ordinal).FirstOrDefault(n => !_checkpoint.Contains(n) && !(Config.TieWordEmbeddings && n == "lm_head.weight"));
+        if (missing is not null)
+        {
+            throw new InvalidInputException($"{_checkpoint.Directory}: tensor {missing} is missing from the checkpoint");
+        }
+
+        LlamaWeights.RejectUnused(_checkpoint, names, Config);
+    }
+
     /// <summary>Fills parameters named by their checkpoint keys: from the checkpoint, or randomly for a built-in.</summary>
     /// <exception cref="InvalidInputException">A tensor is missing or has another shape.</exception>
     public void Fill(IEnumerable<(string CheckpointName, Tensor Parameter)> parameters)

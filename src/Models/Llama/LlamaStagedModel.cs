@@ -15,8 +15,10 @@ public sealed class LlamaStagedModel : IStagedModel
 
     /// <param name="source">Where weights come from.</param>
     /// <param name="weightDtype">The dtype stages will mostly use: <see cref="StagedLayerInfo.ParameterBytes"/> counts in it.</param>
+    /// <exception cref="InvalidInputException">The checkpoint's tensors are not this config's model (see <see cref="LlamaSource.CheckTensorNames"/>).</exception>
     public LlamaStagedModel(LlamaSource source, ScalarType weightDtype = ScalarType.Float32)
     {
+        source.CheckTensorNames();
         _source = source;
         Layers = Describe(source.Config, ElementSize(weightDtype));
     }

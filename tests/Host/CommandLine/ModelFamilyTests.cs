@@ -184,6 +184,8 @@ public sealed class ModelFamilyTests : IDisposable
         { "tensor missing", "model.norm.weight" },
         { "tensor of the wrong shape", "model.norm.weight" },
         { "tokenizer.json that does not parse", "tokenizer.json" },
+        { "a layer fewer in config.json than in the weights, in pipeline mode", "unexpected tensor model.layers.2." },
+        { "rope_parameters per layer type", "rope_parameters.full_attention: RoPE parameters per layer type are not supported" },
     };
 
     [Theory]
@@ -224,15 +226,51 @@ public sealed class ModelFamilyTests : IDisposable
 
                 SafeTensorsFile.Write(weights, tensors);
                 break;
+            case "a layer fewer in config.json than in the weights, in pipeline mode":
+                File.WriteAllText(config, File.ReadAllText(config).Replace("\"num_hidden_layers\": 3", "\"num_hidden_layers\": 2", StringComparison.Ordinal));
+                break;
+            case "rope_parameters per layer type":
+                var json = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(config))!.AsObject();
+                json.Remove("rope_scaling");
+                json["rope_parameters"] = new System.Text.Json.Nodes.JsonObject { ["full_attention"] = new System.Text.Json.Nodes.JsonObject { ["rope_type"] = "default", ["rope_theta"] = 1e6 } };
+                File.WriteAllText(config, json.ToJsonString());
+                break;
             default:
                 File.WriteAllText(Path.Combine(folder, "tokenizer.json"), "{ not json");
                 break;
         }
 
-        var (exit, stdout, stderr) = await DiRunner.Run("infer", "--model", folder, "--task", "generate", "--prompts", "hello", "--max-new-tokens", "2");
+        string[] mode = broken.EndsWith("pipeline mode", StringComparison.Ordinal) ? ["--mode", "pipeline", "--devices", "cpu,cpu", "--task", "logits"] : ["--task", "generate"];
+        var (exit, stdout, stderr) = await DiRunner.Run(["infer", "--model", folder, .. mode, "--prompts", "hello", "--max-new-tokens", "2"]);
         Assert.Equal(2, exit);
         Assert.Empty(stdout);
         Assert.Contains(message, Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries)), StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("fp16")]
+    [InlineData("bf16")]
+    public async Task Pipeline_results_in_half_precision_are_written_as_float32_json_lines(string dtype)
+    {
+        var (exit, stdout, stderr) = await DiRunner.Run(["infer", "--model", Model("minilm-tiny"), "--task", "embed", "--dtype", dtype,
+            "--mode", "pipeline", "--devices", "cpu,cpu", "--prompts", .. Sentences()]);
+        Assert.True(exit == 0, stderr);
+        var first = JsonDocument.Parse(stdout.Split('\n')[0]).RootElement.GetProperty("embedding").EnumerateArray().Select(e => e.GetSingle()).ToArray();
+        Assert.True(DiRunner.MaxAbsDiff(tensor(first), Expected("minilm-tiny", "embeddings")[0]) <= 2e-2);
+    }
+
+    [Fact]
+    public async Task A_row_without_any_real_token_is_refused()
+    {
+        var input = Path.Combine(_folder, "empty-row.safetensors");
+        SafeTensorsFile.Write(input, new Dictionary<string, Tensor>
+        {
+            ["input_ids"] = tensor(new long[] { 5, 6, 7, 8 }, [2, 2]),
+            ["attention_mask"] = tensor(new long[] { 1, 1, 0, 0 }, [2, 2]),
+        });
+        var (exit, _, stderr) = await DiRunner.Run("infer", "--model", Model("qwen2-tiny"), "--task", "generate", "--input-ids", input);
+        Assert.Equal(2, exit);
+        Assert.Contains("attention_mask row 1 has no real token (all 0)", stderr, StringComparison.Ordinal);
     }
 
     private static string[] Sentences()
