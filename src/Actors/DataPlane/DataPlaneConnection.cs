@@ -8,9 +8,11 @@ using static TorchSharp.torch;
 namespace DistributedInference.Actors.DataPlane;
 
 /// <summary>
-/// The connection to one remote endpoint: a queue and one writer task that connects, then writes each message as one
-/// frame, in order, and disposes the tensors the message owns. On any failure the connection closes and every message it still holds
-/// (and any that arrive while it closes) goes through Akka to its target instead.
+/// The connection to one remote endpoint: a queue and one writer thread that connects, runs TLS (with a cluster
+/// certificate) and the handshake, in which the other side proves the cluster secret and its Akka address, then writes
+/// each message as one frame, in order, and disposes the tensors the message owns. A message for an actor that is not on
+/// the node that proved itself there goes through Akka instead. On any failure the connection closes and every message
+/// it still holds (and any that arrive while it closes) goes through Akka to its target instead.
 /// </summary>
 internal sealed class DataPlaneConnection
 {
@@ -53,6 +55,21 @@ internal sealed class DataPlaneConnection
         }
     }
 
+    // TLS (with a certificate), then the handshake: the node there proves the secret and is a member of this cluster.
+    private async Task<(Stream Stream, Address Address)> Authenticate(TcpClient client)
+    {
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(_closing.Token);
+        deadline.CancelAfter(_plane.Limits.HandshakeTimeout);
+        var stream = await _plane.SecureAsync(client.GetStream(), server: false, deadline.Token);
+        var server = await DataPlaneHandshake.ConnectAsync(stream, _plane.Security.Secret, _plane.SelfAddress, _plane.Endpoint, deadline.Token);
+        if (!await _plane.IsMemberAsync(server, deadline.Token))
+        {
+            throw new System.Security.Authentication.AuthenticationException($"{server} is not a member of this cluster");
+        }
+
+        return (stream, Address.Parse(server));
+    }
+
     // On its own thread: blocking socket writes never hold a thread of the pool that actors and heartbeats share.
     private void Run()
     {
@@ -61,11 +78,19 @@ internal sealed class DataPlaneConnection
             var separator = Endpoint.LastIndexOf(':');
             using var client = new TcpClient { NoDelay = true, SendBufferSize = 4 << 20 };
             client.ConnectAsync(Endpoint[..separator], int.Parse(Endpoint[(separator + 1)..], System.Globalization.CultureInfo.InvariantCulture), _closing.Token).AsTask().GetAwaiter().GetResult();
-            using var stream = new BufferedStream(client.GetStream(), 1 << 16);
+            var peer = Authenticate(client).GetAwaiter().GetResult();
+            using var stream = new BufferedStream(peer.Stream, 1 << 16);
             while (_queue.Reader.WaitToReadAsync(_closing.Token).AsTask().GetAwaiter().GetResult())
             {
                 while (_queue.Reader.TryPeek(out var outgoing))
                 {
+                    if (!outgoing.Target.Path.Address.Equals(peer.Address))
+                    {
+                        _queue.Reader.TryRead(out _);
+                        outgoing.Target.Tell(outgoing.Message, outgoing.Sender ?? ActorRefs.NoSender);
+                        continue;
+                    }
+
                     DataPlaneFrame.Write(stream, _plane.Serializer, outgoing);
                     _queue.Reader.TryRead(out _);
                     _plane.Sent();

@@ -80,44 +80,72 @@ internal static class DataPlaneFrame
 }
 
 /// <summary>
-/// Reads frames off a connection, parsing each straight from the socket: tensor bytes go from the socket into the new
-/// tensor without an intermediate buffer. A frame over the size limit is refused before any of it is read; every
-/// count and tensor size inside is checked against the bytes left in its frame, as for Akka's frames.
+/// A frame the data plane will not read: malformed, over a limit, too slow, refused by the receiver's checks, or cut
+/// off. The only exception <see cref="DataPlaneFrameReader.Next"/> lets out; the connection it came on is dropped.
 /// </summary>
-internal sealed class DataPlaneFrameReader(Stream stream, long maximumFrameSize)
+public sealed class BadFrameException(string message, Exception? inner = null) : IOException(message, inner);
+
+/// <summary>
+/// Reads frames off a connection, parsing each straight from the socket: tensor bytes go from the socket into the new
+/// tensor without an intermediate buffer. A frame over the size limit is refused before any of it is read; the
+/// target, sender and manifest are bounded and shown to <c>check</c> before the body is read; every count and tensor
+/// size inside is checked against the bytes left in its frame, and managed allocations grow with the bytes read
+/// (<see cref="ValueCodec"/>). A frame must arrive within <c>readTimeout</c> plus its length at
+/// <c>minimumBytesPerSecond</c>.
+/// </summary>
+internal sealed class DataPlaneFrameReader(Stream stream, long maximumFrameSize, TimeSpan readTimeout, long minimumBytesPerSecond, Action<bool>? inFrame = null)
 {
+    public const int MaximumPathBytes = 1024;
+    public const int MaximumManifestBytes = 64;
+
     private readonly byte[] _header = new byte[DataPlaneFrame.HeaderSize];
 
-    /// <summary>The next frame's target and sender paths and message, or null when the other side closed between frames.</summary>
-    public (string Target, string Sender, object Message)? Next(DistributedInferenceSerializer serializer)
+    /// <summary>
+    /// The next frame's target and sender paths and message, or null when the other side closed between frames.
+    /// <paramref name="check"/> sees target, sender and manifest first and throws to refuse the frame.
+    /// </summary>
+    /// <exception cref="BadFrameException">Anything wrong with the frame or the connection (the only exception let out).</exception>
+    public (string Target, string Sender, object Message)? Next(DistributedInferenceSerializer serializer, Action<string, string, string>? check = null)
     {
-        var read = stream.ReadAtLeast(_header, _header.Length, throwOnEndOfStream: false);
-        if (read == 0)
+        try
         {
-            return null;
-        }
+            inFrame?.Invoke(false);
+            var read = stream.ReadAtLeast(_header, _header.Length, throwOnEndOfStream: false);
+            if (read == 0)
+            {
+                return null;
+            }
 
-        if (read < _header.Length)
+            inFrame?.Invoke(true);
+            if (read < _header.Length)
+            {
+                throw new EndOfStreamException("connection closed inside a frame header");
+            }
+
+            var length = BinaryPrimitives.ReadInt64LittleEndian(_header);
+            if (length <= 0 || length > maximumFrameSize)
+            {
+                throw new SerializationException($"frame of {length} bytes (at most {maximumFrameSize})");
+            }
+
+            var deadline = readTimeout + TimeSpan.FromSeconds((double)length / minimumBytesPerSecond);
+            using var reader = new BinaryReader(new FrameStream(stream, length, deadline), System.Text.Encoding.UTF8, leaveOpen: true);
+            var target = ValueCodec.ReadString(reader, MaximumPathBytes);
+            var sender = ValueCodec.ReadString(reader, MaximumPathBytes);
+            var manifest = ValueCodec.ReadString(reader, MaximumManifestBytes);
+            check?.Invoke(target, sender, manifest);
+            return (target, sender, serializer.Read(reader, manifest));
+        }
+        catch (Exception e) when (e is not BadFrameException and not OperationCanceledException)
         {
-            throw new EndOfStreamException("connection closed inside a frame header");
+            throw new BadFrameException(e.Message, e);
         }
-
-        var length = BinaryPrimitives.ReadInt64LittleEndian(_header);
-        if (length <= 0 || length > maximumFrameSize)
-        {
-            throw new SerializationException($"frame of {length} bytes (at most {maximumFrameSize})");
-        }
-
-        using var reader = new BinaryReader(new FrameStream(stream, length), System.Text.Encoding.UTF8, leaveOpen: true);
-        var target = ValueCodec.ReadString(reader);
-        var sender = ValueCodec.ReadString(reader);
-        var manifest = ValueCodec.ReadString(reader);
-        return (target, sender, serializer.Read(reader, manifest));
     }
 
     // One frame of the connection: reads stop at its end, and Length - Position is what is left of it.
-    private sealed class FrameStream(Stream inner, long length) : Stream
+    private sealed class FrameStream(Stream inner, long length, TimeSpan deadline) : Stream
     {
+        private readonly System.Diagnostics.Stopwatch _clock = System.Diagnostics.Stopwatch.StartNew();
         private long _position;
 
         public override bool CanRead => true;
@@ -142,6 +170,11 @@ internal sealed class DataPlaneFrameReader(Stream stream, long maximumFrameSize)
             if (wanted == 0)
             {
                 return 0;
+            }
+
+            if (_clock.Elapsed > deadline)
+            {
+                throw new TimeoutException($"a frame of {length} bytes took longer than {deadline.TotalSeconds:F0} s");
             }
 
             var read = inner.Read(buffer[..wanted]);

@@ -1,10 +1,14 @@
 using System.Collections.Concurrent;
 using System.Net;
+using System.Net.Security;
 using System.Net.Sockets;
 using System.Runtime.CompilerServices;
 using Akka.Actor;
+using Akka.Cluster;
 using Akka.Event;
+using DistributedInference.Actors.Security;
 using DistributedInference.Actors.Serialization;
+using DistributedInference.Models;
 
 namespace DistributedInference.Actors.DataPlane;
 
@@ -12,14 +16,19 @@ namespace DistributedInference.Actors.DataPlane;
 /// Bulk messages (micro-batches and outputs full of tensors) between nodes on TCP connections of their own, beside
 /// Akka.Remote's: Akka's single connection per node pair then carries only control messages and heartbeats, which bulk
 /// traffic can no longer delay, and tensors skip Akka's extra copies. One listener per actor system (cluster nodes with
-/// <c>distributed-inference.data-plane.enabled</c>); <see cref="Send"/> opens one connection per remote endpoint and
-/// writes frames in order. A message sent here is owned by the data plane: the tensor a stage or device made (its rows,
-/// activation or batch results) is disposed once written.
+/// <c>distributed-inference.data-plane.enabled</c>), bound to exactly the address Akka listens on; <see cref="Send"/>
+/// opens one connection per remote endpoint and writes frames in order. A message sent here is owned by the data plane:
+/// the tensor a stage or device made (its rows, activation or batch results) is disposed once written.
 /// If a connection fails, its messages go through Akka instead (nothing is lost to the data plane).
+/// Every connection first runs TLS (when the cluster has a certificate) and the <see cref="DataPlaneHandshake"/>
+/// (cluster secret); the accepting node then checks that the peer is a current member of its cluster. Frames carry
+/// only <see cref="DataPlaneMessages"/>, to local actors, from senders on the authenticated peer; resources are bounded
+/// by <see cref="DataPlaneLimits"/>.
 /// </summary>
 public sealed class TensorDataPlane : IExtension, IDisposable
 {
     private static readonly ConditionalWeakTable<ActorSystem, StrongBox<bool>> Enabled = new();
+    private const int MaximumCachedTargets = 10_000;
 
     private readonly ExtendedActorSystem _system;
     private readonly DistributedInferenceSerializer _serializer;
@@ -27,9 +36,13 @@ public sealed class TensorDataPlane : IExtension, IDisposable
     private readonly CancellationTokenSource _stopping = new();
     private readonly ConcurrentDictionary<string, DataPlaneConnection> _connections = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, IActorRef> _targets = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<TcpClient, bool> _incoming = new();
+    private readonly LinkedList<CancellationTokenSource> _pending = new();
+    private readonly Dictionary<string, int> _perPeer = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<Socket, bool> _incoming = new();
+    private int _authenticated;
     private long _framesSent;
     private long _framesReceived;
+    private long _refused;
 
     public TensorDataPlane(ExtendedActorSystem system)
     {
@@ -37,11 +50,23 @@ public sealed class TensorDataPlane : IExtension, IDisposable
         Log = Logging.GetLogger(system, "data-plane");
         _serializer = (DistributedInferenceSerializer)system.Serialization.FindSerializerForType(typeof(Pipeline.MicroBatch));
         var config = system.Settings.Config;
-        MaximumFrameSize = config.GetByteSize("distributed-inference.data-plane.maximum-frame-size") ?? (1L << 30);
+        Limits = DataPlaneLimits.From(config);
+        Security = ClusterSecurity.From(config);
+        SelfAddress = system.Provider.DefaultAddress.ToString();
         var publicHost = config.GetString("akka.remote.dot-netty.tcp.public-hostname", string.Empty);
         var host = config.GetString("akka.remote.dot-netty.tcp.hostname", "127.0.0.1");
-        _listener = new TcpListener(IPAddress.TryParse(host, out var address) ? address : IPAddress.Any, config.GetInt("distributed-inference.data-plane.port", 0));
-        _listener.Start();
+        var port = config.GetInt("distributed-inference.data-plane.port", 0);
+        ListenAddress.RequireFree(host, port, "data plane");
+        _listener = new TcpListener(ListenAddress.Resolve(host), port);
+        try
+        {
+            _listener.Start();
+        }
+        catch (SocketException e)
+        {
+            throw new InvalidInputException($"data plane: cannot listen on {host}:{port} ({e.SocketErrorCode}: {e.Message})", e);
+        }
+
         Endpoint = $"{(string.IsNullOrEmpty(publicHost) ? host : publicHost)}:{((IPEndPoint)_listener.LocalEndpoint).Port}";
         _ = AcceptAsync();
         system.RegisterOnTermination(Dispose);
@@ -50,13 +75,29 @@ public sealed class TensorDataPlane : IExtension, IDisposable
     /// <summary>host:port where this node receives bulk messages.</summary>
     public string Endpoint { get; }
 
+    /// <summary>The address the listener is bound to (exactly the configured host's, never all interfaces unless configured so).</summary>
+    public IPEndPoint LocalEndpoint => (IPEndPoint)_listener.LocalEndpoint;
+
     /// <summary>Frames written to other nodes so far.</summary>
     public long FramesSent => Interlocked.Read(ref _framesSent);
 
     /// <summary>Frames received from other nodes and delivered so far.</summary>
     public long FramesReceived => Interlocked.Read(ref _framesReceived);
 
-    internal long MaximumFrameSize { get; }
+    /// <summary>Incoming connections dropped so far: failed handshakes, non-members, over a limit, refused or malformed frames.</summary>
+    public long ConnectionsRefused => Interlocked.Read(ref _refused);
+
+    /// <summary>Incoming connections open now (waiting in a handshake or authenticated).</summary>
+    public int OpenConnections => _incoming.Count;
+
+    /// <summary>The bounds this data plane applies.</summary>
+    public DataPlaneLimits Limits { get; }
+
+    internal ClusterSecurity Security { get; }
+
+    internal string SelfAddress { get; }
+
+    internal long MaximumFrameSize => Limits.MaximumFrameSize;
 
     internal ILoggingAdapter Log { get; }
 
@@ -71,12 +112,13 @@ public sealed class TensorDataPlane : IExtension, IDisposable
 
     /// <summary>
     /// Tells <paramref name="target"/> through the data plane at <paramref name="endpoint"/> when <paramref name="system"/>
-    /// has one and the endpoint is another node's; otherwise through Akka. All messages from one sender to one target
+    /// has one, the endpoint is another node's and the message is one the data plane carries
+    /// (<see cref="DataPlaneMessages"/>); otherwise through Akka. All messages from one sender to one target
     /// should take the same way, so they keep their order.
     /// </summary>
     public static void Tell(ActorSystem system, string? endpoint, IActorRef target, object message, IActorRef? sender = null)
     {
-        var plane = endpoint is null ? null : For(system);
+        var plane = endpoint is null || !DataPlaneMessages.Allowed(message) ? null : For(system);
         if (plane is not null && endpoint != plane.Endpoint)
         {
             plane.Send(endpoint!, target, message, sender);
@@ -90,6 +132,7 @@ public sealed class TensorDataPlane : IExtension, IDisposable
     /// <summary>
     /// Delivers <paramref name="message"/> to <paramref name="target"/> on the node whose data plane listens at
     /// <paramref name="endpoint"/>, as if told by <paramref name="sender"/>. Returns at once; frames to one endpoint keep their order.
+    /// A message for an actor on another node than the one that proves itself at that endpoint goes through Akka.
     /// </summary>
     public void Send(string endpoint, IActorRef target, object message, IActorRef? sender = null)
     {
@@ -115,9 +158,9 @@ public sealed class TensorDataPlane : IExtension, IDisposable
 
         _stopping.Cancel();
         _listener.Stop();
-        foreach (var client in _incoming.Keys)
+        foreach (var socket in _incoming.Keys)
         {
-            client.Dispose();
+            socket.Dispose();
         }
 
         foreach (var connection in _connections.Values)
@@ -131,15 +174,66 @@ public sealed class TensorDataPlane : IExtension, IDisposable
     internal void Forget(DataPlaneConnection connection) =>
         _connections.TryRemove(new KeyValuePair<string, DataPlaneConnection>(connection.Endpoint, connection));
 
+    /// <summary>
+    /// Waits (at most until <paramref name="cancellation"/>) until <paramref name="address"/> is a Joining, WeaklyUp
+    /// or Up member of this node's cluster: a node that has just joined may not have reached this node's view yet.
+    /// A system without the cluster provider has no members to check.
+    /// </summary>
+    internal async Task<bool> IsMemberAsync(string address, CancellationToken cancellation)
+    {
+        if (_system.Provider is not Akka.Cluster.ClusterActorRefProvider)
+        {
+            return true;
+        }
+
+        var cluster = Akka.Cluster.Cluster.Get(_system);
+        while (true)
+        {
+            if (cluster.State.Members.Any(m => m.Status is MemberStatus.Joining or MemberStatus.WeaklyUp or MemberStatus.Up && m.Address.ToString() == address))
+            {
+                return true;
+            }
+
+            try
+            {
+                await Task.Delay(50, cancellation);
+            }
+            catch (OperationCanceledException)
+            {
+                return false;
+            }
+        }
+    }
+
+    /// <summary>Client or server TLS on <paramref name="stream"/> with the cluster certificate, accepting only the same certificate.</summary>
+    internal async Task<Stream> SecureAsync(Stream stream, bool server, CancellationToken cancellation)
+    {
+        if (Security.Certificate is null)
+        {
+            return stream;
+        }
+
+        var tls = new SslStream(stream, leaveInnerStreamOpen: false, (_, certificate, _, _) => Security.IsClusterCertificate(certificate));
+        if (server)
+        {
+            await tls.AuthenticateAsServerAsync(new SslServerAuthenticationOptions { ServerCertificate = Security.Certificate, ClientCertificateRequired = true }, cancellation);
+        }
+        else
+        {
+            await tls.AuthenticateAsClientAsync(new SslClientAuthenticationOptions { TargetHost = "distributed-inference", ClientCertificates = [Security.Certificate] }, cancellation);
+        }
+
+        return tls;
+    }
+
     private async Task AcceptAsync()
     {
         try
         {
             while (!_stopping.IsCancellationRequested)
             {
-                var client = await _listener.AcceptTcpClientAsync(_stopping.Token);
-                _incoming[client] = true;
-                new Thread(() => Receive(client)) { IsBackground = true, Name = $"data-plane from {client.Client.RemoteEndPoint}" }.Start();
+                var socket = await _listener.AcceptSocketAsync(_stopping.Token);
+                _ = AuthenticateAsync(socket);
             }
         }
         catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or SocketException)
@@ -148,37 +242,163 @@ public sealed class TensorDataPlane : IExtension, IDisposable
         }
     }
 
-    // On its own thread: frames are read with blocking calls straight into the tensors they carry.
-    private void Receive(TcpClient client)
+    // No thread and a few hundred bytes per connection until it proves itself; at most MaximumPendingHandshakes wait
+    // (a newer one pushes the oldest out), each for at most HandshakeTimeout.
+    private async Task AuthenticateAsync(Socket socket)
     {
-        using (client)
+        _incoming[socket] = true;
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
+        deadline.CancelAfter(Limits.HandshakeTimeout);
+        LinkedListNode<CancellationTokenSource> waiting;
+        lock (_pending)
         {
-            var reader = new DataPlaneFrameReader(new BufferedStream(client.GetStream(), 1 << 16), MaximumFrameSize);
-            try
+            while (_pending.Count >= Limits.MaximumPendingHandshakes)
             {
-                while (reader.Next(_serializer) is var (target, sender, message))
+                _pending.First!.Value.Cancel();
+                _pending.RemoveFirst();
+            }
+
+            waiting = _pending.AddLast(deadline);
+        }
+
+        var remote = socket.RemoteEndPoint;
+        string? peer = null;
+        try
+        {
+            socket.NoDelay = true;
+            var stream = await SecureAsync(new NetworkStream(socket, ownsSocket: true), server: true, deadline.Token);
+            var (address, _) = await DataPlaneHandshake.AcceptAsync(stream, Security.Secret, SelfAddress, deadline.Token);
+            if (!await IsMemberAsync(address, deadline.Token))
+            {
+                throw new System.Security.Authentication.AuthenticationException($"{address} is not a member of this cluster");
+            }
+
+            lock (_pending)
+            {
+                if (waiting.List is not null)
                 {
-                    Interlocked.Increment(ref _framesReceived);
-                    Resolve(target).Tell(message, sender.Length == 0 ? ActorRefs.NoSender : Resolve(sender));
+                    _pending.Remove(waiting);
+                }
+
+                var count = _perPeer.GetValueOrDefault(address);
+                if (count >= Limits.MaximumConnectionsPerPeer || _authenticated >= Limits.MaximumConnections)
+                {
+                    throw new InvalidOperationException($"connection limit reached ({count} from {address}, {_authenticated} in all)");
+                }
+
+                _perPeer[address] = count + 1;
+                _authenticated++;
+                peer = address;
+            }
+
+            var authenticated = Address.Parse(address);
+            new Thread(() => Receive(socket, stream, address, authenticated)) { IsBackground = true, Name = $"data-plane from {address}" }.Start();
+        }
+        catch (Exception e)
+        {
+            lock (_pending)
+            {
+                if (waiting.List is not null)
+                {
+                    _pending.Remove(waiting);
                 }
             }
-            catch (Exception e) when (!_stopping.IsCancellationRequested)
+
+            if (peer is not null)
             {
-                // A malformed frame or a broken connection: drop the connection (the sender falls back to Akka), keep the node.
-                Log.Warning("data plane: connection from {0} dropped: {1}", client.Client.RemoteEndPoint, e.Message);
+                Release(peer);
             }
-            catch (Exception)
+
+            Interlocked.Increment(ref _refused);
+            if (!_stopping.IsCancellationRequested)
             {
-                // Stopping.
+                Log.Warning("data plane: connection from {0} refused: {1}", remote, e is OperationCanceledException ? $"no handshake within {Limits.HandshakeTimeout.TotalSeconds:0.#} s" : e.Message);
             }
-            finally
+
+            socket.Dispose();
+            _incoming.TryRemove(socket, out _);
+        }
+    }
+
+    private void Release(string peer)
+    {
+        lock (_pending)
+        {
+            _authenticated--;
+            if (--_perPeer[peer] == 0)
             {
-                _incoming.TryRemove(client, out _);
+                _perPeer.Remove(peer);
             }
         }
     }
 
-    private IActorRef Resolve(string path) => _targets.GetOrAdd(path, p => _system.Provider.ResolveActorRef(p));
+    // On its own thread (at most MaximumConnections of them): frames are read with blocking calls straight into the
+    // tensors they carry, with the idle timeout between frames and the read timeout inside one.
+    private void Receive(Socket socket, Stream stream, string peerKey, Address peer)
+    {
+        var idle = (int)Math.Min(int.MaxValue, Limits.IdleTimeout.TotalMilliseconds);
+        var read = (int)Math.Min(int.MaxValue, Limits.ReadTimeout.TotalMilliseconds);
+        var reader = new DataPlaneFrameReader(new BufferedStream(stream, 1 << 16), Limits.MaximumFrameSize, Limits.ReadTimeout, Limits.MinimumBytesPerSecond, inFrame => socket.ReceiveTimeout = inFrame ? read : idle);
+        IActorRef? target = null;
+        IActorRef? sender = null;
+        void Check(string targetPath, string senderPath, string manifest)
+        {
+            if (!DataPlaneMessages.AllowedManifest(manifest))
+            {
+                throw new BadFrameException($"'{manifest}' does not travel on the data plane");
+            }
+
+            target = Resolve(targetPath);
+            if (target is not IInternalActorRef { IsLocal: true })
+            {
+                throw new BadFrameException($"target {targetPath} is not on this node");
+            }
+
+            sender = senderPath.Length == 0 ? ActorRefs.NoSender
+                : ActorPath.TryParse(senderPath, out var path) && path.Address.Equals(peer) ? Resolve(senderPath)
+                : throw new BadFrameException($"sender {senderPath} is not on the authenticated peer {peer}");
+        }
+
+        try
+        {
+            while (reader.Next(_serializer, Check) is var (_, _, message))
+            {
+                Interlocked.Increment(ref _framesReceived);
+                target!.Tell(message, sender);
+            }
+        }
+        catch (Exception e) when (!_stopping.IsCancellationRequested)
+        {
+            // A malformed or refused frame or a broken connection: drop the connection (the sender falls back to Akka), keep the node.
+            Interlocked.Increment(ref _refused);
+            Log.Warning("data plane: connection from {0} dropped: {1}", peer, e.Message);
+        }
+        catch (Exception)
+        {
+            // Stopping.
+        }
+        finally
+        {
+            stream.Dispose();
+            _incoming.TryRemove(socket, out _);
+            Release(peerKey);
+        }
+    }
+
+    private IActorRef Resolve(string path)
+    {
+        if (_targets.TryGetValue(path, out var known))
+        {
+            return known;
+        }
+
+        if (_targets.Count >= MaximumCachedTargets)
+        {
+            _targets.Clear();
+        }
+
+        return _targets.GetOrAdd(path, p => _system.Provider.ResolveActorRef(p));
+    }
 }
 
 /// <summary>One message on its way out: to whom, what, and from whom.</summary>

@@ -24,6 +24,12 @@ public sealed class ClusterNodeSetup
 
     public ReplicaModelFactory? Replica { get; set; }
 
+    /// <summary>
+    /// The cluster secret every data-plane connection proves (<c>di secret</c> makes one); required when
+    /// <see cref="Host"/> is not a loopback address. Null: none.
+    /// </summary>
+    public string? Secret { get; set; }
+
     public ServedStages? Stages { get; set; }
 
     public ClusterNodeSetup ListenOn(string host, int port)
@@ -69,8 +75,20 @@ public sealed class ClusterNodeSetup
 
     internal IReadOnlyList<string> SeedAddresses(string systemName) => JoinNodes.Select(node => SeedNode.Parse(node, "Join").Address(systemName)).ToList();
 
+    /// <summary>Sets the cluster secret (<see cref="Secret"/>).</summary>
+    public ClusterNodeSetup WithSecret(string secret)
+    {
+        Secret = secret;
+        return this;
+    }
+
     internal void Validate()
     {
+        if (string.IsNullOrWhiteSpace(Secret) && !Security.ClusterSecurity.IsLoopback(Host))
+        {
+            throw new InvalidInputException($"{Host} is not a loopback address and this node has no cluster secret (WithSecret): {Security.ClusterSecurity.HowToMakeASecret}");
+        }
+
         if (Roles.Contains(DeviceManager.Role) && (Devices.Count == 0 || (Replica is null && Stages is null)))
         {
             throw new InvalidInputException("a node with the device role needs devices (OnDevices) and a model to serve (ServingReplicas or ServingStages)");

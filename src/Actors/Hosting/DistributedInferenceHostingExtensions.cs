@@ -53,8 +53,14 @@ public static class DistributedInferenceHostingExtensions
     {
         setup.Validate();
         var seeds = setup.SeedAddresses(actorSystemName);
+        var config = DistributedInferenceConfig.Cluster(setup.Host, setup.Port, setup.Roles, seeds);
+        if (setup.Secret is not null)
+        {
+            config = Akka.Configuration.ConfigurationFactory.ParseString($"distributed-inference.security.secret = {System.Text.Json.JsonSerializer.Serialize(setup.Secret)}").WithFallback(config);
+        }
+
         return builder
-            .AddHocon(DistributedInferenceConfig.Cluster(setup.Host, setup.Port, setup.Roles, seeds), HoconAddMode.Prepend)
+            .AddHocon(config, HoconAddMode.Prepend)
             .WithActors((system, registry) =>
             {
                 var jobs = ClusterNodeActors.Start(system, setup.Devices, setup.Replica, setup.Stages) ?? JobSharding.StartProxy(system);

@@ -45,7 +45,7 @@ public sealed class DistributedInferenceSerializer : SerializerWithStringManifes
         // Device registry.
         Add<GetLocalDevices>("get-local-devices", (_, _) => { }, _ => GetLocalDevices.Instance);
         Add<GetDevices>("get-devices", (_, _) => { }, _ => GetDevices.Instance);
-        Add<DeviceList>("device-list", (w, m) => { w.Write(m.Devices.Count); foreach (var d in m.Devices) { Ref(w, d); } }, r => new DeviceList(Enumerable.Range(0, Count(r)).Select(_ => Ref(r)).ToList()));
+        Add<DeviceList>("device-list", (w, m) => { w.Write(m.Devices.Count); foreach (var d in m.Devices) { Ref(w, d); } }, r => new DeviceList(Many(r, Ref)));
         Add<AddDevice>("add-device", (w, m) => Ref(w, m.Device), r => new AddDevice(Ref(r)));
         Add<RemoveDevice>("remove-device", (w, m) => Ref(w, m.Device), r => new RemoveDevice(Ref(r)));
 
@@ -59,7 +59,7 @@ public sealed class DistributedInferenceSerializer : SerializerWithStringManifes
         Add<OutputGathered>("output-gathered", (w, m) => { Str(w, m.JobId); Value(w, m.Output); }, r => new OutputGathered(Str(r), Required(r)));
         Add<PipelineCompleted>("pipeline-completed", (w, m) => { Str(w, m.JobId); Value(w, m.Output); RunMetrics(w, m.Metrics); }, r => new PipelineCompleted(Str(r), Required(r), RunMetrics(r)));
         Add<GetGatheredOutputs>("get-gathered-outputs", (_, _) => { }, _ => GetGatheredOutputs.Instance);
-        Add<GatheredOutputs>("gathered-outputs", (w, m) => { w.Write(m.Outputs.Count); foreach (var o in m.Outputs) { Str(w, o.JobId); Value(w, o.Output); } }, r => new GatheredOutputs(Enumerable.Range(0, Count(r)).Select(_ => new OutputGathered(Str(r), Required(r))).ToList()));
+        Add<GatheredOutputs>("gathered-outputs", (w, m) => { w.Write(m.Outputs.Count); foreach (var o in m.Outputs) { Str(w, o.JobId); Value(w, o.Output); } }, r => new GatheredOutputs(Many(r, r => new OutputGathered(Str(r), Required(r)))));
         Add<ConnectStage>("connect-stage", (w, m) => { Ref(w, m.Next); Value(w, m.NextDataPlane); }, r => new ConnectStage(Ref(r), ValueCodec.Read(r) as string));
         Add<StageHosted>("stage-hosted", (w, m) => { w.Write(m.Stage); Ref(w, m.StageActor); Value(w, m.DataPlane); }, r => new StageHosted(r.ReadInt32(), Ref(r), ValueCodec.Read(r) as string));
 
@@ -197,9 +197,9 @@ public sealed class DistributedInferenceSerializer : SerializerWithStringManifes
 
     private static StageHostInfo ReadStageHostInfo(BinaryReader reader)
     {
-        var devices = Enumerable.Range(0, Count(reader)).Select(_ => Str(reader)).ToList();
+        var devices = Many(reader, Str);
         var model = Str(reader);
-        var layers = Enumerable.Range(0, Count(reader)).Select(_ => new StagedLayerInfo(Str(reader), reader.ReadInt64(), reader.ReadInt64(), reader.ReadInt64())).ToList();
+        var layers = Many(reader, r => new StagedLayerInfo(Str(r), r.ReadInt64(), r.ReadInt64(), r.ReadInt64()));
         return new StageHostInfo(devices, model, layers);
     }
 
@@ -259,14 +259,20 @@ public sealed class DistributedInferenceSerializer : SerializerWithStringManifes
     private static PipelineRunMetrics RunMetrics(BinaryReader reader)
     {
         var elapsed = Time(reader);
+        return new PipelineRunMetrics(elapsed, Many(reader, r => new StageMetrics(r.ReadInt32(), r.ReadInt32(), Time(r), Time(r), Time(r))));
+    }
+
+    // A counted list, grown as its items are read: the count alone reserves nothing.
+    private static List<T> Many<T>(BinaryReader reader, Func<BinaryReader, T> read)
+    {
         var count = Count(reader);
-        var stages = new List<StageMetrics>(count);
+        var items = new List<T>(Math.Min(count, 64));
         for (var i = 0; i < count; i++)
         {
-            stages.Add(new StageMetrics(reader.ReadInt32(), reader.ReadInt32(), Time(reader), Time(reader), Time(reader)));
+            items.Add(read(reader));
         }
 
-        return new PipelineRunMetrics(elapsed, stages);
+        return items;
     }
 
     private static int Count(BinaryReader reader)

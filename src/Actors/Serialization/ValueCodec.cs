@@ -8,13 +8,20 @@ namespace DistributedInference.Actors.Serialization;
 /// <summary>
 /// The binary form of message payloads that cross nodes: null, booleans, numbers, strings, tensors (dtype, shape,
 /// raw bytes), lists, string-keyed dictionaries and staged batches, nested. Reading checks every count and size
-/// against what is left of the frame before allocating, and rejects unknown tags, dtypes and over-deep nesting with a
-/// <see cref="SerializationException"/>.
+/// against what is left of the frame, and rejects unknown tags, dtypes and over-deep nesting with a
+/// <see cref="SerializationException"/>. Managed allocations grow with the bytes actually read, never with a claimed
+/// count (a list claiming 10^9 entries grows one entry per entry read); a tensor's storage is reserved from its
+/// claimed shape once that shape fits what is left of the frame, and disposed at once if its bytes do not follow.
 /// </summary>
 public static class ValueCodec
 {
     public const int MaxDepth = 32;
     public const int MaxDimensions = 16;
+
+    // Lists and dictionaries start at most this large, strings up to StringChunk bytes are read at once, and both grow
+    // as their entries or bytes arrive: a claimed count costs a few hundred bytes at most until what it claims follows.
+    private const int InitialCapacity = 16;
+    private const int StringChunk = 1024;
 
     private static readonly (ScalarType Type, byte Code, int Size)[] DTypes =
     [
@@ -137,26 +144,51 @@ public static class ValueCodec
             case Tag.Tensor:
                 return ReadTensor(reader);
             case Tag.StagedBatch:
-                var hidden = ReadTensor(reader);
-                var ids = ReadTensor(reader);
-                var mask = Read(reader, depth + 1);
-                return new StagedBatch(hidden, ids, mask as Tensor ?? (mask is null ? null : throw new SerializationException("attention mask is not a tensor")));
+                var parts = new List<object?>(3);
+                try
+                {
+                    parts.Add(ReadTensor(reader));
+                    parts.Add(ReadTensor(reader));
+                    parts.Add(Read(reader, depth + 1));
+                    return new StagedBatch((Tensor)parts[0]!, (Tensor)parts[1]!, parts[2] as Tensor ?? (parts[2] is null ? null : throw new SerializationException("attention mask is not a tensor")));
+                }
+                catch
+                {
+                    DisposeAll(parts);
+                    throw;
+                }
             case Tag.List:
                 var count = ReadCount(reader, minimumBytesEach: 1);
-                var items = new object?[count];
-                for (var i = 0; i < count; i++)
+                var items = new List<object?>(Math.Min(count, InitialCapacity));
+                try
                 {
-                    items[i] = Read(reader, depth + 1);
+                    for (var i = 0; i < count; i++)
+                    {
+                        items.Add(Read(reader, depth + 1));
+                    }
+                }
+                catch
+                {
+                    DisposeAll(items);
+                    throw;
                 }
 
-                return items;
+                return items.ToArray();
             case Tag.Dictionary:
                 var entries = ReadCount(reader, minimumBytesEach: 5);
-                var dictionary = new Dictionary<string, object>(entries, StringComparer.Ordinal);
-                for (var i = 0; i < entries; i++)
+                var dictionary = new Dictionary<string, object>(Math.Min(entries, InitialCapacity), StringComparer.Ordinal);
+                try
                 {
-                    var key = ReadString(reader);
-                    dictionary[key] = Read(reader, depth + 1) ?? throw new SerializationException($"dictionary value '{key}' is null");
+                    for (var i = 0; i < entries; i++)
+                    {
+                        var key = ReadString(reader);
+                        dictionary[key] = Read(reader, depth + 1) ?? throw new SerializationException($"dictionary value '{key}' is null");
+                    }
+                }
+                catch
+                {
+                    DisposeAll(dictionary.Values);
+                    throw;
                 }
 
                 return (IReadOnlyDictionary<string, object>)dictionary;
@@ -172,10 +204,41 @@ public static class ValueCodec
         writer.Write(bytes);
     }
 
-    public static string ReadString(BinaryReader reader)
+    /// <summary>
+    /// Reads a string written by <see cref="WriteString"/>: its bytes are read in chunks, so a claimed length larger
+    /// than what follows costs no more than what follows.
+    /// </summary>
+    /// <param name="maximumBytes">Longer strings are refused before any of them is read.</param>
+    /// <exception cref="SerializationException">The length does not fit the frame or exceeds <paramref name="maximumBytes"/>.</exception>
+    public static string ReadString(BinaryReader reader, int maximumBytes = int.MaxValue)
     {
         var length = ReadCount(reader, minimumBytesEach: 1);
-        return Encoding.UTF8.GetString(reader.ReadBytes(length));
+        if (length > maximumBytes)
+        {
+            throw new SerializationException($"string of {length} bytes (at most {maximumBytes} here)");
+        }
+
+        if (length <= StringChunk)
+        {
+            var bytes = reader.ReadBytes(length);
+            return bytes.Length == length ? Encoding.UTF8.GetString(bytes) : throw new EndOfStreamException("frame ends inside a string");
+        }
+
+        using var buffer = new MemoryStream(StringChunk);
+        var chunk = new byte[StringChunk];
+        for (var left = length; left > 0;)
+        {
+            var read = reader.Read(chunk, 0, Math.Min(left, chunk.Length));
+            if (read == 0)
+            {
+                throw new EndOfStreamException("frame ends inside a string");
+            }
+
+            buffer.Write(chunk, 0, read);
+            left -= read;
+        }
+
+        return Encoding.UTF8.GetString(buffer.GetBuffer(), 0, length);
     }
 
     private static void WriteTensor(BinaryWriter writer, Tensor tensor)
@@ -240,12 +303,45 @@ public static class ValueCodec
         }
 
         var tensor = empty(shape, dtype.Type);
-        if (bytes > 0)
+        try
         {
-            reader.BaseStream.ReadExactly(tensor.bytes);
+            if (bytes > 0)
+            {
+                reader.BaseStream.ReadExactly(tensor.bytes);
+            }
+        }
+        catch
+        {
+            tensor.Dispose();
+            throw;
         }
 
         return tensor;
+    }
+
+    // A value read before a later part of its frame failed: its tensors are released now, not at finalization.
+    private static void DisposeAll(IEnumerable<object?> values)
+    {
+        foreach (var value in values)
+        {
+            switch (value)
+            {
+                case Tensor tensor:
+                    tensor.Dispose();
+                    break;
+                case StagedBatch batch:
+                    batch.Hidden.Dispose();
+                    batch.InputIds.Dispose();
+                    batch.AttentionMask?.Dispose();
+                    break;
+                case object?[] list:
+                    DisposeAll(list);
+                    break;
+                case IReadOnlyDictionary<string, object> dictionary:
+                    DisposeAll(dictionary.Values);
+                    break;
+            }
+        }
     }
 
     private static int ReadCount(BinaryReader reader, int minimumBytesEach)

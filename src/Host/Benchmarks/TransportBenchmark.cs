@@ -14,7 +14,8 @@ namespace DistributedInference.Host.Benchmarks;
 /// <summary>
 /// <c>di bench transport</c>: micro-batches of tensors between two cluster nodes on 127.0.0.1 (two actor systems in this
 /// process, so every message is serialized and crosses a TCP connection), through Akka.Remote and through our tensor
-/// data plane, next to a raw TCP socket on loopback carrying the same bytes. All three keep the same number of messages
+/// data plane (authenticated with a cluster secret; then again with mutual TLS on both Akka and the data plane), next
+/// to a raw TCP socket on loopback carrying the same bytes. All three keep the same number of messages
 /// in flight (a credit window, each message acknowledged), as pipeline stages do. Prints medians of several rounds in
 /// MB/s (10^6 bytes) and the ratios to raw TCP.
 /// </summary>
@@ -24,17 +25,29 @@ public static class TransportBenchmark
     {
         LibTorch.Initialize();
         await output.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"transport: {messages} messages per round, {window} in flight, median of {rounds} rounds (after one warm-up), 127.0.0.1"));
-        await using var nodes = await TwoNodes.StartAsync();
-        foreach (var size in sizesMb)
+        var certificate = Path.Combine(Path.GetTempPath(), $"di-bench-{Guid.NewGuid():N}.pfx");
+        await File.WriteAllBytesAsync(certificate, Actors.Security.ClusterSecurity.NewSelfSignedCertificate(string.Empty, TimeSpan.FromDays(1)));
+        try
         {
-            using var tensor = rand(size * 1_000_000L / sizeof(float), dtype: ScalarType.Float32);
-            var bytes = tensor.NumberOfElements * sizeof(float);
-            var akka = await Measure.Median(rounds, () => nodes.Send(tensor, messages, window, dataPlane: false));
-            var plane = await Measure.Median(rounds, () => nodes.Send(tensor, messages, window, dataPlane: true));
-            var tcp = await Measure.Median(rounds, () => RawTcp(bytes, messages, window));
-            double Rate(TimeSpan time) => messages * bytes / time.TotalSeconds / 1e6;
-            await output.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
-                $"{size,3} MB tensors: akka remote {Rate(akka),6:F0} MB/s ({Rate(akka) / Rate(tcp):F2})   data plane {Rate(plane),6:F0} MB/s ({Rate(plane) / Rate(tcp):F2})   raw tcp {Rate(tcp),6:F0} MB/s"));
+            var secret = $"distributed-inference.security.secret = \"{Actors.Security.ClusterSecurity.NewSecret()}\"";
+            await using var nodes = await TwoNodes.StartAsync(secret);
+            await using var tlsNodes = await TwoNodes.StartAsync($"{secret}\ndistributed-inference.security.tls.certificate = {System.Text.Json.JsonSerializer.Serialize(certificate)}");
+            foreach (var size in sizesMb)
+            {
+                using var tensor = rand(size * 1_000_000L / sizeof(float), dtype: ScalarType.Float32);
+                var bytes = tensor.NumberOfElements * sizeof(float);
+                var akka = await Measure.Median(rounds, () => nodes.Send(tensor, messages, window, dataPlane: false));
+                var plane = await Measure.Median(rounds, () => nodes.Send(tensor, messages, window, dataPlane: true));
+                var tls = await Measure.Median(rounds, () => tlsNodes.Send(tensor, messages, window, dataPlane: true));
+                var tcp = await Measure.Median(rounds, () => RawTcp(bytes, messages, window));
+                double Rate(TimeSpan time) => messages * bytes / time.TotalSeconds / 1e6;
+                await output.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
+                    $"{size,3} MB tensors: akka remote {Rate(akka),6:F0} MB/s ({Rate(akka) / Rate(tcp):F2})   data plane (secret) {Rate(plane),6:F0} MB/s ({Rate(plane) / Rate(tcp):F2})   data plane (secret + TLS) {Rate(tls),6:F0} MB/s ({Rate(tls) / Rate(tcp):F2})   raw tcp {Rate(tcp),6:F0} MB/s"));
+            }
+        }
+        finally
+        {
+            File.Delete(certificate);
         }
     }
 
@@ -97,10 +110,13 @@ public static class TransportBenchmark
             _sink = sink;
         }
 
-        public static async Task<TwoNodes> StartAsync()
+        // Two nodes with these settings (a secret, a certificate) over the cluster defaults.
+        public static async Task<TwoNodes> StartAsync(string security)
         {
-            var from = ActorSystem.Create("distributed-inference", DistributedInferenceConfig.Cluster("127.0.0.1", 0, ["client"]));
-            var to = ActorSystem.Create("distributed-inference", DistributedInferenceConfig.Cluster("127.0.0.1", 0, ["client"]));
+            ActorSystem Node() => Actors.Security.ClusterSecurity.CreateSystem(
+                "distributed-inference", Akka.Configuration.ConfigurationFactory.ParseString(security).WithFallback(DistributedInferenceConfig.Cluster("127.0.0.1", 0, ["client"])));
+            var from = Node();
+            var to = Node();
             var seed = Akka.Cluster.Cluster.Get(from).SelfAddress;
             await Task.WhenAll(new[] { from, to }.Select(system =>
             {

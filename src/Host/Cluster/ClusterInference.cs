@@ -21,11 +21,15 @@ public static class ClusterInference
 {
     private static readonly TimeSpan RegisterTimeout = TimeSpan.FromMinutes(2);
 
-    /// <summary>Joins the cluster of <paramref name="seeds"/> as a client, listening on the address that routes toward the first seed.</summary>
-    public static async Task<ActorSystem> JoinAsClientAsync(IReadOnlyList<string> seeds, string? configFile, InferOptions options)
+    /// <summary>
+    /// Joins the cluster of <paramref name="seeds"/> as a client, listening on the address that routes toward the first
+    /// seed, with <paramref name="secret"/> (null: the options' <c>--secret-file</c> or <c>DI_CLUSTER_SECRET</c>).
+    /// </summary>
+    public static async Task<ActorSystem> JoinAsClientAsync(IReadOnlyList<string> seeds, string? configFile, InferOptions options, string? secret = null)
     {
         var client = ClusterNode.Start(new NodeOptions(
-            LocalAddressToward(seeds[0]), 0, seeds, ["client"], "cpu", configFile, options.Model, options.Task, options.DType, options.MaxNewTokens, options.Seed, options.LibTorch));
+            LocalAddressToward(seeds[0]), 0, seeds, ["client"], "cpu", configFile, options.Model, options.Task, options.DType, options.MaxNewTokens, options.Seed, options.LibTorch,
+            Secret: secret ?? ClusterSecret.Read(options.SecretFile), TlsCertificate: options.TlsCertificate));
         await ClusterJoin.WhenUpAsync(client, seeds, options.JoinTimeout);
         return client;
     }

@@ -22,7 +22,7 @@ public static class ClusterNode
     {
         LibTorch.Initialize(options.LibTorch);
         var seeds = options.Join.Select(node => SeedNode.Parse(node, "--join").Address(SystemName)).ToList();
-        var config = DistributedInferenceConfig.Cluster(options.Host, options.Port, options.Roles, seeds, options.ConfigFile);
+        var config = NodeSecurity.Apply(DistributedInferenceConfig.Cluster(options.Host, options.Port, options.Roles, seeds, options.ConfigFile), options);
 
         var unknown = options.Serving.FirstOrDefault(s => s is not (NodeOptions.ServeReplica or NodeOptions.ServePipeline));
         if (unknown is not null)
@@ -44,7 +44,7 @@ public static class ClusterNode
             device.ToTorch();
         }
 
-        var system = ActorSystem.Create(SystemName, config);
+        var system = NodeSecurity.StartSystem(SystemName, options.Host, options.Port, config);
         var replica = source is not null && options.Serving.Contains(NodeOptions.ServeReplica)
             ? source.Replica(task, Precision.Parse(options.DType), ((options.Generation ?? GenerationOptions.Greedy) with { MaxNewTokens = options.MaxNewTokens, Seed = options.Seed }).Validate())
             : null;

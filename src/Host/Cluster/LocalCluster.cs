@@ -28,7 +28,8 @@ public sealed class LocalCluster : IAsyncDisposable
     public IReadOnlyList<Process> Processes => _processes;
 
     /// <param name="forwardStderr">Also copy every line the nodes write on stderr to <paramref name="log"/>, prefixed <c>[node i]</c>.</param>
-    public static async Task<LocalCluster> StartAsync(int processes, Func<int, IReadOnlyList<string>> nodeArguments, TextWriter log, CancellationToken cancellation, bool forwardStderr = false)
+    /// <param name="secret">The cluster secret, given to the nodes in their environment (<c>DI_CLUSTER_SECRET</c>).</param>
+    public static async Task<LocalCluster> StartAsync(int processes, Func<int, IReadOnlyList<string>> nodeArguments, TextWriter log, CancellationToken cancellation, bool forwardStderr = false, string? secret = null)
     {
         if (processes <= 0)
         {
@@ -42,7 +43,13 @@ public sealed class LocalCluster : IAsyncDisposable
             Task Start(int i)
             {
                 string[] args = ["node", "--host", "127.0.0.1", "--port", ports[i].ToString(System.Globalization.CultureInfo.InvariantCulture), .. (i == 0 ? [] : new[] { "--join", cluster.Seed }), .. nodeArguments(i)];
-                var process = Process.Start(DiStartInfo(args)) ?? throw new InvalidOperationException("could not start a di node process");
+                var start = DiStartInfo(args);
+                if (secret is not null)
+                {
+                    start.Environment[Actors.Security.ClusterSecurity.SecretVariable] = secret;
+                }
+
+                var process = Process.Start(start) ?? throw new InvalidOperationException("could not start a di node process");
                 cluster._processes.Add(process);
                 return WaitUntilUp(process, i, log, forwardStderr, cancellation);
             }

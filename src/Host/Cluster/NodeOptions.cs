@@ -5,7 +5,10 @@ namespace DistributedInference.Host.Cluster;
 /// <summary>
 /// A <c>di node</c>: where it listens, the nodes it joins (<c>--join</c>, host:port; none: it starts the cluster), what it
 /// offers, and the model its devices hold (<paramref name="Seed"/>: a built-in model's random weights);
-/// <paramref name="JoinTimeout"/> (<c>--join-timeout</c>) overrides the configuration's <c>distributed-inference.join-timeout</c>.
+/// <paramref name="JoinTimeout"/> (<c>--join-timeout</c>) overrides the configuration's <c>distributed-inference.join-timeout</c>;
+/// <paramref name="Secret"/> is the cluster secret (<see cref="ClusterSecret.Read"/>; null: none, loopback only) and
+/// <paramref name="TlsCertificate"/> a PKCS#12 file for mutual TLS (<c>--tls-certificate</c>, password in
+/// <c>DI_TLS_PASSWORD</c>), both over the configuration's <c>distributed-inference.security</c>.
 /// </summary>
 public sealed record NodeOptions(
     string Host,
@@ -22,7 +25,9 @@ public sealed record NodeOptions(
     string? LibTorch,
     IReadOnlyList<string>? Serve = null,
     GenerationOptions? Generation = null,
-    TimeSpan? JoinTimeout = null)
+    TimeSpan? JoinTimeout = null,
+    string? Secret = null,
+    string? TlsCertificate = null)
 {
     public const string ServeReplica = "replica";
     public const string ServePipeline = "pipeline";

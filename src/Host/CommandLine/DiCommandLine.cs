@@ -18,6 +18,8 @@ public static class DiCommandLine
         root.Subcommands.Add(NodeCommand.Create());
         root.Subcommands.Add(LaunchCommand.Create());
         root.Subcommands.Add(ConfigCommand.Create());
+        root.Subcommands.Add(SecretCommands.CreateSecret());
+        root.Subcommands.Add(SecretCommands.CreateCertificate());
         return root;
     }
 

@@ -27,6 +27,8 @@ public sealed class InferArguments
     private readonly Option<long> _seed = SharedOptions.Seed("seed of a built-in model's random weights and of sampling (--do-sample)");
     private readonly Option<string[]> _join = SharedOptions.Join("a node of a running cluster (repeat for several): run the job on the cluster's devices, joining it as a client");
     private readonly Option<double?> _joinTimeout = SharedOptions.JoinTimeout();
+    private readonly Option<string?> _secretFile = SharedOptions.SecretFile();
+    private readonly Option<string?> _tlsCertificate = SharedOptions.TlsCertificate();
     private readonly Option<bool> _strict = new Option<bool>("--strict") { Description = "fail (exit 1, nothing written) when an output holds NaN or Inf, instead of a warning" };
     private readonly GenerationArguments _generation = new();
     private readonly Option<bool> _quiet = new("--quiet") { Description = "leave out the summary line a job ends with on stderr" };
@@ -38,7 +40,7 @@ public sealed class InferArguments
     {
         var command = new Command("infer", "Run a model over inputs; results come back in input order.")
         {
-            _model, _task, _inputIds, _prompts, _promptsFile, _output, _mode, _splitPoints, _numChunks, _gatherOutput, _devices, _applyPadding, _dtype, _maxBatchSize, _maxNewTokens, _seed, _join, _joinTimeout, _strict, _quiet, _jsonSummary, _libtorch,
+            _model, _task, _inputIds, _prompts, _promptsFile, _output, _mode, _splitPoints, _numChunks, _gatherOutput, _devices, _applyPadding, _dtype, _maxBatchSize, _maxNewTokens, _seed, _join, _joinTimeout, _secretFile, _tlsCertificate, _strict, _quiet, _jsonSummary, _libtorch,
         };
         foreach (var option in _generation.Options)
         {
@@ -71,5 +73,7 @@ public sealed class InferArguments
         Quiet: result.GetValue(_quiet),
         JsonSummaryPath: result.GetValue(_jsonSummary),
         Generation: _generation.Read(result, result.GetValue(_maxNewTokens), result.GetValue(_seed)),
-        JoinTimeout: SharedOptions.Seconds(result.GetValue(_joinTimeout)));
+        JoinTimeout: SharedOptions.Seconds(result.GetValue(_joinTimeout)),
+        SecretFile: result.GetValue(_secretFile),
+        TlsCertificate: result.GetValue(_tlsCertificate));
 }

@@ -16,6 +16,8 @@ public static class NodeCommand
         var port = new Option<int>("--port") { Description = "port to listen on (0: any free port)", DefaultValueFactory = _ => 0 };
         var join = SharedOptions.Join("a node of the cluster to join (repeat for several); none: this node starts the cluster");
         var joinTimeout = SharedOptions.JoinTimeout();
+        var secretFile = SharedOptions.SecretFile();
+        var tlsCertificate = SharedOptions.TlsCertificate();
         var roles = new Option<string>("--roles") { Description = "comma-separated roles: device (offers its devices), control (hosts job coordinators)", DefaultValueFactory = _ => $"{DeviceManager.Role},{JobSharding.ControlRole}" };
         var devices = new Option<string>("--devices") { Description = "this node's devices, one device actor each", DefaultValueFactory = _ => "cpu" };
         var configFile = new Option<string?>("--config-file") { Description = "HOCON file over the defaults (di config default writes one)" };
@@ -29,7 +31,7 @@ public static class NodeCommand
         var serve = new Option<string>("--serve") { Description = "what the devices offer: replica (each device loads the whole model at start), pipeline (stages built on request), or both", DefaultValueFactory = _ => "replica,pipeline" };
         var command = new Command("node", "Join a cluster and offer this machine's devices until stopped.")
         {
-            host, port, join, joinTimeout, roles, devices, configFile, model, task, dtype, maxNewTokens, seed, libtorch, serve,
+            host, port, join, joinTimeout, secretFile, tlsCertificate, roles, devices, configFile, model, task, dtype, maxNewTokens, seed, libtorch, serve,
         };
         foreach (var option in generation.Options)
         {
@@ -46,7 +48,9 @@ public static class NodeCommand
                     result.GetValue(dtype)!, result.GetValue(maxNewTokens), result.GetValue(seed), result.GetValue(libtorch),
                     result.GetValue(serve)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
                     generation.Read(result, result.GetValue(maxNewTokens), result.GetValue(seed)),
-                    SharedOptions.Seconds(result.GetValue(joinTimeout)));
+                    SharedOptions.Seconds(result.GetValue(joinTimeout)),
+                    ClusterSecret.Read(result.GetValue(secretFile)),
+                    result.GetValue(tlsCertificate));
                 var system = ClusterNode.Start(options);
                 await ClusterJoin.WhenUpAsync(system, options.Join, options.JoinTimeout);
                 var self = Akka.Cluster.Cluster.Get(system).SelfAddress;

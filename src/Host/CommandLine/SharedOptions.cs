@@ -38,6 +38,20 @@ public static class SharedOptions
         AllowMultipleArgumentsPerToken = false,
     };
 
+    /// <summary><c>--secret-file FILE</c>: the cluster secret's file (<c>di secret</c> writes one); also <c>DI_CLUSTER_SECRET</c>.</summary>
+    public static Option<string?> SecretFile() => new("--secret-file")
+    {
+        Description = "file holding the cluster secret (di secret > FILE makes one; also $DI_CLUSTER_SECRET); required off loopback",
+        HelpName = "FILE",
+    };
+
+    /// <summary><c>--tls-certificate FILE</c>: the cluster's PKCS#12 certificate for mutual TLS (<c>di cert</c> writes one).</summary>
+    public static Option<string?> TlsCertificate() => new("--tls-certificate")
+    {
+        Description = "PKCS#12 file (di cert FILE makes one; password in $DI_TLS_PASSWORD): mutual TLS with every node holding the same certificate",
+        HelpName = "FILE",
+    };
+
     /// <summary><c>--join-timeout SECONDS</c>: how long to try joining; left out: the configuration's join-timeout (15 s).</summary>
     public static Option<double?> JoinTimeout()
     {

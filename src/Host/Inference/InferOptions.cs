@@ -2,7 +2,10 @@ using DistributedInference.Models.Generation;
 
 namespace DistributedInference.Host.Inference;
 
-/// <summary>A <c>di infer</c> job as the command line gives it, before validation.</summary>
+/// <summary>
+/// A <c>di infer</c> job as the command line gives it, before validation; <paramref name="SecretFile"/> and
+/// <paramref name="TlsCertificate"/> are for client mode (<c>--join</c>).
+/// </summary>
 public sealed record InferOptions(
     string Model,
     string Task,
@@ -26,7 +29,9 @@ public sealed record InferOptions(
     GenerationOptions? Generation = null,
     bool Quiet = false,
     string? JsonSummaryPath = null,
-    TimeSpan? JoinTimeout = null)
+    TimeSpan? JoinTimeout = null,
+    string? SecretFile = null,
+    string? TlsCertificate = null)
 {
     /// <summary>How task generate picks tokens: <see cref="Generation"/> if given, else greedy with --max-new-tokens.</summary>
     public GenerationOptions GenerationOrGreedy => (Generation ?? GenerationOptions.Greedy) with { MaxNewTokens = MaxNewTokens, Seed = Seed };

@@ -1,0 +1,85 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+
+namespace DistributedInference.Host.Tests.CommandLine;
+
+/// <summary><c>di node</c> start-up checks and <c>di secret</c> / <c>di cert</c>, as a user runs them.</summary>
+public sealed class NodeSecurityTests
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromMinutes(2);
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    [Fact]
+    public async Task Two_nodes_on_one_port_the_second_refuses_to_start()
+    {
+        var port = FreePort();
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var arg in new[] { Path.Combine(AppContext.BaseDirectory, "di.dll"), "node", "--host", "127.0.0.1", "--port", $"{port}", "--roles", "control" })
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        using var first = Process.Start(start)!;
+        try
+        {
+            var line = await first.StandardOutput.ReadLineAsync().WaitAsync(Timeout);
+            Assert.Equal($"di node: up at 127.0.0.1:{port}", line);
+
+            var (exit, stdout, stderr) = await DiRunner.RunProcess(Timeout, "node", "--host", "127.0.0.1", "--port", $"{port}", "--roles", "control");
+            Assert.Equal(2, exit);
+            Assert.Equal(string.Empty, stdout);
+            Assert.Equal($"di: error: --port 127.0.0.1:{port} is already in use (another di node there?): choose another port", stderr.Trim());
+        }
+        finally
+        {
+            first.Kill(entireProcessTree: true);
+            await first.WaitForExitAsync();
+        }
+    }
+
+    [Fact]
+    public async Task A_node_without_a_secret_off_loopback_refuses_to_start_with_one_line_on_how_to_make_one()
+    {
+        var (exit, stdout, stderr) = await DiRunner.RunProcess(Timeout, "node", "--host", "0.0.0.0", "--roles", "control");
+        Assert.Equal(2, exit);
+        Assert.Equal(string.Empty, stdout);
+        Assert.Equal(
+            "di: error: 0.0.0.0 is not a loopback address and this node has no cluster secret: make one with `di secret > cluster.secret` and give every node and client --secret-file cluster.secret (or set DI_CLUSTER_SECRET)",
+            stderr.Trim());
+    }
+
+    [Fact]
+    public async Task Di_secret_prints_a_new_random_secret_and_di_cert_writes_a_certificate()
+    {
+        var (exit, first, _) = await DiRunner.Run("secret");
+        var (_, second, _) = await DiRunner.Run("secret");
+        Assert.Equal(0, exit);
+        Assert.Matches("^[A-Za-z0-9_-]{43}$", first.Trim());
+        Assert.NotEqual(first, second);
+
+        var folder = Directory.CreateTempSubdirectory("di-cert-").FullName;
+        try
+        {
+            var path = Path.Combine(folder, "cluster.pfx");
+            var (certExit, _, certStderr) = await DiRunner.Run("cert", path);
+            Assert.True(certExit == 0, certStderr);
+            using var certificate = System.Security.Cryptography.X509Certificates.X509CertificateLoader.LoadPkcs12FromFile(path, string.Empty);
+            Assert.True(certificate.HasPrivateKey);
+
+            var (again, _, againStderr) = await DiRunner.Run("cert", path);
+            Assert.Equal(2, again);
+            Assert.Contains("exists", againStderr, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+}
