@@ -46,10 +46,10 @@ public sealed class ClusterClientTests : IDisposable
     public async Task A_job_for_another_task_than_the_nodes_serve_is_a_one_line_error()
     {
         await using var nodes = await Nodes(1);
-        var (exit, _, stderr) = await DiRunner.RunProcess(Timeout, "infer", "--join", nodes.Seed, "--task", "classify",
-            "--model", DiRunner.TinyClassifier, "--input-ids", DiRunner.Expected);
+        var (exit, _, stderr) = await DiRunner.RunProcess(Timeout, "infer", "--join", nodes.Seed, "--task", "generate",
+            "--model", DiRunner.TinyLanguageModel, "--input-ids", DiRunner.Expected);
         Assert.Equal(2, exit);
-        Assert.Contains("not task classify: start the nodes with --task classify", stderr, StringComparison.Ordinal);
+        Assert.Contains("not task generate: start the nodes with --task generate", stderr, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -60,7 +60,7 @@ public sealed class ClusterClientTests : IDisposable
             "--model", "gpt2-tiny", "--input-ids", DiRunner.Expected);
         Assert.Equal(2, exit);
         Assert.Equal(string.Empty, stdout);
-        Assert.Contains("di: error: the cluster's devices serve lm (logits, fp32) on cpu, not model gpt2-tiny seed 0", stderr, StringComparison.Ordinal);
+        Assert.Contains("di: error: no device serves model gpt2-tiny seed 0 (they serve lm (logits, fp32) on cpu): run the job for a model they serve, or start devices with model gpt2-tiny seed 0", stderr, StringComparison.Ordinal);
         Assert.Single(stderr.TrimEnd().Split('\n'));
     }
 
@@ -73,7 +73,7 @@ public sealed class ClusterClientTests : IDisposable
             "--model", "gpt2-tiny", "--seed", "4", "--input-ids", DiRunner.Expected);
         Assert.Equal(2, exit);
         Assert.Equal(string.Empty, stdout);
-        Assert.Contains("serve gpt2-tiny seed 3 (logits, fp32) on cpu, not model gpt2-tiny seed 4: run the job with the nodes' --model, or start nodes with --model gpt2-tiny --seed 4", stderr, StringComparison.Ordinal);
+        Assert.Contains("no device serves model gpt2-tiny seed 4 (they serve gpt2-tiny seed 3 (logits, fp32) on cpu)", stderr, StringComparison.Ordinal);
     }
 
     [Fact]
