@@ -1,8 +1,8 @@
-using Akka.Actor;
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
+using Akka.Actor;
 using DistributedInference.Actors.Replica;
 using DistributedInference.Models;
 
