@@ -1,18 +1,21 @@
 using Akka.Actor;
+using Akka.Cluster;
 using Akka.Event;
 
 namespace DistributedInference.Actors.Configuration;
 
 /// <summary>
 /// Akka's log on stderr, one line an event: stdout belongs to results (di writes JSON lines there).
-/// Configured in hocon/ as the only logger.
+/// Configured in hocon/ as the only logger. Normal cluster life (a client leaving, a node removed, a connection closed
+/// by its other end) is information, not a warning or an error (<see cref="ClusterLogNoise"/>), so it shows only at
+/// <c>akka.loglevel = INFO</c>; no line carries a stack trace.
 /// </summary>
 public sealed class StandardErrorLogger : ReceiveActor
 {
     public StandardErrorLogger()
     {
         Receive<InitializeLogger>(_ => Sender.Tell(new LoggerInitialized()));
-        Receive<LogEvent>(e => (Output ?? Console.Error).WriteLine($"[{e.LogLevel().ToString().Replace("Level", string.Empty, StringComparison.Ordinal).ToUpperInvariant()}] {e.LogSource}: {e.Message}{(e.Cause is null ? string.Empty : $" ({e.Cause.GetType().Name}: {e.Cause.Message})")}"));
+        Receive<LogEvent>(HandleLogEvent);
     }
 
     /// <summary>
@@ -21,4 +24,34 @@ public sealed class StandardErrorLogger : ReceiveActor
     /// must be thread-safe (<see cref="TextWriter.Synchronized"/>).
     /// </summary>
     public static TextWriter? Output { get; set; }
+
+    private void HandleLogEvent(LogEvent logEvent)
+    {
+        var (self, peer) = Membership();
+        var (level, text) = ClusterLogNoise.Classify(logEvent, self, peer);
+        if (level < Logging.LogLevelFor(Context.System.Settings.LogLevel))
+        {
+            return;
+        }
+
+        (Output ?? Console.Error).WriteLine($"[{level.ToString().Replace("Level", string.Empty, StringComparison.Ordinal).ToUpperInvariant()}] {logEvent.LogSource}: {text}");
+    }
+
+    // What this node knows of other nodes; nothing while it is not an active member itself (or before its cluster
+    // extension exists: the logger never creates it).
+    private (Address? Self, Func<Address, ClusterLogNoise.Peer>? Peer) Membership()
+    {
+        if (!Context.System.HasExtension<Akka.Cluster.Cluster>())
+        {
+            return (null, null);
+        }
+
+        var cluster = Akka.Cluster.Cluster.Get(Context.System);
+        var state = cluster.State;
+        var active = state.Members.Where(m => m.Status is MemberStatus.Joining or MemberStatus.WeaklyUp or MemberStatus.Up).Select(m => m.Address).ToHashSet();
+        var unreachable = state.Unreachable.Select(m => m.Address).ToHashSet();
+        ClusterLogNoise.Peer Peer(Address address) =>
+            !active.Contains(address) ? ClusterLogNoise.Peer.Departed : unreachable.Contains(address) ? ClusterLogNoise.Peer.Unreachable : ClusterLogNoise.Peer.Active;
+        return (cluster.SelfAddress, active.Contains(cluster.SelfAddress) ? Peer : null);
+    }
 }

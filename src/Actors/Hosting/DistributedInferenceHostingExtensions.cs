@@ -14,7 +14,10 @@ public static class DistributedInferenceHostingExtensions
     /// Adds our HOCON defaults, one device actor per device and the replica splitter (registered in the
     /// <see cref="ActorRegistry"/> as <see cref="ReplicaSplitter"/>) to an actor system a host app configures.
     /// </summary>
-    public static AkkaConfigurationBuilder WithReplicaInference(this AkkaConfigurationBuilder builder, ReplicaSetup setup)
+    public static AkkaConfigurationBuilder WithReplicaInference(this AkkaConfigurationBuilder builder, ReplicaSetup setup) =>
+        WithReplicaInference(builder, setup, null);
+
+    private static AkkaConfigurationBuilder WithReplicaInference(AkkaConfigurationBuilder builder, ReplicaSetup setup, DeviceLoading? loading)
     {
         var model = setup.Validate();
         var devices = setup.Devices.ToList();
@@ -22,21 +25,26 @@ public static class DistributedInferenceHostingExtensions
             .AddHocon(DistributedInferenceConfig.Default(), HoconAddMode.Append)
             .WithActors((system, registry) =>
             {
-                var deviceActors = devices.Select((device, i) => system.ActorOf(DeviceActor.Props(device, model), DeviceActor.Name(i))).ToList();
+                var readyTo = loading?.Listen(system, devices.Count);
+                var deviceActors = devices.Select((device, i) => system.ActorOf(DeviceActor.Props(device, model, readyTo), DeviceActor.Name(i))).ToList();
                 registry.Register<ReplicaSplitter>(system.ActorOf(ReplicaSplitter.Props(deviceActors), ReplicaSplitter.ActorName));
             });
     }
 
     /// <summary>
     /// Starts an actor system running replica mode with the host, and registers a <see cref="ReplicaClient"/> that
-    /// submits jobs to it.
+    /// submits jobs to it. The host's start-up returns once every device has loaded its model, and fails with each
+    /// device's cause when none could (<see cref="Models.InvalidInputException"/> when the model itself is at fault,
+    /// <see cref="JobFailedException"/> otherwise).
     /// </summary>
     public static IServiceCollection AddDistributedInference(this IServiceCollection services, Action<ReplicaSetup> configure, string actorSystemName = "distributed-inference")
     {
         var setup = new ReplicaSetup();
         configure(setup);
         setup.Validate();
-        services.AddAkka(actorSystemName, builder => builder.WithReplicaInference(setup));
+        var loading = new DeviceLoading();
+        services.AddAkka(actorSystemName, builder => WithReplicaInference(builder, setup, loading));
+        services.AddHostedService(_ => loading);
         services.AddSingleton(provider => new ReplicaClient(
             provider.GetRequiredService<ActorSystem>(),
             cancellation => provider.GetRequiredService<IRequiredActor<ReplicaSplitter>>().GetAsync(cancellation)));

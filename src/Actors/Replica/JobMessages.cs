@@ -10,6 +10,14 @@ public sealed record JobOptions(bool ApplyPadding = false, int MaxBatchSize = 8)
 
     /// <summary>Attempts per batch (a device that fails or stops costs one) before the job fails.</summary>
     public int MaxAttempts { get; init; } = 3;
+
+    /// <summary>
+    /// The model the job is for, as <see cref="DistributedInference.Models.Tasks.ModelIdentity.Of"/> names it (a folder
+    /// by its name, a built-in by its name and seed): the job runs only on devices whose replica description starts
+    /// with it (<see cref="DistributedInference.Models.Tasks.ModelIdentity.Serves"/>), and fails as an input error
+    /// when none does. Null: any device.
+    /// </summary>
+    public string? Model { get; init; }
 }
 
 /// <summary>

@@ -3,6 +3,7 @@ using Akka.Actor;
 using Akka.Event;
 using DistributedInference.Actors.Splitting;
 using DistributedInference.Models;
+using DistributedInference.Models.Tasks;
 using static TorchSharp.torch;
 
 namespace DistributedInference.Actors.Replica;
@@ -13,12 +14,14 @@ namespace DistributedInference.Actors.Replica;
 /// in flight so it never waits for the next one. A device that runs out of its own batches takes the last queued
 /// batch of the busiest device. A batch whose device stops, fails or times out goes to another device (a device that
 /// timed out gets no new work until it answers again); a late duplicate answer is ignored, so every row comes back
-/// exactly once. Results are gathered in input order with the
-/// padding dropped.
+/// exactly once. Results are gathered in input order with the padding dropped. A job that names its model
+/// (<see cref="JobOptions.Model"/>) first asks each device what it serves and runs only on those serving it (devices
+/// that come later too); none: the job fails as an input error, naming what the devices serve.
 /// </summary>
 public sealed class ReplicaJob : ReceiveActor, IWithTimers
 {
     private const int InFlightPerDevice = 2;
+    private static readonly TimeSpan ModelCheckTimeout = TimeSpan.FromSeconds(30);
 
     private readonly SubmitJob _job;
     private readonly string? _dataPlane = DataPlane.TensorDataPlane.For(Context.System)?.Endpoint;
@@ -37,6 +40,10 @@ public sealed class ReplicaJob : ReceiveActor, IWithTimers
     private int _rowsDone;
     private int _batchesDone;
     private int _resent;
+    private bool _started;
+    private readonly HashSet<IActorRef> _asked = [];
+    private readonly List<IActorRef> _serving = [];
+    private readonly SortedSet<string> _otherModels = new(StringComparer.Ordinal);
 
     public ReplicaJob(SubmitJob job, IReadOnlyList<IActorRef> devices)
     {
@@ -53,9 +60,21 @@ public sealed class ReplicaJob : ReceiveActor, IWithTimers
             HandleDeviceStopped(r.Device);
         });
         Receive<CancelJob>(_ => Fail("cancelled"));
+        Receive<DeviceStatus>(HandleDeviceStatus);
+        Receive<ModelCheckTimedOut>(_ =>
+        {
+            if (!_started)
+            {
+                _asked.Clear();
+                StartOnServing();
+            }
+        });
     }
 
     public ITimerScheduler Timers { get; set; } = null!;
+
+    // How long devices may take to say what they serve (a busy device answers between two batches).
+    private TimeSpan ModelCheckWait => ModelCheckTimeout < _job.Options.BatchTimeout ? ModelCheckTimeout : _job.Options.BatchTimeout;
 
     public static Props Props(SubmitJob job, IReadOnlyList<IActorRef> devices) =>
         Akka.Actor.Props.Create(() => new ReplicaJob(job, devices));
@@ -91,11 +110,30 @@ public sealed class ReplicaJob : ReceiveActor, IWithTimers
             return;
         }
 
-        var shares = Share.Plan(_rows, _initialDevices.Count, _job.Options.ApplyPadding);
+        if (_job.Options.Model is null)
+        {
+            Start(_initialDevices);
+            return;
+        }
+
+        // A job for a named model first asks every device what it serves, and runs only on those serving that model.
+        foreach (var device in _initialDevices)
+        {
+            AskModel(device);
+        }
+
+        Timers.StartSingleTimer(ModelCheckTimedOut.Instance, ModelCheckTimedOut.Instance, ModelCheckWait);
+    }
+
+    private void Start(IReadOnlyList<IActorRef> devices)
+    {
+        _started = true;
+        Timers.Cancel(ModelCheckTimedOut.Instance);
+        var shares = Share.Plan(_rows, devices.Count, _job.Options.ApplyPadding);
         _batches = shares.SelectMany(share => Cut(share, _job.Options.MaxBatchSize)).ToList();
         _results = new object?[_batches.Count];
         _attempts = new int[_batches.Count];
-        foreach (var device in _initialDevices)
+        foreach (var device in devices)
         {
             Join(device);
         }
@@ -105,12 +143,72 @@ public sealed class ReplicaJob : ReceiveActor, IWithTimers
         {
             foreach (var _ in Cut(share, _job.Options.MaxBatchSize))
             {
-                _queued[_initialDevices[share.Rank]].AddLast(index++);
+                _queued[devices[share.Rank]].AddLast(index++);
             }
         }
 
-        ToClient(new JobAccepted(_job.JobId, _rows, _batches.Count, _initialDevices.Count));
+        ToClient(new JobAccepted(_job.JobId, _rows, _batches.Count, devices.Count));
         DispatchAll();
+    }
+
+    private void AskModel(IActorRef device)
+    {
+        if (_asked.Add(device))
+        {
+            Context.Watch(device);
+            device.Tell(GetDeviceStatus.Instance);
+        }
+    }
+
+    private void HandleDeviceStatus(DeviceStatus status)
+    {
+        var device = Sender;
+        if (!_asked.Remove(device))
+        {
+            return;
+        }
+
+        if (!ModelIdentity.Serves(status.Model, _job.Options.Model!))
+        {
+            _log.Info("job {0}: device {1} serves {2}, not {3}; not used", _job.JobId, device.Path, status.Model, _job.Options.Model);
+            _otherModels.Add(status.Model);
+            if (!_started)
+            {
+                Context.Unwatch(device);
+            }
+        }
+        else if (_started)
+        {
+            JoinLate(device);
+            return;
+        }
+        else
+        {
+            _serving.Add(device);
+        }
+
+        if (!_started && _asked.Count == 0)
+        {
+            StartOnServing();
+        }
+    }
+
+    // Every device asked has answered (or stopped, or the time to answer is over): start on those serving the model.
+    private void StartOnServing()
+    {
+        if (_serving.Count > 0)
+        {
+            Start(_serving.ToList());
+        }
+        else if (_otherModels.Count > 0)
+        {
+            var model = _job.Options.Model;
+            Fail($"no device serves model {model} (they serve {string.Join(", ", _otherModels)}): run the job for a model they serve, or start devices with model {model}", inputError: true);
+        }
+        else
+        {
+            Fail($"no device said which model it serves within {ModelCheckWait.TotalSeconds:F0} s");
+        }
     }
 
     private static IEnumerable<Batch> Cut(Share share, int maxBatchSize)
@@ -211,6 +309,18 @@ public sealed class ReplicaJob : ReceiveActor, IWithTimers
 
     private void HandleDeviceStopped(IActorRef device)
     {
+        if (!_started)
+        {
+            _serving.Remove(device);
+            if (_asked.Remove(device) && _asked.Count == 0)
+            {
+                StartOnServing();
+            }
+
+            return;
+        }
+
+        _asked.Remove(device);
         _unresponsive.Remove(device);
         if (!_queued.Remove(device, out var queued))
         {
@@ -243,7 +353,24 @@ public sealed class ReplicaJob : ReceiveActor, IWithTimers
 
     private void HandleAddDevice(IActorRef device)
     {
-        if (_queued.ContainsKey(device) || _batches.Count == 0)
+        if (_queued.ContainsKey(device) || _asked.Contains(device) || _serving.Contains(device))
+        {
+            return;
+        }
+
+        // A device that comes later is asked what it serves too, and joins once it answers with the job's model.
+        if (_job.Options.Model is not null)
+        {
+            AskModel(device);
+            return;
+        }
+
+        JoinLate(device);
+    }
+
+    private void JoinLate(IActorRef device)
+    {
+        if (_batches.Count == 0)
         {
             return;
         }
@@ -399,6 +526,11 @@ public sealed class ReplicaJob : ReceiveActor, IWithTimers
     }
 
     private sealed record BatchTimedOut(int BatchIndex, int Attempt);
+
+    private sealed class ModelCheckTimedOut
+    {
+        public static readonly ModelCheckTimedOut Instance = new();
+    }
 
     private sealed record DeviceUsage(int Batches, int Rows, TimeSpan Busy);
 }

@@ -209,10 +209,11 @@ public sealed class DistributedInferenceSerializer : SerializerWithStringManifes
         writer.Write(options.MaxBatchSize);
         Time(writer, options.BatchTimeout);
         writer.Write(options.MaxAttempts);
+        Value(writer, options.Model);
     }
 
     private static JobOptions Options(BinaryReader reader) =>
-        new(reader.ReadBoolean(), reader.ReadInt32()) { BatchTimeout = Time(reader), MaxAttempts = reader.ReadInt32() };
+        new(reader.ReadBoolean(), reader.ReadInt32()) { BatchTimeout = Time(reader), MaxAttempts = reader.ReadInt32(), Model = ValueCodec.Read(reader) as string };
 
     private static void Statistics(BinaryWriter writer, JobStatistics statistics)
     {

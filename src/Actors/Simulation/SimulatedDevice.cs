@@ -25,7 +25,7 @@ public sealed class SimulatedDevice : ReceiveActor, IWithTimers
         Receive<RunBatch>(HandleRunBatch);
         Receive<Finished>(_ => HandleFinished());
         Receive<DropJob>(drop => _queue.RemoveWhere(item => item.Batch.JobId == drop.JobId));
-        Receive<GetDeviceStatus>(_ => Sender.Tell(new DeviceStatus(_name, "simulated", _queue.Count, _busy, _spans.Count)));
+        Receive<GetDeviceStatus>(_ => Sender.Tell(new DeviceStatus(_name, _options.Model, _queue.Count, _busy, _spans.Count)));
         Receive<GetBatchSpans>(_ => Sender.Tell(_spans.ToList()));
     }
 

@@ -3,6 +3,9 @@ namespace DistributedInference.Actors.Simulation;
 /// <summary>How a simulated device behaves: how long a batch takes, what it computes, how it fails.</summary>
 public sealed record SimulatedDeviceOptions
 {
+    /// <summary>What the device says it serves (<see cref="Replica.DeviceStatus.Model"/>).</summary>
+    public string Model { get; init; } = "simulated";
+
     /// <summary>Time per batch, whatever its size.</summary>
     public TimeSpan BatchLatency { get; init; } = TimeSpan.FromMilliseconds(10);
 

@@ -73,14 +73,20 @@ public static class ClusterInference
 
         try
         {
-            var devices = await WaitForDevices(client, splitters, nodes, cancellation);
-            await CheckTask(devices, job, cancellation);
-            await stderr.WriteLineAsync($"di: {devices.Select(d => d.Path.Address).Distinct().Count()} node(s), {devices.Count} device(s){(control.Count > 0 ? $", job coordinators on {control.Count} control node(s)" : string.Empty)}");
+            var model = ModelIdentity.Of(job.Source.Name, job.Source.RandomSeed);
+            var devices = await ServingDevices(await WaitForDevices(client, splitters, nodes, cancellation), job, model, cancellation);
+
+            // None serving the model: the job says so itself (one line), so nothing is said before it.
+            if (devices.Count > 0)
+            {
+                await stderr.WriteLineAsync($"di: {devices.Select(d => d.Path.Address).Distinct().Count()} node(s), {devices.Count} device(s){(control.Count > 0 ? $", job coordinators on {control.Count} control node(s)" : string.Empty)}");
+            }
+
             var rows = job.Rows();
             var result = await ProgressBar.Track(
                 stderr,
                 $"{job.Task.Name()} on {devices.Count} device(s)",
-                progress => new ReplicaClient(client, jobs).RunAsync(rows, new JobOptions(options.ApplyPadding, options.MaxBatchSize), progress, cancellation));
+                progress => new ReplicaClient(client, jobs).RunAsync(rows, new JobOptions(options.ApplyPadding, options.MaxBatchSize) { Model = model }, progress, cancellation));
             job.Complete(options, (Tensor)result.Results!, "replica (cluster)", devices.Count, null, stdout, stderr);
         }
         finally
@@ -89,18 +95,21 @@ public static class ClusterInference
         }
     }
 
-    // The devices were loaded with a model for a task when their node started; a job for another would get wrong results.
-    private static async Task CheckTask(IReadOnlyList<IActorRef> devices, PreparedJob job, CancellationToken cancellation)
+    // The devices serving the job's model (the job itself runs only on those, and fails naming what the devices serve
+    // when there are none: ModelIdentity.Serves is the one rule). They were loaded for a task when their node started;
+    // a job for another would get wrong results.
+    private static async Task<IReadOnlyList<IActorRef>> ServingDevices(IReadOnlyList<IActorRef> devices, PreparedJob job, string model, CancellationToken cancellation)
     {
         var task = job.Task;
         var statuses = await Task.WhenAll(devices.Select(d => d.Ask<DeviceStatus>(GetDeviceStatus.Instance, TimeSpan.FromSeconds(30), cancellation)));
-        var other = statuses.FirstOrDefault(s => !s.Model.Contains($"({task.Name()}, ", StringComparison.Ordinal) && s.Model != "loading");
+        var serving = devices.Zip(statuses).Where(pair => ModelIdentity.Serves(pair.Second.Model, model)).ToList();
+        var other = serving.Select(pair => pair.Second).FirstOrDefault(s => !s.Model.Contains($"({task.Name()}, ", StringComparison.Ordinal));
         if (other is not null)
         {
             throw new InvalidInputException($"the cluster's devices serve {other.Model}, not task {task.Name()}: start the nodes with --task {task.Name()}");
         }
 
-        ReplicaModelCheck.Check(statuses, job.Source);
+        return serving.Select(pair => pair.First).ToList();
     }
 
     // Every device of every Up device node (at least `nodes` of them) known to every splitter that may run the job.

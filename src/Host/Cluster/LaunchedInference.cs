@@ -13,7 +13,8 @@ namespace DistributedInference.Host.Cluster;
 /// <summary>
 /// <c>di launch --num-processes N -- infer ...</c>: start N node processes on 127.0.0.1 (each serving the job's model
 /// on its devices: whole replicas in replica mode, pipeline stages in pipeline mode), join them as a client without
-/// devices, run the job across all of them, write the output, and stop the nodes.
+/// devices, run the job across all of them, write the output, and stop the nodes: the client has them leave, younger nodes first, and waits for their
+/// processes to exit before it leaves itself.
 /// </summary>
 public static class LaunchedInference
 {
@@ -74,6 +75,9 @@ public static class LaunchedInference
         }
         finally
         {
+            // The client stays until the nodes are gone: a member that exits before it is removed holds up the gossip
+            // every later leave waits for (SIGTERM to all at once took over 10 s).
+            await nodes.LeaveAsync(client);
             await ClusterInference.LeaveAsync(client);
         }
     }

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
+using Akka.Actor;
 using DistributedInference.Actors.Replica;
 using DistributedInference.Models;
 
@@ -10,16 +11,28 @@ namespace DistributedInference.Host.Cluster;
 /// <summary>
 /// N <c>di node</c> processes on 127.0.0.1, the first one the seed, each on a free port: the seed first, then the
 /// others joining it. The first node that fails to start ends the start at once, naming the node and its error line.
-/// Disposing sends them SIGTERM (they leave the cluster) and kills whatever has not exited after a grace period.
+/// <see cref="LeaveAsync"/> stops them through a member of their cluster (quick); disposing sends what still
+/// runs SIGTERM (they leave the cluster), and kills whatever has not exited after a grace period.
 /// </summary>
 public sealed class LocalCluster : IAsyncDisposable
 {
     private static readonly TimeSpan StartTimeout = TimeSpan.FromMinutes(2);
     private static readonly TimeSpan StopGrace = TimeSpan.FromSeconds(15);
+    private static readonly TimeSpan LeaveGrace = TimeSpan.FromSeconds(10);
 
     private readonly List<Process> _processes = [];
 
-    private LocalCluster(string seed) => Seed = seed;
+    private const string Host = "127.0.0.1";
+
+    private readonly TextWriter _log;
+    private readonly int[] _ports;
+
+    private LocalCluster(int[] ports, TextWriter log)
+    {
+        _ports = ports;
+        Seed = $"{Host}:{ports[0]}";
+        _log = log;
+    }
 
     /// <summary>host:port of the first node.</summary>
     public string Seed { get; }
@@ -37,7 +50,7 @@ public sealed class LocalCluster : IAsyncDisposable
         }
 
         var ports = FreePorts(processes);
-        var cluster = new LocalCluster($"127.0.0.1:{ports[0]}");
+        var cluster = new LocalCluster(ports, TextWriter.Synchronized(log));
         try
         {
             Task Start(int i)
@@ -78,26 +91,117 @@ public sealed class LocalCluster : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Stops the nodes through <paramref name="member"/>, a member of their cluster that stays until they are gone: it
+    /// has the younger nodes leave (together), waits for their processes to exit, then does the same with the seed,
+    /// saying what it waits for and how long it took. Gossip converges at once (every member still there is
+    /// reachable), so each step takes about a second. A node whose process has not exited within
+    /// <see cref="LeaveGrace"/> gets SIGTERM, then is killed after <see cref="StopGrace"/>.
+    /// </summary>
+    public async Task LeaveAsync(ActorSystem member)
+    {
+        var cluster = Akka.Cluster.Cluster.Get(member);
+        var running = Running();
+        var younger = running.Where(n => n.Index > 0).ToList();
+        if (younger.Count > 0)
+        {
+            await LeaveAndWait(cluster, younger, $"node(s) {Names(younger)}");
+        }
+
+        if (running.Count > 0 && running[0].Index == 0)
+        {
+            await LeaveAndWait(cluster, [running[0]], "node 0 (the seed)");
+        }
+    }
+
+    /// <summary>
+    /// Stops the nodes that still run, saying what it waits for: the younger nodes leave first (SIGTERM, together), then
+    /// the seed, so the seed does not leave under nodes that are still joined to it. A node still running after
+    /// <see cref="StopGrace"/> is killed.
+    /// </summary>
     public async ValueTask DisposeAsync()
     {
-        foreach (var process in _processes.Where(p => !p.HasExited))
+        var running = Running();
+        var younger = running.Where(n => n.Index > 0).ToList();
+        if (younger.Count > 0)
+        {
+            await TermAndWait(younger, $"node(s) {Names(younger)}");
+        }
+
+        if (running.Count > 0 && running[0].Index == 0)
+        {
+            await TermAndWait([running[0]], "node 0 (the seed)");
+        }
+
+        _processes.ForEach(p => p.Dispose());
+    }
+
+    private List<(Process Process, int Index)> Running() =>
+        _processes.Select((p, i) => (Process: p, Index: i)).Where(n => !n.Process.HasExited).ToList();
+
+    private static string Names(IEnumerable<(Process Process, int Index)> nodes) => string.Join(", ", nodes.Select(n => n.Index));
+
+    private async Task LeaveAndWait(Akka.Cluster.Cluster cluster, IReadOnlyList<(Process Process, int Index)> nodes, string what)
+    {
+        await _log.WriteLineAsync($"di launch: stopping {what}: leaving the cluster, waiting for {(nodes.Count == 1 ? "its process" : "their processes")} to exit");
+        var clock = Stopwatch.StartNew();
+        foreach (var node in nodes)
+        {
+            var address = cluster.State.Members.Select(m => m.Address).FirstOrDefault(a => a.Host == Host && a.Port == _ports[node.Index]);
+            if (address is not null)
+            {
+                cluster.Leave(address);
+            }
+        }
+
+        await Task.WhenAll(nodes.Select(n => Stop(n.Process, n.Index, LeaveGrace)));
+        await _log.WriteLineAsync($"di launch: {what} exited in {clock.Elapsed.TotalSeconds:F1} s");
+    }
+
+    private async Task TermAndWait(IReadOnlyList<(Process Process, int Index)> nodes, string what)
+    {
+        await _log.WriteLineAsync($"di launch: stopping {what}: SIGTERM, waiting for {(nodes.Count == 1 ? "it" : "them")} to leave the cluster and exit");
+        var clock = Stopwatch.StartNew();
+        await Task.WhenAll(nodes.Select(n => Stop(n.Process, n.Index, TimeSpan.Zero)));
+        await _log.WriteLineAsync($"di launch: {what} exited in {clock.Elapsed.TotalSeconds:F1} s");
+    }
+
+    // Waits for the process to exit on its own for `before`, then sends SIGTERM and waits StopGrace, then kills it.
+    private async Task Stop(Process process, int index, TimeSpan before)
+    {
+        if (before > TimeSpan.Zero && await Exited(process, before))
+        {
+            return;
+        }
+
+        if (before > TimeSpan.Zero)
+        {
+            await _log.WriteLineAsync($"di launch: node {index} still runs after {before.TotalSeconds:F0} s; SIGTERM");
+        }
+
+        if (!process.HasExited)
         {
             _ = Kill(process.Id, Sigterm);
         }
 
-        foreach (var process in _processes)
+        if (!await Exited(process, StopGrace))
         {
-            using var grace = new CancellationTokenSource(StopGrace);
-            try
-            {
-                await process.WaitForExitAsync(grace.Token);
-            }
-            catch (OperationCanceledException)
-            {
-                process.Kill(entireProcessTree: true);
-            }
+            await _log.WriteLineAsync($"di launch: node {index} did not stop within {StopGrace.TotalSeconds:F0} s; killed");
+            process.Kill(entireProcessTree: true);
+        }
+    }
 
-            process.Dispose();
+    private static async Task<bool> Exited(Process process, TimeSpan within)
+    {
+        using var timeout = new CancellationTokenSource(within);
+        try
+        {
+            await process.WaitForExitAsync(timeout.Token);
+            return true;
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
         }
     }
 

@@ -5,7 +5,7 @@ namespace DistributedInference.Models.Runtime;
 
 /// <summary>
 /// Chooses which libtorch TorchSharp runs on, before its first call. By default it is the CPU libtorch shipped
-/// beside the program; <see cref="Initialize"/> with a folder (the <c>--libtorch DIR</c> option, or the
+/// with the program (beside it, or under runtimes/linux-x64/native in a build without a runtime identifier); <see cref="Initialize"/> with a folder (the <c>--libtorch DIR</c> option, or the
 /// <c>DI_LIBTORCH</c> variable) loads one such as a PyTorch install's <c>torch/lib</c>, CUDA libraries included.
 /// </summary>
 public static class LibTorch
@@ -51,7 +51,7 @@ public static class LibTorch
             {
                 Preload(folder);
             }
-            else if (!File.Exists(Path.Combine(AppContext.BaseDirectory, "libtorch_cpu.so")))
+            else if (!ShipsLibTorch())
             {
                 // Without this check TorchSharp's fallback prints pages and copies libraries into the program folder.
                 throw new InvalidInputException($"this build of di ships no libtorch: pass --libtorch DIR or set {FolderVariable}");
@@ -104,13 +104,19 @@ public static class LibTorch
             .ToList();
     }
 
+    // The CPU libtorch package's files lie beside the program (a build for a runtime identifier) or, in a build
+    // without one, where the deps.json file sends the loader: runtimes/linux-x64/native.
+    private static bool ShipsLibTorch() =>
+        File.Exists(Path.Combine(AppContext.BaseDirectory, "libtorch_cpu.so"))
+        || File.Exists(Path.Combine(AppContext.BaseDirectory, "runtimes", "linux-x64", "native", "libtorch_cpu.so"));
+
     // Loaded before TorchSharp's first call, these satisfy LibTorchSharp's dependencies by soname. TorchSharp's own
     // loader also probes the program folder for libtorch by path, so a program folder holding the shipped CPU
     // libtorch would map a second copy (the process then aborts on duplicate operator registrations).
     private static void Preload(string folder)
     {
         CheckFolder(folder);
-        if (File.Exists(Path.Combine(AppContext.BaseDirectory, "libtorch_cpu.so")))
+        if (ShipsLibTorch())
         {
             throw new InvalidInputException(
                 $"--libtorch {folder}: this build of di ships its own CPU libtorch, which would load twice; use a build made with -p:BringYourOwnLibTorch=true (README, \"GPUs\")");

@@ -8,7 +8,7 @@ namespace DistributedInference.Models.Tasks;
 /// GPT-2 as a replica. Input rows are either token ids (a dictionary with <c>input_ids</c> [B, T] and optionally
 /// <c>attention_mask</c> [B, T], or the ids tensor alone), whose results are the task's tensor, one row per input
 /// row; or prompts (a list of strings, tokenized here with GPT-2's tokenizer), whose results are one object per
-/// prompt: a <see cref="Gpt2Completion"/> (generate), logits [T_i, vocab] of the prompt's own tokens (logits), or
+/// prompt: a <see cref="Tasks.Completion"/> (generate, as every decoder answers), logits [T_i, vocab] of the prompt's own tokens (logits), or
 /// logits [labels] (classify).
 /// </summary>
 public sealed class Gpt2Replica : IReplicaModel
@@ -74,11 +74,14 @@ public sealed class Gpt2Replica : IReplicaModel
         var width = ids.shape[1];
         return prompts.Select((prompt, row) => _model.Task switch
         {
-            InferenceTask.Generate => (object)Gpt2Completion.From(prompt, _model.Continuation(results[row], width)),
+            InferenceTask.Generate => (object)Completion(prompt, _model.Continuation(results[row], width)),
             InferenceTask.Logits => results[row].narrow(0, 0, tokens[row].Count).clone(),
             _ => results[row].clone(),
         }).ToArray();
     }
 
     public void Dispose() => _model.Dispose();
+
+    private static Completion Completion(string prompt, IReadOnlyList<long> outputIds) =>
+        new(prompt, outputIds, Tokenization.Gpt2Tokenizer.Instance.Decode(outputIds));
 }

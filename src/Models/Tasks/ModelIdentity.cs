@@ -17,4 +17,22 @@ public static class ModelIdentity
     /// <summary>The description of a replica of that model: <c>identity (task, dtype) on device</c>.</summary>
     public static string Describe(string name, long? randomSeed, InferenceTask task, string dtype, object device) =>
         $"{Of(name, randomSeed)} ({task.Name()}, {dtype}) on {device}";
+
+    /// <summary>
+    /// The identity at the start of a replica description (<c>identity (task, dtype) on device</c>); null when the
+    /// description has another form (a replica model of the caller's own, say).
+    /// </summary>
+    public static string? InDescription(string description)
+    {
+        var on = description.LastIndexOf(" on ", StringComparison.Ordinal);
+        var open = on < 0 ? -1 : description.LastIndexOf(" (", on, StringComparison.Ordinal);
+        return open <= 0 ? null : description[..open];
+    }
+
+    /// <summary>
+    /// Whether a replica with that description serves the model of that identity: the one rule by which replica jobs
+    /// (library and CLI) pick their devices.
+    /// </summary>
+    public static bool Serves(string description, string identity) =>
+        string.Equals(InDescription(description), identity, StringComparison.Ordinal);
 }

@@ -36,7 +36,7 @@ public sealed class ClusterReplicaTests : IAsyncLifetime
 
         // 12 rows (the fixture's 4, three times) one per batch: every node gets a share; idle ones may take others'.
         var ids = cat([Fixtures.Expected("input_ids"), Fixtures.Expected("input_ids"), Fixtures.Expected("input_ids")], 0);
-        var result = await new ReplicaClient(client, splitter).RunAsync(Gpt2Replica.Rows(ids, null), new JobOptions(MaxBatchSize: 1));
+        var result = await new ReplicaClient(client, splitter).RunAsync(Gpt2Replica.Rows(ids, null), new JobOptions(MaxBatchSize: 1) { Model = ModelIdentity.Of(Fixtures.Path("lm"), null) });
 
         var expected = cat([Fixtures.Expected("lm_logits"), Fixtures.Expected("lm_logits"), Fixtures.Expected("lm_logits")], 0);
         var diff = Fixtures.MaxAbsDiff((Tensor)result.Results!, expected);
@@ -47,5 +47,10 @@ public sealed class ClusterReplicaTests : IAsyncLifetime
         // The results of the other nodes' devices came back on the data plane.
         var remoteBatches = result.Statistics.Devices.Where(d => d.Key.Contains(':', StringComparison.Ordinal)).Sum(d => d.Value.Batches);
         Assert.InRange(Actors.DataPlane.TensorDataPlane.For(client)!.FramesReceived, remoteBatches, long.MaxValue);
+
+        // A job for another model finds no device serving it on any node: an input error, nothing run.
+        var other = await Assert.ThrowsAsync<Models.InvalidInputException>(() =>
+            new ReplicaClient(client, splitter).RunAsync(Gpt2Replica.Rows(ids, null), new JobOptions(MaxBatchSize: 1) { Model = ModelIdentity.Of("gpt2-tiny", 0) }));
+        Assert.StartsWith("no device serves model gpt2-tiny seed 0 (they serve lm (logits, fp32) on cpu)", other.Message, StringComparison.Ordinal);
     }
 }

@@ -68,6 +68,41 @@ public sealed class HostingTests
     }
 
     [Fact]
+    public async Task Start_up_fails_with_the_cause_when_no_device_can_load_the_model()
+    {
+        var builder = Host.CreateApplicationBuilder();
+        builder.Services.AddDistributedInference(setup => setup
+            .OnDevices("cpu", "cpu")
+            .WithModel(_ => throw new InvalidInputException("model.safetensors: tensor h.0.attn.c_attn.weight is missing")));
+        using var host = builder.Build();
+        var error = await Assert.ThrowsAsync<InvalidInputException>(() => host.StartAsync());
+        Assert.Equal("no device could load the model: cpu: model.safetensors: tensor h.0.attn.c_attn.weight is missing; cpu: model.safetensors: tensor h.0.attn.c_attn.weight is missing", error.Message);
+        await host.StopAsync();
+    }
+
+    [Fact]
+    public async Task Start_up_waits_for_the_devices_and_goes_on_when_one_of_them_loaded()
+    {
+        var loaded = 0;
+        var builder = Host.CreateApplicationBuilder();
+        builder.Services.AddDistributedInference(setup => setup
+            .OnDevices("cpu", "cpu")
+            .WithModel(device => Interlocked.Increment(ref loaded) == 1 ? ModuleReplica.Factory("identity", Doubler)(device) : throw new InvalidOperationException("out of memory")));
+        using var host = builder.Build();
+        await host.StartAsync();
+        try
+        {
+            using var input = arange(4, ScalarType.Float32).view(4, 1);
+            var result = await host.Services.GetRequiredService<ReplicaClient>().RunAsync(input);
+            Assert.Equal(input.data<float>().ToArray(), ((Tensor)result.Results!).data<float>().ToArray());
+        }
+        finally
+        {
+            await host.StopAsync();
+        }
+    }
+
+    [Fact]
     public void A_setup_without_devices_or_model_is_a_clear_error()
     {
         var services = new ServiceCollection();

@@ -244,4 +244,34 @@ public sealed class ReplicaJobTests : TestKit
         Assert.Equal(Enumerable.Range(0, 20), ((object[])completed.Results!).Cast<int>());
         Assert.True(completed.Statistics.Devices["late"].Batches > 0);
     }
+
+    [Fact]
+    public async Task A_job_naming_its_model_runs_only_on_devices_serving_it_late_ones_included()
+    {
+        const string Served = "lm (logits, fp32) on cpu";
+        var latency = TimeSpan.FromMilliseconds(50);
+        var devices = Devices(3, i => new SimulatedDeviceOptions { BatchLatency = latency, Model = i == 1 ? "gpt2-tiny seed 0 (logits, fp32) on cpu" : Served });
+        var splitter = Sys.ActorOf(ReplicaSplitter.Props(devices));
+        var client = CreateTestProbe();
+        splitter.Tell(new SubmitJob("job", Enumerable.Range(0, 24).ToArray(), new JobOptions(false, 1) { Model = "lm" }, client.Ref));
+        Assert.Equal(2, (await client.ExpectMsgAsync<JobAccepted>()).Devices);
+        splitter.Tell(new AddDevice(Sys.ActorOf(SimulatedDevice.Props("late-other", new SimulatedDeviceOptions { BatchLatency = latency, Model = "other (logits, fp32) on cpu" }), "late-other")));
+        splitter.Tell(new AddDevice(Sys.ActorOf(SimulatedDevice.Props("late-same", new SimulatedDeviceOptions { BatchLatency = latency, Model = Served }), "late-same")));
+        var completed = (JobCompleted)await client.FishForMessageAsync(m => m is JobCompleted, TimeSpan.FromSeconds(10));
+        Assert.Equal(Enumerable.Range(0, 24), ((object[])completed.Results!).Cast<int>());
+        Assert.Equal(["late-same", "sim-0", "sim-2"], completed.Statistics.Devices.Where(d => d.Value.Batches > 0).Select(d => d.Key).Order());
+    }
+
+    [Fact]
+    public async Task A_job_for_a_model_no_device_serves_fails_as_an_input_error_naming_what_they_serve()
+    {
+        var splitter = Sys.ActorOf(ReplicaSplitter.Props(Devices(2, _ => new SimulatedDeviceOptions { Model = "gpt2-tiny seed 3 (logits, fp32) on cpu" })));
+        var client = CreateTestProbe();
+        splitter.Tell(new SubmitJob("job", new[] { 1, 2, 3 }, new JobOptions() { Model = "gpt2-tiny seed 4" }, client.Ref));
+        var failed = await client.ExpectMsgAsync<JobFailed>();
+        Assert.True(failed.InputError);
+        Assert.Equal(
+            "no device serves model gpt2-tiny seed 4 (they serve gpt2-tiny seed 3 (logits, fp32) on cpu): run the job for a model they serve, or start devices with model gpt2-tiny seed 4",
+            failed.Reason);
+    }
 }

@@ -34,7 +34,7 @@ public sealed class ReplicaRuntimeTests
 
         var result = await runtime.Client.RunAsync(prompts, new JobOptions(ApplyPadding: true, MaxBatchSize: 1));
 
-        var completions = ((object[])result.Results!).Cast<Gpt2Completion>().ToList();
+        var completions = ((object[])result.Results!).Cast<Completion>().ToList();
         Assert.Equal(prompts, completions.Select(c => c.Prompt));
         using var alone = Gpt2TaskModel.Load(source, InferenceTask.Generate, CPU, ScalarType.Float32, maxNewTokens: 5);
         foreach (var completion in completions)

@@ -81,9 +81,9 @@ public sealed class DistributedInferenceSerializerTests : TestKit
     public void Messages_with_actor_references_resolve_them_again()
     {
         var probe = CreateTestProbe();
-        var submit = (SubmitJob)RoundTrip(new SubmitJob("job", new[] { "a", "b" }, new JobOptions(true, 3) { MaxAttempts = 5, BatchTimeout = TimeSpan.FromSeconds(7) }, probe.Ref, false));
+        var submit = (SubmitJob)RoundTrip(new SubmitJob("job", new[] { "a", "b" }, new JobOptions(true, 3) { MaxAttempts = 5, BatchTimeout = TimeSpan.FromSeconds(7), Model = "gpt2-tiny seed 4" }, probe.Ref, false));
         Assert.Equal(probe.Ref, submit.ReplyTo);
-        Assert.Equal(new JobOptions(true, 3) { MaxAttempts = 5, BatchTimeout = TimeSpan.FromSeconds(7) }, submit.Options);
+        Assert.Equal(new JobOptions(true, 3) { MaxAttempts = 5, BatchTimeout = TimeSpan.FromSeconds(7), Model = "gpt2-tiny seed 4" }, submit.Options);
         Assert.False(submit.StreamResults);
         var run = (RunPipeline)RoundTrip(new RunPipeline("job", Rows(), 4, true, probe.Ref));
         Assert.Equal(probe.Ref, run.ReplyTo);
@@ -100,6 +100,7 @@ public sealed class DistributedInferenceSerializerTests : TestKit
         Assert.Equal(new StageHosted(1, probe.Ref, "10.0.0.2:40001"), RoundTrip(new StageHosted(1, probe.Ref, "10.0.0.2:40001")));
         var submitted = (SubmitJob)RoundTrip(new SubmitJob("job", new[] { "a" }, new JobOptions(), probe.Ref, true, "10.0.0.3:40002"));
         Assert.Equal(("10.0.0.3:40002", true), (submitted.ReplyDataPlane, submitted.StreamResults));
+        Assert.Null(submitted.Options.Model);
         Assert.Equal("10.0.0.3:40002", ((RunBatch)RoundTrip(new RunBatch("job", 2, new[] { "a" }, "10.0.0.3:40002"))).ReplyDataPlane);
         var spec = new StageSpec(1, 2, 3, "cuda:1", "bf16", true, "tests/fixtures/gpt2-tiny");
         Assert.Equal(new Actors.Cluster.HostStage(spec, probe.Ref), RoundTrip(new Actors.Cluster.HostStage(spec, probe.Ref)));

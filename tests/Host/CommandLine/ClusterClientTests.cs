@@ -46,10 +46,10 @@ public sealed class ClusterClientTests : IDisposable
     public async Task A_job_for_another_task_than_the_nodes_serve_is_a_one_line_error()
     {
         await using var nodes = await Nodes(1);
-        var (exit, _, stderr) = await DiRunner.RunProcess(Timeout, "infer", "--join", nodes.Seed, "--task", "classify",
-            "--model", DiRunner.TinyClassifier, "--input-ids", DiRunner.Expected);
+        var (exit, _, stderr) = await DiRunner.RunProcess(Timeout, "infer", "--join", nodes.Seed, "--task", "generate",
+            "--model", DiRunner.TinyLanguageModel, "--input-ids", DiRunner.Expected);
         Assert.Equal(2, exit);
-        Assert.Contains("not task classify: start the nodes with --task classify", stderr, StringComparison.Ordinal);
+        Assert.Contains("not task generate: start the nodes with --task generate", stderr, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -60,7 +60,7 @@ public sealed class ClusterClientTests : IDisposable
             "--model", "gpt2-tiny", "--input-ids", DiRunner.Expected);
         Assert.Equal(2, exit);
         Assert.Equal(string.Empty, stdout);
-        Assert.Contains("di: error: the cluster's devices serve lm (logits, fp32) on cpu, not model gpt2-tiny seed 0", stderr, StringComparison.Ordinal);
+        Assert.Contains("di: error: no device serves model gpt2-tiny seed 0 (they serve lm (logits, fp32) on cpu): run the job for a model they serve, or start devices with model gpt2-tiny seed 0", stderr, StringComparison.Ordinal);
         Assert.Single(stderr.TrimEnd().Split('\n'));
     }
 
@@ -73,7 +73,7 @@ public sealed class ClusterClientTests : IDisposable
             "--model", "gpt2-tiny", "--seed", "4", "--input-ids", DiRunner.Expected);
         Assert.Equal(2, exit);
         Assert.Equal(string.Empty, stdout);
-        Assert.Contains("serve gpt2-tiny seed 3 (logits, fp32) on cpu, not model gpt2-tiny seed 4: run the job with the nodes' --model, or start nodes with --model gpt2-tiny --seed 4", stderr, StringComparison.Ordinal);
+        Assert.Contains("no device serves model gpt2-tiny seed 4 (they serve gpt2-tiny seed 3 (logits, fp32) on cpu)", stderr, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -130,6 +130,86 @@ public sealed class ClusterClientTests : IDisposable
         Assert.Contains("planning again over the nodes up now", stderr.ToString(), StringComparison.Ordinal);
         Assert.Contains("pipeline plan over 2 node(s)", stderr.ToString(), StringComparison.Ordinal);
         Assert.True(DiRunner.MaxAbsDiff(SafeTensorsFile.Open(output).Read("logits"), Repeated(DiRunner.ExpectedTensor("cls_logits"))) <= 1e-4);
+    }
+
+    [Fact]
+    public async Task Clients_and_a_node_leaving_are_information_in_the_nodes_log_not_warnings_or_errors()
+    {
+        // At INFO the nodes log everything, so the clients' departures are there: as information, one line each.
+        var config = Path.Combine(_folder, "info.conf");
+        await File.WriteAllTextAsync(config, "akka.loglevel = INFO\n");
+        var log = new StringWriter();
+        var lines = TextWriter.Synchronized(log);
+        await using var nodes = await LocalCluster.StartAsync(
+            2, _ => ["--devices", "cpu", "--model", DiRunner.TinyLanguageModel, "--task", "logits", "--verbose", "--config-file", config], lines, CancellationToken.None, forwardStderr: true);
+        await Infer(nodes.Seed, "replica");
+        await Infer(nodes.Seed, "pipeline");
+        string[] Lines() => log.ToString().Split('\n');
+        await WaitUntil(() => Lines().Count(l => l.StartsWith("[node 0] [INFO]", StringComparison.Ordinal) && l.Contains("Member removed", StringComparison.Ordinal)) >= 2);
+
+        // The younger node leaves (SIGTERM) and is removed.
+        using (var term = System.Diagnostics.Process.Start("kill", ["-TERM", nodes.Processes[1].Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+        {
+            await term.WaitForExitAsync();
+        }
+
+        await nodes.Processes[1].WaitForExitAsync().WaitAsync(Timeout);
+        await WaitUntil(() => Lines().Count(l => l.StartsWith("[node 0] [INFO]", StringComparison.Ordinal) && l.Contains("Member removed", StringComparison.Ordinal)) >= 3);
+        await Task.Delay(TimeSpan.FromSeconds(3));
+
+        var all = Lines();
+        _log.WriteLine(string.Join('\n', all.Where(l => !l.Contains("[INFO]", StringComparison.Ordinal))));
+        Assert.Contains(all, l => l.Contains("[INFO]", StringComparison.Ordinal) && (l.Contains("Disassociated", StringComparison.Ordinal) || l.Contains("Association", StringComparison.Ordinal)));
+        Assert.DoesNotContain(all, l => l.Contains("] [WARNING]", StringComparison.Ordinal) || l.Contains("] [ERROR]", StringComparison.Ordinal));
+        Assert.DoesNotContain(all, l => l.TrimStart().StartsWith("at ", StringComparison.Ordinal) || l.Contains("] " + "   at ", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task A_verbose_client_whose_job_survives_a_node_loss_prints_no_error_and_no_stack_trace()
+    {
+        await using var nodes = await Nodes(2);
+        var input = Path.Combine(_folder, "rows.safetensors");
+        const int Repeats = 100;
+        TorchSharp.torch.Tensor Repeated(TorchSharp.torch.Tensor t) => TorchSharp.torch.cat(Enumerable.Repeat(t, Repeats).ToArray(), 0);
+        SafeTensorsFile.Write(input, new Dictionary<string, TorchSharp.torch.Tensor> { ["input_ids"] = Repeated(DiRunner.ExpectedTensor("input_ids")) });
+        var output = Path.Combine(_folder, "logits.safetensors");
+        var start = new System.Diagnostics.ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var arg in new[] { Path.Combine(AppContext.BaseDirectory, "di.dll"), "infer", "--join", nodes.Seed, "--mode", "replica", "--task", "logits",
+                     "--model", DiRunner.TinyLanguageModel, "--input-ids", input, "--output", output, "--max-batch-size", "1", "--verbose" })
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        using var client = System.Diagnostics.Process.Start(start)!;
+        var stdout = client.StandardOutput.ReadToEndAsync();
+        var stderr = new List<string>();
+        while (await client.StandardError.ReadLineAsync().WaitAsync(Timeout) is { } line)
+        {
+            stderr.Add(line);
+            if (line.StartsWith("di: 2 node(s)", StringComparison.Ordinal))
+            {
+                nodes.Processes[1].Kill();
+            }
+        }
+
+        await client.WaitForExitAsync().WaitAsync(Timeout);
+        await stdout;
+        _log.WriteLine(string.Join('\n', stderr));
+        Assert.True(client.ExitCode == 0, string.Join('\n', stderr));
+        Assert.True(DiRunner.MaxAbsDiff(SafeTensorsFile.Open(output).Read("logits"), Repeated(DiRunner.ExpectedTensor("lm_logits"))) <= 1e-4);
+        Assert.DoesNotContain(stderr, l => l.StartsWith("[ERROR]", StringComparison.Ordinal));
+        Assert.DoesNotContain(stderr, l => l.Length > 0 && char.IsWhiteSpace(l[0]));
+        Assert.InRange(stderr.Count(l => l.StartsWith("[WARNING]", StringComparison.Ordinal)), 0, 6);
+    }
+
+    private static async Task WaitUntil(Func<bool> condition)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the expected log lines did not come within 30 s");
+            await Task.Delay(200);
+        }
     }
 
     [Theory]

@@ -18,6 +18,21 @@ public sealed class LaunchTests : IDisposable
         Assert.True(exit == 0, stderr);
         Assert.Contains("3 node(s), 3 device(s), job coordinators on 3 control node(s)", stderr, StringComparison.Ordinal);
         Assert.True(DiRunner.MaxAbsDiff(SafeTensorsFile.Open(output).Read("logits"), DiRunner.ExpectedTensor("lm_logits")) <= 1e-4);
+        AssertNodesLeftInSeconds(stderr);
+    }
+
+    // The launch says what it waits for while the nodes stop (the younger ones, then the seed), and each step takes
+    // seconds, not the ten-second shutdown timeouts of nodes leaving all at once; no node needs SIGTERM or a kill.
+    private static void AssertNodesLeftInSeconds(string stderr)
+    {
+        var lines = stderr.Split('\n').Where(l => l.StartsWith("di launch: ", StringComparison.Ordinal)).ToList();
+        var younger = lines.FindIndex(l => l.StartsWith("di launch: stopping node(s) 1, 2: leaving the cluster, waiting for their processes to exit", StringComparison.Ordinal));
+        var seed = lines.FindIndex(l => l.StartsWith("di launch: stopping node 0 (the seed): leaving the cluster, waiting for its process to exit", StringComparison.Ordinal));
+        Assert.True(younger >= 0 && seed > younger, stderr);
+        var exited = lines.Where(l => l.Contains(" exited in ", StringComparison.Ordinal)).ToList();
+        Assert.Equal(2, exited.Count);
+        Assert.All(exited, l => Assert.InRange(double.Parse(l[(l.LastIndexOf(" in ", StringComparison.Ordinal) + 4)..^2], System.Globalization.CultureInfo.InvariantCulture), 0, 6));
+        Assert.DoesNotContain(lines, l => l.Contains("SIGTERM", StringComparison.Ordinal) || l.Contains("killed", StringComparison.Ordinal));
     }
 
     [Fact]
@@ -30,6 +45,7 @@ public sealed class LaunchTests : IDisposable
         Assert.Contains("pipeline plan over 3 node(s)", stderr, StringComparison.Ordinal);
         Assert.Equal(3, stderr.Split('\n').Where(l => l.StartsWith("stage ", StringComparison.Ordinal)).Select(l => l[l.IndexOf('@', StringComparison.Ordinal)..]).Distinct().Count());
         Assert.True(DiRunner.MaxAbsDiff(SafeTensorsFile.Open(output).Read("logits"), DiRunner.ExpectedTensor("lm_logits")) <= 1e-4);
+        AssertNodesLeftInSeconds(stderr);
     }
 
     [Theory]
