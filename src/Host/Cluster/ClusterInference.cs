@@ -109,6 +109,16 @@ public static class ClusterInference
             throw new InvalidInputException($"the cluster's devices serve {other.Model}, not task {task.Name()}: start the nodes with --task {task.Name()}");
         }
 
+        // Devices compute in the dtype and generate with the options they were loaded with: a job asking for others would
+        // silently get the nodes' settings.
+        var settings = $"({ModelIdentity.Settings(task, Models.Runtime.Precision.Name(job.DType), job.Generation)})";
+        var unlike = serving.Select(pair => pair.Second).FirstOrDefault(s => !s.Model.Contains(settings, StringComparison.Ordinal));
+        if (unlike is not null)
+        {
+            throw new InvalidInputException(
+                $"the cluster's devices serve {unlike.Model}, but the job asks for {settings}: give the job the nodes' --dtype and generation options, or start the nodes with the job's");
+        }
+
         return serving.Select(pair => pair.First).ToList();
     }
 

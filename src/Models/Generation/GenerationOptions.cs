@@ -22,6 +22,11 @@ public sealed record GenerationOptions(
 {
     public static readonly GenerationOptions Greedy = new();
 
+    /// <summary>The options as a replica's description states them: <c>max_new_tokens 20, greedy</c> or <c>max_new_tokens 20, sample temperature 0.7 top_k 50 top_p 0.9 seed 3</c>.</summary>
+    public string Describe() => string.Create(
+        System.Globalization.CultureInfo.InvariantCulture,
+        $"max_new_tokens {MaxNewTokens}, {(DoSample ? $"sample temperature {Temperature:R} top_k {TopK} top_p {TopP:R} seed {Seed}" : "greedy")}");
+
     /// <summary>Fails with a one-line <see cref="InvalidInputException"/> naming the first impossible value.</summary>
     public GenerationOptions Validate()
     {

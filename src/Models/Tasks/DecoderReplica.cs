@@ -48,7 +48,7 @@ public sealed class DecoderReplica : IReplicaModel
         {
             var torchDevice = device.ToTorch();
             var model = source.CreateModel(torchDevice, dtype);
-            return new DecoderReplica(model, task, generation, torchDevice, tokenizer, ModelIdentity.Describe(source.Name, source.IsBuiltIn ? source.Seed : null, task, Precision.Name(dtype), device));
+            return new DecoderReplica(model, task, generation, torchDevice, tokenizer, ModelIdentity.Describe(source.Name, source.IsBuiltIn ? source.Seed : null, task, Precision.Name(dtype), generation, device));
         };
     }
 

@@ -34,7 +34,7 @@ public sealed class Gpt2Replica : IReplicaModel
         device =>
         {
             var model = Gpt2TaskModel.Load(source, task, device.ToTorch(), dtype, generation);
-            return new Gpt2Replica(model, ModelIdentity.Describe(source.Name, source.IsRandom ? source.Seed : null, task, Precision.Name(dtype), device));
+            return new Gpt2Replica(model, ModelIdentity.Describe(source.Name, source.IsRandom ? source.Seed : null, task, Precision.Name(dtype), generation, device));
         };
 
     /// <summary>The rows a job over token ids splits: ids and, when rows are padded, the mask.</summary>

@@ -60,7 +60,7 @@ public sealed class ClusterClientTests : IDisposable
             "--model", "gpt2-tiny", "--input-ids", DiRunner.Expected);
         Assert.Equal(2, exit);
         Assert.Equal(string.Empty, stdout);
-        Assert.Contains("di: error: no device serves model gpt2-tiny seed 0 (they serve lm (logits, fp32) on cpu): run the job for a model they serve, or start devices with model gpt2-tiny seed 0", stderr, StringComparison.Ordinal);
+        Assert.Contains("di: error: no device serves model gpt2-tiny seed 0 (they serve lm #", stderr, StringComparison.Ordinal);
         Assert.Single(stderr.TrimEnd().Split('\n'));
     }
 
@@ -74,6 +74,29 @@ public sealed class ClusterClientTests : IDisposable
         Assert.Equal(2, exit);
         Assert.Equal(string.Empty, stdout);
         Assert.Contains("no device serves model gpt2-tiny seed 4 (they serve gpt2-tiny seed 3 (logits, fp32) on cpu)", stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Folders_of_the_same_name_are_different_models_and_a_job_gets_the_nodes_generation_options_or_an_error()
+    {
+        static string Model(string fixture) => Path.Combine(DiRunner.Fixtures, fixture, "model");
+        await using var nodes = await LocalCluster.StartAsync(
+            1, _ => ["--devices", "cpu", "--model", Model("llama3-tiny"), "--task", "generate", "--max-new-tokens", "4"], TextWriter.Null, CancellationToken.None);
+
+        var (exit, _, stderr) = await DiRunner.RunProcess(Timeout, "infer", "--join", nodes.Seed, "--model", Model("mistral-tiny"), "--task", "generate",
+            "--input-ids", Path.Combine(DiRunner.Fixtures, "mistral-tiny", "expected.safetensors"), "--max-new-tokens", "4");
+        Assert.Equal(2, exit);
+        Assert.Contains("no device serves model model #", stderr, StringComparison.Ordinal);
+
+        (exit, _, stderr) = await DiRunner.RunProcess(Timeout, "infer", "--join", nodes.Seed, "--model", Model("llama3-tiny"), "--task", "generate",
+            "--prompts", "hello", "--max-new-tokens", "3");
+        Assert.Equal(2, exit);
+        Assert.Contains("but the job asks for (generate, fp32, max_new_tokens 3, greedy)", stderr, StringComparison.Ordinal);
+
+        (exit, var stdout, stderr) = await DiRunner.RunProcess(Timeout, "infer", "--join", nodes.Seed, "--model", Model("llama3-tiny"), "--task", "generate",
+            "--prompts", "hello", "--max-new-tokens", "4");
+        Assert.True(exit == 0, stderr);
+        Assert.Contains("\"output_ids\":[", stdout, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -159,7 +182,8 @@ public sealed class ClusterClientTests : IDisposable
 
         var all = Lines();
         _log.WriteLine(string.Join('\n', all.Where(l => !l.Contains("[INFO]", StringComparison.Ordinal))));
-        Assert.Contains(all, l => l.Contains("[INFO]", StringComparison.Ordinal) && (l.Contains("Disassociated", StringComparison.Ordinal) || l.Contains("Association", StringComparison.Ordinal)));
+        // Departures were logged (the waits above saw them as INFO); with authenticated data-plane connections closing
+        // first, Akka may have no association error left to report, so none is required.
         Assert.DoesNotContain(all, l => l.Contains("] [WARNING]", StringComparison.Ordinal) || l.Contains("] [ERROR]", StringComparison.Ordinal));
         Assert.DoesNotContain(all, l => l.TrimStart().StartsWith("at ", StringComparison.Ordinal) || l.Contains("] " + "   at ", StringComparison.Ordinal));
     }
