@@ -56,6 +56,9 @@ public sealed class PyTorchBaseline : IDisposable
 
     /// <summary>Starts the script with <paramref name="spec"/> and waits for its first line.</summary>
     /// <exception cref="InvalidOperationException">The script failed to start or to build the model.</exception>
+    /// <param name="python">The python that imports torch.</param>
+    /// <param name="spec">The script's spec; <c>threads</c> &gt; 0 also caps OpenMP's, OpenBLAS's and MKL's own pools, which
+    /// <c>torch.set_num_threads</c> alone leaves at one per core (Debian's OpenBLAS runs its own pthreads).</param>
     public static PyTorchBaseline Start(string python, JsonObject spec)
     {
         var script = Path.Combine(Path.GetTempPath(), $"di-torch-bench-{Environment.ProcessId}.py");
@@ -72,6 +75,14 @@ public sealed class PyTorchBaseline : IDisposable
             RedirectStandardOutput = true,
             UseShellExecute = false,
         };
+        if ((int?)spec["threads"] is int threads and > 0)
+        {
+            foreach (var variable in new[] { "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS" })
+            {
+                start.Environment[variable] = threads.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            }
+        }
+
         start.ArgumentList.Add(script);
         start.ArgumentList.Add(spec.ToJsonString());
         var process = Process.Start(start) ?? throw new InvalidOperationException($"{python} did not start");

@@ -40,16 +40,19 @@ public static class BenchCommand
 
     public static Command Create()
     {
-        var model = new Option<string>("--model") { Description = "GPT-2 folder or built-in name", DefaultValueFactory = _ => "gpt2-tiny" };
+        var model = new Option<string>("--model") { Description = "model folder or built-in name (its logits task is run)", DefaultValueFactory = _ => "gpt2-tiny" };
         var rows = new Option<int>("--rows") { Description = "rows of random token ids per run", DefaultValueFactory = _ => 64 };
         var sequence = new Option<int>("--sequence") { Description = "tokens per row", DefaultValueFactory = _ => 64 };
         var batch = new Option<int>("--max-batch-size") { Description = "rows per forward pass", DefaultValueFactory = _ => 8 };
-        var repeats = new Option<int>("--repeats") { Description = "runs measured; the median is printed", DefaultValueFactory = _ => 5 };
-        var replica = new Command("replica", "Actor overhead against a direct TorchSharp loop, and scaling on simulated devices.") { model, rows, sequence, batch, repeats };
+        var repeats = new Option<int>("--repeats") { Description = "rounds measured after one warm-up, each timing the direct loop then the actors; the median is printed", DefaultValueFactory = _ => 5 };
+        var replicaDevice = new Option<string>("--device") { Description = "cpu | cuda:N, for both the direct loop and the device actor", DefaultValueFactory = _ => "cpu" };
+        var replicaDtype = new Option<string>("--dtype") { Description = "fp32 | fp16 | bf16", DefaultValueFactory = _ => "fp32" };
+        var replicaLibtorch = new Option<string?>("--libtorch") { Description = $"folder holding libtorch (a PyTorch install's torch/lib, CUDA included); also ${Models.Runtime.LibTorch.FolderVariable}" };
+        var replica = new Command("replica", "Actor overhead against a direct loop over the same replica model, and scaling on simulated devices.") { model, rows, sequence, batch, repeats, replicaDevice, replicaDtype, replicaLibtorch };
         replica.SetAction((result, _) => UserErrors.Run(
             async () =>
             {
-                await ReplicaBenchmark.Run(result.GetValue(model)!, result.GetValue(rows), result.GetValue(sequence), result.GetValue(batch), result.GetValue(repeats), result.InvocationConfiguration.Output);
+                await ReplicaBenchmark.Run(result.GetValue(model)!, result.GetValue(replicaDevice)!, result.GetValue(replicaDtype)!, result.GetValue(replicaLibtorch), result.GetValue(rows), result.GetValue(sequence), result.GetValue(batch), result.GetValue(repeats), result.InvocationConfiguration.Output);
                 return 0;
             },
             result.InvocationConfiguration.Error));
