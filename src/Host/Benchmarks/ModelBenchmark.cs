@@ -181,7 +181,7 @@ public static class ModelBenchmark
         if (pytorch)
         {
             forwardRatio = Median(rounds.Select(r => r.PyTorchForward / r.Forward));
-            forwardLine += Invariant($"; PyTorch {Median(rounds.Select(r => r.PyTorchForward)):F3} s per batch; TorchSharp/PyTorch speed {forwardRatio:F2}x");
+            forwardLine += Invariant($"; PyTorch {Median(rounds.Select(r => r.PyTorchForward)):F3} s per batch; TorchSharp/PyTorch speed {PerRound(rounds, r => r.PyTorchForward / r.Forward)}");
         }
 
         await output.WriteLineAsync(forwardLine);
@@ -193,7 +193,7 @@ public static class ModelBenchmark
             var prefillLine = Invariant($"  generate prefill {batch}x{sequence} (head on the last position, {prefillFlops / 1e9:F1} GFLOP): TorchSharp {prefill:F3} s, {prefillFlops / prefill / 1e9:F1} GFLOP/s = {prefillFlops / prefill / peak:P0} of the matmul peak");
             if (pytorch)
             {
-                prefillLine += Invariant($"; PyTorch {Median(rounds.Select(r => r.PyTorchPrefill)):F3} s; speed {Median(rounds.Select(r => r.PyTorchPrefill / r.Prefill)):F2}x");
+                prefillLine += Invariant($"; PyTorch {Median(rounds.Select(r => r.PyTorchPrefill)):F3} s; speed {PerRound(rounds, r => r.PyTorchPrefill / r.Prefill)}");
             }
 
             await output.WriteLineAsync(prefillLine);
@@ -205,7 +205,7 @@ public static class ModelBenchmark
             if (pytorch)
             {
                 decodeRatio = Median(rounds.Select(r => r.PyTorchDecode / r.Decode));
-                decodeLine += Invariant($"; PyTorch {Median(rounds.Select(r => r.PyTorchDecode)) * 1e3:F1} ms per step; speed {decodeRatio:F2}x");
+                decodeLine += Invariant($"; PyTorch {Median(rounds.Select(r => r.PyTorchDecode)) * 1e3:F1} ms per step; speed {PerRound(rounds, r => r.PyTorchDecode / r.Decode)}");
             }
 
             await output.WriteLineAsync(decodeLine);
@@ -215,6 +215,15 @@ public static class ModelBenchmark
         await output.WriteLineAsync(pytorch
             ? Invariant($"headline: TorchSharp/PyTorch eager speed, forward {forwardRatio:F2}x{(decodeRatio is { } d ? $", decode {d:F2}x" : string.Empty)} ({model.Family}, {batch}x{sequence}, {dtype}, {device}, median of {n})")
             : Invariant($"headline: forward at {fraction:P0} of the matmul peak measured in the same run ({model.Family}, {batch}x{sequence}, {dtype}, {device}, median of {n}; no PyTorch baseline)"));
+    }
+
+    // "1.06x" for one round; "1.02 1.06 1.31 per round, median 1.06x" for several (noisy machines: the spread shows).
+    private static string PerRound(List<Round> rounds, Func<Round, double> ratio)
+    {
+        var median = Median(rounds.Select(ratio));
+        return rounds.Count == 1
+            ? Invariant($"{median:F2}x")
+            : Invariant($"{string.Join(" ", rounds.Select(r => ratio(r).ToString("F2", CultureInfo.InvariantCulture)))} per round, median {median:F2}x");
     }
 
     private static double Median(IEnumerable<double> values)
