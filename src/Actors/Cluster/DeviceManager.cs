@@ -19,6 +19,7 @@ public sealed class DeviceManager : ReceiveActor
 
     public DeviceManager(IReadOnlyList<DeviceName> devices, ReplicaModelFactory model)
     {
+        CpuThreads.ShareAmong(devices);
         for (var i = 0; i < devices.Count; i++)
         {
             _devices.Add(Context.ActorOf(DeviceActor.Props(devices[i], model), DeviceActor.Name(i)));

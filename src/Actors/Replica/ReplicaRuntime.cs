@@ -45,6 +45,7 @@ public sealed class ReplicaRuntime : IAsyncDisposable
             throw new InvalidInputException("no devices given");
         }
 
+        CpuThreads.ShareAmong(devices);
         var ownsSystem = system is null;
         system ??= ActorSystem.Create("distributed-inference", DistributedInferenceConfig.Default());
         var (bridge, reader) = ChannelBridge.Open(system);

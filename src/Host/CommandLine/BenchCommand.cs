@@ -6,18 +6,53 @@ namespace DistributedInference.Host.CommandLine;
 /// <summary><c>di bench replica|pipeline|transport</c>: ratios measured side by side in one run (medians; the machine is shared).</summary>
 public static class BenchCommand
 {
+    private static Command ModelCommand()
+    {
+        var model = new Option<string>("--model") { Description = "model folder or built-in name, any family (gpt2, llama-3.2-1b, qwen3-0.6b, ...)", DefaultValueFactory = _ => "gpt2" };
+        var dtype = new Option<string>("--dtype") { Description = "fp32 | fp16 | bf16", DefaultValueFactory = _ => "fp32" };
+        var batch = new Option<int>("--batch") { Description = "rows per pass", DefaultValueFactory = _ => 8 };
+        var sequence = new Option<int>("--sequence") { Description = "prompt tokens per row (random ids)", DefaultValueFactory = _ => 128 };
+        var newTokens = new Option<int>("--new-tokens") { Description = "tokens generated per row after the prompt (decoders; 0: forward only)", DefaultValueFactory = _ => 16 };
+        var device = new Option<string>("--device") { Description = "cpu | cuda:N", DefaultValueFactory = _ => "cpu" };
+        var rounds = new Option<int>("--rounds") { Description = "rounds measured after one warm-up; medians are printed", DefaultValueFactory = _ => 3 };
+        var threads = new Option<int>("--threads") { Description = "libtorch intra-op threads on the CPU, both sides (0: libtorch's default, one per core)", DefaultValueFactory = _ => 0 };
+        var python = new Option<string>("--python") { Description = "python for the PyTorch eager baseline: auto (DI_BENCH_PYTHON, /usr/bin/python3, python3: the first that imports torch), none, or a path", DefaultValueFactory = _ => "auto" };
+        var matmul = new Option<int>("--matmul-size") { Description = "n of the n^3 matmul that measures the device's peak", DefaultValueFactory = _ => 4096 };
+        var bandwidth = new Option<int>("--bandwidth-mb") { Description = "MB summed and copied to measure memory bandwidth", DefaultValueFactory = _ => 1000 };
+        var seed = SharedOptions.Seed("seed of a built-in model's random weights");
+        var libtorch = new Option<string?>("--libtorch") { Description = $"folder holding libtorch (a PyTorch install's torch/lib, CUDA included); also ${Models.Runtime.LibTorch.FolderVariable}" };
+        var command = new Command("model", "One model's forward and generation speed against the device's measured matmul peak and memory bandwidth, and against PyTorch eager when a python with torch is found.")
+        {
+            model, dtype, batch, sequence, newTokens, device, rounds, threads, python, matmul, bandwidth, seed, libtorch,
+        };
+        command.SetAction((result, _) => UserErrors.Run(
+            async () =>
+            {
+                var options = new ModelBenchOptions(
+                    result.GetValue(model)!, result.GetValue(dtype)!, result.GetValue(batch), result.GetValue(sequence), result.GetValue(newTokens),
+                    result.GetValue(device)!, result.GetValue(rounds), result.GetValue(threads), result.GetValue(python)!, result.GetValue(matmul), result.GetValue(bandwidth), result.GetValue(seed));
+                await ModelBenchmark.Run(options, result.GetValue(libtorch), result.InvocationConfiguration.Output);
+                return 0;
+            },
+            result.InvocationConfiguration.Error));
+        return command;
+    }
+
     public static Command Create()
     {
-        var model = new Option<string>("--model") { Description = "GPT-2 folder or built-in name", DefaultValueFactory = _ => "gpt2-tiny" };
+        var model = new Option<string>("--model") { Description = "model folder or built-in name (its logits task is run)", DefaultValueFactory = _ => "gpt2-tiny" };
         var rows = new Option<int>("--rows") { Description = "rows of random token ids per run", DefaultValueFactory = _ => 64 };
         var sequence = new Option<int>("--sequence") { Description = "tokens per row", DefaultValueFactory = _ => 64 };
         var batch = new Option<int>("--max-batch-size") { Description = "rows per forward pass", DefaultValueFactory = _ => 8 };
-        var repeats = new Option<int>("--repeats") { Description = "runs measured; the median is printed", DefaultValueFactory = _ => 5 };
-        var replica = new Command("replica", "Actor overhead against a direct TorchSharp loop, and scaling on simulated devices.") { model, rows, sequence, batch, repeats };
+        var repeats = new Option<int>("--repeats") { Description = "rounds measured after one warm-up, each timing the direct loop then the actors; the median is printed", DefaultValueFactory = _ => 5 };
+        var replicaDevice = new Option<string>("--device") { Description = "cpu | cuda:N, for both the direct loop and the device actor", DefaultValueFactory = _ => "cpu" };
+        var replicaDtype = new Option<string>("--dtype") { Description = "fp32 | fp16 | bf16", DefaultValueFactory = _ => "fp32" };
+        var replicaLibtorch = new Option<string?>("--libtorch") { Description = $"folder holding libtorch (a PyTorch install's torch/lib, CUDA included); also ${Models.Runtime.LibTorch.FolderVariable}" };
+        var replica = new Command("replica", "Actor overhead against a direct loop over the same replica model, and scaling on simulated devices.") { model, rows, sequence, batch, repeats, replicaDevice, replicaDtype, replicaLibtorch };
         replica.SetAction((result, _) => UserErrors.Run(
             async () =>
             {
-                await ReplicaBenchmark.Run(result.GetValue(model)!, result.GetValue(rows), result.GetValue(sequence), result.GetValue(batch), result.GetValue(repeats), result.InvocationConfiguration.Output);
+                await ReplicaBenchmark.Run(result.GetValue(model)!, result.GetValue(replicaDevice)!, result.GetValue(replicaDtype)!, result.GetValue(replicaLibtorch), result.GetValue(rows), result.GetValue(sequence), result.GetValue(batch), result.GetValue(repeats), result.InvocationConfiguration.Output);
                 return 0;
             },
             result.InvocationConfiguration.Error));
@@ -51,6 +86,6 @@ public static class BenchCommand
             },
             result.InvocationConfiguration.Error));
 
-        return new Command("bench", "Benchmarks that print ratios measured side by side.") { replica, pipeline, transport };
+        return new Command("bench", "Benchmarks that print ratios measured side by side.") { replica, pipeline, transport, ModelCommand() };
     }
 }

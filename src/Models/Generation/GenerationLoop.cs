@@ -44,7 +44,26 @@ public static class GenerationLoop
         }
 
         using var scope = NewDisposeScope();
-        using var noGrad = no_grad();
+        Tensor generated;
+        using (var inference = inference_mode())
+        {
+            generated = Decode(model, inputIds, attentionMask, options, rowIndex, onStepLogits);
+        }
+
+        // Outside inference mode, so the caller gets an ordinary tensor (inference tensors refuse in-place updates).
+        return generated.clone().MoveToOuterDisposeScope();
+    }
+
+    // The loop itself, under inference mode (no autograd bookkeeping per op); the result is an inference tensor.
+    private static Tensor Decode(
+        ICausalLanguageModel model,
+        Tensor inputIds,
+        Tensor? attentionMask,
+        GenerationOptions options,
+        IReadOnlyList<long>? rowIndex,
+        Action<int, Tensor>? onStepLogits)
+    {
+        var (batch, promptLength) = (inputIds.shape[0], inputIds.shape[1]);
         var device = inputIds.device;
         var ids = inputIds.to(ScalarType.Int64);
         var mask = attentionMask?.to(ScalarType.Int64).to(device);
@@ -104,6 +123,6 @@ public static class GenerationLoop
             }
         }
 
-        return tokens.narrow(1, 0, length).contiguous().MoveToOuterDisposeScope();
+        return tokens.narrow(1, 0, length);
     }
 }

@@ -5,8 +5,11 @@ namespace DistributedInference.Models.Llama;
 
 /// <summary>
 /// Grouped-query self-attention with rotary embeddings (transformers' <c>LlamaAttention</c>, with the Qwen2 q/k/v
-/// biases and the Qwen3 per-head <c>q_norm</c>/<c>k_norm</c> applied before RoPE as switches). Key/value heads are
-/// repeated to the query heads after the cache, which stores them unrepeated; scores are scaled by head_dim^-0.5.
+/// biases and the Qwen3 per-head <c>q_norm</c>/<c>k_norm</c> applied before RoPE as switches). The cache stores
+/// key/value heads unrepeated; scores are scaled by head_dim^-0.5. With grouped-query attention, a pass with an
+/// explicit mask or none (every decoding step) attends grouped: the query heads that share a key/value head become
+/// rows of one attention over that head, so no key or value is copied; the fused causal pass (a prompt without
+/// padding) repeats keys and values to the query heads (expand and reshape, as transformers' <c>repeat_kv</c>).
 /// </summary>
 public sealed class LlamaAttention : nn.Module<Tensor, Tensor>
 {
@@ -69,13 +72,37 @@ public sealed class LlamaAttention : nn.Module<Tensor, Tensor>
             (key, value) = cache.Append(layer, key, value);
         }
 
-        if (_heads != _kvHeads)
+        var allowed = mask.For(sliding);
+        Tensor attended;
+        if (_heads == _kvHeads)
         {
-            key = key.repeat_interleave(_heads / _kvHeads, dim: 1);
-            value = value.repeat_interleave(_heads / _kvHeads, dim: 1);
+            attended = nn.functional.scaled_dot_product_attention(query, key, value, allowed, 0.0, mask.IsCausal);
+        }
+        else if (!mask.IsCausal)
+        {
+            // [B, heads, T, d] as [B, kv heads, group * T, d]: row g * T + t is query head (kv * group + g) at step t.
+            var group = _heads / _kvHeads;
+            var grouped = query.reshape(batch, _kvHeads, group * steps, _headDim);
+            if (allowed is not null && steps > 1)
+            {
+                allowed = allowed.repeat(1, 1, group, 1);
+            }
+
+            attended = nn.functional.scaled_dot_product_attention(grouped, key, value, allowed, 0.0, false)
+                .view(batch, _heads, steps, _headDim);
+        }
+        else
+        {
+            attended = nn.functional.scaled_dot_product_attention(query, Repeat(key), Repeat(value), allowed, 0.0, true);
         }
 
-        var attended = nn.functional.scaled_dot_product_attention(query, key, value, mask.For(sliding), 0.0, mask.IsCausal);
         return o_proj.forward(attended.transpose(1, 2).reshape(batch, steps, (long)_heads * _headDim));
+    }
+
+    // [B, kv heads, S, d] to [B, heads, S, d], each key/value head repeated for its group of query heads.
+    private Tensor Repeat(Tensor x)
+    {
+        var (batch, length) = (x.shape[0], x.shape[2]);
+        return x.unsqueeze(2).expand(batch, _kvHeads, _heads / _kvHeads, length, _headDim).reshape(batch, _heads, length, _headDim);
     }
 }

@@ -1,0 +1,30 @@
+using TorchSharp;
+
+namespace DistributedInference.Models.Runtime;
+
+/// <summary>
+/// libtorch's intra-op threads when several device actors share the CPU. Each CPU device actor runs its ops with
+/// libtorch's thread pool, whose size is global; left at one thread per core, two CPU replicas on a 2-core machine
+/// would run four busy threads on two cores, and every parallel op would wait at its barrier for a descheduled
+/// thread. The cores are divided instead: each of n CPU device actors gets cores / n threads (at least one).
+/// </summary>
+public static class CpuThreads
+{
+    /// <summary>
+    /// Sets libtorch's intra-op threads to cores / (CPU devices in <paramref name="devices"/>), at least one; leaves
+    /// them alone when at most one device is a CPU, or when <c>OMP_NUM_THREADS</c> is set (the user chose).
+    /// Call before the device actors start: each thread reads the setting at its first parallel op.
+    /// </summary>
+    /// <returns>The intra-op threads now in force.</returns>
+    public static int ShareAmong(IReadOnlyList<DeviceName> devices)
+    {
+        var cpus = devices.Count(d => !d.IsCuda);
+        if (cpus > 1 && string.IsNullOrEmpty(Environment.GetEnvironmentVariable("OMP_NUM_THREADS")))
+        {
+            LibTorch.Initialize();
+            torch.set_num_threads(Math.Max(1, Environment.ProcessorCount / cpus));
+        }
+
+        return cpus > 0 ? torch.get_num_threads() : 0;
+    }
+}
