@@ -18,6 +18,7 @@ public static class DiCommandLine
         root.Subcommands.Add(NodeCommand.Create());
         root.Subcommands.Add(LaunchCommand.Create());
         root.Subcommands.Add(ConfigCommand.Create());
+        root.Subcommands.Add(CheckpointCommand.Create());
         return root;
     }
 
