@@ -112,6 +112,28 @@ public sealed class PipelineRuntime : IPipeline
         }
     }
 
+    /// <inheritdoc/>
+    public async Task<PipelineStepCompleted> StepAsync(object payload, CancellationToken cancellation = default)
+    {
+        var (bridge, reader) = ChannelBridge.Open(_system);
+        try
+        {
+            var jobId = Guid.NewGuid().ToString("N");
+            Coordinator.Tell(new RunPipelineStep(jobId, payload, bridge));
+            return await reader.ReadAsync(cancellation) switch
+            {
+                PipelineStepCompleted completed => completed,
+                PipelineFailed { InputError: true } failed => throw new InvalidInputException(failed.Reason),
+                PipelineFailed failed => throw new JobFailedException(failed.Reason),
+                var other => throw new InvalidOperationException($"unexpected answer {other.GetType().Name}"),
+            };
+        }
+        finally
+        {
+            bridge.Tell(PoisonPill.Instance);
+        }
+    }
+
     /// <summary>Metrics over every call so far.</summary>
     public Task<PipelineMetrics> MetricsAsync() => Coordinator.Ask<PipelineMetrics>(GetPipelineMetrics.Instance, TimeSpan.FromSeconds(30));
 

@@ -28,6 +28,12 @@ public static class PipelineInference
     /// <summary>The job's rows through a running pipeline (here or across nodes), calls streaming back to back; writes the output.</summary>
     public static async Task RunCalls(IPipeline pipeline, PreparedJob job, InferOptions options, TextWriter stdout, TextWriter stderr, CancellationToken cancellation)
     {
+        if (job.Task == InferenceTask.Generate)
+        {
+            await PipelineGenerate.Run(pipeline, job, options, stdout, stderr, cancellation);
+            return;
+        }
+
         var stages = pipeline.Stages.Count;
         var rows = job.Rows();
         var total = (int)job.Inputs.Count;

@@ -16,14 +16,17 @@ public static class ModelTasks
         }
     }
 
-    /// <summary>Also checks that pipeline mode runs <paramref name="task"/> (every task but generate).</summary>
+    /// <summary>
+    /// Also checks that pipeline mode runs <paramref name="task"/>: every task; generate for the Llama-family decoders
+    /// (whose stages keep a key/value cache), not yet for GPT-2.
+    /// </summary>
     public static void RequirePipelined(IModelSource source, InferenceTask task)
     {
         Require(source, task);
-        if (task == InferenceTask.Generate)
+        if (task == InferenceTask.Generate && !Llama.LlamaConfig.SupportedModelTypes.Contains(source.ModelType))
         {
             throw new InvalidInputException(
-                $"pipeline mode runs {string.Join(", ", source.Tasks.Where(t => t != InferenceTask.Generate).Select(t => t.Name()))} for {source.ModelType}; task generate runs in replica mode");
+                $"pipeline mode runs {string.Join(", ", source.Tasks.Where(t => t != InferenceTask.Generate).Select(t => t.Name()))} for {source.ModelType}; task generate runs in replica mode (pipelined generation: {string.Join(", ", Llama.LlamaConfig.SupportedModelTypes)})");
         }
     }
 }
