@@ -26,7 +26,8 @@ public sealed record InferOptions(
     GenerationOptions? Generation = null,
     bool Quiet = false,
     string? JsonSummaryPath = null,
-    TimeSpan? JoinTimeout = null)
+    TimeSpan? JoinTimeout = null,
+    string? MaxMemory = null)
 {
     /// <summary>How task generate picks tokens: <see cref="Generation"/> if given, else greedy with --max-new-tokens.</summary>
     public GenerationOptions GenerationOrGreedy => (Generation ?? GenerationOptions.Greedy) with { MaxNewTokens = MaxNewTokens, Seed = Seed };
