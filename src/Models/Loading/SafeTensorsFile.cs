@@ -114,6 +114,36 @@ public sealed class SafeTensorsFile
     }
 
     /// <summary>
+    /// Reads one tensor into <paramref name="destination"/> (same shape): straight from the file into its memory when
+    /// it is a contiguous CPU tensor of the stored dtype (no temporary copy); else through one CPU tensor of the stored
+    /// dtype, converted and moved by <c>copy_</c>.
+    /// </summary>
+    /// <exception cref="InvalidInputException">No such tensor, or another shape (one line).</exception>
+    public void ReadInto(string name, torch.Tensor destination)
+    {
+        var entry = Find(name);
+        if (!entry.Shape.SequenceEqual(destination.shape))
+        {
+            throw new InvalidInputException($"{Path}: '{name}' is [{string.Join(", ", entry.Shape)}], not [{string.Join(", ", destination.shape)}]");
+        }
+
+        if (destination.dtype != entry.Type || destination.device_type != DeviceType.CPU || !destination.is_contiguous())
+        {
+            using var value = Read(name);
+            using var noGrad = torch.no_grad();
+            destination.copy_(value);
+            return;
+        }
+
+        using var stream = File.OpenRead(Path);
+        stream.Seek(_dataStart + entry.Begin, SeekOrigin.Begin);
+        if (entry.End > entry.Begin)
+        {
+            stream.ReadExactly(destination.bytes);
+        }
+    }
+
+    /// <summary>
     /// Writes tensors (any device, any layout) to <paramref name="path"/> through a temporary file beside it, so a
     /// failure never leaves a half-written file behind.
     /// </summary>
