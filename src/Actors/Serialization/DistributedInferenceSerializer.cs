@@ -193,6 +193,13 @@ public sealed class DistributedInferenceSerializer : SerializerWithStringManifes
             writer.Write(layer.ParameterBytes);
             writer.Write(layer.FlopsPerToken);
         }
+
+        var free = info.FreeBytes ?? [];
+        writer.Write(free.Count);
+        foreach (var bytes in free)
+        {
+            writer.Write(bytes);
+        }
     }
 
     private static StageHostInfo ReadStageHostInfo(BinaryReader reader)
@@ -200,7 +207,8 @@ public sealed class DistributedInferenceSerializer : SerializerWithStringManifes
         var devices = Enumerable.Range(0, Count(reader)).Select(_ => Str(reader)).ToList();
         var model = Str(reader);
         var layers = Enumerable.Range(0, Count(reader)).Select(_ => new StagedLayerInfo(Str(reader), reader.ReadInt64(), reader.ReadInt64(), reader.ReadInt64())).ToList();
-        return new StageHostInfo(devices, model, layers);
+        var free = Enumerable.Range(0, Count(reader)).Select(_ => reader.ReadInt64()).ToList();
+        return new StageHostInfo(devices, model, layers, free.Count == 0 ? null : free);
     }
 
     private static void Options(BinaryWriter writer, JobOptions options)

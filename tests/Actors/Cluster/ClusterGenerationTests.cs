@@ -39,6 +39,7 @@ public sealed class ClusterGenerationTests : IAsyncLifetime
     {
         await using var pipeline = await ClusterPipeline.StartAsync(_cluster!.Nodes[0], Model, "auto", "fp32", nodes: 3, log: _output.WriteLine);
         Assert.Equal(3, pipeline.Stages.Select(s => s.Path.Address).Distinct().Count());
+        Assert.All(pipeline.Plan.Hosts, host => Assert.True(host.Info.FreeBytes![0] > 0));
         var result = await PipelineGeneration.GenerateAsync(
             pipeline, PipelineGenerationTests.Expected("qwen3-tiny", "greedy_input_ids"), PipelineGenerationTests.Expected("qwen3-tiny", "greedy_attention_mask"),
             null, new GenerationOptions(MaxNewTokens: 10), [], 0, numChunks: 2);
