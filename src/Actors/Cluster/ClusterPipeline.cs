@@ -76,6 +76,28 @@ public sealed class ClusterPipeline : IPipeline
         }
     }
 
+    /// <inheritdoc/>
+    /// <remarks>A step that fails because a stage was lost re-plans the pipeline (once for every step that failed
+    /// with it) and throws <see cref="StageStateLostException"/>: the caller starts its state again on the new stages.</remarks>
+    public async Task<PipelineStepCompleted> StepAsync(object payload, CancellationToken cancellation = default)
+    {
+        if (_broken is not null)
+        {
+            throw new JobFailedException(_broken);
+        }
+
+        var (runtime, generation) = (_runtime, _generation);
+        try
+        {
+            return await runtime.StepAsync(payload, cancellation);
+        }
+        catch (JobFailedException e) when (!cancellation.IsCancellationRequested)
+        {
+            await Replan(generation, e.Message, cancellation);
+            throw new StageStateLostException($"{e.Message}; the pipeline was planned again", e);
+        }
+    }
+
     public Task<PipelineMetrics> MetricsAsync() => _runtime.MetricsAsync();
 
     public async ValueTask DisposeAsync()

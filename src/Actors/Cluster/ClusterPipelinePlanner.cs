@@ -22,10 +22,20 @@ public sealed record ClusterPipelinePlan(PipelinePlan Plan, IReadOnlyList<StageH
         var lines = Plan.Describe().Split(Environment.NewLine, StringSplitOptions.RemoveEmptyEntries);
         for (var s = 0; s < lines.Length; s++)
         {
-            text.AppendLine($"{lines[s]} @ {Hosts[s].Node}");
+            var free = FreeBytes(s);
+            text.AppendLine($"{lines[s]} @ {Hosts[s].Node}{(free >= 0 ? $" ({Models.Partitioning.MaxMemory.GiB(free)} free)" : string.Empty)}");
         }
 
         return text.ToString();
+    }
+
+    /// <summary>The free bytes stage <paramref name="stage"/>'s node reported for its device; -1 when unknown.</summary>
+    public long FreeBytes(int stage)
+    {
+        var info = Hosts[stage].Info;
+        var device = Plan.Stages[stage].Device.ToString();
+        var index = info.Devices.ToList().IndexOf(device);
+        return info.FreeBytes is { } free && index >= 0 && index < free.Count ? free[index] : -1;
     }
 }
 
@@ -74,6 +84,24 @@ public static class ClusterPipelinePlanner
     /// One stage per device of every host, in host order, cut at <paramref name="splitPoints"/>: <c>auto</c> or
     /// <c>compute</c> use every device; named split points use as many devices as they make stages, the first ones.
     /// </summary>
+    // Refused before any stage loads: the weights a node's stages would hold on a device it reports too little free memory for.
+    private static void CheckFreeMemory(ClusterPipelinePlan planned, IReadOnlyList<Models.Staging.StagedLayerInfo> layers, string dtype)
+    {
+        using var probe = TorchSharp.torch.empty([0], Precision.Parse(dtype));
+        var size = probe.ElementSize;
+        var groups = planned.Plan.Stages.GroupBy(stage => (planned.Hosts[stage.Stage].Node, Device: stage.Device.ToString()));
+        foreach (var group in groups)
+        {
+            var free = planned.FreeBytes(group.First().Stage);
+            var needed = group.Sum(stage => layers.Skip(stage.FirstLayer).Take(stage.LayerCount).Sum(l => l.ParameterCount)) * size;
+            if (free >= 0 && needed > free)
+            {
+                throw new InvalidInputException(
+                    $"stage(s) {string.Join(", ", group.Select(s => s.Stage))} on {group.Key.Node} {group.Key.Device} need {Models.Partitioning.MaxMemory.GiB(needed)} of weights, the node reports {Models.Partitioning.MaxMemory.GiB(free)} free");
+            }
+        }
+    }
+
     public static ClusterPipelinePlan Plan(IReadOnlyList<StageHostOnNode> hosts, string model, string splitPoints, string dtype)
     {
         if (hosts.Count == 0)
@@ -103,6 +131,8 @@ public static class ClusterPipelinePlanner
         var placements = plan.Stages.Select(stage => (StagePlacement)new RemoteStage(
             slots[stage.Stage].Host.Host,
             new StageSpec(stage.Stage, stage.FirstLayer, stage.LayerCount, slots[stage.Stage].Device, dtype, stage.Stage == plan.Stages.Count - 1, model))).ToList();
-        return new ClusterPipelinePlan(plan, plan.Stages.Select(stage => slots[stage.Stage].Host).ToList(), placements);
+        var planned = new ClusterPipelinePlan(plan, plan.Stages.Select(stage => slots[stage.Stage].Host).ToList(), placements);
+        CheckFreeMemory(planned, layers, dtype);
+        return planned;
     }
 }

@@ -78,7 +78,7 @@ public sealed class StageHost : ReceiveActor, IWithStash
 
     private void Serving()
     {
-        Receive<GetStageHostInfo>(_ => Sender.Tell(new StageHostInfo(_devices.Select(d => d.ToString()).ToList(), _model, _staged!.Layers)));
+        Receive<GetStageHostInfo>(_ => Sender.Tell(new StageHostInfo(_devices.Select(d => d.ToString()).ToList(), _model, _staged!.Layers, _devices.Select(DeviceMemory.FreeBytes).ToList())));
         Receive<HostStage>(HandleHostStage);
         Receive<Terminated>(HandleTerminated);
     }

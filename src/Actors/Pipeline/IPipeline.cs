@@ -14,6 +14,14 @@ public interface IPipeline : IAsyncDisposable
     /// </summary>
     Task<PipelineCompleted> RunAsync(object input, int? numChunks = null, bool gatherOutput = false, CancellationToken cancellation = default);
 
+    /// <summary>
+    /// Runs one payload through the stages as a single, uncut micro-batch (a generation step: the stages keep state
+    /// between the steps of a sequence) and returns the last stage's output with every stage's timing.
+    /// </summary>
+    /// <exception cref="StageStateLostException">A stage was lost and the pipeline planned again: state kept on the stages is gone.</exception>
+    /// <exception cref="Replica.JobFailedException">The step failed (a stage error, or the pipeline is broken).</exception>
+    Task<PipelineStepCompleted> StepAsync(object payload, CancellationToken cancellation = default);
+
     /// <summary>Metrics over every call so far (of the current plan).</summary>
     Task<PipelineMetrics> MetricsAsync();
 }

@@ -10,11 +10,14 @@ namespace DistributedInference.Actors.Pipeline;
 /// activation they own and dispose once used. Tensors on another device are moved to this stage's device first (the
 /// moved ids and mask travel on with the output).
 /// The last stage returns its output on the CPU, one row per input row.
+/// A <see cref="GenerationStep"/> payload (pipelined generation) runs through a <see cref="StageDecoder"/> that keeps
+/// this stage's key/value cache per sequence; the stage passes the step on as a payload, the last stage with the logits.
 /// </summary>
 public sealed class ModelStageWork : IStageWork
 {
     private readonly ModelStage _stage;
     private readonly bool _last;
+    private StageDecoder? _decoder;
 
     public ModelStageWork(ModelStage stage, bool last)
     {
@@ -27,6 +30,11 @@ public sealed class ModelStageWork : IStageWork
 
     public object Run(object payload)
     {
+        if (GenerationStep.TryRead(payload, out var step))
+        {
+            return RunStep(step);
+        }
+
         var input = payload switch
         {
             StagedBatch batch => batch,
@@ -61,7 +69,24 @@ public sealed class ModelStageWork : IStageWork
         return rows;
     }
 
-    public void Dispose() => _stage.Dispose();
+    public void Dispose()
+    {
+        _decoder?.Dispose();
+        _stage.Dispose();
+    }
+
+    private object RunStep(GenerationStep step)
+    {
+        _decoder ??= new StageDecoder(_stage);
+        var output = _decoder.Run(step, _last);
+        // The activation a previous stage made is this stage's to free; token ids (the first stage's input) are the caller's.
+        if (!ReferenceEquals(output.Hidden, step.Hidden) && step.Hidden.is_floating_point())
+        {
+            step.Hidden.Dispose();
+        }
+
+        return output.ToPayload();
+    }
 
     private StagedBatch OnDevice(StagedBatch batch)
     {

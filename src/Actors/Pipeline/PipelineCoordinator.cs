@@ -45,6 +45,7 @@ public sealed class PipelineCoordinator : ReceiveActor
         _maxInFlight = maxInFlight;
         _readyTo = readyTo;
         Receive<RunPipeline>(HandleRunPipeline);
+        Receive<RunPipelineStep>(HandleRunPipelineStep);
         Receive<MicroBatch>(HandleOutput);
         Receive<StageTiming>(HandleTiming);
         Receive<MicroBatchFailed>(HandleMicroBatchFailed);
@@ -106,6 +107,13 @@ public sealed class PipelineCoordinator : ReceiveActor
     // Stages are not the coordinator's children when they live on other nodes: stop them explicitly.
     protected override void PostStop()
     {
+        // Calls still running get an answer rather than a wait that never ends.
+        foreach (var (jobId, call) in _calls)
+        {
+            call.Run.ReplyTo.Tell(new PipelineFailed(jobId, _broken ?? "the pipeline was stopped"));
+        }
+
+        _calls.Clear();
         if (_placements.Any(p => p is RemoteStage))
         {
             Akka.Cluster.Cluster.Get(Context.System).Unsubscribe(Self);
@@ -196,6 +204,26 @@ public sealed class PipelineCoordinator : ReceiveActor
             _waiting.Enqueue(new MicroBatch(run.JobId, chunk.Rank, Rows.Slice(run.Input, chunk.Start, chunk.Count)));
         }
 
+        Pump();
+    }
+
+    // One payload, not cut: a generation step of one micro-batch, whose stages keep state between steps.
+    private void HandleRunPipelineStep(RunPipelineStep step)
+    {
+        if (_broken is not null)
+        {
+            step.ReplyTo.Tell(new PipelineFailed(step.JobId, _broken));
+            return;
+        }
+
+        if (_calls.ContainsKey(step.JobId))
+        {
+            step.ReplyTo.Tell(new PipelineFailed(step.JobId, $"a call with id {step.JobId} is already running", InputError: true));
+            return;
+        }
+
+        _calls[step.JobId] = new Call(new RunPipeline(step.JobId, step.Payload, 1, false, step.ReplyTo), new object?[1], DateTime.UtcNow) { IsStep = true };
+        _waiting.Enqueue(new MicroBatch(step.JobId, 0, step.Payload));
         Pump();
     }
 
@@ -302,6 +330,12 @@ public sealed class PipelineCoordinator : ReceiveActor
     {
         _calls.Remove(jobId);
         _callsDone++;
+        if (call.IsStep)
+        {
+            call.Run.ReplyTo.Tell(new PipelineStepCompleted(jobId, call.Outputs[0]!, call.Timings));
+            return;
+        }
+
         var output = Rows.Concat(call.Outputs.Select(o => o!).ToList());
         if (call.Run.GatherOutput)
         {
@@ -358,6 +392,8 @@ public sealed class PipelineCoordinator : ReceiveActor
         public List<StageTiming> Timings { get; } = [];
 
         public int Done { get; set; }
+
+        public bool IsStep { get; init; }
     }
 }
 

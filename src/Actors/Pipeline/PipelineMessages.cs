@@ -10,6 +10,16 @@ namespace DistributedInference.Actors.Pipeline;
 /// </summary>
 public sealed record RunPipeline(string JobId, object Input, int NumChunks, bool GatherOutput, IActorRef ReplyTo);
 
+/// <summary>
+/// Run one payload through the stages as a single micro-batch, uncut (a generation step, whose stages keep state
+/// between steps); answered with <see cref="PipelineStepCompleted"/> or <see cref="PipelineFailed"/>. Sent only to a
+/// coordinator in the caller's own process.
+/// </summary>
+public sealed record RunPipelineStep(string JobId, object Payload, IActorRef ReplyTo);
+
+/// <summary>The last stage's output of a <see cref="RunPipelineStep"/>, and when each stage received, started and finished it.</summary>
+public sealed record PipelineStepCompleted(string JobId, object Output, IReadOnlyList<StageTiming> Timings);
+
 /// <summary>The output rows in input order, and how the stages spent the call.</summary>
 public sealed record PipelineCompleted(string JobId, object Output, PipelineRunMetrics Metrics);
 

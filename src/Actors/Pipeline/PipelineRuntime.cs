@@ -17,6 +17,7 @@ public sealed class PipelineRuntime : IPipeline
 {
     private readonly ActorSystem _system;
     private readonly bool _ownsSystem;
+    private readonly CancellationTokenSource _stopping = new();
 
     private PipelineRuntime(ActorSystem system, bool ownsSystem, IActorRef coordinator, IReadOnlyList<IActorRef> stages)
     {
@@ -98,7 +99,7 @@ public sealed class PipelineRuntime : IPipeline
         {
             var jobId = Guid.NewGuid().ToString("N");
             Coordinator.Tell(new RunPipeline(jobId, input, numChunks ?? Stages.Count, gatherOutput, bridge));
-            return await reader.ReadAsync(cancellation) switch
+            return await Answer(reader, cancellation) switch
             {
                 PipelineCompleted completed => completed,
                 PipelineFailed { InputError: true } failed => throw new InvalidInputException(failed.Reason),
@@ -112,11 +113,49 @@ public sealed class PipelineRuntime : IPipeline
         }
     }
 
+    /// <inheritdoc/>
+    public async Task<PipelineStepCompleted> StepAsync(object payload, CancellationToken cancellation = default)
+    {
+        var (bridge, reader) = ChannelBridge.Open(_system);
+        try
+        {
+            var jobId = Guid.NewGuid().ToString("N");
+            Coordinator.Tell(new RunPipelineStep(jobId, payload, bridge));
+            return await Answer(reader, cancellation) switch
+            {
+                PipelineStepCompleted completed => completed,
+                PipelineFailed { InputError: true } failed => throw new InvalidInputException(failed.Reason),
+                PipelineFailed failed => throw new JobFailedException(failed.Reason),
+                var other => throw new InvalidOperationException($"unexpected answer {other.GetType().Name}"),
+            };
+        }
+        finally
+        {
+            bridge.Tell(PoisonPill.Instance);
+        }
+    }
+
+    // The coordinator's answer; a call on a pipeline being stopped (a re-plan replaces it) fails rather than waits for
+    // an answer a stopped coordinator never gives.
+    private async Task<object> Answer(System.Threading.Channels.ChannelReader<object> reader, CancellationToken cancellation)
+    {
+        using var either = CancellationTokenSource.CreateLinkedTokenSource(cancellation, _stopping.Token);
+        try
+        {
+            return await reader.ReadAsync(either.Token);
+        }
+        catch (OperationCanceledException) when (_stopping.IsCancellationRequested && !cancellation.IsCancellationRequested)
+        {
+            throw new JobFailedException("the pipeline was stopped while the call ran");
+        }
+    }
+
     /// <summary>Metrics over every call so far.</summary>
     public Task<PipelineMetrics> MetricsAsync() => Coordinator.Ask<PipelineMetrics>(GetPipelineMetrics.Instance, TimeSpan.FromSeconds(30));
 
     public async ValueTask DisposeAsync()
     {
+        await _stopping.CancelAsync();
         if (_ownsSystem)
         {
             await _system.Terminate();

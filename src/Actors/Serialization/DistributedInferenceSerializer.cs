@@ -193,6 +193,13 @@ public sealed class DistributedInferenceSerializer : SerializerWithStringManifes
             writer.Write(layer.ParameterBytes);
             writer.Write(layer.FlopsPerToken);
         }
+
+        var free = info.FreeBytes ?? [];
+        writer.Write(free.Count);
+        foreach (var bytes in free)
+        {
+            writer.Write(bytes);
+        }
     }
 
     private static StageHostInfo ReadStageHostInfo(BinaryReader reader)
@@ -200,7 +207,8 @@ public sealed class DistributedInferenceSerializer : SerializerWithStringManifes
         var devices = Many(reader, Str);
         var model = Str(reader);
         var layers = Many(reader, r => new StagedLayerInfo(Str(r), r.ReadInt64(), r.ReadInt64(), r.ReadInt64()));
-        return new StageHostInfo(devices, model, layers);
+        var free = Many(reader, r => r.ReadInt64());
+        return new StageHostInfo(devices, model, layers, free.Count == 0 ? null : free);
     }
 
     private static void Options(BinaryWriter writer, JobOptions options)

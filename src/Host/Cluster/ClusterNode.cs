@@ -48,7 +48,7 @@ public static class ClusterNode
         var replica = source is not null && options.Serving.Contains(NodeOptions.ServeReplica)
             ? source.Replica(task, Precision.Parse(options.DType), ((options.Generation ?? GenerationOptions.Greedy) with { MaxNewTokens = options.MaxNewTokens, Seed = options.Seed }).Validate())
             : null;
-        var stages = source is not null && options.Serving.Contains(NodeOptions.ServePipeline) && task != InferenceTask.Generate
+        var stages = source is not null && options.Serving.Contains(NodeOptions.ServePipeline) && ModelTasks.RunsPipelined(source, task)
             ? new ServedStages(ServedModelName(source, task), () => source.LoadStaged(task))
             : null;
         ClusterNodeActors.Start(system, devices, replica, stages);

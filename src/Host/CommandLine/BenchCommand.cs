@@ -70,6 +70,31 @@ public static class BenchCommand
             },
             result.InvocationConfiguration.Error));
 
+        var genStages = new Option<int>("--stages") { Description = "simulated pipeline stages", DefaultValueFactory = _ => 4 };
+        var genMicroBatches = new Option<int>("--micro-batches") { Description = "micro-batches generated side by side (one row each)", DefaultValueFactory = _ => 8 };
+        var newTokens = new Option<int>("--new-tokens") { Description = "tokens generated per row", DefaultValueFactory = _ => 32 };
+        var genStageMs = new Option<int>("--stage-ms") { Description = "time of one micro-batch's step on one simulated stage, in milliseconds", DefaultValueFactory = _ => 10 };
+        var pipelineGenerate = new Command("pipeline-generate", "Pipelined generation on simulated stages against --num-chunks 1 (sequential model parallel).") { genStages, genMicroBatches, newTokens, genStageMs };
+        pipelineGenerate.SetAction((result, _) => UserErrors.Run(
+            async () =>
+            {
+                await PipelineGenerateBenchmark.Run(result.GetValue(genStages), result.GetValue(genMicroBatches), result.GetValue(newTokens), TimeSpan.FromMilliseconds(result.GetValue(genStageMs)), result.InvocationConfiguration.Output);
+                return 0;
+            },
+            result.InvocationConfiguration.Error));
+
+        var memoryModel = new Option<string>("--model") { Description = "model folder or built-in (write one with di checkpoint random)", Required = true };
+        var memoryStages = new Option<string>("--stages") { Description = "stage counts to measure, comma-separated", DefaultValueFactory = _ => "2,4" };
+        var memoryDtype = new Option<string>("--dtype") { Description = "fp32 | fp16 | bf16", DefaultValueFactory = _ => "bf16" };
+        var stageMemory = new Command("stage-memory", "Peak resident memory of loading each pipeline stage (VmHWM), against its weights.") { memoryModel, memoryStages, memoryDtype };
+        stageMemory.SetAction((result, _) => UserErrors.Run(
+            async () =>
+            {
+                await StageMemoryBenchmark.Run(result.GetValue(memoryModel)!, StageMemoryBenchmark.ParseCounts(result.GetValue(memoryStages)!), result.GetValue(memoryDtype)!, result.InvocationConfiguration.Output);
+                return 0;
+            },
+            result.InvocationConfiguration.Error));
+
         var sizes = new Option<string>("--sizes-mb") { Description = "tensor sizes in MB (10^6 bytes), comma-separated", DefaultValueFactory = _ => "4,16" };
         var messages = new Option<int>("--messages") { Description = "tensors sent per round", DefaultValueFactory = _ => 32 };
         var window = new Option<int>("--window") { Description = "messages in flight (credit window)", DefaultValueFactory = _ => 4 };
@@ -86,6 +111,6 @@ public static class BenchCommand
             },
             result.InvocationConfiguration.Error));
 
-        return new Command("bench", "Benchmarks that print ratios measured side by side.") { replica, pipeline, transport, ModelCommand() };
+        return new Command("bench", "Benchmarks that print ratios measured side by side.") { replica, pipeline, pipelineGenerate, stageMemory, transport, ModelCommand() };
     }
 }

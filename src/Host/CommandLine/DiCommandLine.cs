@@ -20,6 +20,7 @@ public static class DiCommandLine
         root.Subcommands.Add(ConfigCommand.Create());
         root.Subcommands.Add(SecretCommands.CreateSecret());
         root.Subcommands.Add(SecretCommands.CreateCertificate());
+        root.Subcommands.Add(CheckpointCommand.Create());
         return root;
     }
 

@@ -18,6 +18,7 @@ public sealed class InferArguments
     private readonly Option<string> _mode = new Option<string>("--mode") { Description = "replica: every device holds the whole model and gets a share of the rows; pipeline: the model is cut into one stage per device", DefaultValueFactory = _ => "replica" };
     private readonly Option<string> _splitPoints = new Option<string>("--split-points") { Description = "pipeline: auto (balanced by parameter bytes), compute (balanced by estimated FLOPs per token), or the layers that start stages 2, 3, ...: h.1,h.3", DefaultValueFactory = _ => "auto" };
     private readonly Option<int?> _numChunks = new Option<int?>("--num-chunks") { Description = "pipeline: micro-batches per call (default: one per stage)" };
+    private readonly Option<string?> _maxMemory = new Option<string?>("--max-memory") { Description = "pipeline: memory budgets per device, as Accelerate's max_memory: cpu=6GiB,cuda:0=20GiB (stages on one device share it); auto balances the stages within them" };
     private readonly Option<bool> _gatherOutput = new Option<bool>("--gather-output") { Description = "pipeline: hand the output to every stage, not only the last" };
     private readonly Option<string> _devices = new Option<string>("--devices") { Description = "comma-separated devices, one device actor each: cpu,cpu | cuda:0,cuda:1", DefaultValueFactory = _ => "cpu" };
     private readonly Option<bool> _applyPadding = new Option<bool>("--apply-padding") { Description = "pad every device's share to the same size with the last row (as accelerate); results still come back without the padding" };
@@ -40,7 +41,7 @@ public sealed class InferArguments
     {
         var command = new Command("infer", "Run a model over inputs; results come back in input order.")
         {
-            _model, _task, _inputIds, _prompts, _promptsFile, _output, _mode, _splitPoints, _numChunks, _gatherOutput, _devices, _applyPadding, _dtype, _maxBatchSize, _maxNewTokens, _seed, _join, _joinTimeout, _secretFile, _tlsCertificate, _strict, _quiet, _jsonSummary, _libtorch,
+            _model, _task, _inputIds, _prompts, _promptsFile, _output, _mode, _splitPoints, _numChunks, _maxMemory, _gatherOutput, _devices, _applyPadding, _dtype, _maxBatchSize, _maxNewTokens, _seed, _join, _joinTimeout, _secretFile, _tlsCertificate, _strict, _quiet, _jsonSummary, _libtorch,
         };
         foreach (var option in _generation.Options)
         {
@@ -75,5 +76,6 @@ public sealed class InferArguments
         Generation: _generation.Read(result, result.GetValue(_maxNewTokens), result.GetValue(_seed)),
         JoinTimeout: SharedOptions.Seconds(result.GetValue(_joinTimeout)),
         SecretFile: result.GetValue(_secretFile),
-        TlsCertificate: result.GetValue(_tlsCertificate));
+        TlsCertificate: result.GetValue(_tlsCertificate),
+        MaxMemory: result.GetValue(_maxMemory));
 }

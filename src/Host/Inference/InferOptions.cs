@@ -31,7 +31,8 @@ public sealed record InferOptions(
     string? JsonSummaryPath = null,
     TimeSpan? JoinTimeout = null,
     string? SecretFile = null,
-    string? TlsCertificate = null)
+    string? TlsCertificate = null,
+    string? MaxMemory = null)
 {
     /// <summary>How task generate picks tokens: <see cref="Generation"/> if given, else greedy with --max-new-tokens.</summary>
     public GenerationOptions GenerationOrGreedy => (Generation ?? GenerationOptions.Greedy) with { MaxNewTokens = MaxNewTokens, Seed = Seed };

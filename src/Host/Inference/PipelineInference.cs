@@ -18,16 +18,51 @@ public static class PipelineInference
     {
         var staged = job.Source.LoadStaged(job.Task);
         using var owned = staged as IDisposable;
-        var plan = Partitioner.Plan(staged.Layers, job.Devices, options.SplitPoints);
-        await stderr.WriteAsync($"di: pipeline plan ({options.SplitPoints}):{Environment.NewLine}{plan.Describe()}");
+        PipelinePlan plan;
+        if (options.MaxMemory is { } maxMemory)
+        {
+            // From config.json and the checkpoint's headers only: a model that cannot fit is refused before any weight is read.
+            var memory = MemoryOf(staged, job, options);
+            var planned = MemoryPlanner.Plan(staged.Layers, memory, job.Devices, MaxMemory.Parse(maxMemory));
+            plan = planned.Plan;
+            await stderr.WriteAsync($"di: pipeline plan (auto within --max-memory {maxMemory}):{Environment.NewLine}{planned.Describe()}");
+        }
+        else
+        {
+            plan = Partitioner.Plan(staged.Layers, job.Devices, options.SplitPoints);
+            await stderr.WriteAsync($"di: pipeline plan ({options.SplitPoints}):{Environment.NewLine}{plan.Describe()}");
+        }
 
         await using var pipeline = await PipelineRuntime.StartAsync(staged, plan, job.DType, cancellation: cancellation);
         await RunCalls(pipeline, job, options, stdout, stderr, cancellation);
     }
 
+    // Llama-family models describe their cache and activations; the others are planned by their weights alone.
+    private static IReadOnlyList<LayerMemory> MemoryOf(Models.Staging.IStagedModel staged, PreparedJob job, InferOptions options)
+    {
+        var stages = job.Devices.Count;
+        var rows = Math.Min(options.MaxBatchSize, (int)job.Inputs.Count);
+        var microBatch = (rows + (options.NumChunks ?? stages) - 1) / (options.NumChunks ?? stages);
+        var generate = job.Task == InferenceTask.Generate;
+        var positions = job.Inputs.InputIds.shape[1] + (generate ? job.Generation.MaxNewTokens : 0);
+        if (staged is Models.Llama.LlamaStagedModel llama)
+        {
+            return llama.Memory(job.DType, job.Inputs.Count, microBatch, positions, generate);
+        }
+
+        using var probe = empty([0], job.DType);
+        return staged.Layers.Select(l => new LayerMemory(l.ParameterCount * probe.ElementSize, 0, 0)).ToList();
+    }
+
     /// <summary>The job's rows through a running pipeline (here or across nodes), calls streaming back to back; writes the output.</summary>
     public static async Task RunCalls(IPipeline pipeline, PreparedJob job, InferOptions options, TextWriter stdout, TextWriter stderr, CancellationToken cancellation)
     {
+        if (job.Task == InferenceTask.Generate)
+        {
+            await PipelineGenerate.Run(pipeline, job, options, stdout, stderr, cancellation);
+            return;
+        }
+
         var stages = pipeline.Stages.Count;
         var rows = job.Rows();
         var total = (int)job.Inputs.Count;

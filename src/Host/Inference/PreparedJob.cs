@@ -73,6 +73,16 @@ public sealed record PreparedJob(
             throw new InvalidInputException($"--num-chunks must be positive, got {options.NumChunks}");
         }
 
+        if (options.MaxMemory is not null)
+        {
+            if (options.Mode != "pipeline" || options.SplitPoints.Trim().ToLowerInvariant() != Models.Partitioning.Partitioner.Auto)
+            {
+                throw new InvalidInputException("--max-memory plans pipeline stages: use it with --mode pipeline and --split-points auto");
+            }
+
+            Models.Partitioning.MaxMemory.Parse(options.MaxMemory);
+        }
+
         var writer = ResultWriter.For(options.OutputPath);
         if (options.JsonSummaryPath is not null)
         {

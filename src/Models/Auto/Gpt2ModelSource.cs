@@ -61,6 +61,7 @@ public sealed class Gpt2ModelSource : IModelSource
     public IStagedModel LoadStaged(InferenceTask task)
     {
         ModelTasks.RequirePipelined(this, task);
-        return Gpt2StagedModel.Load(Source, task);
+        // A folder: stages read only their own tensors. A built-in's random weights come from one generator over the whole model.
+        return Source.IsRandom ? Gpt2StagedModel.Load(Source, task) : new Gpt2CheckpointStagedModel(Source, task);
     }
 }

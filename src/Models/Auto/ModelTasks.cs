@@ -16,14 +16,21 @@ public static class ModelTasks
         }
     }
 
-    /// <summary>Also checks that pipeline mode runs <paramref name="task"/> (every task but generate).</summary>
+    /// <summary>Whether pipeline mode runs <paramref name="task"/> for this model (see <see cref="RequirePipelined"/>).</summary>
+    public static bool RunsPipelined(IModelSource source, InferenceTask task) =>
+        source.Tasks.Contains(task) && (task != InferenceTask.Generate || Llama.LlamaConfig.SupportedModelTypes.Contains(source.ModelType));
+
+    /// <summary>
+    /// Also checks that pipeline mode runs <paramref name="task"/>: every task; generate for the Llama-family decoders
+    /// (whose stages keep a key/value cache), not yet for GPT-2.
+    /// </summary>
     public static void RequirePipelined(IModelSource source, InferenceTask task)
     {
         Require(source, task);
-        if (task == InferenceTask.Generate)
+        if (!RunsPipelined(source, task))
         {
             throw new InvalidInputException(
-                $"pipeline mode runs {string.Join(", ", source.Tasks.Where(t => t != InferenceTask.Generate).Select(t => t.Name()))} for {source.ModelType}; task generate runs in replica mode");
+                $"pipeline mode runs {string.Join(", ", source.Tasks.Where(t => t != InferenceTask.Generate).Select(t => t.Name()))} for {source.ModelType}; task generate runs in replica mode (pipelined generation: {string.Join(", ", Llama.LlamaConfig.SupportedModelTypes)})");
         }
     }
 }

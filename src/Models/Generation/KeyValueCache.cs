@@ -11,6 +11,7 @@ public sealed class KeyValueCache : IDisposable
 {
     private readonly Tensor[] _keys;
     private readonly Tensor[] _values;
+    private readonly int _firstLayer;
 
     /// <param name="layers">Attention layers.</param>
     /// <param name="batch">Rows.</param>
@@ -30,6 +31,51 @@ public sealed class KeyValueCache : IDisposable
         }
 
         Capacity = capacity;
+        Batch = batch;
+    }
+
+    /// <summary>
+    /// A cache of the attention layers [<paramref name="firstLayer"/>, <paramref name="firstLayer"/> +
+    /// <paramref name="layers"/>) only, addressed by their index in the whole model: what one pipeline stage holds.
+    /// </summary>
+    /// <param name="firstLayer">The model index of the first layer held.</param>
+    /// <param name="layers">Layers held.</param>
+    /// <param name="batch">Rows.</param>
+    /// <param name="heads">Key/value heads.</param>
+    /// <param name="capacity">Positions per row at most.</param>
+    /// <param name="headSize">Width of one head.</param>
+    /// <param name="device">Where the cache lives.</param>
+    /// <param name="dtype">The layers' dtype.</param>
+    public KeyValueCache(int firstLayer, int layers, long batch, int heads, long capacity, long headSize, Device device, ScalarType dtype)
+        : this(layers, batch, heads, capacity, headSize, device, dtype)
+    {
+        _firstLayer = firstLayer;
+    }
+
+    /// <summary>Rows held.</summary>
+    public long Batch { get; private set; }
+
+    /// <summary>Bytes of keys and values allocated.</summary>
+    public long AllocatedBytes => _keys.Concat(_values).Sum(t => t.NumberOfElements * t.ElementSize);
+
+    /// <summary>
+    /// Keeps only the rows <paramref name="rows"/> (indices into the current rows, in their new order) and frees the
+    /// others: rows that finished generating leave the batch.
+    /// </summary>
+    /// <param name="rows">[B'] int64 indices, on any device.</param>
+    public void KeepRows(Tensor rows)
+    {
+        using var index = rows.to(ScalarType.Int64).to(_keys[0].device);
+        for (var i = 0; i < _keys.Length; i++)
+        {
+            var keys = _keys[i].index_select(0, index).DetachFromDisposeScope();
+            var values = _values[i].index_select(0, index).DetachFromDisposeScope();
+            _keys[i].Dispose();
+            _values[i].Dispose();
+            (_keys[i], _values[i]) = (keys, values);
+        }
+
+        Batch = index.shape[0];
     }
 
     public long Capacity { get; }
@@ -46,6 +92,7 @@ public sealed class KeyValueCache : IDisposable
             throw new InvalidOperationException($"key/value cache holds {Capacity} positions; {Length + steps} needed");
         }
 
+        layer -= _firstLayer;
         _keys[layer].narrow(2, Length, steps).copy_(keys);
         _values[layer].narrow(2, Length, steps).copy_(values);
         return (_keys[layer].narrow(2, 0, Length + steps), _values[layer].narrow(2, 0, Length + steps));

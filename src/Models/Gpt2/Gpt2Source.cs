@@ -28,6 +28,9 @@ public sealed class Gpt2Source
     /// <summary>True for a built-in configuration, whose weights are random (from <see cref="Seed"/>).</summary>
     public bool IsRandom => _checkpoint is null;
 
+    /// <summary>The folder's checkpoint (headers read, tensors not), or null for a built-in with random weights.</summary>
+    internal HuggingFaceCheckpoint? Checkpoint => _checkpoint;
+
     public bool HasClassifierHead => _checkpoint is null || _checkpoint.Contains("score.weight");
 
     /// <summary>A folder path if it exists, else a built-in name; anything else is an error.</summary>

@@ -83,6 +83,33 @@ public sealed class LlamaStagedModel : IStagedModel
         }
     }
 
+    /// <summary>
+    /// What each layer needs on its device for a run, from the config alone (nothing is read): weights in
+    /// <paramref name="dtype"/>; with <paramref name="cached"/> (generate) each decoder layer's key/value cache for
+    /// <paramref name="cacheRows"/> rows of <paramref name="positions"/> positions; activations as the largest temporaries
+    /// of one forward over <paramref name="rows"/> rows (the MLP's gate and up projections, the attention scores; the head's float32 logits).
+    /// </summary>
+    /// <param name="dtype">The run's dtype.</param>
+    /// <param name="cacheRows">Rows whose key/value cache a stage holds at once (every micro-batch in flight).</param>
+    /// <param name="rows">Rows of one forward (a micro-batch).</param>
+    /// <param name="positions">Positions per row at most (prompt + new tokens).</param>
+    /// <param name="cached">Whether the run keeps a key/value cache (generate).</param>
+    /// <returns>One entry per layer of <see cref="Layers"/>.</returns>
+    public IReadOnlyList<Partitioning.LayerMemory> Memory(ScalarType dtype, long cacheRows, long rows, long positions, bool cached)
+    {
+        var c = Config;
+        var size = ElementSize(dtype);
+        var tokens = rows * positions;
+        var cache = cached ? 2L * c.KeyValueHeadCount * c.HeadDim * size * cacheRows * positions : 0;
+        var decoderActivations = Math.Max(3L * c.IntermediateSize * size * tokens, (long)c.HeadCount * rows * positions * positions * 4);
+        var headActivations = (long)c.VocabSize * 4 * tokens;
+        return Layers.Select((layer, i) => i == 0
+            ? new Partitioning.LayerMemory(layer.ParameterCount * size, 0, c.HiddenSize * size * tokens)
+            : i <= c.LayerCount
+                ? new Partitioning.LayerMemory(layer.ParameterCount * size, cache, decoderActivations)
+                : new Partitioning.LayerMemory(layer.ParameterCount * size, 0, headActivations)).ToList();
+    }
+
     private static List<StagedLayerInfo> Describe(LlamaConfig c, long bytesPerElement)
     {
         // FLOPs per token: two per weight of every matrix a token is multiplied by (the embedding is a lookup; the

@@ -45,7 +45,10 @@ public static class LlamaWeights
         }
     }
 
-    /// <summary>Copies each parameter from the checkpoint tensor of its name, converting dtype and device.</summary>
+    /// <summary>
+    /// Copies each parameter from the checkpoint tensor of its name, converting dtype and device; a CPU parameter of
+    /// the stored dtype is read into directly (no temporary), so loading needs no more than the weights themselves.
+    /// </summary>
     /// <exception cref="InvalidInputException">A tensor is missing or has another shape (one line naming it).</exception>
     public static void Load(IEnumerable<(string Name, Tensor Parameter)> parameters, HuggingFaceCheckpoint checkpoint)
     {
@@ -64,8 +67,7 @@ public static class LlamaWeights
                     $"{checkpoint.Directory}: {name} is [{string.Join(", ", shape)}] but the config needs [{string.Join(", ", parameter.shape)}]");
             }
 
-            using var value = checkpoint.Read(name);
-            parameter.copy_(value);
+            checkpoint.ReadInto(name, parameter);
         }
     }
 

@@ -62,6 +62,10 @@ public sealed class HuggingFaceCheckpoint
 
     public long[] ShapeOf(string name) => _fileOfTensor[name].ShapeOf(name);
 
+    /// <summary>Reads one tensor into <paramref name="destination"/>, without a temporary copy when it is a CPU tensor of the stored dtype.</summary>
+    /// <exception cref="InvalidInputException">Another shape.</exception>
+    public void ReadInto(string name, Tensor destination) => _fileOfTensor[name].ReadInto(name, destination);
+
     /// <summary>Reads one tensor onto the CPU.</summary>
     public Tensor Read(string name) => _fileOfTensor[name].Read(name);
 

@@ -114,6 +114,36 @@ public sealed class SafeTensorsFile
     }
 
     /// <summary>
+    /// Reads one tensor into <paramref name="destination"/> (same shape): straight from the file into its memory when
+    /// it is a contiguous CPU tensor of the stored dtype (no temporary copy); else through one CPU tensor of the stored
+    /// dtype, converted and moved by <c>copy_</c>.
+    /// </summary>
+    /// <exception cref="InvalidInputException">No such tensor, or another shape (one line).</exception>
+    public void ReadInto(string name, torch.Tensor destination)
+    {
+        var entry = Find(name);
+        if (!entry.Shape.SequenceEqual(destination.shape))
+        {
+            throw new InvalidInputException($"{Path}: '{name}' is [{string.Join(", ", entry.Shape)}], not [{string.Join(", ", destination.shape)}]");
+        }
+
+        if (destination.dtype != entry.Type || destination.device_type != DeviceType.CPU || !destination.is_contiguous())
+        {
+            using var value = Read(name);
+            using var noGrad = torch.no_grad();
+            destination.copy_(value);
+            return;
+        }
+
+        using var stream = File.OpenRead(Path);
+        stream.Seek(_dataStart + entry.Begin, SeekOrigin.Begin);
+        if (entry.End > entry.Begin)
+        {
+            stream.ReadExactly(destination.bytes);
+        }
+    }
+
+    /// <summary>
     /// Writes tensors (any device, any layout) to <paramref name="path"/> through a temporary file beside it, so a
     /// failure never leaves a half-written file behind.
     /// </summary>
@@ -163,6 +193,74 @@ public sealed class SafeTensorsFile
                 }
             }
         });
+    }
+
+    /// <summary>
+    /// Writes a file tensor by tensor, for files larger than memory: the header is made from the names, dtypes and
+    /// shapes; then each tensor is allocated on the CPU, filled by <paramref name="fill"/>, written and freed before
+    /// the next. Written through a temporary file beside <paramref name="path"/>, like <see cref="Write"/>.
+    /// </summary>
+    /// <param name="path">The file to write.</param>
+    /// <param name="tensors">Names, dtypes and shapes, in the order the data is laid out.</param>
+    /// <param name="fill">Fills one tensor (uninitialised, CPU, contiguous) given its name.</param>
+    /// <param name="metadata">The header's <c>__metadata__</c>, if any.</param>
+    /// <returns>Bytes of tensor data written.</returns>
+    /// <exception cref="ArgumentException">A dtype safetensors cannot store.</exception>
+    public static long WriteEach(
+        string path,
+        IReadOnlyList<(string Name, torch.ScalarType Type, long[] Shape)> tensors,
+        Action<string, torch.Tensor> fill,
+        IReadOnlyDictionary<string, string>? metadata = null)
+    {
+        var header = new JsonObject();
+        if (metadata is { Count: > 0 })
+        {
+            var meta = new JsonObject();
+            foreach (var (key, value) in metadata)
+            {
+                meta[key] = value;
+            }
+
+            header["__metadata__"] = meta;
+        }
+
+        long offset = 0;
+        foreach (var (name, type, shape) in tensors)
+        {
+            var (code, size) = DTypes.Where(d => d.Value.Type == type).Select(d => (d.Key, d.Value.Size)).FirstOrDefault();
+            if (code is null)
+            {
+                throw new ArgumentException($"tensor '{name}' has dtype {type}, which safetensors cannot store");
+            }
+
+            var bytes = shape.Aggregate(1L, (a, d) => checked(a * d)) * size;
+            header[name] = new JsonObject
+            {
+                ["dtype"] = code,
+                ["shape"] = new JsonArray(shape.Select(d => (JsonNode)d).ToArray()),
+                ["data_offsets"] = new JsonArray(offset, offset + bytes),
+            };
+            offset += bytes;
+        }
+
+        var json = Encoding.UTF8.GetBytes(header.ToJsonString());
+        var padded = (json.Length + 7) / 8 * 8;
+        AtomicFile.Write(path, stream =>
+        {
+            stream.Write(BitConverter.GetBytes((long)padded));
+            stream.Write(json);
+            stream.Write(Enumerable.Repeat((byte)' ', padded - json.Length).ToArray());
+            foreach (var (name, type, shape) in tensors)
+            {
+                using var tensor = torch.empty(shape, type);
+                fill(name, tensor);
+                if (tensor.NumberOfElements > 0)
+                {
+                    stream.Write(tensor.bytes);
+                }
+            }
+        });
+        return offset;
     }
 
     private Entry Find(string name) =>

@@ -25,6 +25,9 @@ public sealed class ModelStage : nn.Module<StagedBatch, StagedBatch>
 
     public IReadOnlyList<string> LayerNames => layers.Select(l => l.LayerName).ToList();
 
+    /// <summary>The stage's layers, in order (owned by the stage).</summary>
+    public IReadOnlyList<StageLayer> Layers => layers.ToList();
+
     public override StagedBatch forward(StagedBatch input) => layers.Aggregate(input, (batch, layer) => layer.forward(batch));
 
     /// <summary>

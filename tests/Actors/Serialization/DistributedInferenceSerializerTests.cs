@@ -126,6 +126,15 @@ public sealed class DistributedInferenceSerializerTests : TestKit
     }
 
     [Fact]
+    public void A_stage_host_says_how_much_memory_each_device_has_free()
+    {
+        var info = new Actors.Cluster.StageHostInfo(["cpu", "cuda:1"], "gpt2", [new StagedLayerInfo("h.0", 20, 80, 123)], [12L << 30, -1]);
+        var back = (Actors.Cluster.StageHostInfo)RoundTrip(info);
+        Assert.Equal(info.FreeBytes, back.FreeBytes);
+        Assert.Null(((Actors.Cluster.StageHostInfo)RoundTrip(info with { FreeBytes = null })).FreeBytes);
+    }
+
+    [Fact]
     public void The_hocon_bindings_cover_exactly_the_messages_the_serializer_knows()
     {
         var bound = Sys.Settings.Config.GetConfig("akka.actor.serialization-bindings").AsEnumerable()

@@ -1,0 +1,133 @@
+using DistributedInference.Models.Loading;
+using DistributedInference.Models.Staging;
+using static TorchSharp.torch;
+
+namespace DistributedInference.Models.Gpt2;
+
+/// <summary>
+/// The staged view of a GPT-2 checkpoint folder that loads nothing up front: layers are sized from config.json alone,
+/// and each stage builds only its own layers on its device in its dtype and reads only their tensors from the
+/// checkpoint (straight into them when the stored dtype is the stage's). Built-ins with random weights keep
+/// <see cref="Gpt2StagedModel.Load"/>: their initialisation draws every tensor from one generator in name order, so a
+/// stage alone could not reproduce its values without drawing the whole model's.
+/// </summary>
+public sealed class Gpt2CheckpointStagedModel : IStagedModel
+{
+    private readonly Gpt2Source _source;
+    private readonly HuggingFaceCheckpoint _checkpoint;
+    private readonly bool _classifier;
+    private readonly Dictionary<string, string> _storedName = new(StringComparer.Ordinal);
+
+    /// <param name="source">A folder source (not a built-in).</param>
+    /// <param name="task">classify builds the classification head; other tasks the language-model head.</param>
+    /// <exception cref="ArgumentException">A built-in source.</exception>
+    /// <exception cref="InvalidInputException">Task classify on a folder without score.weight.</exception>
+    public Gpt2CheckpointStagedModel(Gpt2Source source, Tasks.InferenceTask task)
+    {
+        _source = source;
+        _checkpoint = source.Checkpoint ?? throw new ArgumentException($"{source.Name} is a built-in with random weights: use Gpt2StagedModel.Load", nameof(source));
+        _classifier = task == Tasks.InferenceTask.Classify;
+        if (_classifier)
+        {
+            source.RequireClassifierHead();
+        }
+
+        // Checkpoint keys with or without the transformer. prefix (older uploads), as Gpt2Weights.Load reads them.
+        foreach (var name in _checkpoint.Names)
+        {
+            var ours = name.StartsWith("transformer.", StringComparison.Ordinal) || name.StartsWith("lm_head.", StringComparison.Ordinal) || name.StartsWith("score.", StringComparison.Ordinal)
+                ? name
+                : "transformer." + name;
+            _storedName[ours] = name;
+        }
+
+        Layers = Describe(source.Config, _classifier);
+    }
+
+    /// <inheritdoc/>
+    public IReadOnlyList<StagedLayerInfo> Layers { get; }
+
+    /// <inheritdoc/>
+    /// <exception cref="ArgumentOutOfRangeException">The range is not within the layers.</exception>
+    /// <exception cref="InvalidInputException">A tensor of the range is missing or wrongly shaped in the checkpoint.</exception>
+    public ModelStage CreateStage(int first, int count, Device device, ScalarType dtype)
+    {
+        if (first < 0 || count <= 0 || first + count > Layers.Count)
+        {
+            throw new ArgumentOutOfRangeException(nameof(count), $"layers [{first}, {first + count}) are not within the model's {Layers.Count} layers");
+        }
+
+        var layers = new List<StageLayer>();
+        try
+        {
+            for (var i = first; i < first + count; i++)
+            {
+                layers.Add(CreateLayer(i, device, dtype));
+            }
+
+            var stage = new ModelStage(layers, device);
+            stage.eval();
+            return stage;
+        }
+        catch
+        {
+            layers.ForEach(l => l.Dispose());
+            throw;
+        }
+    }
+
+    private StageLayer CreateLayer(int index, Device device, ScalarType dtype)
+    {
+        var config = _source.Config;
+        var tied = config.TieWordEmbeddings || !_checkpoint.Contains("lm_head.weight");
+        var (layer, ourName) = index switch
+        {
+            0 => ((StageLayer)new Gpt2EmbeddingLayer(config), (Func<string, string>)(name => "transformer." + name)),
+            _ when index <= config.LayerCount => (new Gpt2BlockLayer(index - 1, config), name => $"transformer.h.{index - 1}.{name["block.".Length..]}"),
+            _ when _classifier => (new Gpt2ClassifierHeadLayer(config), name => name.StartsWith("score.", StringComparison.Ordinal) ? name : "transformer." + name),
+            _ => (new Gpt2LanguageHeadLayer(config), name => name == "weight" ? (tied ? "transformer.wte.weight" : "lm_head.weight") : "transformer." + name),
+        };
+        try
+        {
+            layer.to(dtype).to(device);
+            using var noGrad = no_grad();
+            foreach (var (name, parameter) in layer.named_parameters())
+            {
+                var ours = ourName(name);
+                if (!_storedName.TryGetValue(ours, out var stored))
+                {
+                    throw new InvalidInputException($"{_checkpoint.Directory}: checkpoint has no tensor for {ours}");
+                }
+
+                var shape = _checkpoint.ShapeOf(stored);
+                if (!shape.SequenceEqual(parameter.shape))
+                {
+                    throw new InvalidInputException($"{_checkpoint.Directory}: {stored} is [{string.Join(", ", shape)}] but the config needs [{string.Join(", ", parameter.shape)}]");
+                }
+
+                _checkpoint.ReadInto(stored, parameter);
+            }
+
+            return layer;
+        }
+        catch
+        {
+            layer.Dispose();
+            throw;
+        }
+    }
+
+    // Sizes from the config (float32, as the whole-model view counts them); FLOPs: two per weight of every matrix a token is multiplied by.
+    private static List<StagedLayerInfo> Describe(Gpt2Config c, bool classifier)
+    {
+        long e = c.EmbeddingSize, inner = c.InnerSize;
+        StagedLayerInfo Info(string name, long count, long matrices) => new(name, count, count * 4, 2 * matrices);
+        var matrices = (e * 3 * e) + (e * e) + (e * inner) + (inner * e);
+        var block = matrices + (3 * e) + e + inner + e + (4 * e);
+        var head = classifier ? (long)c.LabelCount * e : (long)c.VocabSize * e;
+        var layers = new List<StagedLayerInfo> { Info("wte+wpe", ((long)c.VocabSize + c.MaxPositions) * e, 0) };
+        layers.AddRange(Enumerable.Range(0, c.LayerCount).Select(i => Info($"h.{i}", block, matrices)));
+        layers.Add(Info("ln_f+head", (2 * e) + head, classifier ? 0 : head));
+        return layers;
+    }
+}
