@@ -49,6 +49,22 @@ public sealed class LocalCluster : IAsyncDisposable
             throw new InvalidInputException($"--num-processes must be positive, got {processes}");
         }
 
+        // A free port can be taken by another program between finding it and the node binding it: then try new ports.
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await StartOnceAsync(processes, nodeArguments, log, cancellation, forwardStderr, secret);
+            }
+            catch (InvalidInputException e) when (attempt < 3 && e.Message.Contains("is already in use", StringComparison.Ordinal))
+            {
+                await log.WriteLineAsync($"di launch: {e.Message}; trying other ports");
+            }
+        }
+    }
+
+    private static async Task<LocalCluster> StartOnceAsync(int processes, Func<int, IReadOnlyList<string>> nodeArguments, TextWriter log, CancellationToken cancellation, bool forwardStderr, string? secret)
+    {
         var ports = FreePorts(processes);
         var cluster = new LocalCluster(ports, TextWriter.Synchronized(log));
         try

@@ -184,7 +184,8 @@ public sealed class ClusterClientTests : IDisposable
         _log.WriteLine(string.Join('\n', all.Where(l => !l.Contains("[INFO]", StringComparison.Ordinal))));
         // Departures were logged (the waits above saw them as INFO); with authenticated data-plane connections closing
         // first, Akka may have no association error left to report, so none is required.
-        Assert.DoesNotContain(all, l => l.Contains("] [WARNING]", StringComparison.Ordinal) || l.Contains("] [ERROR]", StringComparison.Ordinal));
+        // A heartbeat that arrives late on a loaded machine is a real warning, not a departure: it may appear.
+        Assert.DoesNotContain(all, l => (l.Contains("] [WARNING]", StringComparison.Ordinal) && !l.Contains("PhiAccrualFailureDetector", StringComparison.Ordinal)) || l.Contains("] [ERROR]", StringComparison.Ordinal));
         Assert.DoesNotContain(all, l => l.TrimStart().StartsWith("at ", StringComparison.Ordinal) || l.Contains("] " + "   at ", StringComparison.Ordinal));
     }
 
