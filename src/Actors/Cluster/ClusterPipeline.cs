@@ -45,6 +45,8 @@ public sealed class ClusterPipeline : IPipeline
 
     public IReadOnlyList<IActorRef> Stages => _runtime.Stages;
 
+    public IReadOnlyList<string> StageDescriptions => _runtime.StageDescriptions;
+
     /// <param name="nodes">Device nodes to wait for before the first plan; null: those Up now.</param>
     /// <param name="log">Told the plan, and why and how it changes.</param>
     public static async Task<ClusterPipeline> StartAsync(ActorSystem system, string model, string splitPoints, string dtype, int? nodes, Action<string>? log = null, CancellationToken cancellation = default)

@@ -63,12 +63,27 @@ public static class ClusterPipelinePlanner
                 .ToList();
             if (members.Count >= Math.Max(1, nodes ?? 1))
             {
+                // A node that has just died may still be Up (its failure not yet detected): it does not answer, and is
+                // left out rather than failing the plan; one still starting is asked again on the next round.
                 var left = deadline - DateTime.UtcNow;
-                return await Task.WhenAll(members.Select(async member =>
+                var wait = left < TimeSpan.FromSeconds(10) ? left : TimeSpan.FromSeconds(10);
+                var answers = await Task.WhenAll(members.Select(async member =>
                 {
-                    var host = await system.ActorSelection(new RootActorPath(member.Address) / "user" / StageHost.ActorName).ResolveOne(left, cancellation);
-                    return new StageHostOnNode(member.Address, host, await host.Ask<StageHostInfo>(GetStageHostInfo.Instance, left, cancellation));
+                    try
+                    {
+                        var host = await system.ActorSelection(new RootActorPath(member.Address) / "user" / StageHost.ActorName).ResolveOne(wait, cancellation);
+                        return new StageHostOnNode(member.Address, host, await host.Ask<StageHostInfo>(GetStageHostInfo.Instance, left, cancellation));
+                    }
+                    catch (Exception e) when (e is ActorNotFoundException or AskTimeoutException && !cancellation.IsCancellationRequested)
+                    {
+                        return null;
+                    }
                 }));
+                var found = answers.OfType<StageHostOnNode>().ToList();
+                if (found.Count >= Math.Max(1, nodes ?? 1))
+                {
+                    return found;
+                }
             }
 
             if (DateTime.UtcNow > deadline)

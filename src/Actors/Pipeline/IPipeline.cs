@@ -8,6 +8,9 @@ public interface IPipeline : IAsyncDisposable
     /// <summary>The stage actors, in stage order (of the current plan).</summary>
     IReadOnlyList<IActorRef> Stages { get; }
 
+    /// <summary>What each stage built, as it said when ready (layers, device, weights, its process's resident peak then).</summary>
+    IReadOnlyList<string> StageDescriptions { get; }
+
     /// <summary>
     /// Runs rows through the stages in <paramref name="numChunks"/> micro-batches (default: one per stage) and returns
     /// the output rows in order.

@@ -23,7 +23,9 @@ public sealed class ModelStageWork : IStageWork
     {
         _stage = stage;
         _last = last;
-        Description = $"{string.Join(", ", stage.LayerNames)} on {stage.Device}";
+        var weights = stage.parameters().Sum(p => p.NumberOfElements * p.ElementSize);
+        var peak = Models.Runtime.ProcessMemory.IsAvailable ? $", process resident peak {Models.Runtime.ProcessMemory.PeakResidentBytes() / 1e6:F0} MB" : string.Empty;
+        Description = string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{string.Join(", ", stage.LayerNames)} on {stage.Device}: {weights / 1e6:F1} MB of weights loaded{peak}");
     }
 
     public string Description { get; }

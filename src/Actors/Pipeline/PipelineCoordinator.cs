@@ -33,6 +33,7 @@ public sealed class PipelineCoordinator : ReceiveActor
     private readonly List<List<StageTiming>> _timings = [];
     private int _inFlight;
     private int _ready;
+    private string[]? _descriptions;
     private bool _connected;
     private int _callsDone;
     private string? _broken;
@@ -153,6 +154,12 @@ public sealed class PipelineCoordinator : ReceiveActor
 
     private void HandleStageReady(StageReady ready)
     {
+        _descriptions ??= new string[_stages.Length];
+        if (ready.Stage >= 0 && ready.Stage < _descriptions.Length)
+        {
+            _descriptions[ready.Stage] = ready.Description;
+        }
+
         _ready++;
         ReportReady();
     }
@@ -161,7 +168,7 @@ public sealed class PipelineCoordinator : ReceiveActor
     {
         if (_connected && _ready == _stages.Length)
         {
-            _readyTo?.Tell(new PipelineReady(_stages.Select(s => s!).ToList()));
+            _readyTo?.Tell(new PipelineReady(_stages.Select(s => s!).ToList()) { Descriptions = _descriptions?.Select(d => d ?? string.Empty).ToList() ?? [] });
         }
     }
 
@@ -398,7 +405,11 @@ public sealed class PipelineCoordinator : ReceiveActor
 }
 
 /// <summary>Every stage of a pipeline has built its layers.</summary>
-public sealed record PipelineReady(IReadOnlyList<IActorRef> Stages);
+public sealed record PipelineReady(IReadOnlyList<IActorRef> Stages)
+{
+    /// <summary>What each stage said it built (layers, device, weights, its process's resident peak), in stage order.</summary>
+    public IReadOnlyList<string> Descriptions { get; init; } = [];
+}
 
 /// <summary>Asks the coordinator for every stage's recent timings (stage order): answered with a list of lists of <see cref="StageTiming"/>.</summary>
 public sealed record GetStageTimings

@@ -19,8 +19,9 @@ public sealed class PipelineRuntime : IPipeline
     private readonly bool _ownsSystem;
     private readonly CancellationTokenSource _stopping = new();
 
-    private PipelineRuntime(ActorSystem system, bool ownsSystem, IActorRef coordinator, IReadOnlyList<IActorRef> stages)
+    private PipelineRuntime(ActorSystem system, bool ownsSystem, IActorRef coordinator, IReadOnlyList<IActorRef> stages, IReadOnlyList<string> descriptions)
     {
+        StageDescriptions = descriptions;
         _system = system;
         _ownsSystem = ownsSystem;
         Coordinator = coordinator;
@@ -30,6 +31,9 @@ public sealed class PipelineRuntime : IPipeline
     public IActorRef Coordinator { get; }
 
     public IReadOnlyList<IActorRef> Stages { get; }
+
+    /// <inheritdoc/>
+    public IReadOnlyList<string> StageDescriptions { get; }
 
     /// <summary>Builds each stage of <paramref name="plan"/> from <paramref name="model"/> on its device.</summary>
     /// <param name="maxInFlight">Micro-batches inside the pipe at once; by default twice the number of stages.</param>
@@ -75,7 +79,8 @@ public sealed class PipelineRuntime : IPipeline
                 throw failed.InputError ? new InvalidInputException(message) : new JobFailedException(message);
             }
 
-            return new PipelineRuntime(system, ownsSystem, coordinator, ((PipelineReady)answer).Stages);
+            var ready = (PipelineReady)answer;
+            return new PipelineRuntime(system, ownsSystem, coordinator, ready.Stages, ready.Descriptions);
         }
         catch
         {

@@ -18,6 +18,7 @@ public static class PipelineGenerate
     public static async Task Run(IPipeline pipeline, PreparedJob job, InferOptions options, TextWriter stdout, TextWriter stderr, CancellationToken cancellation)
     {
         var stages = pipeline.Stages.Count;
+        await PipelineInference.WriteStages(pipeline, stderr);
         var total = (int)job.Inputs.Count;
         var ids = job.Inputs.InputIds;
         var mask = job.Inputs.AttentionMask;

@@ -54,6 +54,15 @@ public static class PipelineInference
         return staged.Layers.Select(l => new LayerMemory(l.ParameterCount * probe.ElementSize, 0, 0)).ToList();
     }
 
+    /// <summary>Each stage's weights loaded and its process's resident peak, as the stage reported them once built.</summary>
+    public static async Task WriteStages(IPipeline pipeline, TextWriter stderr)
+    {
+        for (var s = 0; s < pipeline.StageDescriptions.Count; s++)
+        {
+            await stderr.WriteLineAsync($"di: stage {s}: {pipeline.StageDescriptions[s]}");
+        }
+    }
+
     /// <summary>The job's rows through a running pipeline (here or across nodes), calls streaming back to back; writes the output.</summary>
     public static async Task RunCalls(IPipeline pipeline, PreparedJob job, InferOptions options, TextWriter stdout, TextWriter stderr, CancellationToken cancellation)
     {
@@ -64,6 +73,7 @@ public static class PipelineInference
         }
 
         var stages = pipeline.Stages.Count;
+        await WriteStages(pipeline, stderr);
         var rows = job.Rows();
         var total = (int)job.Inputs.Count;
         var calls = Enumerable.Range(0, (total + options.MaxBatchSize - 1) / options.MaxBatchSize)
