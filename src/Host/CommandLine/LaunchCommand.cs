@@ -27,14 +27,24 @@ public static class LaunchCommand
         command.SetAction((result, cancellation) => UserErrors.Run(
             async () =>
             {
+                // The config file (--config-file, else the user's default launch config when it exists), then the flags given.
+                var file = result.GetValue(configFile) ?? (File.Exists(LaunchConfig.DefaultPath) ? LaunchConfig.DefaultPath : null);
+                var saved = LaunchConfig.Read(file);
+                var numProcesses = result.GetResult(processes) is not { Implicit: false } ? saved.NumProcesses : result.GetValue(processes);
                 var program = result.GetValue(job) ?? [];
                 if (program.Length > 0 && program[0] != "infer")
                 {
-                    var launch = new ProgramLaunchOptions(result.GetValue(processes), result.GetValue(programDevices), result.GetValue(mainIp)!, result.GetValue(mainPort), program, result.GetValue(mainOnly));
+                    var launch = new ProgramLaunchOptions(
+                        numProcesses,
+                        result.GetValue(programDevices) ?? saved.Devices,
+                        result.GetResult(mainIp) is not { Implicit: false } ? saved.MainProcessIp : result.GetValue(mainIp)!,
+                        result.GetValue(mainPort) ?? (saved.MainProcessPort == 0 ? null : saved.MainProcessPort),
+                        program,
+                        result.GetValue(mainOnly));
                     return await ProgramLaunch.Run(launch, result.InvocationConfiguration.Output, result.InvocationConfiguration.Error, cancellation);
                 }
 
-                var options = new LaunchOptions(result.GetValue(processes), result.GetValue(devices), result.GetValue(configFile), result.GetValue(job) ?? [], result.GetValue<bool>(DiCommandLine.VerboseOption));
+                var options = new LaunchOptions(numProcesses, result.GetValue(devices), result.GetValue(configFile), result.GetValue(job) ?? [], result.GetValue<bool>(DiCommandLine.VerboseOption));
                 await LaunchedInference.Run(options, result.InvocationConfiguration.Output, result.InvocationConfiguration.Error, cancellation);
                 return 0;
             },
