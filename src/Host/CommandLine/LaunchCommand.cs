@@ -12,9 +12,9 @@ public static class LaunchCommand
 {
     public static Command Create()
     {
-        var processes = new Option<int>("--num-processes") { Description = "node processes to start on 127.0.0.1", DefaultValueFactory = _ => 2 };
+        var processes = new Option<int>("--num-processes") { Description = "processes to start on 127.0.0.1 (default: the launch config file's, else 2)", DefaultValueFactory = _ => 2 };
         var devices = new Option<string?>("--devices-per-process") { Description = "each node's devices (default: the job's --devices)" };
-        var configFile = new Option<string?>("--config-file") { Description = "HOCON file every node reads over the defaults" };
+        var configFile = new Option<string?>("--config-file") { Description = "HOCON file: its distributed-inference.launch section instead of the one di config wrote; with infer, every node also reads it over the defaults" };
         var programDevices = new Option<string?>("--devices") { Description = "a program's devices, dealt to its processes round-robin (default cpu)" };
         var mainIp = new Option<string>("--main-process-ip") { Description = "where process 0 of a program meets the others (MASTER_ADDR)", DefaultValueFactory = _ => "127.0.0.1" };
         var mainPort = new Option<int?>("--main-process-port") { Description = "the port process 0 of a program listens on (MASTER_PORT; default a free one)" };
