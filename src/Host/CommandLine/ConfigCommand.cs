@@ -4,7 +4,11 @@ using DistributedInference.Models;
 
 namespace DistributedInference.Host.CommandLine;
 
-/// <summary><c>di config default [--config-file F]</c>: the commented default configuration, to edit and pass back with --config-file.</summary>
+/// <summary>
+/// <c>di config [--config-file F]</c>: questions like <c>accelerate config</c> (answers on stdin, an empty answer takes
+/// the default shown), written to the file <c>di launch</c> reads (<see cref="LaunchConfig.DefaultPath"/> by default);
+/// <c>di config default [--config-file F]</c>: the commented default configuration, to edit and pass back with --config-file.
+/// </summary>
 public static class ConfigCommand
 {
     public static Command Create()
@@ -33,6 +37,43 @@ public static class ConfigCommand
                 return 0;
             },
             result.InvocationConfiguration.Error));
-        return new Command("config", "Configuration files.") { defaults };
+        var launchFile = new Option<string?>("--config-file") { Description = "write the answers here instead of the default launch config file" };
+        var config = new Command("config", "Answer questions (on stdin) to write the default config file of di launch; or: config default.") { defaults, launchFile };
+        config.SetAction((result, _) => UserErrors.Run(
+            async () =>
+            {
+                var path = result.GetValue(launchFile) ?? Cluster.LaunchConfig.DefaultPath;
+                var answers = await Ask(Console.In, result.InvocationConfiguration.Output);
+                Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+                await File.WriteAllTextAsync(path, answers.ToHocon());
+                await result.InvocationConfiguration.Output.WriteLineAsync($"di config: written to {path}");
+                return 0;
+            },
+            result.InvocationConfiguration.Error));
+        return config;
+    }
+
+    /// <summary>Asks the questions of <c>di config</c> on <paramref name="output"/> and reads the answers from <paramref name="input"/>.</summary>
+    /// <exception cref="InvalidInputException">An answer is not valid (one line naming the question).</exception>
+    public static async Task<Cluster.LaunchConfig> Ask(TextReader input, TextWriter output)
+    {
+        var d = Cluster.LaunchConfig.Defaults;
+        async Task<string> Question(string text, string fallback)
+        {
+            await output.WriteAsync($"{text} [{fallback}]: ");
+            var answer = (await input.ReadLineAsync())?.Trim();
+            return string.IsNullOrEmpty(answer) ? fallback : answer;
+        }
+
+        static int Number(string answer, string what, int min, int max) =>
+            int.TryParse(answer, System.Globalization.CultureInfo.InvariantCulture, out var n) && n >= min && n <= max
+                ? n
+                : throw new InvalidInputException($"{what}: give a whole number from {min} to {max}, got '{answer}'");
+
+        var processes = Number(await Question("How many processes?", "2"), "processes", 1, 1024);
+        var devices = await Question("Which devices, comma-separated, dealt to the processes round-robin (cpu, cuda:0,cuda:1, ...)?", d.Devices);
+        var ip = await Question("The main process's IP address?", d.MainProcessIp);
+        var port = Number(await Question("The main process's port (0: a free one)?", "0"), "port", 0, 65535);
+        return new Cluster.LaunchConfig(processes, devices, ip, port);
     }
 }

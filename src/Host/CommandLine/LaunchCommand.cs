@@ -3,23 +3,48 @@ using DistributedInference.Host.Cluster;
 
 namespace DistributedInference.Host.CommandLine;
 
-/// <summary><c>di launch --num-processes N [--devices-per-process D] [--config-file F] -- infer ...</c>.</summary>
+/// <summary>
+/// <c>di launch --num-processes N [--devices-per-process D] [--config-file F] -- infer ...</c>, or
+/// <c>di launch --num-processes N [--devices D] [--main-process-ip IP] [--main-process-port P] -- PROGRAM ARGS...</c>
+/// (see <see cref="ProgramLaunch"/>).
+/// </summary>
 public static class LaunchCommand
 {
     public static Command Create()
     {
-        var processes = new Option<int>("--num-processes") { Description = "node processes to start on 127.0.0.1", DefaultValueFactory = _ => 2 };
+        var processes = new Option<int>("--num-processes") { Description = "processes to start on 127.0.0.1 (default: the launch config file's, else 2)", DefaultValueFactory = _ => 2 };
         var devices = new Option<string?>("--devices-per-process") { Description = "each node's devices (default: the job's --devices)" };
-        var configFile = new Option<string?>("--config-file") { Description = "HOCON file every node reads over the defaults" };
-        var job = new Argument<string[]>("job") { Description = "after --: infer and its options", Arity = ArgumentArity.ZeroOrMore };
-        var command = new Command("launch", "Start N local node processes as a cluster, run an infer job across every device, stop them.")
+        var configFile = new Option<string?>("--config-file") { Description = "HOCON file: its distributed-inference.launch section instead of the one di config wrote; with infer, every node also reads it over the defaults" };
+        var programDevices = new Option<string?>("--devices") { Description = "a program's devices, dealt to its processes round-robin (default cpu)" };
+        var mainIp = new Option<string>("--main-process-ip") { Description = "where process 0 of a program meets the others (MASTER_ADDR)", DefaultValueFactory = _ => "127.0.0.1" };
+        var mainPort = new Option<int?>("--main-process-port") { Description = "the port process 0 of a program listens on (MASTER_PORT; default a free one)" };
+        var mainOnly = new Option<bool>("--main-process-output-only") { Description = "show only process 0's output" };
+        var job = new Argument<string[]>("job") { Description = "after --: infer and its options, or any program and its arguments", Arity = ArgumentArity.ZeroOrMore };
+        var command = new Command("launch", "Start N local node processes as a cluster and run an infer job across every device, or run a program N times as one process group.")
         {
-            processes, devices, configFile, job,
+            processes, devices, configFile, programDevices, mainIp, mainPort, mainOnly, job,
         };
         command.SetAction((result, cancellation) => UserErrors.Run(
             async () =>
             {
-                var options = new LaunchOptions(result.GetValue(processes), result.GetValue(devices), result.GetValue(configFile), result.GetValue(job) ?? [], result.GetValue<bool>(DiCommandLine.VerboseOption));
+                // The config file (--config-file, else the user's default launch config when it exists), then the flags given.
+                var file = result.GetValue(configFile) ?? (File.Exists(LaunchConfig.DefaultPath) ? LaunchConfig.DefaultPath : null);
+                var saved = LaunchConfig.Read(file);
+                var numProcesses = result.GetResult(processes) is not { Implicit: false } ? saved.NumProcesses : result.GetValue(processes);
+                var program = result.GetValue(job) ?? [];
+                if (program.Length > 0 && program[0] != "infer")
+                {
+                    var launch = new ProgramLaunchOptions(
+                        numProcesses,
+                        result.GetValue(programDevices) ?? saved.Devices,
+                        result.GetResult(mainIp) is not { Implicit: false } ? saved.MainProcessIp : result.GetValue(mainIp)!,
+                        result.GetValue(mainPort) ?? (saved.MainProcessPort == 0 ? null : saved.MainProcessPort),
+                        program,
+                        result.GetValue(mainOnly));
+                    return await ProgramLaunch.Run(launch, result.InvocationConfiguration.Output, result.InvocationConfiguration.Error, cancellation);
+                }
+
+                var options = new LaunchOptions(numProcesses, result.GetValue(devices), result.GetValue(configFile), result.GetValue(job) ?? [], result.GetValue<bool>(DiCommandLine.VerboseOption));
                 await LaunchedInference.Run(options, result.InvocationConfiguration.Output, result.InvocationConfiguration.Error, cancellation);
                 return 0;
             },

@@ -1,0 +1,194 @@
+using System.ComponentModel;
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+using DistributedInference.Actors.Security;
+using DistributedInference.Models;
+
+namespace DistributedInference.Host.Cluster;
+
+/// <summary>
+/// <c>di launch [options] -- PROGRAM ARGS...</c> where PROGRAM is not <c>infer</c>: starts PROGRAM
+/// <see cref="ProgramLaunchOptions.NumProcesses"/> times on this machine, each with an environment in torchrun's names
+/// (<see cref="Rank"/>, <see cref="WorldSize"/>, <see cref="LocalRank"/>, <see cref="LocalWorldSize"/>,
+/// <see cref="MasterAddr"/>, <see cref="MasterPort"/>) plus <see cref="DeviceVariable"/> (round-robin over the
+/// devices) and the launch's cluster secret (<see cref="ClusterSecurity.SecretVariable"/>). Every line a process
+/// writes is copied prefixed <c>[rank i]</c> (stdout to stdout, stderr to stderr). The first process that exits
+/// non-zero ends the launch: the others get SIGTERM, are killed after <see cref="StopGrace"/>, and the launch
+/// exits with that process's code.
+/// </summary>
+public static class ProgramLaunch
+{
+    /// <summary>The process index in the whole group, 0 to WORLD_SIZE - 1.</summary>
+    public const string Rank = "RANK";
+
+    /// <summary>How many processes the group has.</summary>
+    public const string WorldSize = "WORLD_SIZE";
+
+    /// <summary>The process index on this machine.</summary>
+    public const string LocalRank = "LOCAL_RANK";
+
+    /// <summary>How many processes of the group run on this machine.</summary>
+    public const string LocalWorldSize = "LOCAL_WORLD_SIZE";
+
+    /// <summary>The address of process 0, where the group meets.</summary>
+    public const string MasterAddr = "MASTER_ADDR";
+
+    /// <summary>The port process 0 listens on for the group.</summary>
+    public const string MasterPort = "MASTER_PORT";
+
+    /// <summary>The device this process uses (<c>cpu</c>, <c>cuda:1</c>, ...).</summary>
+    public const string DeviceVariable = "DI_DEVICE";
+
+    /// <summary>How long a process has after SIGTERM before it is killed.</summary>
+    public static readonly TimeSpan StopGrace = TimeSpan.FromSeconds(5);
+
+    /// <summary>Runs the launch and returns its exit code: 0 when every process exited 0, else the first failure's code.</summary>
+    /// <exception cref="InvalidInputException">Bad options, or PROGRAM cannot be started.</exception>
+    public static async Task<int> Run(ProgramLaunchOptions launch, TextWriter stdout, TextWriter stderr, CancellationToken cancellation)
+    {
+        if (launch.NumProcesses <= 0)
+        {
+            throw new InvalidInputException($"--num-processes must be positive, got {launch.NumProcesses}");
+        }
+
+        var devices = (launch.Devices ?? "cpu").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        if (devices.Length == 0)
+        {
+            throw new InvalidInputException("--devices: give at least one device, e.g. cpu or cuda:0,cuda:1");
+        }
+
+        var port = launch.MainProcessPort ?? FreePort();
+        var secret = ClusterSecurity.NewSecret();
+        var output = TextWriter.Synchronized(stdout);
+        var errors = TextWriter.Synchronized(stderr);
+        var processes = new List<Process>();
+        var pumps = new List<Task>();
+        try
+        {
+            for (var rank = 0; rank < launch.NumProcesses; rank++)
+            {
+                var start = new ProcessStartInfo(launch.Command[0]) { RedirectStandardOutput = true, RedirectStandardError = true };
+                foreach (var arg in launch.Command.Skip(1))
+                {
+                    start.ArgumentList.Add(arg);
+                }
+
+                start.Environment[Rank] = Text(rank);
+                start.Environment[WorldSize] = Text(launch.NumProcesses);
+                start.Environment[LocalRank] = Text(rank);
+                start.Environment[LocalWorldSize] = Text(launch.NumProcesses);
+                start.Environment[MasterAddr] = launch.MainProcessIp;
+                start.Environment[MasterPort] = Text(port);
+                start.Environment[DeviceVariable] = devices[rank % devices.Length];
+                start.Environment[ClusterSecurity.SecretVariable] = secret;
+                Process process;
+                try
+                {
+                    process = Process.Start(start) ?? throw new InvalidInputException($"could not start {launch.Command[0]}");
+                }
+                catch (Win32Exception e)
+                {
+                    throw new InvalidInputException($"cannot start {launch.Command[0]}: {e.Message}", e);
+                }
+
+                processes.Add(process);
+                var shown = !launch.MainProcessOutputOnly || rank == 0;
+                pumps.Add(Pump(process.StandardOutput, $"[rank {rank}] ", shown ? output : null));
+                pumps.Add(Pump(process.StandardError, $"[rank {rank}] ", shown ? errors : null));
+            }
+
+            var exits = processes.Select((p, rank) => WaitExit(p, rank, cancellation)).ToList();
+            var code = 0;
+            while (exits.Count > 0)
+            {
+                var done = await Task.WhenAny(exits);
+                exits.Remove(done);
+                var (rank, exit) = await done;
+                if (exit != 0)
+                {
+                    await errors.WriteLineAsync($"di launch: rank {rank} exited with code {exit}; stopping the others");
+                    code = exit;
+                    break;
+                }
+            }
+
+            await StopAll(processes, errors);
+            await Task.WhenAny(Task.WhenAll(pumps), Task.Delay(TimeSpan.FromSeconds(2), CancellationToken.None));
+            return code;
+        }
+        catch
+        {
+            await StopAll(processes, errors);
+            throw;
+        }
+        finally
+        {
+            processes.ForEach(p => p.Dispose());
+        }
+    }
+
+    private static async Task<(int Rank, int Exit)> WaitExit(Process process, int rank, CancellationToken cancellation)
+    {
+        await process.WaitForExitAsync(cancellation);
+        return (rank, process.ExitCode);
+    }
+
+    private static async Task StopAll(IReadOnlyList<Process> processes, TextWriter errors)
+    {
+        var running = processes.Where(p => !p.HasExited).ToList();
+        foreach (var process in running)
+        {
+            _ = Kill(process.Id, Sigterm);
+        }
+
+        await Task.WhenAll(running.Select(async process =>
+        {
+            using var timeout = new CancellationTokenSource(StopGrace);
+            try
+            {
+                await process.WaitForExitAsync(timeout.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                await errors.WriteLineAsync($"di launch: process {process.Id} did not stop within {StopGrace.TotalSeconds:F0} s of SIGTERM; killed");
+                process.Kill(entireProcessTree: true);
+            }
+        }));
+    }
+
+    private static async Task Pump(StreamReader reader, string prefix, TextWriter? target)
+    {
+        while (await reader.ReadLineAsync() is { } line)
+        {
+            if (target is not null)
+            {
+                await target.WriteLineAsync(prefix + line);
+            }
+        }
+    }
+
+    private static string Text(int value) => value.ToString(CultureInfo.InvariantCulture);
+
+    private static int FreePort()
+    {
+        var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
+        listener.Stop();
+        return port;
+    }
+
+    private const int Sigterm = 15;
+
+    [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static extern int Kill(int pid, int signal);
+}
+
+/// <summary>
+/// <c>di launch -- PROGRAM ARGS...</c>: how many processes, the devices dealt to them round-robin (comma-separated),
+/// where process 0 meets the others, the command line, and whether only process 0's output is shown.
+/// </summary>
+public sealed record ProgramLaunchOptions(int NumProcesses, string? Devices, string MainProcessIp, int? MainProcessPort, IReadOnlyList<string> Command, bool MainProcessOutputOnly = false);
