@@ -101,8 +101,8 @@ public sealed class StageHost : ReceiveActor, IWithStash
 
         var staged = _staged!;
         var stage = Context.ActorOf(
-            PipelineStage.Props(spec.Stage, () => new ModelStageWork(
-                staged.CreateStage(spec.FirstLayer, spec.LayerCount, DeviceName.Parse(spec.Device).ToTorch(), Precision.Parse(spec.DType)), spec.Last), host.Coordinator),
+            PipelineStage.Props(spec.Stage, () => ModelStageWork.Load(
+                () => staged.CreateStage(spec.FirstLayer, spec.LayerCount, DeviceName.Parse(spec.Device).ToTorch(), Precision.Parse(spec.DType)), spec.Last), host.Coordinator),
             $"{PipelineStage.Name(spec.Stage)}-{++_created}");
         Context.Watch(stage);
         if (!_stagesByCoordinator.TryGetValue(host.Coordinator, out var stages))

@@ -20,12 +20,40 @@ public sealed class ModelStageWork : IStageWork
     private StageDecoder? _decoder;
 
     public ModelStageWork(ModelStage stage, bool last)
+        : this(stage, last, residentBefore: null)
+    {
+    }
+
+    private ModelStageWork(ModelStage stage, bool last, long? residentBefore)
     {
         _stage = stage;
         _last = last;
         var weights = stage.parameters().Sum(p => p.NumberOfElements * p.ElementSize);
-        var peak = Models.Runtime.ProcessMemory.IsAvailable ? $", process resident peak {Models.Runtime.ProcessMemory.PeakResidentBytes() / 1e6:F0} MB" : string.Empty;
-        Description = string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{string.Join(", ", stage.LayerNames)} on {stage.Device}: {weights / 1e6:F1} MB of weights loaded{peak}");
+        var memory = string.Empty;
+        if (Models.Runtime.ProcessMemory.IsAvailable)
+        {
+            var peak = Models.Runtime.ProcessMemory.PeakResidentBytes();
+            memory = residentBefore is { } before
+                ? $", process resident {before / 1e6:F0} MB before and peak {peak / 1e6:F0} MB after loading (+{(peak - before) / 1e6:F1} MB, {(peak - before) / (double)Math.Max(weights, 1):F2}x its weights)"
+                : $", process resident peak {peak / 1e6:F0} MB";
+        }
+
+        Description = string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{string.Join(", ", stage.LayerNames)} on {stage.Device}: {weights / 1e6:F1} MB of weights loaded{memory}");
+    }
+
+    /// <summary>
+    /// Builds a stage with <paramref name="create"/> and measures what loading it cost the process (resident memory
+    /// before, and the resident peak while loading, from /proc/self/status on Linux); the description reports both.
+    /// </summary>
+    public static ModelStageWork Load(Func<ModelStage> create, bool last)
+    {
+        long? before = null;
+        if (Models.Runtime.ProcessMemory.IsAvailable && Models.Runtime.ProcessMemory.ResetPeak())
+        {
+            before = Models.Runtime.ProcessMemory.ResidentBytes();
+        }
+
+        return new ModelStageWork(create(), last, before);
     }
 
     public string Description { get; }

@@ -45,8 +45,8 @@ public sealed class PipelineRuntime : IPipeline
         int? maxInFlight = null,
         CancellationToken cancellation = default)
     {
-        var work = plan.Stages.Select(stage => (Func<IStageWork>)(() => new ModelStageWork(
-            model.CreateStage(stage.FirstLayer, stage.LayerCount, stage.Device.ToTorch(), dtype),
+        var work = plan.Stages.Select(stage => (Func<IStageWork>)(() => ModelStageWork.Load(
+            () => model.CreateStage(stage.FirstLayer, stage.LayerCount, stage.Device.ToTorch(), dtype),
             last: stage.Stage == plan.Stages.Count - 1))).ToList();
         return StartAsync(work, system, maxInFlight, cancellation);
     }
