@@ -18,5 +18,6 @@ public sealed record SeedNode(string Host, int Port)
     }
 
     /// <summary>The node's Akka address in a cluster of actor systems named <paramref name="systemName"/>.</summary>
-    public string Address(string systemName) => $"akka.tcp://{systemName}@{Host}:{Port}";
+    /// <param name="tls">The cluster's Akka.Remote runs TLS: its addresses use the <c>akka.ssl.tcp</c> protocol.</param>
+    public string Address(string systemName, bool tls = false) => $"{(tls ? "akka.ssl.tcp" : "akka.tcp")}://{systemName}@{Host}:{Port}";
 }

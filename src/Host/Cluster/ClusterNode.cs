@@ -21,8 +21,16 @@ public static class ClusterNode
     public static ActorSystem Start(NodeOptions options)
     {
         LibTorch.Initialize(options.LibTorch);
-        var seeds = options.Join.Select(node => SeedNode.Parse(node, "--join").Address(SystemName)).ToList();
-        var config = NodeSecurity.Apply(DistributedInferenceConfig.Cluster(options.Host, options.Port, options.Roles, seeds, options.ConfigFile), options);
+        Akka.Configuration.Config Build(bool tls) => NodeSecurity.Apply(
+            DistributedInferenceConfig.Cluster(options.Host, options.Port, options.Roles, options.Join.Select(node => SeedNode.Parse(node, "--join").Address(SystemName, tls)).ToList(), options.ConfigFile),
+            options);
+
+        // With a certificate (flag or config file) Akka.Remote speaks akka.ssl.tcp, and so must the addresses joined.
+        var config = Build(tls: false);
+        if (config.GetString("distributed-inference.security.tls.certificate", string.Empty).Length > 0)
+        {
+            config = Build(tls: true);
+        }
 
         var unknown = options.Serving.FirstOrDefault(s => s is not (NodeOptions.ServeReplica or NodeOptions.ServePipeline));
         if (unknown is not null)

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
+using DistributedInference.Host.Cluster;
 
 namespace DistributedInference.Host.Tests.CommandLine;
 
@@ -53,6 +54,29 @@ public sealed class NodeSecurityTests
         Assert.Equal(
             "di: error: 0.0.0.0 is not a loopback address and this node has no cluster secret: make one with `di secret > cluster.secret` and give every node and client --secret-file cluster.secret (or set DI_CLUSTER_SECRET)",
             stderr.Trim());
+    }
+
+    [Fact]
+    public async Task A_client_with_the_clusters_certificate_joins_a_tls_node_and_runs_a_job()
+    {
+        var folder = Directory.CreateTempSubdirectory("di-tls-").FullName;
+        try
+        {
+            var certificate = Path.Combine(folder, "cluster.pfx");
+            var (exit, _, stderr) = await DiRunner.Run("cert", certificate);
+            Assert.True(exit == 0, stderr);
+            await using var nodes = await LocalCluster.StartAsync(
+                1, _ => ["--devices", "cpu", "--model", DiRunner.TinyLanguageModel, "--task", "logits", "--tls-certificate", certificate], TextWriter.Null, CancellationToken.None);
+            var output = Path.Combine(folder, "logits.safetensors");
+            (exit, _, stderr) = await DiRunner.RunProcess(TimeSpan.FromMinutes(3), "infer", "--join", nodes.Seed, "--tls-certificate", certificate, "--task", "logits",
+                "--model", DiRunner.TinyLanguageModel, "--input-ids", DiRunner.Expected, "--output", output);
+            Assert.True(exit == 0, stderr);
+            Assert.True(DiRunner.MaxAbsDiff(Models.Loading.SafeTensorsFile.Open(output).Read("logits"), DiRunner.ExpectedTensor("lm_logits")) <= 1e-4);
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
     }
 
     [Fact]
