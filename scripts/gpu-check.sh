@@ -31,7 +31,7 @@ while [ $# -gt 0 ]; do
     --libtorch) libtorch=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --prepare) prepare=true; shift ;;
-    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^set -uo pipefail$/p' "$0" | sed '$d'; exit 0 ;;
     *) echo "gpu-check: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done

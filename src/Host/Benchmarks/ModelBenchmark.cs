@@ -176,7 +176,7 @@ public static class ModelBenchmark
 
         var forwardFlops = model.Flops(batch, sequence, 0, model.Decoder is null ? 0 : sequence, causal: model.Decoder is not null);
         var forward = Median(rounds.Select(r => r.Forward));
-        var forwardLine = Invariant($"  forward {batch}x{sequence} ({forwardFlops / 1e9:F1} GFLOP per batch): TorchSharp {forward:F3} s per batch, {batch * sequence / forward:F1} tokens/s, {forwardFlops / forward / 1e9:F1} GFLOP/s = {forwardFlops / forward / peak:P0} of the matmul peak");
+        var forwardLine = Invariant($"  forward {batch}x{sequence} ({forwardFlops / 1e9:F1} GFLOP per batch): TorchSharp {forward:F3} s per batch, {batch * sequence / forward:F1} tokens/s, {forwardFlops / forward / 1e9:F1} GFLOP/s = {forwardFlops / forward / peak:P0} of the matmul peak{PeakWarning(forwardFlops / forward / peak)}");
         double? forwardRatio = null;
         if (pytorch)
         {
@@ -190,7 +190,7 @@ public static class ModelBenchmark
         {
             var prefillFlops = model.Flops(batch, sequence, 0, 1, causal: true);
             var prefill = Median(rounds.Select(r => r.Prefill));
-            var prefillLine = Invariant($"  generate prefill {batch}x{sequence} (head on the last position, {prefillFlops / 1e9:F1} GFLOP): TorchSharp {prefill:F3} s, {prefillFlops / prefill / 1e9:F1} GFLOP/s = {prefillFlops / prefill / peak:P0} of the matmul peak");
+            var prefillLine = Invariant($"  generate prefill {batch}x{sequence} (head on the last position, {prefillFlops / 1e9:F1} GFLOP): TorchSharp {prefill:F3} s, {prefillFlops / prefill / 1e9:F1} GFLOP/s = {prefillFlops / prefill / peak:P0} of the matmul peak{PeakWarning(prefillFlops / prefill / peak)}");
             if (pytorch)
             {
                 prefillLine += Invariant($"; PyTorch {Median(rounds.Select(r => r.PyTorchPrefill)):F3} s; speed {PerRound(rounds, r => r.PyTorchPrefill / r.Prefill)}");
@@ -213,8 +213,8 @@ public static class ModelBenchmark
 
         var fraction = model.Flops(batch, sequence, 0, model.Decoder is null ? 0 : sequence, model.Decoder is not null) / forward / peak;
         await output.WriteLineAsync(pytorch
-            ? Invariant($"headline: TorchSharp/PyTorch eager speed, forward {forwardRatio:F2}x{(decodeRatio is { } d ? $", decode {d:F2}x" : string.Empty)} ({model.Family}, {batch}x{sequence}, {dtype}, {device}, median of {n})")
-            : Invariant($"headline: forward at {fraction:P0} of the matmul peak measured in the same run ({model.Family}, {batch}x{sequence}, {dtype}, {device}, median of {n}; no PyTorch baseline)"));
+            ? Invariant($"headline: TorchSharp/PyTorch eager speed, forward {forwardRatio:F2}x{(decodeRatio is { } d ? $", decode {d:F2}x" : string.Empty)} ({o.Model}, {batch}x{sequence}, {dtype}, {device}, median of {n})")
+            : Invariant($"headline: forward at {fraction:P0} of the matmul peak measured in the same run ({o.Model}, {batch}x{sequence}, {dtype}, {device}, median of {n}; no PyTorch baseline)"));
     }
 
     // "1.06x" for one round; "1.02 1.06 1.31 per round, median 1.06x" for several (noisy machines: the spread shows).
@@ -254,4 +254,8 @@ public static class ModelBenchmark
 
         public double PyTorchDecode { get; set; }
     }
+
+    // Above the peak means the peak was mis-measured (too small a --matmul-size, or a noisy round), not a fast model.
+    private static string PeakWarning(double fraction) =>
+        fraction > 1 ? " (above the measured peak: that peak is too low to compare with; raise --matmul-size or the rounds)" : string.Empty;
 }

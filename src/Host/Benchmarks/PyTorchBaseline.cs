@@ -38,6 +38,11 @@ public sealed class PyTorchBaseline : IDisposable
             return null;
         }
 
+        if (choice != "auto" && !ImportsTorch(choice))
+        {
+            throw new Models.InvalidInputException($"--python {choice}: cannot run it with torch importable (give a python with torch, auto, or none)");
+        }
+
         var candidates = choice != "auto"
             ? [choice]
             : new[] { Environment.GetEnvironmentVariable("DI_BENCH_PYTHON"), "/usr/bin/python3", "python3" }.OfType<string>().Where(c => c.Length > 0).ToArray();
