@@ -58,6 +58,14 @@ public static partial class ClusterLogNoise
             return (LogLevel.InfoLevel, text);
         }
 
+        // A sharding proxy asks again for shard homes while a lost node is being removed and its shards move: the
+        // retries of a recovery in progress, not a fault of their own.
+        if (logEvent.LogSource.Contains("/system/sharding/", StringComparison.Ordinal)
+            && (message.Contains("Requested shard homes", StringComparison.Ordinal) || message.Contains("Trying to register to coordinator", StringComparison.Ordinal)))
+        {
+            return (LogLevel.InfoLevel, text);
+        }
+
         var others = AddressPattern().Matches(message).Select(m => Address.Parse(m.Value)).Where(a => !a.Equals(self)).Distinct().ToList();
         if (peer is null || others.Count == 0)
         {

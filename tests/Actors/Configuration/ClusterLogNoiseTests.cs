@@ -44,6 +44,14 @@ public sealed class ClusterLogNoiseTests
     }
 
     [Fact]
+    public void A_sharding_proxy_asking_again_for_shard_homes_during_a_recovery_is_information()
+    {
+        var retry = new Warning($"{Self}/system/sharding/jobsProxy", typeof(object),
+            $"jobs: Requested shard homes [40] from coordinator at [[{Node}/system/sharding/jobsCoordinator/singleton/coordinator#1]]. [1] total buffered messages.");
+        Assert.Equal(LogLevel.InfoLevel, Classify(retry, Self, Peers(Peer.Active)).Level);
+    }
+
+    [Fact]
     public void An_error_keeps_its_level_and_its_cause_without_a_stack_trace()
     {
         var error = new Error(new InvalidOperationException("broken\n   at Somewhere()"), "akka://x/user/a", typeof(object), "it failed");
