@@ -60,37 +60,7 @@ public sealed class Gpt2Model : nn.Module<Tensor, Tensor>
 
     /// <summary>Rejects token ids a GPT-2 of this config cannot embed, before any device work.</summary>
     public static void CheckInput(Gpt2Config config, Tensor inputIds, long extraPositions = 0)
-    {
-        if (inputIds.dim() != 2)
-        {
-            throw new InvalidInputException($"input_ids must be [batch, sequence], got [{string.Join(", ", inputIds.shape)}]");
-        }
-
-        if (inputIds.dtype is not (ScalarType.Int64 or ScalarType.Int32))
-        {
-            throw new InvalidInputException($"input_ids must be int64 token ids, got {inputIds.dtype}");
-        }
-
-        var length = inputIds.shape[1] + extraPositions;
-        if (length > config.MaxPositions)
-        {
-            throw new InvalidInputException(
-                $"sequence of {length} positions is longer than the model's n_positions {config.MaxPositions}");
-        }
-
-        if (inputIds.NumberOfElements == 0)
-        {
-            return;
-        }
-
-        var max = inputIds.max().ToInt64();
-        var min = inputIds.min().ToInt64();
-        if (max >= config.VocabSize || min < 0)
-        {
-            throw new InvalidInputException(
-                $"token id {(max >= config.VocabSize ? max : min)} is outside the model's vocabulary [0, {config.VocabSize})");
-        }
-    }
+        => Tokenization.TokenIds.Check(inputIds, config.VocabSize, config.MaxPositions, "n_positions", extraPositions);
 
     internal static Tensor Embed(Embedding tokens, Embedding positions, Tensor inputIds, Tensor positionIds) =>
         tokens.forward(inputIds) + positions.forward(positionIds);

@@ -66,37 +66,7 @@ public sealed class LlamaModel : nn.Module<Tensor, Tensor>
     /// <summary>Rejects ids this config cannot run, before any device work.</summary>
     /// <exception cref="InvalidInputException">Wrong rank or dtype, an id outside [0, vocab), more than max_position_embeddings positions.</exception>
     public static void CheckInput(LlamaConfig config, Tensor inputIds, long extraPositions = 0)
-    {
-        if (inputIds.dim() != 2)
-        {
-            throw new InvalidInputException($"input_ids must be [batch, sequence], got [{string.Join(", ", inputIds.shape)}]");
-        }
-
-        if (inputIds.dtype is not (ScalarType.Int64 or ScalarType.Int32))
-        {
-            throw new InvalidInputException($"input_ids must be int64 token ids, got {inputIds.dtype}");
-        }
-
-        var length = inputIds.shape[1] + extraPositions;
-        if (length > config.MaxPositions)
-        {
-            throw new InvalidInputException(
-                $"sequence of {length} positions is longer than the model's max_position_embeddings {config.MaxPositions}");
-        }
-
-        if (inputIds.NumberOfElements == 0)
-        {
-            return;
-        }
-
-        var max = inputIds.max().ToInt64();
-        var min = inputIds.min().ToInt64();
-        if (max >= config.VocabSize || min < 0)
-        {
-            throw new InvalidInputException(
-                $"token id {(max >= config.VocabSize ? max : min)} is outside the model's vocabulary [0, {config.VocabSize})");
-        }
-    }
+        => Tokenization.TokenIds.Check(inputIds, config.VocabSize, config.MaxPositions, "max_position_embeddings", extraPositions);
 
     internal IReadOnlyList<LlamaDecoderLayer> Layers => layers.ToList();
 }
