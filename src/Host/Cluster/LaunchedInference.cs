@@ -38,6 +38,11 @@ public static class LaunchedInference
             throw new InvalidInputException("di launch starts its own cluster: give the job without --join");
         }
 
+        if (options.MaxMemory is not null)
+        {
+            throw new InvalidInputException("--max-memory plans a pipeline on this machine's devices; under di launch each node's reported free memory bounds its stages");
+        }
+
         var nodeDevices = launch.DevicesPerProcess ?? options.Devices;
         var job = PreparedJob.From(options with { Devices = nodeDevices });
         job.Writer.CheckFinite(stderr, options.Strict);

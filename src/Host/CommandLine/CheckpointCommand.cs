@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json.Nodes;
+using DistributedInference.Host.Inference;
 using DistributedInference.Models;
 using DistributedInference.Models.Llama;
 using DistributedInference.Models.Runtime;
@@ -30,6 +31,22 @@ public static class CheckpointCommand
                 var name = result.GetValue(config)!;
                 var (llama, json) = Resolve(name);
                 var type = Precision.Parse(result.GetValue(dtype)!);
+                var folder = result.GetValue(output)!;
+                if (File.Exists(folder))
+                {
+                    throw new InvalidInputException($"--out {folder}: is a file; give a new or empty folder");
+                }
+
+                try
+                {
+                    Directory.CreateDirectory(folder);
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    throw new InvalidInputException($"--out {folder}: cannot create the folder ({e.Message})");
+                }
+
+                InputChecks.Writable("--out", Path.Combine(folder, "config.json"));
                 var clock = System.Diagnostics.Stopwatch.StartNew();
                 var summary = LlamaRandomCheckpoint.Write(llama, json, result.GetValue(output)!, type, result.GetValue(shards), result.GetValue(seed));
                 await result.InvocationConfiguration.Output.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,

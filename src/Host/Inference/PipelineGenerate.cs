@@ -19,6 +19,13 @@ public static class PipelineGenerate
     {
         var stages = pipeline.Stages.Count;
         await PipelineInference.WriteStages(pipeline, stderr);
+        if (job.Generation.MaxNewTokens == 0)
+        {
+            // Nothing to generate: the output is the prompts, as replica mode gives them.
+            job.Complete(options, job.Inputs.InputIds, "pipeline", stages, null, stdout, stderr);
+            return;
+        }
+
         var total = (int)job.Inputs.Count;
         var ids = job.Inputs.InputIds;
         var mask = job.Inputs.AttentionMask;

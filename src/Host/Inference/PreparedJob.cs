@@ -80,6 +80,11 @@ public sealed record PreparedJob(
                 throw new InvalidInputException("--max-memory plans pipeline stages: use it with --mode pipeline and --split-points auto");
             }
 
+            if (options.OnCluster)
+            {
+                throw new InvalidInputException("--max-memory plans a pipeline on this machine's devices; on a cluster each node's reported free memory bounds its stages");
+            }
+
             Models.Partitioning.MaxMemory.Parse(options.MaxMemory);
         }
 
