@@ -50,31 +50,8 @@ public sealed class Gpt2CheckpointStagedModel : IStagedModel
     /// <inheritdoc/>
     /// <exception cref="ArgumentOutOfRangeException">The range is not within the layers.</exception>
     /// <exception cref="InvalidInputException">A tensor of the range is missing or wrongly shaped in the checkpoint.</exception>
-    public ModelStage CreateStage(int first, int count, Device device, ScalarType dtype)
-    {
-        if (first < 0 || count <= 0 || first + count > Layers.Count)
-        {
-            throw new ArgumentOutOfRangeException(nameof(count), $"layers [{first}, {first + count}) are not within the model's {Layers.Count} layers");
-        }
-
-        var layers = new List<StageLayer>();
-        try
-        {
-            for (var i = first; i < first + count; i++)
-            {
-                layers.Add(CreateLayer(i, device, dtype));
-            }
-
-            var stage = new ModelStage(layers, device);
-            stage.eval();
-            return stage;
-        }
-        catch
-        {
-            layers.ForEach(l => l.Dispose());
-            throw;
-        }
-    }
+    public ModelStage CreateStage(int first, int count, Device device, ScalarType dtype) =>
+        ModelStage.Build(first, count, Layers.Count, device, i => CreateLayer(i, device, dtype));
 
     private StageLayer CreateLayer(int index, Device device, ScalarType dtype)
     {

@@ -23,6 +23,38 @@ public sealed class ModelStage : nn.Module<StagedBatch, StagedBatch>
 
     public Device Device { get; }
 
+    /// <summary>
+    /// Builds layers [first, first + count) of a staged model with <paramref name="createLayer"/> into a stage in eval
+    /// mode; the layers already built are disposed when a later one fails.
+    /// </summary>
+    /// <param name="layerCount">The staged model's number of layers.</param>
+    /// <exception cref="ArgumentOutOfRangeException">The range is not within the layers.</exception>
+    public static ModelStage Build(int first, int count, int layerCount, Device device, Func<int, StageLayer> createLayer)
+    {
+        if (first < 0 || count <= 0 || first + count > layerCount)
+        {
+            throw new ArgumentOutOfRangeException(nameof(count), $"layers [{first}, {first + count}) are not within the model's {layerCount} layers");
+        }
+
+        var layers = new List<StageLayer>();
+        try
+        {
+            for (var i = first; i < first + count; i++)
+            {
+                layers.Add(createLayer(i));
+            }
+
+            var stage = new ModelStage(layers, device);
+            stage.eval();
+            return stage;
+        }
+        catch
+        {
+            layers.ForEach(l => l.Dispose());
+            throw;
+        }
+    }
+
     public IReadOnlyList<string> LayerNames => layers.Select(l => l.LayerName).ToList();
 
     /// <summary>The stage's layers, in order (owned by the stage).</summary>
