@@ -100,7 +100,7 @@ public sealed class ClusterPipeline : IPipeline
         }
     }
 
-    public Task<PipelineMetrics> MetricsAsync() => _runtime.MetricsAsync();
+    public Task<PipelineMetrics> MetricsAsync(CancellationToken cancellation = default) => _runtime.MetricsAsync(cancellation);
 
     public async ValueTask DisposeAsync()
     {

@@ -8,12 +8,16 @@ namespace DistributedInference.Actors.Cluster;
 /// <summary>
 /// The devices of one node, at the fixed path <c>/user/devices</c> on every node with the <see cref="Role"/> role:
 /// it creates one device actor per local device and tells anyone who asks (<see cref="GetLocalDevices"/>) which they
-/// are. Device actors stay on their node; other nodes find them here.
+/// are. Device actors stay on their node; other nodes find them here. A device actor recovers from forward errors on
+/// its own (<see cref="DeviceRecovery"/>); one that throws anyway is restarted (its model built again) at most
+/// <see cref="MaxRestarts"/> times a minute, then stopped (jobs re-send its batches to other devices).
 /// </summary>
 public sealed class DeviceManager : ReceiveActor
 {
     public const string ActorName = "devices";
     public const string Role = "device";
+
+    public const int MaxRestarts = 3;
 
     private readonly List<IActorRef> _devices = [];
 
@@ -29,6 +33,9 @@ public sealed class DeviceManager : ReceiveActor
         Receive<GetLocalDevices>(_ => Sender.Tell(new DeviceList(_devices.ToList())));
         Receive<Terminated>(t => _devices.Remove(t.ActorRef));
     }
+
+    protected override SupervisorStrategy SupervisorStrategy() =>
+        new OneForOneStrategy(MaxRestarts, TimeSpan.FromMinutes(1), Decider.From(_ => Directive.Restart));
 
     public static Props Props(IReadOnlyList<DeviceName> devices, ReplicaModelFactory model) =>
         Akka.Actor.Props.Create(() => new DeviceManager(devices, model));

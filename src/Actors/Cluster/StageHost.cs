@@ -12,7 +12,8 @@ namespace DistributedInference.Actors.Cluster;
 /// Builds pipeline stages of this node's model for coordinators anywhere in the cluster, at the fixed path
 /// <c>/user/stages</c> on nodes with the device role. The model is loaded once, off the actor's thread, when the host
 /// starts; each stage is a <see cref="PipelineStage"/> child holding its own copy of its layers on one of this node's
-/// devices. A coordinator's stages stop when it stops, or when its node leaves.
+/// devices. A coordinator's stages stop when it stops, or when its node leaves. A stage that throws is stopped, never
+/// restarted (<see cref="Supervision.Supervision.StopOnFailure"/>): its coordinator, watching it, fails its calls.
 /// </summary>
 public sealed class StageHost : ReceiveActor, IWithStash
 {
@@ -38,6 +39,8 @@ public sealed class StageHost : ReceiveActor, IWithStash
     }
 
     public IStash Stash { get; set; } = null!;
+
+    protected override SupervisorStrategy SupervisorStrategy() => Supervision.Supervision.StopOnFailure();
 
     public static Props Props(IReadOnlyList<DeviceName> devices, string model, Func<IStagedModel> load) =>
         Akka.Actor.Props.Create(() => new StageHost(devices, model, load));

@@ -26,5 +26,5 @@ public interface IPipeline : IAsyncDisposable
     Task<PipelineStepCompleted> StepAsync(object payload, CancellationToken cancellation = default);
 
     /// <summary>Metrics over every call so far (of the current plan).</summary>
-    Task<PipelineMetrics> MetricsAsync();
+    Task<PipelineMetrics> MetricsAsync(CancellationToken cancellation = default);
 }

@@ -12,7 +12,9 @@ namespace DistributedInference.Actors.Pipeline;
 /// through a credit window (at most <c>maxInFlight</c> micro-batches inside the pipe, whatever the number of calls),
 /// and reassembles the last stage's outputs in order. Calls stream: micro-batches of the next call enter as soon as
 /// credit allows, so stages do not drain between calls. A stage that stops breaks the pipeline: running and later
-/// calls fail with the reason.
+/// calls fail with the reason. Supervision: a local stage that throws is stopped, never restarted (a restarted stage
+/// would have lost its queue and its next stage, and stall; see <see cref="Supervision.Supervision.StopOnFailure"/>),
+/// which breaks the pipeline; the coordinator itself is never restarted either: a failure fails its calls and stops it.
 /// </summary>
 public sealed class PipelineCoordinator : ReceiveActor
 {
@@ -77,11 +79,24 @@ public sealed class PipelineCoordinator : ReceiveActor
     public static Props Props(IReadOnlyList<StagePlacement> placements, int maxInFlight, IActorRef? readyTo = null) =>
         Akka.Actor.Props.Create(() => new PipelineCoordinator(placements, maxInFlight, readyTo));
 
+    protected override SupervisorStrategy SupervisorStrategy() => Supervision.Supervision.StopOnFailure();
+
+    // The coordinator that threw fails its calls (PostStop, with the error) and stops; a restart never replays its start.
+    protected override void PreRestart(Exception reason, object message)
+    {
+        _broken ??= $"the pipeline coordinator failed: {reason.GetType().Name}: {reason.Message.Split('\n', 2)[0]}";
+        base.PreRestart(reason, message);
+    }
+
+    protected override void PostRestart(Exception reason) => Context.Stop(Self);
+
     protected override void PreStart()
     {
         if (_placements.Count == 0 || _maxInFlight <= 0)
         {
-            throw new ArgumentException("a pipeline needs at least one stage and a positive credit window");
+            _readyTo?.Tell(new PipelineStartFailed($"a pipeline needs at least one stage and a positive credit window (got {_placements.Count} stages, max in flight {_maxInFlight})"));
+            Context.Stop(Self);
+            return;
         }
 
         _timings.AddRange(_placements.Select(_ => new List<StageTiming>()));

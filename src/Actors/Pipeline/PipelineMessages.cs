@@ -43,6 +43,9 @@ public sealed record StageReady(int Stage, string Description);
 /// <summary>A stage could not build its layers; it stops.</summary>
 public sealed record StageLoadFailed(int Stage, string Reason, bool InputError);
 
+/// <summary>A coordinator could not start at all (its arguments are wrong); it stops. Local only (to the ready-to actor).</summary>
+public sealed record PipelineStartFailed(string Reason);
+
 /// <summary>Asks the coordinator for metrics over every call so far: answered with <see cref="PipelineMetrics"/>.</summary>
 public sealed record GetPipelineMetrics
 {

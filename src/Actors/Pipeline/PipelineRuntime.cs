@@ -18,6 +18,7 @@ public sealed class PipelineRuntime : IPipeline
     private readonly ActorSystem _system;
     private readonly bool _ownsSystem;
     private readonly CancellationTokenSource _stopping = new();
+    private readonly TimeSpan _deadline;
 
     private PipelineRuntime(ActorSystem system, bool ownsSystem, IActorRef coordinator, IReadOnlyList<IActorRef> stages, IReadOnlyList<string> descriptions)
     {
@@ -26,6 +27,7 @@ public sealed class PipelineRuntime : IPipeline
         _ownsSystem = ownsSystem;
         Coordinator = coordinator;
         Stages = stages;
+        _deadline = DistributedInferenceSettings.From(system.Settings.Config).JobTimeout;
     }
 
     public IActorRef Coordinator { get; }
@@ -60,23 +62,38 @@ public sealed class PipelineRuntime : IPipeline
         StartAsync(StagePlacement.Local(stages), system, maxInFlight, cancellation);
 
     /// <summary>Stages placed anywhere: in this process, or on the stage hosts of other nodes of the cluster.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">No stages, or <paramref name="maxInFlight"/> not positive.</exception>
+    /// <exception cref="JobFailedException">A stage could not be built, or the coordinator stopped before the pipeline was ready.</exception>
     public static async Task<PipelineRuntime> StartAsync(
         IReadOnlyList<StagePlacement> stages,
         ActorSystem? system = null,
         int? maxInFlight = null,
         CancellationToken cancellation = default)
     {
+        ArgumentNullException.ThrowIfNull(stages);
+        ArgumentOutOfRangeException.ThrowIfZero(stages.Count, nameof(stages));
+        if (maxInFlight is { } window)
+        {
+            ArgumentOutOfRangeException.ThrowIfNegativeOrZero(window, nameof(maxInFlight));
+        }
+
         var ownsSystem = system is null;
         system ??= ActorSystem.Create("distributed-inference", DistributedInferenceConfig.Default());
         var (bridge, reader) = ChannelBridge.Open(system);
         var coordinator = system.ActorOf(PipelineCoordinator.Props(stages, maxInFlight ?? 2 * stages.Count, bridge), PipelineCoordinator.UniqueName());
+        ChannelBridge.Watch(bridge, coordinator);
         try
         {
             var answer = await reader.ReadAsync(cancellation);
-            if (answer is StageLoadFailed failed)
+            switch (answer)
             {
-                var message = $"pipeline stage {failed.Stage} could not be built: {failed.Reason}";
-                throw failed.InputError ? new InvalidInputException(message) : new JobFailedException(message);
+                case StageLoadFailed failed:
+                    var message = $"pipeline stage {failed.Stage} could not be built: {failed.Reason}";
+                    throw failed.InputError ? new InvalidInputException(message) : new JobFailedException(message);
+                case PipelineStartFailed failed:
+                    throw new JobFailedException($"the pipeline could not start: {failed.Reason}");
+                case AnswererLost:
+                    throw new JobFailedException("the pipeline's coordinator stopped before every stage was ready");
             }
 
             var ready = (PipelineReady)answer;
@@ -95,11 +112,15 @@ public sealed class PipelineRuntime : IPipeline
 
     /// <summary>
     /// Runs rows through the pipeline in <paramref name="numChunks"/> micro-batches (default: one per stage) and returns
-    /// the output rows in order. Calls may overlap: they stream through the stages.
+    /// the output rows in order. Calls may overlap: they stream through the stages. A call fails with
+    /// <see cref="JobFailedException"/> when the coordinator stops or the pipeline breaks, and when it takes longer than
+    /// <c>distributed-inference.job-timeout</c>; <paramref name="cancellation"/> ends the wait
+    /// (<see cref="OperationCanceledException"/>).
     /// </summary>
     public async Task<PipelineCompleted> RunAsync(object input, int? numChunks = null, bool gatherOutput = false, CancellationToken cancellation = default)
     {
         var (bridge, reader) = ChannelBridge.Open(_system);
+        ChannelBridge.Watch(bridge, Coordinator);
         try
         {
             var jobId = Guid.NewGuid().ToString("N");
@@ -109,6 +130,7 @@ public sealed class PipelineRuntime : IPipeline
                 PipelineCompleted completed => completed,
                 PipelineFailed { InputError: true } failed => throw new InvalidInputException(failed.Reason),
                 PipelineFailed failed => throw new JobFailedException(failed.Reason),
+                AnswererLost => throw new JobFailedException("the pipeline's coordinator stopped before the call ended"),
                 var other => throw new InvalidOperationException($"unexpected answer {other.GetType().Name}"),
             };
         }
@@ -119,9 +141,11 @@ public sealed class PipelineRuntime : IPipeline
     }
 
     /// <inheritdoc/>
+    /// <remarks>Fails like <see cref="RunAsync"/> when the coordinator stops or the call outlives its deadline.</remarks>
     public async Task<PipelineStepCompleted> StepAsync(object payload, CancellationToken cancellation = default)
     {
         var (bridge, reader) = ChannelBridge.Open(_system);
+        ChannelBridge.Watch(bridge, Coordinator);
         try
         {
             var jobId = Guid.NewGuid().ToString("N");
@@ -131,6 +155,7 @@ public sealed class PipelineRuntime : IPipeline
                 PipelineStepCompleted completed => completed,
                 PipelineFailed { InputError: true } failed => throw new InvalidInputException(failed.Reason),
                 PipelineFailed failed => throw new JobFailedException(failed.Reason),
+                AnswererLost => throw new JobFailedException("the pipeline's coordinator stopped before the call ended"),
                 var other => throw new InvalidOperationException($"unexpected answer {other.GetType().Name}"),
             };
         }
@@ -145,6 +170,7 @@ public sealed class PipelineRuntime : IPipeline
     private async Task<object> Answer(System.Threading.Channels.ChannelReader<object> reader, CancellationToken cancellation)
     {
         using var either = CancellationTokenSource.CreateLinkedTokenSource(cancellation, _stopping.Token);
+        either.CancelAfter(_deadline);
         try
         {
             return await reader.ReadAsync(either.Token);
@@ -153,10 +179,15 @@ public sealed class PipelineRuntime : IPipeline
         {
             throw new JobFailedException("the pipeline was stopped while the call ran");
         }
+        catch (OperationCanceledException) when (!cancellation.IsCancellationRequested)
+        {
+            throw new JobFailedException($"the pipeline call did not finish within {_deadline} (distributed-inference.job-timeout)");
+        }
     }
 
     /// <summary>Metrics over every call so far.</summary>
-    public Task<PipelineMetrics> MetricsAsync() => Coordinator.Ask<PipelineMetrics>(GetPipelineMetrics.Instance, TimeSpan.FromSeconds(30));
+    public Task<PipelineMetrics> MetricsAsync(CancellationToken cancellation = default) =>
+        Coordinator.Ask<PipelineMetrics>(GetPipelineMetrics.Instance, TimeSpan.FromSeconds(30), cancellation);
 
     public async ValueTask DisposeAsync()
     {

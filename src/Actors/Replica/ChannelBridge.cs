@@ -8,6 +8,7 @@ namespace DistributedInference.Actors.Replica;
 /// (the caller stops it when done). With <c>watchFirstSender</c> it watches whoever answers first and writes
 /// <see cref="AnswererLost"/> if that actor stops, after a grace period for answers still on their way (the data plane
 /// may deliver after Akka's notice of the stop): a caller that already has its last answer has stopped reading by then.
+/// <see cref="Watch"/> names the actor to watch up front instead.
 /// </summary>
 public sealed class ChannelBridge : ReceiveActor, IWithTimers
 {
@@ -18,6 +19,11 @@ public sealed class ChannelBridge : ReceiveActor, IWithTimers
         var watching = !watchFirstSender;
         Receive<Terminated>(terminated => Timers.StartSingleTimer("answerer-lost", new GraceOver(terminated.ActorRef.Path.Address), Grace));
         Receive<GraceOver>(over => writer.TryWrite(new AnswererLost(over.Node)));
+        Receive<WatchAnswerer>(watch =>
+        {
+            watching = true;
+            Context.Watch(watch.Answerer);
+        });
         ReceiveAny(message =>
         {
             if (!watching && !Sender.IsNobody())
@@ -41,7 +47,12 @@ public sealed class ChannelBridge : ReceiveActor, IWithTimers
         return (system.ActorOf(Props(channel.Writer, watchFirstSender)), channel.Reader);
     }
 
+    /// <summary>Watch <paramref name="answerer"/> (the actor whose answers the caller awaits): <see cref="AnswererLost"/> if it stops.</summary>
+    public static void Watch(IActorRef bridge, IActorRef answerer) => bridge.Tell(new WatchAnswerer(answerer));
+
     private sealed record GraceOver(Address Node);
+
+    private sealed record WatchAnswerer(IActorRef Answerer);
 }
 
 /// <summary>The actor that answered first (at <see cref="Node"/>) stopped: it ended, or its node went away.</summary>

@@ -17,6 +17,9 @@ namespace DistributedInference.Actors.Replica;
 /// exactly once. Results are gathered in input order with the padding dropped. A job that names its model
 /// (<see cref="JobOptions.Model"/>) first asks each device what it serves and runs only on those serving it (devices
 /// that come later too); none: the job fails as an input error, naming what the devices serve.
+/// A job is never restarted: if it throws, it stops (its parent's strategy is
+/// <see cref="Supervision.Supervision.StopOnFailure"/>, and a restart its parent asks for anyway only stops it), and the
+/// client gets one <see cref="JobFailed"/> naming the error; nothing it already sent is sent again.
 /// </summary>
 public sealed class ReplicaJob : ReceiveActor, IWithTimers
 {
@@ -41,6 +44,8 @@ public sealed class ReplicaJob : ReceiveActor, IWithTimers
     private int _batchesDone;
     private int _resent;
     private bool _started;
+    private bool _ended;
+    private Exception? _crash;
     private readonly HashSet<IActorRef> _asked = [];
     private readonly List<IActorRef> _serving = [];
     private readonly SortedSet<string> _otherModels = new(StringComparer.Ordinal);
@@ -80,6 +85,60 @@ public sealed class ReplicaJob : ReceiveActor, IWithTimers
         Akka.Actor.Props.Create(() => new ReplicaJob(job, devices));
 
     protected override void PreStart()
+    {
+        try
+        {
+            Begin();
+        }
+        catch (Exception e)
+        {
+            _crash = e;
+            _log.Error(e, "job {0}: could not start", _job.JobId);
+            Fail($"the job could not start: {Describe(e)}", inputError: e is InvalidInputException);
+        }
+    }
+
+    // Whatever a handler throws ends the job (see PostStop) after the supervisor stops it.
+    protected override bool AroundReceive(Receive receive, object message)
+    {
+        try
+        {
+            return base.AroundReceive(receive, message);
+        }
+        catch (Exception e)
+        {
+            _crash ??= e;
+            throw;
+        }
+    }
+
+    // A job is never run twice: a restart stops it (PreRestart has already told the client through PostStop).
+    protected override void PostRestart(Exception reason)
+    {
+        _ended = true;
+        Context.Stop(Self);
+    }
+
+    // A job that stops before it ended (it threw, or was stopped from outside) tells its devices and client once.
+    protected override void PostStop()
+    {
+        if (_ended)
+        {
+            return;
+        }
+
+        _ended = true;
+        foreach (var device in _queued.Keys)
+        {
+            device.Tell(new DropJob(_job.JobId));
+        }
+
+        ToClient(new JobFailed(_job.JobId, _crash is null ? "the job's actor was stopped before the job ended" : $"the job's actor failed: {Describe(_crash)}"));
+    }
+
+    private static string Describe(Exception e) => $"{e.GetType().Name}: {e.Message.Split('\n', 2)[0]}";
+
+    private void Begin()
     {
         try
         {
@@ -497,6 +556,7 @@ public sealed class ReplicaJob : ReceiveActor, IWithTimers
 
         var devices = _usage.ToDictionary(pair => DeviceLabel(pair.Key), pair => new DeviceShare(pair.Value.Batches, pair.Value.Rows, pair.Value.Busy));
         ToClient(new JobCompleted(_job.JobId, results, new JobStatistics(_clock.Elapsed, devices, _resent)));
+        _ended = true;
         Context.Stop(Self);
     }
 
@@ -506,6 +566,12 @@ public sealed class ReplicaJob : ReceiveActor, IWithTimers
 
     private void Fail(string reason, bool inputError = false)
     {
+        if (_ended)
+        {
+            return;
+        }
+
+        _ended = true;
         foreach (var device in _queued.Keys)
         {
             device.Tell(new DropJob(_job.JobId));

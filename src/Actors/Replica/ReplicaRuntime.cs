@@ -33,23 +33,36 @@ public sealed class ReplicaRuntime : IAsyncDisposable
     /// <param name="devices">One device actor each; a name may repeat (cpu,cpu) to run several replicas on one device.</param>
     /// <param name="model">Builds the replica on a device, on that device actor's thread.</param>
     /// <param name="system">An actor system to live in (it needs our HOCON defaults); by default a new local one.</param>
+    /// <param name="loadTimeout">How long every device may take to load its model (default 10 minutes).</param>
+    /// <param name="recovery">How devices reload their model after a device error (<see cref="DeviceRecovery.Default"/> if null).</param>
+    /// <exception cref="InvalidInputException">No devices, or a device's model rejected its input files.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="loadTimeout"/> is not positive.</exception>
+    /// <exception cref="JobFailedException">A device could not load its model.</exception>
     public static async Task<ReplicaRuntime> StartAsync(
         IReadOnlyList<DeviceName> devices,
         ReplicaModelFactory model,
         ActorSystem? system = null,
         TimeSpan? loadTimeout = null,
-        CancellationToken cancellation = default)
+        CancellationToken cancellation = default,
+        DeviceRecovery? recovery = null)
     {
+        ArgumentNullException.ThrowIfNull(devices);
+        ArgumentNullException.ThrowIfNull(model);
         if (devices.Count == 0)
         {
             throw new InvalidInputException("no devices given");
+        }
+
+        if (loadTimeout is { } limit)
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(limit, TimeSpan.Zero, nameof(loadTimeout));
         }
 
         CpuThreads.ShareAmong(devices);
         var ownsSystem = system is null;
         system ??= ActorSystem.Create("distributed-inference", DistributedInferenceConfig.Default());
         var (bridge, reader) = ChannelBridge.Open(system);
-        var refs = devices.Select((device, i) => system.ActorOf(DeviceActor.Props(device, model, bridge), DeviceActor.Name(i))).ToList();
+        var refs = devices.Select((device, i) => system.ActorOf(DeviceActor.Props(device, model, bridge, recovery), DeviceActor.Name(i))).ToList();
         try
         {
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
@@ -78,8 +91,8 @@ public sealed class ReplicaRuntime : IAsyncDisposable
     }
 
     /// <summary>Every device's status, in device order.</summary>
-    public async Task<IReadOnlyList<DeviceStatus>> DeviceStatusAsync(TimeSpan? timeout = null) =>
-        await Task.WhenAll(Devices.Select(d => d.Ask<DeviceStatus>(GetDeviceStatus.Instance, timeout ?? TimeSpan.FromSeconds(30))));
+    public async Task<IReadOnlyList<DeviceStatus>> DeviceStatusAsync(TimeSpan? timeout = null, CancellationToken cancellation = default) =>
+        await Task.WhenAll(Devices.Select(d => d.Ask<DeviceStatus>(GetDeviceStatus.Instance, timeout ?? TimeSpan.FromSeconds(30), cancellation)));
 
     public async ValueTask DisposeAsync() => await Shutdown(_system, _ownsSystem, [.. Devices, Splitter]);
 

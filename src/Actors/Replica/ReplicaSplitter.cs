@@ -4,7 +4,8 @@ namespace DistributedInference.Actors.Replica;
 
 /// <summary>
 /// Replica mode's front door: knows the device actors (and watches them), accepts jobs, and runs each in a child
-/// <see cref="ReplicaJob"/>; devices that join later are offered to running jobs too.
+/// <see cref="ReplicaJob"/>; devices that join later are offered to running jobs too. A job that throws is stopped,
+/// never restarted (<see cref="Supervision.Supervision.StopOnFailure"/>): it tells its client the job failed.
 /// </summary>
 public sealed class ReplicaSplitter : ReceiveActor
 {
@@ -31,6 +32,8 @@ public sealed class ReplicaSplitter : ReceiveActor
     }
 
     public static Props Props(IEnumerable<IActorRef> devices) => Akka.Actor.Props.Create(() => new ReplicaSplitter(devices.ToList()));
+
+    protected override SupervisorStrategy SupervisorStrategy() => Supervision.Supervision.StopOnFailure();
 
     private void HandleSubmitJob(SubmitJob job)
     {
