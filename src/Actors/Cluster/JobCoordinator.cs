@@ -40,6 +40,11 @@ public sealed class JobCoordinator : ReceiveActor
             _rowsDone = rows.RowsDone;
             ToClient(rows);
         });
+        Receive<RowsFailed>(rows =>
+        {
+            _rowsDone = rows.RowsDone;
+            ToClient(rows);
+        });
         Receive<JobCompleted>(Finish);
         Receive<JobFailed>(Finish);
         Receive<ReceiveTimeout>(_ => Context.Parent.Tell(new Passivate(PoisonPill.Instance)));

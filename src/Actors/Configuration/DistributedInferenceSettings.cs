@@ -6,6 +6,16 @@ namespace DistributedInference.Actors.Configuration;
 /// <summary>Our own keys (<c>distributed-inference.*</c>), read once and checked.</summary>
 public sealed record DistributedInferenceSettings(int MaxBatchSize, TimeSpan JobTimeout, TimeSpan BatchTimeout, TimeSpan KeepFinishedJobsFor, TimeSpan JoinTimeout)
 {
+    /// <summary>
+    /// <c>max-attempts</c>: attempts per batch before it is split to isolate the rows that fail
+    /// (<see cref="Replica.JobOptions.MaxAttempts"/>).
+    /// </summary>
+    public int MaxAttempts { get; init; } = 3;
+
+    /// <summary>Job options with this configuration's max batch size, batch timeout and max attempts.</summary>
+    public Replica.JobOptions JobOptions(bool applyPadding = false) =>
+        new(applyPadding, MaxBatchSize) { BatchTimeout = BatchTimeout, MaxAttempts = MaxAttempts };
+
     public static DistributedInferenceSettings From(Config config)
     {
         var section = config.GetConfig("distributed-inference")
@@ -18,7 +28,10 @@ public sealed record DistributedInferenceSettings(int MaxBatchSize, TimeSpan Job
                 section.GetTimeSpan("job-timeout"),
                 section.GetTimeSpan("batch-timeout"),
                 section.GetTimeSpan("keep-finished-jobs-for"),
-                section.GetTimeSpan("join-timeout"));
+                section.GetTimeSpan("join-timeout"))
+            {
+                MaxAttempts = section.GetInt("max-attempts", 3),
+            };
         }
         catch (Exception e) when (e is FormatException or ArgumentException or OverflowException or ConfigurationException)
         {
@@ -28,6 +41,11 @@ public sealed record DistributedInferenceSettings(int MaxBatchSize, TimeSpan Job
         if (settings.MaxBatchSize <= 0)
         {
             throw new InvalidInputException($"distributed-inference.max-batch-size must be positive, got {settings.MaxBatchSize}");
+        }
+
+        if (settings.MaxAttempts <= 0)
+        {
+            throw new InvalidInputException($"distributed-inference.max-attempts must be positive, got {settings.MaxAttempts}");
         }
 
         if (settings.JobTimeout <= TimeSpan.Zero || settings.BatchTimeout <= TimeSpan.Zero || settings.KeepFinishedJobsFor <= TimeSpan.Zero || settings.JoinTimeout <= TimeSpan.Zero)

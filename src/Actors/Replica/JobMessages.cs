@@ -8,7 +8,10 @@ public sealed record JobOptions(bool ApplyPadding = false, int MaxBatchSize = 8)
     /// <summary>How long one batch may take before it is re-sent to another device.</summary>
     public TimeSpan BatchTimeout { get; init; } = TimeSpan.FromMinutes(10);
 
-    /// <summary>Attempts per batch (a device that fails or stops costs one) before the job fails.</summary>
+    /// <summary>
+    /// Attempts per batch (a device that fails, stops or times out costs one) before the batch is split in two to isolate
+    /// the rows at fault (<see cref="RowsFailed"/>); hocon <c>distributed-inference.max-attempts</c>.
+    /// </summary>
     public int MaxAttempts { get; init; } = 3;
 
     /// <summary>
@@ -37,9 +40,23 @@ public sealed record JobAccepted(string JobId, int Rows, int Batches, int Device
 public sealed record RowsCompleted(string JobId, int Start, int Count, object? Results, int RowsDone, int RowsTotal);
 
 /// <summary>
-/// Every result in input order, padding dropped (null for an empty input), with where the time went.
+/// Every result in input order, padding dropped (null for an empty input), with where the time went. Rows that failed
+/// on their own (<see cref="FailedRows"/>) hold a blank in <see cref="Results"/>: zeros in a tensor, null in a list.
 /// </summary>
-public sealed record JobCompleted(string JobId, object? Results, JobStatistics Statistics);
+public sealed record JobCompleted(string JobId, object? Results, JobStatistics Statistics)
+{
+    /// <summary>The rows that failed alone (see <see cref="RowsFailed"/>), by index; empty when every row was answered.</summary>
+    public IReadOnlyList<RowFailure> FailedRows { get; init; } = [];
+}
+
+/// <summary>
+/// Input rows that failed on their own: their batch failed on <see cref="JobOptions.MaxAttempts"/> attempts, and so did
+/// every smaller part of it down to these rows. Every other row is still answered. Sent once per row, at most.
+/// </summary>
+public sealed record RowsFailed(string JobId, IReadOnlyList<int> Rows, string Error, int RowsDone, int RowsTotal);
+
+/// <summary>One input row that failed, with its error.</summary>
+public sealed record RowFailure(int Index, string Error);
 
 /// <summary>The job ended without results. <see cref="InputError"/>: the input itself is at fault (the same job would fail again).</summary>
 public sealed record JobFailed(string JobId, string Reason, bool InputError = false);

@@ -5,7 +5,11 @@ using DistributedInference.Models;
 namespace DistributedInference.Actors.Replica;
 
 /// <summary>Every result of a job in input order (null for an empty input), and where the time went.</summary>
-public sealed record JobResult(object? Results, JobStatistics Statistics);
+public sealed record JobResult(object? Results, JobStatistics Statistics)
+{
+    /// <summary>Rows that failed alone (<see cref="RowsFailed"/>); their places in <see cref="Results"/> hold blanks.</summary>
+    public IReadOnlyList<RowFailure> FailedRows { get; init; } = [];
+}
 
 /// <summary>How far a job is: rows with results of all rows.</summary>
 public readonly record struct JobProgress(int RowsDone, int RowsTotal);
@@ -47,7 +51,7 @@ public sealed class ReplicaClient
                     progress?.Report(new JobProgress(rows.RowsDone, rows.RowsTotal));
                     break;
                 case JobCompleted completed:
-                    result = new JobResult(completed.Results, completed.Statistics);
+                    result = new JobResult(completed.Results, completed.Statistics) { FailedRows = completed.FailedRows };
                     break;
             }
         }
@@ -81,7 +85,7 @@ public sealed class ReplicaClient
         try
         {
             var dataPlane = system is null ? null : DataPlane.TensorDataPlane.For(system)?.Endpoint;
-            options ??= settings is null ? new JobOptions() : new JobOptions(MaxBatchSize: settings.MaxBatchSize) { BatchTimeout = settings.BatchTimeout };
+            options ??= settings is null ? new JobOptions() : settings.JobOptions();
             splitter.Tell(new SubmitJob(jobId, input, options, bridge, streamResults, dataPlane));
             while (true)
             {

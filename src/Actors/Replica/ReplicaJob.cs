@@ -14,7 +14,11 @@ namespace DistributedInference.Actors.Replica;
 /// in flight so it never waits for the next one. A device that runs out of its own batches takes the last queued
 /// batch of the busiest device. A batch whose device stops, fails or times out goes to another device (a device that
 /// timed out gets no new work until it answers again); a late duplicate answer is ignored, so every row comes back
-/// exactly once. Results are gathered in input order with the padding dropped. A job that names its model
+/// exactly once. A batch that fails on <see cref="JobOptions.MaxAttempts"/> attempts is split in two and each half
+/// retried, down to single rows: a row that still fails is reported alone (<see cref="RowsFailed"/>, and in
+/// <see cref="JobCompleted.FailedRows"/>) and every other row is answered; only when every row fails does the job
+/// fail. Results are gathered in input order with the padding dropped (a failed row's place holds zeros, or null in a
+/// list). A job that names its model
 /// (<see cref="JobOptions.Model"/>) first asks each device what it serves and runs only on those serving it (devices
 /// that come later too); none: the job fails as an input error, naming what the devices serve.
 /// A job is never restarted: if it throws, it stops (its parent's strategy is
@@ -37,8 +41,9 @@ public sealed class ReplicaJob : ReceiveActor, IWithTimers
     private readonly Stopwatch _clock = Stopwatch.StartNew();
     private readonly IReadOnlyList<IActorRef> _initialDevices;
     private List<Batch> _batches = [];
-    private object?[] _results = [];
-    private int[] _attempts = [];
+    private readonly List<object?> _results = [];
+    private readonly List<int> _attempts = [];
+    private readonly List<RowFailure> _failedRows = [];
     private int _rows;
     private int _rowsDone;
     private int _batchesDone;
@@ -190,8 +195,8 @@ public sealed class ReplicaJob : ReceiveActor, IWithTimers
         Timers.Cancel(ModelCheckTimedOut.Instance);
         var shares = Share.Plan(_rows, devices.Count, _job.Options.ApplyPadding);
         _batches = shares.SelectMany(share => Cut(share, _job.Options.MaxBatchSize)).ToList();
-        _results = new object?[_batches.Count];
-        _attempts = new int[_batches.Count];
+        _results.AddRange(_batches.Select(_ => (object?)null));
+        _attempts.AddRange(_batches.Select(_ => 0));
         foreach (var device in devices)
         {
             Join(device);
@@ -314,9 +319,8 @@ public sealed class ReplicaJob : ReceiveActor, IWithTimers
                 ToClient(new RowsCompleted(_job.JobId, batch.Start, batch.Count, _job.StreamResults ? kept : null, _rowsDone, _rows));
             }
 
-            if (_batchesDone == _batches.Count)
+            if (CompleteIfDone())
             {
-                Complete();
                 return;
             }
         }
@@ -448,9 +452,19 @@ public sealed class ReplicaJob : ReceiveActor, IWithTimers
 
     private void Retry(int index, IActorRef? failedOn, string reason, bool dispatch = true)
     {
+        if (_ended)
+        {
+            return;
+        }
+
         if (_attempts[index] >= _job.Options.MaxAttempts)
         {
-            Fail($"batch {index} (rows {_batches[index].Start}..{_batches[index].Start + _batches[index].Count - 1}) failed {_attempts[index]} times; last: {reason}");
+            Isolate(index, $"failed {_attempts[index]} times; last: {reason}");
+            if (dispatch && !_ended)
+            {
+                DispatchAll();
+            }
+
             return;
         }
 
@@ -460,6 +474,59 @@ public sealed class ReplicaJob : ReceiveActor, IWithTimers
         {
             DispatchAll();
         }
+    }
+
+    // A batch that failed on every attempt: its halves are tried on their own (padding dropped), down to one row, which
+    // is then reported failed alone. The batch itself is settled: a late answer for it is ignored.
+    private void Isolate(int index, string error)
+    {
+        var batch = _batches[index];
+        _results[index] = Settled.Instance;
+        _batchesDone++;
+        if (batch.Count > 1)
+        {
+            var half = batch.Count / 2;
+            _log.Warning("job {0}: rows {1}..{2} {3}; trying each half alone", _job.JobId, batch.Start, batch.Start + batch.Count - 1, error);
+            foreach (var part in new[] { new Batch(batch.Start + half, batch.Count - half, 0), new Batch(batch.Start, half, 0) })
+            {
+                _batches.Add(part);
+                _results.Add(null);
+                _attempts.Add(0);
+                LeastLoaded(avoid: null).AddFirst(_batches.Count - 1);
+            }
+
+            return;
+        }
+
+        if (batch.Count == 1)
+        {
+            _log.Warning("job {0}: row {1} {2}; reported failed", _job.JobId, batch.Start, error);
+            _failedRows.Add(new RowFailure(batch.Start, error));
+            _rowsDone++;
+            ToClient(new RowsFailed(_job.JobId, [batch.Start], error, _rowsDone, _rows));
+        }
+
+        CompleteIfDone();
+    }
+
+    private bool CompleteIfDone()
+    {
+        if (_batchesDone < _batches.Count)
+        {
+            return false;
+        }
+
+        if (_failedRows.Count == _rows)
+        {
+            var first = _failedRows.MinBy(f => f.Index)!;
+            Fail($"every row failed; row {first.Index}: {first.Error}");
+        }
+        else
+        {
+            Complete();
+        }
+
+        return true;
     }
 
     private LinkedList<int> LeastLoaded(IActorRef? avoid)
@@ -547,15 +614,27 @@ public sealed class ReplicaJob : ReceiveActor, IWithTimers
     private void Complete()
     {
         object? results = _output;
+        foreach (var failed in _output is null ? [] : _failedRows)
+        {
+            using var row = _output!.narrow(0, failed.Index, 1);
+            row.zero_();
+        }
+
         if (results is null)
         {
-            var parts = _batches.Select((batch, i) => (batch, result: _results.Length > i ? _results[i] : null))
-                .Where(p => p.batch.Count > 0).OrderBy(p => p.batch.Start).Select(p => p.result!).ToList();
-            results = parts.Count == 0 ? null : Rows.Concat(parts);
+            var parts = _batches.Select((batch, i) => (batch.Start, Count: batch.Count, Result: _results.Count > i ? _results[i] : null))
+                .Where(p => p.Count > 0 && p.Result is not null and not Settled).ToList();
+            if (parts.Count > 0)
+            {
+                // A failed row's place is filled with a blank row shaped like the others, so results stay in input order.
+                parts.AddRange(_failedRows.Select(f => (f.Index, 1, (object?)Rows.Blank(parts[0].Result!, 1))));
+            }
+
+            results = parts.Count == 0 ? null : Rows.Concat(parts.OrderBy(p => p.Start).Select(p => p.Result!).ToList());
         }
 
         var devices = _usage.ToDictionary(pair => DeviceLabel(pair.Key), pair => new DeviceShare(pair.Value.Batches, pair.Value.Rows, pair.Value.Busy));
-        ToClient(new JobCompleted(_job.JobId, results, new JobStatistics(_clock.Elapsed, devices, _resent)));
+        ToClient(new JobCompleted(_job.JobId, results, new JobStatistics(_clock.Elapsed, devices, _resent)) { FailedRows = _failedRows.OrderBy(f => f.Index).ToList() });
         _ended = true;
         Context.Stop(Self);
     }
@@ -589,6 +668,12 @@ public sealed class ReplicaJob : ReceiveActor, IWithTimers
     private sealed class CopiedIntoOutput
     {
         public static readonly CopiedIntoOutput Instance = new();
+    }
+
+    // A batch that is over without results of its own: split into halves, or its one row failed.
+    private sealed class Settled
+    {
+        public static readonly Settled Instance = new();
     }
 
     private sealed record BatchTimedOut(int BatchIndex, int Attempt);

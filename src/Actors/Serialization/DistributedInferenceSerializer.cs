@@ -39,7 +39,8 @@ public sealed class DistributedInferenceSerializer : SerializerWithStringManifes
         Add<CancelJob>("cancel-job", (w, m) => Str(w, m.JobId), r => new CancelJob(Str(r)));
         Add<JobAccepted>("job-accepted", (w, m) => { Str(w, m.JobId); w.Write(m.Rows); w.Write(m.Batches); w.Write(m.Devices); }, r => new JobAccepted(Str(r), r.ReadInt32(), r.ReadInt32(), r.ReadInt32()));
         Add<RowsCompleted>("rows-completed", (w, m) => { Str(w, m.JobId); w.Write(m.Start); w.Write(m.Count); Value(w, m.Results); w.Write(m.RowsDone); w.Write(m.RowsTotal); }, r => new RowsCompleted(Str(r), r.ReadInt32(), r.ReadInt32(), ValueCodec.Read(r), r.ReadInt32(), r.ReadInt32()));
-        Add<JobCompleted>("job-completed", (w, m) => { Str(w, m.JobId); Value(w, m.Results); Statistics(w, m.Statistics); }, r => new JobCompleted(Str(r), ValueCodec.Read(r), Statistics(r)));
+        Add<JobCompleted>("job-completed", (w, m) => { Str(w, m.JobId); Value(w, m.Results); Statistics(w, m.Statistics); RowFailures(w, m.FailedRows); }, r => new JobCompleted(Str(r), ValueCodec.Read(r), Statistics(r)) { FailedRows = RowFailures(r) });
+        Add<RowsFailed>("rows-failed", (w, m) => { Str(w, m.JobId); w.Write(m.Rows.Count); foreach (var row in m.Rows) { w.Write(row); } Str(w, m.Error); w.Write(m.RowsDone); w.Write(m.RowsTotal); }, r => new RowsFailed(Str(r), Many(r, r => r.ReadInt32()), Str(r), r.ReadInt32(), r.ReadInt32()));
         Add<JobFailed>("job-failed", (w, m) => { Str(w, m.JobId); Str(w, m.Reason); w.Write(m.InputError); }, r => new JobFailed(Str(r), Str(r), r.ReadBoolean()));
 
         // Device registry.
@@ -222,6 +223,18 @@ public sealed class DistributedInferenceSerializer : SerializerWithStringManifes
 
     private static JobOptions Options(BinaryReader reader) =>
         new(reader.ReadBoolean(), reader.ReadInt32()) { BatchTimeout = Time(reader), MaxAttempts = reader.ReadInt32(), Model = ValueCodec.Read(reader) as string };
+
+    private static void RowFailures(BinaryWriter writer, IReadOnlyList<RowFailure> failures)
+    {
+        writer.Write(failures.Count);
+        foreach (var failure in failures)
+        {
+            writer.Write(failure.Index);
+            Str(writer, failure.Error);
+        }
+    }
+
+    private static List<RowFailure> RowFailures(BinaryReader reader) => Many(reader, r => new RowFailure(r.ReadInt32(), Str(r)));
 
     private static void Statistics(BinaryWriter writer, JobStatistics statistics)
     {

@@ -67,6 +67,18 @@ public static class Rows
         };
     }
 
+    /// <summary>
+    /// <paramref name="count"/> blank rows shaped like the rows of <paramref name="like"/>: zeros of its dtype and row
+    /// shape for a tensor (a new tensor the caller owns), nulls for a list, key by key for a dictionary.
+    /// </summary>
+    public static object Blank(object like, int count) => like switch
+    {
+        Tensor tensor => zeros([count, .. tensor.shape.Skip(1)], tensor.dtype),
+        IReadOnlyDictionary<string, object> dictionary => Map(dictionary, value => Blank(value, count)),
+        IList or ITuple => new object?[count],
+        _ => throw Unsplittable($"a {like.GetType().Name}"),
+    };
+
     private static IEnumerable<object?> Items(object part) => part switch
     {
         IList list => list.Cast<object?>(),

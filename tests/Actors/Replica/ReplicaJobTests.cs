@@ -126,14 +126,17 @@ public sealed class ReplicaJobTests : TestKit
     }
 
     [Fact]
-    public void A_batch_that_fails_everywhere_fails_the_job_with_its_reason()
+    public void A_job_whose_every_row_fails_everywhere_fails_with_the_reason()
     {
+        // The batch of 2 fails 3 times, then each of its rows alone fails 3 times: both rows failed, so the job did.
         var devices = Devices(2, _ => new SimulatedDeviceOptions { FailingBatches = Enumerable.Range(1, 10).ToHashSet() });
         var splitter = Sys.ActorOf(ReplicaSplitter.Props(devices));
         var client = CreateTestProbe();
         splitter.Tell(new SubmitJob("job", new[] { 1, 2 }, new JobOptions(false, 2) { MaxAttempts = 3 }, client.Ref));
         client.ExpectMsg<JobAccepted>();
+        Assert.Equal([0, 1], new[] { client.ExpectMsg<RowsFailed>(), client.ExpectMsg<RowsFailed>() }.SelectMany(f => f.Rows).Order());
         var failed = client.ExpectMsg<JobFailed>();
+        Assert.StartsWith("every row failed; row 0: ", failed.Reason, StringComparison.Ordinal);
         Assert.Contains("failed 3 times; last: ", failed.Reason, StringComparison.Ordinal);
         Assert.Contains("injected failure", failed.Reason, StringComparison.Ordinal);
     }

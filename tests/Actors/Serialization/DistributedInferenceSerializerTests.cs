@@ -52,6 +52,8 @@ public sealed class DistributedInferenceSerializerTests : TestKit
         yield return [new JobAccepted("job", 10, 4, 3)];
         yield return [new RowsCompleted("job", 2, 2, new object?[] { "x", "y" }, 4, 10)];
         yield return [new JobCompleted("job", randn(4, 2), new JobStatistics(TimeSpan.FromSeconds(1), new Dictionary<string, DeviceShare> { ["device-0"] = new(3, 9, TimeSpan.FromMilliseconds(900)) }, 1))];
+        yield return [new JobCompleted("job", new object?[] { 1, null, 3 }, new JobStatistics(TimeSpan.FromSeconds(1), new Dictionary<string, DeviceShare>(), 4)) { FailedRows = [new RowFailure(1, "failed 3 times; last: boom")] }];
+        yield return [new RowsFailed("job", [1, 5], "failed 3 times; last: boom", 7, 10)];
         yield return [new JobFailed("job", "every device stopped", false)];
         yield return [new MicroBatch("job", 1, new StagedBatch(hidden, arange(6, ScalarType.Int64).view(2, 3), null))];
         yield return [new MicroBatchFailed("job", 1, 2, "stage 2: bad", true)];

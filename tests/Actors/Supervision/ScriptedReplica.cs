@@ -1,10 +1,12 @@
 using DistributedInference.Models.Tasks;
+using static TorchSharp.torch;
 
 namespace DistributedInference.Actors.Tests.Supervision;
 
 /// <summary>
-/// A replica model double: results are the rows themselves (lists of ints), and a script may throw for a given call
-/// (counting every call of every replica the factory built, from 1) or for a given row.
+/// A replica model double: results are the rows themselves (lists of ints), or twice the rows of a tensor (a new
+/// tensor; a row's "value" is its first element), and a script may throw for a given call (counting every call of
+/// every replica the factory built, from 1) or for given row values.
 /// </summary>
 internal sealed class ScriptedReplica : IReplicaModel
 {
@@ -17,6 +19,13 @@ internal sealed class ScriptedReplica : IReplicaModel
     public object Run(object rows)
     {
         var call = Interlocked.Increment(ref _factory.Calls);
+        if (rows is Tensor tensor)
+        {
+            using var first = tensor.select(1, 0).to(ScalarType.Int32);
+            _factory.Throw?.Invoke(call, first.data<int>().ToArray());
+            return tensor.mul(2);
+        }
+
         var items = ((object[])rows).Cast<int>().ToArray();
         _factory.Throw?.Invoke(call, items);
         return items.Cast<object>().ToArray();
