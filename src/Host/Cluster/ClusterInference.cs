@@ -87,7 +87,7 @@ public static class ClusterInference
                 stderr,
                 $"{job.Task.Name()} on {devices.Count} device(s)",
                 progress => new ReplicaClient(client, jobs).RunAsync(rows, new JobOptions(options.ApplyPadding, options.MaxBatchSize) { Model = model }, progress, cancellation));
-            job.Complete(options, (Tensor)result.Results!, "replica (cluster)", devices.Count, null, stdout, stderr);
+            job.Complete(options, (Tensor)result.Results!, "replica (cluster)", devices.Count, null, stdout, stderr, result.FailedRows);
         }
         finally
         {

@@ -32,6 +32,7 @@ public sealed class InferArguments
     private readonly Option<string?> _tlsCertificate = SharedOptions.TlsCertificate();
     private readonly Option<bool> _strict = new Option<bool>("--strict") { Description = "fail (exit 1, nothing written) when an output holds NaN or Inf, instead of a warning" };
     private readonly GenerationArguments _generation = new();
+    private readonly Option<bool> _allowPartial = new("--allow-partial") { Description = "replica: when some rows fail alone, still write a .safetensors output: the other rows, the failed ones as zeros, and a row_ok tensor (uint8 [rows], 0 for a failed row)" };
     private readonly Option<bool> _quiet = new("--quiet") { Description = "leave out the summary line a job ends with on stderr" };
     private readonly Option<string?> _jsonSummary = new("--json-summary") { Description = "also write the job's summary (rows, wall time, rows/s, tokens/s, ...) to this JSON file" };
     private readonly Option<string?> _libtorch = new Option<string?>("--libtorch") { Description = $"folder holding libtorch (a PyTorch install's torch/lib, CUDA included); also ${Models.Runtime.LibTorch.FolderVariable}" };
@@ -41,7 +42,7 @@ public sealed class InferArguments
     {
         var command = new Command("infer", "Run a model over inputs; results come back in input order.")
         {
-            _model, _task, _inputIds, _prompts, _promptsFile, _output, _mode, _splitPoints, _numChunks, _maxMemory, _gatherOutput, _devices, _applyPadding, _dtype, _maxBatchSize, _maxNewTokens, _seed, _join, _joinTimeout, _secretFile, _tlsCertificate, _strict, _quiet, _jsonSummary, _libtorch,
+            _model, _task, _inputIds, _prompts, _promptsFile, _output, _mode, _splitPoints, _numChunks, _maxMemory, _gatherOutput, _devices, _applyPadding, _dtype, _maxBatchSize, _maxNewTokens, _seed, _join, _joinTimeout, _secretFile, _tlsCertificate, _strict, _allowPartial, _quiet, _jsonSummary, _libtorch,
         };
         foreach (var option in _generation.Options)
         {
@@ -77,5 +78,6 @@ public sealed class InferArguments
         JoinTimeout: SharedOptions.Seconds(result.GetValue(_joinTimeout)),
         SecretFile: result.GetValue(_secretFile),
         TlsCertificate: result.GetValue(_tlsCertificate),
-        MaxMemory: result.GetValue(_maxMemory));
+        MaxMemory: result.GetValue(_maxMemory),
+        AllowPartial: result.GetValue(_allowPartial));
 }

@@ -32,7 +32,8 @@ public sealed record InferOptions(
     TimeSpan? JoinTimeout = null,
     string? SecretFile = null,
     string? TlsCertificate = null,
-    string? MaxMemory = null)
+    string? MaxMemory = null,
+    bool AllowPartial = false)
 {
     /// <summary>How task generate picks tokens: <see cref="Generation"/> if given, else greedy with --max-new-tokens.</summary>
     public GenerationOptions GenerationOrGreedy => (Generation ?? GenerationOptions.Greedy) with { MaxNewTokens = MaxNewTokens, Seed = Seed };

@@ -1,3 +1,4 @@
+using DistributedInference.Actors.Replica;
 using DistributedInference.Models;
 using DistributedInference.Models.Auto;
 using DistributedInference.Models.Generation;
@@ -22,10 +23,16 @@ public sealed record PreparedJob(
 
     /// <summary>Writes the results in input order, then the summary line (and JSON) the options ask for.</summary>
     /// <param name="result">The job's results in input order; not disposed.</param>
-    public void Complete(InferOptions options, Tensor result, string mode, int devices, double? bubbleFraction, TextWriter stdout, TextWriter stderr)
+    /// <param name="failedRows">Rows that failed alone (replica mode): written as errors, see <see cref="ResultWriter.Write"/>.</param>
+    public void Complete(InferOptions options, Tensor result, string mode, int devices, double? bubbleFraction, TextWriter stdout, TextWriter stderr, IReadOnlyList<RowFailure>? failedRows = null)
     {
         WriteNotices(stderr);
-        Writer.Write(Task, Inputs, result, Source, stdout);
+        Writer.Write(Task, Inputs, result, Source, stdout, failedRows, options.AllowPartial);
+        if (failedRows is { Count: > 0 })
+        {
+            stderr.WriteLine($"di: warning: {FailedRows.Describe(failedRows)}");
+        }
+
         JobSummary.Of(this, mode, devices, result, Clock, bubbleFraction).Report(stderr, options.Quiet, options.JsonSummaryPath);
     }
 

@@ -1,5 +1,6 @@
 using System.Text;
 using System.Text.Json;
+using DistributedInference.Actors.Replica;
 using DistributedInference.Models;
 using DistributedInference.Models.Auto;
 using DistributedInference.Models.Loading;
@@ -11,6 +12,9 @@ namespace DistributedInference.Host.Inference;
 /// <summary>
 /// Writes a job's results, one per input in input order: a safetensors file (<c>logits</c>, <c>output_ids</c> for
 /// generation, <c>embeddings</c> for embed), or JSON lines (a file, or stdout). Files are written whole or not at all.
+/// Rows that failed alone are <c>{"index": i, "error": "..."}</c> lines in JSON lines; a safetensors output refuses
+/// them (<see cref="JobFailedException"/>, nothing written) unless partial output is allowed, which adds a
+/// <c>row_ok</c> tensor (uint8 [rows], 0 for a failed row, whose results are zeros).
 /// </summary>
 public sealed class ResultWriter
 {
@@ -58,8 +62,17 @@ public sealed class ResultWriter
     public void CheckFinite(TextWriter warnings, bool strict) => _check = result => NonFiniteOutputs.Check(result, warnings, strict);
 
     /// <param name="result">The rows' results concatenated in input order: logits, generated token ids, or embeddings.</param>
-    public void Write(InferenceTask task, InferenceInputs inputs, Tensor result, IModelSource model, TextWriter stdout)
+    /// <param name="failedRows">Rows that failed alone (their places in <paramref name="result"/> hold zeros); none if null.</param>
+    /// <param name="allowPartial">Write a safetensors output even with failed rows (with <c>row_ok</c>).</param>
+    /// <exception cref="JobFailedException">Rows failed, the output is safetensors and partial output is not allowed.</exception>
+    public void Write(InferenceTask task, InferenceInputs inputs, Tensor result, IModelSource model, TextWriter stdout, IReadOnlyList<RowFailure>? failedRows = null, bool allowPartial = false)
     {
+        var failed = (failedRows ?? []).ToDictionary(f => f.Index, f => f.Error);
+        if (!_jsonLines && failed.Count > 0 && !allowPartial)
+        {
+            throw new JobFailedException($"{FailedRows.Describe(failedRows!)}; nothing written to {_path} (--allow-partial writes the other rows and a row_ok tensor; a .jsonl output names each failed row)");
+        }
+
         _check?.Invoke(result);
         if (!_jsonLines)
         {
@@ -69,14 +82,28 @@ public sealed class ResultWriter
                 InferenceTask.Embed => "embeddings",
                 _ => "logits",
             };
-            SafeTensorsFile.Write(_path!, new Dictionary<string, Tensor> { [name] = result }, new Dictionary<string, string> { ["task"] = task.Name() });
+            var tensors = new Dictionary<string, Tensor> { [name] = result };
+            using var rowOk = ones(inputs.Count, ScalarType.Byte);
+            if (failed.Count > 0)
+            {
+                foreach (var row in failed.Keys)
+                {
+                    rowOk[row] = tensor((byte)0);
+                }
+
+                tensors["row_ok"] = rowOk;
+            }
+
+            SafeTensorsFile.Write(_path!, tensors, new Dictionary<string, string> { ["task"] = task.Name() });
             return;
         }
 
         var lines = new StringBuilder();
         for (var i = 0; i < inputs.Count; i++)
         {
-            lines.AppendLine(JsonLines.Serialize(Line(task, inputs, result, model, i)));
+            lines.AppendLine(failed.TryGetValue(i, out var error)
+                ? JsonLines.Serialize(new Dictionary<string, object?> { ["index"] = i, ["error"] = error })
+                : JsonLines.Serialize(Line(task, inputs, result, model, i)));
         }
 
         if (_path is null)
