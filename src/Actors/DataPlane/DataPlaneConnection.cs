@@ -37,8 +37,10 @@ internal sealed class DataPlaneConnection
         _closing.Cancel();
     }
 
-    // What a stage or device made and handed over: its output rows or results, or the activation of a staged batch (the
-    // ids and mask it carries along may be views of the caller's input, so they are left to their owner).
+    // What a stage or device made and handed over: its output rows or results, a job's streamed rows (the client's own
+    // copy), or the activation of a staged batch (the ids and mask it carries along may be views of the caller's
+    // input, so they are left to their owner). A job's final results are not: a job coordinator keeps them for a client
+    // that re-attaches.
     private static void DisposeOwned(object message)
     {
         switch (message)
@@ -52,6 +54,10 @@ internal sealed class DataPlaneConnection
             case Replica.BatchCompleted { Results: Tensor results }:
                 results.Dispose();
                 break;
+            case Replica.RowsCompleted { Results: { } rows }:
+                Splitting.RowOwnership.Dispose(rows);
+                break;
+
         }
     }
 

@@ -223,7 +223,9 @@ public sealed class PipelineCoordinator : ReceiveActor
         _calls[run.JobId] = new Call(run, new object?[chunks.Count], DateTime.UtcNow);
         foreach (var chunk in chunks)
         {
-            _waiting.Enqueue(new MicroBatch(run.JobId, chunk.Rank, Rows.Slice(run.Input, chunk.Start, chunk.Count)));
+            var slice = Rows.Slice(run.Input, chunk.Start, chunk.Count);
+            _calls[run.JobId].Slices.Add(slice);
+            _waiting.Enqueue(new MicroBatch(run.JobId, chunk.Rank, slice));
         }
 
         Pump();
@@ -257,6 +259,11 @@ public sealed class PipelineCoordinator : ReceiveActor
             call.Outputs[output.Index] = output.Payload;
             call.Done++;
             CompleteIfDone(output.JobId, call);
+        }
+        else
+        {
+            // The output of a call that already failed: nobody will take it.
+            RowOwnership.Dispose(output.Payload);
         }
 
         Pump();
@@ -358,7 +365,13 @@ public sealed class PipelineCoordinator : ReceiveActor
             return;
         }
 
-        var output = Rows.Concat(call.Outputs.Select(o => o!).ToList());
+        var parts = call.Outputs.Select(o => o!).ToList();
+        var output = Rows.Concat(parts);
+
+        // The last stage's outputs were joined into new tensors: the caller owns the join, the parts go now, and so do
+        // the views of the input cut for the micro-batches (every stage is done with them).
+        RowOwnership.DisposeExcept(parts, output);
+        call.Slices.ForEach(RowOwnership.DisposeViews);
         if (call.Run.GatherOutput)
         {
             // Stages on other nodes get it on the data plane (it is the whole output); it stays the caller's, nothing is released.
@@ -377,6 +390,11 @@ public sealed class PipelineCoordinator : ReceiveActor
         if (!_calls.Remove(jobId, out var call))
         {
             return;
+        }
+
+        foreach (var part in call.Outputs)
+        {
+            RowOwnership.Dispose(part);
         }
 
         call.Run.ReplyTo.Tell(new PipelineFailed(jobId, reason, inputError));
@@ -412,6 +430,9 @@ public sealed class PipelineCoordinator : ReceiveActor
         public DateTime Submitted { get; } = submitted;
 
         public List<StageTiming> Timings { get; } = [];
+
+        /// <summary>The views of the input cut for the micro-batches (disposed when the call completes).</summary>
+        public List<object> Slices { get; } = [];
 
         public int Done { get; set; }
 

@@ -17,6 +17,9 @@ public sealed class PipelineRuntime : IPipeline
 {
     private readonly ActorSystem _system;
     private readonly bool _ownsSystem;
+    /// <summary>How long every stage together may take to build its layers before <c>StartAsync</c> gives up.</summary>
+    public static readonly TimeSpan LoadTimeout = TimeSpan.FromMinutes(10);
+
     private readonly CancellationTokenSource _stopping = new();
     private readonly TimeSpan _deadline;
 
@@ -63,7 +66,8 @@ public sealed class PipelineRuntime : IPipeline
 
     /// <summary>Stages placed anywhere: in this process, or on the stage hosts of other nodes of the cluster.</summary>
     /// <exception cref="ArgumentOutOfRangeException">No stages, or <paramref name="maxInFlight"/> not positive.</exception>
-    /// <exception cref="JobFailedException">A stage could not be built, or the coordinator stopped before the pipeline was ready.</exception>
+    /// <exception cref="JobFailedException">A stage could not be built, the coordinator stopped before the pipeline was
+    /// ready, or the stages were not ready within <see cref="LoadTimeout"/>.</exception>
     public static async Task<PipelineRuntime> StartAsync(
         IReadOnlyList<StagePlacement> stages,
         ActorSystem? system = null,
@@ -82,9 +86,20 @@ public sealed class PipelineRuntime : IPipeline
         var (bridge, reader) = ChannelBridge.Open(system);
         var coordinator = system.ActorOf(PipelineCoordinator.Props(stages, maxInFlight ?? 2 * stages.Count, bridge), PipelineCoordinator.UniqueName());
         ChannelBridge.Watch(bridge, coordinator);
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
+        deadline.CancelAfter(LoadTimeout);
         try
         {
-            var answer = await reader.ReadAsync(cancellation);
+            object answer;
+            try
+            {
+                answer = await reader.ReadAsync(deadline.Token);
+            }
+            catch (OperationCanceledException) when (!cancellation.IsCancellationRequested)
+            {
+                throw new JobFailedException($"the pipeline's stages were not ready within {LoadTimeout}");
+            }
+
             switch (answer)
             {
                 case StageLoadFailed failed:

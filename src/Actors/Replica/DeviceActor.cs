@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Akka.Actor;
 using Akka.Event;
 using DistributedInference.Actors.Configuration;
+using DistributedInference.Actors.Splitting;
 using DistributedInference.Models;
 using DistributedInference.Models.Runtime;
 using DistributedInference.Models.Tasks;
@@ -74,7 +75,15 @@ public sealed class DeviceActor : ReceiveActor, IWithTimers
         _readyTo?.Tell(new DeviceReady(_device.ToString(), _model.Description));
     }
 
-    protected override void PostStop() => DisposeModel();
+    protected override void PostStop()
+    {
+        foreach (var (batch, _) in _queue)
+        {
+            RowOwnership.Dispose(batch.Rows);
+        }
+
+        DisposeModel();
+    }
 
     private void HandleRunBatch(RunBatch batch)
     {
@@ -95,6 +104,9 @@ public sealed class DeviceActor : ReceiveActor, IWithTimers
         try
         {
             var results = _model!.Run(batch.Rows);
+
+            // The device owns the rows it was sent: whatever the model did not hand back in its results goes now.
+            RowOwnership.DisposeExcept(batch.Rows, results);
             _busy += clock.Elapsed;
             _completed++;
             _reloads = 0;
@@ -102,10 +114,12 @@ public sealed class DeviceActor : ReceiveActor, IWithTimers
         }
         catch (InvalidInputException e)
         {
+            RowOwnership.Dispose(batch.Rows);
             Reply(replyTo, batch, new BatchFailed(batch.JobId, batch.BatchIndex, e.Message, Retryable: false));
         }
         catch (Exception e)
         {
+            RowOwnership.Dispose(batch.Rows);
             _log.Warning("{0}: batch {1} of job {2} failed: {3}", _device, batch.BatchIndex, batch.JobId, e.Message);
             Reply(replyTo, batch, new BatchFailed(batch.JobId, batch.BatchIndex, $"{_device}: {e.GetType().Name}: {e.Message.Split('\n', 2)[0]}", Retryable: true));
             if (DeviceStateException.IsDeviceStateBad(e))
@@ -171,7 +185,15 @@ public sealed class DeviceActor : ReceiveActor, IWithTimers
     private void Reply(IActorRef replyTo, RunBatch batch, object message) =>
         DataPlane.TensorDataPlane.Tell(Context.System, batch.ReplyDataPlane, replyTo, message, Self);
 
-    private void HandleDropJob(DropJob drop) => _queue.RemoveWhere(item => item.Batch.JobId == drop.JobId);
+    private void HandleDropJob(DropJob drop)
+    {
+        foreach (var (batch, _) in _queue.Where(item => item.Batch.JobId == drop.JobId))
+        {
+            RowOwnership.Dispose(batch.Rows);
+        }
+
+        _queue.RemoveWhere(item => item.Batch.JobId == drop.JobId);
+    }
 
     private void HandleGetStatus() =>
         Sender.Tell(new DeviceStatus(_device.ToString(), _description ?? "loading", _queue.Count, _busy, _completed));

@@ -2,7 +2,9 @@ namespace DistributedInference.Actors.Replica;
 
 /// <summary>
 /// Run a model over a slice of a job's rows; the device answers <see cref="BatchCompleted"/> or <see cref="BatchFailed"/>,
-/// through the data plane at <see cref="ReplyDataPlane"/> when the job is on another node that has one.
+/// through the data plane at <see cref="ReplyDataPlane"/> when the job is on another node that has one. Ownership
+/// (<see cref="Splitting.RowOwnership"/>): the device owns <see cref="Rows"/> and disposes it once the batch ran or
+/// was dropped; the job owns <see cref="BatchCompleted.Results"/>.
 /// </summary>
 public sealed record RunBatch(string JobId, int BatchIndex, object Rows, string? ReplyDataPlane = null);
 

@@ -36,12 +36,16 @@ public sealed record CancelJob(string JobId);
 
 public sealed record JobAccepted(string JobId, int Rows, int Batches, int Devices);
 
-/// <summary>Rows [Start, Start + Count) of the input are done (in the order batches finish), with their results when the job streams them.</summary>
+/// <summary>
+/// Rows [Start, Start + Count) of the input are done (in the order batches finish), with their results when the job
+/// streams them: the client's own copy, which it owns and may dispose at once (the job keeps its own).
+/// </summary>
 public sealed record RowsCompleted(string JobId, int Start, int Count, object? Results, int RowsDone, int RowsTotal);
 
 /// <summary>
 /// Every result in input order, padding dropped (null for an empty input), with where the time went. Rows that failed
 /// on their own (<see cref="FailedRows"/>) hold a blank in <see cref="Results"/>: zeros in a tensor, null in a list.
+/// The client owns <see cref="Results"/> (the job keeps nothing of it).
 /// </summary>
 public sealed record JobCompleted(string JobId, object? Results, JobStatistics Statistics)
 {

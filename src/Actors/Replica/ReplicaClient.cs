@@ -68,6 +68,11 @@ public sealed class ReplicaClient
             {
                 yield return rows;
             }
+            else if (message is JobCompleted completed)
+            {
+                // A streaming caller had every row already (as its own copies): the joined results are nobody's.
+                Splitting.RowOwnership.Dispose(completed.Results);
+            }
         }
     }
 

@@ -127,6 +127,13 @@ public sealed class ReplicaJob : ReceiveActor, IWithTimers
     // A job that stops before it ended (it threw, or was stopped from outside) tells its devices and client once.
     protected override void PostStop()
     {
+        // What the job still holds (results of a job that failed; nothing once the client was handed its results).
+        foreach (var kept in _results)
+        {
+            RowOwnership.Dispose(kept);
+        }
+
+        _output?.Dispose();
         if (_ended)
         {
             return;
@@ -291,11 +298,17 @@ public sealed class ReplicaJob : ReceiveActor, IWithTimers
         _unresponsive.Remove(device);
         _inFlight.GetValueOrDefault(device)?.Remove(completed.BatchIndex);
         var batch = _batches[completed.BatchIndex];
-        if (_results[completed.BatchIndex] is null)
+        if (_results[completed.BatchIndex] is not null)
+        {
+            // A late duplicate (the batch was re-sent and answered elsewhere): its results are ours to drop.
+            RowOwnership.Dispose(completed.Results);
+        }
+        else
         {
             var returned = Rows.Count(completed.Results);
             if (returned != batch.Count + batch.Padding)
             {
+                RowOwnership.Dispose(completed.Results);
                 Fail($"a device returned {returned} result rows for a batch of {batch.Count + batch.Padding}");
                 return;
             }
@@ -316,7 +329,8 @@ public sealed class ReplicaJob : ReceiveActor, IWithTimers
 
             if (batch.Count > 0)
             {
-                ToClient(new RowsCompleted(_job.JobId, batch.Start, batch.Count, _job.StreamResults ? kept : null, _rowsDone, _rows));
+                // The client gets its own copy (it may dispose it at once); the job keeps its own for the final join.
+                ToClient(new RowsCompleted(_job.JobId, batch.Start, batch.Count, _job.StreamResults ? RowOwnership.Clone(kept) : null, _rowsDone, _rows));
             }
 
             if (CompleteIfDone())
@@ -559,7 +573,8 @@ public sealed class ReplicaJob : ReceiveActor, IWithTimers
             }
 
             var batch = _batches[index];
-            var rows = Rows.Pad(Rows.Slice(_job.Input, batch.Start, batch.Count), _job.Input, batch.Padding);
+            // The device owns (and disposes) what it is sent: views of the input, tensors in a list cloned.
+            var rows = RowOwnership.Detach(Rows.Pad(Rows.Slice(_job.Input, batch.Start, batch.Count), _job.Input, batch.Padding));
             _attempts[index]++;
             _inFlight[device].Add(index);
             device.Tell(new RunBatch(_job.JobId, index, rows, _dataPlane));
@@ -588,7 +603,7 @@ public sealed class ReplicaJob : ReceiveActor, IWithTimers
     {
         if (_job.StreamResults || results is not Tensor tensor)
         {
-            return Rows.Slice(results, 0, batch.Count);
+            return RowOwnership.Take(results, batch.Count);
         }
 
         using (tensor)
@@ -630,11 +645,17 @@ public sealed class ReplicaJob : ReceiveActor, IWithTimers
                 parts.AddRange(_failedRows.Select(f => (f.Index, 1, (object?)Rows.Blank(parts[0].Result!, 1))));
             }
 
-            results = parts.Count == 0 ? null : Rows.Concat(parts.OrderBy(p => p.Start).Select(p => p.Result!).ToList());
+            var ordered = parts.OrderBy(p => p.Start).Select(p => p.Result!).ToList();
+            results = parts.Count == 0 ? null : Rows.Concat(ordered);
+
+            // The parts were joined into new tensors (a list's items are handed on as they are).
+            RowOwnership.DisposeExcept(ordered, results);
+            _results.Clear();
         }
 
         var devices = _usage.ToDictionary(pair => DeviceLabel(pair.Key), pair => new DeviceShare(pair.Value.Batches, pair.Value.Rows, pair.Value.Busy));
         ToClient(new JobCompleted(_job.JobId, results, new JobStatistics(_clock.Elapsed, devices, _resent)) { FailedRows = _failedRows.OrderBy(f => f.Index).ToList() });
+        _output = null;
         _ended = true;
         Context.Stop(Self);
     }

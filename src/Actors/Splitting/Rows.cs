@@ -45,7 +45,11 @@ public static class Rows
         }
 
         var last = Slice(input, Count(input) - 1, 1);
-        return Concat([slice, .. Enumerable.Repeat(last, padding)]);
+        var padded = Concat([slice, .. Enumerable.Repeat(last, padding)]);
+
+        // Joined into new tensors: the views cut for the join are not needed any more (list items are passed on).
+        RowOwnership.DisposeExcept(new[] { slice, last }, padded);
+        return padded;
     }
 
     /// <summary>Joins row-wise parts of the same kind back into one input (tensors along dim 0, lists, dictionaries key by key).</summary>

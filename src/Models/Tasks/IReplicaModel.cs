@@ -4,11 +4,16 @@ namespace DistributedInference.Models.Tasks;
 /// A whole model on one device, as replica mode runs it: takes a slice of a job's input rows (a tensor, a list, or
 /// a dictionary of them, as the job was given) and returns one result row per input row, copied off the device.
 /// Runs on its device actor's thread only.
+/// Ownership (the runtime's one rule: the sender lets go, the receiver disposes, whatever is kept is cloned):
+/// <see cref="Run"/> may read its rows but does not own them (the device actor disposes them after the call, except
+/// tensors the model returned as they are); what it returns belongs to the caller, so it must not be disposed by the
+/// model afterwards, nor be a tensor the model keeps.
 /// </summary>
 public interface IReplicaModel : IDisposable
 {
     /// <summary>A short description for status reports (model, task, device, dtype).</summary>
     string Description { get; }
 
+    /// <summary>One result row per row of <paramref name="rows"/>, copied off the device; the caller owns the result.</summary>
     object Run(object rows);
 }

@@ -6,6 +6,9 @@ namespace DistributedInference.Models.Tasks;
 /// <summary>
 /// Any TorchSharp module as a replica: a factory builds it on the device, <c>toTensor</c> turns input rows into its
 /// input, its output tensor (one row per input row) comes back on the CPU, or through <c>fromTensor</c>.
+/// Ownership: <c>toTensor</c>'s result and every tensor the forward pass makes are disposed by the replica, except
+/// the CPU output handed to <c>fromTensor</c>; <c>fromTensor</c> runs outside any dispose scope, so what it computes
+/// is its own to return, and the output it was given is disposed after it returns unless it returned that tensor.
 /// </summary>
 public sealed class ModuleReplica : IReplicaModel
 {
@@ -28,7 +31,8 @@ public sealed class ModuleReplica : IReplicaModel
     /// <param name="name">Shown in status reports.</param>
     /// <param name="build">Builds the module (weights included) on the given device.</param>
     /// <param name="toTensor">Input rows to the module's input; by default the rows must already be a tensor.</param>
-    /// <param name="fromTensor">The module's output (on the CPU) to result rows; by default the tensor itself.</param>
+    /// <param name="fromTensor">The module's output (on the CPU) to result rows; by default the tensor itself. Whatever it
+    /// returns is the caller's; the output it was given is disposed afterwards unless returned as is.</param>
     public static ReplicaModelFactory Factory(
         string name,
         Func<Device, nn.Module<Tensor, Tensor>> build,
@@ -47,12 +51,33 @@ public sealed class ModuleReplica : IReplicaModel
                 fromTensor ?? (output => output));
         };
 
+    /// <summary>Runs the module over <paramref name="rows"/>: one result row per input row, on the CPU (the caller owns it).</summary>
     public object Run(object rows)
     {
-        using var scope = NewDisposeScope();
-        using var noGrad = no_grad();
-        var output = _module.forward(_toTensor(rows).to(_device)).cpu();
-        return _fromTensor(output.MoveToOuterDisposeScope());
+        Tensor output;
+        using (NewDisposeScope())
+        using (no_grad())
+        {
+            output = _module.forward(_toTensor(rows).to(_device)).cpu().MoveToOuterDisposeScope();
+        }
+
+        // Outside the scope: what fromTensor computes must not be disposed with the scope's temporaries.
+        try
+        {
+            using var noGrad = no_grad();
+            var results = _fromTensor(output);
+            if (!ReferenceEquals(results, output))
+            {
+                output.Dispose();
+            }
+
+            return results;
+        }
+        catch
+        {
+            output.Dispose();
+            throw;
+        }
     }
 
     public void Dispose() => _module.Dispose();

@@ -24,6 +24,16 @@ public sealed class ReplicaRuntimeTests
         Assert.Equal(new long[] { 5, 2 }, ((Tensor)result.Results!).shape);
     }
 
+    [Theory]
+    [InlineData(0)]
+    [InlineData(-5)]
+    public async Task A_load_timeout_that_is_not_positive_is_refused_before_anything_starts(int seconds)
+    {
+        var factory = ModuleReplica.Factory("linear", device => nn.Linear(3, 2).to(device));
+        await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => ReplicaRuntime.StartAsync([DeviceName.Cpu], factory, loadTimeout: TimeSpan.FromSeconds(seconds)));
+        await Assert.ThrowsAsync<InvalidInputException>(() => ReplicaRuntime.StartAsync([], factory));
+    }
+
     [Fact]
     public async Task Prompts_are_a_job_too_one_completion_per_prompt_in_order()
     {
