@@ -35,7 +35,10 @@ public sealed class DeviceManager : ReceiveActor
     }
 
     protected override SupervisorStrategy SupervisorStrategy() =>
-        new OneForOneStrategy(MaxRestarts, TimeSpan.FromMinutes(1), Decider.From(_ => Directive.Restart));
+        new OneForOneStrategy(MaxRestarts, TimeSpan.FromMinutes(1), Decider.From(
+            Directive.Restart,
+            Directive.Stop.When<ActorKilledException>(),
+            Directive.Stop.When<ActorInitializationException>()));
 
     public static Props Props(IReadOnlyList<DeviceName> devices, ReplicaModelFactory model) =>
         Akka.Actor.Props.Create(() => new DeviceManager(devices, model));

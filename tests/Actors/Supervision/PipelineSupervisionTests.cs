@@ -61,6 +61,25 @@ public sealed class PipelineSupervisionTests : TestKit
         Assert.Contains("coordinator stopped", later.Message, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task A_call_that_outlives_the_configured_deadline_fails_instead_of_waiting_forever()
+    {
+        var config = Akka.Configuration.ConfigurationFactory.ParseString("distributed-inference.job-timeout = 1s").WithFallback(DistributedInferenceConfig.Default());
+        var system = ActorSystem.Create("deadline", config);
+        try
+        {
+            using var gate = new Blocking();
+            await using var pipeline = await PipelineRuntime.StartAsync([() => gate], system);
+            var error = await Assert.ThrowsAsync<JobFailedException>(() => pipeline.RunAsync(new object[] { 1 }, numChunks: 1));
+            Assert.Contains("did not finish within", error.Message, StringComparison.Ordinal);
+            gate.Release();
+        }
+        finally
+        {
+            await system.Terminate();
+        }
+    }
+
     [Theory]
     [InlineData(0)]
     [InlineData(-1)]
