@@ -69,6 +69,13 @@ public static class ClusterNode
     /// </summary>
     public static string ServedModelName(IModelSource source, InferenceTask task) => $"{ModelIdentity.Of(source.Name, source.RandomSeed)} ({task.Name()})";
 
+    /// <summary>Whether this node is Up in its own view of the cluster.</summary>
+    public static bool IsUp(ActorSystem system)
+    {
+        var cluster = Akka.Cluster.Cluster.Get(system);
+        return cluster.State.Members.Any(m => m.Address.Equals(cluster.SelfAddress) && m.Status == Akka.Cluster.MemberStatus.Up);
+    }
+
     /// <summary>Waits until this node is Up in its cluster.</summary>
     public static Task WhenUp(ActorSystem system, TimeSpan timeout)
     {

@@ -46,6 +46,57 @@ public sealed class NodeSecurityTests
     }
 
     [Fact]
+    public async Task A_node_or_client_with_the_wrong_secret_cannot_take_part_and_says_so_in_one_line()
+    {
+        var folder = Directory.CreateTempSubdirectory("di-secret-").FullName;
+        try
+        {
+            var right = Path.Combine(folder, "right.secret");
+            var wrong = Path.Combine(folder, "wrong.secret");
+            await File.WriteAllTextAsync(right, Actors.Security.ClusterSecurity.NewSecret());
+            await File.WriteAllTextAsync(wrong, Actors.Security.ClusterSecurity.NewSecret());
+            await using var nodes = await LocalCluster.StartAsync(
+                1, _ => ["--roles", "control"], TextWriter.Null, CancellationToken.None, secret: (await File.ReadAllTextAsync(right)).Trim());
+
+            // A node with another secret is refused and downed by the cluster: one line, exit 2, never "up".
+            var (exit, stdout, stderr) = await DiRunner.RunProcess(Timeout, "node", "--join", nodes.Seed, "--roles", "control", "--secret-file", wrong);
+            Assert.Equal(2, exit);
+            Assert.Equal(string.Empty, stdout);
+            Assert.Equal(
+                "di: error: the cluster refused this node: its proof of the cluster secret is wrong (is --secret-file or DI_CLUSTER_SECRET the cluster's secret?)",
+                stderr.Trim());
+
+            // So is a node with no secret at all (loopback), and a client with another secret fails fast the same way.
+            (exit, _, stderr) = await DiRunner.RunProcess(Timeout, "node", "--join", nodes.Seed, "--roles", "control");
+            Assert.Equal(2, exit);
+            Assert.StartsWith("di: error: the cluster refused this node: ", stderr, StringComparison.Ordinal);
+            var clock = Stopwatch.StartNew();
+            (exit, stdout, stderr) = await DiRunner.RunProcess(Timeout, "infer", "--join", nodes.Seed, "--secret-file", wrong, "--task", "logits",
+                "--model", DiRunner.TinyLanguageModel, "--input-ids", DiRunner.Expected, "--output", Path.Combine(folder, "logits.safetensors"));
+            Assert.Equal(2, exit);
+            Assert.Equal(string.Empty, stdout);
+            Assert.StartsWith("di: error: the cluster refused this node: ", stderr, StringComparison.Ordinal);
+            Assert.Single(stderr.TrimEnd().Split('\n'));
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(60), $"took {clock.Elapsed}");
+
+            // The right secret joins.
+            var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+            foreach (var arg in new[] { Path.Combine(AppContext.BaseDirectory, "di.dll"), "node", "--join", nodes.Seed, "--roles", "control", "--secret-file", right })
+            {
+                start.ArgumentList.Add(arg);
+            }
+
+            using var member = Process.Start(start)!;
+            using var reaper = DiRunner.KillOnDispose(member);
+            Assert.StartsWith("di node: up at 127.0.0.1:", await member.StandardOutput.ReadLineAsync().WaitAsync(Timeout), StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task A_node_without_a_secret_off_loopback_refuses_to_start_with_one_line_on_how_to_make_one()
     {
         var (exit, stdout, stderr) = await DiRunner.RunProcess(Timeout, "node", "--host", "0.0.0.0", "--roles", "control");
