@@ -81,7 +81,7 @@ internal sealed class MembershipGateActor : ReceiveActor, IWithTimers
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Dictionary<Address, (byte[] Nonce, DateTime Deadline)> _challenges = new();
     private readonly HashSet<Address> _verified = new();
-    private readonly Dictionary<Address, byte[]> _answered = new();
+    private readonly Dictionary<Address, (byte[] Transcript, MemberProof Proof)> _answered = new();
     private bool _admitted;
 
     public MembershipGateActor(MembershipGate gate, byte[] secret, TimeSpan timeout)
@@ -196,10 +196,16 @@ internal sealed class MembershipGateActor : ReceiveActor, IWithTimers
             return;
         }
 
-        var nonce = RandomNumberGenerator.GetBytes(32);
-        var transcript = Transcript(challengeNonce, nonce, challenger, _cluster.SelfAddress);
-        _answered[challenger] = transcript;
-        Sender.Tell(new MemberProof(challenge.Nonce, Base64(nonce), Base64(Proof(NewcomerLabel, transcript))), Self);
+        // A challenge repeated (its answer was still on its way) gets the same answer, so the acceptance matches it.
+        if (!_answered.TryGetValue(challenger, out var answered) || answered.Proof.ChallengeNonce != challenge.Nonce)
+        {
+            var nonce = RandomNumberGenerator.GetBytes(32);
+            var transcript = Transcript(challengeNonce, nonce, challenger, _cluster.SelfAddress);
+            answered = (transcript, new MemberProof(challenge.Nonce, Base64(nonce), Base64(Proof(NewcomerLabel, transcript))));
+            _answered[challenger] = answered;
+        }
+
+        Sender.Tell(answered.Proof, Self);
     }
 
     private void Check(MemberProof proof)
@@ -227,13 +233,13 @@ internal sealed class MembershipGateActor : ReceiveActor, IWithTimers
     private void Accepted(MemberAccepted accepted)
     {
         var challenger = Sender.Path.Address;
-        if (_admitted || !_answered.TryGetValue(challenger, out var transcript) || accepted.ChallengeNonce != Base64(transcript[..32]))
+        if (_admitted || !_answered.TryGetValue(challenger, out var answered) || accepted.ChallengeNonce != answered.Proof.ChallengeNonce)
         {
             return;
         }
 
         var given = FromBase64(accepted.Proof);
-        if (given is null || !CryptographicOperations.FixedTimeEquals(given, Proof(MemberLabel, transcript)))
+        if (given is null || !CryptographicOperations.FixedTimeEquals(given, Proof(MemberLabel, answered.Transcript)))
         {
             _gate.Refuse($"the member {challenger} does not know this node's cluster secret (is --secret-file or {ClusterSecurity.SecretVariable} the cluster's secret?)");
             return;

@@ -10,8 +10,10 @@ namespace DistributedInference.Actors.Serialization;
 /// raw bytes), lists, string-keyed dictionaries and staged batches, nested. Reading checks every count and size
 /// against what is left of the frame, and rejects unknown tags, dtypes and over-deep nesting with a
 /// <see cref="SerializationException"/>. Managed allocations grow with the bytes actually read, never with a claimed
-/// count (a list claiming 10^9 entries grows one entry per entry read); a tensor's storage is reserved from its
-/// claimed shape once that shape fits what is left of the frame, and disposed at once if its bytes do not follow.
+/// count (a list claiming 10^9 entries grows one entry per entry read); so does a tensor's storage, which starts at
+/// <see cref="FirstTensorChunk"/> bytes and doubles as its bytes arrive (never sized from its claimed shape: at most
+/// twice the bytes received plus 64 KiB, three times for the moment of a copy), and is disposed at once if its bytes
+/// do not follow.
 /// </summary>
 public static class ValueCodec
 {
@@ -22,6 +24,28 @@ public static class ValueCodec
     // as their entries or bytes arrive: a claimed count costs a few hundred bytes at most until what it claims follows.
     private const int InitialCapacity = 16;
     private const int StringChunk = 1024;
+
+    /// <summary>The bytes a tensor's storage starts with (less when the tensor is smaller); it doubles as bytes arrive.</summary>
+    public const int FirstTensorChunk = 64 * 1024;
+
+    [ThreadStatic]
+    private static long t_tensorBytesLive;
+
+    [ThreadStatic]
+    private static long t_tensorBytesPeak;
+
+    /// <summary>
+    /// The most tensor storage that reads on this thread held at once since the last <see cref="ResetTensorPeak"/>,
+    /// beyond what they held then, in bytes (for tests of the bound; storage handed out counts as held).
+    /// </summary>
+    public static long TensorBytesPeakOnThisThread => t_tensorBytesPeak;
+
+    /// <summary>Starts a new <see cref="TensorBytesPeakOnThisThread"/> measurement.</summary>
+    public static void ResetTensorPeak()
+    {
+        t_tensorBytesLive = 0;
+        t_tensorBytesPeak = 0;
+    }
 
     private static readonly (ScalarType Type, byte Code, int Size)[] DTypes =
     [
@@ -302,21 +326,60 @@ public static class ValueCodec
             throw new SerializationException($"tensor [{string.Join(", ", shape)}] needs {bytes} bytes but the frame has {left} left");
         }
 
-        var tensor = empty(shape, dtype.Type);
+        if (bytes == 0)
+        {
+            return empty(shape, dtype.Type);
+        }
+
+        // Storage grows with the bytes that arrive (doubling, so each byte is copied at most once on average), never
+        // from the claimed shape: a frame that claims a huge tensor and stops costs about what it sent.
+        var capacity = Math.Min(elements, Math.Max(1, FirstTensorChunk / dtype.Size));
+        var storage = Reserve(capacity, dtype.Type, dtype.Size);
         try
         {
-            if (bytes > 0)
+            long filled = 0;
+            while (filled < bytes)
             {
-                reader.BaseStream.ReadExactly(tensor.bytes);
+                if (filled == capacity * dtype.Size)
+                {
+                    var grown = Reserve(Math.Min(elements, capacity * 2), dtype.Type, dtype.Size);
+                    storage.bytes[..(int)filled].CopyTo(grown.bytes);
+                    Release(storage);
+                    storage = grown;
+                    capacity = grown.NumberOfElements;
+                }
+
+                var read = reader.BaseStream.Read(storage.bytes[(int)filled..(int)(capacity * dtype.Size)]);
+                if (read == 0)
+                {
+                    throw new EndOfStreamException($"the frame ended inside tensor [{string.Join(", ", shape)}]");
+                }
+
+                filled += read;
             }
+
+            var tensor = storage.view(shape);
+            storage.Dispose();
+            return tensor;
         }
         catch
         {
-            tensor.Dispose();
+            Release(storage);
             throw;
         }
+    }
 
-        return tensor;
+    private static Tensor Reserve(long elements, ScalarType type, int size)
+    {
+        t_tensorBytesLive += elements * size;
+        t_tensorBytesPeak = Math.Max(t_tensorBytesPeak, t_tensorBytesLive);
+        return empty([elements], type);
+    }
+
+    private static void Release(Tensor storage)
+    {
+        t_tensorBytesLive -= storage.NumberOfElements * storage.ElementSize;
+        storage.Dispose();
     }
 
     // A value read before a later part of its frame failed: its tensors are released now, not at finalization.

@@ -18,8 +18,23 @@ public static class ClusterNode
 {
     public const string SystemName = "distributed-inference";
 
+    /// <summary>The role of a client process (<c>di infer --join</c>, <c>di launch</c>'s own): no devices, no jobs hosted.</summary>
+    public const string ClientRole = "client";
+
     public static ActorSystem Start(NodeOptions options)
     {
+        if (options.Port is < 0 or > 65535)
+        {
+            throw new InvalidInputException($"--port {options.Port}: a port is 0-65535 (0: any free port)");
+        }
+
+        var unknownRole = options.Roles.FirstOrDefault(r => r is not (DeviceManager.Role or JobSharding.ControlRole or ClientRole));
+        if (unknownRole is not null)
+        {
+            throw new InvalidInputException($"--roles {unknownRole}: unknown role (use {DeviceManager.Role}, {JobSharding.ControlRole} or {DeviceManager.Role},{JobSharding.ControlRole})");
+        }
+
+        Actors.Security.ListenAddress.Resolve(options.Host);
         LibTorch.Initialize(options.LibTorch);
         Akka.Configuration.Config Build(bool tls) => NodeSecurity.Apply(
             DistributedInferenceConfig.Cluster(options.Host, options.Port, options.Roles, options.Join.Select(node => SeedNode.Parse(node, "--join").Address(SystemName, tls)).ToList(), options.ConfigFile),

@@ -31,7 +31,7 @@ public sealed class NodeSecurityTests
         try
         {
             var line = await first.StandardOutput.ReadLineAsync().WaitAsync(Timeout);
-            Assert.Equal($"di node: up at 127.0.0.1:{port}", line);
+            Assert.Matches($"^di node: up at 127\\.0\\.0\\.1:{port} \\(data plane 127\\.0\\.0\\.1:[0-9]+\\)$", line);
 
             var (exit, stdout, stderr) = await DiRunner.RunProcess(Timeout, "node", "--host", "127.0.0.1", "--port", $"{port}", "--roles", "control");
             Assert.Equal(2, exit);
@@ -89,6 +89,33 @@ public sealed class NodeSecurityTests
             using var member = Process.Start(start)!;
             using var reaper = DiRunner.KillOnDispose(member);
             Assert.StartsWith("di node: up at 127.0.0.1:", await member.StandardOutput.ReadLineAsync().WaitAsync(Timeout), StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    [Theory]
+    [InlineData("--port 70000: a port is 0-65535 (0: any free port)", "node", "--port", "70000")]
+    [InlineData("--port -1: a port is 0-65535 (0: any free port)", "node", "--port", "-1")]
+    [InlineData("--roles foo: unknown role (use device, control or device,control)", "node", "--roles", "foo")]
+    [InlineData("--host no-such-host.invalid: cannot resolve it to an address", "node", "--host", "no-such-host.invalid", "--roles", "control")]
+    [InlineData("--secret-file / is a folder, not a file", "node", "--secret-file", "/", "--roles", "control")]
+    [InlineData("the cluster secret has 16 characters, at least 32 are needed", "node", "--secret-file", "SHORT", "--roles", "control")]
+    [InlineData("/nonexistent-folder/x.pfx: cannot write the certificate there", "cert", "/nonexistent-folder/x.pfx")]
+    public async Task Node_and_cert_input_errors_are_one_line_and_exit_2(string message, params string[] args)
+    {
+        var folder = Directory.CreateTempSubdirectory("di-input-").FullName;
+        try
+        {
+            var shortSecret = Path.Combine(folder, "short.secret");
+            await File.WriteAllTextAsync(shortSecret, "0123456789abcdef");
+            var (exit, stdout, stderr) = await DiRunner.RunProcess(Timeout, [.. args.Select(a => a == "SHORT" ? shortSecret : a)]);
+            Assert.Equal(2, exit);
+            Assert.Equal(string.Empty, stdout);
+            Assert.StartsWith($"di: error: {message}", stderr, StringComparison.Ordinal);
+            Assert.Single(stderr.TrimEnd().Split('\n'));
         }
         finally
         {
