@@ -10,10 +10,9 @@ namespace DistributedInference.Actors.Serialization;
 /// raw bytes), lists, string-keyed dictionaries and staged batches, nested. Reading checks every count and size
 /// against what is left of the frame, and rejects unknown tags, dtypes and over-deep nesting with a
 /// <see cref="SerializationException"/>. Managed allocations grow with the bytes actually read, never with a claimed
-/// count (a list claiming 10^9 entries grows one entry per entry read); so does a tensor's storage, which starts at
-/// <see cref="FirstTensorChunk"/> bytes and doubles as its bytes arrive (never sized from its claimed shape: at most
-/// twice the bytes received plus 64 KiB, three times for the moment of a copy), and is disposed at once if its bytes
-/// do not follow.
+/// count (a list claiming 10^9 entries grows one entry per entry read); so does a tensor's storage (chunks as its
+/// bytes arrive, its own storage once a quarter of it is in: never more than five times the bytes received plus
+/// <see cref="FirstTensorChunk"/>), released at once if its bytes do not follow.
 /// </summary>
 public static class ValueCodec
 {
@@ -25,7 +24,7 @@ public static class ValueCodec
     private const int InitialCapacity = 16;
     private const int StringChunk = 1024;
 
-    /// <summary>The bytes a tensor's storage starts with (less when the tensor is smaller); it doubles as bytes arrive.</summary>
+    /// <summary>The largest tensor read straight into its own storage, and the first chunk of a larger one, in bytes.</summary>
     public const int FirstTensorChunk = 64 * 1024;
 
     [ThreadStatic]
@@ -331,41 +330,67 @@ public static class ValueCodec
             return empty(shape, dtype.Type);
         }
 
-        // Storage grows with the bytes that arrive (doubling, so each byte is copied at most once on average), never
-        // from the claimed shape: a frame that claims a huge tensor and stops costs about what it sent.
-        var capacity = Math.Min(elements, Math.Max(1, FirstTensorChunk / dtype.Size));
-        var storage = Reserve(capacity, dtype.Type, dtype.Size);
+        // Storage grows with the bytes that arrive, never from the claimed shape: a small tensor (at most
+        // FirstTensorChunk) is read straight into its storage; a larger one first into chunks, each as large as all
+        // before it, until a quarter of it has arrived; only then is its own storage reserved, the chunks copied in
+        // (a quarter of its bytes) and the rest read straight into it. A frame that claims a huge tensor and stops
+        // costs about what it sent: at most five times the bytes received plus FirstTensorChunk, at any moment.
+        var chunks = new List<Tensor>();
+        Tensor? storage = null;
         try
         {
-            long filled = 0;
-            while (filled < bytes)
+            long received = 0;
+            while (bytes > FirstTensorChunk && received * 4 < bytes)
             {
-                if (filled == capacity * dtype.Size)
-                {
-                    var grown = Reserve(Math.Min(elements, capacity * 2), dtype.Type, dtype.Size);
-                    storage.bytes[..(int)filled].CopyTo(grown.bytes);
-                    Release(storage);
-                    storage = grown;
-                    capacity = grown.NumberOfElements;
-                }
-
-                var read = reader.BaseStream.Read(storage.bytes[(int)filled..(int)(capacity * dtype.Size)]);
-                if (read == 0)
-                {
-                    throw new EndOfStreamException($"the frame ended inside tensor [{string.Join(", ", shape)}]");
-                }
-
-                filled += read;
+                var chunk = Reserve(Math.Min(bytes - received, Math.Max(FirstTensorChunk, received)), ScalarType.Byte, 1);
+                chunks.Add(chunk);
+                ReadInto(reader, chunk.bytes, shape);
+                received += chunk.NumberOfElements;
             }
 
+            storage = Reserve(elements, dtype.Type, dtype.Size);
+            var span = storage.bytes;
+            long offset = 0;
+            foreach (var chunk in chunks)
+            {
+                chunk.bytes.CopyTo(span[(int)offset..]);
+                offset += chunk.NumberOfElements;
+            }
+
+            ReadInto(reader, span[(int)offset..], shape);
             var tensor = storage.view(shape);
-            storage.Dispose();
+            Release(storage);
             return tensor;
         }
         catch
         {
-            Release(storage);
+            if (storage is not null)
+            {
+                Release(storage);
+            }
+
             throw;
+        }
+        finally
+        {
+            foreach (var chunk in chunks)
+            {
+                Release(chunk);
+            }
+        }
+    }
+
+    private static void ReadInto(BinaryReader reader, Span<byte> target, long[] shape)
+    {
+        while (target.Length > 0)
+        {
+            var read = reader.BaseStream.Read(target);
+            if (read == 0)
+            {
+                throw new EndOfStreamException($"the frame ended inside tensor [{string.Join(", ", shape)}]");
+            }
+
+            target = target[read..];
         }
     }
 

@@ -86,7 +86,7 @@ public sealed class DataPlaneFrameFuzzTests : TestKit
     {
         var (allocated, tensors) = ReadAll(bytes);
         Assert.True(allocated <= 64 * 1024 + (4L * bytes.Length), $"{bytes.Length} bytes read, {allocated} bytes allocated");
-        Assert.True(tensors <= ValueCodec.FirstTensorChunk + (3L * bytes.Length), $"{bytes.Length} bytes read, {tensors} bytes of tensor storage reserved");
+        Assert.True(tensors <= ValueCodec.FirstTensorChunk + (5L * bytes.Length), $"{bytes.Length} bytes read, {tensors} bytes of tensor storage reserved");
     }
 
     [Fact]
@@ -168,10 +168,10 @@ public sealed class DataPlaneFrameFuzzTests : TestKit
         var (_, tensors) = ReadAll(frame, maximumFrameSize: 2L << 30);
         Assert.True(tensors <= ValueCodec.FirstTensorChunk, $"{frame.Length} bytes sent, {tensors} bytes of tensor storage reserved");
 
-        // With 4 MiB of tensor bytes behind the claim: the storage grows with them (doubling: at most three times what
-        // arrived while one size is copied into the next), nowhere near the 1 GiB claimed.
+        // With 4 MiB of tensor bytes behind the claim: the storage grows with them (chunks, each as large as all before
+        // it), nowhere near the 1 GiB claimed.
         byte[] longer = [.. frame, .. new byte[4 << 20]];
         (_, tensors) = ReadAll(longer, maximumFrameSize: 2L << 30);
-        Assert.True(tensors <= ValueCodec.FirstTensorChunk + (3L * longer.Length), $"{longer.Length} bytes sent, {tensors} bytes of tensor storage reserved");
+        Assert.True(tensors <= ValueCodec.FirstTensorChunk + (2L * longer.Length), $"{longer.Length} bytes sent, {tensors} bytes of tensor storage reserved");
     }
 }
