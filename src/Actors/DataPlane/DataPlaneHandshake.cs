@@ -7,18 +7,20 @@ namespace DistributedInference.Actors.DataPlane;
 
 /// <summary>
 /// The data plane's mutual challenge-response, run on every connection before its first frame: HMAC-SHA256 over the
-/// cluster secret, both sides proving they know it. The client sends a hello (magic, version, a 32-byte nonce from
-/// <see cref="RandomNumberGenerator"/>, its Akka address and data-plane endpoint); the server answers with its own
-/// nonce, its Akka address and its proof; the client checks that and sends its proof. Each proof is the HMAC of a
-/// role label and the whole transcript (both nonces, both addresses, the client's endpoint), so it cannot be replayed,
-/// reflected or moved to another pair of nodes; proofs are compared in constant time. Every field has a small fixed
-/// bound, so a peer that has not proved anything costs at most a few hundred bytes.
+/// cluster secret, both sides proving they know it, the connecting side first. The client sends a hello (magic,
+/// version, a 32-byte nonce from <see cref="RandomNumberGenerator"/>, its Akka address and data-plane endpoint); the
+/// server answers with its own nonce and its Akka address only; the client sends its proof; only when that checks out
+/// does the server send its proof, which the client checks. So a peer that does not know the secret never gets an HMAC
+/// from the accepting side to guess the secret against offline. Each proof is the HMAC of a role label and the whole
+/// transcript (both nonces, both addresses, the client's endpoint), so it cannot be replayed, reflected or moved to
+/// another pair of nodes; proofs are compared in constant time. Every field has a small fixed bound, so a peer that
+/// has not proved anything costs at most a few hundred bytes.
 /// </summary>
 internal static class DataPlaneHandshake
 {
     public const int NonceSize = 32;
     public const int MaximumAddressBytes = 512;
-    private const byte Version = 1;
+    private const byte Version = 2;
     private static readonly byte[] Magic = "DIDP"u8.ToArray();
     private static readonly byte[] ServerLabel = "distributed-inference data plane server v1"u8.ToArray();
     private static readonly byte[] ClientLabel = "distributed-inference data plane client v1"u8.ToArray();
@@ -45,15 +47,24 @@ internal static class DataPlaneHandshake
         await ExpectMagicAsync(stream, cancellation);
         var serverNonce = await ReadExactlyAsync(stream, NonceSize, cancellation);
         var server = await ReadFieldAsync(stream, cancellation);
-        var serverProof = await ReadExactlyAsync(stream, HMACSHA256.HashSizeInBytes, cancellation);
         var transcript = Transcript(clientNonce, serverNonce, self, selfEndpoint, server);
+        await stream.WriteAsync(Proof(secret, ClientLabel, transcript), cancellation);
+        await stream.FlushAsync(cancellation);
+        byte[] serverProof;
+        try
+        {
+            serverProof = await ReadExactlyAsync(stream, HMACSHA256.HashSizeInBytes, cancellation);
+        }
+        catch (Exception e) when (e is EndOfStreamException or IOException)
+        {
+            throw new AuthenticationException("the node there refused this node's proof: it has another cluster secret", e);
+        }
+
         if (!CryptographicOperations.FixedTimeEquals(serverProof, Proof(secret, ServerLabel, transcript)))
         {
             throw new AuthenticationException("the data plane there does not know this cluster's secret");
         }
 
-        await stream.WriteAsync(Proof(secret, ClientLabel, transcript), cancellation);
-        await stream.FlushAsync(cancellation);
         return server;
     }
 
@@ -76,21 +87,23 @@ internal static class DataPlaneHandshake
             answer.WriteByte(Version);
             answer.Write(serverNonce);
             WriteField(answer, self);
-            answer.Write(Proof(secret, ServerLabel, transcript));
             await stream.WriteAsync(answer.ToArray(), cancellation);
             await stream.FlushAsync(cancellation);
         }
 
+        // The client proves itself first; the server's proof goes only to a client that knows the secret.
         var clientProof = await ReadExactlyAsync(stream, HMACSHA256.HashSizeInBytes, cancellation);
         if (!CryptographicOperations.FixedTimeEquals(clientProof, Proof(secret, ClientLabel, transcript)))
         {
             throw new AuthenticationException("wrong proof of the cluster secret");
         }
 
+        await stream.WriteAsync(Proof(secret, ServerLabel, transcript), cancellation);
+        await stream.FlushAsync(cancellation);
         return (client, clientEndpoint);
     }
 
-    private static byte[] Proof(byte[] secret, byte[] label, byte[] transcript)
+    internal static byte[] Proof(byte[] secret, byte[] label, byte[] transcript)
     {
         using var hmac = new HMACSHA256(secret);
         hmac.TransformBlock(label, 0, label.Length, null, 0);

@@ -71,6 +71,8 @@ public static class DistributedInferenceHostingExtensions
             .AddHocon(config, HoconAddMode.Prepend)
             .WithActors((system, registry) =>
             {
+                // Proves the secret to the older members (and checks newer ones) as every di process does.
+                Security.MembershipGate.Start(system);
                 var jobs = ClusterNodeActors.Start(system, setup.Devices, setup.Replica, setup.Stages) ?? JobSharding.StartProxy(system);
                 registry.Register<JobCoordinator>(jobs);
             });

@@ -21,6 +21,12 @@ public sealed class ClusterSecurity
     /// <summary>The environment variable <c>di</c> reads the cluster secret from when no <c>--secret-file</c> is given.</summary>
     public const string SecretVariable = "DI_CLUSTER_SECRET";
 
+    /// <summary>
+    /// The fewest characters a secret may have: 32 (16 bytes as hex; <c>di secret</c> makes 43 characters of base64url,
+    /// 32 random bytes), so that guessing it offline from a captured proof is out of reach.
+    /// </summary>
+    public const int MinimumSecretLength = 32;
+
     /// <summary>The one-line advice a node without a secret on a non-loopback address gives.</summary>
     public const string HowToMakeASecret = "make one with `di secret > cluster.secret` and give every node and client --secret-file cluster.secret (or set DI_CLUSTER_SECRET)";
 
@@ -43,10 +49,15 @@ public sealed class ClusterSecurity
     public static string NewSecret() => Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)).TrimEnd('=').Replace('+', '-').Replace('/', '_');
 
     /// <summary>Reads <c>distributed-inference.security</c>: <c>secret</c> and <c>tls.certificate</c>/<c>tls.password</c>.</summary>
-    /// <exception cref="InvalidInputException">The certificate file is missing, unreadable, or has no private key.</exception>
+    /// <exception cref="InvalidInputException">A secret shorter than <see cref="MinimumSecretLength"/>; the certificate file is missing, unreadable, or has no private key.</exception>
     public static ClusterSecurity From(Config config)
     {
         var secret = config.GetString("distributed-inference.security.secret", string.Empty).Trim();
+        if (secret.Length is > 0 and < MinimumSecretLength)
+        {
+            throw new InvalidInputException($"the cluster secret has {secret.Length} characters, at least {MinimumSecretLength} are needed: {HowToMakeASecret}");
+        }
+
         var path = config.GetString("distributed-inference.security.tls.certificate", string.Empty);
         X509Certificate2? certificate = null;
         if (!string.IsNullOrEmpty(path))

@@ -4,6 +4,7 @@ using Akka.Serialization;
 using DistributedInference.Actors.Cluster;
 using DistributedInference.Actors.Pipeline;
 using DistributedInference.Actors.Replica;
+using DistributedInference.Actors.Security;
 using DistributedInference.Models.Staging;
 
 namespace DistributedInference.Actors.Serialization;
@@ -70,6 +71,12 @@ public sealed class DistributedInferenceSerializer : SerializerWithStringManifes
         Add<GetStageHostInfo>("get-stage-host-info", (_, _) => { }, _ => GetStageHostInfo.Instance);
         Add<StageHostInfo>("stage-host-info", WriteStageHostInfo, ReadStageHostInfo);
         Add<HostStage>("host-stage", (w, m) => { Spec(w, m.Spec); Ref(w, m.Coordinator); }, r => new HostStage(Spec(r), Ref(r)));
+        // Membership (the join-time proof of the cluster secret).
+        Add<MemberChallenge>("member-challenge", (w, m) => Str(w, m.Nonce), r => new MemberChallenge(Str(r)));
+        Add<MemberProof>("member-proof", (w, m) => { Str(w, m.ChallengeNonce); Str(w, m.Nonce); Str(w, m.Proof); }, r => new MemberProof(Str(r), Str(r), Str(r)));
+        Add<MemberAccepted>("member-accepted", (w, m) => { Str(w, m.ChallengeNonce); Str(w, m.Proof); }, r => new MemberAccepted(Str(r), Str(r)));
+        Add<MemberRefused>("member-refused", (w, m) => Str(w, m.Reason), r => new MemberRefused(Str(r)));
+
         Add<PipelineFailed>("pipeline-failed", (w, m) => { Str(w, m.JobId); Str(w, m.Reason); w.Write(m.InputError); }, r => new PipelineFailed(Str(r), Str(r), r.ReadBoolean()));
     }
 

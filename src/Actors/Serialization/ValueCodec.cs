@@ -10,8 +10,9 @@ namespace DistributedInference.Actors.Serialization;
 /// raw bytes), lists, string-keyed dictionaries and staged batches, nested. Reading checks every count and size
 /// against what is left of the frame, and rejects unknown tags, dtypes and over-deep nesting with a
 /// <see cref="SerializationException"/>. Managed allocations grow with the bytes actually read, never with a claimed
-/// count (a list claiming 10^9 entries grows one entry per entry read); a tensor's storage is reserved from its
-/// claimed shape once that shape fits what is left of the frame, and disposed at once if its bytes do not follow.
+/// count (a list claiming 10^9 entries grows one entry per entry read); so does a tensor's storage (chunks as its
+/// bytes arrive, its own storage once a quarter of it is in: never more than five times the bytes received plus
+/// <see cref="FirstTensorChunk"/>), released at once if its bytes do not follow.
 /// </summary>
 public static class ValueCodec
 {
@@ -22,6 +23,28 @@ public static class ValueCodec
     // as their entries or bytes arrive: a claimed count costs a few hundred bytes at most until what it claims follows.
     private const int InitialCapacity = 16;
     private const int StringChunk = 1024;
+
+    /// <summary>The largest tensor read straight into its own storage, and the first chunk of a larger one, in bytes.</summary>
+    public const int FirstTensorChunk = 64 * 1024;
+
+    [ThreadStatic]
+    private static long t_tensorBytesLive;
+
+    [ThreadStatic]
+    private static long t_tensorBytesPeak;
+
+    /// <summary>
+    /// The most tensor storage that reads on this thread held at once since the last <see cref="ResetTensorPeak"/>,
+    /// beyond what they held then, in bytes (for tests of the bound; storage handed out counts as held).
+    /// </summary>
+    public static long TensorBytesPeakOnThisThread => t_tensorBytesPeak;
+
+    /// <summary>Starts a new <see cref="TensorBytesPeakOnThisThread"/> measurement.</summary>
+    public static void ResetTensorPeak()
+    {
+        t_tensorBytesLive = 0;
+        t_tensorBytesPeak = 0;
+    }
 
     private static readonly (ScalarType Type, byte Code, int Size)[] DTypes =
     [
@@ -302,21 +325,86 @@ public static class ValueCodec
             throw new SerializationException($"tensor [{string.Join(", ", shape)}] needs {bytes} bytes but the frame has {left} left");
         }
 
-        var tensor = empty(shape, dtype.Type);
+        if (bytes == 0)
+        {
+            return empty(shape, dtype.Type);
+        }
+
+        // Storage grows with the bytes that arrive, never from the claimed shape: a small tensor (at most
+        // FirstTensorChunk) is read straight into its storage; a larger one first into chunks, each as large as all
+        // before it, until a quarter of it has arrived; only then is its own storage reserved, the chunks copied in
+        // (a quarter of its bytes) and the rest read straight into it. A frame that claims a huge tensor and stops
+        // costs about what it sent: at most five times the bytes received plus FirstTensorChunk, at any moment.
+        var chunks = new List<Tensor>();
+        Tensor? storage = null;
         try
         {
-            if (bytes > 0)
+            long received = 0;
+            while (bytes > FirstTensorChunk && received * 4 < bytes)
             {
-                reader.BaseStream.ReadExactly(tensor.bytes);
+                var chunk = Reserve(Math.Min(bytes - received, Math.Max(FirstTensorChunk, received)), ScalarType.Byte, 1);
+                chunks.Add(chunk);
+                ReadInto(reader, chunk.bytes, shape);
+                received += chunk.NumberOfElements;
             }
+
+            storage = Reserve(elements, dtype.Type, dtype.Size);
+            var span = storage.bytes;
+            long offset = 0;
+            foreach (var chunk in chunks)
+            {
+                chunk.bytes.CopyTo(span[(int)offset..]);
+                offset += chunk.NumberOfElements;
+            }
+
+            ReadInto(reader, span[(int)offset..], shape);
+            var tensor = storage.view(shape);
+            Release(storage);
+            return tensor;
         }
         catch
         {
-            tensor.Dispose();
+            if (storage is not null)
+            {
+                Release(storage);
+            }
+
             throw;
         }
+        finally
+        {
+            foreach (var chunk in chunks)
+            {
+                Release(chunk);
+            }
+        }
+    }
 
-        return tensor;
+    private static void ReadInto(BinaryReader reader, Span<byte> target, long[] shape)
+    {
+        while (target.Length > 0)
+        {
+            var read = reader.BaseStream.Read(target);
+            if (read == 0)
+            {
+                throw new EndOfStreamException($"the frame ended inside tensor [{string.Join(", ", shape)}]");
+            }
+
+            target = target[read..];
+        }
+    }
+
+    private static Tensor Reserve(long elements, ScalarType type, int size)
+    {
+        t_tensorBytesLive += elements * size;
+        t_tensorBytesPeak = Math.Max(t_tensorBytesPeak, t_tensorBytesLive);
+        return empty([elements], type);
+    }
+
+    private static void Release(Tensor storage)
+    {
+        t_tensorBytesLive -= storage.NumberOfElements * storage.ElementSize;
+        storage.Dispose();
     }
 
     // A value read before a later part of its frame failed: its tensors are released now, not at finalization.

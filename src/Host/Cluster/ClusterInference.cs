@@ -28,7 +28,7 @@ public static class ClusterInference
     public static async Task<ActorSystem> JoinAsClientAsync(IReadOnlyList<string> seeds, string? configFile, InferOptions options, string? secret = null)
     {
         var client = ClusterNode.Start(new NodeOptions(
-            LocalAddressToward(seeds[0]), 0, seeds, ["client"], "cpu", configFile, options.Model, options.Task, options.DType, options.MaxNewTokens, options.Seed, options.LibTorch,
+            LocalAddressToward(seeds[0]), 0, seeds, [ClusterNode.ClientRole], "cpu", configFile, options.Model, options.Task, options.DType, options.MaxNewTokens, options.Seed, options.LibTorch,
             Secret: secret ?? ClusterSecret.Read(options.SecretFile), TlsCertificate: options.TlsCertificate));
         await ClusterJoin.WhenUpAsync(client, seeds, options.JoinTimeout);
         return client;

@@ -1,6 +1,7 @@
 using System.Globalization;
 using Akka.Actor;
 using DistributedInference.Actors.Configuration;
+using DistributedInference.Actors.Security;
 using DistributedInference.Models;
 
 namespace DistributedInference.Host.Cluster;
@@ -8,7 +9,8 @@ namespace DistributedInference.Host.Cluster;
 /// <summary>
 /// Waiting for a started node (or client) to be Up in its cluster, for at most the join timeout: <c>--join-timeout</c>,
 /// else the configuration's <c>distributed-inference.join-timeout</c> (15 s by default). A node that cannot join (a
-/// wrong host:port, nothing listening there) stops and says so in one line, instead of retrying for minutes.
+/// wrong host:port, nothing listening there) stops and says so in one line, instead of retrying for minutes; so does
+/// one that the cluster refuses for a wrong secret (<see cref="MembershipGate"/>), and one no member admits in time.
 /// </summary>
 public static class ClusterJoin
 {
@@ -22,9 +24,30 @@ public static class ClusterJoin
     public static async Task WhenUpAsync(ActorSystem system, IReadOnlyList<string> join, TimeSpan? option)
     {
         var timeout = Timeout(system, option);
+        var gate = MembershipGate.For(system);
         try
         {
-            await ClusterNode.WhenUp(system, timeout);
+            var up = ClusterNode.WhenUp(system, timeout);
+            if (gate is not null)
+            {
+                // Refused before it is Up (a wrong secret), or Up and then accepted by an older member (or the oldest).
+                await Task.WhenAny(up, gate.Admitted);
+                if (!gate.Admitted.IsFaulted)
+                {
+                    await up;
+                    await gate.Admitted.WaitAsync(timeout);
+                }
+            }
+            else
+            {
+                await up;
+            }
+        }
+        catch (TimeoutException) when (ClusterNode.IsUp(system))
+        {
+            await system.Terminate();
+            throw new InvalidInputException(string.Create(CultureInfo.InvariantCulture,
+                $"no member of the cluster at {string.Join(", ", join)} accepted this node's proof of the cluster secret within {timeout.TotalSeconds:0.#} s"));
         }
         catch (TimeoutException)
         {
@@ -32,6 +55,12 @@ public static class ClusterJoin
             var where = join.Count > 0 ? $"the cluster at {string.Join(", ", join)}" : "its own cluster";
             throw new InvalidInputException(string.Create(CultureInfo.InvariantCulture,
                 $"could not join {where} within {timeout.TotalSeconds:0.#} s: is a di node listening there? (--join-timeout SECONDS or distributed-inference.join-timeout to wait longer)"));
+        }
+
+        if (gate is not null && gate.Admitted.IsFaulted)
+        {
+            await system.Terminate();
+            throw gate.Admitted.Exception!.InnerException!;
         }
     }
 }

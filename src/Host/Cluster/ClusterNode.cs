@@ -18,8 +18,23 @@ public static class ClusterNode
 {
     public const string SystemName = "distributed-inference";
 
+    /// <summary>The role of a client process (<c>di infer --join</c>, <c>di launch</c>'s own): no devices, no jobs hosted.</summary>
+    public const string ClientRole = "client";
+
     public static ActorSystem Start(NodeOptions options)
     {
+        if (options.Port is < 0 or > 65535)
+        {
+            throw new InvalidInputException($"--port {options.Port}: a port is 0-65535 (0: any free port)");
+        }
+
+        var unknownRole = options.Roles.FirstOrDefault(r => r is not (DeviceManager.Role or JobSharding.ControlRole or ClientRole));
+        if (unknownRole is not null)
+        {
+            throw new InvalidInputException($"--roles {unknownRole}: unknown role (use {DeviceManager.Role}, {JobSharding.ControlRole} or {DeviceManager.Role},{JobSharding.ControlRole})");
+        }
+
+        Actors.Security.ListenAddress.Resolve(options.Host);
         LibTorch.Initialize(options.LibTorch);
         Akka.Configuration.Config Build(bool tls) => NodeSecurity.Apply(
             DistributedInferenceConfig.Cluster(options.Host, options.Port, options.Roles, options.Join.Select(node => SeedNode.Parse(node, "--join").Address(SystemName, tls)).ToList(), options.ConfigFile),
@@ -68,6 +83,13 @@ public static class ClusterNode
     /// between machines) or the built-in with its seed, and the task. A pipeline asks for it by the same name.
     /// </summary>
     public static string ServedModelName(IModelSource source, InferenceTask task) => $"{ModelIdentity.Of(source.Name, source.RandomSeed)} ({task.Name()})";
+
+    /// <summary>Whether this node is Up in its own view of the cluster.</summary>
+    public static bool IsUp(ActorSystem system)
+    {
+        var cluster = Akka.Cluster.Cluster.Get(system);
+        return cluster.State.Members.Any(m => m.Address.Equals(cluster.SelfAddress) && m.Status == Akka.Cluster.MemberStatus.Up);
+    }
 
     /// <summary>Waits until this node is Up in its cluster.</summary>
     public static Task WhenUp(ActorSystem system, TimeSpan timeout)

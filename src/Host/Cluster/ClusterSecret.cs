@@ -16,6 +16,11 @@ public static class ClusterSecret
     {
         if (secretFile is not null)
         {
+            if (Directory.Exists(secretFile))
+            {
+                throw new InvalidInputException($"--secret-file {secretFile} is a folder, not a file ({ClusterSecurity.HowToMakeASecret})");
+            }
+
             string text;
             try
             {

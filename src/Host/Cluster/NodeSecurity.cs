@@ -10,7 +10,8 @@ namespace DistributedInference.Host.Cluster;
 /// <summary>
 /// A <c>di</c> node's or client's security at start: its secret and certificate layered over the configuration; no
 /// secret off loopback is refused; a taken port is refused before Akka or the data plane could listen beside another
-/// node; the data plane is started at once, so its port is checked at start too.
+/// node; the data plane is started at once, so its port is checked at start too; so is the <see cref="MembershipGate"/>,
+/// which makes every member prove the cluster secret when it joins.
 /// </summary>
 public static class NodeSecurity
 {
@@ -54,6 +55,7 @@ public static class NodeSecurity
         try
         {
             TensorDataPlane.For(system);
+            MembershipGate.Start(system);
         }
         catch
         {

@@ -45,7 +45,15 @@ public static class SecretCommands
                 }
 
                 var bytes = ClusterSecurity.NewSelfSignedCertificate(Environment.GetEnvironmentVariable(NodeSecurity.TlsPasswordVariable) ?? string.Empty, TimeSpan.FromDays(result.GetValue(days)));
-                await File.WriteAllBytesAsync(path, bytes);
+                try
+                {
+                    await File.WriteAllBytesAsync(path, bytes);
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    throw new InvalidInputException($"{path}: cannot write the certificate there ({e.Message})", e);
+                }
+
                 if (!OperatingSystem.IsWindows())
                 {
                     File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);

@@ -39,11 +39,13 @@ public sealed class DataPlaneFrameFuzzTests : TestKit
         ];
     }
 
-    // Reads every frame in the bytes; returns the managed bytes allocated. Anything but BadFrameException fails the test.
-    private long ReadAll(byte[] bytes)
+    // Reads every frame in the bytes; returns the managed bytes allocated and the tensor storage reserved. Anything but
+    // BadFrameException fails the test.
+    private (long Managed, long Tensors) ReadAll(byte[] bytes, long maximumFrameSize = MaximumFrameSize)
     {
-        var reader = new DataPlaneFrameReader(new MemoryStream(bytes, writable: false), MaximumFrameSize, TimeSpan.FromSeconds(30), 1 << 20);
+        var reader = new DataPlaneFrameReader(new MemoryStream(bytes, writable: false), maximumFrameSize, TimeSpan.FromSeconds(30), 1 << 20);
         var before = GC.GetAllocatedBytesForCurrentThread();
+        ValueCodec.ResetTensorPeak();
         try
         {
             while (reader.Next(Serializer, (_, _, manifest) =>
@@ -62,7 +64,7 @@ public sealed class DataPlaneFrameFuzzTests : TestKit
             // The reader's own error: the connection would be dropped.
         }
 
-        return GC.GetAllocatedBytesForCurrentThread() - before;
+        return (GC.GetAllocatedBytesForCurrentThread() - before, ValueCodec.TensorBytesPeakOnThisThread);
     }
 
     private static void Dispose(object message)
@@ -82,8 +84,9 @@ public sealed class DataPlaneFrameFuzzTests : TestKit
 
     private void Check(byte[] bytes)
     {
-        var allocated = ReadAll(bytes);
+        var (allocated, tensors) = ReadAll(bytes);
         Assert.True(allocated <= 64 * 1024 + (4L * bytes.Length), $"{bytes.Length} bytes read, {allocated} bytes allocated");
+        Assert.True(tensors <= ValueCodec.FirstTensorChunk + (5L * bytes.Length), $"{bytes.Length} bytes read, {tensors} bytes of tensor storage reserved");
     }
 
     [Fact]
@@ -149,5 +152,26 @@ public sealed class DataPlaneFrameFuzzTests : TestKit
                 Check(wide);
             }
         }
+    }
+
+    [Fact]
+    public void A_frame_claiming_a_huge_tensor_reserves_storage_only_for_the_bytes_that_follow()
+    {
+        // A real frame whose 2x2 float tensor claims 2^28 x 1 elements (1 GiB) and a frame length to match, under a
+        // 2 GiB frame cap: the claim fits what the frame says is left, but only the original bytes follow.
+        var path = TestActor.Path.ToSerializationFormat();
+        var frame = DataPlaneSecurityTests.Frame(Serializer, path, string.Empty, new BatchCompleted("job", 1, ones(2, 2), TimeSpan.Zero));
+        var shape = Enumerable.Range(8, frame.Length - 24).First(i => BitConverter.ToInt64(frame, i) == 2 && BitConverter.ToInt64(frame, i + 8) == 2);
+        BitConverter.GetBytes(1L << 28).CopyTo(frame, shape);
+        BitConverter.GetBytes(1L).CopyTo(frame, shape + 8);
+        BitConverter.GetBytes((1L << 30) + 4096).CopyTo(frame, 0);
+        var (_, tensors) = ReadAll(frame, maximumFrameSize: 2L << 30);
+        Assert.True(tensors <= ValueCodec.FirstTensorChunk, $"{frame.Length} bytes sent, {tensors} bytes of tensor storage reserved");
+
+        // With 4 MiB of tensor bytes behind the claim: the storage grows with them (chunks, each as large as all before
+        // it), nowhere near the 1 GiB claimed.
+        byte[] longer = [.. frame, .. new byte[4 << 20]];
+        (_, tensors) = ReadAll(longer, maximumFrameSize: 2L << 30);
+        Assert.True(tensors <= ValueCodec.FirstTensorChunk + (2L * longer.Length), $"{longer.Length} bytes sent, {tensors} bytes of tensor storage reserved");
     }
 }

@@ -24,7 +24,7 @@ namespace DistributedInference.Actors.Tests.DataPlane;
 [Collection(TimedTests.Collection)]
 public sealed class DataPlaneSecurityTests : IAsyncLifetime
 {
-    private const string Secret = "test-cluster-secret";
+    private const string Secret = "test-cluster-secret-of-32-characters-or-more";
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(20);
     private static readonly TimeSpan Quiet = TimeSpan.FromSeconds(1.5);
     private ActorSystem? _from;
@@ -140,12 +140,10 @@ public sealed class DataPlaneSecurityTests : IAsyncLifetime
             Assert.True(await Dropped(raw));
         }
 
-        // A handshake with another secret: the node's proof does not check out, and the node drops the connection.
+        // A handshake with another secret: the node refuses the proof and drops the connection before any frame.
         await using (var wrong = await Connect())
         {
-            await Assert.ThrowsAsync<AuthenticationException>(() => DataPlaneHandshake.ConnectAsync(wrong, "another secret"u8.ToArray(), FromAddress, "127.0.0.1:1", CancellationToken.None));
-            await wrong.WriteAsync(new byte[32]);
-            await wrong.WriteAsync(frame);
+            await Assert.ThrowsAsync<AuthenticationException>(() => DataPlaneHandshake.ConnectAsync(wrong, "another-cluster-secret-of-32-characters-or-more"u8.ToArray(), FromAddress, "127.0.0.1:1", CancellationToken.None));
             Assert.True(await Dropped(wrong));
         }
 
@@ -170,7 +168,7 @@ public sealed class DataPlaneSecurityTests : IAsyncLifetime
     [Fact]
     public async Task Nodes_with_different_secrets_do_not_use_each_others_data_plane_and_messages_take_akka()
     {
-        var (other, _) = await TwoNodes("another secret");
+        var (other, _) = await TwoNodes("another-cluster-secret-of-32-characters-or-more");
         try
         {
             var (inbox, target) = await InboxOnReceiver();
@@ -354,5 +352,48 @@ public sealed class DataPlaneSecurityTests : IAsyncLifetime
         Assert.Contains("di secret > cluster.secret", error.Message, StringComparison.Ordinal);
         Assert.Matches("^[A-Za-z0-9_-]{43}$", ClusterSecurity.NewSecret());
         Assert.NotEqual(ClusterSecurity.NewSecret(), ClusterSecurity.NewSecret());
+    }
+
+    [Fact]
+    public void A_secret_shorter_than_32_characters_is_an_input_error_at_start()
+    {
+        var config = ConfigurationFactory.ParseString("distributed-inference.security.secret = \"0123456789abcdef\"").WithFallback(DistributedInferenceConfig.Cluster("127.0.0.1", 0, ["client"]));
+        var error = Assert.Throws<Models.InvalidInputException>(() => ClusterSecurity.From(config));
+        Assert.StartsWith("the cluster secret has 16 characters, at least 32 are needed: make one with `di secret > cluster.secret`", error.Message, StringComparison.Ordinal);
+        Assert.Throws<Models.InvalidInputException>(() => ClusterSecurity.CreateSystem("distributed-inference", config));
+    }
+
+    [Fact]
+    public async Task The_accepting_node_sends_no_proof_before_the_connecting_side_has_proved_itself()
+    {
+        await using var stream = await Connect();
+        var address = System.Text.Encoding.UTF8.GetBytes(FromAddress);
+        var endpoint = "127.0.0.1:1"u8.ToArray();
+        byte[] hello =
+        [
+            .. "DIDP"u8, 2, .. new byte[DataPlaneHandshake.NonceSize],
+            .. BitConverter.GetBytes((ushort)address.Length), .. address, .. BitConverter.GetBytes((ushort)endpoint.Length), .. endpoint,
+        ];
+        await stream.WriteAsync(hello);
+
+        // The answer: magic, version, the node's nonce and its address, and nothing more (no HMAC to guess against).
+        var self = System.Text.Encoding.UTF8.GetBytes(Akka.Cluster.Cluster.Get(To).SelfAddress.ToString());
+        var answer = new byte[5 + DataPlaneHandshake.NonceSize + 2 + self.Length];
+        await stream.ReadExactlyAsync(answer).AsTask().WaitAsync(Timeout);
+        Assert.Equal(self, answer[^self.Length..]);
+        // (Within the fixture's 1 s handshake timeout.)
+        var more = stream.ReadAsync(new byte[64]).AsTask();
+        Assert.NotSame(more, await Task.WhenAny(more, Task.Delay(TimeSpan.FromMilliseconds(400))));
+
+        // A wrong proof: the node closes the connection without a byte of its own proof.
+        await stream.WriteAsync(new byte[32]);
+        try
+        {
+            Assert.Equal(0, await more.WaitAsync(Timeout));
+        }
+        catch (IOException)
+        {
+            // A reset is a drop too.
+        }
     }
 }

@@ -77,7 +77,7 @@ public sealed class JoinAndConfigTests : IDisposable
         try
         {
             var line = await node.StandardOutput.ReadLineAsync().WaitAsync(Timeout);
-            Assert.Equal($"di node: up at 127.0.0.1:{port}", line);
+            Assert.StartsWith($"di node: up at 127.0.0.1:{port} (data plane 127.0.0.1:", line, StringComparison.Ordinal);
         }
         finally
         {

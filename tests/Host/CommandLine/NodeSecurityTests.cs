@@ -31,7 +31,7 @@ public sealed class NodeSecurityTests
         try
         {
             var line = await first.StandardOutput.ReadLineAsync().WaitAsync(Timeout);
-            Assert.Equal($"di node: up at 127.0.0.1:{port}", line);
+            Assert.Matches($"^di node: up at 127\\.0\\.0\\.1:{port} \\(data plane 127\\.0\\.0\\.1:[0-9]+\\)$", line);
 
             var (exit, stdout, stderr) = await DiRunner.RunProcess(Timeout, "node", "--host", "127.0.0.1", "--port", $"{port}", "--roles", "control");
             Assert.Equal(2, exit);
@@ -42,6 +42,84 @@ public sealed class NodeSecurityTests
         {
             first.Kill(entireProcessTree: true);
             await first.WaitForExitAsync();
+        }
+    }
+
+    [Fact]
+    public async Task A_node_or_client_with_the_wrong_secret_cannot_take_part_and_says_so_in_one_line()
+    {
+        var folder = Directory.CreateTempSubdirectory("di-secret-").FullName;
+        try
+        {
+            var right = Path.Combine(folder, "right.secret");
+            var wrong = Path.Combine(folder, "wrong.secret");
+            await File.WriteAllTextAsync(right, Actors.Security.ClusterSecurity.NewSecret());
+            await File.WriteAllTextAsync(wrong, Actors.Security.ClusterSecurity.NewSecret());
+            await using var nodes = await LocalCluster.StartAsync(
+                1, _ => ["--roles", "control"], TextWriter.Null, CancellationToken.None, secret: (await File.ReadAllTextAsync(right)).Trim());
+
+            // A node with another secret is refused and downed by the cluster: one line, exit 2, never "up".
+            var (exit, stdout, stderr) = await DiRunner.RunProcess(Timeout, "node", "--join", nodes.Seed, "--roles", "control", "--secret-file", wrong);
+            Assert.Equal(2, exit);
+            Assert.Equal(string.Empty, stdout);
+            Assert.Equal(
+                "di: error: the cluster refused this node: its proof of the cluster secret is wrong (is --secret-file or DI_CLUSTER_SECRET the cluster's secret?)",
+                stderr.Trim());
+
+            // So is a node with no secret at all (loopback), and a client with another secret fails fast the same way.
+            (exit, _, stderr) = await DiRunner.RunProcess(Timeout, "node", "--join", nodes.Seed, "--roles", "control");
+            Assert.Equal(2, exit);
+            Assert.StartsWith("di: error: the cluster refused this node: ", stderr, StringComparison.Ordinal);
+            var clock = Stopwatch.StartNew();
+            (exit, stdout, stderr) = await DiRunner.RunProcess(Timeout, "infer", "--join", nodes.Seed, "--secret-file", wrong, "--task", "logits",
+                "--model", DiRunner.TinyLanguageModel, "--input-ids", DiRunner.Expected, "--output", Path.Combine(folder, "logits.safetensors"));
+            Assert.Equal(2, exit);
+            Assert.Equal(string.Empty, stdout);
+            Assert.StartsWith("di: error: the cluster refused this node: ", stderr, StringComparison.Ordinal);
+            Assert.Single(stderr.TrimEnd().Split('\n'));
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(60), $"took {clock.Elapsed}");
+
+            // The right secret joins.
+            var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+            foreach (var arg in new[] { Path.Combine(AppContext.BaseDirectory, "di.dll"), "node", "--join", nodes.Seed, "--roles", "control", "--secret-file", right })
+            {
+                start.ArgumentList.Add(arg);
+            }
+
+            using var member = Process.Start(start)!;
+            using var reaper = DiRunner.KillOnDispose(member);
+            Assert.StartsWith("di node: up at 127.0.0.1:", await member.StandardOutput.ReadLineAsync().WaitAsync(Timeout), StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    [Theory]
+    [InlineData("--port 70000: a port is 0-65535 (0: any free port)", "node", "--port", "70000")]
+    [InlineData("--port -1: a port is 0-65535 (0: any free port)", "node", "--port", "-1")]
+    [InlineData("--roles foo: unknown role (use device, control or device,control)", "node", "--roles", "foo")]
+    [InlineData("--host no-such-host.invalid: cannot resolve it to an address", "node", "--host", "no-such-host.invalid", "--roles", "control")]
+    [InlineData("--secret-file / is a folder, not a file", "node", "--secret-file", "/", "--roles", "control")]
+    [InlineData("the cluster secret has 16 characters, at least 32 are needed", "node", "--secret-file", "SHORT", "--roles", "control")]
+    [InlineData("/nonexistent-folder/x.pfx: cannot write the certificate there", "cert", "/nonexistent-folder/x.pfx")]
+    public async Task Node_and_cert_input_errors_are_one_line_and_exit_2(string message, params string[] args)
+    {
+        var folder = Directory.CreateTempSubdirectory("di-input-").FullName;
+        try
+        {
+            var shortSecret = Path.Combine(folder, "short.secret");
+            await File.WriteAllTextAsync(shortSecret, "0123456789abcdef");
+            var (exit, stdout, stderr) = await DiRunner.RunProcess(Timeout, [.. args.Select(a => a == "SHORT" ? shortSecret : a)]);
+            Assert.Equal(2, exit);
+            Assert.Equal(string.Empty, stdout);
+            Assert.StartsWith($"di: error: {message}", stderr, StringComparison.Ordinal);
+            Assert.Single(stderr.TrimEnd().Split('\n'));
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
         }
     }
 
