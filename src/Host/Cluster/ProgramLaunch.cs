@@ -22,25 +22,25 @@ namespace DistributedInference.Host.Cluster;
 public static class ProgramLaunch
 {
     /// <summary>The process index in the whole group, 0 to WORLD_SIZE - 1.</summary>
-    public const string Rank = "RANK";
+    public const string Rank = Actors.Processes.ProcessEnvironment.Rank;
 
     /// <summary>How many processes the group has.</summary>
-    public const string WorldSize = "WORLD_SIZE";
+    public const string WorldSize = Actors.Processes.ProcessEnvironment.WorldSize;
 
     /// <summary>The process index on this machine.</summary>
-    public const string LocalRank = "LOCAL_RANK";
+    public const string LocalRank = Actors.Processes.ProcessEnvironment.LocalRank;
 
     /// <summary>How many processes of the group run on this machine.</summary>
-    public const string LocalWorldSize = "LOCAL_WORLD_SIZE";
+    public const string LocalWorldSize = Actors.Processes.ProcessEnvironment.LocalWorldSize;
 
     /// <summary>The address of process 0, where the group meets.</summary>
-    public const string MasterAddr = "MASTER_ADDR";
+    public const string MasterAddr = Actors.Processes.ProcessEnvironment.MasterAddr;
 
     /// <summary>The port process 0 listens on for the group.</summary>
-    public const string MasterPort = "MASTER_PORT";
+    public const string MasterPort = Actors.Processes.ProcessEnvironment.MasterPort;
 
     /// <summary>The device this process uses (<c>cpu</c>, <c>cuda:1</c>, ...).</summary>
-    public const string DeviceVariable = "DI_DEVICE";
+    public const string DeviceVariable = Actors.Processes.ProcessEnvironment.DeviceVariable;
 
     /// <summary>How long a process has after SIGTERM before it is killed.</summary>
     public static readonly TimeSpan StopGrace = TimeSpan.FromSeconds(5);

@@ -1,0 +1,18 @@
+namespace DistributedInference.Actors.Processes;
+
+/// <summary>
+/// A barrier or gather of a process group was not reached by every process within its timeout;
+/// <see cref="Missing"/> names the processes (by index) that had not arrived.
+/// </summary>
+public sealed class ProcessGroupTimeoutException : TimeoutException
+{
+    /// <summary>The wait of process <paramref name="rank"/> timed out after <paramref name="timeout"/>; <paramref name="missing"/> had not arrived.</summary>
+    public ProcessGroupTimeoutException(int rank, TimeSpan timeout, IReadOnlyList<int> missing, string? detail = null)
+        : base($"process {rank} waited {timeout.TotalSeconds:0.#} s for the others: process(es) {string.Join(", ", missing)} did not arrive{(detail is null ? string.Empty : $" ({detail})")}")
+    {
+        Missing = missing;
+    }
+
+    /// <summary>The indices of the processes that had not arrived, in order.</summary>
+    public IReadOnlyList<int> Missing { get; }
+}
