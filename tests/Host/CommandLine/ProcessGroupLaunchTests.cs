@@ -1,0 +1,103 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
+
+namespace DistributedInference.Host.Tests.CommandLine;
+
+/// <summary>
+/// <c>di launch --num-processes N -- dotnet ProcessGroupProgram.dll</c> (tests/Programs): every process gets a
+/// <c>ProcessState.FromEnvironment()</c> of one group (an Akka cluster met at MASTER_ADDR:MASTER_PORT), splits like
+/// Accelerate, gathers in input order, and waits at barriers for the others. One launch per N runs every check.
+/// </summary>
+public sealed partial class ProcessGroupLaunchTests : IDisposable
+{
+    private readonly string _folder = Directory.CreateTempSubdirectory("di-group-").FullName;
+
+    public void Dispose() => Directory.Delete(_folder, recursive: true);
+
+    private static string Fixture => Path.Combine(AppContext.BaseDirectory, "fixtures", "accelerate-split-lists.json");
+
+    [Theory]
+    [InlineData(2)]
+    [InlineData(3)]
+    [InlineData(4)]
+    public async Task Launched_processes_form_one_group_that_splits_gathers_and_waits_like_accelerate(int n)
+    {
+        var (exit, stdout, stderr) = await DiRunner.Run(
+            "launch", "--num-processes", n.ToString(CultureInfo.InvariantCulture), "--",
+            "dotnet", Path.Combine(AppContext.BaseDirectory, "ProcessGroupProgram.dll"), Fixture, _folder);
+        Assert.True(exit == 0, stderr);
+        var lines = Line().Matches(stdout).Select(m => (Rank: int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture), Text: m.Groups[2].Value.TrimEnd('\r'))).ToList();
+        IEnumerable<string> Of(int rank, string kind) => lines.Where(l => l.Rank == rank && l.Text.StartsWith(kind + " ", StringComparison.Ordinal)).Select(l => l.Text[(kind.Length + 1)..]);
+
+        for (var rank = 0; rank < n; rank++)
+        {
+            Assert.Equal($"{rank} {n} {rank} cpu {rank == 0} {rank == n - 1}", Assert.Single(Of(rank, "who")));
+        }
+
+        // Each process's share is Accelerate's, for every list case of the fixture with N processes (cases where
+        // Accelerate raises are left out of the program).
+        var cases = JsonNode.Parse(File.ReadAllText(Fixture))!["cases"]!.AsArray();
+        var checkedCases = 0;
+        for (var i = 0; i < cases.Count; i++)
+        {
+            var item = cases[i]!;
+            if ((int)item["num_processes"]! != n || item["per_process"]![0] is JsonObject)
+            {
+                continue;
+            }
+
+            for (var rank = 0; rank < n; rank++)
+            {
+                var expected = "[" + string.Join(",", item["per_process"]![rank]!.AsArray().Select(v => v!.ToJsonString())) + "]";
+                Assert.Contains($"{i} {expected}", Of(rank, "share"));
+            }
+
+            checkedCases++;
+        }
+
+        Assert.True(checkedCases >= 10, $"only {checkedCases} fixture cases for {n} processes");
+
+        // The last process sleeps before the barrier: no process passes it before that process has arrived.
+        var arrived = Enumerable.Range(0, n).Max(rank => long.Parse(Assert.Single(Of(rank, "before-barrier")).Split(' ')[1], CultureInfo.InvariantCulture));
+        var lastArrival = long.Parse(Assert.Single(Of(n - 1, "before-barrier")).Split(' ')[1], CultureInfo.InvariantCulture);
+        Assert.Equal(lastArrival, arrived);
+        for (var rank = 0; rank < n; rank++)
+        {
+            Assert.True(long.Parse(Assert.Single(Of(rank, "after-barrier")).Split(' ')[1], CultureInfo.InvariantCulture) >= lastArrival, $"rank {rank} passed the barrier before rank {n - 1} reached it");
+        }
+
+        // Gather: input order, pads dropped, on every process; tensors too; GatherObject in process order.
+        var prompts = Enumerable.Range(0, 7).Select(i => $"PROMPT {i}").ToList();
+        for (var rank = 0; rank < n; rank++)
+        {
+            Assert.Equal(prompts, JsonSerializer.Deserialize<List<string>>(Assert.Single(Of(rank, "gathered"))));
+            Assert.Equal(Enumerable.Range(0, 7).Select(i => i * 10L), JsonSerializer.Deserialize<List<long>>(Assert.Single(Of(rank, "gathered-tensor")))!);
+            Assert.Equal(Enumerable.Range(0, n).Select(r => r * r), JsonSerializer.Deserialize<List<int>>(Assert.Single(Of(rank, "gather-object")))!);
+            Assert.Equal(
+                Enumerable.Range(0, n).Select(r => $"{{\"Rank\":{r},\"Text\":\"from {r}\"}}"),
+                JsonNode.Parse(Assert.Single(Of(rank, "gather-record")))!.AsArray().Select(p => p!.ToJsonString()));
+        }
+
+        // MainProcessFirst: the others enter their block after the main process has left its own.
+        for (var rank = 1; rank < n; rank++)
+        {
+            Assert.Equal($"{rank} True", Assert.Single(Of(rank, "main-first-seen")));
+        }
+
+        // Print: the main process only.
+        Assert.Equal(["printed by 0"], lines.Where(l => l.Text.StartsWith("printed by", StringComparison.Ordinal)).Select(l => l.Text));
+
+        // A barrier the last process never reaches: the others' timeout names it.
+        for (var rank = 0; rank < n - 1; rank++)
+        {
+            Assert.StartsWith($"{rank} [{n - 1}] process {rank} waited 2 s for the others: process(es) {n - 1} did not arrive", Assert.Single(Of(rank, "timeout")));
+        }
+
+        Assert.All(Enumerable.Range(0, n), rank => Assert.Single(Of(rank, "done")));
+    }
+
+    [GeneratedRegex(@"^\[rank (\d+)\] (.*)$", RegexOptions.Multiline)]
+    private static partial Regex Line();
+}
