@@ -73,7 +73,12 @@ public sealed class ClusterProcessGroup : IProcessGroup, IDisposable, IAsyncDisp
 
         var myHost = rank == 0 ? mainHost : host ?? DefaultHost(mainHost);
         var seed = $"akka.tcp://{SystemName}@{mainHost}:{mainPort}";
-        var config = DistributedInferenceConfig.Cluster(myHost, rank == 0 ? mainPort : 0, [Role(rank)], [seed], configFile);
+        // A process stopped by di launch (SIGTERM) exits at once instead of leaving first: the others are stopped too.
+        // Warnings are off: the others retry joining while process 0 starts, and Akka warns at each retry.
+        var config = ConfigurationFactory.ParseString("""
+            akka.coordinated-shutdown.run-by-clr-shutdown-hook = off
+            akka.loglevel = ERROR
+            """).WithFallback(DistributedInferenceConfig.Cluster(myHost, rank == 0 ? mainPort : 0, [Role(rank)], [seed], configFile));
         if (!string.IsNullOrEmpty(secret))
         {
             config = ConfigurationFactory.ParseString($"distributed-inference.security.secret = {JsonSerializer.Serialize(secret)}").WithFallback(config);

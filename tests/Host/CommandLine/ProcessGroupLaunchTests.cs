@@ -98,6 +98,25 @@ public sealed partial class ProcessGroupLaunchTests : IDisposable
         Assert.All(Enumerable.Range(0, n), rank => Assert.Single(Of(rank, "done")));
     }
 
+    [Fact]
+    public async Task A_process_that_exits_3_while_the_others_wait_for_it_ends_the_launch_with_3_and_stops_them()
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var (exit, stdout, stderr) = await DiRunner.Run(
+            "launch", "--num-processes", "3", "--",
+            "dotnet", Path.Combine(AppContext.BaseDirectory, "ProcessGroupProgram.dll"), Fixture, _folder, "exit-3");
+        Assert.True(exit == 3, $"exit {exit}: {stderr}");
+        Assert.Contains("di launch: rank 1 exited with code 3; stopping the others", stderr, StringComparison.Ordinal);
+        Assert.InRange(clock.Elapsed.TotalSeconds, 0, 60);
+        Assert.DoesNotContain("killed", stderr, StringComparison.Ordinal); // the others stopped on SIGTERM, within its grace
+        var pids = Line().Matches(stdout).Select(m => m.Groups[2].Value.TrimEnd('\r')).Where(t => t.StartsWith("pid ", StringComparison.Ordinal)).ToList();
+        Assert.Equal(3, pids.Count);
+        foreach (var pid in pids.Select(p => int.Parse(p.Split(' ')[2], CultureInfo.InvariantCulture)))
+        {
+            Assert.False(Directory.Exists($"/proc/{pid}"), $"process {pid} still runs");
+        }
+    }
+
     [GeneratedRegex(@"^\[rank (\d+)\] (.*)$", RegexOptions.Multiline)]
     private static partial Regex Line();
 }

@@ -1,6 +1,7 @@
 // Run by tests/Host/CommandLine/ProcessGroupLaunchTests under `di launch --num-processes N -- dotnet ProcessGroupProgram.dll
 // SPLIT_FIXTURE MARKER_FOLDER`: every process prints what it sees and what the group's operations return, one fact a
-// line, and the test checks them.
+// line, and the test checks them. With a third argument `exit-3`, process 1 exits with code 3 once the group has
+// formed (every process has printed its pid) while the others wait for it at a barrier.
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -11,6 +12,19 @@ static string Now() => DateTime.UtcNow.Ticks.ToString(CultureInfo.InvariantCultu
 
 await using var state = await ProcessState.FromEnvironmentAsync();
 var rank = state.ProcessIndex;
+if (args.Length > 2 && args[2] == "exit-3")
+{
+    Console.WriteLine($"pid {rank} {Environment.ProcessId}");
+    state.WaitForEveryone();
+    if (rank == 1)
+    {
+        return 3;
+    }
+
+    state.WaitForEveryone();
+    return 0;
+}
+
 Console.WriteLine($"who {rank} {state.NumProcesses} {state.LocalProcessIndex} {state.Device} {state.IsMainProcess} {state.IsLastProcess}");
 
 // 1. This process's share of every list of the Accelerate fixture for this number of processes.
@@ -88,5 +102,6 @@ if (!state.IsLastProcess)
 }
 
 Console.WriteLine($"done {rank}");
+return 0;
 
 internal sealed record Part(int Rank, string Text);
