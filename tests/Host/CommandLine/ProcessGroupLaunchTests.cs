@@ -28,12 +28,59 @@ public sealed partial class ProcessGroupLaunchTests : IDisposable
             "launch", "--num-processes", n.ToString(CultureInfo.InvariantCulture), "--",
             "dotnet", Path.Combine(AppContext.BaseDirectory, "ProcessGroupProgram.dll"), Fixture, _folder);
         Assert.True(exit == 0, stderr);
+        AssertTheGroupRan(n, stdout, rank => rank);
+    }
+
+    [Fact]
+    public async Task Two_machines_each_launching_two_processes_form_one_group_of_four()
+    {
+        // Two launchers on 127.0.0.1 standing for two machines: machine 1 starts processes 2 and 3 (local 0 and 1).
+        var port = FreePort().ToString(CultureInfo.InvariantCulture);
+        string[] Args(int machine) =>
+        [
+            "launch", "--num-processes", "4", "--num-machines", "2", "--machine-rank", machine.ToString(CultureInfo.InvariantCulture),
+            "--main-process-ip", "127.0.0.1", "--main-process-port", port, "--",
+            "dotnet", Path.Combine(AppContext.BaseDirectory, "ProcessGroupProgram.dll"), Fixture, _folder,
+        ];
+        var machines = await Task.WhenAll(DiRunner.Run(Args(0)), DiRunner.Run(Args(1)));
+        Assert.All(machines, m => Assert.True(m.ExitCode == 0, m.Stderr));
+        Assert.DoesNotMatch(@"\[rank [23]\]", machines[0].Stdout);
+        Assert.DoesNotMatch(@"\[rank [01]\]", machines[1].Stdout);
+        AssertTheGroupRan(4, machines[0].Stdout + machines[1].Stdout, rank => rank % 2);
+    }
+
+    [Theory]
+    [InlineData("--machine-rank 2", "--machine-rank 2: must be in 0..1 (--num-machines 2)")]
+    [InlineData("--num-processes 3 --main-process-port 29500", "--num-processes 3 is the total over all machines: it must be a multiple of --num-machines 2")]
+    [InlineData("", "--num-machines > 1: give every machine the same --main-process-port")]
+    public async Task Bad_machine_options_are_one_line_errors(string options, string error)
+    {
+        var args = new List<string> { "launch", "--num-machines", "2" };
+        args.AddRange(options.Split(' ', StringSplitOptions.RemoveEmptyEntries));
+        args.AddRange(["--", "true"]);
+        var (exit, _, stderr) = await DiRunner.Run([.. args]);
+        Assert.Equal(2, exit);
+        Assert.Contains(error, stderr, StringComparison.Ordinal);
+    }
+
+    private static int FreePort()
+    {
+        var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+        listener.Stop();
+        return port;
+    }
+
+    // Checks every line ProcessGroupProgram printed in a group of n processes; localIndex: each process's LOCAL_RANK.
+    private static void AssertTheGroupRan(int n, string stdout, Func<int, int> localIndex)
+    {
         var lines = Line().Matches(stdout).Select(m => (Rank: int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture), Text: m.Groups[2].Value.TrimEnd('\r'))).ToList();
         IEnumerable<string> Of(int rank, string kind) => lines.Where(l => l.Rank == rank && l.Text.StartsWith(kind + " ", StringComparison.Ordinal)).Select(l => l.Text[(kind.Length + 1)..]);
 
         for (var rank = 0; rank < n; rank++)
         {
-            Assert.Equal($"{rank} {n} {rank} cpu {rank == 0} {rank == n - 1}", Assert.Single(Of(rank, "who")));
+            Assert.Equal($"{rank} {n} {localIndex(rank)} cpu {rank == 0} {rank == n - 1}", Assert.Single(Of(rank, "who")));
         }
 
         // Each process's share is Accelerate's, for every list case of the fixture with N processes (cases where
