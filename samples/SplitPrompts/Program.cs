@@ -1,4 +1,5 @@
-// di launch --num-processes 2 -- dotnet run --project samples/SplitPrompts [-- MODEL [OUTPUT_FOLDER]]
+// dotnet build samples/SplitPrompts, then
+// di launch --num-processes 2 -- dotnet run --no-build --project samples/SplitPrompts [-- MODEL [OUTPUT_FOLDER]]
 // Accelerate's distributed inference example in C#: every process loads the model on its device, generates for its
 // share of the prompts, saves result_{index}.txt, and the main process prints every completion in prompt order.
 // By default GPT-2's tiny built-in (random weights, nothing downloaded); results go to the current folder.

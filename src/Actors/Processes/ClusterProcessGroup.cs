@@ -17,7 +17,9 @@ namespace DistributedInference.Actors.Processes;
 /// has the role <c>process-i</c>. A <see cref="ProcessGroupCoordinator"/> on process 0 holds the barriers and
 /// gathers: every process sends it its part and waits for all of them. Parts go through Akka.Remote, so one round's
 /// parts together must fit <c>akka.remote.dot-netty.tcp.maximum-frame-size</c> (64 MiB by default); a larger round
-/// fails with <see cref="InvalidOperationException"/> on every process, naming the limit. Disposing leaves the
+/// fails with <see cref="InvalidOperationException"/> on every process, naming the limit. A process waiting in a
+/// round fails at once (<see cref="ProcessGroupTimeoutException"/>) when a process that has not arrived leaves the
+/// cluster (it exited) or the cluster reports it unreachable (it crashed, or its machine is cut off: a few seconds). Disposing leaves the
 /// cluster: process 0 last, once the others are gone (or after <see cref="LeaveTimeout"/>).
 /// </summary>
 public sealed class ClusterProcessGroup : IProcessGroup, IDisposable, IAsyncDisposable
@@ -29,6 +31,8 @@ public sealed class ClusterProcessGroup : IProcessGroup, IDisposable, IAsyncDisp
     public static readonly TimeSpan LeaveTimeout = TimeSpan.FromSeconds(15);
 
     private const long FrameMargin = 64 * 1024;
+
+    private static readonly TimeSpan LostCheck = TimeSpan.FromMilliseconds(250);
 
     private readonly ActorSystem _system;
     private readonly int _rank;
@@ -135,7 +139,23 @@ public sealed class ClusterProcessGroup : IProcessGroup, IDisposable, IAsyncDisp
         object answer;
         try
         {
-            answer = AskAsync(new ProcessArrived(round, rank, part), timeout).GetAwaiter().GetResult();
+            // While waiting, a process the cluster reports unreachable (it crashed, or its machine is gone) will not
+            // arrive: fail now rather than at the timeout.
+            var ask = AskAsync(new ProcessArrived(round, rank, part), timeout);
+            while (!ask.Wait(LostCheck, CancellationToken.None))
+            {
+                var lost = Lost(rank, round);
+                if (lost.Count > 0)
+                {
+                    throw new ProcessGroupTimeoutException(rank, timeout, lost, "gone from the group: exited, stopped, or cut off from this process");
+                }
+            }
+
+            answer = ask.GetAwaiter().GetResult();
+        }
+        catch (AggregateException e) when (e.InnerException is AskTimeoutException)
+        {
+            throw TimedOut(rank, round, timeout);
         }
         catch (AskTimeoutException)
         {
@@ -148,6 +168,32 @@ public sealed class ClusterProcessGroup : IProcessGroup, IDisposable, IAsyncDisp
             ProcessRoundRefused refused => throw new InvalidOperationException(refused.Reason),
             _ => throw new InvalidOperationException($"unexpected answer {answer.GetType().Name} from the main process"),
         };
+    }
+
+    // The processes that left the cluster, or that it reports unreachable, without having arrived at this round (one
+    // that arrived may have left with its answer while ours is still on its way).
+    private IReadOnlyList<int> Lost(int rank, int round)
+    {
+        var state = Akka.Cluster.Cluster.Get(_system).State;
+        var present = state.Members
+            .Where(m => m.Status is MemberStatus.Up or MemberStatus.WeaklyUp or MemberStatus.Joining && !state.Unreachable.Contains(m))
+            .SelectMany(m => m.Roles)
+            .ToHashSet();
+        var gone = Enumerable.Range(0, Size).Where(r => !present.Contains(Role(r))).ToList();
+        if (gone.Count == 0 || (gone.Contains(0) && rank != 0))
+        {
+            return gone.Contains(0) ? [0] : [];
+        }
+
+        try
+        {
+            var arrivals = (ProcessArrivals)AskAsync(new GetProcessArrivals(round), TimeSpan.FromSeconds(5)).GetAwaiter().GetResult();
+            return gone.Except(arrivals.Ranks).ToList();
+        }
+        catch (AskTimeoutException)
+        {
+            return [0];
+        }
     }
 
     private Task<object> AskAsync(object message, TimeSpan timeout) => _coordinator switch

@@ -49,6 +49,23 @@ public sealed partial class ProcessGroupLaunchTests : IDisposable
         AssertTheGroupRan(4, machines[0].Stdout + machines[1].Stdout, rank => rank % 2);
     }
 
+    [Fact]
+    public async Task A_process_that_dies_on_another_machine_fails_the_barrier_of_the_others_well_before_its_timeout()
+    {
+        // Machine 1's only process exits 3 before the barrier: its launcher ends, and nothing stops process 0 on machine
+        // 0, whose barrier (30 min timeout) must fail as soon as process 1 has left the cluster without arriving.
+        var port = FreePort().ToString(CultureInfo.InvariantCulture);
+        string[] Args(int machine) =>
+        [
+            "launch", "--num-processes", "2", "--num-machines", "2", "--machine-rank", machine.ToString(CultureInfo.InvariantCulture),
+            "--main-process-port", port, "--", "dotnet", Path.Combine(AppContext.BaseDirectory, "ProcessGroupProgram.dll"), Fixture, _folder, "lost",
+        ];
+        var machines = await Task.WhenAll(DiRunner.Run(Args(0)), DiRunner.Run(Args(1))).WaitAsync(TimeSpan.FromMinutes(2));
+        Assert.Equal(3, machines[1].ExitCode);
+        Assert.True(machines[0].ExitCode == 4, machines[0].Stderr);
+        Assert.Contains("[rank 0] lost 0 [1] process 0 waited 1800 s for the others: process(es) 1 did not arrive (gone from the group", machines[0].Stdout, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("--machine-rank 2", "--machine-rank 2: must be in 0..1 (--num-machines 2)")]
     [InlineData("--num-processes 3 --main-process-port 29500", "--num-processes 3 is the total over all machines: it must be a multiple of --num-machines 2")]

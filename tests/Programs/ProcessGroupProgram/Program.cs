@@ -1,7 +1,8 @@
 // Run by tests/Host/CommandLine/ProcessGroupLaunchTests under `di launch --num-processes N -- dotnet ProcessGroupProgram.dll
 // SPLIT_FIXTURE MARKER_FOLDER`: every process prints what it sees and what the group's operations return, one fact a
 // line, and the test checks them. With a third argument `exit-3`, process 1 exits with code 3 once the group has
-// formed (every process has printed its pid) while the others wait for it at a barrier.
+// formed (every process has printed its pid) while the others wait for it at a barrier. With `lost`, process 1
+// exits at once and the others print what their barrier throws (exit 4).
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -26,6 +27,25 @@ if (args.Length > 2 && args[2] == "exit-3")
 }
 
 Console.WriteLine($"who {rank} {state.NumProcesses} {state.LocalProcessIndex} {state.Device} {state.IsMainProcess} {state.IsLastProcess}");
+if (args.Length > 2 && args[2] == "lost")
+{
+    if (rank == 1)
+    {
+        return 3;
+    }
+
+    try
+    {
+        state.WaitForEveryone();
+    }
+    catch (ProcessGroupTimeoutException e)
+    {
+        Console.WriteLine($"lost {rank} [{string.Join(",", e.Missing)}] {e.Message}");
+        return 4;
+    }
+
+    return 0;
+}
 
 // 1. This process's share of every list of the Accelerate fixture for this number of processes.
 var cases = JsonNode.Parse(File.ReadAllText(args[0]))!["cases"]!.AsArray();
