@@ -2,12 +2,13 @@ namespace DistributedInference.Actors.Processes;
 
 /// <summary>
 /// N "processes" that are threads of one process: for a single process (N = 1), for tests, and for simulations of
-/// what a launch of N processes does.
+/// what a launch of N processes does. Parts are not copied.
 /// </summary>
 public sealed class LocalProcessGroup : IProcessGroup, IDisposable
 {
     private readonly Barrier _barrier;
     private readonly object?[] _slots;
+    private readonly int[] _calls;
 
     private LocalProcessGroup(int size)
     {
@@ -15,8 +16,10 @@ public sealed class LocalProcessGroup : IProcessGroup, IDisposable
         Size = size;
         _barrier = new Barrier(size);
         _slots = new object?[size];
+        _calls = new int[size];
     }
 
+    /// <inheritdoc />
     public int Size { get; }
 
     /// <summary>One <see cref="ProcessState"/> per member, to hand to one thread each.</summary>
@@ -26,16 +29,26 @@ public sealed class LocalProcessGroup : IProcessGroup, IDisposable
         return Enumerable.Range(0, size).Select(rank => new ProcessState(rank, group, device?.Invoke(rank) ?? Models.Runtime.DeviceName.Cpu)).ToList();
     }
 
-    public void Barrier(int rank) => _barrier.SignalAndWait();
+    /// <inheritdoc />
+    public void Barrier(int rank, TimeSpan timeout)
+    {
+        var call = Interlocked.Increment(ref _calls[rank]);
+        if (!_barrier.SignalAndWait(timeout))
+        {
+            throw new ProcessGroupTimeoutException(rank, timeout, Enumerable.Range(0, Size).Where(r => Volatile.Read(ref _calls[r]) < call).ToList());
+        }
+    }
 
-    public IReadOnlyList<object> AllGather(int rank, object part)
+    /// <inheritdoc />
+    public IReadOnlyList<object?> AllGather(int rank, object? part, TimeSpan timeout)
     {
         _slots[rank] = part;
-        _barrier.SignalAndWait();
-        var all = _slots.Select(s => s!).ToList();
-        _barrier.SignalAndWait();
+        Barrier(rank, timeout);
+        var all = _slots.ToList();
+        Barrier(rank, timeout);
         return all;
     }
 
+    /// <summary>Disposes the barrier the members share.</summary>
     public void Dispose() => _barrier.Dispose();
 }

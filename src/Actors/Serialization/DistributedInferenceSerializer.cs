@@ -3,6 +3,7 @@ using Akka.Actor;
 using Akka.Serialization;
 using DistributedInference.Actors.Cluster;
 using DistributedInference.Actors.Pipeline;
+using DistributedInference.Actors.Processes;
 using DistributedInference.Actors.Replica;
 using DistributedInference.Actors.Security;
 using DistributedInference.Models.Staging;
@@ -78,6 +79,13 @@ public sealed class DistributedInferenceSerializer : SerializerWithStringManifes
         Add<MemberRefused>("member-refused", (w, m) => Str(w, m.Reason), r => new MemberRefused(Str(r)));
 
         Add<PipelineFailed>("pipeline-failed", (w, m) => { Str(w, m.JobId); Str(w, m.Reason); w.Write(m.InputError); }, r => new PipelineFailed(Str(r), Str(r), r.ReadBoolean()));
+
+        // Process groups (di launch -- PROGRAM: ProcessState across processes).
+        Add<ProcessArrived>("process-arrived", (w, m) => { w.Write(m.Round); w.Write(m.Rank); Bytes(w, m.Part); }, r => new ProcessArrived(r.ReadInt32(), r.ReadInt32(), Bytes(r)));
+        Add<ProcessesReleased>("processes-released", (w, m) => { w.Write(m.Round); w.Write(m.Parts.Count); foreach (var p in m.Parts) { Bytes(w, p); } }, r => new ProcessesReleased(r.ReadInt32(), Many(r, Bytes)));
+        Add<ProcessRoundRefused>("process-round-refused", (w, m) => { w.Write(m.Round); Str(w, m.Reason); }, r => new ProcessRoundRefused(r.ReadInt32(), Str(r)));
+        Add<GetProcessArrivals>("get-process-arrivals", (w, m) => w.Write(m.Round), r => new GetProcessArrivals(r.ReadInt32()));
+        Add<ProcessArrivals>("process-arrivals", (w, m) => { w.Write(m.Round); w.Write(m.Ranks.Count); foreach (var rank in m.Ranks) { w.Write(rank); } }, r => new ProcessArrivals(r.ReadInt32(), Many(r, r => r.ReadInt32())));
     }
 
     public override int Identifier => Id;
@@ -290,6 +298,15 @@ public sealed class DistributedInferenceSerializer : SerializerWithStringManifes
         var elapsed = Time(reader);
         return new PipelineRunMetrics(elapsed, Many(reader, r => new StageMetrics(r.ReadInt32(), r.ReadInt32(), Time(r), Time(r), Time(r))));
     }
+
+    private static void Bytes(BinaryWriter writer, byte[] bytes)
+    {
+        writer.Write(bytes.Length);
+        writer.Write(bytes);
+    }
+
+    // The length is checked against what is left of the frame before anything is allocated.
+    private static byte[] Bytes(BinaryReader reader) => reader.ReadBytes(Count(reader));
 
     // A counted list, grown as its items are read: the count alone reserves nothing.
     private static List<T> Many<T>(BinaryReader reader, Func<BinaryReader, T> read)

@@ -11,7 +11,7 @@ namespace DistributedInference.Host.Cluster;
 
 /// <summary>
 /// <c>di launch [options] -- PROGRAM ARGS...</c> where PROGRAM is not <c>infer</c>: starts PROGRAM
-/// <see cref="ProgramLaunchOptions.NumProcesses"/> times on this machine, each with an environment in torchrun's names
+/// <see cref="ProgramLaunchOptions.NumProcesses"/> / <see cref="ProgramLaunchOptions.NumMachines"/> times on this machine, each with an environment in torchrun's names
 /// (<see cref="Rank"/>, <see cref="WorldSize"/>, <see cref="LocalRank"/>, <see cref="LocalWorldSize"/>,
 /// <see cref="MasterAddr"/>, <see cref="MasterPort"/>) plus <see cref="DeviceVariable"/> (round-robin over the
 /// devices) and the launch's cluster secret (<see cref="ClusterSecurity.SecretVariable"/>). Every line a process
@@ -22,25 +22,25 @@ namespace DistributedInference.Host.Cluster;
 public static class ProgramLaunch
 {
     /// <summary>The process index in the whole group, 0 to WORLD_SIZE - 1.</summary>
-    public const string Rank = "RANK";
+    public const string Rank = Actors.Processes.ProcessEnvironment.Rank;
 
     /// <summary>How many processes the group has.</summary>
-    public const string WorldSize = "WORLD_SIZE";
+    public const string WorldSize = Actors.Processes.ProcessEnvironment.WorldSize;
 
     /// <summary>The process index on this machine.</summary>
-    public const string LocalRank = "LOCAL_RANK";
+    public const string LocalRank = Actors.Processes.ProcessEnvironment.LocalRank;
 
     /// <summary>How many processes of the group run on this machine.</summary>
-    public const string LocalWorldSize = "LOCAL_WORLD_SIZE";
+    public const string LocalWorldSize = Actors.Processes.ProcessEnvironment.LocalWorldSize;
 
     /// <summary>The address of process 0, where the group meets.</summary>
-    public const string MasterAddr = "MASTER_ADDR";
+    public const string MasterAddr = Actors.Processes.ProcessEnvironment.MasterAddr;
 
     /// <summary>The port process 0 listens on for the group.</summary>
-    public const string MasterPort = "MASTER_PORT";
+    public const string MasterPort = Actors.Processes.ProcessEnvironment.MasterPort;
 
     /// <summary>The device this process uses (<c>cpu</c>, <c>cuda:1</c>, ...).</summary>
-    public const string DeviceVariable = "DI_DEVICE";
+    public const string DeviceVariable = Actors.Processes.ProcessEnvironment.DeviceVariable;
 
     /// <summary>How long a process has after SIGTERM before it is killed.</summary>
     public static readonly TimeSpan StopGrace = TimeSpan.FromSeconds(5);
@@ -60,16 +60,46 @@ public static class ProgramLaunch
             throw new InvalidInputException("--devices: give at least one device, e.g. cpu or cuda:0,cuda:1");
         }
 
+        if (launch.NumMachines <= 0 || launch.MachineRank < 0 || launch.MachineRank >= launch.NumMachines)
+        {
+            throw new InvalidInputException($"--machine-rank {launch.MachineRank}: must be in 0..{launch.NumMachines - 1} (--num-machines {launch.NumMachines})");
+        }
+
+        if (launch.NumProcesses % launch.NumMachines != 0)
+        {
+            throw new InvalidInputException($"--num-processes {launch.NumProcesses} is the total over all machines: it must be a multiple of --num-machines {launch.NumMachines}");
+        }
+
+        if (launch.NumMachines > 1 && launch.MainProcessPort is null)
+        {
+            throw new InvalidInputException("--num-machines > 1: give every machine the same --main-process-port (and --main-process-ip, machine 0's address)");
+        }
+
+        // One machine: a secret of this launch. Several: every machine's launcher must hand out the same one, the
+        // user's DI_CLUSTER_SECRET (required off loopback).
+        var secret = launch.NumMachines == 1 ? ClusterSecurity.NewSecret() : Environment.GetEnvironmentVariable(ClusterSecurity.SecretVariable)?.Trim();
+        if (string.IsNullOrEmpty(secret))
+        {
+            if (!ClusterSecurity.IsLoopback(launch.MainProcessIp))
+            {
+                throw new InvalidInputException($"--num-machines {launch.NumMachines} off loopback: set the same {ClusterSecurity.SecretVariable} on every machine ({ClusterSecurity.HowToMakeASecret})");
+            }
+
+            secret = ClusterSecurity.NewSecret();
+        }
+
+        var perMachine = launch.NumProcesses / launch.NumMachines;
         var port = launch.MainProcessPort ?? FreePort();
-        var secret = ClusterSecurity.NewSecret();
         var output = TextWriter.Synchronized(stdout);
         var errors = TextWriter.Synchronized(stderr);
         var processes = new List<Process>();
+        var ranks = new List<int>();
         var pumps = new List<Task>();
         try
         {
-            for (var rank = 0; rank < launch.NumProcesses; rank++)
+            for (var local = 0; local < perMachine; local++)
             {
+                var rank = (launch.MachineRank * perMachine) + local;
                 var start = new ProcessStartInfo(launch.Command[0]) { RedirectStandardOutput = true, RedirectStandardError = true };
                 foreach (var arg in launch.Command.Skip(1))
                 {
@@ -78,11 +108,11 @@ public static class ProgramLaunch
 
                 start.Environment[Rank] = Text(rank);
                 start.Environment[WorldSize] = Text(launch.NumProcesses);
-                start.Environment[LocalRank] = Text(rank);
-                start.Environment[LocalWorldSize] = Text(launch.NumProcesses);
+                start.Environment[LocalRank] = Text(local);
+                start.Environment[LocalWorldSize] = Text(perMachine);
                 start.Environment[MasterAddr] = launch.MainProcessIp;
                 start.Environment[MasterPort] = Text(port);
-                start.Environment[DeviceVariable] = devices[rank % devices.Length];
+                start.Environment[DeviceVariable] = devices[local % devices.Length];
                 start.Environment[ClusterSecurity.SecretVariable] = secret;
                 Process process;
                 try
@@ -96,11 +126,12 @@ public static class ProgramLaunch
 
                 processes.Add(process);
                 var shown = !launch.MainProcessOutputOnly || rank == 0;
+                ranks.Add(rank);
                 pumps.Add(Pump(process.StandardOutput, $"[rank {rank}] ", shown ? output : null));
                 pumps.Add(Pump(process.StandardError, $"[rank {rank}] ", shown ? errors : null));
             }
 
-            var exits = processes.Select((p, rank) => WaitExit(p, rank, cancellation)).ToList();
+            var exits = processes.Select((p, i) => WaitExit(p, ranks[i], cancellation)).ToList();
             var code = 0;
             while (exits.Count > 0)
             {
@@ -188,7 +219,10 @@ public static class ProgramLaunch
 }
 
 /// <summary>
-/// <c>di launch -- PROGRAM ARGS...</c>: how many processes, the devices dealt to them round-robin (comma-separated),
-/// where process 0 meets the others, the command line, and whether only process 0's output is shown.
+/// <c>di launch -- PROGRAM ARGS...</c>: how many processes in all (over every machine, as Accelerate counts them), the
+/// devices dealt to each machine's processes round-robin (comma-separated), where process 0 meets the others, the
+/// command line, whether only process 0's output is shown, and (Accelerate's <c>--num-machines</c>,
+/// <c>--machine-rank</c>) how many machines run a launcher and which one this is: machine r starts the processes
+/// r * (NumProcesses / NumMachines) onwards; machine 0 hosts process 0.
 /// </summary>
-public sealed record ProgramLaunchOptions(int NumProcesses, string? Devices, string MainProcessIp, int? MainProcessPort, IReadOnlyList<string> Command, bool MainProcessOutputOnly = false);
+public sealed record ProgramLaunchOptions(int NumProcesses, string? Devices, string MainProcessIp, int? MainProcessPort, IReadOnlyList<string> Command, bool MainProcessOutputOnly = false, int NumMachines = 1, int MachineRank = 0);

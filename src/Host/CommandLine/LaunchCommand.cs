@@ -5,7 +5,7 @@ namespace DistributedInference.Host.CommandLine;
 
 /// <summary>
 /// <c>di launch --num-processes N [--devices-per-process D] [--config-file F] -- infer ...</c>, or
-/// <c>di launch --num-processes N [--devices D] [--main-process-ip IP] [--main-process-port P] -- PROGRAM ARGS...</c>
+/// <c>di launch --num-processes N [--devices D] [--main-process-ip IP] [--main-process-port P] [--num-machines M --machine-rank R] -- PROGRAM ARGS...</c>
 /// (see <see cref="ProgramLaunch"/>).
 /// </summary>
 public static class LaunchCommand
@@ -19,10 +19,12 @@ public static class LaunchCommand
         var mainIp = new Option<string>("--main-process-ip") { Description = "where process 0 of a program meets the others (MASTER_ADDR)", DefaultValueFactory = _ => "127.0.0.1" };
         var mainPort = new Option<int?>("--main-process-port") { Description = "the port process 0 of a program listens on (MASTER_PORT; default a free one)" };
         var mainOnly = new Option<bool>("--main-process-output-only") { Description = "show only process 0's output" };
+        var machines = new Option<int>("--num-machines") { Description = "machines that each run di launch for a program (--num-processes is the total over all of them)", DefaultValueFactory = _ => 1 };
+        var machineRank = new Option<int>("--machine-rank") { Description = "this machine's index, 0 to --num-machines - 1 (machine 0 hosts process 0)", DefaultValueFactory = _ => 0 };
         var job = new Argument<string[]>("job") { Description = "after --: infer and its options, or any program and its arguments", Arity = ArgumentArity.ZeroOrMore };
         var command = new Command("launch", "Start N local node processes as a cluster and run an infer job across every device, or run a program N times as one process group.")
         {
-            processes, devices, configFile, programDevices, mainIp, mainPort, mainOnly, job,
+            processes, devices, configFile, programDevices, mainIp, mainPort, mainOnly, machines, machineRank, job,
         };
         command.SetAction((result, cancellation) => UserErrors.Run(
             async () =>
@@ -40,7 +42,9 @@ public static class LaunchCommand
                         result.GetResult(mainIp) is not { Implicit: false } ? saved.MainProcessIp : result.GetValue(mainIp)!,
                         result.GetValue(mainPort) ?? (saved.MainProcessPort == 0 ? null : saved.MainProcessPort),
                         program,
-                        result.GetValue(mainOnly));
+                        result.GetValue(mainOnly),
+                        result.GetValue(machines),
+                        result.GetValue(machineRank));
                     return await ProgramLaunch.Run(launch, result.InvocationConfiguration.Output, result.InvocationConfiguration.Error, cancellation);
                 }
 

@@ -120,4 +120,18 @@ public sealed class HostingTests
             }
         }
     }
+
+    [Fact]
+    public async Task A_host_app_outside_a_launch_gets_a_process_state_of_one()
+    {
+        var builder = Host.CreateApplicationBuilder();
+        builder.Services.AddProcessState();
+        using var host = builder.Build();
+        await host.StartAsync();
+        var state = host.Services.GetRequiredService<Actors.Processes.ProcessState>();
+        Assert.Same(state, host.Services.GetRequiredService<Actors.Processes.ProcessState>());
+        Assert.Equal((0, 1, true), (state.ProcessIndex, state.NumProcesses, state.IsMainProcess));
+        Assert.Equal(["a dog", "a cat"], state.SplitBetweenProcesses(["a dog", "a cat"], applyPadding: true));
+        await host.StopAsync();
+    }
 }

@@ -71,4 +71,58 @@ public sealed class ProcessStateTests
         });
         Assert.All(gathered, g => Assert.Equal(new long[] { 0, 10, 20, 30, 40, 50, 60 }, g.data<long>().ToArray()));
     }
+
+    [Fact]
+    public void A_barrier_that_times_out_names_the_processes_that_did_not_arrive()
+    {
+        var states = LocalProcessGroup.Create(3);
+        var error = Assert.Throws<ProcessGroupTimeoutException>(() => states[0].WaitForEveryone(TimeSpan.FromMilliseconds(200)));
+        Assert.Equal([1, 2], error.Missing);
+        Assert.Contains("process(es) 1, 2 did not arrive", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Gather_object_returns_every_process_value_in_process_order()
+    {
+        var states = LocalProcessGroup.Create(3);
+        var gathered = new IReadOnlyList<string>[3];
+        RunEach(states, state => gathered[state.ProcessIndex] = state.GatherObject($"from {state.ProcessIndex}"));
+        Assert.All(gathered, g => Assert.Equal(["from 0", "from 1", "from 2"], g));
+    }
+
+    [Fact]
+    public void The_main_process_runs_its_block_before_the_others_enter_theirs()
+    {
+        var states = LocalProcessGroup.Create(3);
+        var order = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        RunEach(states, state =>
+        {
+            using (state.MainProcessFirst())
+            {
+                order.Enqueue(state.IsMainProcess ? "main" : "other");
+            }
+        });
+        Assert.Equal(["main", "other", "other"], order);
+    }
+
+    [Fact]
+    public void Outside_a_launch_the_state_from_the_environment_is_a_group_of_one()
+    {
+        Assert.Null(Environment.GetEnvironmentVariable(ProcessEnvironment.WorldSize));
+        using var state = ProcessState.FromEnvironment();
+        Assert.Equal((0, 0, 1, true, true), (state.ProcessIndex, state.LocalProcessIndex, state.NumProcesses, state.IsMainProcess, state.IsLastProcess));
+        Assert.Equal([1, 2, 3], state.GatherObject(1).Concat(state.Gather([2, 3], 2)));
+    }
+
+    [Fact]
+    public void Values_cross_processes_as_codec_values_or_json_and_come_back_as_the_callers_types()
+    {
+        var list = ProcessPayload.To<IReadOnlyList<string>>(ProcessPayload.Decode(ProcessPayload.Encode(new List<string> { "a", "b" }, typeof(List<string>)), typeof(List<string>)));
+        Assert.Equal(["a", "b"], list);
+        Assert.Equal(3L, ProcessPayload.To<long>(ProcessPayload.Decode(ProcessPayload.Encode(3, typeof(int)), typeof(int))));
+        var record = new Part(2, "x");
+        Assert.Equal(record, ProcessPayload.To<Part>(ProcessPayload.Decode(ProcessPayload.Encode(record, typeof(Part)), typeof(Part))));
+    }
+
+    public sealed record Part(int Rank, string Text);
 }

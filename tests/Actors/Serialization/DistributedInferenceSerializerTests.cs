@@ -137,6 +137,23 @@ public sealed class DistributedInferenceSerializerTests : TestKit
     }
 
     [Fact]
+    public void Process_group_rounds_keep_their_parts_bytes()
+    {
+        byte[] a = [1, 2, 3];
+        byte[] b = [];
+        var arrived = (Actors.Processes.ProcessArrived)RoundTrip(new Actors.Processes.ProcessArrived(4, 1, a));
+        Assert.Equal((4, 1), (arrived.Round, arrived.Rank));
+        Assert.Equal(a, arrived.Part);
+        var released = (Actors.Processes.ProcessesReleased)RoundTrip(new Actors.Processes.ProcessesReleased(4, [a, b]));
+        Assert.Equal((4, 2), (released.Round, released.Parts.Count));
+        Assert.Equal(a, released.Parts[0]);
+        Assert.Empty(released.Parts[1]);
+        Assert.Equal(new Actors.Processes.ProcessRoundRefused(4, "too big"), RoundTrip(new Actors.Processes.ProcessRoundRefused(4, "too big")));
+        Assert.Equal(new Actors.Processes.GetProcessArrivals(7), RoundTrip(new Actors.Processes.GetProcessArrivals(7)));
+        Assert.Equal([0, 2], ((Actors.Processes.ProcessArrivals)RoundTrip(new Actors.Processes.ProcessArrivals(7, [0, 2]))).Ranks);
+    }
+
+    [Fact]
     public void The_hocon_bindings_cover_exactly_the_messages_the_serializer_knows()
     {
         var bound = Sys.Settings.Config.GetConfig("akka.actor.serialization-bindings").AsEnumerable()
