@@ -104,10 +104,20 @@ public sealed class ClusterProcessGroup : IProcessGroup, IDisposable, IAsyncDisp
         var system = ClusterSecurity.CreateSystem(SystemName, config);
         try
         {
+            var gate = MembershipGate.Start(system);
             ICanTell coordinator = rank == 0
                 ? system.ActorOf(ProcessGroupCoordinator.Props(size, maximumBytes - FrameMargin), ProcessGroupCoordinator.ActorName)
                 : system.ActorSelection($"{seed}/user/{ProcessGroupCoordinator.ActorName}");
-            await WhenAllUp(system, rank, size, joinTimeout);
+            // A process whose proof of the launch's secret is refused is downed: it says so instead of waiting out its timeout.
+            var allUp = WhenAllUp(system, rank, size, joinTimeout);
+            await Task.WhenAny(allUp, gate.Admitted.ContinueWith(_ => { }, TaskScheduler.Default));
+            if (gate.Admitted.IsFaulted)
+            {
+                throw gate.Admitted.Exception!.InnerException!;
+            }
+
+            await allUp;
+            await gate.Admitted.WaitAsync(joinTimeout);
             return new ClusterProcessGroup(system, rank, size, coordinator, maximumBytes - FrameMargin);
         }
         catch

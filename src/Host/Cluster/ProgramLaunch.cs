@@ -85,7 +85,9 @@ public static class ProgramLaunch
                 throw new InvalidInputException($"--num-machines {launch.NumMachines} off loopback: set the same {ClusterSecurity.SecretVariable} on every machine ({ClusterSecurity.HowToMakeASecret})");
             }
 
-            secret = ClusterSecurity.NewSecret();
+            // Several launchers on loopback without DI_CLUSTER_SECRET cannot agree on a new one: no secret, as for a
+            // di node on loopback.
+            secret = string.Empty;
         }
 
         var perMachine = launch.NumProcesses / launch.NumMachines;
