@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Akka.Cluster.Sharding;
+using Akka.Event;
 using DistributedInference.Actors.Replica;
 
 namespace DistributedInference.Actors.Cluster;
@@ -55,6 +56,7 @@ public sealed class JobCoordinator : ReceiveActor
         _clientDataPlane = submit.ReplyDataPlane;
         if (first)
         {
+            Context.GetLogger().Info("job {0}: coordinated here, for {1}", _jobId, submit.ReplyTo.Path.Address);
             _splitter.Tell(submit with { ReplyTo = Self, ReplyDataPlane = null });
             return;
         }

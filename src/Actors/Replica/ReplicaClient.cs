@@ -1,6 +1,10 @@
+using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using Akka.Actor;
+using Akka.Event;
+using DistributedInference.Actors.Splitting;
 using DistributedInference.Models;
+using static TorchSharp.torch;
 
 namespace DistributedInference.Actors.Replica;
 
@@ -17,6 +21,11 @@ public readonly record struct JobProgress(int RowsDone, int RowsTotal);
 /// </summary>
 public sealed class ReplicaClient
 {
+    // Until the job's home first answers, the submission is sent again after each of these waits (then every last one):
+    // a submission lost with a node that went away reaches the job's new home. Sending it again is harmless: a
+    // coordinator that already has the job only re-attaches the caller (same job id).
+    private static readonly TimeSpan[] ResendAfter = [TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(20), TimeSpan.FromSeconds(30)];
+
     private readonly IActorRefFactory _system;
     private readonly Func<CancellationToken, Task<IActorRef>> _splitter;
 
@@ -33,22 +42,49 @@ public sealed class ReplicaClient
         _splitter = splitter;
     }
 
+    /// <summary>
+    /// Whether <see cref="RunAsync"/> survives the loss of the actor running the job (its coordinator's node went away,
+    /// say): the job's results are then streamed to this client, which keeps every row it received and submits only the
+    /// rows it lacks again, under the same job id, to wherever the job's home is now (for the job shard region: a
+    /// coordinator on a surviving control node), at most <see cref="MaxResubmissions"/> times. Rows are matched by
+    /// their index and a row already received is never taken twice: at-least-once compute, exactly-once output.
+    /// Off: the loss fails the job with <see cref="JobFailedException"/>.
+    /// </summary>
+    public bool ResubmitOnLoss { get; init; }
+
+    /// <summary>How many times <see cref="ResubmitOnLoss"/> submits the missing rows again before the job fails.</summary>
+    public int MaxResubmissions { get; init; } = 3;
+
+    /// <summary>
+    /// Told, one line, when <see cref="ResubmitOnLoss"/> submits rows again (where the job's coordinator was, how many rows
+    /// go again, how many were kept); null: the line goes to the actor system's log as a warning.
+    /// </summary>
+    public Action<string>? OnResubmit { get; init; }
+
     public async Task<JobResult> RunAsync(object input, JobOptions? options = null, IProgress<JobProgress>? progress = null, CancellationToken cancellation = default)
     {
+        if (ResubmitOnLoss && CountOrNull(input) is { } rows)
+        {
+            return await RunResubmitting(input, rows, options, progress, cancellation);
+        }
+
         JobResult? result = null;
-        await foreach (var message in Messages(input, options, streamResults: false, cancellation))
+        var jobId = NewJobId();
+        await foreach (var message in Messages(jobId, input, options, streamResults: false, resend: false, cancellation))
         {
             switch (message)
             {
                 case JobAccepted accepted:
                     progress?.Report(new JobProgress(0, accepted.Rows));
                     break;
-                case RowsCompleted rows:
-                    progress?.Report(new JobProgress(rows.RowsDone, rows.RowsTotal));
+                case RowsCompleted done:
+                    progress?.Report(new JobProgress(done.RowsDone, done.RowsTotal));
                     break;
                 case JobCompleted completed:
                     result = new JobResult(completed.Results, completed.Statistics);
                     break;
+                case AnswererLost lost:
+                    throw Lost(jobId, lost);
             }
         }
 
@@ -58,23 +94,124 @@ public sealed class ReplicaClient
     /// <summary>Results of rows as their batches finish (not in input order; each carries its row range).</summary>
     public async IAsyncEnumerable<RowsCompleted> StreamAsync(object input, JobOptions? options = null, [EnumeratorCancellation] CancellationToken cancellation = default)
     {
-        await foreach (var message in Messages(input, options, streamResults: true, cancellation))
+        var jobId = NewJobId();
+        await foreach (var message in Messages(jobId, input, options, streamResults: true, resend: false, cancellation))
         {
-            if (message is RowsCompleted rows)
+            switch (message)
             {
-                yield return rows;
+                case RowsCompleted rows:
+                    yield return rows;
+                    break;
+                case AnswererLost lost:
+                    throw Lost(jobId, lost);
             }
         }
     }
 
-    private async IAsyncEnumerable<object> Messages(object input, JobOptions? options, bool streamResults, [EnumeratorCancellation] CancellationToken cancellation)
+    private static string NewJobId() => Guid.NewGuid().ToString("N");
+
+    private static JobFailedException Lost(string jobId, AnswererLost lost) =>
+        new($"job {jobId}: the actor running it at {lost.Node} stopped before the job ended; submit it again");
+
+    private static int? CountOrNull(object input)
     {
-        var jobId = Guid.NewGuid().ToString("N");
+        try
+        {
+            return Rows.Count(input);
+        }
+        catch (InvalidInputException)
+        {
+            // The job itself says what is wrong with its input.
+            return null;
+        }
+    }
+
+    // Attempt 0 submits every row; each later one only the rows not received yet, as one input of those rows in order
+    // (the kept ranges map its row indices back to the job's). A lost coordinator's late answers go to a bridge that is gone.
+    private async Task<JobResult> RunResubmitting(object input, int total, JobOptions? options, IProgress<JobProgress>? progress, CancellationToken cancellation)
+    {
+        var jobId = NewJobId();
+        var log = (_system as ActorSystem ?? (_system as IActorContext)?.System) is { } system ? Logging.GetLogger(system, typeof(ReplicaClient)) : null;
+        var received = new ReceivedRows(total);
+        var clock = Stopwatch.StartNew();
+        var resent = 0;
+        try
+        {
+            for (var attempt = 0; ; attempt++)
+            {
+                var missing = received.Missing();
+                var part = attempt == 0 ? input : Rows.Concat(missing.Select(range => Rows.Slice(input, range.Start, range.Count)).ToList());
+                JobStatistics? statistics = null;
+                AnswererLost? lost = null;
+                await foreach (var message in Messages(jobId, part, options, streamResults: true, resend: true, cancellation))
+                {
+                    switch (message)
+                    {
+                        case AnswererFound found:
+                            log?.Info("job {0}: coordinated at {1}", jobId, found.Node);
+                            break;
+                        case JobAccepted accepted when attempt == 0:
+                            progress?.Report(new JobProgress(0, accepted.Rows));
+                            break;
+                        case RowsCompleted rows:
+                            received.Add(missing, rows);
+                            progress?.Report(new JobProgress(received.Done, total));
+                            break;
+                        case JobCompleted completed:
+                            // Every row came streamed; the job's own copy of them all is not needed.
+                            DisposeRows(completed.Results);
+                            statistics = completed.Statistics;
+                            break;
+                        case AnswererLost gone:
+                            lost = gone;
+                            break;
+                    }
+                }
+
+                if (lost is not null)
+                {
+                    if (attempt >= MaxResubmissions)
+                    {
+                        throw new JobFailedException($"job {jobId}: the actor running it at {lost.Node} stopped before the job ended, and the job was submitted again {attempt} time(s) already");
+                    }
+
+                    var left = total - received.Done;
+                    var line = $"job {jobId}: its coordinator at {lost.Node} stopped before the job ended; submitting the {left} row(s) without results again ({received.Done} of {total} kept)";
+                    if (OnResubmit is { } notice)
+                    {
+                        notice(line);
+                    }
+                    else
+                    {
+                        log?.Warning(line);
+                    }
+
+                    resent += left;
+                    continue;
+                }
+
+                if (received.Done != total)
+                {
+                    throw new JobFailedException($"job {jobId} ended with results for {received.Done} of {total} rows");
+                }
+
+                var stats = statistics ?? new JobStatistics(TimeSpan.Zero, new Dictionary<string, DeviceShare>(), 0);
+                return new JobResult(received.Join(), stats with { Elapsed = clock.Elapsed, ResentBatches = stats.ResentBatches + resent });
+            }
+        }
+        finally
+        {
+            received.Dispose();
+        }
+    }
+
+    private async IAsyncEnumerable<object> Messages(string jobId, object input, JobOptions? options, bool streamResults, bool resend, [EnumeratorCancellation] CancellationToken cancellation)
+    {
         var splitter = await _splitter(cancellation);
         var system = _system as ActorSystem ?? (_system as IActorContext)?.System;
         var settings = system is null ? null : Configuration.DistributedInferenceSettings.From(system.Settings.Config);
         var jobTimeout = settings?.JobTimeout ?? TimeSpan.FromMinutes(30);
-        var (bridge, reader) = ChannelBridge.Open(_system, watchFirstSender: true);
+        var (bridge, reader) = ChannelBridge.Open(_system, watchFirstSender: true, announceAnswerer: true);
         using var timeout = new CancellationTokenSource(jobTimeout);
         using var cancel = cancellation.Register(() => splitter.Tell(new CancelJob(jobId)));
         using var expire = timeout.Token.Register(() => splitter.Tell(new CancelJob(jobId)));
@@ -82,34 +219,153 @@ public sealed class ReplicaClient
         {
             var dataPlane = system is null ? null : DataPlane.TensorDataPlane.For(system)?.Endpoint;
             options ??= settings is null ? new JobOptions() : new JobOptions(MaxBatchSize: settings.MaxBatchSize) { BatchTimeout = settings.BatchTimeout };
-            splitter.Tell(new SubmitJob(jobId, input, options, bridge, streamResults, dataPlane));
+            var submit = new SubmitJob(jobId, input, options, bridge, streamResults, dataPlane);
+            splitter.Tell(submit);
+            var answered = false;
+            var resends = 0;
+            var next = reader.ReadAsync(CancellationToken.None).AsTask();
             while (true)
             {
-                var message = await reader.ReadAsync(CancellationToken.None);
+                if (resend && !answered)
+                {
+                    var wait = ResendAfter[Math.Min(resends, ResendAfter.Length - 1)];
+                    if (await Task.WhenAny(next, Task.Delay(wait, CancellationToken.None)) != next)
+                    {
+                        resends++;
+                        splitter.Tell(submit);
+                        continue;
+                    }
+                }
+
+                var message = await next;
+                answered = true;
                 switch (message)
                 {
                     case JobFailed failed when cancellation.IsCancellationRequested:
                         throw new OperationCanceledException($"job {jobId} cancelled: {failed.Reason}", cancellation);
                     case JobFailed when timeout.IsCancellationRequested:
                         throw new JobFailedException($"job {jobId} did not finish within {jobTimeout} (distributed-inference.job-timeout)");
-                    case AnswererLost lost:
-                        throw new JobFailedException($"job {jobId}: the actor running it at {lost.Node} stopped before the job ended; submit it again");
                     case JobFailed { InputError: true } failed:
                         throw new InvalidInputException(failed.Reason);
                     case JobFailed failed:
                         throw new JobFailedException(failed.Reason);
-                    case JobCompleted:
+                    case JobCompleted or AnswererLost:
                         yield return message;
                         yield break;
                     default:
                         yield return message;
                         break;
                 }
+
+                next = reader.ReadAsync(CancellationToken.None).AsTask();
             }
         }
         finally
         {
             bridge.Tell(PoisonPill.Instance);
+        }
+    }
+
+    // The results of a job's rows as they come, by row index of the whole job; a row already here is not taken again.
+    private sealed class ReceivedRows(int total) : IDisposable
+    {
+        private readonly bool[] _done = new bool[total];
+        private readonly SortedDictionary<int, object> _pieces = [];
+        private readonly List<object> _messages = [];
+
+        public int Done { get; private set; }
+
+        // The ranges of rows without results, in order.
+        public List<(int Start, int Count)> Missing()
+        {
+            var ranges = new List<(int Start, int Count)>();
+            for (var row = 0; row < total; row++)
+            {
+                if (!_done[row])
+                {
+                    var start = row;
+                    while (row < total && !_done[row])
+                    {
+                        row++;
+                    }
+
+                    ranges.Add((start, row - start));
+                }
+            }
+
+            return ranges;
+        }
+
+        // Rows [Start, Start + Count) of the submitted part, whose row i is row i of `part` laid end to end.
+        public void Add(List<(int Start, int Count)> part, RowsCompleted rows)
+        {
+            if (rows.Results is null || rows.Count == 0)
+            {
+                return;
+            }
+
+            _messages.Add(rows.Results);
+            var offset = 0;
+            foreach (var range in part)
+            {
+                var from = Math.Max(rows.Start, offset);
+                var to = Math.Min(rows.Start + rows.Count, offset + range.Count);
+                for (var row = from; row < to;)
+                {
+                    var jobRow = range.Start + (row - offset);
+                    if (_done[jobRow])
+                    {
+                        row++;
+                        continue;
+                    }
+
+                    var run = 0;
+                    while (row + run < to && !_done[jobRow + run])
+                    {
+                        _done[jobRow + run] = true;
+                        run++;
+                    }
+
+                    _pieces[jobRow] = Rows.Slice(rows.Results, row - rows.Start, run);
+                    Done += run;
+                    row += run;
+                }
+
+                offset += range.Count;
+            }
+        }
+
+        public object? Join() => _pieces.Count == 0 ? null : Rows.Concat(_pieces.Values.ToList());
+
+        public void Dispose()
+        {
+            foreach (var piece in _pieces.Values)
+            {
+                DisposeRows(piece);
+            }
+
+            foreach (var message in _messages)
+            {
+                DisposeRows(message);
+            }
+        }
+    }
+
+    // Tensors only: a list's items are not copied by slicing or joining it, so the joined result holds the same ones.
+    private static void DisposeRows(object? rows)
+    {
+        switch (rows)
+        {
+            case Tensor tensor:
+                tensor.Dispose();
+                break;
+            case IReadOnlyDictionary<string, object> dictionary:
+                foreach (var value in dictionary.Values)
+                {
+                    DisposeRows(value);
+                }
+
+                break;
         }
     }
 }

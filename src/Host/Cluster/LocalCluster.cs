@@ -37,6 +37,9 @@ public sealed class LocalCluster : IAsyncDisposable
     /// <summary>host:port of the first node.</summary>
     public string Seed { get; }
 
+    /// <summary>Each node's port (its Akka address is akka.tcp://distributed-inference@127.0.0.1:port), in start order.</summary>
+    public IReadOnlyList<int> Ports => _ports;
+
     /// <summary>The node processes, in start order (the first is the seed and the oldest member).</summary>
     public IReadOnlyList<Process> Processes => _processes;
 
