@@ -10,7 +10,8 @@ namespace DistributedInference.Actors.Cluster;
 /// control role), so a job submitted through any node lands here, once. It hands the job to its node's splitter,
 /// relays the splitter's answers to the client, and keeps the outcome for <c>keepFinishedFor</c> before passivating:
 /// a client that submits the same job id again (a retry after a lost connection) is re-attached to the running job,
-/// or handed the outcome, instead of starting the work twice.
+/// or handed the outcome, instead of starting the work twice. It watches its client: a client that stops before the
+/// job ends (cancelled, or its node gone) cancels the job.
 /// </summary>
 public sealed class JobCoordinator : ReceiveActor
 {
@@ -29,7 +30,11 @@ public sealed class JobCoordinator : ReceiveActor
         _splitter = splitter;
         _keepFinishedFor = keepFinishedFor;
         Receive<SubmitJob>(HandleSubmit);
-        Receive<CancelJob>(cancel => _splitter.Tell(cancel));
+        Receive<CancelJob>(cancel =>
+        {
+            Context.GetLogger().Info("job {0}: cancelled by its client", _jobId);
+            _splitter.Tell(cancel);
+        });
         Receive<GetJobStatus>(_ => Sender.Tell(Status()));
         Receive<JobAccepted>(accepted =>
         {
@@ -44,6 +49,7 @@ public sealed class JobCoordinator : ReceiveActor
         Receive<JobCompleted>(Finish);
         Receive<JobFailed>(Finish);
         Receive<ReceiveTimeout>(_ => Context.Parent.Tell(new Passivate(PoisonPill.Instance)));
+        Receive<Terminated>(HandleClientLost);
     }
 
     public static Props Props(string jobId, IActorRef splitter, TimeSpan keepFinishedFor) =>
@@ -52,7 +58,17 @@ public sealed class JobCoordinator : ReceiveActor
     private void HandleSubmit(SubmitJob submit)
     {
         var first = _client is null && _outcome is null;
+        if (_client is not null && !_client.Equals(submit.ReplyTo))
+        {
+            Context.Unwatch(_client);
+        }
+
         _client = submit.ReplyTo;
+        if (_outcome is null)
+        {
+            Context.Watch(_client);
+        }
+
         _clientDataPlane = submit.ReplyDataPlane;
         if (first)
         {
@@ -72,8 +88,27 @@ public sealed class JobCoordinator : ReceiveActor
         }
     }
 
+    // The client stopped waiting (it was cancelled, or its node went away) before the job ended: nobody is left to take
+    // the results, so the job stops, its queued and future batches with it.
+    private void HandleClientLost(Terminated terminated)
+    {
+        if (_outcome is not null || !terminated.ActorRef.Equals(_client))
+        {
+            return;
+        }
+
+        Context.GetLogger().Info("job {0}: its client at {1} is gone; cancelling the job", _jobId, terminated.ActorRef.Path.Address);
+        _client = null;
+        _splitter.Tell(new CancelJob(_jobId));
+    }
+
     private void Finish(object outcome)
     {
+        if (_client is not null)
+        {
+            Context.Unwatch(_client);
+        }
+
         _outcome = outcome;
         ToClient(outcome);
         Context.SetReceiveTimeout(_keepFinishedFor);

@@ -26,6 +26,10 @@ public sealed class ReplicaClient
     // coordinator that already has the job only re-attaches the caller (same job id).
     private static readonly TimeSpan[] ResendAfter = [TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(20), TimeSpan.FromSeconds(30)];
 
+    // How long a cancelled job's caller waits for the job to confirm it stopped; then it stops waiting, and its reply
+    // actor stops (a coordinator watching it cancels the job then).
+    private static readonly TimeSpan CancelWait = TimeSpan.FromSeconds(1);
+
     private readonly IActorRefFactory _system;
     private readonly Func<CancellationToken, Task<IActorRef>> _splitter;
 
@@ -224,17 +228,21 @@ public sealed class ReplicaClient
             var answered = false;
             var resends = 0;
             var next = reader.ReadAsync(CancellationToken.None).AsTask();
+            var givenUp = Task.Delay(Timeout.Infinite, cancellation).ContinueWith(_ => Task.Delay(CancelWait), TaskScheduler.Default).Unwrap();
             while (true)
             {
-                if (resend && !answered)
+                var wait = resend && !answered ? ResendAfter[Math.Min(resends, ResendAfter.Length - 1)] : Timeout.InfiniteTimeSpan;
+                var woken = await Task.WhenAny(next, givenUp, Task.Delay(wait, CancellationToken.None));
+                if (woken == givenUp)
                 {
-                    var wait = ResendAfter[Math.Min(resends, ResendAfter.Length - 1)];
-                    if (await Task.WhenAny(next, Task.Delay(wait, CancellationToken.None)) != next)
-                    {
-                        resends++;
-                        splitter.Tell(submit);
-                        continue;
-                    }
+                    throw new OperationCanceledException($"job {jobId} cancelled", cancellation);
+                }
+
+                if (woken != next)
+                {
+                    resends++;
+                    splitter.Tell(submit);
+                    continue;
                 }
 
                 var message = await next;
