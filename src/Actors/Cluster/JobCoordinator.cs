@@ -13,7 +13,7 @@ namespace DistributedInference.Actors.Cluster;
 /// or handed the outcome, instead of starting the work twice. It watches its client: a client that stops before the
 /// job ends (cancelled, or its node gone) cancels the job.
 /// </summary>
-public sealed class JobCoordinator : ReceiveActor
+public sealed class JobCoordinator : ReceiveActor, IWithTimers
 {
     private readonly string _jobId;
     private readonly IActorRef _splitter;
@@ -23,6 +23,7 @@ public sealed class JobCoordinator : ReceiveActor
     private JobAccepted? _accepted;
     private object? _outcome;
     private int _rowsDone;
+    private SubmitJob? _awaitingInput;
 
     public JobCoordinator(string jobId, IActorRef splitter, TimeSpan keepFinishedFor)
     {
@@ -50,7 +51,26 @@ public sealed class JobCoordinator : ReceiveActor
         Receive<JobFailed>(Finish);
         Receive<ReceiveTimeout>(_ => Context.Parent.Tell(new Passivate(PoisonPill.Instance)));
         Receive<Terminated>(HandleClientLost);
+        Receive<JobInput>(input => input.JobId == _jobId && _awaitingInput is not null, input =>
+        {
+            Timers.Cancel(InputTimedOut.Instance);
+            var submit = _awaitingInput! with { Input = input.Input, InputOnRequest = false };
+            _awaitingInput = null;
+            Start(submit);
+        });
+        Receive<InputTimedOut>(_ =>
+        {
+            if (_awaitingInput is not null)
+            {
+                _awaitingInput = null;
+                Finish(new JobFailed(_jobId, $"the client did not send the job's input within {InputTimeout.TotalSeconds:F0} s (distributed-inference.submit-timeout)"));
+            }
+        });
     }
+
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    private TimeSpan InputTimeout => Context.System.Settings.Config.GetTimeSpan("distributed-inference.submit-timeout", TimeSpan.FromMinutes(2));
 
     public static Props Props(string jobId, IActorRef splitter, TimeSpan keepFinishedFor) =>
         Akka.Actor.Props.Create(() => new JobCoordinator(jobId, splitter, keepFinishedFor));
@@ -73,7 +93,25 @@ public sealed class JobCoordinator : ReceiveActor
         if (first)
         {
             Context.GetLogger().Info("job {0}: coordinated here, for {1}", _jobId, submit.ReplyTo.Path.Address);
-            _splitter.Tell(submit with { ReplyTo = Self, ReplyDataPlane = null });
+            if (submit.InputOnRequest)
+            {
+                _awaitingInput = submit;
+                FetchInput();
+                Timers.StartSingleTimer(InputTimedOut.Instance, InputTimedOut.Instance, InputTimeout);
+            }
+            else
+            {
+                Start(submit);
+            }
+
+            return;
+        }
+
+        // The same submission again before its input came (the first ask may be lost): ask again.
+        if (_awaitingInput is not null)
+        {
+            _awaitingInput = submit;
+            FetchInput();
             return;
         }
 
@@ -88,6 +126,12 @@ public sealed class JobCoordinator : ReceiveActor
         }
     }
 
+    private void Start(SubmitJob submit) => _splitter.Tell(submit with { ReplyTo = Self, ReplyDataPlane = null });
+
+    // The input comes by the data plane, to this node's endpoint (through Akka where there is none).
+    private void FetchInput() =>
+        _client?.Tell(new FetchJobInput(_jobId, Self, DataPlane.TensorDataPlane.For(Context.System)?.Endpoint), Self);
+
     // The client stopped waiting (it was cancelled, or its node went away) before the job ended: nobody is left to take
     // the results, so the job stops, its queued and future batches with it.
     private void HandleClientLost(Terminated terminated)
@@ -99,6 +143,15 @@ public sealed class JobCoordinator : ReceiveActor
 
         Context.GetLogger().Info("job {0}: its client at {1} is gone; cancelling the job", _jobId, terminated.ActorRef.Path.Address);
         _client = null;
+        if (_awaitingInput is not null)
+        {
+            // Nothing runs yet: the job ends here.
+            _awaitingInput = null;
+            Timers.Cancel(InputTimedOut.Instance);
+            Finish(new JobFailed(_jobId, "cancelled"));
+            return;
+        }
+
         _splitter.Tell(new CancelJob(_jobId));
     }
 
@@ -121,6 +174,11 @@ public sealed class JobCoordinator : ReceiveActor
         {
             DataPlane.TensorDataPlane.Tell(Context.System, _clientDataPlane, _client, message, Self);
         }
+    }
+
+    private sealed class InputTimedOut
+    {
+        public static readonly InputTimedOut Instance = new();
     }
 
     private JobStatus Status() => _outcome switch

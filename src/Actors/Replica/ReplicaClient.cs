@@ -74,7 +74,7 @@ public sealed class ReplicaClient
 
         JobResult? result = null;
         var jobId = NewJobId();
-        await foreach (var message in Messages(jobId, input, options, streamResults: false, resend: false, cancellation))
+        await foreach (var message in Messages(jobId, input, options, streamResults: false, resend: false, inputOnRequest: false, cancellation))
         {
             switch (message)
             {
@@ -99,7 +99,7 @@ public sealed class ReplicaClient
     public async IAsyncEnumerable<RowsCompleted> StreamAsync(object input, JobOptions? options = null, [EnumeratorCancellation] CancellationToken cancellation = default)
     {
         var jobId = NewJobId();
-        await foreach (var message in Messages(jobId, input, options, streamResults: true, resend: false, cancellation))
+        await foreach (var message in Messages(jobId, input, options, streamResults: true, resend: false, inputOnRequest: false, cancellation))
         {
             switch (message)
             {
@@ -147,7 +147,7 @@ public sealed class ReplicaClient
                 var part = attempt == 0 ? input : Rows.Concat(missing.Select(range => Rows.Slice(input, range.Start, range.Count)).ToList());
                 JobStatistics? statistics = null;
                 AnswererLost? lost = null;
-                await foreach (var message in Messages(jobId, part, options, streamResults: true, resend: true, cancellation))
+                await foreach (var message in Messages(jobId, part, options, streamResults: true, resend: true, inputOnRequest: true, cancellation))
                 {
                     switch (message)
                     {
@@ -209,7 +209,10 @@ public sealed class ReplicaClient
         }
     }
 
-    private async IAsyncEnumerable<object> Messages(string jobId, object input, JobOptions? options, bool streamResults, bool resend, [EnumeratorCancellation] CancellationToken cancellation)
+    // inputOnRequest: where this node has a data plane, the input is not in the submission; the job's coordinator asks
+    // for it (FetchJobInput) and it goes by the data plane, however large. resend: until the first answer, the
+    // submission is sent again now and then, and the job fails after distributed-inference.submit-timeout.
+    private async IAsyncEnumerable<object> Messages(string jobId, object input, JobOptions? options, bool streamResults, bool resend, bool inputOnRequest, [EnumeratorCancellation] CancellationToken cancellation)
     {
         var splitter = await _splitter(cancellation);
         var system = _system as ActorSystem ?? (_system as IActorContext)?.System;
@@ -223,7 +226,10 @@ public sealed class ReplicaClient
         {
             var dataPlane = system is null ? null : DataPlane.TensorDataPlane.For(system)?.Endpoint;
             options ??= settings is null ? new JobOptions() : new JobOptions(MaxBatchSize: settings.MaxBatchSize) { BatchTimeout = settings.BatchTimeout };
-            var submit = new SubmitJob(jobId, input, options, bridge, streamResults, dataPlane);
+            var byDataPlane = inputOnRequest && dataPlane is not null;
+            var submit = new SubmitJob(jobId, byDataPlane ? Array.Empty<object>() : input, options, bridge, streamResults, dataPlane, byDataPlane);
+            var submitTimeout = system?.Settings.Config.GetTimeSpan("distributed-inference.submit-timeout", TimeSpan.FromMinutes(2)) ?? TimeSpan.FromMinutes(2);
+            var submitted = Stopwatch.StartNew();
             splitter.Tell(submit);
             var answered = false;
             var resends = 0;
@@ -231,7 +237,9 @@ public sealed class ReplicaClient
             var givenUp = Task.Delay(Timeout.Infinite, cancellation).ContinueWith(_ => Task.Delay(CancelWait), TaskScheduler.Default).Unwrap();
             while (true)
             {
-                var wait = resend && !answered ? ResendAfter[Math.Min(resends, ResendAfter.Length - 1)] : Timeout.InfiniteTimeSpan;
+                var left = submitTimeout - submitted.Elapsed;
+                var resendAfter = ResendAfter[Math.Min(resends, ResendAfter.Length - 1)];
+                var wait = resend && !answered ? (left < resendAfter ? (left > TimeSpan.Zero ? left : TimeSpan.Zero) : resendAfter) : Timeout.InfiniteTimeSpan;
                 var woken = await Task.WhenAny(next, givenUp, Task.Delay(wait, CancellationToken.None));
                 if (woken == givenUp)
                 {
@@ -240,6 +248,11 @@ public sealed class ReplicaClient
 
                 if (woken != next)
                 {
+                    if (submitted.Elapsed >= submitTimeout)
+                    {
+                        throw new JobFailedException($"job {jobId}: no job coordinator acknowledged the submission within {submitTimeout.TotalSeconds:F0} s (distributed-inference.submit-timeout)");
+                    }
+
                     resends++;
                     splitter.Tell(submit);
                     continue;
@@ -249,6 +262,10 @@ public sealed class ReplicaClient
                 answered = true;
                 switch (message)
                 {
+                    case FetchJobInput fetch:
+                        // The coordinator wants the input: by the data plane to its node (it stays this caller's).
+                        DataPlane.TensorDataPlane.Tell(system!, fetch.ReplyDataPlane, fetch.ReplyTo, new JobInput(jobId, input), bridge);
+                        break;
                     case JobFailed failed when cancellation.IsCancellationRequested:
                         throw new OperationCanceledException($"job {jobId} cancelled: {failed.Reason}", cancellation);
                     case JobFailed when timeout.IsCancellationRequested:

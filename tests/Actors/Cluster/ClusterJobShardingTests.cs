@@ -89,7 +89,8 @@ public sealed class ClusterJobShardingTests : IAsyncLifetime
         Assert.All(results, r => Assert.True(Fixtures.MaxAbsDiff((Tensor)r.Results!, Fixtures.Expected("lm_logits")) <= 1e-4));
     }
 
-    private static object ManyRows() => Gpt2Replica.Rows(cat(Enumerable.Repeat(Fixtures.Expected("input_ids"), 200).ToArray(), 0), null);
+    // 2000 rows, one per batch: seconds of work, so a cancel sent on JobAccepted finds the job running.
+    private static object ManyRows() => Gpt2Replica.Rows(cat(Enumerable.Repeat(Fixtures.Expected("input_ids"), 500).ToArray(), 0), null);
 
     private static async Task<object> Next(System.Threading.Channels.ChannelReader<object> reader, Func<object, bool> wanted)
     {
