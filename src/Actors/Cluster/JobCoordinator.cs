@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Akka.Cluster.Sharding;
+using Akka.Event;
 using DistributedInference.Actors.Replica;
 
 namespace DistributedInference.Actors.Cluster;
@@ -9,9 +10,10 @@ namespace DistributedInference.Actors.Cluster;
 /// control role), so a job submitted through any node lands here, once. It hands the job to its node's splitter,
 /// relays the splitter's answers to the client, and keeps the outcome for <c>keepFinishedFor</c> before passivating:
 /// a client that submits the same job id again (a retry after a lost connection) is re-attached to the running job,
-/// or handed the outcome, instead of starting the work twice.
+/// or handed the outcome, instead of starting the work twice. It watches its client: a client that stops before the
+/// job ends (cancelled, or its node gone) cancels the job.
 /// </summary>
-public sealed class JobCoordinator : ReceiveActor
+public sealed class JobCoordinator : ReceiveActor, IWithTimers
 {
     private readonly string _jobId;
     private readonly IActorRef _splitter;
@@ -21,6 +23,7 @@ public sealed class JobCoordinator : ReceiveActor
     private JobAccepted? _accepted;
     private object? _outcome;
     private int _rowsDone;
+    private SubmitJob? _awaitingInput;
 
     public JobCoordinator(string jobId, IActorRef splitter, TimeSpan keepFinishedFor)
     {
@@ -28,7 +31,11 @@ public sealed class JobCoordinator : ReceiveActor
         _splitter = splitter;
         _keepFinishedFor = keepFinishedFor;
         Receive<SubmitJob>(HandleSubmit);
-        Receive<CancelJob>(cancel => _splitter.Tell(cancel));
+        Receive<CancelJob>(cancel =>
+        {
+            Context.GetLogger().Info("job {0}: cancelled by its client", _jobId);
+            _splitter.Tell(cancel);
+        });
         Receive<GetJobStatus>(_ => Sender.Tell(Status()));
         Receive<JobAccepted>(accepted =>
         {
@@ -48,7 +55,27 @@ public sealed class JobCoordinator : ReceiveActor
         Receive<JobCompleted>(Finish);
         Receive<JobFailed>(Finish);
         Receive<ReceiveTimeout>(_ => Context.Parent.Tell(new Passivate(PoisonPill.Instance)));
+        Receive<Terminated>(HandleClientLost);
+        Receive<JobInput>(input => input.JobId == _jobId && _awaitingInput is not null, input =>
+        {
+            Timers.Cancel(InputTimedOut.Instance);
+            var submit = _awaitingInput! with { Input = input.Input, InputOnRequest = false };
+            _awaitingInput = null;
+            Start(submit);
+        });
+        Receive<InputTimedOut>(_ =>
+        {
+            if (_awaitingInput is not null)
+            {
+                _awaitingInput = null;
+                Finish(new JobFailed(_jobId, $"the client did not send the job's input within {InputTimeout.TotalSeconds:F0} s (distributed-inference.submit-timeout)"));
+            }
+        });
     }
+
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    private TimeSpan InputTimeout => Context.System.Settings.Config.GetTimeSpan("distributed-inference.submit-timeout", TimeSpan.FromMinutes(2));
 
     public static Props Props(string jobId, IActorRef splitter, TimeSpan keepFinishedFor) =>
         Akka.Actor.Props.Create(() => new JobCoordinator(jobId, splitter, keepFinishedFor));
@@ -56,11 +83,40 @@ public sealed class JobCoordinator : ReceiveActor
     private void HandleSubmit(SubmitJob submit)
     {
         var first = _client is null && _outcome is null;
+        if (_client is not null && !_client.Equals(submit.ReplyTo))
+        {
+            Context.Unwatch(_client);
+        }
+
         _client = submit.ReplyTo;
+        if (_outcome is null)
+        {
+            Context.Watch(_client);
+        }
+
         _clientDataPlane = submit.ReplyDataPlane;
         if (first)
         {
-            _splitter.Tell(submit with { ReplyTo = Self, ReplyDataPlane = null });
+            Context.GetLogger().Info("job {0}: coordinated here, for {1}", _jobId, submit.ReplyTo.Path.Address);
+            if (submit.InputOnRequest)
+            {
+                _awaitingInput = submit;
+                FetchInput();
+                Timers.StartSingleTimer(InputTimedOut.Instance, InputTimedOut.Instance, InputTimeout);
+            }
+            else
+            {
+                Start(submit);
+            }
+
+            return;
+        }
+
+        // The same submission again before its input came (the first ask may be lost): ask again.
+        if (_awaitingInput is not null)
+        {
+            _awaitingInput = submit;
+            FetchInput();
             return;
         }
 
@@ -75,8 +131,42 @@ public sealed class JobCoordinator : ReceiveActor
         }
     }
 
+    private void Start(SubmitJob submit) => _splitter.Tell(submit with { ReplyTo = Self, ReplyDataPlane = null });
+
+    // The input comes by the data plane, to this node's endpoint (through Akka where there is none).
+    private void FetchInput() =>
+        _client?.Tell(new FetchJobInput(_jobId, Self, DataPlane.TensorDataPlane.For(Context.System)?.Endpoint), Self);
+
+    // The client stopped waiting (it was cancelled, or its node went away) before the job ended: nobody is left to take
+    // the results, so the job stops, its queued and future batches with it.
+    private void HandleClientLost(Terminated terminated)
+    {
+        if (_outcome is not null || !terminated.ActorRef.Equals(_client))
+        {
+            return;
+        }
+
+        Context.GetLogger().Info("job {0}: its client at {1} is gone; cancelling the job", _jobId, terminated.ActorRef.Path.Address);
+        _client = null;
+        if (_awaitingInput is not null)
+        {
+            // Nothing runs yet: the job ends here.
+            _awaitingInput = null;
+            Timers.Cancel(InputTimedOut.Instance);
+            Finish(new JobFailed(_jobId, "cancelled"));
+            return;
+        }
+
+        _splitter.Tell(new CancelJob(_jobId));
+    }
+
     private void Finish(object outcome)
     {
+        if (_client is not null)
+        {
+            Context.Unwatch(_client);
+        }
+
         _outcome = outcome;
         ToClient(outcome);
         Context.SetReceiveTimeout(_keepFinishedFor);
@@ -89,6 +179,11 @@ public sealed class JobCoordinator : ReceiveActor
         {
             DataPlane.TensorDataPlane.Tell(Context.System, _clientDataPlane, _client, message, Self);
         }
+    }
+
+    private sealed class InputTimedOut
+    {
+        public static readonly InputTimedOut Instance = new();
     }
 
     private JobStatus Status() => _outcome switch

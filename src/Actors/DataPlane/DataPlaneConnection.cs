@@ -12,7 +12,8 @@ namespace DistributedInference.Actors.DataPlane;
 /// certificate) and the handshake, in which the other side proves the cluster secret and its Akka address, then writes
 /// each message as one frame, in order, and disposes the tensors the message owns. A message for an actor that is not on
 /// the node that proved itself there goes through Akka instead. On any failure the connection closes and every message
-/// it still holds (and any that arrive while it closes) goes through Akka to its target instead.
+/// it still holds (and any that arrive while it closes) goes through Akka to its target instead, and the data plane
+/// backs off before it connects to that endpoint again (<see cref="TensorDataPlane.Failed"/>).
 /// </summary>
 internal sealed class DataPlaneConnection
 {
@@ -85,6 +86,7 @@ internal sealed class DataPlaneConnection
             using var client = new TcpClient { NoDelay = true, SendBufferSize = 4 << 20 };
             client.ConnectAsync(Endpoint[..separator], int.Parse(Endpoint[(separator + 1)..], System.Globalization.CultureInfo.InvariantCulture), _closing.Token).AsTask().GetAwaiter().GetResult();
             var peer = Authenticate(client).GetAwaiter().GetResult();
+            _plane.Connected(Endpoint);
             using var stream = new BufferedStream(peer.Stream, 1 << 16);
             while (_queue.Reader.WaitToReadAsync(_closing.Token).AsTask().GetAwaiter().GetResult())
             {
@@ -106,7 +108,13 @@ internal sealed class DataPlaneConnection
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
-            _plane.Log.Warning("data plane: connection to {0} failed ({1}); its messages go through Akka", Endpoint, e.Message);
+            // One line per attempt, and attempts back off: a peer that is gone costs a handful of lines, not one a message.
+            var (failures, dropped) = _plane.Failed(Endpoint);
+            _plane.Log.Warning(
+                dropped
+                    ? "data plane: connection to {0} failed ({1}), {2} times in a row; its messages go through Akka from now on"
+                    : "data plane: connection to {0} failed ({1}, attempt {2}); its messages go through Akka until the next attempt",
+                Endpoint, e.Message, failures);
         }
         catch (OperationCanceledException)
         {

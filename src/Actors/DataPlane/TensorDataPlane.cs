@@ -30,12 +30,19 @@ public sealed class TensorDataPlane : IExtension, IDisposable
     private static readonly ConditionalWeakTable<ActorSystem, StrongBox<bool>> Enabled = new();
     private const int MaximumCachedTargets = 10_000;
 
+    /// <summary>Connection attempts in a row to one endpoint that may fail before it is dropped.</summary>
+    internal const int MaximumConnectAttempts = 5;
+
+    /// <summary>How long a dropped endpoint's messages go through Akka before the data plane tries it again.</summary>
+    internal static readonly TimeSpan DroppedFor = TimeSpan.FromMinutes(10);
+
     private readonly ExtendedActorSystem _system;
     private readonly DistributedInferenceSerializer _serializer;
     private readonly TcpListener _listener;
     private readonly CancellationTokenSource _stopping = new();
     private readonly ConcurrentDictionary<string, DataPlaneConnection> _connections = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, IActorRef> _targets = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, EndpointFailure> _failures = new(StringComparer.Ordinal);
     private readonly LinkedList<CancellationTokenSource> _pending = new();
     private readonly Dictionary<string, int> _perPeer = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<Socket, bool> _incoming = new();
@@ -43,6 +50,7 @@ public sealed class TensorDataPlane : IExtension, IDisposable
     private long _framesSent;
     private long _framesReceived;
     private long _refused;
+    private long _failedConnections;
 
     public TensorDataPlane(ExtendedActorSystem system)
     {
@@ -86,6 +94,9 @@ public sealed class TensorDataPlane : IExtension, IDisposable
 
     /// <summary>Incoming connections dropped so far: failed handshakes, non-members, over a limit, refused or malformed frames.</summary>
     public long ConnectionsRefused => Interlocked.Read(ref _refused);
+
+    /// <summary>Outgoing connections that failed so far (each costs one attempt; an endpoint backs off between attempts).</summary>
+    public long FailedConnections => Interlocked.Read(ref _failedConnections);
 
     /// <summary>Incoming connections open now (waiting in a handshake or authenticated).</summary>
     public int OpenConnections => _incoming.Count;
@@ -136,6 +147,14 @@ public sealed class TensorDataPlane : IExtension, IDisposable
     /// </summary>
     public void Send(string endpoint, IActorRef target, object message, IActorRef? sender = null)
     {
+        // An endpoint whose connection failed is tried again only after its backoff; meanwhile (and for good once it is
+        // dropped) its messages go through Akka, which has its own reconnect policy and drops them once the node is gone.
+        if (_failures.TryGetValue(endpoint, out var failure) && DateTime.UtcNow < failure.RetryAt)
+        {
+            target.Tell(message, sender ?? ActorRefs.NoSender);
+            return;
+        }
+
         while (true)
         {
             var connection = _connections.GetOrAdd(endpoint, e => new DataPlaneConnection(this, e));
@@ -170,6 +189,28 @@ public sealed class TensorDataPlane : IExtension, IDisposable
     }
 
     internal void Sent() => Interlocked.Increment(ref _framesSent);
+
+    /// <summary>
+    /// A connection to <paramref name="endpoint"/> failed before or while it was used: back off (1, 2, 4, 8 s) before
+    /// the next attempt, and after <see cref="MaximumConnectAttempts"/> failures in a row drop the endpoint (its
+    /// messages go through Akka for <see cref="DroppedFor"/>). Returns whether it was just dropped.
+    /// </summary>
+    internal (int Failures, bool Dropped) Failed(string endpoint)
+    {
+        Interlocked.Increment(ref _failedConnections);
+        var now = DateTime.UtcNow;
+        var failure = _failures.AddOrUpdate(
+            endpoint,
+            _ => new EndpointFailure(1, now + Backoff(1)),
+            (_, old) => old.Count >= MaximumConnectAttempts ? old : new EndpointFailure(old.Count + 1, now + Backoff(old.Count + 1)));
+        return (failure.Count, failure.Count >= MaximumConnectAttempts);
+    }
+
+    /// <summary>A connection to <paramref name="endpoint"/> was authenticated: its failures are forgotten.</summary>
+    internal void Connected(string endpoint) => _failures.TryRemove(endpoint, out _);
+
+    private static TimeSpan Backoff(int failures) =>
+        failures >= MaximumConnectAttempts ? DroppedFor : TimeSpan.FromSeconds(Math.Pow(2, failures - 1));
 
     internal void Forget(DataPlaneConnection connection) =>
         _connections.TryRemove(new KeyValuePair<string, DataPlaneConnection>(connection.Endpoint, connection));
@@ -399,6 +440,8 @@ public sealed class TensorDataPlane : IExtension, IDisposable
 
         return _targets.GetOrAdd(path, p => _system.Provider.ResolveActorRef(p));
     }
+
+    private sealed record EndpointFailure(int Count, DateTime RetryAt);
 }
 
 /// <summary>One message on its way out: to whom, what, and from whom.</summary>

@@ -9,12 +9,13 @@ namespace DistributedInference.Actors.Replica;
 /// <see cref="AnswererLost"/> if that actor stops, after a grace period for answers still on their way (the data plane
 /// may deliver after Akka's notice of the stop): a caller that already has its last answer has stopped reading by then.
 /// <see cref="Watch"/> names the actor to watch up front instead.
+/// With <c>announceAnswerer</c> it also writes <see cref="AnswererFound"/> (where the answerer lives) before that first answer.
 /// </summary>
 public sealed class ChannelBridge : ReceiveActor, IWithTimers
 {
     private static readonly TimeSpan Grace = TimeSpan.FromSeconds(2);
 
-    public ChannelBridge(ChannelWriter<object> writer, bool watchFirstSender)
+    public ChannelBridge(ChannelWriter<object> writer, bool watchFirstSender, bool announceAnswerer = false)
     {
         var watching = !watchFirstSender;
         Receive<Terminated>(terminated => Timers.StartSingleTimer("answerer-lost", new GraceOver(terminated.ActorRef.Path.Address), Grace));
@@ -30,6 +31,10 @@ public sealed class ChannelBridge : ReceiveActor, IWithTimers
             {
                 watching = true;
                 Context.Watch(Sender);
+                if (announceAnswerer)
+                {
+                    writer.TryWrite(new AnswererFound(Sender.Path.Address));
+                }
             }
 
             writer.TryWrite(message);
@@ -38,13 +43,14 @@ public sealed class ChannelBridge : ReceiveActor, IWithTimers
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public static Props Props(ChannelWriter<object> writer, bool watchFirstSender = false) => Akka.Actor.Props.Create(() => new ChannelBridge(writer, watchFirstSender));
+    public static Props Props(ChannelWriter<object> writer, bool watchFirstSender = false, bool announceAnswerer = false) =>
+        Akka.Actor.Props.Create(() => new ChannelBridge(writer, watchFirstSender, announceAnswerer));
 
     /// <summary>A bridge and the channel it feeds.</summary>
-    public static (IActorRef Bridge, ChannelReader<object> Reader) Open(IActorRefFactory system, bool watchFirstSender = false)
+    public static (IActorRef Bridge, ChannelReader<object> Reader) Open(IActorRefFactory system, bool watchFirstSender = false, bool announceAnswerer = false)
     {
         var channel = Channel.CreateUnbounded<object>(new UnboundedChannelOptions { SingleReader = true });
-        return (system.ActorOf(Props(channel.Writer, watchFirstSender)), channel.Reader);
+        return (system.ActorOf(Props(channel.Writer, watchFirstSender, announceAnswerer)), channel.Reader);
     }
 
     /// <summary>Watch <paramref name="answerer"/> (the actor whose answers the caller awaits): <see cref="AnswererLost"/> if it stops.</summary>
@@ -54,6 +60,9 @@ public sealed class ChannelBridge : ReceiveActor, IWithTimers
 
     private sealed record WatchAnswerer(IActorRef Answerer);
 }
+
+/// <summary>The first answer came from an actor at <see cref="Node"/> (the bridge now watches it).</summary>
+public sealed record AnswererFound(Address Node);
 
 /// <summary>The actor that answered first (at <see cref="Node"/>) stopped: it ended, or its node went away.</summary>
 public sealed record AnswererLost(Address Node);

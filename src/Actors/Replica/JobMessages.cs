@@ -29,7 +29,19 @@ public sealed record JobOptions(bool ApplyPadding = false, int MaxBatchSize = 8)
 /// results when <see cref="StreamResults"/>; the receiver then owns them), then <see cref="JobCompleted"/> or
 /// <see cref="JobFailed"/>.
 /// </summary>
-public sealed record SubmitJob(string JobId, object Input, JobOptions Options, IActorRef ReplyTo, bool StreamResults = true, string? ReplyDataPlane = null);
+/// With <see cref="InputOnRequest"/>, <see cref="Input"/> is a placeholder: the input stays with the client until the
+/// job's coordinator asks for it (<see cref="FetchJobInput"/>) and it comes by the data plane (<see cref="JobInput"/>),
+/// so user data never rides in this control message (Akka's frame limit would drop a large one).
+public sealed record SubmitJob(string JobId, object Input, JobOptions Options, IActorRef ReplyTo, bool StreamResults = true, string? ReplyDataPlane = null, bool InputOnRequest = false);
+
+/// <summary>
+/// From a job's coordinator to the client of a <see cref="SubmitJob.InputOnRequest"/> submission: send the input as
+/// <see cref="JobInput"/> to <see cref="ReplyTo"/> on the node whose data plane is <see cref="ReplyDataPlane"/>.
+/// </summary>
+public sealed record FetchJobInput(string JobId, IActorRef ReplyTo, string? ReplyDataPlane);
+
+/// <summary>A job's input, sent by its client on the data plane when the coordinator asks (the client keeps owning it).</summary>
+public sealed record JobInput(string JobId, object Input);
 
 /// <summary>Stop a job; its queued batches are dropped and <see cref="JobFailed"/> is sent.</summary>
 public sealed record CancelJob(string JobId);

@@ -1,6 +1,10 @@
+using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using Akka.Actor;
+using Akka.Event;
+using DistributedInference.Actors.Splitting;
 using DistributedInference.Models;
+using static TorchSharp.torch;
 
 namespace DistributedInference.Actors.Replica;
 
@@ -21,6 +25,15 @@ public readonly record struct JobProgress(int RowsDone, int RowsTotal);
 /// </summary>
 public sealed class ReplicaClient
 {
+    // Until the job's home first answers, the submission is sent again after each of these waits (then every last one):
+    // a submission lost with a node that went away reaches the job's new home. Sending it again is harmless: a
+    // coordinator that already has the job only re-attaches the caller (same job id).
+    private static readonly TimeSpan[] ResendAfter = [TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(20), TimeSpan.FromSeconds(30)];
+
+    // How long a cancelled job's caller waits for the job to confirm it stopped; then it stops waiting, and its reply
+    // actor stops (a coordinator watching it cancels the job then).
+    private static readonly TimeSpan CancelWait = TimeSpan.FromSeconds(1);
+
     private readonly IActorRefFactory _system;
     private readonly Func<CancellationToken, Task<IActorRef>> _splitter;
 
@@ -37,22 +50,49 @@ public sealed class ReplicaClient
         _splitter = splitter;
     }
 
+    /// <summary>
+    /// Whether <see cref="RunAsync"/> survives the loss of the actor running the job (its coordinator's node went away,
+    /// say): the job's results are then streamed to this client, which keeps every row it received and submits only the
+    /// rows it lacks again, under the same job id, to wherever the job's home is now (for the job shard region: a
+    /// coordinator on a surviving control node), at most <see cref="MaxResubmissions"/> times. Rows are matched by
+    /// their index and a row already received is never taken twice: at-least-once compute, exactly-once output.
+    /// Off: the loss fails the job with <see cref="JobFailedException"/>.
+    /// </summary>
+    public bool ResubmitOnLoss { get; init; }
+
+    /// <summary>How many times <see cref="ResubmitOnLoss"/> submits the missing rows again before the job fails.</summary>
+    public int MaxResubmissions { get; init; } = 3;
+
+    /// <summary>
+    /// Told, one line, when <see cref="ResubmitOnLoss"/> submits rows again (where the job's coordinator was, how many rows
+    /// go again, how many were kept); null: the line goes to the actor system's log as a warning.
+    /// </summary>
+    public Action<string>? OnResubmit { get; init; }
+
     public async Task<JobResult> RunAsync(object input, JobOptions? options = null, IProgress<JobProgress>? progress = null, CancellationToken cancellation = default)
     {
+        if (ResubmitOnLoss && CountOrNull(input) is { } rows)
+        {
+            return await RunResubmitting(input, rows, options, progress, cancellation);
+        }
+
         JobResult? result = null;
-        await foreach (var message in Messages(input, options, streamResults: false, cancellation))
+        var jobId = NewJobId();
+        await foreach (var message in Messages(jobId, input, options, streamResults: false, resend: false, inputOnRequest: false, cancellation))
         {
             switch (message)
             {
                 case JobAccepted accepted:
                     progress?.Report(new JobProgress(0, accepted.Rows));
                     break;
-                case RowsCompleted rows:
-                    progress?.Report(new JobProgress(rows.RowsDone, rows.RowsTotal));
+                case RowsCompleted done:
+                    progress?.Report(new JobProgress(done.RowsDone, done.RowsTotal));
                     break;
                 case JobCompleted completed:
                     result = new JobResult(completed.Results, completed.Statistics) { FailedRows = completed.FailedRows };
                     break;
+                case AnswererLost lost:
+                    throw Lost(jobId, lost);
             }
         }
 
@@ -62,28 +102,135 @@ public sealed class ReplicaClient
     /// <summary>Results of rows as their batches finish (not in input order; each carries its row range).</summary>
     public async IAsyncEnumerable<RowsCompleted> StreamAsync(object input, JobOptions? options = null, [EnumeratorCancellation] CancellationToken cancellation = default)
     {
-        await foreach (var message in Messages(input, options, streamResults: true, cancellation))
+        var jobId = NewJobId();
+        await foreach (var message in Messages(jobId, input, options, streamResults: true, resend: false, inputOnRequest: false, cancellation))
         {
-            if (message is RowsCompleted rows)
+            switch (message)
             {
-                yield return rows;
-            }
-            else if (message is JobCompleted completed)
-            {
-                // A streaming caller had every row already (as its own copies): the joined results are nobody's.
-                Splitting.RowOwnership.Dispose(completed.Results);
+                case RowsCompleted rows:
+                    yield return rows;
+                    break;
+                case JobCompleted completed:
+                    // A streaming caller had every row already (as its own copies): the joined results are nobody's.
+                    RowOwnership.Dispose(completed.Results);
+                    break;
+                case AnswererLost lost:
+                    throw Lost(jobId, lost);
             }
         }
     }
 
-    private async IAsyncEnumerable<object> Messages(object input, JobOptions? options, bool streamResults, [EnumeratorCancellation] CancellationToken cancellation)
+    private static string NewJobId() => Guid.NewGuid().ToString("N");
+
+    private static JobFailedException Lost(string jobId, AnswererLost lost) =>
+        new($"job {jobId}: the actor running it at {lost.Node} stopped before the job ended; submit it again");
+
+    private static int? CountOrNull(object input)
     {
-        var jobId = Guid.NewGuid().ToString("N");
+        try
+        {
+            return Rows.Count(input);
+        }
+        catch (InvalidInputException)
+        {
+            // The job itself says what is wrong with its input.
+            return null;
+        }
+    }
+
+    // Attempt 0 submits every row; each later one only the rows not received yet, as one input of those rows in order
+    // (the kept ranges map its row indices back to the job's). A lost coordinator's late answers go to a bridge that is gone.
+    private async Task<JobResult> RunResubmitting(object input, int total, JobOptions? options, IProgress<JobProgress>? progress, CancellationToken cancellation)
+    {
+        var jobId = NewJobId();
+        var log = (_system as ActorSystem ?? (_system as IActorContext)?.System) is { } system ? Logging.GetLogger(system, typeof(ReplicaClient)) : null;
+        var received = new ReceivedRows(total);
+        var clock = Stopwatch.StartNew();
+        var resent = 0;
+        try
+        {
+            for (var attempt = 0; ; attempt++)
+            {
+                var missing = received.Missing();
+                var part = attempt == 0 ? input : Rows.Concat(missing.Select(range => Rows.Slice(input, range.Start, range.Count)).ToList());
+                JobStatistics? statistics = null;
+                AnswererLost? lost = null;
+                await foreach (var message in Messages(jobId, part, options, streamResults: true, resend: true, inputOnRequest: true, cancellation))
+                {
+                    switch (message)
+                    {
+                        case AnswererFound found:
+                            log?.Info("job {0}: coordinated at {1}", jobId, found.Node);
+                            break;
+                        case JobAccepted accepted when attempt == 0:
+                            progress?.Report(new JobProgress(0, accepted.Rows));
+                            break;
+                        case RowsCompleted rows:
+                            received.Add(missing, rows);
+                            progress?.Report(new JobProgress(received.Done, total));
+                            break;
+                        case RowsFailed failed:
+                            received.Fail(missing, failed);
+                            progress?.Report(new JobProgress(received.Done, total));
+                            break;
+                        case JobCompleted completed:
+                            // Every row came streamed; the job's own copy of them all is not needed.
+                            DisposeRows(completed.Results);
+                            statistics = completed.Statistics;
+                            break;
+                        case AnswererLost gone:
+                            lost = gone;
+                            break;
+                    }
+                }
+
+                if (lost is not null)
+                {
+                    if (attempt >= MaxResubmissions)
+                    {
+                        throw new JobFailedException($"job {jobId}: the actor running it at {lost.Node} stopped before the job ended, and the job was submitted again {attempt} time(s) already");
+                    }
+
+                    var left = total - received.Done;
+                    var line = $"job {jobId}: its coordinator at {lost.Node} stopped before the job ended; submitting the {left} row(s) without results again ({received.Done} of {total} kept)";
+                    if (OnResubmit is { } notice)
+                    {
+                        notice(line);
+                    }
+                    else
+                    {
+                        log?.Warning(line);
+                    }
+
+                    resent += left;
+                    continue;
+                }
+
+                if (received.Done != total)
+                {
+                    throw new JobFailedException($"job {jobId} ended with results for {received.Done} of {total} rows");
+                }
+
+                var stats = statistics ?? new JobStatistics(TimeSpan.Zero, new Dictionary<string, DeviceShare>(), 0);
+                return new JobResult(received.Join(), stats with { Elapsed = clock.Elapsed, ResentBatches = stats.ResentBatches + resent }) { FailedRows = received.Failures };
+            }
+        }
+        finally
+        {
+            received.Dispose();
+        }
+    }
+
+    // inputOnRequest: where this node has a data plane, the input is not in the submission; the job's coordinator asks
+    // for it (FetchJobInput) and it goes by the data plane, however large. resend: until the first answer, the
+    // submission is sent again now and then, and the job fails after distributed-inference.submit-timeout.
+    private async IAsyncEnumerable<object> Messages(string jobId, object input, JobOptions? options, bool streamResults, bool resend, bool inputOnRequest, [EnumeratorCancellation] CancellationToken cancellation)
+    {
         var splitter = await _splitter(cancellation);
         var system = _system as ActorSystem ?? (_system as IActorContext)?.System;
         var settings = system is null ? null : Configuration.DistributedInferenceSettings.From(system.Settings.Config);
         var jobTimeout = settings?.JobTimeout ?? TimeSpan.FromMinutes(30);
-        var (bridge, reader) = ChannelBridge.Open(_system, watchFirstSender: true);
+        var (bridge, reader) = ChannelBridge.Open(_system, watchFirstSender: true, announceAnswerer: true);
         using var timeout = new CancellationTokenSource(jobTimeout);
         using var cancel = cancellation.Register(() => splitter.Tell(new CancelJob(jobId)));
         using var expire = timeout.Token.Register(() => splitter.Tell(new CancelJob(jobId)));
@@ -91,34 +238,214 @@ public sealed class ReplicaClient
         {
             var dataPlane = system is null ? null : DataPlane.TensorDataPlane.For(system)?.Endpoint;
             options ??= settings is null ? new JobOptions() : settings.JobOptions();
-            splitter.Tell(new SubmitJob(jobId, input, options, bridge, streamResults, dataPlane));
+            var byDataPlane = inputOnRequest && dataPlane is not null;
+            var submit = new SubmitJob(jobId, byDataPlane ? Array.Empty<object>() : input, options, bridge, streamResults, dataPlane, byDataPlane);
+            var submitTimeout = system?.Settings.Config.GetTimeSpan("distributed-inference.submit-timeout", TimeSpan.FromMinutes(2)) ?? TimeSpan.FromMinutes(2);
+            var submitted = Stopwatch.StartNew();
+            splitter.Tell(submit);
+            var answered = false;
+            var resends = 0;
+            var next = reader.ReadAsync(CancellationToken.None).AsTask();
+            var givenUp = Task.Delay(Timeout.Infinite, cancellation).ContinueWith(_ => Task.Delay(CancelWait), TaskScheduler.Default).Unwrap();
             while (true)
             {
-                var message = await reader.ReadAsync(CancellationToken.None);
+                var left = submitTimeout - submitted.Elapsed;
+                var resendAfter = ResendAfter[Math.Min(resends, ResendAfter.Length - 1)];
+                var wait = resend && !answered ? (left < resendAfter ? (left > TimeSpan.Zero ? left : TimeSpan.Zero) : resendAfter) : Timeout.InfiniteTimeSpan;
+                var woken = await Task.WhenAny(next, givenUp, Task.Delay(wait, CancellationToken.None));
+                if (woken == givenUp)
+                {
+                    throw new OperationCanceledException($"job {jobId} cancelled", cancellation);
+                }
+
+                if (woken != next)
+                {
+                    if (submitted.Elapsed >= submitTimeout)
+                    {
+                        throw new JobFailedException($"job {jobId}: no job coordinator acknowledged the submission within {submitTimeout.TotalSeconds:F0} s (distributed-inference.submit-timeout)");
+                    }
+
+                    resends++;
+                    splitter.Tell(submit);
+                    continue;
+                }
+
+                var message = await next;
+                answered = true;
                 switch (message)
                 {
+                    case FetchJobInput fetch:
+                        // The coordinator wants the input: by the data plane to its node (it stays this caller's).
+                        DataPlane.TensorDataPlane.Tell(system!, fetch.ReplyDataPlane, fetch.ReplyTo, new JobInput(jobId, input), bridge);
+                        break;
                     case JobFailed failed when cancellation.IsCancellationRequested:
                         throw new OperationCanceledException($"job {jobId} cancelled: {failed.Reason}", cancellation);
                     case JobFailed when timeout.IsCancellationRequested:
                         throw new JobFailedException($"job {jobId} did not finish within {jobTimeout} (distributed-inference.job-timeout)");
-                    case AnswererLost lost:
-                        throw new JobFailedException($"job {jobId}: the actor running it at {lost.Node} stopped before the job ended; submit it again");
                     case JobFailed { InputError: true } failed:
                         throw new InvalidInputException(failed.Reason);
                     case JobFailed failed:
                         throw new JobFailedException(failed.Reason);
-                    case JobCompleted:
+                    case JobCompleted or AnswererLost:
                         yield return message;
                         yield break;
                     default:
                         yield return message;
                         break;
                 }
+
+                next = reader.ReadAsync(CancellationToken.None).AsTask();
             }
         }
         finally
         {
             bridge.Tell(PoisonPill.Instance);
+        }
+    }
+
+    // The results of a job's rows as they come, by row index of the whole job; a row already here is not taken again.
+    private sealed class ReceivedRows(int total) : IDisposable
+    {
+        private readonly bool[] _done = new bool[total];
+        private readonly SortedDictionary<int, object> _pieces = [];
+        private readonly List<object> _messages = [];
+        private readonly SortedDictionary<int, RowFailure> _failures = [];
+
+        public int Done { get; private set; }
+
+        // The ranges of rows without results, in order.
+        public List<(int Start, int Count)> Missing()
+        {
+            var ranges = new List<(int Start, int Count)>();
+            for (var row = 0; row < total; row++)
+            {
+                if (!_done[row])
+                {
+                    var start = row;
+                    while (row < total && !_done[row])
+                    {
+                        row++;
+                    }
+
+                    ranges.Add((start, row - start));
+                }
+            }
+
+            return ranges;
+        }
+
+        // Rows [Start, Start + Count) of the submitted part, whose row i is row i of `part` laid end to end.
+        public void Add(List<(int Start, int Count)> part, RowsCompleted rows)
+        {
+            if (rows.Results is null || rows.Count == 0)
+            {
+                return;
+            }
+
+            _messages.Add(rows.Results);
+            var offset = 0;
+            foreach (var range in part)
+            {
+                var from = Math.Max(rows.Start, offset);
+                var to = Math.Min(rows.Start + rows.Count, offset + range.Count);
+                for (var row = from; row < to;)
+                {
+                    var jobRow = range.Start + (row - offset);
+                    if (_done[jobRow])
+                    {
+                        row++;
+                        continue;
+                    }
+
+                    var run = 0;
+                    while (row + run < to && !_done[jobRow + run])
+                    {
+                        _done[jobRow + run] = true;
+                        run++;
+                    }
+
+                    _pieces[jobRow] = Rows.Slice(rows.Results, row - rows.Start, run);
+                    Done += run;
+                    row += run;
+                }
+
+                offset += range.Count;
+            }
+        }
+
+        public IReadOnlyList<RowFailure> Failures => [.. _failures.Values];
+
+        // Rows of the submitted part that failed alone: answered (never submitted again), blank in the joined result.
+        public void Fail(List<(int Start, int Count)> part, RowsFailed failed)
+        {
+            foreach (var row in failed.Rows)
+            {
+                var offset = 0;
+                foreach (var range in part)
+                {
+                    if (row < offset + range.Count)
+                    {
+                        var jobRow = range.Start + (row - offset);
+                        if (!_done[jobRow])
+                        {
+                            _done[jobRow] = true;
+                            _failures[jobRow] = new RowFailure(jobRow, failed.Error);
+                            Done++;
+                        }
+
+                        break;
+                    }
+
+                    offset += range.Count;
+                }
+            }
+        }
+
+        public object? Join()
+        {
+            if (_pieces.Count == 0)
+            {
+                return null;
+            }
+
+            var like = _pieces.Values.First();
+            foreach (var row in _failures.Keys)
+            {
+                _pieces[row] = Rows.Blank(like, 1);
+            }
+
+            return Rows.Concat(_pieces.Values.ToList());
+        }
+
+        public void Dispose()
+        {
+            foreach (var piece in _pieces.Values)
+            {
+                DisposeRows(piece);
+            }
+
+            foreach (var message in _messages)
+            {
+                DisposeRows(message);
+            }
+        }
+    }
+
+    // Tensors only: a list's items are not copied by slicing or joining it, so the joined result holds the same ones.
+    private static void DisposeRows(object? rows)
+    {
+        switch (rows)
+        {
+            case Tensor tensor:
+                tensor.Dispose();
+                break;
+            case IReadOnlyDictionary<string, object> dictionary:
+                foreach (var value in dictionary.Values)
+                {
+                    DisposeRows(value);
+                }
+
+                break;
         }
     }
 }

@@ -37,7 +37,9 @@ public sealed class DistributedInferenceSerializer : SerializerWithStringManifes
         Add<DeviceLoadFailed>("device-load-failed", (w, m) => { Str(w, m.Device); Str(w, m.Reason); w.Write(m.InputError); }, r => new DeviceLoadFailed(Str(r), Str(r), r.ReadBoolean()));
 
         // Jobs (replica mode).
-        Add<SubmitJob>("submit-job", (w, m) => { Str(w, m.JobId); Value(w, m.Input); Options(w, m.Options); Ref(w, m.ReplyTo); w.Write(m.StreamResults); Value(w, m.ReplyDataPlane); }, r => new SubmitJob(Str(r), Required(r), Options(r), Ref(r), r.ReadBoolean(), ValueCodec.Read(r) as string));
+        Add<SubmitJob>("submit-job", (w, m) => { Str(w, m.JobId); Value(w, m.Input); Options(w, m.Options); Ref(w, m.ReplyTo); w.Write(m.StreamResults); Value(w, m.ReplyDataPlane); w.Write(m.InputOnRequest); }, r => new SubmitJob(Str(r), Required(r), Options(r), Ref(r), r.ReadBoolean(), ValueCodec.Read(r) as string, r.ReadBoolean()));
+        Add<FetchJobInput>("fetch-job-input", (w, m) => { Str(w, m.JobId); Ref(w, m.ReplyTo); Value(w, m.ReplyDataPlane); }, r => new FetchJobInput(Str(r), Ref(r), ValueCodec.Read(r) as string));
+        Add<JobInput>("job-input", (w, m) => { Str(w, m.JobId); Value(w, m.Input); }, r => new JobInput(Str(r), Required(r)));
         Add<CancelJob>("cancel-job", (w, m) => Str(w, m.JobId), r => new CancelJob(Str(r)));
         Add<JobAccepted>("job-accepted", (w, m) => { Str(w, m.JobId); w.Write(m.Rows); w.Write(m.Batches); w.Write(m.Devices); }, r => new JobAccepted(Str(r), r.ReadInt32(), r.ReadInt32(), r.ReadInt32()));
         Add<RowsCompleted>("rows-completed", (w, m) => { Str(w, m.JobId); w.Write(m.Start); w.Write(m.Count); Value(w, m.Results); w.Write(m.RowsDone); w.Write(m.RowsTotal); }, r => new RowsCompleted(Str(r), r.ReadInt32(), r.ReadInt32(), ValueCodec.Read(r), r.ReadInt32(), r.ReadInt32()));

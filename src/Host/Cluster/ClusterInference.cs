@@ -52,7 +52,8 @@ public static class ClusterInference
         await PipelineInference.RunCalls(pipeline, job, options, stdout, stderr, cancellation);
     }
 
-    // With control nodes the job goes to its coordinator through the job shard region; without, a splitter here runs it.
+    // With control nodes the job goes to its coordinator through the job shard region (and survives the loss of the
+    // coordinator's node: the client keeps the rows it received and submits the others again); without, a splitter here runs it.
     private static async Task RunReplica(ActorSystem client, PreparedJob job, InferOptions options, int? nodes, TextWriter stdout, TextWriter stderr, CancellationToken cancellation)
     {
         var control = Akka.Cluster.Cluster.Get(client).State.Members.Where(m => m.Status == MemberStatus.Up && m.HasRole(JobSharding.ControlRole)).Select(m => m.Address).ToList();
@@ -86,7 +87,7 @@ public static class ClusterInference
             var result = await ProgressBar.Track(
                 stderr,
                 $"{job.Task.Name()} on {devices.Count} device(s)",
-                progress => new ReplicaClient(client, jobs).RunAsync(rows, new JobOptions(options.ApplyPadding, options.MaxBatchSize) { Model = model }, progress, cancellation));
+                progress => new ReplicaClient(client, jobs) { ResubmitOnLoss = control.Count > 0, OnResubmit = line => stderr.WriteLine($"di: {line}") }.RunAsync(rows, new JobOptions(options.ApplyPadding, options.MaxBatchSize) { Model = model }, progress, cancellation));
             job.Complete(options, (Tensor)result.Results!, "replica (cluster)", devices.Count, null, stdout, stderr, result.FailedRows);
         }
         finally

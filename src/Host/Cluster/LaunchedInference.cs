@@ -80,10 +80,18 @@ public static class LaunchedInference
         }
         finally
         {
-            // The client stays until the nodes are gone: a member that exits before it is removed holds up the gossip
-            // every later leave waits for (SIGTERM to all at once took over 10 s).
-            await nodes.LeaveAsync(client);
-            await ClusterInference.LeaveAsync(client);
+            if (cancellation.IsCancellationRequested)
+            {
+                // Ctrl-C / SIGTERM: the job is abandoned, and the nodes go at once rather than leave politely (seconds each).
+                nodes.Kill();
+            }
+            else
+            {
+                // The client stays until the nodes are gone: a member that exits before it is removed holds up the gossip
+                // every later leave waits for (SIGTERM to all at once took over 10 s).
+                await nodes.LeaveAsync(client);
+                await ClusterInference.LeaveAsync(client);
+            }
         }
     }
 }

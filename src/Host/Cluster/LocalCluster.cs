@@ -20,6 +20,8 @@ public sealed class LocalCluster : IAsyncDisposable
     private static readonly TimeSpan StopGrace = TimeSpan.FromSeconds(15);
     private static readonly TimeSpan LeaveGrace = TimeSpan.FromSeconds(10);
 
+    private static readonly List<LocalCluster> Started = [];
+
     private readonly List<Process> _processes = [];
 
     private const string Host = "127.0.0.1";
@@ -32,10 +34,63 @@ public sealed class LocalCluster : IAsyncDisposable
         _ports = ports;
         Seed = $"{Host}:{ports[0]}";
         _log = log;
+        lock (Started)
+        {
+            Started.Add(this);
+        }
     }
 
     /// <summary>host:port of the first node.</summary>
     public string Seed { get; }
+
+    /// <summary>
+    /// Kills at once every node process of every cluster this process started that still runs (a launch whose grace after
+    /// Ctrl-C / SIGTERM is over exits without orphaning its nodes).
+    /// </summary>
+    public static void KillAll()
+    {
+        LocalCluster[] clusters;
+        lock (Started)
+        {
+            clusters = [.. Started];
+        }
+
+        foreach (var cluster in clusters)
+        {
+            cluster.Kill();
+        }
+    }
+
+    /// <summary>Kills this cluster's node processes that still run, at once (a cancelled launch: no leaving, no waiting).</summary>
+    public void Kill()
+    {
+        foreach (var process in _processes.ToList())
+        {
+            try
+            {
+                process.Kill();
+            }
+            catch (InvalidOperationException)
+            {
+                // Exited in the meantime.
+            }
+        }
+
+        foreach (var process in _processes.ToList())
+        {
+            try
+            {
+                process.WaitForExit(TimeSpan.FromSeconds(1));
+            }
+            catch (InvalidOperationException)
+            {
+                // Not started, or already disposed.
+            }
+        }
+    }
+
+    /// <summary>Each node's port (its Akka address is akka.tcp://distributed-inference@127.0.0.1:port), in start order.</summary>
+    public IReadOnlyList<int> Ports => _ports;
 
     /// <summary>The node processes, in start order (the first is the seed and the oldest member).</summary>
     public IReadOnlyList<Process> Processes => _processes;
@@ -147,6 +202,11 @@ public sealed class LocalCluster : IAsyncDisposable
         if (running.Count > 0 && running[0].Index == 0)
         {
             await TermAndWait([running[0]], "node 0 (the seed)");
+        }
+
+        lock (Started)
+        {
+            Started.Remove(this);
         }
 
         _processes.ForEach(p => p.Dispose());

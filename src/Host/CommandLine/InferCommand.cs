@@ -14,7 +14,12 @@ public static class InferCommand
     {
         var arguments = new InferArguments();
         var command = arguments.CreateCommand();
-        command.SetAction((result, cancellation) => UserErrors.Run(
+        command.SetAction(async (result, outer) =>
+        {
+            // Ctrl-C / SIGTERM: the job is cancelled (on the cluster too), nothing is written, exit 130 / 143 within seconds.
+            using var signals = new TerminationSignals(outer);
+            var cancellation = signals.Token;
+            var exit = await UserErrors.Run(
             async () =>
             {
                 var options = arguments.Read(result);
@@ -41,7 +46,10 @@ public static class InferCommand
                     : ReplicaInference.Run(job, options, stdout, stderr, cancellation));
                 return 0;
             },
-            result.InvocationConfiguration.Error));
+            result.InvocationConfiguration.Error);
+            signals.ExitIfSignalled();
+            return exit;
+        });
         return command;
     }
 }

@@ -26,7 +26,12 @@ public static class LaunchCommand
         {
             processes, devices, configFile, programDevices, mainIp, mainPort, mainOnly, machines, machineRank, job,
         };
-        command.SetAction((result, cancellation) => UserErrors.Run(
+        command.SetAction(async (result, outer) =>
+        {
+            // Ctrl-C / SIGTERM: the job is cancelled and the nodes stop; when that takes longer than the grace, they are killed.
+            using var signals = new TerminationSignals(outer, LocalCluster.KillAll);
+            var cancellation = signals.Token;
+            var exit = await UserErrors.Run(
             async () =>
             {
                 // The config file (--config-file, else the user's default launch config when it exists), then the flags given.
@@ -52,7 +57,10 @@ public static class LaunchCommand
                 await LaunchedInference.Run(options, result.InvocationConfiguration.Output, result.InvocationConfiguration.Error, cancellation);
                 return 0;
             },
-            result.InvocationConfiguration.Error));
+            result.InvocationConfiguration.Error);
+            signals.ExitIfSignalled();
+            return exit;
+        });
         return command;
     }
 }

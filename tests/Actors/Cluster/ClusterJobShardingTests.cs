@@ -88,4 +88,52 @@ public sealed class ClusterJobShardingTests : IAsyncLifetime
         var results = await Task.WhenAll(Enumerable.Range(0, 3).Select(_ => client.RunAsync(Rows(), new JobOptions(MaxBatchSize: 2))));
         Assert.All(results, r => Assert.True(Fixtures.MaxAbsDiff((Tensor)r.Results!, Fixtures.Expected("lm_logits")) <= 1e-4));
     }
+
+    // 2000 rows, one per batch: seconds of work, so a cancel sent on JobAccepted finds the job running.
+    private static object ManyRows() => Gpt2Replica.Rows(cat(Enumerable.Repeat(Fixtures.Expected("input_ids"), 500).ToArray(), 0), null);
+
+    private static async Task<object> Next(System.Threading.Channels.ChannelReader<object> reader, Func<object, bool> wanted)
+    {
+        object message;
+        while (!wanted(message = await reader.ReadAsync().AsTask().WaitAsync(Timeout)))
+        {
+        }
+
+        return message;
+    }
+
+    [Fact]
+    public async Task CancelJob_through_any_node_stops_the_job_at_its_home()
+    {
+        await EveryDeviceRegistered();
+        var (bridge, reader) = ChannelBridge.Open(_cluster!.Nodes[2]);
+        _cluster.Regions[2].Tell(new SubmitJob("job-cancel", ManyRows(), new JobOptions(MaxBatchSize: 1), bridge, StreamResults: false));
+        await Next(reader, m => m is JobAccepted);
+        _cluster.Regions[0].Tell(new CancelJob("job-cancel"));
+        var failed = Assert.IsType<JobFailed>(await Next(reader, m => m is JobFailed or JobCompleted));
+        Assert.Equal("cancelled", failed.Reason);
+        Assert.Equal(JobState.Failed, (await _cluster.Regions[1].Ask<JobStatus>(new GetJobStatus("job-cancel"), Timeout)).State);
+    }
+
+    [Fact]
+    public async Task A_job_whose_client_goes_away_is_cancelled()
+    {
+        await EveryDeviceRegistered();
+        var (bridge, reader) = ChannelBridge.Open(_cluster!.Nodes[2]);
+        _cluster.Regions[2].Tell(new SubmitJob("job-orphan", ManyRows(), new JobOptions(MaxBatchSize: 1), bridge, StreamResults: false));
+        await Next(reader, m => m is JobAccepted);
+
+        // The client stops waiting (as a cancelled or exited client's reply actor does): its coordinator watches it.
+        await bridge.GracefulStop(Timeout);
+        var deadline = DateTime.UtcNow + Timeout;
+        JobStatus status;
+        while ((status = await _cluster.Regions[1].Ask<JobStatus>(new GetJobStatus("job-orphan"), Timeout)).State != JobState.Failed)
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"the job of a client gone still runs: {status}");
+            await Task.Delay(100);
+        }
+
+        Assert.Equal("cancelled", status.Reason);
+        Assert.True(status.RowsDone < status.RowsTotal, status.ToString());
+    }
 }

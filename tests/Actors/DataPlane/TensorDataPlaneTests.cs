@@ -97,6 +97,36 @@ public sealed class TensorDataPlaneTests : IAsyncLifetime
         Assert.Equal(0, TensorDataPlane.For(To)!.FramesReceived);
     }
 
+    [Fact]
+    public async Task An_endpoint_that_is_gone_costs_a_few_connection_attempts_not_one_a_message()
+    {
+        var (inbox, target) = await InboxOnReceiver();
+        using var closed = new TcpListener(IPAddress.Loopback, 0);
+        closed.Start();
+        var port = ((IPEndPoint)closed.LocalEndpoint).Port;
+        closed.Stop();
+        var plane = TensorDataPlane.For(From)!;
+        var before = plane.FailedConnections;
+
+        // Every message still arrives (through Akka), in order; the endpoint is tried again only after a backoff.
+        const int Messages = 200;
+        for (var i = 0; i < Messages; i++)
+        {
+            plane.Send($"127.0.0.1:{port}", target, new MicroBatch("job", i, ones(2)));
+            if (i == 0)
+            {
+                Assert.IsType<MicroBatch>(await inbox.ReceiveAsync(Timeout));
+            }
+        }
+
+        for (var i = 1; i < Messages; i++)
+        {
+            Assert.Equal(i, Assert.IsType<MicroBatch>(await inbox.ReceiveAsync(Timeout)).Index);
+        }
+
+        Assert.InRange(plane.FailedConnections - before, 1, TensorDataPlane.MaximumConnectAttempts);
+    }
+
     [Theory]
     [InlineData(new byte[] { 16, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16 })]
     [InlineData(new byte[] { 0, 0, 0, 0, 0, 1, 0, 0 })]

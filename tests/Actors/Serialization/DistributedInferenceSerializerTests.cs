@@ -55,6 +55,7 @@ public sealed class DistributedInferenceSerializerTests : TestKit
         yield return [new JobCompleted("job", new object?[] { 1, null, 3 }, new JobStatistics(TimeSpan.FromSeconds(1), new Dictionary<string, DeviceShare>(), 4)) { FailedRows = [new RowFailure(1, "failed 3 times; last: boom")] }];
         yield return [new RowsFailed("job", [1, 5], "failed 3 times; last: boom", 7, 10)];
         yield return [new JobFailed("job", "every device stopped", false)];
+        yield return [new JobInput("job", Rows())];
         yield return [new MicroBatch("job", 1, new StagedBatch(hidden, arange(6, ScalarType.Int64).view(2, 3), null))];
         yield return [new MicroBatchFailed("job", 1, 2, "stage 2: bad", true)];
         yield return [new StageTiming(1, "job", 2, DateTime.UtcNow, DateTime.UtcNow.AddMilliseconds(1), DateTime.UtcNow.AddMilliseconds(5))];
@@ -103,6 +104,10 @@ public sealed class DistributedInferenceSerializerTests : TestKit
         var submitted = (SubmitJob)RoundTrip(new SubmitJob("job", new[] { "a" }, new JobOptions(), probe.Ref, true, "10.0.0.3:40002"));
         Assert.Equal(("10.0.0.3:40002", true), (submitted.ReplyDataPlane, submitted.StreamResults));
         Assert.Null(submitted.Options.Model);
+        var onRequest = (SubmitJob)RoundTrip(new SubmitJob("job", Array.Empty<object>(), new JobOptions(), probe.Ref, true, "10.0.0.3:40002", InputOnRequest: true));
+        Assert.True(onRequest.InputOnRequest);
+        Assert.False(submitted.InputOnRequest);
+        Assert.Equal(new FetchJobInput("job", probe.Ref, "10.0.0.4:40003"), RoundTrip(new FetchJobInput("job", probe.Ref, "10.0.0.4:40003")));
         Assert.Equal("10.0.0.3:40002", ((RunBatch)RoundTrip(new RunBatch("job", 2, new[] { "a" }, "10.0.0.3:40002"))).ReplyDataPlane);
         var spec = new StageSpec(1, 2, 3, "cuda:1", "bf16", true, "tests/fixtures/gpt2-tiny");
         Assert.Equal(new Actors.Cluster.HostStage(spec, probe.Ref), RoundTrip(new Actors.Cluster.HostStage(spec, probe.Ref)));
