@@ -2,6 +2,7 @@ using Akka.Actor;
 using Akka.Cluster.Sharding;
 using Akka.Event;
 using DistributedInference.Actors.Replica;
+using DistributedInference.Actors.Splitting;
 
 namespace DistributedInference.Actors.Cluster;
 
@@ -123,7 +124,7 @@ public sealed class JobCoordinator : ReceiveActor, IWithTimers
         // The same job again: re-attach the caller instead of running it twice.
         if (_outcome is not null)
         {
-            ToClient(_outcome);
+            ToClient(ForClient(_outcome));
         }
         else if (_accepted is not null)
         {
@@ -168,8 +169,23 @@ public sealed class JobCoordinator : ReceiveActor, IWithTimers
         }
 
         _outcome = outcome;
-        ToClient(outcome);
+        ToClient(ForClient(outcome));
         Context.SetReceiveTimeout(_keepFinishedFor);
+    }
+
+    // The coordinator keeps a finished job's results for a client that re-attaches: each client gets its own copy.
+    private static object ForClient(object outcome) =>
+        outcome is JobCompleted completed ? completed with { Results = RowOwnership.Clone(completed.Results) } : outcome;
+
+    /// <inheritdoc />
+    protected override void PostStop()
+    {
+        if (_outcome is JobCompleted completed)
+        {
+            RowOwnership.Dispose(completed.Results);
+        }
+
+        base.PostStop();
     }
 
     // Everything for the client takes one way (the data plane when it is on another node that has one), so it keeps its order.
