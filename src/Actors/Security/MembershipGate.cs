@@ -89,7 +89,18 @@ internal sealed class MembershipGateActor : ReceiveActor, IWithTimers
         _gate = gate;
         _secret = secret;
         _timeout = timeout;
-        Receive<ClusterEvent.IMemberEvent>(_ => Review());
+        Receive<ClusterEvent.IMemberEvent>(e =>
+        {
+            // A member gone for good is forgotten: a new process at the same address (a node restarted on its port) must prove itself again.
+            if (e is ClusterEvent.MemberRemoved removed)
+            {
+                _verified.Remove(removed.Member.Address);
+                _challenges.Remove(removed.Member.Address);
+                _answered.Remove(removed.Member.Address);
+            }
+
+            Review();
+        });
         Receive<Tick>(_ => Retry());
         Receive<MemberChallenge>(Answer);
         Receive<MemberProof>(Check);
