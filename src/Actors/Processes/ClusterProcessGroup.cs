@@ -151,13 +151,14 @@ public sealed class ClusterProcessGroup : IProcessGroup, IDisposable, IAsyncDisp
         {
             // While waiting, a process the cluster reports unreachable (it crashed, or its machine is gone) will not
             // arrive: fail now rather than at the timeout.
+            var waited = global::System.Diagnostics.Stopwatch.StartNew();
             var ask = AskAsync(new ProcessArrived(round, rank, part), timeout);
             while (!ask.Wait(LostCheck, CancellationToken.None))
             {
                 var lost = Lost(rank, round);
                 if (lost.Count > 0)
                 {
-                    throw new ProcessGroupTimeoutException(rank, timeout, lost, "gone from the group: exited, stopped, or cut off from this process");
+                    throw new ProcessGroupTimeoutException(rank, waited.Elapsed, lost, "gone from the group: exited, stopped, or cut off from this process");
                 }
             }
 

@@ -7,7 +7,7 @@ namespace DistributedInference.Actors.Processes;
 /// </summary>
 public sealed class ProcessGroupTimeoutException : TimeoutException
 {
-    /// <summary>The wait of process <paramref name="rank"/> (with a timeout of <paramref name="timeout"/>) failed: <paramref name="missing"/> had not arrived; <paramref name="detail"/> says more.</summary>
+    /// <summary>The wait of process <paramref name="rank"/> failed after <paramref name="timeout"/> (its timeout, or as long as it waited before a process was lost): <paramref name="missing"/> had not arrived; <paramref name="detail"/> says more.</summary>
     public ProcessGroupTimeoutException(int rank, TimeSpan timeout, IReadOnlyList<int> missing, string? detail = null)
         : base($"process {rank} waited {timeout.TotalSeconds:0.#} s for the others: process(es) {string.Join(", ", missing)} did not arrive{(detail is null ? string.Empty : $" ({detail})")}")
     {

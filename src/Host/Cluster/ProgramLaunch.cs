@@ -60,6 +60,23 @@ public static class ProgramLaunch
             throw new InvalidInputException("--devices: give at least one device, e.g. cpu or cuda:0,cuda:1");
         }
 
+        foreach (var device in devices)
+        {
+            try
+            {
+                Models.Runtime.DeviceName.Parse(device);
+            }
+            catch (InvalidInputException e)
+            {
+                throw new InvalidInputException($"--devices: {e.Message}", e);
+            }
+        }
+
+        if (launch.MainProcessPort is { } fixedPort && fixedPort is <= 0 or > 65535)
+        {
+            throw new InvalidInputException($"--main-process-port {fixedPort}: not a port (1-65535)");
+        }
+
         if (launch.NumMachines <= 0 || launch.MachineRank < 0 || launch.MachineRank >= launch.NumMachines)
         {
             throw new InvalidInputException($"--machine-rank {launch.MachineRank}: must be in 0..{launch.NumMachines - 1} (--num-machines {launch.NumMachines})");
