@@ -27,6 +27,9 @@ public static class ProcessEnvironment
     /// <summary>The device this process uses (<c>cpu</c>, <c>cuda:1</c>, ...).</summary>
     public const string DeviceVariable = "DI_DEVICE";
 
+    /// <summary>The dtype the launch's config asks models to use (<c>float32</c>, <c>bfloat16</c>, <c>float16</c>), as Accelerate's mixed-precision setting.</summary>
+    public const string DtypeVariable = "DI_DTYPE";
+
     /// <summary>
     /// Optional: the address this process listens on for the group when it is not process 0 (default: MASTER_ADDR
     /// when that is a loopback address, else this machine's address on the route to MASTER_ADDR).

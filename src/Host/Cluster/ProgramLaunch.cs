@@ -132,6 +132,7 @@ public static class ProgramLaunch
                 start.Environment[MasterAddr] = launch.MainProcessIp;
                 start.Environment[MasterPort] = Text(port);
                 start.Environment[DeviceVariable] = devices[local % devices.Length];
+                start.Environment[Actors.Processes.ProcessEnvironment.DtypeVariable] = launch.Dtype;
                 start.Environment[ClusterSecurity.SecretVariable] = secret;
                 Process process;
                 try
@@ -244,4 +245,4 @@ public static class ProgramLaunch
 /// <c>--machine-rank</c>) how many machines run a launcher and which one this is: machine r starts the processes
 /// r * (NumProcesses / NumMachines) onwards; machine 0 hosts process 0.
 /// </summary>
-public sealed record ProgramLaunchOptions(int NumProcesses, string? Devices, string MainProcessIp, int? MainProcessPort, IReadOnlyList<string> Command, bool MainProcessOutputOnly = false, int NumMachines = 1, int MachineRank = 0);
+public sealed record ProgramLaunchOptions(int NumProcesses, string? Devices, string MainProcessIp, int? MainProcessPort, IReadOnlyList<string> Command, bool MainProcessOutputOnly = false, int NumMachines = 1, int MachineRank = 0, string Dtype = "float32");

@@ -74,6 +74,14 @@ public static class ConfigCommand
         var devices = await Question("Which devices, comma-separated, dealt to the processes round-robin (cpu, cuda:0,cuda:1, ...)?", d.Devices);
         var ip = await Question("The main process's IP address?", d.MainProcessIp);
         var port = Number(await Question("The main process's port (0: a free one)?", "0"), "port", 0, 65535);
-        return new Cluster.LaunchConfig(processes, devices, ip, port);
+        var machines = Number(await Question("How many machines (each runs di launch)?", "1"), "machines", 1, 1024);
+        var rank = machines > 1 ? Number(await Question($"This machine's rank (0 to {machines - 1}; machine 0 hosts process 0)?", "0"), "machine rank", 0, machines - 1) : 0;
+        var dtype = await Question("The dtype of the models (float32, bfloat16, float16)?", d.Dtype);
+        if (dtype is not ("float32" or "bfloat16" or "float16"))
+        {
+            throw new InvalidInputException($"dtype: give float32, bfloat16 or float16, got '{dtype}'");
+        }
+
+        return new Cluster.LaunchConfig(processes, devices, ip, port, machines, rank, dtype);
     }
 }

@@ -48,8 +48,9 @@ public static class LaunchCommand
                         result.GetValue(mainPort) ?? (saved.MainProcessPort == 0 ? null : saved.MainProcessPort),
                         program,
                         result.GetValue(mainOnly),
-                        result.GetValue(machines),
-                        result.GetValue(machineRank));
+                        result.GetResult(machines) is not { Implicit: false } ? saved.NumMachines : result.GetValue(machines),
+                        result.GetResult(machineRank) is not { Implicit: false } ? saved.MachineRank : result.GetValue(machineRank),
+                        saved.Dtype);
                     return await ProgramLaunch.Run(launch, result.InvocationConfiguration.Output, result.InvocationConfiguration.Error, cancellation);
                 }
 

@@ -61,13 +61,30 @@ public sealed class LaunchConfigTests : IDisposable
     public async Task Config_file_overrides_the_default_file()
     {
         var file = Path.Combine(_folder, "other.conf");
-        var (exit, _, stderr) = await Di("1\ncpu:0\n127.0.0.1\n0\n", "config", "--config-file", file);
+        var (exit, _, stderr) = await Di("1\ncuda:1\n127.0.0.1\n0\n", "config", "--config-file", file);
         Assert.True(exit == 0, stderr);
         Assert.False(File.Exists(Path.Combine(_folder, "config", "di", "launch.conf")));
 
         (exit, var stdout, stderr) = await Di("", "launch", "--config-file", file, "--", Script());
         Assert.True(exit == 0, stderr);
-        Assert.StartsWith("[rank 0] 0/1 cpu:0 127.0.0.1:", stdout.Trim(), StringComparison.Ordinal);
+        Assert.StartsWith("[rank 0] 0/1 cuda:1 127.0.0.1:", stdout.Trim(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Di_config_asks_for_machines_and_the_dtype()
+    {
+        var file = Path.Combine(_folder, "machines.conf");
+        var (exit, stdout, stderr) = await Di("4\ncpu\n\n29612\n2\n1\nbfloat16\n", "config", "--config-file", file);
+        Assert.True(exit == 0, stderr);
+        Assert.Contains("This machine's rank (0 to 1; machine 0 hosts process 0)? [0]: ", stdout, StringComparison.Ordinal);
+        var saved = DistributedInference.Host.Cluster.LaunchConfig.Read(file);
+        Assert.Equal((2, 1, "bfloat16"), (saved.NumMachines, saved.MachineRank, saved.Dtype));
+
+        // Machine 1 of 2 starts processes 2 and 3, and hands them the dtype.
+        (exit, stdout, stderr) = await Di("", "launch", "--config-file", file, "--", "sh", "-c", "echo \"$RANK/$WORLD_SIZE $LOCAL_RANK $DI_DTYPE\"");
+        Assert.True(exit == 0, stderr);
+        var lines = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Order(StringComparer.Ordinal).ToList();
+        Assert.Equal(["[rank 2] 2/4 0 bfloat16", "[rank 3] 3/4 1 bfloat16"], lines);
     }
 
     [Fact]
