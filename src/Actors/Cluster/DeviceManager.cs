@@ -1,5 +1,6 @@
 using Akka.Actor;
 using DistributedInference.Actors.Replica;
+using DistributedInference.Actors.Security;
 using DistributedInference.Models.Runtime;
 using DistributedInference.Models.Tasks;
 
@@ -12,7 +13,7 @@ namespace DistributedInference.Actors.Cluster;
 /// its own (<see cref="DeviceRecovery"/>); one that throws anyway is restarted (its model built again) at most
 /// <see cref="MaxRestarts"/> times a minute, then stopped (jobs re-send its batches to other devices).
 /// </summary>
-public sealed class DeviceManager : ReceiveActor
+public sealed class DeviceManager : MembersOnlyActor
 {
     public const string ActorName = "devices";
     public const string Role = "device";

@@ -2,6 +2,7 @@ using Akka.Actor;
 using Akka.Cluster;
 using Akka.Event;
 using DistributedInference.Actors.Replica;
+using DistributedInference.Actors.Security;
 
 namespace DistributedInference.Actors.Cluster;
 
@@ -12,7 +13,7 @@ namespace DistributedInference.Actors.Cluster;
 /// from the splitter at once (its running jobs re-send their batches) and given back if it becomes reachable. Answers <see cref="GetDevices"/> with every
 /// device it has found.
 /// </summary>
-public sealed class DeviceRegistry : ReceiveActor, IWithTimers
+public sealed class DeviceRegistry : MembersOnlyActor, IWithTimers
 {
     private static readonly TimeSpan RetryInterval = TimeSpan.FromSeconds(1);
 

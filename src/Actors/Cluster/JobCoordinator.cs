@@ -2,6 +2,7 @@ using Akka.Actor;
 using Akka.Cluster.Sharding;
 using Akka.Event;
 using DistributedInference.Actors.Replica;
+using DistributedInference.Actors.Security;
 using DistributedInference.Actors.Splitting;
 
 namespace DistributedInference.Actors.Cluster;
@@ -14,7 +15,7 @@ namespace DistributedInference.Actors.Cluster;
 /// or handed the outcome, instead of starting the work twice. It watches its client: a client that stops before the
 /// job ends (cancelled, or its node gone) cancels the job.
 /// </summary>
-public sealed class JobCoordinator : ReceiveActor, IWithTimers
+public sealed class JobCoordinator : MembersOnlyActor, IWithTimers
 {
     private readonly string _jobId;
     private readonly IActorRef _splitter;

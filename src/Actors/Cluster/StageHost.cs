@@ -2,6 +2,7 @@ using Akka.Actor;
 using Akka.Event;
 using DistributedInference.Actors.DataPlane;
 using DistributedInference.Actors.Pipeline;
+using DistributedInference.Actors.Security;
 using DistributedInference.Models;
 using DistributedInference.Models.Runtime;
 using DistributedInference.Models.Staging;
@@ -15,7 +16,7 @@ namespace DistributedInference.Actors.Cluster;
 /// devices. A coordinator's stages stop when it stops, or when its node leaves. A stage that throws is stopped, never
 /// restarted (<see cref="Supervision.Supervision.StopOnFailure"/>): its coordinator, watching it, fails its calls.
 /// </summary>
-public sealed class StageHost : ReceiveActor, IWithStash
+public sealed class StageHost : MembersOnlyActor, IWithStash
 {
     public const string ActorName = "stages";
 

@@ -1,6 +1,7 @@
 using Akka.Actor;
 using DistributedInference.Actors.Cluster;
 using DistributedInference.Actors.DataPlane;
+using DistributedInference.Actors.Security;
 using DistributedInference.Actors.Splitting;
 using DistributedInference.Models;
 
@@ -16,7 +17,7 @@ namespace DistributedInference.Actors.Pipeline;
 /// would have lost its queue and its next stage, and stall; see <see cref="Supervision.Supervision.StopOnFailure"/>),
 /// which breaks the pipeline; the coordinator itself is never restarted either: a failure fails its calls and stops it.
 /// </summary>
-public sealed class PipelineCoordinator : ReceiveActor
+public sealed class PipelineCoordinator : MembersOnlyActor
 {
     public const string ActorName = "pipeline";
 

@@ -2,6 +2,7 @@ using Akka.Actor;
 using Akka.Event;
 using DistributedInference.Actors.Configuration;
 using DistributedInference.Actors.DataPlane;
+using DistributedInference.Actors.Security;
 using DistributedInference.Models;
 using DistributedInference.Models.Runtime;
 
@@ -12,7 +13,7 @@ namespace DistributedInference.Actors.Pipeline;
 /// and forwarded to the next stage (the last stage's next is the coordinator), which <see cref="ConnectStage"/> names;
 /// until then they wait. Readiness, timings and failures go to the coordinator, which may be on another node.
 /// </summary>
-public sealed class PipelineStage : ReceiveActor
+public sealed class PipelineStage : MembersOnlyActor
 {
     private const int GatheredOutputsKept = 16;
 

@@ -1,4 +1,5 @@
 using Akka.Actor;
+using DistributedInference.Actors.Security;
 
 namespace DistributedInference.Actors.Processes;
 
@@ -8,7 +9,7 @@ namespace DistributedInference.Actors.Processes;
 /// (<see cref="ProcessesReleased"/>). A barrier is a round with empty parts. Answers <see cref="GetProcessArrivals"/>
 /// so that a process whose wait timed out can name those that did not arrive.
 /// </summary>
-public sealed class ProcessGroupCoordinator : ReceiveActor
+public sealed class ProcessGroupCoordinator : MembersOnlyActor
 {
     /// <summary>The actor's name under <c>/user</c> on the main process.</summary>
     public const string ActorName = "process-group";

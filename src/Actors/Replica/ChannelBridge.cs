@@ -1,5 +1,6 @@
 using System.Threading.Channels;
 using Akka.Actor;
+using DistributedInference.Actors.Security;
 
 namespace DistributedInference.Actors.Replica;
 
@@ -11,7 +12,7 @@ namespace DistributedInference.Actors.Replica;
 /// <see cref="Watch"/> names the actor to watch up front instead.
 /// With <c>announceAnswerer</c> it also writes <see cref="AnswererFound"/> (where the answerer lives) before that first answer.
 /// </summary>
-public sealed class ChannelBridge : ReceiveActor, IWithTimers
+public sealed class ChannelBridge : MembersOnlyActor, IWithTimers
 {
     private static readonly TimeSpan Grace = TimeSpan.FromSeconds(2);
 

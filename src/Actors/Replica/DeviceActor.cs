@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Akka.Actor;
 using Akka.Event;
 using DistributedInference.Actors.Configuration;
+using DistributedInference.Actors.Security;
 using DistributedInference.Actors.Splitting;
 using DistributedInference.Models;
 using DistributedInference.Models.Runtime;
@@ -17,7 +18,7 @@ namespace DistributedInference.Actors.Replica;
 /// (<see cref="DeviceRecovery"/>). No forward error escapes the actor, so its parent's strategy never restarts it
 /// with a queue lost.
 /// </summary>
-public sealed class DeviceActor : ReceiveActor, IWithTimers
+public sealed class DeviceActor : MembersOnlyActor, IWithTimers
 {
     private readonly DeviceName _device;
     private readonly ReplicaModelFactory _factory;

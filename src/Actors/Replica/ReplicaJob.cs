@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Akka.Actor;
 using Akka.Event;
+using DistributedInference.Actors.Security;
 using DistributedInference.Actors.Splitting;
 using DistributedInference.Models;
 using DistributedInference.Models.Tasks;
@@ -25,7 +26,7 @@ namespace DistributedInference.Actors.Replica;
 /// <see cref="Supervision.Supervision.StopOnFailure"/>, and a restart its parent asks for anyway only stops it), and the
 /// client gets one <see cref="JobFailed"/> naming the error; nothing it already sent is sent again.
 /// </summary>
-public sealed class ReplicaJob : ReceiveActor, IWithTimers
+public sealed class ReplicaJob : MembersOnlyActor, IWithTimers
 {
     private const int InFlightPerDevice = 2;
     private static readonly TimeSpan ModelCheckTimeout = TimeSpan.FromSeconds(30);

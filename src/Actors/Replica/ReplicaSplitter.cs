@@ -1,4 +1,5 @@
 using Akka.Actor;
+using DistributedInference.Actors.Security;
 
 namespace DistributedInference.Actors.Replica;
 
@@ -7,7 +8,7 @@ namespace DistributedInference.Actors.Replica;
 /// <see cref="ReplicaJob"/>; devices that join later are offered to running jobs too. A job that throws is stopped,
 /// never restarted (<see cref="Supervision.Supervision.StopOnFailure"/>): it tells its client the job failed.
 /// </summary>
-public sealed class ReplicaSplitter : ReceiveActor
+public sealed class ReplicaSplitter : MembersOnlyActor
 {
     public const string ActorName = "replica-splitter";
 
@@ -34,6 +35,9 @@ public sealed class ReplicaSplitter : ReceiveActor
     public static Props Props(IEnumerable<IActorRef> devices) => Akka.Actor.Props.Create(() => new ReplicaSplitter(devices.ToList()));
 
     protected override SupervisorStrategy SupervisorStrategy() => Supervision.Supervision.StopOnFailure();
+
+    // Devices are added and removed only by this node's device registry (an actor): one without a sender came from elsewhere.
+    protected override bool SenderRequired(object message) => message is AddDevice or RemoveDevice;
 
     private void HandleSubmitJob(SubmitJob job)
     {

@@ -109,7 +109,9 @@ internal sealed class MembershipGateActor : ReceiveActor, IWithTimers
         {
             if (!_admitted && IsUpMember(Sender.Path.Address))
             {
-                _gate.Refuse($"the cluster refused this node: {refused.Reason} (is --secret-file or {ClusterSecurity.SecretVariable} the cluster's secret?)");
+                _gate.Refuse(_secret.Length == 0
+                    ? $"the cluster refused this node: the cluster has a secret and this node has none (give it the cluster's secret with --secret-file or {ClusterSecurity.SecretVariable})"
+                    : $"the cluster refused this node: {refused.Reason} (is --secret-file or {ClusterSecurity.SecretVariable} the cluster's secret?)");
             }
         });
     }
@@ -252,7 +254,9 @@ internal sealed class MembershipGateActor : ReceiveActor, IWithTimers
         var given = FromBase64(accepted.Proof);
         if (given is null || !CryptographicOperations.FixedTimeEquals(given, Proof(MemberLabel, answered.Transcript)))
         {
-            _gate.Refuse($"the member {challenger} does not know this node's cluster secret (is --secret-file or {ClusterSecurity.SecretVariable} the cluster's secret?)");
+            _gate.Refuse(_secret.Length == 0
+                ? $"the member {challenger} has a cluster secret and this node has none (give this node the cluster's secret with --secret-file or {ClusterSecurity.SecretVariable})"
+                : $"the member {challenger} does not know this node's cluster secret (is --secret-file or {ClusterSecurity.SecretVariable} the cluster's secret?)");
             return;
         }
 

@@ -1,5 +1,6 @@
 using Akka.Actor;
 using DistributedInference.Actors.Replica;
+using DistributedInference.Actors.Security;
 
 namespace DistributedInference.Actors.Simulation;
 
@@ -8,7 +9,7 @@ namespace DistributedInference.Actors.Simulation;
 /// latency on a timer (no thread is blocked), runs one batch at a time, and injects failures on request. It records
 /// when each batch ran, so tests can measure utilisation.
 /// </summary>
-public sealed class SimulatedDevice : ReceiveActor, IWithTimers
+public sealed class SimulatedDevice : MembersOnlyActor, IWithTimers
 {
     private readonly string _name;
     private readonly SimulatedDeviceOptions _options;

@@ -28,6 +28,11 @@ public static class ClusterNode
             throw new InvalidInputException($"--port {options.Port}: a port is 0-65535 (0: any free port)");
         }
 
+        if (options.Roles.Count == 0)
+        {
+            throw new InvalidInputException($"--roles: no role given (use {DeviceManager.Role}, {JobSharding.ControlRole} or {DeviceManager.Role},{JobSharding.ControlRole})");
+        }
+
         var unknownRole = options.Roles.FirstOrDefault(r => r is not (DeviceManager.Role or JobSharding.ControlRole or ClientRole));
         if (unknownRole is not null)
         {

@@ -52,6 +52,7 @@ public sealed class MembershipGateTests
         var peer = Node(Secret);
         var wrong = Node(ClusterSecurity.NewSecret());
         var plain = Node(Secret, gate: false);
+        var none = Node(null);
         try
         {
             var address = Akka.Cluster.Cluster.Get(seed).SelfAddress;
@@ -67,17 +68,23 @@ public sealed class MembershipGateTests
             Assert.StartsWith("the cluster refused this node: its proof of the cluster secret is wrong", refused.Message, StringComparison.Ordinal);
             await Eventually(() => !IsMember(seed, wrong), "the node with another secret is still a member");
 
+            // A node without a secret is told that it has none, not that its proof is wrong.
+            Akka.Cluster.Cluster.Get(none).Join(address);
+            var secretless = await Assert.ThrowsAsync<InvalidInputException>(() => MembershipGate.For(none)!.Admitted.WaitAsync(Wait));
+            Assert.StartsWith("the cluster refused this node: the cluster has a secret and this node has none", secretless.Message, StringComparison.Ordinal);
+            await Eventually(() => !IsMember(seed, none), "the node without a secret is still a member");
+
             // A plain Akka node joins (nothing at the transport stops it) and is downed once its time to prove runs out.
             Akka.Cluster.Cluster.Get(plain).Join(address);
             await Eventually(() => IsMember(seed, plain), "the plain node did not even join");
             await Eventually(() => !IsMember(seed, plain), "the node that proves nothing is still a member");
 
             Assert.True(IsMember(seed, peer), "the peer with the secret was downed");
-            Assert.True(MembershipGate.For(seed)!.Refused + MembershipGate.For(peer)!.Refused >= 2);
+            Assert.True(MembershipGate.For(seed)!.Refused + MembershipGate.For(peer)!.Refused >= 3);
         }
         finally
         {
-            await Task.WhenAll(seed.Terminate(), peer.Terminate(), wrong.Terminate(), plain.Terminate());
+            await Task.WhenAll(seed.Terminate(), peer.Terminate(), wrong.Terminate(), plain.Terminate(), none.Terminate());
         }
     }
 }

@@ -100,6 +100,8 @@ public sealed class NodeSecurityTests
     [InlineData("--port 70000: a port is 0-65535 (0: any free port)", "node", "--port", "70000")]
     [InlineData("--port -1: a port is 0-65535 (0: any free port)", "node", "--port", "-1")]
     [InlineData("--roles foo: unknown role (use device, control or device,control)", "node", "--roles", "foo")]
+    [InlineData("--roles: no role given (use device, control or device,control)", "node", "--roles", "")]
+    [InlineData("--roles: no role given (use device, control or device,control)", "node", "--roles", " , ")]
     [InlineData("--host no-such-host.invalid: cannot resolve it to an address", "node", "--host", "no-such-host.invalid", "--roles", "control")]
     [InlineData("--secret-file / is a folder, not a file", "node", "--secret-file", "/", "--roles", "control")]
     [InlineData("the cluster secret has 16 characters, at least 32 are needed", "node", "--secret-file", "SHORT", "--roles", "control")]
