@@ -160,6 +160,9 @@ public static class ProgramLaunch
                 var (rank, exit) = await done;
                 if (exit != 0)
                 {
+                    // Others may have failed in the meantime because this one went (a lost peer at a barrier): the
+                    // first to exit is the cause.
+                    (rank, exit) = FirstFailure(processes, ranks, rank, exit);
                     await errors.WriteLineAsync($"di launch: rank {rank} exited with code {exit}; stopping the others");
                     code = exit;
                     break;
@@ -222,6 +225,20 @@ public static class ProgramLaunch
     }
 
     private static string Text(int value) => value.ToString(CultureInfo.InvariantCulture);
+
+    private static (int Rank, int Exit) FirstFailure(List<Process> processes, List<int> ranks, int rank, int exit)
+    {
+        var first = processes[ranks.IndexOf(rank)].ExitTime;
+        for (var i = 0; i < processes.Count; i++)
+        {
+            if (processes[i].HasExited && processes[i].ExitCode != 0 && processes[i].ExitTime < first)
+            {
+                (first, rank, exit) = (processes[i].ExitTime, ranks[i], processes[i].ExitCode);
+            }
+        }
+
+        return (rank, exit);
+    }
 
     private static int FreePort()
     {
