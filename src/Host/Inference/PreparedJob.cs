@@ -80,6 +80,11 @@ public sealed record PreparedJob(
             throw new InvalidInputException($"--num-chunks must be positive, got {options.NumChunks}");
         }
 
+        if (options.AllowPartial && options.Mode == "pipeline")
+        {
+            throw new InvalidInputException("--allow-partial is for --mode replica, where rows that fail alone are isolated; a pipeline job succeeds or fails whole");
+        }
+
         if (options.MaxMemory is not null)
         {
             if (options.Mode != "pipeline" || options.SplitPoints.Trim().ToLowerInvariant() != Models.Partitioning.Partitioner.Auto)

@@ -66,6 +66,16 @@ public sealed class FailedRowsTests : IDisposable
     }
 
     [Fact]
+    public async Task Allow_partial_in_pipeline_mode_is_a_one_line_error()
+    {
+        var (exit, _, stderr) = await DiRunner.Run(["infer", "--mode", "pipeline", "--devices", "cpu,cpu", "--task", "logits", "--model", "gpt2-tiny",
+            "--input-ids", _input, "--output", Path.Combine(_folder, "out.safetensors"), "--allow-partial"]);
+        Assert.Equal(2, exit);
+        Assert.Contains("--allow-partial is for --mode replica", stderr, StringComparison.Ordinal);
+        Assert.False(File.Exists(Path.Combine(_folder, "out.safetensors")));
+    }
+
+    [Fact]
     public async Task Allow_partial_writes_the_other_rows_and_a_row_ok_tensor()
     {
         var output = Path.Combine(_folder, "partial.safetensors");
