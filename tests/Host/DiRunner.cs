@@ -27,9 +27,26 @@ public static class DiRunner
     }
 
     /// <summary>Runs the real <c>di</c> program (dotnet di.dll) as a user starts it.</summary>
-    public static async Task<(int ExitCode, string Stdout, string Stderr)> RunProcess(TimeSpan timeout, params string[] args)
+    public static Task<(int ExitCode, string Stdout, string Stderr)> RunProcess(TimeSpan timeout, params string[] args) =>
+        RunProcess(timeout, args, input: null);
+
+    /// <summary>
+    /// As <see cref="RunProcess(TimeSpan, string[])"/>, with <paramref name="input"/> on its standard input (closed after
+    /// it), XDG_CONFIG_HOME at <paramref name="configHome"/> (the user's config folder) and <paramref name="workingDirectory"/>.
+    /// </summary>
+    public static async Task<(int ExitCode, string Stdout, string Stderr)> RunProcess(TimeSpan timeout, IEnumerable<string> args, string? input, string? configHome = null, string? workingDirectory = null)
     {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardInput = input is not null, RedirectStandardOutput = true, RedirectStandardError = true };
+        if (workingDirectory is not null)
+        {
+            start.WorkingDirectory = workingDirectory;
+        }
+
+        if (configHome is not null)
+        {
+            start.Environment["XDG_CONFIG_HOME"] = configHome;
+        }
+
         start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "di.dll"));
         foreach (var arg in args)
         {
@@ -40,6 +57,12 @@ public static class DiRunner
         using var reaper = KillOnDispose(process);
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
+        if (input is not null)
+        {
+            await process.StandardInput.WriteAsync(input);
+            process.StandardInput.Close();
+        }
+
         await process.WaitForExitAsync().WaitAsync(timeout);
         return (process.ExitCode, await stdout, await stderr);
     }

@@ -1,5 +1,3 @@
-using System.Diagnostics;
-
 namespace DistributedInference.Host.Tests.CommandLine;
 
 /// <summary><c>di config</c>'s questions answered on stdin, and <c>di launch</c> reading the file it writes.</summary>
@@ -10,21 +8,8 @@ public sealed class LaunchConfigTests : IDisposable
     public void Dispose() => Directory.Delete(_folder, recursive: true);
 
     // Runs di.dll with XDG_CONFIG_HOME in the temporary folder (the user's config folder) and stdin from `input`.
-    private async Task<(int ExitCode, string Stdout, string Stderr)> Di(string input, params string[] args)
-    {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "di.dll"));
-        args.ToList().ForEach(start.ArgumentList.Add);
-        start.Environment["XDG_CONFIG_HOME"] = Path.Combine(_folder, "config");
-        using var process = Process.Start(start)!;
-        using var reaper = DiRunner.KillOnDispose(process);
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        await process.StandardInput.WriteAsync(input);
-        process.StandardInput.Close();
-        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(2));
-        return (process.ExitCode, await stdout, await stderr);
-    }
+    private Task<(int ExitCode, string Stdout, string Stderr)> Di(string input, params string[] args) =>
+        DiRunner.RunProcess(TimeSpan.FromMinutes(2), args, input, Path.Combine(_folder, "config"));
 
     private string Script()
     {

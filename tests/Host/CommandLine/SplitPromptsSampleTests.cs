@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json;
 using DistributedInference.Models.Auto;
 using DistributedInference.Models.Generation;
@@ -41,21 +40,8 @@ public sealed class SplitPromptsSampleTests : IDisposable
     }
 
     // Runs di.dll in `workingDirectory` with XDG_CONFIG_HOME in the temporary folder and stdin from `input`.
-    private async Task<(int ExitCode, string Stdout, string Stderr)> Di(string workingDirectory, string input, IEnumerable<string> args)
-    {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = workingDirectory };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "di.dll"));
-        args.ToList().ForEach(start.ArgumentList.Add);
-        start.Environment["XDG_CONFIG_HOME"] = Path.Combine(_folder, "config");
-        using var process = Process.Start(start)!;
-        using var reaper = DiRunner.KillOnDispose(process);
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        await process.StandardInput.WriteAsync(input);
-        process.StandardInput.Close();
-        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(4));
-        return (process.ExitCode, await stdout, await stderr);
-    }
+    private Task<(int ExitCode, string Stdout, string Stderr)> Di(string workingDirectory, string input, IEnumerable<string> args) =>
+        DiRunner.RunProcess(TimeSpan.FromMinutes(4), args, input, Path.Combine(_folder, "config"), workingDirectory);
 
     private void AssertEachProcessSavedItsShare(string folder, int processes)
     {
