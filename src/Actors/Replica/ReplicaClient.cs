@@ -4,7 +4,6 @@ using Akka.Actor;
 using Akka.Event;
 using DistributedInference.Actors.Splitting;
 using DistributedInference.Models;
-using static TorchSharp.torch;
 
 namespace DistributedInference.Actors.Replica;
 
@@ -175,7 +174,11 @@ public sealed class ReplicaClient
                             break;
                         case JobCompleted completed:
                             // Every row came streamed; the job's own copy of them all is not needed.
-                            DisposeRows(completed.Results);
+                            if (completed.Results is { } all)
+                            {
+                                RowOwnership.DisposeViews(all);
+                            }
+
                             statistics = completed.Statistics;
                             break;
                         case AnswererLost gone:
@@ -421,31 +424,13 @@ public sealed class ReplicaClient
         {
             foreach (var piece in _pieces.Values)
             {
-                DisposeRows(piece);
+                RowOwnership.DisposeViews(piece);
             }
 
             foreach (var message in _messages)
             {
-                DisposeRows(message);
+                RowOwnership.DisposeViews(message);
             }
-        }
-    }
-
-    // Tensors only: a list's items are not copied by slicing or joining it, so the joined result holds the same ones.
-    private static void DisposeRows(object? rows)
-    {
-        switch (rows)
-        {
-            case Tensor tensor:
-                tensor.Dispose();
-                break;
-            case IReadOnlyDictionary<string, object> dictionary:
-                foreach (var value in dictionary.Values)
-                {
-                    DisposeRows(value);
-                }
-
-                break;
         }
     }
 }
