@@ -18,9 +18,10 @@ namespace DistributedInference.Actors.Processes;
 /// gathers: every process sends it its part and waits for all of them. Parts go through Akka.Remote, so one round's
 /// parts together must fit <c>akka.remote.dot-netty.tcp.maximum-frame-size</c> (64 MiB by default); a larger round
 /// fails with <see cref="InvalidOperationException"/> on every process, naming the limit. A process waiting in a
-/// round fails at once (<see cref="ProcessGroupTimeoutException"/>) when a process that has not arrived leaves the
-/// cluster (it exited) or the cluster reports it unreachable (it crashed, or its machine is cut off: a few seconds). Disposing leaves the
-/// cluster: process 0 last, once the others are gone (or after <see cref="LeaveTimeout"/>).
+/// round fails (<see cref="ProcessGroupTimeoutException"/>) when a process that has not arrived leaves the cluster (it
+/// exited: after <see cref="LeftGrace"/>, so that a launcher sees the leaver's own exit, the cause, before the exits it
+/// causes) or the cluster reports it unreachable (it crashed, or its machine is cut off: a few seconds). Disposing
+/// leaves the cluster: process 0 last, once the others are gone (or after <see cref="LeaveTimeout"/>).
 /// </summary>
 public sealed class ClusterProcessGroup : IProcessGroup, IDisposable, IAsyncDisposable
 {
@@ -31,6 +32,12 @@ public sealed class ClusterProcessGroup : IProcessGroup, IDisposable, IAsyncDisp
     public static readonly TimeSpan LeaveTimeout = TimeSpan.FromSeconds(15);
 
     private const long FrameMargin = 64 * 1024;
+
+    /// <summary>
+    /// How long a process that left the cluster (rather than became unreachable) is given to end before a process
+    /// waiting for it in a round fails: a leaving process exits a moment after the others see it go.
+    /// </summary>
+    public static readonly TimeSpan LeftGrace = TimeSpan.FromSeconds(3);
 
     private static readonly TimeSpan LostCheck = TimeSpan.FromMilliseconds(250);
 
@@ -153,9 +160,10 @@ public sealed class ClusterProcessGroup : IProcessGroup, IDisposable, IAsyncDisp
             // arrive: fail now rather than at the timeout.
             var waited = global::System.Diagnostics.Stopwatch.StartNew();
             var ask = AskAsync(new ProcessArrived(round, rank, part), timeout);
+            var leftSince = new Dictionary<int, TimeSpan>();
             while (!ask.Wait(LostCheck, CancellationToken.None))
             {
-                var lost = Lost(rank, round);
+                var lost = Lost(rank, round, leftSince, waited.Elapsed);
                 if (lost.Count > 0)
                 {
                     throw new ProcessGroupTimeoutException(rank, waited.Elapsed, lost, "gone from the group: exited, stopped, or cut off from this process");
@@ -181,16 +189,26 @@ public sealed class ClusterProcessGroup : IProcessGroup, IDisposable, IAsyncDisp
         };
     }
 
-    // The processes that left the cluster, or that it reports unreachable, without having arrived at this round (one
-    // that arrived may have left with its answer while ours is still on its way).
-    private IReadOnlyList<int> Lost(int rank, int round)
+    // The processes that left the cluster (for LeftGrace, noted in leftSince) or that it reports unreachable, without
+    // having arrived at this round (one that arrived may have left with its answer while ours is still on its way).
+    private IReadOnlyList<int> Lost(int rank, int round, Dictionary<int, TimeSpan> leftSince, TimeSpan now)
     {
         var state = Akka.Cluster.Cluster.Get(_system).State;
         var present = state.Members
             .Where(m => m.Status is MemberStatus.Up or MemberStatus.WeaklyUp or MemberStatus.Joining && !state.Unreachable.Contains(m))
             .SelectMany(m => m.Roles)
             .ToHashSet();
-        var gone = Enumerable.Range(0, Size).Where(r => !present.Contains(Role(r))).ToList();
+        var unreachable = state.Unreachable.SelectMany(m => m.Roles).ToHashSet();
+        var gone = new List<int>();
+        foreach (var r in Enumerable.Range(0, Size).Where(r => !present.Contains(Role(r))))
+        {
+            var since = leftSince.TryGetValue(r, out var first) ? first : leftSince[r] = now;
+            if (unreachable.Contains(Role(r)) || now - since >= LeftGrace)
+            {
+                gone.Add(r);
+            }
+        }
+
         if (gone.Count == 0 || (gone.Contains(0) && rank != 0))
         {
             return gone.Contains(0) ? [0] : [];
