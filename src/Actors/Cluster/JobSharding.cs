@@ -13,17 +13,16 @@ public static class JobSharding
 {
     public const string TypeName = "jobs";
     public const string ControlRole = "control";
-    public const string SplitterName = "replica";
     public const string RegistryName = "device-registry";
     private const int MaxShards = 64;
 
     /// <summary>
-    /// On a control node: a splitter fed with every device of the cluster, and the region hosting job coordinators
+    /// On a control node: a splitter (named <see cref="ReplicaSplitter.ActorName"/>, as everywhere) fed with every device of the cluster, and the region hosting job coordinators
     /// that run their jobs through it.
     /// </summary>
     public static IActorRef StartRegion(ActorSystem system, TimeSpan keepFinishedFor)
     {
-        var splitter = system.ActorOf(ReplicaSplitter.Props([]), SplitterName);
+        var splitter = system.ActorOf(ReplicaSplitter.Props([]), ReplicaSplitter.ActorName);
         system.ActorOf(DeviceRegistry.Props(splitter), RegistryName);
         return ClusterSharding.Get(system).Start(
             TypeName,

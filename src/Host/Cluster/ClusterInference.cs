@@ -63,7 +63,7 @@ public static class ClusterInference
         if (control.Count > 0)
         {
             jobs = JobSharding.StartProxy(client);
-            splitters = control.Select(address => client.ActorSelection(new RootActorPath(address) / "user" / JobSharding.SplitterName)).ToList();
+            splitters = control.Select(address => client.ActorSelection(new RootActorPath(address) / "user" / ReplicaSplitter.ActorName)).ToList();
         }
         else
         {

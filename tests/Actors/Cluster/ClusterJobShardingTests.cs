@@ -37,7 +37,7 @@ public sealed class ClusterJobShardingTests : IAsyncLifetime
         var deadline = DateTime.UtcNow + Timeout;
         foreach (var node in _cluster!.Nodes)
         {
-            var splitter = node.ActorSelection($"/user/{JobSharding.SplitterName}");
+            var splitter = node.ActorSelection($"/user/{ReplicaSplitter.ActorName}");
             while ((await splitter.Ask<DeviceList>(GetDevices.Instance, Timeout)).Devices.Count < 3)
             {
                 Assert.True(DateTime.UtcNow < deadline, "devices did not register");
@@ -48,7 +48,7 @@ public sealed class ClusterJobShardingTests : IAsyncLifetime
 
     private async Task<long> BatchesRun(ActorSystem node)
     {
-        var devices = await node.ActorSelection($"/user/{JobSharding.SplitterName}").Ask<DeviceList>(GetDevices.Instance, Timeout);
+        var devices = await node.ActorSelection($"/user/{ReplicaSplitter.ActorName}").Ask<DeviceList>(GetDevices.Instance, Timeout);
         var statuses = await Task.WhenAll(devices.Devices.Select(d => d.Ask<DeviceStatus>(GetDeviceStatus.Instance, Timeout)));
         return statuses.Sum(s => s.CompletedBatches);
     }

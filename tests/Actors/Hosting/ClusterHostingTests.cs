@@ -37,7 +37,7 @@ public sealed class ClusterHostingTests
         using var second = await Start(setup => setup.WithRoles(DeviceManager.Role).Join($"{seed.Host}:{seed.Port}").OnDevices("cpu").ServingReplicas(Model()));
         try
         {
-            var control = first.Services.GetRequiredService<ActorSystem>().ActorSelection($"/user/{JobSharding.SplitterName}");
+            var control = first.Services.GetRequiredService<ActorSystem>().ActorSelection($"/user/{ReplicaSplitter.ActorName}");
             var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
             while ((await control.Ask<DeviceList>(GetDevices.Instance, TimeSpan.FromSeconds(5))).Devices.Count < 2)
             {
