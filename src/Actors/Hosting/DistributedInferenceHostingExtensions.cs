@@ -80,7 +80,8 @@ public static class DistributedInferenceHostingExtensions
 
     /// <summary>
     /// Starts a cluster node with the host, and registers a <see cref="ReplicaClient"/> that submits replica jobs to
-    /// the cluster's job coordinators (they use the devices of every node).
+    /// the cluster's job coordinators (they use the devices of every node) and, as <see cref="ClusterReplicaRoute"/>
+    /// decides for a job routed through the region, submits again the rows a lost coordinator owed.
     /// </summary>
     public static IServiceCollection AddDistributedInferenceNode(this IServiceCollection services, Action<ClusterNodeSetup> configure, string actorSystemName = "distributed-inference")
     {
@@ -88,7 +89,7 @@ public static class DistributedInferenceHostingExtensions
         configure(setup);
         setup.Validate();
         services.AddAkka(actorSystemName, builder => builder.WithDistributedInferenceNode(setup, actorSystemName));
-        services.AddSingleton(provider => new ReplicaClient(
+        services.AddSingleton(provider => ClusterReplicaRoute.RegionClient(
             provider.GetRequiredService<ActorSystem>(),
             cancellation => provider.GetRequiredService<IRequiredActor<JobCoordinator>>().GetAsync(cancellation)));
         return services;

@@ -1,4 +1,5 @@
 using Akka.Actor;
+using DistributedInference.Actors.Cluster;
 using DistributedInference.Actors.Replica;
 using DistributedInference.Models.Gpt2;
 using DistributedInference.Models.Runtime;
@@ -52,5 +53,23 @@ public sealed class ClusterReplicaTests : IAsyncLifetime
         var other = await Assert.ThrowsAsync<Models.InvalidInputException>(() =>
             new ReplicaClient(client, splitter).RunAsync(Gpt2Replica.Rows(ids, null), new JobOptions(MaxBatchSize: 1) { Model = ModelIdentity.Of("gpt2-tiny", 0) }));
         Assert.StartsWith("no device serves model gpt2-tiny seed 0 (they serve lm #", other.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Without_control_nodes_a_route_runs_the_job_on_a_splitter_here_over_the_devices_serving_its_model()
+    {
+        var client = _cluster!.Nodes[0];
+        var model = ModelIdentity.Of(Fixtures.Path("lm"), null);
+
+        // A job for another task than the devices were loaded for is refused before it runs (the splitter it started goes).
+        var wrong = await Assert.ThrowsAsync<Models.InvalidInputException>(() => ClusterReplicaRoute.OpenAsync(client, model, InferenceTask.Classify, "fp32", null, nodes: 3));
+        Assert.Contains("not task classify: start the nodes with --task classify", wrong.Message, StringComparison.Ordinal);
+
+        await using var route = await ClusterReplicaRoute.OpenAsync(client, model, InferenceTask.Logits, "fp32", null, nodes: 3);
+        Assert.Equal(0, route.ControlNodes);
+        Assert.False(route.ResubmitOnLoss);
+        Assert.Equal("3 node(s), 3 device(s)", route.Describe());
+        var result = await route.CreateClient().RunAsync(Gpt2Replica.Rows(Fixtures.Expected("input_ids"), null), new JobOptions(MaxBatchSize: 1) { Model = model });
+        Assert.True(Fixtures.MaxAbsDiff((Tensor)result.Results!, Fixtures.Expected("lm_logits")) <= 1e-4);
     }
 }
