@@ -270,8 +270,10 @@ public sealed class PipelineCoordinator : MembersOnlyActor
         Pump();
     }
 
-    private void HandleTiming(StageTiming timing)
+    private void HandleTiming(StageTiming sent)
     {
+        // The stage measured durations on its clock; points in time are this node's.
+        var timing = sent with { Arrived = DateTime.UtcNow };
         var kept = _timings[timing.Stage];
         kept.Add(timing);
         if (kept.Count > TimingsKeptPerStage)

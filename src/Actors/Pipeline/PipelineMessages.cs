@@ -31,8 +31,26 @@ public sealed record MicroBatch(string JobId, int Index, object Payload);
 /// <summary>A stage could not run a micro-batch (to the coordinator).</summary>
 public sealed record MicroBatchFailed(string JobId, int Index, int Stage, string Reason, bool InputError);
 
-/// <summary>When a stage received, started and finished one micro-batch (to the coordinator, for metrics).</summary>
-public sealed record StageTiming(int Stage, string JobId, int Index, DateTime Received, DateTime Started, DateTime Finished);
+/// <summary>
+/// How long one micro-batch waited in a stage's queue and ran there (to the coordinator, for metrics). Both are
+/// durations measured on the stage's node: the clocks of two machines are never subtracted. The coordinator stamps
+/// <see cref="Arrived"/> with its own clock on receipt, and every point in time derived from it (<see cref="Finished"/>,
+/// <see cref="Started"/>, <see cref="Received"/>) is on that one clock (late by the hop from the stage).
+/// </summary>
+public sealed record StageTiming(int Stage, string JobId, int Index, TimeSpan Queued, TimeSpan Busy)
+{
+    /// <summary>When the coordinator received this timing, on the coordinator's clock (not sent over the wire).</summary>
+    public DateTime Arrived { get; init; }
+
+    /// <summary>When the stage finished the micro-batch, on the coordinator's clock: <see cref="Arrived"/>.</summary>
+    public DateTime Finished => Arrived;
+
+    /// <summary>When the stage started it, on the coordinator's clock (default until <see cref="Arrived"/> is stamped).</summary>
+    public DateTime Started => Arrived == default ? default : Arrived - Busy;
+
+    /// <summary>When the stage received it, on the coordinator's clock (default until <see cref="Arrived"/> is stamped).</summary>
+    public DateTime Received => Arrived == default ? default : Started - Queued;
+}
 
 /// <summary>With gather_output, every stage is handed the call's whole output once it is complete.</summary>
 public sealed record OutputGathered(string JobId, object Output);

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Akka.Actor;
 using Akka.Event;
 using DistributedInference.Actors.Configuration;
@@ -20,7 +21,7 @@ public sealed class PipelineStage : MembersOnlyActor
     private readonly int _stage;
     private readonly Func<IStageWork> _build;
     private readonly IActorRef _coordinator;
-    private readonly Queue<(MicroBatch Batch, DateTime Received)> _queue = new();
+    private readonly Queue<(MicroBatch Batch, long Received)> _queue = new();
     private readonly Queue<OutputGathered> _gathered = new();
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private IActorRef? _next;
@@ -35,7 +36,7 @@ public sealed class PipelineStage : MembersOnlyActor
         _coordinator = coordinator;
         Receive<MicroBatch>(batch =>
         {
-            _queue.Enqueue((batch, DateTime.UtcNow));
+            _queue.Enqueue((batch, Stopwatch.GetTimestamp()));
             ScheduleNext();
         });
         Receive<ConnectStage>(connect =>
@@ -83,11 +84,12 @@ public sealed class PipelineStage : MembersOnlyActor
         }
 
         var (batch, received) = next;
-        var started = DateTime.UtcNow;
+        var started = Stopwatch.GetTimestamp();
         try
         {
             var output = _work!.Run(batch.Payload);
-            _coordinator.Tell(new StageTiming(_stage, batch.JobId, batch.Index, received, started, DateTime.UtcNow));
+            // Durations on this node's clock only: the coordinator may be on another machine.
+            _coordinator.Tell(new StageTiming(_stage, batch.JobId, batch.Index, Stopwatch.GetElapsedTime(received, started), Stopwatch.GetElapsedTime(started)));
             Forward(new MicroBatch(batch.JobId, batch.Index, output));
         }
         catch (Exception e)

@@ -58,7 +58,7 @@ public sealed class DistributedInferenceSerializer : SerializerWithStringManifes
         Add<RunPipeline>("run-pipeline", (w, m) => { Str(w, m.JobId); Value(w, m.Input); w.Write(m.NumChunks); w.Write(m.GatherOutput); Ref(w, m.ReplyTo); }, r => new RunPipeline(Str(r), Required(r), r.ReadInt32(), r.ReadBoolean(), Ref(r)));
         Add<MicroBatch>("micro-batch", (w, m) => { Str(w, m.JobId); w.Write(m.Index); Value(w, m.Payload); }, r => new MicroBatch(Str(r), r.ReadInt32(), Required(r)));
         Add<MicroBatchFailed>("micro-batch-failed", (w, m) => { Str(w, m.JobId); w.Write(m.Index); w.Write(m.Stage); Str(w, m.Reason); w.Write(m.InputError); }, r => new MicroBatchFailed(Str(r), r.ReadInt32(), r.ReadInt32(), Str(r), r.ReadBoolean()));
-        Add<StageTiming>("stage-timing", (w, m) => { w.Write(m.Stage); Str(w, m.JobId); w.Write(m.Index); Date(w, m.Received); Date(w, m.Started); Date(w, m.Finished); }, r => new StageTiming(r.ReadInt32(), Str(r), r.ReadInt32(), Date(r), Date(r), Date(r)));
+        Add<StageTiming>("stage-timing", (w, m) => { w.Write(m.Stage); Str(w, m.JobId); w.Write(m.Index); Time(w, m.Queued); Time(w, m.Busy); }, r => new StageTiming(r.ReadInt32(), Str(r), r.ReadInt32(), Time(r), Time(r)));
         Add<StageReady>("stage-ready", (w, m) => { w.Write(m.Stage); Str(w, m.Description); }, r => new StageReady(r.ReadInt32(), Str(r)));
         Add<StageLoadFailed>("stage-load-failed", (w, m) => { w.Write(m.Stage); Str(w, m.Reason); w.Write(m.InputError); }, r => new StageLoadFailed(r.ReadInt32(), Str(r), r.ReadBoolean()));
         Add<OutputGathered>("output-gathered", (w, m) => { Str(w, m.JobId); Value(w, m.Output); }, r => new OutputGathered(Str(r), Required(r)));
@@ -169,10 +169,6 @@ public sealed class DistributedInferenceSerializer : SerializerWithStringManifes
     private static void Time(BinaryWriter writer, TimeSpan time) => writer.Write(time.Ticks);
 
     private static TimeSpan Time(BinaryReader reader) => TimeSpan.FromTicks(reader.ReadInt64());
-
-    private static void Date(BinaryWriter writer, DateTime date) => writer.Write(date.ToUniversalTime().Ticks);
-
-    private static DateTime Date(BinaryReader reader) => new(reader.ReadInt64(), DateTimeKind.Utc);
 
     private static JobState State(BinaryReader reader)
     {

@@ -58,7 +58,7 @@ public sealed class DistributedInferenceSerializerTests : TestKit
         yield return [new JobInput("job", Rows())];
         yield return [new MicroBatch("job", 1, new StagedBatch(hidden, arange(6, ScalarType.Int64).view(2, 3), null))];
         yield return [new MicroBatchFailed("job", 1, 2, "stage 2: bad", true)];
-        yield return [new StageTiming(1, "job", 2, DateTime.UtcNow, DateTime.UtcNow.AddMilliseconds(1), DateTime.UtcNow.AddMilliseconds(5))];
+        yield return [new StageTiming(1, "job", 2, TimeSpan.FromMilliseconds(1), TimeSpan.FromTicks(40_001))];
         yield return [new StageReady(0, "wte+wpe on cpu")];
         yield return [new StageLoadFailed(1, "oom", false)];
         yield return [new OutputGathered("job", zeros(0, 7))];
@@ -78,6 +78,20 @@ public sealed class DistributedInferenceSerializerTests : TestKit
         var back = RoundTrip(message);
         Assert.Equal(message.GetType(), back.GetType());
         Assert.Equal(Describe(message), Describe(back));
+    }
+
+    [Fact]
+    public void A_stage_timing_carries_durations_only_so_no_two_clocks_are_ever_subtracted()
+    {
+        var sent = new StageTiming(1, "job", 2, TimeSpan.FromMilliseconds(3), TimeSpan.FromMilliseconds(40)) { Arrived = new DateTime(2001, 1, 1, 0, 0, 0, DateTimeKind.Utc) };
+        var back = (StageTiming)RoundTrip(sent);
+
+        // The receiving coordinator stamps the arrival with its own clock; start and receipt follow from the durations.
+        Assert.Equal(default, back.Arrived);
+        Assert.Equal((sent.Queued, sent.Busy), (back.Queued, back.Busy));
+        var stamped = back with { Arrived = DateTime.UtcNow };
+        Assert.Equal(stamped.Finished - TimeSpan.FromMilliseconds(40), stamped.Started);
+        Assert.Equal(stamped.Started - TimeSpan.FromMilliseconds(3), stamped.Received);
     }
 
     [Fact]
