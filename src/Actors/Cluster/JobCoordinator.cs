@@ -80,7 +80,7 @@ public sealed class JobCoordinator : MembersOnlyActor, IWithTimers
     private TimeSpan InputTimeout => Context.System.Settings.Config.GetTimeSpan("distributed-inference.submit-timeout", TimeSpan.FromMinutes(2));
 
     public static Props Props(string jobId, IActorRef splitter, TimeSpan keepFinishedFor) =>
-        Akka.Actor.Props.Create(() => new JobCoordinator(jobId, splitter, keepFinishedFor));
+        Akka.Actor.Props.Create(() => new JobCoordinator(jobId, splitter, keepFinishedFor)).WithDispatcher(Configuration.DistributedInferenceConfig.ComputeDispatcher);
 
     private void HandleSubmit(SubmitJob submit)
     {

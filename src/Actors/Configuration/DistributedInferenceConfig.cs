@@ -9,6 +9,12 @@ public static class DistributedInferenceConfig
 {
     public const string DeviceDispatcher = "akka.actor.device-dispatcher";
 
+    /// <summary>
+    /// The dispatcher (dedicated threads, hocon/distributed-inference.conf) of the actors that join results with bulk
+    /// tensor copies: job and pipeline coordinators. It keeps that work off the pool that carries cluster heartbeats.
+    /// </summary>
+    public const string ComputeDispatcher = "akka.actor.compute-dispatcher";
+
     // Ours over the wire format (serializer bindings), which di config default leaves out: no user should edit it.
     private static readonly Lazy<Config> Defaults = new(() =>
         ConfigurationFactory.ParseString(ReadEmbedded("distributed-inference.conf")).WithFallback(ConfigurationFactory.ParseString(ReadEmbedded("serialization.conf"))));

@@ -78,7 +78,7 @@ public sealed class PipelineCoordinator : MembersOnlyActor
     /// <param name="maxInFlight">Micro-batches allowed inside the pipe at once (backpressure, also between nodes).</param>
     /// <param name="readyTo">Told <see cref="PipelineReady"/> once every stage is built, or <see cref="StageLoadFailed"/>.</param>
     public static Props Props(IReadOnlyList<StagePlacement> placements, int maxInFlight, IActorRef? readyTo = null) =>
-        Akka.Actor.Props.Create(() => new PipelineCoordinator(placements, maxInFlight, readyTo));
+        Akka.Actor.Props.Create(() => new PipelineCoordinator(placements, maxInFlight, readyTo)).WithDispatcher(Configuration.DistributedInferenceConfig.ComputeDispatcher);
 
     protected override SupervisorStrategy SupervisorStrategy() => Supervision.Supervision.StopOnFailure();
 

@@ -88,7 +88,7 @@ public sealed class ReplicaJob : MembersOnlyActor, IWithTimers
     private TimeSpan ModelCheckWait => ModelCheckTimeout < _job.Options.BatchTimeout ? ModelCheckTimeout : _job.Options.BatchTimeout;
 
     public static Props Props(SubmitJob job, IReadOnlyList<IActorRef> devices) =>
-        Akka.Actor.Props.Create(() => new ReplicaJob(job, devices));
+        Akka.Actor.Props.Create(() => new ReplicaJob(job, devices)).WithDispatcher(Configuration.DistributedInferenceConfig.ComputeDispatcher);
 
     protected override void PreStart()
     {
