@@ -39,7 +39,7 @@ internal sealed class DataPlaneConnection
     }
 
     // What a stage or device made and handed over: its output rows or results, a job's streamed rows (the client's own
-    // copy), or the activation of a staged batch (the ids and mask it carries along may be views of the caller's
+    // copy), a batch's rows (the job detached them for the device), or the activation of a staged batch (the ids and mask it carries along may be views of the caller's
     // input, so they are left to their owner). A job's final results are not: a job coordinator keeps them for a client
     // that re-attaches.
     private static void DisposeOwned(object message)
@@ -57,6 +57,9 @@ internal sealed class DataPlaneConnection
                 break;
             case Replica.RowsCompleted { Results: { } rows }:
                 Splitting.RowOwnership.Dispose(rows);
+                break;
+            case Replica.RunBatch { Rows: var batch }:
+                Splitting.RowOwnership.Dispose(batch);
                 break;
 
         }

@@ -2,7 +2,9 @@ namespace DistributedInference.Actors.Replica;
 
 /// <summary>
 /// Run a model over a slice of a job's rows; the device answers <see cref="BatchCompleted"/> or <see cref="BatchFailed"/>,
-/// through the data plane at <see cref="ReplyDataPlane"/> when the job is on another node that has one. Ownership
+/// through the data plane at <see cref="ReplyDataPlane"/> when the job is on another node that has one. A job sends it to
+/// a device on another node by the data plane (its rows are user data); one that arrives there has
+/// <see cref="ReplyDataPlane"/> set by the receiving node to the authenticated sender's endpoint, never taken from the frame. Ownership
 /// (<see cref="Splitting.RowOwnership"/>): the device owns <see cref="Rows"/> and disposes it once the batch ran or
 /// was dropped; the job owns <see cref="BatchCompleted.Results"/>.
 /// </summary>

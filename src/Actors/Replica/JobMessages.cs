@@ -82,8 +82,12 @@ public sealed record JobStatistics(TimeSpan Elapsed, IReadOnlyDictionary<string,
 
 public sealed record DeviceShare(int Batches, int Rows, TimeSpan Busy);
 
-/// <summary>Tell a splitter about a device actor (it watches it and stops using it when it stops).</summary>
-public sealed record AddDevice(IActorRef Device);
+/// <summary>
+/// Tell a splitter about a device actor (it watches it and stops using it when it stops). <see cref="DataPlane"/>: the
+/// data-plane endpoint of the device's node (from its <see cref="DeviceList"/>), where jobs send its batches when it is on
+/// another node; null: by Akka.
+/// </summary>
+public sealed record AddDevice(IActorRef Device, string? DataPlane = null);
 
 /// <summary>
 /// Stop using a device (its node is unreachable, say): running jobs re-send its batches at once instead of waiting
@@ -97,4 +101,8 @@ public sealed record GetDevices
     public static readonly GetDevices Instance = new();
 }
 
-public sealed record DeviceList(IReadOnlyList<IActorRef> Devices);
+/// <summary>
+/// Device actors. From a node's <see cref="Cluster.DeviceManager"/>, <see cref="DataPlane"/> is that node's data-plane
+/// endpoint (null where it has none): batches for those devices go there.
+/// </summary>
+public sealed record DeviceList(IReadOnlyList<IActorRef> Devices, string? DataPlane = null);

@@ -20,7 +20,10 @@ public readonly record struct JobProgress(int RowsDone, int RowsTotal);
 /// <summary>
 /// Submits replica jobs to a splitter from ordinary async code: all results at once (<see cref="RunAsync"/>) or as
 /// batches finish (<see cref="StreamAsync"/>). A job that fails because of its input throws
-/// <see cref="InvalidInputException"/>; any other failure <see cref="JobFailedException"/>.
+/// <see cref="InvalidInputException"/>; any other failure <see cref="JobFailedException"/>. On a node with a data plane
+/// (a cluster node or client) the input never rides in the submission: the job's home asks for it and it goes by the data
+/// plane, however large. A submission that nothing answers within <c>distributed-inference.submit-timeout</c> (default
+/// 2 min) fails with <see cref="JobFailedException"/> naming that setting.
 /// </summary>
 public sealed class ReplicaClient
 {
@@ -77,7 +80,7 @@ public sealed class ReplicaClient
 
         JobResult? result = null;
         var jobId = NewJobId();
-        await foreach (var message in Messages(jobId, input, options, streamResults: false, resend: false, inputOnRequest: false, cancellation))
+        await foreach (var message in Messages(jobId, input, options, streamResults: false, resend: false, cancellation))
         {
             switch (message)
             {
@@ -102,7 +105,7 @@ public sealed class ReplicaClient
     public async IAsyncEnumerable<RowsCompleted> StreamAsync(object input, JobOptions? options = null, [EnumeratorCancellation] CancellationToken cancellation = default)
     {
         var jobId = NewJobId();
-        await foreach (var message in Messages(jobId, input, options, streamResults: true, resend: false, inputOnRequest: false, cancellation))
+        await foreach (var message in Messages(jobId, input, options, streamResults: true, resend: false, cancellation))
         {
             switch (message)
             {
@@ -154,7 +157,7 @@ public sealed class ReplicaClient
                 var part = attempt == 0 ? input : Rows.Concat(missing.Select(range => Rows.Slice(input, range.Start, range.Count)).ToList());
                 JobStatistics? statistics = null;
                 AnswererLost? lost = null;
-                await foreach (var message in Messages(jobId, part, options, streamResults: true, resend: true, inputOnRequest: true, cancellation))
+                await foreach (var message in Messages(jobId, part, options, streamResults: true, resend: true, cancellation))
                 {
                     switch (message)
                     {
@@ -224,10 +227,11 @@ public sealed class ReplicaClient
         }
     }
 
-    // inputOnRequest: where this node has a data plane, the input is not in the submission; the job's coordinator asks
-    // for it (FetchJobInput) and it goes by the data plane, however large. resend: until the first answer, the
-    // submission is sent again now and then, and the job fails after distributed-inference.submit-timeout.
-    private async IAsyncEnumerable<object> Messages(string jobId, object input, JobOptions? options, bool streamResults, bool resend, bool inputOnRequest, [EnumeratorCancellation] CancellationToken cancellation)
+    // Where this node has a data plane (a cluster node or client), the input is never in the submission: the job's home
+    // (a coordinator, or a splitter's job) asks for it (FetchJobInput) and it goes by the data plane, however large.
+    // Every submission that no job home answers within distributed-inference.submit-timeout fails the call with
+    // JobFailedException; resend: until the first answer, the submission is also sent again now and then.
+    private async IAsyncEnumerable<object> Messages(string jobId, object input, JobOptions? options, bool streamResults, bool resend, [EnumeratorCancellation] CancellationToken cancellation)
     {
         var splitter = await _splitter(cancellation);
         var system = _system as ActorSystem ?? (_system as IActorContext)?.System;
@@ -241,7 +245,7 @@ public sealed class ReplicaClient
         {
             var dataPlane = system is null ? null : DataPlane.TensorDataPlane.For(system)?.Endpoint;
             options ??= settings is null ? new JobOptions() : settings.JobOptions();
-            var byDataPlane = inputOnRequest && dataPlane is not null;
+            var byDataPlane = dataPlane is not null;
             var submit = new SubmitJob(jobId, byDataPlane ? Array.Empty<object>() : input, options, bridge, streamResults, dataPlane, byDataPlane);
             var submitTimeout = system?.Settings.Config.GetTimeSpan("distributed-inference.submit-timeout", TimeSpan.FromMinutes(2)) ?? TimeSpan.FromMinutes(2);
             var submitted = Stopwatch.StartNew();
@@ -254,7 +258,8 @@ public sealed class ReplicaClient
             {
                 var left = submitTimeout - submitted.Elapsed;
                 var resendAfter = ResendAfter[Math.Min(resends, ResendAfter.Length - 1)];
-                var wait = resend && !answered ? (left < resendAfter ? (left > TimeSpan.Zero ? left : TimeSpan.Zero) : resendAfter) : Timeout.InfiniteTimeSpan;
+                left = left > TimeSpan.Zero ? left : TimeSpan.Zero;
+                var wait = answered ? Timeout.InfiniteTimeSpan : resend && resendAfter < left ? resendAfter : left;
                 var woken = await Task.WhenAny(next, givenUp, Task.Delay(wait, CancellationToken.None));
                 if (woken == givenUp)
                 {
@@ -263,9 +268,9 @@ public sealed class ReplicaClient
 
                 if (woken != next)
                 {
-                    if (submitted.Elapsed >= submitTimeout)
+                    if (!resend || submitted.Elapsed >= submitTimeout)
                     {
-                        throw new JobFailedException($"job {jobId}: no job coordinator acknowledged the submission within {submitTimeout.TotalSeconds:F0} s (distributed-inference.submit-timeout)");
+                        throw new JobFailedException($"job {jobId}: nothing acknowledged the submission (no job coordinator or splitter answered) within {submitTimeout.TotalSeconds:F0} s (distributed-inference.submit-timeout)");
                     }
 
                     resends++;

@@ -25,13 +25,18 @@ namespace DistributedInference.Actors.Replica;
 /// A job is never restarted: if it throws, it stops (its parent's strategy is
 /// <see cref="Supervision.Supervision.StopOnFailure"/>, and a restart its parent asks for anyway only stops it), and the
 /// client gets one <see cref="JobFailed"/> naming the error; nothing it already sent is sent again.
+/// User data never rides in a control message: a job submitted with <see cref="SubmitJob.InputOnRequest"/> first asks
+/// its client for the input (<see cref="FetchJobInput"/>; it comes by the data plane, and the job fails when it does not
+/// come within <c>distributed-inference.submit-timeout</c>), and batches for a device on another node go by the data
+/// plane of that device's node (<see cref="AddDevice.DataPlane"/>); local devices are told directly.
 /// </summary>
 public sealed class ReplicaJob : MembersOnlyActor, IWithTimers
 {
     private const int InFlightPerDevice = 2;
     private static readonly TimeSpan ModelCheckTimeout = TimeSpan.FromSeconds(30);
 
-    private readonly SubmitJob _job;
+    private readonly Dictionary<IActorRef, string> _deviceDataPlanes;
+    private SubmitJob _job;
     private readonly string? _dataPlane = DataPlane.TensorDataPlane.For(Context.System)?.Endpoint;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Dictionary<IActorRef, LinkedList<int>> _queued = new();
@@ -56,15 +61,32 @@ public sealed class ReplicaJob : MembersOnlyActor, IWithTimers
     private readonly List<IActorRef> _serving = [];
     private readonly SortedSet<string> _otherModels = new(StringComparer.Ordinal);
 
-    public ReplicaJob(SubmitJob job, IReadOnlyList<IActorRef> devices)
+    public ReplicaJob(SubmitJob job, IReadOnlyList<IActorRef> devices, IReadOnlyDictionary<IActorRef, string>? dataPlanes)
     {
         _job = job;
         _initialDevices = devices;
+        _deviceDataPlanes = dataPlanes?.ToDictionary() ?? [];
         Receive<BatchCompleted>(c => c.JobId == _job.JobId, HandleBatchCompleted);
         Receive<BatchFailed>(f => f.JobId == _job.JobId, HandleBatchFailed);
         Receive<BatchTimedOut>(HandleBatchTimedOut);
         Receive<Terminated>(t => HandleDeviceStopped(t.ActorRef));
-        Receive<AddDevice>(a => HandleAddDevice(a.Device));
+        Receive<AddDevice>(a =>
+        {
+            if (a.DataPlane is not null)
+            {
+                _deviceDataPlanes[a.Device] = a.DataPlane;
+            }
+
+            HandleAddDevice(a.Device);
+        });
+        Receive<JobInput>(input => input.JobId == _job.JobId && _job.InputOnRequest, HandleJobInput);
+        Receive<InputTimedOut>(_ =>
+        {
+            if (_job.InputOnRequest)
+            {
+                Fail($"the client did not send the job's input within {InputTimeout.TotalSeconds:F0} s (distributed-inference.submit-timeout)");
+            }
+        });
         Receive<RemoveDevice>(r =>
         {
             Context.Unwatch(r.Device);
@@ -87,10 +109,35 @@ public sealed class ReplicaJob : MembersOnlyActor, IWithTimers
     // How long devices may take to say what they serve (a busy device answers between two batches).
     private TimeSpan ModelCheckWait => ModelCheckTimeout < _job.Options.BatchTimeout ? ModelCheckTimeout : _job.Options.BatchTimeout;
 
-    public static Props Props(SubmitJob job, IReadOnlyList<IActorRef> devices) =>
-        Akka.Actor.Props.Create(() => new ReplicaJob(job, devices));
+    private TimeSpan InputTimeout => Context.System.Settings.Config.GetTimeSpan("distributed-inference.submit-timeout", TimeSpan.FromMinutes(2));
+
+    /// <param name="job">The job; with <see cref="SubmitJob.InputOnRequest"/> its input is fetched from the client first.</param>
+    /// <param name="devices">The devices it may use.</param>
+    /// <param name="dataPlanes">The data-plane endpoint of each device's node, where it is another node: its batches go there.</param>
+    public static Props Props(SubmitJob job, IReadOnlyList<IActorRef> devices, IReadOnlyDictionary<IActorRef, string>? dataPlanes = null) =>
+        Akka.Actor.Props.Create(() => new ReplicaJob(job, devices, dataPlanes));
 
     protected override void PreStart()
+    {
+        if (_job.InputOnRequest)
+        {
+            // The input stays with the client until asked for, and comes by the data plane (never in a control message).
+            _job.ReplyTo.Tell(new FetchJobInput(_job.JobId, Self, _dataPlane), Self);
+            Timers.StartSingleTimer(InputTimedOut.Instance, InputTimedOut.Instance, InputTimeout);
+            return;
+        }
+
+        BeginOrFail();
+    }
+
+    private void HandleJobInput(JobInput input)
+    {
+        Timers.Cancel(InputTimedOut.Instance);
+        _job = _job with { Input = input.Input, InputOnRequest = false };
+        BeginOrFail();
+    }
+
+    private void BeginOrFail()
     {
         try
         {
@@ -578,7 +625,10 @@ public sealed class ReplicaJob : MembersOnlyActor, IWithTimers
             var rows = RowOwnership.Detach(Rows.Pad(Rows.Slice(_job.Input, batch.Start, batch.Count), _job.Input, batch.Padding));
             _attempts[index]++;
             _inFlight[device].Add(index);
-            device.Tell(new RunBatch(_job.JobId, index, rows, _dataPlane));
+
+            // Rows are user data: to a device on another node they go by the data plane (a batch can outgrow Akka's
+            // frame); one lost on the way times out and goes to another device like any batch that is not answered.
+            DataPlane.TensorDataPlane.Tell(Context.System, _deviceDataPlanes.GetValueOrDefault(device), device, new RunBatch(_job.JobId, index, rows, _dataPlane), Self);
             Timers.StartSingleTimer((index, _attempts[index]), new BatchTimedOut(index, _attempts[index]), _job.Options.BatchTimeout);
         }
     }
@@ -699,6 +749,11 @@ public sealed class ReplicaJob : MembersOnlyActor, IWithTimers
     }
 
     private sealed record BatchTimedOut(int BatchIndex, int Attempt);
+
+    private sealed class InputTimedOut
+    {
+        public static readonly InputTimedOut Instance = new();
+    }
 
     private sealed class ModelCheckTimedOut
     {

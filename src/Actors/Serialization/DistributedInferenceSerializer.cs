@@ -50,8 +50,8 @@ public sealed class DistributedInferenceSerializer : SerializerWithStringManifes
         // Device registry.
         Add<GetLocalDevices>("get-local-devices", (_, _) => { }, _ => GetLocalDevices.Instance);
         Add<GetDevices>("get-devices", (_, _) => { }, _ => GetDevices.Instance);
-        Add<DeviceList>("device-list", (w, m) => { w.Write(m.Devices.Count); foreach (var d in m.Devices) { Ref(w, d); } }, r => new DeviceList(Many(r, Ref)));
-        Add<AddDevice>("add-device", (w, m) => Ref(w, m.Device), r => new AddDevice(Ref(r)));
+        Add<DeviceList>("device-list", (w, m) => { w.Write(m.Devices.Count); foreach (var d in m.Devices) { Ref(w, d); } Value(w, m.DataPlane); }, r => new DeviceList(Many(r, Ref), ValueCodec.Read(r) as string));
+        Add<AddDevice>("add-device", (w, m) => { Ref(w, m.Device); Value(w, m.DataPlane); }, r => new AddDevice(Ref(r), ValueCodec.Read(r) as string));
         Add<RemoveDevice>("remove-device", (w, m) => Ref(w, m.Device), r => new RemoveDevice(Ref(r)));
 
         // Pipeline mode.

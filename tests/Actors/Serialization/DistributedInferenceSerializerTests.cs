@@ -94,6 +94,8 @@ public sealed class DistributedInferenceSerializerTests : TestKit
         var other = CreateTestProbe();
         Assert.Equal([probe.Ref, other.Ref], ((DeviceList)RoundTrip(new DeviceList([probe.Ref, other.Ref]))).Devices);
         Assert.Equal(other.Ref, ((AddDevice)RoundTrip(new AddDevice(other.Ref))).Device);
+        Assert.Equal("10.0.0.5:40004", ((DeviceList)RoundTrip(new DeviceList([probe.Ref], "10.0.0.5:40004"))).DataPlane);
+        Assert.Equal(new AddDevice(other.Ref, "10.0.0.5:40004"), RoundTrip(new AddDevice(other.Ref, "10.0.0.5:40004")));
         Assert.Equal(other.Ref, ((RemoveDevice)RoundTrip(new RemoveDevice(other.Ref))).Device);
         Assert.Same(GetDevices.Instance, RoundTrip(GetDevices.Instance));
         Assert.Same(Actors.Cluster.GetLocalDevices.Instance, RoundTrip(Actors.Cluster.GetLocalDevices.Instance));
