@@ -412,23 +412,7 @@ public static class ValueCodec
     {
         foreach (var value in values)
         {
-            switch (value)
-            {
-                case Tensor tensor:
-                    tensor.Dispose();
-                    break;
-                case StagedBatch batch:
-                    batch.Hidden.Dispose();
-                    batch.InputIds.Dispose();
-                    batch.AttentionMask?.Dispose();
-                    break;
-                case object?[] list:
-                    DisposeAll(list);
-                    break;
-                case IReadOnlyDictionary<string, object> dictionary:
-                    DisposeAll(dictionary.Values);
-                    break;
-            }
+            Splitting.RowOwnership.Dispose(value);
         }
     }
 

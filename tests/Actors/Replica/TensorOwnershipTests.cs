@@ -34,7 +34,7 @@ public sealed class TensorOwnershipTests : TestKit
         var client = CreateTestProbe();
         using var input = arange(40, ScalarType.Float32).view(20, 2);
 
-        splitter.Tell(new SubmitJob("job", input, new JobOptions(ApplyPadding: true, MaxBatchSize: 2), client.Ref));
+        splitter.Tell(new SubmitJob("job", input.alias(), new JobOptions(ApplyPadding: true, MaxBatchSize: 2), client.Ref));
         await client.ExpectMsgAsync<JobAccepted>();
         var streamed = 0;
         while (true)
