@@ -99,15 +99,28 @@ public sealed class DistributedInferenceSerializer : SerializerWithStringManifes
     public override string Manifest(object o) =>
         _writers.TryGetValue(o.GetType(), out var entry) ? entry.Manifest : throw new SerializationException($"no manifest for {o.GetType().Name}");
 
+    /// <summary>
+    /// The message as Akka remoting sends it to another node, once per message sent. The rows a message carries
+    /// (<see cref="ICarriesRows"/>) are released once written, or once writing failed: the sender let go of them when it
+    /// sent the message, and the receiver gets its own copy (<see cref="RowPayload"/>'s rule). The data plane writes
+    /// with <see cref="Write"/> and releases them itself.
+    /// </summary>
     public override byte[] ToBinary(object obj)
     {
-        using var stream = new MemoryStream();
-        using (var writer = new BinaryWriter(stream))
+        try
         {
-            Write(writer, obj);
-        }
+            using var stream = new MemoryStream();
+            using (var writer = new BinaryWriter(stream))
+            {
+                Write(writer, obj);
+            }
 
-        return stream.ToArray();
+            return stream.ToArray();
+        }
+        finally
+        {
+            (obj as ICarriesRows)?.Payload?.Dispose();
+        }
     }
 
     public override object FromBinary(byte[] bytes, string manifest)

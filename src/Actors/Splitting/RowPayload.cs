@@ -21,9 +21,9 @@ namespace DistributedInference.Actors.Splitting;
 /// (<see cref="Dispose"/>) once used, or hands it on in another message. A side that must keep rows while it hands them
 /// on sends a <see cref="Clone"/> (its own storage) or <see cref="Handles"/> (new handles on the same storage, which the
 /// receiver may dispose while the sender's stay valid). The rule is the same on every transport: local Akka delivers
-/// the very object sent; remote Akka and the data plane deliver the receiver's own copy, and the data plane disposes the
-/// sender's payload once it has written it (<see cref="ICarriesRows"/>); over remote Akka the sender's copy is left to
-/// the finalizer.
+/// the very object sent; remote Akka and the data plane deliver the receiver's own copy, and dispose the sender's
+/// payload once they have written it (<see cref="ICarriesRows"/>: the data plane after its frame, Akka's serializer
+/// after the message's bytes).
 /// </para>
 /// <para>
 /// At the user-function boundary (<c>IReplicaModel.Run</c>, <c>IStageWork.Run</c>) the device actor or stage unwraps
