@@ -182,6 +182,9 @@ public sealed class ReplicaJob : MembersOnlyActor, IWithTimers
         }
 
         _output?.Dispose();
+
+        // The job owns its input (RowPayload's rule); the batches it sent have handles of their own.
+        _job.Input.Dispose();
         if (_ended)
         {
             return;
@@ -202,7 +205,7 @@ public sealed class ReplicaJob : MembersOnlyActor, IWithTimers
     {
         try
         {
-            _rows = Rows.Count(_job.Input);
+            _rows = _job.Input.Count;
         }
         catch (InvalidInputException e)
         {
@@ -349,19 +352,19 @@ public sealed class ReplicaJob : MembersOnlyActor, IWithTimers
         if (_results[completed.BatchIndex] is not null)
         {
             // A late duplicate (the batch was re-sent and answered elsewhere): its results are ours to drop.
-            RowOwnership.Dispose(completed.Results);
+            completed.Results.Dispose();
         }
         else
         {
-            var returned = Rows.Count(completed.Results);
+            var returned = completed.Results.Count;
             if (returned != batch.Count + batch.Padding)
             {
-                RowOwnership.Dispose(completed.Results);
+                completed.Results.Dispose();
                 Fail($"a device returned {returned} result rows for a batch of {batch.Count + batch.Padding}");
                 return;
             }
 
-            var kept = Keep(completed.Results, batch);
+            var kept = Keep(completed.Results.Value, batch);
             if (kept is null)
             {
                 return;
@@ -378,7 +381,7 @@ public sealed class ReplicaJob : MembersOnlyActor, IWithTimers
             if (batch.Count > 0)
             {
                 // The client gets its own copy (it may dispose it at once); the job keeps its own for the final join.
-                ToClient(new RowsCompleted(_job.JobId, batch.Start, batch.Count, _job.StreamResults ? RowOwnership.Clone(kept) : null, _rowsDone, _rows));
+                ToClient(new RowsCompleted(_job.JobId, batch.Start, batch.Count, _job.StreamResults ? RowPayload.From(RowOwnership.Clone(kept)!) : null, _rowsDone, _rows));
             }
 
             if (CompleteIfDone())
@@ -622,7 +625,7 @@ public sealed class ReplicaJob : MembersOnlyActor, IWithTimers
 
             var batch = _batches[index];
             // The device owns (and disposes) what it is sent: views of the input, tensors in a list cloned.
-            var rows = RowOwnership.Detach(Rows.Pad(Rows.Slice(_job.Input, batch.Start, batch.Count), _job.Input, batch.Padding));
+            var rows = _job.Input.Cut(batch.Start, batch.Count, batch.Padding);
             _attempts[index]++;
             _inFlight[device].Add(index);
 
@@ -705,7 +708,7 @@ public sealed class ReplicaJob : MembersOnlyActor, IWithTimers
         }
 
         var devices = _usage.ToDictionary(pair => DeviceLabel(pair.Key), pair => new DeviceShare(pair.Value.Batches, pair.Value.Rows, pair.Value.Busy));
-        ToClient(new JobCompleted(_job.JobId, results, new JobStatistics(_clock.Elapsed, devices, _resent)) { FailedRows = _failedRows.OrderBy(f => f.Index).ToList() });
+        ToClient(new JobCompleted(_job.JobId, RowPayload.FromNullable(results), new JobStatistics(_clock.Elapsed, devices, _resent)) { FailedRows = _failedRows.OrderBy(f => f.Index).ToList() });
         _output = null;
         _ended = true;
         Context.Stop(Self);

@@ -45,6 +45,7 @@ public sealed class ReplicaSplitter : MembersOnlyActor
     {
         if (_jobs.ContainsKey(job.JobId))
         {
+            job.Input.Dispose();
             job.ReplyTo.Tell(new JobFailed(job.JobId, $"a job with id {job.JobId} is already running"));
             return;
         }

@@ -63,7 +63,7 @@ public sealed class ReplicaClientTests : TestKit
         splitter.Tell(new SubmitJob("asked", Array.Empty<object>(), new JobOptions(MaxBatchSize: 2), client.Ref, InputOnRequest: true));
         var fetch = await client.ExpectMsgAsync<FetchJobInput>();
         Assert.Equal("asked", fetch.JobId);
-        fetch.ReplyTo.Tell(new JobInput("asked", Enumerable.Range(0, 5).ToArray()), client.Ref);
+        fetch.ReplyTo.Tell(new JobInput("asked", Enumerable.Range(0, 5).Cast<object>().ToArray()), client.Ref);
         Assert.Equal(5, (await client.ExpectMsgAsync<JobAccepted>()).Rows);
         object message;
         while ((message = await client.ReceiveOneAsync(TimeSpan.FromSeconds(10))) is not JobCompleted)
