@@ -31,7 +31,8 @@ public sealed class DeviceManager : MembersOnlyActor
             Context.Watch(_devices[^1]);
         }
 
-        Receive<GetLocalDevices>(_ => Sender.Tell(new DeviceList(_devices.ToList())));
+        // With this node's data-plane endpoint: jobs on other nodes send its devices their batches there.
+        Receive<GetLocalDevices>(_ => Sender.Tell(new DeviceList(_devices.ToList(), DataPlane.TensorDataPlane.For(Context.System)?.Endpoint)));
         Receive<Terminated>(t => _devices.Remove(t.ActorRef));
     }
 

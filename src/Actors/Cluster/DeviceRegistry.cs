@@ -11,7 +11,8 @@ namespace DistributedInference.Actors.Cluster;
 /// it asks the node's <see cref="DeviceManager"/> (again every second until it answers, since a node may be Up before
 /// its devices exist), and the splitter watches each device it is given. An unreachable node's devices are taken
 /// from the splitter at once (its running jobs re-send their batches) and given back if it becomes reachable. Answers <see cref="GetDevices"/> with every
-/// device it has found.
+/// device it has found. Each device goes to the splitter with its node's data-plane endpoint (from the node's own
+/// <see cref="DeviceList"/>, which came over Akka from that member), where jobs send its batches.
 /// </summary>
 public sealed class DeviceRegistry : MembersOnlyActor, IWithTimers
 {
@@ -20,6 +21,7 @@ public sealed class DeviceRegistry : MembersOnlyActor, IWithTimers
     private readonly IActorRef _splitter;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Dictionary<Address, List<IActorRef>> _devices = new();
+    private readonly Dictionary<Address, string?> _dataPlanes = new();
     private readonly HashSet<Address> _waiting = [];
 
     public DeviceRegistry(IActorRef splitter)
@@ -28,7 +30,7 @@ public sealed class DeviceRegistry : MembersOnlyActor, IWithTimers
         Receive<ClusterEvent.MemberUp>(up => HandleMemberUp(up.Member));
         Receive<ClusterEvent.MemberRemoved>(removed => HandleMemberGone(removed.Member.Address));
         Receive<ClusterEvent.UnreachableMember>(unreachable => Tell(unreachable.Member.Address, "unreachable: its devices are set aside", d => new RemoveDevice(d)));
-        Receive<ClusterEvent.ReachableMember>(reachable => Tell(reachable.Member.Address, "reachable again: its devices are back", d => new AddDevice(d)));
+        Receive<ClusterEvent.ReachableMember>(reachable => Tell(reachable.Member.Address, "reachable again: its devices are back", d => new AddDevice(d, _dataPlanes.GetValueOrDefault(reachable.Member.Address))));
         Receive<DeviceList>(HandleDeviceList);
         Receive<AskAgain>(_ => AskWaiting());
         Receive<GetDevices>(_ => Sender.Tell(new DeviceList(_devices.Values.SelectMany(d => d).ToList())));
@@ -57,6 +59,7 @@ public sealed class DeviceRegistry : MembersOnlyActor, IWithTimers
     private void HandleMemberGone(Address address)
     {
         _waiting.Remove(address);
+        _dataPlanes.Remove(address);
         if (_devices.Remove(address, out var gone))
         {
             _log.Info("node {0} left with {1} device(s)", address, gone.Count);
@@ -83,9 +86,10 @@ public sealed class DeviceRegistry : MembersOnlyActor, IWithTimers
         }
 
         _devices[address] = list.Devices.ToList();
+        _dataPlanes[address] = list.DataPlane;
         foreach (var device in list.Devices)
         {
-            _splitter.Tell(new AddDevice(device));
+            _splitter.Tell(new AddDevice(device, list.DataPlane));
         }
 
         _log.Info("node {0}: {1} device(s)", address, list.Devices.Count);

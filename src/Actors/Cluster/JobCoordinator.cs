@@ -65,6 +65,9 @@ public sealed class JobCoordinator : MembersOnlyActor, IWithTimers
             _awaitingInput = null;
             Start(submit);
         });
+
+        // An input nobody asked for (a late answer to an ask already answered) is ours to release.
+        Receive<JobInput>(input => input.Input.Dispose());
         Receive<InputTimedOut>(_ =>
         {
             if (_awaitingInput is not null)
@@ -113,6 +116,9 @@ public sealed class JobCoordinator : MembersOnlyActor, IWithTimers
 
             return;
         }
+
+        // A submission of a job that is here already runs on the first one's input: its own is released.
+        submit.Input.Dispose();
 
         // The same submission again before its input came (the first ask may be lost): ask again.
         if (_awaitingInput is not null)
@@ -176,14 +182,14 @@ public sealed class JobCoordinator : MembersOnlyActor, IWithTimers
 
     // The coordinator keeps a finished job's results for a client that re-attaches: each client gets its own copy.
     private static object ForClient(object outcome) =>
-        outcome is JobCompleted completed ? completed with { Results = RowOwnership.Clone(completed.Results) } : outcome;
+        outcome is JobCompleted completed ? completed with { Results = completed.Results?.Clone() } : outcome;
 
     /// <inheritdoc />
     protected override void PostStop()
     {
         if (_outcome is JobCompleted completed)
         {
-            RowOwnership.Dispose(completed.Results);
+            completed.Results?.Dispose();
         }
 
         base.PostStop();
@@ -195,6 +201,11 @@ public sealed class JobCoordinator : MembersOnlyActor, IWithTimers
         if (_client is not null)
         {
             DataPlane.TensorDataPlane.Tell(Context.System, _clientDataPlane, _client, message, Self);
+        }
+        else
+        {
+            // Rows for a client that is gone are nobody's.
+            (message as ICarriesRows)?.Payload?.Dispose();
         }
     }
 

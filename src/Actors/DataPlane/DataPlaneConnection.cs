@@ -2,15 +2,13 @@ using System.Net.Sockets;
 using System.Threading.Channels;
 using Akka.Actor;
 using Akka.Event;
-using DistributedInference.Models.Staging;
-using static TorchSharp.torch;
 
 namespace DistributedInference.Actors.DataPlane;
 
 /// <summary>
 /// The connection to one remote endpoint: a queue and one writer thread that connects, runs TLS (with a cluster
 /// certificate) and the handshake, in which the other side proves the cluster secret and its Akka address, then writes
-/// each message as one frame, in order, and disposes the tensors the message owns. A message for an actor that is not on
+/// each message as one frame, in order, and disposes the rows it carries (<see cref="Splitting.ICarriesRows"/>). A message for an actor that is not on
 /// the node that proved itself there goes through Akka instead. On any failure the connection closes and every message
 /// it still holds (and any that arrive while it closes) goes through Akka to its target instead, and the data plane
 /// backs off before it connects to that endpoint again (<see cref="TensorDataPlane.Failed"/>).
@@ -36,30 +34,6 @@ internal sealed class DataPlaneConnection
     {
         _queue.Writer.TryComplete();
         _closing.Cancel();
-    }
-
-    // What a stage or device made and handed over: its output rows or results, a job's streamed rows (the client's own
-    // copy), or the activation of a staged batch (the ids and mask it carries along may be views of the caller's
-    // input, so they are left to their owner). A job's final results are not: a job coordinator keeps them for a client
-    // that re-attaches.
-    private static void DisposeOwned(object message)
-    {
-        switch (message)
-        {
-            case Pipeline.MicroBatch { Payload: Tensor rows }:
-                rows.Dispose();
-                break;
-            case Pipeline.MicroBatch { Payload: StagedBatch batch } when !ReferenceEquals(batch.Hidden, batch.InputIds):
-                batch.Hidden.Dispose();
-                break;
-            case Replica.BatchCompleted { Results: Tensor results }:
-                results.Dispose();
-                break;
-            case Replica.RowsCompleted { Results: { } rows }:
-                Splitting.RowOwnership.Dispose(rows);
-                break;
-
-        }
     }
 
     // TLS (with a certificate), then the handshake: the node there proves the secret and is a member of this cluster.
@@ -102,7 +76,8 @@ internal sealed class DataPlaneConnection
                     DataPlaneFrame.Write(stream, _plane.Serializer, outgoing);
                     _queue.Reader.TryRead(out _);
                     _plane.Sent();
-                    DisposeOwned(outgoing.Message);
+                    // The receiver gets its own copy: the payload written is nobody's now (RowPayload's rule).
+                    (outgoing.Message as Splitting.ICarriesRows)?.Payload?.Dispose();
                 }
             }
         }

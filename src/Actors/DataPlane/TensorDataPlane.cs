@@ -308,7 +308,7 @@ public sealed class TensorDataPlane : IExtension, IDisposable
         {
             socket.NoDelay = true;
             var stream = await SecureAsync(new NetworkStream(socket, ownsSocket: true), server: true, deadline.Token);
-            var (address, _) = await DataPlaneHandshake.AcceptAsync(stream, Security.Secret, SelfAddress, deadline.Token);
+            var (address, endpoint) = await DataPlaneHandshake.AcceptAsync(stream, Security.Secret, SelfAddress, deadline.Token);
             if (!await IsMemberAsync(address, deadline.Token))
             {
                 throw new System.Security.Authentication.AuthenticationException($"{address} is not a member of this cluster");
@@ -333,7 +333,7 @@ public sealed class TensorDataPlane : IExtension, IDisposable
             }
 
             var authenticated = Address.Parse(address);
-            new Thread(() => Receive(socket, stream, address, authenticated)) { IsBackground = true, Name = $"data-plane from {address}" }.Start();
+            new Thread(() => Receive(socket, stream, address, authenticated, endpoint)) { IsBackground = true, Name = $"data-plane from {address}" }.Start();
         }
         catch (Exception e)
         {
@@ -375,7 +375,8 @@ public sealed class TensorDataPlane : IExtension, IDisposable
 
     // On its own thread (at most MaximumConnections of them): frames are read with blocking calls straight into the
     // tensors they carry, with the idle timeout between frames and the read timeout inside one.
-    private void Receive(Socket socket, Stream stream, string peerKey, Address peer)
+    // A reply address in a frame is the peer's proved endpoint (DataPlaneMessages.FromPeer), never what the frame says.
+    private void Receive(Socket socket, Stream stream, string peerKey, Address peer, string peerEndpoint)
     {
         var idle = (int)Math.Min(int.MaxValue, Limits.IdleTimeout.TotalMilliseconds);
         var read = (int)Math.Min(int.MaxValue, Limits.ReadTimeout.TotalMilliseconds);
@@ -405,7 +406,7 @@ public sealed class TensorDataPlane : IExtension, IDisposable
             while (reader.Next(_serializer, Check) is var (_, _, message))
             {
                 Interlocked.Increment(ref _framesReceived);
-                target!.Tell(message, sender);
+                target!.Tell(DataPlaneMessages.FromPeer(message, peerEndpoint), sender);
             }
         }
         catch (Exception e) when (!_stopping.IsCancellationRequested)

@@ -6,11 +6,16 @@ public interface IStageWork : IDisposable
     string Description { get; }
 
     /// <summary>
-    /// Turns a micro-batch's payload into the payload for the next stage (or, on the last stage, result rows).
-    /// Ownership: an activation a previous stage made is this call's to dispose once used (as
-    /// <see cref="ModelStageWork"/> does); token ids, masks and generation steps' positions stay their sender's (the
-    /// coordinator disposes the slices it cut when the call is over); what is returned is handed on, and the
-    /// coordinator disposes the last stage's outputs once it has joined them into the call's output, which the caller owns.
+    /// Turns a micro-batch's payload (the raw <see cref="Splitting.RowPayload.Value"/>: a tensor of rows, a dictionary
+    /// such as input_ids [B, T] int64 and attention_mask [B, T], a <see cref="Models.Staging.StagedBatch"/>, or a
+    /// generation step's dictionary) into the payload for the next stage (or, on the last stage, result rows, one per
+    /// input row). It must return one of <see cref="Splitting.RowPayload"/>'s closed set, or the micro-batch fails.
+    /// Ownership, safe for any function: the stage actor owns <paramref name="payload"/>; once this returns it disposes
+    /// every tensor of the payload that the returned value does not hold (by reference), and hands the returned value
+    /// on (the next stage, or the coordinator, owns it). So a function may return tensors of its input as they are
+    /// (they travel on), must not keep any tensor of its input after it returns (clone what it keeps), and frees only
+    /// the tensors it made itself and does not return. Disposing an input tensor it does not return is allowed, never
+    /// needed.
     /// </summary>
     object Run(object payload);
 }

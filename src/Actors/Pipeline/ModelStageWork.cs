@@ -1,3 +1,4 @@
+using DistributedInference.Actors.Splitting;
 using DistributedInference.Models;
 using DistributedInference.Models.Staging;
 using static TorchSharp.torch;
@@ -6,9 +7,10 @@ namespace DistributedInference.Actors.Pipeline;
 
 /// <summary>
 /// A stage of a staged model on its device. The first stage takes rows (an ids tensor, or a dictionary with
-/// <c>input_ids</c> and <c>attention_mask</c>); the others take the previous stage's <see cref="StagedBatch"/>, whose
-/// activation they own and dispose once used. Tensors on another device are moved to this stage's device first (the
-/// moved ids and mask travel on with the output).
+/// <c>input_ids</c> and <c>attention_mask</c>); the others take the previous stage's <see cref="StagedBatch"/>. Its
+/// stage actor frees the payload it was given (<see cref="IStageWork.Run"/>); this work frees only the copies it made
+/// and does not return. Tensors on another device are moved to this stage's device first (the moved ids and mask
+/// travel on with the output).
 /// The last stage returns its output on the CPU, one row per input row.
 /// A <see cref="GenerationStep"/> payload (pipelined generation) runs through a <see cref="StageDecoder"/> that keeps
 /// this stage's key/value cache per sequence; the stage passes the step on as a payload, the last stage with the logits.
@@ -73,30 +75,14 @@ public sealed class ModelStageWork : IStageWork
                 StagedBatch.FromTokens(idsTensor, named.TryGetValue("attention_mask", out var mask) ? mask as Tensor : null),
             _ => throw new InvalidInputException($"a pipeline takes an input_ids tensor or a dictionary with input_ids, got {payload.GetType().Name}"),
         };
-        var owned = !ReferenceEquals(input.Hidden, input.InputIds);
         var local = OnDevice(input);
         var output = _stage.Run(local);
-        if (owned)
-        {
-            input.Hidden.Dispose();
-            if (!ReferenceEquals(local.Hidden, input.Hidden))
-            {
-                local.Hidden.Dispose();
-            }
-        }
+        object result = _last ? output.Hidden.cpu() : output;
 
-        if (!_last)
-        {
-            return output;
-        }
-
-        var rows = output.Hidden.cpu();
-        if (!ReferenceEquals(rows, output.Hidden))
-        {
-            output.Hidden.Dispose();
-        }
-
-        return rows;
+        // The copies made here (moved to this device, the activation a last stage copied to the CPU) that are not
+        // returned; the input's own tensors are the stage actor's to free.
+        RowOwnership.DisposeExcept(new object[] { local, output }, new object[] { input, result });
+        return result;
     }
 
     public void Dispose()
@@ -108,14 +94,8 @@ public sealed class ModelStageWork : IStageWork
     private object RunStep(GenerationStep step)
     {
         _decoder ??= new StageDecoder(_stage);
-        var output = _decoder.Run(step, _last);
-        // The activation a previous stage made is this stage's to free; token ids (the first stage's input) are the caller's.
-        if (!ReferenceEquals(output.Hidden, step.Hidden) && step.Hidden.is_floating_point())
-        {
-            step.Hidden.Dispose();
-        }
-
-        return output.ToPayload();
+        // The step's tensors are the stage actor's to free: what the output does not carry on goes there.
+        return _decoder.Run(step, _last).ToPayload();
     }
 
     private StagedBatch OnDevice(StagedBatch batch)

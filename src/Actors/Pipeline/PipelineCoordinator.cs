@@ -128,9 +128,15 @@ public sealed class PipelineCoordinator : MembersOnlyActor
         foreach (var (jobId, call) in _calls)
         {
             call.Run.ReplyTo.Tell(new PipelineFailed(jobId, _broken ?? "the pipeline was stopped"));
+            call.DisposeOutputs();
         }
 
         _calls.Clear();
+        while (_waiting.TryDequeue(out var waiting))
+        {
+            waiting.Payload.Dispose();
+        }
+
         if (_placements.Any(p => p is RemoteStage))
         {
             Akka.Cluster.Cluster.Get(Context.System).Unsubscribe(Self);
@@ -188,8 +194,10 @@ public sealed class PipelineCoordinator : MembersOnlyActor
         }
     }
 
+    // The coordinator owns the call's input: it cuts micro-batches with handles of their own and releases the input.
     private void HandleRunPipeline(RunPipeline run)
     {
+        using var input = run.Input;
         if (_broken is not null)
         {
             run.ReplyTo.Tell(new PipelineFailed(run.JobId, _broken));
@@ -205,7 +213,7 @@ public sealed class PipelineCoordinator : MembersOnlyActor
         int rows;
         try
         {
-            rows = Rows.Count(run.Input);
+            rows = input.Count;
         }
         catch (InvalidInputException e)
         {
@@ -221,12 +229,10 @@ public sealed class PipelineCoordinator : MembersOnlyActor
 
         // Uneven micro-batches, never zero-row padding: fewer rows than chunks means fewer, single-row chunks.
         var chunks = Share.Plan(rows, Math.Min(run.NumChunks, rows), applyPadding: false);
-        _calls[run.JobId] = new Call(run, new object?[chunks.Count], DateTime.UtcNow);
+        _calls[run.JobId] = new Call(run, new RowPayload?[chunks.Count], DateTime.UtcNow);
         foreach (var chunk in chunks)
         {
-            var slice = Rows.Slice(run.Input, chunk.Start, chunk.Count);
-            _calls[run.JobId].Slices.Add(slice);
-            _waiting.Enqueue(new MicroBatch(run.JobId, chunk.Rank, slice));
+            _waiting.Enqueue(new MicroBatch(run.JobId, chunk.Rank, input.Cut(chunk.Start, chunk.Count)));
         }
 
         Pump();
@@ -237,17 +243,20 @@ public sealed class PipelineCoordinator : MembersOnlyActor
     {
         if (_broken is not null)
         {
+            step.Payload.Dispose();
             step.ReplyTo.Tell(new PipelineFailed(step.JobId, _broken));
             return;
         }
 
         if (_calls.ContainsKey(step.JobId))
         {
+            step.Payload.Dispose();
             step.ReplyTo.Tell(new PipelineFailed(step.JobId, $"a call with id {step.JobId} is already running", InputError: true));
             return;
         }
 
-        _calls[step.JobId] = new Call(new RunPipeline(step.JobId, step.Payload, 1, false, step.ReplyTo), new object?[1], DateTime.UtcNow) { IsStep = true };
+        // The payload goes on to the first stage as it is (the stages own it from here).
+        _calls[step.JobId] = new Call(new RunPipeline(step.JobId, step.Payload, 1, false, step.ReplyTo), new RowPayload?[1], DateTime.UtcNow) { IsStep = true };
         _waiting.Enqueue(new MicroBatch(step.JobId, 0, step.Payload));
         Pump();
     }
@@ -264,7 +273,7 @@ public sealed class PipelineCoordinator : MembersOnlyActor
         else
         {
             // The output of a call that already failed: nobody will take it.
-            RowOwnership.Dispose(output.Payload);
+            output.Payload.Dispose();
         }
 
         Pump();
@@ -341,6 +350,8 @@ public sealed class PipelineCoordinator : MembersOnlyActor
         {
             if (!_calls.ContainsKey(next.JobId))
             {
+                // A micro-batch of a call that failed before it entered the pipe.
+                next.Payload.Dispose();
                 continue;
             }
 
@@ -369,18 +380,16 @@ public sealed class PipelineCoordinator : MembersOnlyActor
         }
 
         var parts = call.Outputs.Select(o => o!).ToList();
-        var output = Rows.Concat(parts);
+        var output = RowPayload.Concat(parts);
 
-        // The last stage's outputs were joined into new tensors: the caller owns the join, the parts go now, and so do
-        // the views of the input cut for the micro-batches (every stage is done with them).
-        RowOwnership.DisposeExcept(parts, output);
-        call.Slices.ForEach(RowOwnership.DisposeViews);
+        // The last stage's outputs were joined into new tensors: the caller owns the join, the parts go now.
+        parts.ForEach(part => part.DisposeExcept(output.Value));
         if (call.Run.GatherOutput)
         {
-            // Stages on other nodes get it on the data plane (it is the whole output); it stays the caller's, nothing is released.
+            // Each stage gets its own copy (stages on other nodes on the data plane: it is the whole output).
             for (var s = 0; s < _stages.Length; s++)
             {
-                TensorDataPlane.Tell(Context.System, _dataPlanes[s], _stages[s]!, new OutputGathered(jobId, output), Self);
+                TensorDataPlane.Tell(Context.System, _dataPlanes[s], _stages[s]!, new OutputGathered(jobId, output.Clone()), Self);
             }
         }
 
@@ -395,11 +404,7 @@ public sealed class PipelineCoordinator : MembersOnlyActor
             return;
         }
 
-        foreach (var part in call.Outputs)
-        {
-            RowOwnership.Dispose(part);
-        }
-
+        call.DisposeOutputs();
         call.Run.ReplyTo.Tell(new PipelineFailed(jobId, reason, inputError));
     }
 
@@ -424,22 +429,29 @@ public sealed class PipelineCoordinator : MembersOnlyActor
         return new PipelineRunMetrics(elapsed, stages);
     }
 
-    private sealed class Call(RunPipeline run, object?[] outputs, DateTime submitted)
+    private sealed class Call(RunPipeline run, RowPayload?[] outputs, DateTime submitted)
     {
+        // Only its JobId, ReplyTo and GatherOutput are used: its input was cut and released when the call came.
         public RunPipeline Run { get; } = run;
 
-        public object?[] Outputs { get; } = outputs;
+        public RowPayload?[] Outputs { get; } = outputs;
 
         public DateTime Submitted { get; } = submitted;
 
         public List<StageTiming> Timings { get; } = [];
 
-        /// <summary>The views of the input cut for the micro-batches (disposed when the call completes).</summary>
-        public List<object> Slices { get; } = [];
-
         public int Done { get; set; }
 
         public bool IsStep { get; init; }
+
+        // The last stage's outputs already in, of a call that ends without joining them.
+        public void DisposeOutputs()
+        {
+            foreach (var part in Outputs)
+            {
+                part?.Dispose();
+            }
+        }
     }
 }
 

@@ -157,15 +157,16 @@ public static class PipelineGeneration
                     continue;
                 }
 
-                if (!GenerationStep.TryRead(done.Output, out var result))
+                // The output is this caller's: its logits and the handles of the step it carried on.
+                using var output = done.Output;
+                if (!GenerationStep.TryRead(output.Value, out var result))
                 {
-                    throw new JobFailedException($"micro-batch {number}: the last stage returned a {done.Output.GetType().Name}, not a generation step (do its layers generate?)");
+                    throw new JobFailedException($"micro-batch {number}: the last stage returned a {output.Value.GetType().Name}, not a generation step (do its layers generate?)");
                 }
 
                 record.Step(number, done.Timings, first: group.Steps == 0);
                 onStepLogits?.Invoke(group.ActiveRows.Select(r => start + r).ToList(), result.Hidden);
                 var next = group.Next(result.Hidden);
-                result.Hidden.Dispose();
                 if (next is null)
                 {
                     record.Finished(number);
@@ -178,7 +179,7 @@ public static class PipelineGeneration
             // Frees the caches; a failure here loses nothing the caller needs.
             try
             {
-                await pipeline.StepAsync(group.Release().ToPayload(), failed.Token);
+                (await pipeline.StepAsync(group.Release().ToPayload(), failed.Token)).Output.Dispose();
             }
             catch (Exception e) when (e is JobFailedException or StageStateLostException)
             {

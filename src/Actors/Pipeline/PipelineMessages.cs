@@ -1,4 +1,5 @@
 using Akka.Actor;
+using DistributedInference.Actors.Splitting;
 
 namespace DistributedInference.Actors.Pipeline;
 
@@ -6,27 +7,46 @@ namespace DistributedInference.Actors.Pipeline;
 /// Run rows through the pipeline: <see cref="Input"/> (a tensor, or a dictionary such as input_ids and
 /// attention_mask) is cut into <see cref="NumChunks"/> micro-batches of nearly equal rows (never padded with zero
 /// rows). The answer, <see cref="PipelineCompleted"/> or <see cref="PipelineFailed"/>, goes to <see cref="ReplyTo"/>.
-/// Several calls may be in flight: their micro-batches stream through the stages back to back.
+/// Several calls may be in flight: their micro-batches stream through the stages back to back. The coordinator owns
+/// <see cref="Input"/> (<see cref="RowPayload"/>); the micro-batches it cuts have handles of their own.
 /// </summary>
-public sealed record RunPipeline(string JobId, object Input, int NumChunks, bool GatherOutput, IActorRef ReplyTo);
+public sealed record RunPipeline(string JobId, RowPayload Input, int NumChunks, bool GatherOutput, IActorRef ReplyTo) : ICarriesRows
+{
+    RowPayload? ICarriesRows.Payload => Input;
+}
 
 /// <summary>
 /// Run one payload through the stages as a single micro-batch, uncut (a generation step, whose stages keep state
 /// between steps); answered with <see cref="PipelineStepCompleted"/> or <see cref="PipelineFailed"/>. Sent only to a
-/// coordinator in the caller's own process.
+/// coordinator in the caller's own process. The stages own <see cref="Payload"/> (<see cref="RowPayload"/>).
 /// </summary>
-public sealed record RunPipelineStep(string JobId, object Payload, IActorRef ReplyTo);
+public sealed record RunPipelineStep(string JobId, RowPayload Payload, IActorRef ReplyTo) : ICarriesRows
+{
+    RowPayload? ICarriesRows.Payload => Payload;
+}
 
-/// <summary>The last stage's output of a <see cref="RunPipelineStep"/>, and when each stage received, started and finished it.</summary>
-public sealed record PipelineStepCompleted(string JobId, object Output, IReadOnlyList<StageTiming> Timings);
+/// <summary>The last stage's output of a <see cref="RunPipelineStep"/> (the receiver owns it), and when each stage received, started and finished it.</summary>
+public sealed record PipelineStepCompleted(string JobId, RowPayload Output, IReadOnlyList<StageTiming> Timings) : ICarriesRows
+{
+    RowPayload? ICarriesRows.Payload => Output;
+}
 
-/// <summary>The output rows in input order, and how the stages spent the call.</summary>
-public sealed record PipelineCompleted(string JobId, object Output, PipelineRunMetrics Metrics);
+/// <summary>The output rows in input order (the receiver owns them), and how the stages spent the call.</summary>
+public sealed record PipelineCompleted(string JobId, RowPayload Output, PipelineRunMetrics Metrics) : ICarriesRows
+{
+    RowPayload? ICarriesRows.Payload => Output;
+}
 
 public sealed record PipelineFailed(string JobId, string Reason, bool InputError = false);
 
-/// <summary>One micro-batch on its way from a stage to the next (the last stage sends it back to the coordinator).</summary>
-public sealed record MicroBatch(string JobId, int Index, object Payload);
+/// <summary>
+/// One micro-batch on its way from a stage to the next (the last stage sends it back to the coordinator); the receiver
+/// owns <see cref="Payload"/>.
+/// </summary>
+public sealed record MicroBatch(string JobId, int Index, RowPayload Payload) : ICarriesRows
+{
+    RowPayload? ICarriesRows.Payload => Payload;
+}
 
 /// <summary>A stage could not run a micro-batch (to the coordinator).</summary>
 public sealed record MicroBatchFailed(string JobId, int Index, int Stage, string Reason, bool InputError);
@@ -52,8 +72,11 @@ public sealed record StageTiming(int Stage, string JobId, int Index, TimeSpan Qu
     public DateTime Received => Arrived == default ? default : Started - Queued;
 }
 
-/// <summary>With gather_output, every stage is handed the call's whole output once it is complete.</summary>
-public sealed record OutputGathered(string JobId, object Output);
+/// <summary>With gather_output, every stage is handed the call's whole output once it is complete: its own copy, which it owns.</summary>
+public sealed record OutputGathered(string JobId, RowPayload Output) : ICarriesRows
+{
+    RowPayload? ICarriesRows.Payload => Output;
+}
 
 /// <summary>A stage has built its layers on its device (to the coordinator).</summary>
 public sealed record StageReady(int Stage, string Description);

@@ -1,6 +1,7 @@
 using Akka.Actor;
 using DistributedInference.Actors.Configuration;
 using DistributedInference.Actors.Replica;
+using DistributedInference.Actors.Splitting;
 using DistributedInference.Models;
 using DistributedInference.Models.Partitioning;
 using DistributedInference.Models.Staging;
@@ -130,16 +131,19 @@ public sealed class PipelineRuntime : IPipeline
     /// the output rows in order. Calls may overlap: they stream through the stages. A call fails with
     /// <see cref="JobFailedException"/> when the coordinator stops or the pipeline breaks, and when it takes longer than
     /// <c>distributed-inference.job-timeout</c>; <paramref name="cancellation"/> ends the wait
-    /// (<see cref="OperationCanceledException"/>).
+    /// (<see cref="OperationCanceledException"/>). The caller keeps <paramref name="input"/> (the coordinator is sent
+    /// new handles of it) and owns <see cref="PipelineCompleted.Output"/>.
     /// </summary>
+    /// <exception cref="InvalidInputException"><paramref name="input"/> is not a tensor, a list or a dictionary of them.</exception>
     public async Task<PipelineCompleted> RunAsync(object input, int? numChunks = null, bool gatherOutput = false, CancellationToken cancellation = default)
     {
+        var rows = RowPayload.FromInput(input).Handles();
         var (bridge, reader) = ChannelBridge.Open(_system);
         ChannelBridge.Watch(bridge, Coordinator);
         try
         {
             var jobId = Guid.NewGuid().ToString("N");
-            Coordinator.Tell(new RunPipeline(jobId, input, numChunks ?? Stages.Count, gatherOutput, bridge));
+            Coordinator.Tell(new RunPipeline(jobId, rows, numChunks ?? Stages.Count, gatherOutput, bridge));
             return await Answer(reader, cancellation) switch
             {
                 PipelineCompleted completed => completed,
@@ -156,15 +160,19 @@ public sealed class PipelineRuntime : IPipeline
     }
 
     /// <inheritdoc/>
-    /// <remarks>Fails like <see cref="RunAsync"/> when the coordinator stops or the call outlives its deadline.</remarks>
+    /// <remarks>
+    /// Fails like <see cref="RunAsync"/> when the coordinator stops or the call outlives its deadline. The caller keeps
+    /// <paramref name="payload"/> (the stages are sent new handles of it) and owns <see cref="PipelineStepCompleted.Output"/>.
+    /// </remarks>
     public async Task<PipelineStepCompleted> StepAsync(object payload, CancellationToken cancellation = default)
     {
+        var step = RowPayload.FromInput(payload).Handles();
         var (bridge, reader) = ChannelBridge.Open(_system);
         ChannelBridge.Watch(bridge, Coordinator);
         try
         {
             var jobId = Guid.NewGuid().ToString("N");
-            Coordinator.Tell(new RunPipelineStep(jobId, payload, bridge));
+            Coordinator.Tell(new RunPipelineStep(jobId, step, bridge));
             return await Answer(reader, cancellation) switch
             {
                 PipelineStepCompleted completed => completed,

@@ -4,6 +4,7 @@ using Akka.Event;
 using DistributedInference.Actors.Configuration;
 using DistributedInference.Actors.DataPlane;
 using DistributedInference.Actors.Security;
+using DistributedInference.Actors.Splitting;
 using DistributedInference.Models;
 using DistributedInference.Models.Runtime;
 
@@ -13,6 +14,9 @@ namespace DistributedInference.Actors.Pipeline;
 /// One pipeline stage: owns its layers on its device, on its own pinned thread. Micro-batches are run in arrival order
 /// and forwarded to the next stage (the last stage's next is the coordinator), which <see cref="ConnectStage"/> names;
 /// until then they wait. Readiness, timings and failures go to the coordinator, which may be on another node.
+/// Ownership (<see cref="RowPayload"/>): the stage owns each micro-batch it receives; it hands the payload's raw value
+/// to its <see cref="IStageWork"/>, disposes every tensor of it the work did not return, and sends what the work
+/// returned on (the next stage owns it). Gathered outputs are its own copies, kept until newer ones push them out.
 /// </summary>
 public sealed class PipelineStage : MembersOnlyActor
 {
@@ -47,7 +51,7 @@ public sealed class PipelineStage : MembersOnlyActor
         });
         Receive<ProcessNext>(_ => HandleProcessNext());
         Receive<OutputGathered>(HandleOutputGathered);
-        Receive<GetGatheredOutputs>(_ => Sender.Tell(new GatheredOutputs(_gathered.ToList())));
+        Receive<GetGatheredOutputs>(_ => Sender.Tell(new GatheredOutputs(_gathered.Select(g => g with { Output = g.Output.Clone() }).ToList())));
     }
 
     public static Props Props(int stage, Func<IStageWork> build, IActorRef coordinator) =>
@@ -73,7 +77,20 @@ public sealed class PipelineStage : MembersOnlyActor
         _coordinator.Tell(new StageReady(_stage, _work.Description));
     }
 
-    protected override void PostStop() => _work?.Dispose();
+    protected override void PostStop()
+    {
+        foreach (var (batch, _) in _queue)
+        {
+            batch.Payload.Dispose();
+        }
+
+        foreach (var gathered in _gathered)
+        {
+            gathered.Output.Dispose();
+        }
+
+        _work?.Dispose();
+    }
 
     private void HandleProcessNext()
     {
@@ -87,13 +104,28 @@ public sealed class PipelineStage : MembersOnlyActor
         var started = Stopwatch.GetTimestamp();
         try
         {
-            var output = _work!.Run(batch.Payload);
+            var output = _work!.Run(batch.Payload.Value);
+
+            // What the work did not hand on goes now; what it returned is the next stage's.
+            batch.Payload.DisposeExcept(output);
+            RowPayload payload;
+            try
+            {
+                payload = RowPayload.From(output);
+            }
+            catch (ArgumentException e)
+            {
+                RowOwnership.Dispose(output);
+                throw new InvalidInputException($"the stage returned what no message can carry: {e.Message.Split(" (Parameter", 2)[0]}");
+            }
+
             // Durations on this node's clock only: the coordinator may be on another machine.
             _coordinator.Tell(new StageTiming(_stage, batch.JobId, batch.Index, Stopwatch.GetElapsedTime(received, started), Stopwatch.GetElapsedTime(started)));
-            Forward(new MicroBatch(batch.JobId, batch.Index, output));
+            Forward(new MicroBatch(batch.JobId, batch.Index, payload));
         }
         catch (Exception e)
         {
+            batch.Payload.Dispose();
             _coordinator.Tell(new MicroBatchFailed(batch.JobId, batch.Index, _stage, $"stage {_stage}: {e.Message.Split('\n', 2)[0]}", e is InvalidInputException));
         }
 
@@ -108,7 +140,7 @@ public sealed class PipelineStage : MembersOnlyActor
         _gathered.Enqueue(output);
         while (_gathered.Count > GatheredOutputsKept)
         {
-            _gathered.Dequeue();
+            _gathered.Dequeue().Output.Dispose();
         }
     }
 

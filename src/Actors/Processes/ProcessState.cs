@@ -102,7 +102,7 @@ public sealed class ProcessState : IDisposable, IAsyncDisposable
         SplitRules.Split(inputs, ProcessIndex, NumProcesses, applyPadding);
 
     /// <summary>Returns once every process has reached it (Accelerate's <c>wait_for_everyone</c>).</summary>
-    /// <exception cref="ProcessGroupTimeoutException">Not every process arrived within <paramref name="timeout"/> (default <see cref="DefaultTimeout"/>), or one that had not arrived left the group (3 s after it left) or became unreachable; names those that did not.</exception>
+    /// <exception cref="ProcessGroupTimeoutException">Not every process arrived within <paramref name="timeout"/> (default <see cref="DefaultTimeout"/>), or one that had not arrived left the group (<see cref="ClusterProcessGroup.LeftGrace"/> after it left) or became unreachable; names those that did not.</exception>
     public void WaitForEveryone(TimeSpan? timeout = null) => _group.Barrier(ProcessIndex, timeout ?? DefaultTimeout);
 
     /// <summary>

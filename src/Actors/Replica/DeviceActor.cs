@@ -80,7 +80,7 @@ public sealed class DeviceActor : MembersOnlyActor, IWithTimers
     {
         foreach (var (batch, _) in _queue)
         {
-            RowOwnership.Dispose(batch.Rows);
+            batch.Rows.Dispose();
         }
 
         DisposeModel();
@@ -104,10 +104,21 @@ public sealed class DeviceActor : MembersOnlyActor, IWithTimers
         var clock = Stopwatch.StartNew();
         try
         {
-            var results = _model!.Run(batch.Rows);
+            // The model takes and returns raw values; the device owns the rows it was sent: whatever the model did not
+            // hand back in its results goes now.
+            var raw = _model!.Run(batch.Rows.Value);
+            batch.Rows.DisposeExcept(raw);
+            RowPayload results;
+            try
+            {
+                results = RowPayload.From(raw);
+            }
+            catch (ArgumentException e)
+            {
+                RowOwnership.Dispose(raw);
+                throw new InvalidInputException($"the model returned what no message can carry: {e.Message.Split(" (Parameter", 2)[0]}");
+            }
 
-            // The device owns the rows it was sent: whatever the model did not hand back in its results goes now.
-            RowOwnership.DisposeExcept(batch.Rows, results);
             _busy += clock.Elapsed;
             _completed++;
             _reloads = 0;
@@ -115,12 +126,12 @@ public sealed class DeviceActor : MembersOnlyActor, IWithTimers
         }
         catch (InvalidInputException e)
         {
-            RowOwnership.Dispose(batch.Rows);
+            batch.Rows.Dispose();
             Reply(replyTo, batch, new BatchFailed(batch.JobId, batch.BatchIndex, e.Message, Retryable: false));
         }
         catch (Exception e)
         {
-            RowOwnership.Dispose(batch.Rows);
+            batch.Rows.Dispose();
             _log.Warning("{0}: batch {1} of job {2} failed: {3}", _device, batch.BatchIndex, batch.JobId, e.Message);
             Reply(replyTo, batch, new BatchFailed(batch.JobId, batch.BatchIndex, $"{_device}: {e.GetType().Name}: {e.Message.Split('\n', 2)[0]}", Retryable: true));
             if (DeviceStateException.IsDeviceStateBad(e))
@@ -190,7 +201,7 @@ public sealed class DeviceActor : MembersOnlyActor, IWithTimers
     {
         foreach (var (batch, _) in _queue.Where(item => item.Batch.JobId == drop.JobId))
         {
-            RowOwnership.Dispose(batch.Rows);
+            batch.Rows.Dispose();
         }
 
         _queue.RemoveWhere(item => item.Batch.JobId == drop.JobId);

@@ -1,15 +1,25 @@
+using DistributedInference.Actors.Splitting;
+
 namespace DistributedInference.Actors.Replica;
 
 /// <summary>
 /// Run a model over a slice of a job's rows; the device answers <see cref="BatchCompleted"/> or <see cref="BatchFailed"/>,
-/// through the data plane at <see cref="ReplyDataPlane"/> when the job is on another node that has one. Ownership
-/// (<see cref="Splitting.RowOwnership"/>): the device owns <see cref="Rows"/> and disposes it once the batch ran or
-/// was dropped; the job owns <see cref="BatchCompleted.Results"/>.
+/// through the data plane at <see cref="ReplyDataPlane"/> when the job is on another node that has one. A job sends it to
+/// a device on another node by the data plane (its rows are user data); one that arrives there has
+/// <see cref="ReplyDataPlane"/> set by the receiving node to the authenticated sender's endpoint, never taken from the frame.
+/// Ownership (<see cref="RowPayload"/>): the device owns <see cref="Rows"/> and disposes it once the batch ran or was
+/// dropped; the job owns <see cref="BatchCompleted.Results"/>.
 /// </summary>
-public sealed record RunBatch(string JobId, int BatchIndex, object Rows, string? ReplyDataPlane = null);
+public sealed record RunBatch(string JobId, int BatchIndex, RowPayload Rows, string? ReplyDataPlane = null) : ICarriesRows
+{
+    RowPayload? ICarriesRows.Payload => Rows;
+}
 
-/// <summary>A batch's results, one row per row sent, copied off the device.</summary>
-public sealed record BatchCompleted(string JobId, int BatchIndex, object Results, TimeSpan Busy);
+/// <summary>A batch's results, one row per row sent, copied off the device (the job owns them).</summary>
+public sealed record BatchCompleted(string JobId, int BatchIndex, RowPayload Results, TimeSpan Busy) : ICarriesRows
+{
+    RowPayload? ICarriesRows.Payload => Results;
+}
 
 /// <summary>
 /// A batch the device could not run. <see cref="Retryable"/> is false when the input itself is at fault (another

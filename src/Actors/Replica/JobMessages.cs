@@ -1,4 +1,5 @@
 using Akka.Actor;
+using DistributedInference.Actors.Splitting;
 
 namespace DistributedInference.Actors.Replica;
 
@@ -24,7 +25,8 @@ public sealed record JobOptions(bool ApplyPadding = false, int MaxBatchSize = 8)
 }
 
 /// <summary>
-/// Run a job: <see cref="Input"/> is a list, a tensor or a dictionary of them, split by rows. Progress and results go
+/// Run a job: <see cref="Input"/> is a list, a tensor or a dictionary of them, split by rows; the job owns it
+/// (<see cref="RowPayload"/>: a sender that keeps its input sends <see cref="RowPayload.Handles"/>). Progress and results go
 /// to <see cref="ReplyTo"/>: <see cref="JobAccepted"/>, <see cref="RowsCompleted"/> as batches finish (with their
 /// results when <see cref="StreamResults"/>; the receiver then owns them), then <see cref="JobCompleted"/> or
 /// <see cref="JobFailed"/>.
@@ -32,7 +34,10 @@ public sealed record JobOptions(bool ApplyPadding = false, int MaxBatchSize = 8)
 /// With <see cref="InputOnRequest"/>, <see cref="Input"/> is a placeholder: the input stays with the client until the
 /// job's coordinator asks for it (<see cref="FetchJobInput"/>) and it comes by the data plane (<see cref="JobInput"/>),
 /// so user data never rides in this control message (Akka's frame limit would drop a large one).
-public sealed record SubmitJob(string JobId, object Input, JobOptions Options, IActorRef ReplyTo, bool StreamResults = true, string? ReplyDataPlane = null, bool InputOnRequest = false);
+public sealed record SubmitJob(string JobId, RowPayload Input, JobOptions Options, IActorRef ReplyTo, bool StreamResults = true, string? ReplyDataPlane = null, bool InputOnRequest = false) : ICarriesRows
+{
+    RowPayload? ICarriesRows.Payload => Input;
+}
 
 /// <summary>
 /// From a job's coordinator to the client of a <see cref="SubmitJob.InputOnRequest"/> submission: send the input as
@@ -40,8 +45,14 @@ public sealed record SubmitJob(string JobId, object Input, JobOptions Options, I
 /// </summary>
 public sealed record FetchJobInput(string JobId, IActorRef ReplyTo, string? ReplyDataPlane);
 
-/// <summary>A job's input, sent by its client on the data plane when the coordinator asks (the client keeps owning it).</summary>
-public sealed record JobInput(string JobId, object Input);
+/// <summary>
+/// A job's input, sent by its client on the data plane when the coordinator asks: the coordinator owns it (the client
+/// sends new handles of its input each time it is asked, <see cref="RowPayload.Handles"/>).
+/// </summary>
+public sealed record JobInput(string JobId, RowPayload Input) : ICarriesRows
+{
+    RowPayload? ICarriesRows.Payload => Input;
+}
 
 /// <summary>Stop a job; its queued batches are dropped and <see cref="JobFailed"/> is sent.</summary>
 public sealed record CancelJob(string JobId);
@@ -52,15 +63,20 @@ public sealed record JobAccepted(string JobId, int Rows, int Batches, int Device
 /// Rows [Start, Start + Count) of the input are done (in the order batches finish), with their results when the job
 /// streams them: the client's own copy, which it owns and may dispose at once (the job keeps its own).
 /// </summary>
-public sealed record RowsCompleted(string JobId, int Start, int Count, object? Results, int RowsDone, int RowsTotal);
+public sealed record RowsCompleted(string JobId, int Start, int Count, RowPayload? Results, int RowsDone, int RowsTotal) : ICarriesRows
+{
+    RowPayload? ICarriesRows.Payload => Results;
+}
 
 /// <summary>
 /// Every result in input order, padding dropped (null for an empty input), with where the time went. Rows that failed
 /// on their own (<see cref="FailedRows"/>) hold a blank in <see cref="Results"/>: zeros in a tensor, null in a list.
 /// The client owns <see cref="Results"/> (the job keeps nothing of it).
 /// </summary>
-public sealed record JobCompleted(string JobId, object? Results, JobStatistics Statistics)
+public sealed record JobCompleted(string JobId, RowPayload? Results, JobStatistics Statistics) : ICarriesRows
 {
+    RowPayload? ICarriesRows.Payload => Results;
+
     /// <summary>The rows that failed alone (see <see cref="RowsFailed"/>), by index; empty when every row was answered.</summary>
     public IReadOnlyList<RowFailure> FailedRows { get; init; } = [];
 }
@@ -82,8 +98,12 @@ public sealed record JobStatistics(TimeSpan Elapsed, IReadOnlyDictionary<string,
 
 public sealed record DeviceShare(int Batches, int Rows, TimeSpan Busy);
 
-/// <summary>Tell a splitter about a device actor (it watches it and stops using it when it stops).</summary>
-public sealed record AddDevice(IActorRef Device);
+/// <summary>
+/// Tell a splitter about a device actor (it watches it and stops using it when it stops). <see cref="DataPlane"/>: the
+/// data-plane endpoint of the device's node (from its <see cref="DeviceList"/>), where jobs send its batches when it is on
+/// another node; null: by Akka.
+/// </summary>
+public sealed record AddDevice(IActorRef Device, string? DataPlane = null);
 
 /// <summary>
 /// Stop using a device (its node is unreachable, say): running jobs re-send its batches at once instead of waiting
@@ -97,4 +117,8 @@ public sealed record GetDevices
     public static readonly GetDevices Instance = new();
 }
 
-public sealed record DeviceList(IReadOnlyList<IActorRef> Devices);
+/// <summary>
+/// Device actors. From a node's <see cref="Cluster.DeviceManager"/>, <see cref="DataPlane"/> is that node's data-plane
+/// endpoint (null where it has none): batches for those devices go there.
+/// </summary>
+public sealed record DeviceList(IReadOnlyList<IActorRef> Devices, string? DataPlane = null);

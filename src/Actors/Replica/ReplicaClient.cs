@@ -7,7 +7,7 @@ using DistributedInference.Models;
 
 namespace DistributedInference.Actors.Replica;
 
-/// <summary>Every result of a job in input order (null for an empty input), and where the time went.</summary>
+/// <summary>Every result of a job in input order (null for an empty input; the caller owns it), and where the time went.</summary>
 public sealed record JobResult(object? Results, JobStatistics Statistics)
 {
     /// <summary>Rows that failed alone (<see cref="RowsFailed"/>); their places in <see cref="Results"/> hold blanks.</summary>
@@ -20,7 +20,11 @@ public readonly record struct JobProgress(int RowsDone, int RowsTotal);
 /// <summary>
 /// Submits replica jobs to a splitter from ordinary async code: all results at once (<see cref="RunAsync"/>) or as
 /// batches finish (<see cref="StreamAsync"/>). A job that fails because of its input throws
-/// <see cref="InvalidInputException"/>; any other failure <see cref="JobFailedException"/>.
+/// <see cref="InvalidInputException"/>; any other failure <see cref="JobFailedException"/>. On a node with a data plane
+/// (a cluster node or client) the input never rides in the submission: the job's home asks for it and it goes by the data
+/// plane, however large. A submission that nothing answers within <c>distributed-inference.submit-timeout</c> (default
+/// 2 min) fails with <see cref="JobFailedException"/> naming that setting. Ownership: the caller keeps its input (the
+/// job is sent new handles of it, <see cref="RowPayload.Handles"/>) and owns every result it is handed.
 /// </summary>
 public sealed class ReplicaClient
 {
@@ -70,14 +74,15 @@ public sealed class ReplicaClient
 
     public async Task<JobResult> RunAsync(object input, JobOptions? options = null, IProgress<JobProgress>? progress = null, CancellationToken cancellation = default)
     {
-        if (ResubmitOnLoss && CountOrNull(input) is { } rows)
+        var payload = RowPayload.FromInput(input);
+        if (ResubmitOnLoss && CountOrNull(payload) is { } rows)
         {
-            return await RunResubmitting(input, rows, options, progress, cancellation);
+            return await RunResubmitting(payload, rows, options, progress, cancellation);
         }
 
         JobResult? result = null;
         var jobId = NewJobId();
-        await foreach (var message in Messages(jobId, input, options, streamResults: false, resend: false, inputOnRequest: false, cancellation))
+        await foreach (var message in Messages(jobId, payload, options, streamResults: false, resend: false, cancellation))
         {
             switch (message)
             {
@@ -88,7 +93,7 @@ public sealed class ReplicaClient
                     progress?.Report(new JobProgress(done.RowsDone, done.RowsTotal));
                     break;
                 case JobCompleted completed:
-                    result = new JobResult(completed.Results, completed.Statistics) { FailedRows = completed.FailedRows };
+                    result = new JobResult(completed.Results?.Value, completed.Statistics) { FailedRows = completed.FailedRows };
                     break;
                 case AnswererLost lost:
                     throw Lost(jobId, lost);
@@ -102,7 +107,7 @@ public sealed class ReplicaClient
     public async IAsyncEnumerable<RowsCompleted> StreamAsync(object input, JobOptions? options = null, [EnumeratorCancellation] CancellationToken cancellation = default)
     {
         var jobId = NewJobId();
-        await foreach (var message in Messages(jobId, input, options, streamResults: true, resend: false, inputOnRequest: false, cancellation))
+        await foreach (var message in Messages(jobId, RowPayload.FromInput(input), options, streamResults: true, resend: false, cancellation))
         {
             switch (message)
             {
@@ -111,7 +116,7 @@ public sealed class ReplicaClient
                     break;
                 case JobCompleted completed:
                     // A streaming caller had every row already (as its own copies): the joined results are nobody's.
-                    RowOwnership.Dispose(completed.Results);
+                    completed.Results?.Dispose();
                     break;
                 case AnswererLost lost:
                     throw Lost(jobId, lost);
@@ -124,11 +129,11 @@ public sealed class ReplicaClient
     private static JobFailedException Lost(string jobId, AnswererLost lost) =>
         new($"job {jobId}: the actor running it at {lost.Node} stopped before the job ended; submit it again");
 
-    private static int? CountOrNull(object input)
+    private static int? CountOrNull(RowPayload input)
     {
         try
         {
-            return Rows.Count(input);
+            return input.Count;
         }
         catch (InvalidInputException)
         {
@@ -139,7 +144,7 @@ public sealed class ReplicaClient
 
     // Attempt 0 submits every row; each later one only the rows not received yet, as one input of those rows in order
     // (the kept ranges map its row indices back to the job's). A lost coordinator's late answers go to a bridge that is gone.
-    private async Task<JobResult> RunResubmitting(object input, int total, JobOptions? options, IProgress<JobProgress>? progress, CancellationToken cancellation)
+    private async Task<JobResult> RunResubmitting(RowPayload input, int total, JobOptions? options, IProgress<JobProgress>? progress, CancellationToken cancellation)
     {
         var jobId = NewJobId();
         var log = (_system as ActorSystem ?? (_system as IActorContext)?.System) is { } system ? Logging.GetLogger(system, typeof(ReplicaClient)) : null;
@@ -151,10 +156,11 @@ public sealed class ReplicaClient
             for (var attempt = 0; ; attempt++)
             {
                 var missing = received.Missing();
-                var part = attempt == 0 ? input : Rows.Concat(missing.Select(range => Rows.Slice(input, range.Start, range.Count)).ToList());
+                using var again = attempt == 0 ? null : Missing(input, missing);
+                var part = again?.Rows ?? input;
                 JobStatistics? statistics = null;
                 AnswererLost? lost = null;
-                await foreach (var message in Messages(jobId, part, options, streamResults: true, resend: true, inputOnRequest: true, cancellation))
+                await foreach (var message in Messages(jobId, part, options, streamResults: true, resend: true, cancellation))
                 {
                     switch (message)
                     {
@@ -176,7 +182,7 @@ public sealed class ReplicaClient
                             // Every row came streamed; the job's own copy of them all is not needed.
                             if (completed.Results is { } all)
                             {
-                                RowOwnership.DisposeViews(all);
+                                RowOwnership.DisposeViews(all.Value);
                             }
 
                             statistics = completed.Statistics;
@@ -224,10 +230,26 @@ public sealed class ReplicaClient
         }
     }
 
-    // inputOnRequest: where this node has a data plane, the input is not in the submission; the job's coordinator asks
-    // for it (FetchJobInput) and it goes by the data plane, however large. resend: until the first answer, the
-    // submission is sent again now and then, and the job fails after distributed-inference.submit-timeout.
-    private async IAsyncEnumerable<object> Messages(string jobId, object input, JobOptions? options, bool streamResults, bool resend, bool inputOnRequest, [EnumeratorCancellation] CancellationToken cancellation)
+    // The rows of `input` in `ranges`, joined (new tensors; a list's items shared), released with DisposeViews.
+    private static JoinedRows Missing(RowPayload input, List<(int Start, int Count)> ranges)
+    {
+        var slices = ranges.Select(range => input.Slice(range.Start, range.Count)).ToList();
+        var joined = RowPayload.Concat(slices);
+        slices.ForEach(slice => RowOwnership.DisposeViews(slice.Value));
+        return new JoinedRows(joined);
+    }
+
+    private sealed record JoinedRows(RowPayload Rows) : IDisposable
+    {
+        public void Dispose() => RowOwnership.DisposeViews(Rows.Value);
+    }
+
+    // Where this node has a data plane (a cluster node or client), the input is never in the submission: the job's home
+    // (a coordinator, or a splitter's job) asks for it (FetchJobInput) and it goes by the data plane, however large.
+    // Every submission that no job home answers within distributed-inference.submit-timeout fails the call with
+    // JobFailedException; resend: until the first answer, the submission is also sent again now and then.
+    // `input` stays the caller's: each submission, and each answer to FetchJobInput, carries new handles of it.
+    private async IAsyncEnumerable<object> Messages(string jobId, RowPayload input, JobOptions? options, bool streamResults, bool resend, [EnumeratorCancellation] CancellationToken cancellation)
     {
         var splitter = await _splitter(cancellation);
         var system = _system as ActorSystem ?? (_system as IActorContext)?.System;
@@ -241,11 +263,11 @@ public sealed class ReplicaClient
         {
             var dataPlane = system is null ? null : DataPlane.TensorDataPlane.For(system)?.Endpoint;
             options ??= settings is null ? new JobOptions() : settings.JobOptions();
-            var byDataPlane = inputOnRequest && dataPlane is not null;
-            var submit = new SubmitJob(jobId, byDataPlane ? Array.Empty<object>() : input, options, bridge, streamResults, dataPlane, byDataPlane);
+            var byDataPlane = dataPlane is not null;
+            SubmitJob Submission() => new(jobId, byDataPlane ? RowPayload.From(Array.Empty<object>()) : input.Handles(), options, bridge, streamResults, dataPlane, byDataPlane);
             var submitTimeout = system?.Settings.Config.GetTimeSpan("distributed-inference.submit-timeout", TimeSpan.FromMinutes(2)) ?? TimeSpan.FromMinutes(2);
             var submitted = Stopwatch.StartNew();
-            splitter.Tell(submit);
+            splitter.Tell(Submission());
             var answered = false;
             var resends = 0;
             var next = reader.ReadAsync(CancellationToken.None).AsTask();
@@ -254,7 +276,8 @@ public sealed class ReplicaClient
             {
                 var left = submitTimeout - submitted.Elapsed;
                 var resendAfter = ResendAfter[Math.Min(resends, ResendAfter.Length - 1)];
-                var wait = resend && !answered ? (left < resendAfter ? (left > TimeSpan.Zero ? left : TimeSpan.Zero) : resendAfter) : Timeout.InfiniteTimeSpan;
+                left = left > TimeSpan.Zero ? left : TimeSpan.Zero;
+                var wait = answered ? Timeout.InfiniteTimeSpan : resend && resendAfter < left ? resendAfter : left;
                 var woken = await Task.WhenAny(next, givenUp, Task.Delay(wait, CancellationToken.None));
                 if (woken == givenUp)
                 {
@@ -263,13 +286,13 @@ public sealed class ReplicaClient
 
                 if (woken != next)
                 {
-                    if (submitted.Elapsed >= submitTimeout)
+                    if (!resend || submitted.Elapsed >= submitTimeout)
                     {
-                        throw new JobFailedException($"job {jobId}: no job coordinator acknowledged the submission within {submitTimeout.TotalSeconds:F0} s (distributed-inference.submit-timeout)");
+                        throw new JobFailedException($"job {jobId}: nothing acknowledged the submission (no job coordinator or splitter answered) within {submitTimeout.TotalSeconds:F0} s (distributed-inference.submit-timeout)");
                     }
 
                     resends++;
-                    splitter.Tell(submit);
+                    splitter.Tell(Submission());
                     continue;
                 }
 
@@ -278,8 +301,8 @@ public sealed class ReplicaClient
                 switch (message)
                 {
                     case FetchJobInput fetch:
-                        // The coordinator wants the input: by the data plane to its node (it stays this caller's).
-                        DataPlane.TensorDataPlane.Tell(system!, fetch.ReplyDataPlane, fetch.ReplyTo, new JobInput(jobId, input), bridge);
+                        // The coordinator wants the input: by the data plane to its node (new handles; the input stays this caller's).
+                        DataPlane.TensorDataPlane.Tell(system!, fetch.ReplyDataPlane, fetch.ReplyTo, new JobInput(jobId, input.Handles()), bridge);
                         break;
                     case JobFailed failed when cancellation.IsCancellationRequested:
                         throw new OperationCanceledException($"job {jobId} cancelled: {failed.Reason}", cancellation);
@@ -345,7 +368,8 @@ public sealed class ReplicaClient
                 return;
             }
 
-            _messages.Add(rows.Results);
+            var results = rows.Results.Value;
+            _messages.Add(results);
             var offset = 0;
             foreach (var range in part)
             {
@@ -367,7 +391,7 @@ public sealed class ReplicaClient
                         run++;
                     }
 
-                    _pieces[jobRow] = Rows.Slice(rows.Results, row - rows.Start, run);
+                    _pieces[jobRow] = Rows.Slice(results, row - rows.Start, run);
                     Done += run;
                     row += run;
                 }

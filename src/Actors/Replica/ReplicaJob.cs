@@ -25,13 +25,18 @@ namespace DistributedInference.Actors.Replica;
 /// A job is never restarted: if it throws, it stops (its parent's strategy is
 /// <see cref="Supervision.Supervision.StopOnFailure"/>, and a restart its parent asks for anyway only stops it), and the
 /// client gets one <see cref="JobFailed"/> naming the error; nothing it already sent is sent again.
+/// User data never rides in a control message: a job submitted with <see cref="SubmitJob.InputOnRequest"/> first asks
+/// its client for the input (<see cref="FetchJobInput"/>; it comes by the data plane, and the job fails when it does not
+/// come within <c>distributed-inference.submit-timeout</c>), and batches for a device on another node go by the data
+/// plane of that device's node (<see cref="AddDevice.DataPlane"/>); local devices are told directly.
 /// </summary>
 public sealed class ReplicaJob : MembersOnlyActor, IWithTimers
 {
     private const int InFlightPerDevice = 2;
     private static readonly TimeSpan ModelCheckTimeout = TimeSpan.FromSeconds(30);
 
-    private readonly SubmitJob _job;
+    private readonly Dictionary<IActorRef, string> _deviceDataPlanes;
+    private SubmitJob _job;
     private readonly string? _dataPlane = DataPlane.TensorDataPlane.For(Context.System)?.Endpoint;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Dictionary<IActorRef, LinkedList<int>> _queued = new();
@@ -56,15 +61,32 @@ public sealed class ReplicaJob : MembersOnlyActor, IWithTimers
     private readonly List<IActorRef> _serving = [];
     private readonly SortedSet<string> _otherModels = new(StringComparer.Ordinal);
 
-    public ReplicaJob(SubmitJob job, IReadOnlyList<IActorRef> devices)
+    public ReplicaJob(SubmitJob job, IReadOnlyList<IActorRef> devices, IReadOnlyDictionary<IActorRef, string>? dataPlanes)
     {
         _job = job;
         _initialDevices = devices;
+        _deviceDataPlanes = dataPlanes?.ToDictionary() ?? [];
         Receive<BatchCompleted>(c => c.JobId == _job.JobId, HandleBatchCompleted);
         Receive<BatchFailed>(f => f.JobId == _job.JobId, HandleBatchFailed);
         Receive<BatchTimedOut>(HandleBatchTimedOut);
         Receive<Terminated>(t => HandleDeviceStopped(t.ActorRef));
-        Receive<AddDevice>(a => HandleAddDevice(a.Device));
+        Receive<AddDevice>(a =>
+        {
+            if (a.DataPlane is not null)
+            {
+                _deviceDataPlanes[a.Device] = a.DataPlane;
+            }
+
+            HandleAddDevice(a.Device);
+        });
+        Receive<JobInput>(input => input.JobId == _job.JobId && _job.InputOnRequest, HandleJobInput);
+        Receive<InputTimedOut>(_ =>
+        {
+            if (_job.InputOnRequest)
+            {
+                Fail($"the client did not send the job's input within {InputTimeout.TotalSeconds:F0} s (distributed-inference.submit-timeout)");
+            }
+        });
         Receive<RemoveDevice>(r =>
         {
             Context.Unwatch(r.Device);
@@ -87,10 +109,35 @@ public sealed class ReplicaJob : MembersOnlyActor, IWithTimers
     // How long devices may take to say what they serve (a busy device answers between two batches).
     private TimeSpan ModelCheckWait => ModelCheckTimeout < _job.Options.BatchTimeout ? ModelCheckTimeout : _job.Options.BatchTimeout;
 
-    public static Props Props(SubmitJob job, IReadOnlyList<IActorRef> devices) =>
-        Akka.Actor.Props.Create(() => new ReplicaJob(job, devices)).WithDispatcher(Configuration.DistributedInferenceConfig.ComputeDispatcher);
+    private TimeSpan InputTimeout => Context.System.Settings.Config.GetTimeSpan("distributed-inference.submit-timeout", TimeSpan.FromMinutes(2));
+
+    /// <param name="job">The job; with <see cref="SubmitJob.InputOnRequest"/> its input is fetched from the client first.</param>
+    /// <param name="devices">The devices it may use.</param>
+    /// <param name="dataPlanes">The data-plane endpoint of each device's node, where it is another node: its batches go there.</param>
+    public static Props Props(SubmitJob job, IReadOnlyList<IActorRef> devices, IReadOnlyDictionary<IActorRef, string>? dataPlanes = null) =>
+        Akka.Actor.Props.Create(() => new ReplicaJob(job, devices, dataPlanes)).WithDispatcher(Configuration.DistributedInferenceConfig.ComputeDispatcher);
 
     protected override void PreStart()
+    {
+        if (_job.InputOnRequest)
+        {
+            // The input stays with the client until asked for, and comes by the data plane (never in a control message).
+            _job.ReplyTo.Tell(new FetchJobInput(_job.JobId, Self, _dataPlane), Self);
+            Timers.StartSingleTimer(InputTimedOut.Instance, InputTimedOut.Instance, InputTimeout);
+            return;
+        }
+
+        BeginOrFail();
+    }
+
+    private void HandleJobInput(JobInput input)
+    {
+        Timers.Cancel(InputTimedOut.Instance);
+        _job = _job with { Input = input.Input, InputOnRequest = false };
+        BeginOrFail();
+    }
+
+    private void BeginOrFail()
     {
         try
         {
@@ -135,6 +182,9 @@ public sealed class ReplicaJob : MembersOnlyActor, IWithTimers
         }
 
         _output?.Dispose();
+
+        // The job owns its input (RowPayload's rule); the batches it sent have handles of their own.
+        _job.Input.Dispose();
         if (_ended)
         {
             return;
@@ -155,7 +205,7 @@ public sealed class ReplicaJob : MembersOnlyActor, IWithTimers
     {
         try
         {
-            _rows = Rows.Count(_job.Input);
+            _rows = _job.Input.Count;
         }
         catch (InvalidInputException e)
         {
@@ -302,19 +352,19 @@ public sealed class ReplicaJob : MembersOnlyActor, IWithTimers
         if (_results[completed.BatchIndex] is not null)
         {
             // A late duplicate (the batch was re-sent and answered elsewhere): its results are ours to drop.
-            RowOwnership.Dispose(completed.Results);
+            completed.Results.Dispose();
         }
         else
         {
-            var returned = Rows.Count(completed.Results);
+            var returned = completed.Results.Count;
             if (returned != batch.Count + batch.Padding)
             {
-                RowOwnership.Dispose(completed.Results);
+                completed.Results.Dispose();
                 Fail($"a device returned {returned} result rows for a batch of {batch.Count + batch.Padding}");
                 return;
             }
 
-            var kept = Keep(completed.Results, batch);
+            var kept = Keep(completed.Results.Value, batch);
             if (kept is null)
             {
                 return;
@@ -331,7 +381,7 @@ public sealed class ReplicaJob : MembersOnlyActor, IWithTimers
             if (batch.Count > 0)
             {
                 // The client gets its own copy (it may dispose it at once); the job keeps its own for the final join.
-                ToClient(new RowsCompleted(_job.JobId, batch.Start, batch.Count, _job.StreamResults ? RowOwnership.Clone(kept) : null, _rowsDone, _rows));
+                ToClient(new RowsCompleted(_job.JobId, batch.Start, batch.Count, _job.StreamResults ? RowPayload.From(RowOwnership.Clone(kept)!) : null, _rowsDone, _rows));
             }
 
             if (CompleteIfDone())
@@ -575,10 +625,13 @@ public sealed class ReplicaJob : MembersOnlyActor, IWithTimers
 
             var batch = _batches[index];
             // The device owns (and disposes) what it is sent: views of the input, tensors in a list cloned.
-            var rows = RowOwnership.Detach(Rows.Pad(Rows.Slice(_job.Input, batch.Start, batch.Count), _job.Input, batch.Padding));
+            var rows = _job.Input.Cut(batch.Start, batch.Count, batch.Padding);
             _attempts[index]++;
             _inFlight[device].Add(index);
-            device.Tell(new RunBatch(_job.JobId, index, rows, _dataPlane));
+
+            // Rows are user data: to a device on another node they go by the data plane (a batch can outgrow Akka's
+            // frame); one lost on the way times out and goes to another device like any batch that is not answered.
+            DataPlane.TensorDataPlane.Tell(Context.System, _deviceDataPlanes.GetValueOrDefault(device), device, new RunBatch(_job.JobId, index, rows, _dataPlane), Self);
             Timers.StartSingleTimer((index, _attempts[index]), new BatchTimedOut(index, _attempts[index]), _job.Options.BatchTimeout);
         }
     }
@@ -655,7 +708,7 @@ public sealed class ReplicaJob : MembersOnlyActor, IWithTimers
         }
 
         var devices = _usage.ToDictionary(pair => DeviceLabel(pair.Key), pair => new DeviceShare(pair.Value.Batches, pair.Value.Rows, pair.Value.Busy));
-        ToClient(new JobCompleted(_job.JobId, results, new JobStatistics(_clock.Elapsed, devices, _resent)) { FailedRows = _failedRows.OrderBy(f => f.Index).ToList() });
+        ToClient(new JobCompleted(_job.JobId, RowPayload.FromNullable(results), new JobStatistics(_clock.Elapsed, devices, _resent)) { FailedRows = _failedRows.OrderBy(f => f.Index).ToList() });
         _output = null;
         _ended = true;
         Context.Stop(Self);
@@ -699,6 +752,11 @@ public sealed class ReplicaJob : MembersOnlyActor, IWithTimers
     }
 
     private sealed record BatchTimedOut(int BatchIndex, int Attempt);
+
+    private sealed class InputTimedOut
+    {
+        public static readonly InputTimedOut Instance = new();
+    }
 
     private sealed class ModelCheckTimedOut
     {

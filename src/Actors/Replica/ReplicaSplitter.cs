@@ -5,7 +5,8 @@ namespace DistributedInference.Actors.Replica;
 
 /// <summary>
 /// Replica mode's front door: knows the device actors (and watches them), accepts jobs, and runs each in a child
-/// <see cref="ReplicaJob"/>; devices that join later are offered to running jobs too. A job that throws is stopped,
+/// <see cref="ReplicaJob"/>; devices that join later are offered to running jobs too. It remembers each device's
+/// node's data-plane endpoint (<see cref="AddDevice.DataPlane"/>) for its jobs, which send batches there. A job that throws is stopped,
 /// never restarted (<see cref="Supervision.Supervision.StopOnFailure"/>): it tells its client the job failed.
 /// </summary>
 public sealed class ReplicaSplitter : MembersOnlyActor
@@ -13,6 +14,7 @@ public sealed class ReplicaSplitter : MembersOnlyActor
     public const string ActorName = "replica-splitter";
 
     private readonly List<IActorRef> _devices = [];
+    private readonly Dictionary<IActorRef, string> _dataPlanes = new();
     private readonly Dictionary<string, IActorRef> _jobs = new(StringComparer.Ordinal);
     private long _jobCounter;
 
@@ -43,11 +45,12 @@ public sealed class ReplicaSplitter : MembersOnlyActor
     {
         if (_jobs.ContainsKey(job.JobId))
         {
+            job.Input.Dispose();
             job.ReplyTo.Tell(new JobFailed(job.JobId, $"a job with id {job.JobId} is already running"));
             return;
         }
 
-        var child = Context.ActorOf(ReplicaJob.Props(job, _devices.ToList()), $"job-{++_jobCounter}");
+        var child = Context.ActorOf(ReplicaJob.Props(job, _devices.ToList(), _dataPlanes.ToDictionary()), $"job-{++_jobCounter}");
         Context.WatchWith(child, new JobEnded(job.JobId));
         _jobs[job.JobId] = child;
     }
@@ -68,6 +71,11 @@ public sealed class ReplicaSplitter : MembersOnlyActor
         }
 
         _devices.Add(add.Device);
+        if (add.DataPlane is not null)
+        {
+            _dataPlanes[add.Device] = add.DataPlane;
+        }
+
         Context.Watch(add.Device);
         foreach (var job in _jobs.Values)
         {
@@ -82,6 +90,7 @@ public sealed class ReplicaSplitter : MembersOnlyActor
             return;
         }
 
+        _dataPlanes.Remove(remove.Device);
         Context.Unwatch(remove.Device);
         foreach (var job in _jobs.Values)
         {
@@ -89,7 +98,11 @@ public sealed class ReplicaSplitter : MembersOnlyActor
         }
     }
 
-    private void HandleTerminated(Terminated terminated) => _devices.Remove(terminated.ActorRef);
+    private void HandleTerminated(Terminated terminated)
+    {
+        _devices.Remove(terminated.ActorRef);
+        _dataPlanes.Remove(terminated.ActorRef);
+    }
 
     private sealed record JobEnded(string JobId);
 }

@@ -6,6 +6,7 @@ using DistributedInference.Actors.Pipeline;
 using DistributedInference.Actors.Processes;
 using DistributedInference.Actors.Replica;
 using DistributedInference.Actors.Security;
+using DistributedInference.Actors.Splitting;
 using DistributedInference.Models.Staging;
 
 namespace DistributedInference.Actors.Serialization;
@@ -42,16 +43,16 @@ public sealed class DistributedInferenceSerializer : SerializerWithStringManifes
         Add<JobInput>("job-input", (w, m) => { Str(w, m.JobId); Value(w, m.Input); }, r => new JobInput(Str(r), Required(r)));
         Add<CancelJob>("cancel-job", (w, m) => Str(w, m.JobId), r => new CancelJob(Str(r)));
         Add<JobAccepted>("job-accepted", (w, m) => { Str(w, m.JobId); w.Write(m.Rows); w.Write(m.Batches); w.Write(m.Devices); }, r => new JobAccepted(Str(r), r.ReadInt32(), r.ReadInt32(), r.ReadInt32()));
-        Add<RowsCompleted>("rows-completed", (w, m) => { Str(w, m.JobId); w.Write(m.Start); w.Write(m.Count); Value(w, m.Results); w.Write(m.RowsDone); w.Write(m.RowsTotal); }, r => new RowsCompleted(Str(r), r.ReadInt32(), r.ReadInt32(), ValueCodec.Read(r), r.ReadInt32(), r.ReadInt32()));
-        Add<JobCompleted>("job-completed", (w, m) => { Str(w, m.JobId); Value(w, m.Results); Statistics(w, m.Statistics); RowFailures(w, m.FailedRows); }, r => new JobCompleted(Str(r), ValueCodec.Read(r), Statistics(r)) { FailedRows = RowFailures(r) });
+        Add<RowsCompleted>("rows-completed", (w, m) => { Str(w, m.JobId); w.Write(m.Start); w.Write(m.Count); Value(w, m.Results); w.Write(m.RowsDone); w.Write(m.RowsTotal); }, r => new RowsCompleted(Str(r), r.ReadInt32(), r.ReadInt32(), Optional(r), r.ReadInt32(), r.ReadInt32()));
+        Add<JobCompleted>("job-completed", (w, m) => { Str(w, m.JobId); Value(w, m.Results); Statistics(w, m.Statistics); RowFailures(w, m.FailedRows); }, r => new JobCompleted(Str(r), Optional(r), Statistics(r)) { FailedRows = RowFailures(r) });
         Add<RowsFailed>("rows-failed", (w, m) => { Str(w, m.JobId); w.Write(m.Rows.Count); foreach (var row in m.Rows) { w.Write(row); } Str(w, m.Error); w.Write(m.RowsDone); w.Write(m.RowsTotal); }, r => new RowsFailed(Str(r), Many(r, r => r.ReadInt32()), Str(r), r.ReadInt32(), r.ReadInt32()));
         Add<JobFailed>("job-failed", (w, m) => { Str(w, m.JobId); Str(w, m.Reason); w.Write(m.InputError); }, r => new JobFailed(Str(r), Str(r), r.ReadBoolean()));
 
         // Device registry.
         Add<GetLocalDevices>("get-local-devices", (_, _) => { }, _ => GetLocalDevices.Instance);
         Add<GetDevices>("get-devices", (_, _) => { }, _ => GetDevices.Instance);
-        Add<DeviceList>("device-list", (w, m) => { w.Write(m.Devices.Count); foreach (var d in m.Devices) { Ref(w, d); } }, r => new DeviceList(Many(r, Ref)));
-        Add<AddDevice>("add-device", (w, m) => Ref(w, m.Device), r => new AddDevice(Ref(r)));
+        Add<DeviceList>("device-list", (w, m) => { w.Write(m.Devices.Count); foreach (var d in m.Devices) { Ref(w, d); } Value(w, m.DataPlane); }, r => new DeviceList(Many(r, Ref), ValueCodec.Read(r) as string));
+        Add<AddDevice>("add-device", (w, m) => { Ref(w, m.Device); Value(w, m.DataPlane); }, r => new AddDevice(Ref(r), ValueCodec.Read(r) as string));
         Add<RemoveDevice>("remove-device", (w, m) => Ref(w, m.Device), r => new RemoveDevice(Ref(r)));
 
         // Pipeline mode.
@@ -98,15 +99,28 @@ public sealed class DistributedInferenceSerializer : SerializerWithStringManifes
     public override string Manifest(object o) =>
         _writers.TryGetValue(o.GetType(), out var entry) ? entry.Manifest : throw new SerializationException($"no manifest for {o.GetType().Name}");
 
+    /// <summary>
+    /// The message as Akka remoting sends it to another node, once per message sent. The rows a message carries
+    /// (<see cref="ICarriesRows"/>) are released once written, or once writing failed: the sender let go of them when it
+    /// sent the message, and the receiver gets its own copy (<see cref="RowPayload"/>'s rule). The data plane writes
+    /// with <see cref="Write"/> and releases them itself.
+    /// </summary>
     public override byte[] ToBinary(object obj)
     {
-        using var stream = new MemoryStream();
-        using (var writer = new BinaryWriter(stream))
+        try
         {
-            Write(writer, obj);
-        }
+            using var stream = new MemoryStream();
+            using (var writer = new BinaryWriter(stream))
+            {
+                Write(writer, obj);
+            }
 
-        return stream.ToArray();
+            return stream.ToArray();
+        }
+        finally
+        {
+            (obj as ICarriesRows)?.Payload?.Dispose();
+        }
     }
 
     public override object FromBinary(byte[] bytes, string manifest)
@@ -164,7 +178,24 @@ public sealed class DistributedInferenceSerializer : SerializerWithStringManifes
 
     private static void Value(BinaryWriter writer, object? value) => ValueCodec.Write(writer, value);
 
-    private static object Required(BinaryReader reader) => ValueCodec.Read(reader) ?? throw new SerializationException("a required payload is null");
+    private static void Value(BinaryWriter writer, RowPayload? payload) => ValueCodec.Write(writer, payload?.Value);
+
+    private static RowPayload Required(BinaryReader reader) => Optional(reader) ?? throw new SerializationException("a required payload is null");
+
+    // Rows as the receiver's own payload; a value that is not one (a bare number, say) is refused and released.
+    private static RowPayload? Optional(BinaryReader reader)
+    {
+        var value = ValueCodec.Read(reader);
+        try
+        {
+            return RowPayload.FromNullable(value);
+        }
+        catch (ArgumentException e)
+        {
+            RowOwnership.Dispose(value);
+            throw new SerializationException(e.Message, e);
+        }
+    }
 
     private static void Time(BinaryWriter writer, TimeSpan time) => writer.Write(time.Ticks);
 

@@ -279,10 +279,13 @@ public static class ValueCodec
             writer.Write(size);
         }
 
-        using var cpu = tensor.detach().cpu().contiguous();
-        if (cpu.NumberOfElements > 0)
+        // Each step makes a new handle (on the same storage when nothing needs copying): every one is released here.
+        using var detached = tensor.detach();
+        using var cpu = detached.cpu();
+        using var contiguous = cpu.contiguous();
+        if (contiguous.NumberOfElements > 0)
         {
-            writer.Write(cpu.bytes);
+            writer.Write(contiguous.bytes);
         }
     }
 
@@ -412,23 +415,7 @@ public static class ValueCodec
     {
         foreach (var value in values)
         {
-            switch (value)
-            {
-                case Tensor tensor:
-                    tensor.Dispose();
-                    break;
-                case StagedBatch batch:
-                    batch.Hidden.Dispose();
-                    batch.InputIds.Dispose();
-                    batch.AttentionMask?.Dispose();
-                    break;
-                case object?[] list:
-                    DisposeAll(list);
-                    break;
-                case IReadOnlyDictionary<string, object> dictionary:
-                    DisposeAll(dictionary.Values);
-                    break;
-            }
+            Splitting.RowOwnership.Dispose(value);
         }
     }
 

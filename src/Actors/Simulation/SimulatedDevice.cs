@@ -25,7 +25,7 @@ public sealed class SimulatedDevice : MembersOnlyActor, IWithTimers
         _options = options;
         Receive<RunBatch>(HandleRunBatch);
         Receive<Finished>(_ => HandleFinished());
-        Receive<DropJob>(drop => _queue.RemoveWhere(item => item.Batch.JobId == drop.JobId));
+        Receive<DropJob>(HandleDropJob);
         Receive<GetDeviceStatus>(_ => Sender.Tell(new DeviceStatus(_name, _options.Model, _queue.Count, _busy, _spans.Count)));
         Receive<GetBatchSpans>(_ => Sender.Tell(_spans.ToList()));
     }
@@ -51,12 +51,13 @@ public sealed class SimulatedDevice : MembersOnlyActor, IWithTimers
         _started++;
         if (_options.StopAtBatch == _started)
         {
+            next.Batch.Rows.Dispose();
             Context.Stop(Self);
             return;
         }
 
         _running = (next.Batch, next.ReplyTo, DateTime.UtcNow);
-        var rows = Splitting.Rows.Count(next.Batch.Rows);
+        var rows = next.Batch.Rows.Count;
         Timers.StartSingleTimer("batch", Finished.Instance, _options.BatchLatency + (_options.RowLatency * rows));
     }
 
@@ -69,14 +70,41 @@ public sealed class SimulatedDevice : MembersOnlyActor, IWithTimers
         _spans.Add(new BatchSpan(batch.JobId, batch.BatchIndex, started, started + busy));
         if (_options.FailingBatches.Contains(_started))
         {
+            batch.Rows.Dispose();
             replyTo.Tell(new BatchFailed(batch.JobId, batch.BatchIndex, $"{_name}: injected failure", Retryable: true));
         }
         else
         {
-            replyTo.Tell(new BatchCompleted(batch.JobId, batch.BatchIndex, _options.Compute(batch.Rows), busy));
+            // Like a device actor: it owns the rows it was sent, and frees what the computation did not hand back.
+            var results = _options.Compute(batch.Rows.Value);
+            batch.Rows.DisposeExcept(results);
+            replyTo.Tell(new BatchCompleted(batch.JobId, batch.BatchIndex, Splitting.RowPayload.From(results), busy));
         }
 
         StartNext();
+    }
+
+    private void HandleDropJob(DropJob drop)
+    {
+        foreach (var (batch, _) in _queue.Where(item => item.Batch.JobId == drop.JobId))
+        {
+            batch.Rows.Dispose();
+        }
+
+        _queue.RemoveWhere(item => item.Batch.JobId == drop.JobId);
+    }
+
+    protected override void PostStop()
+    {
+        foreach (var (batch, _) in _queue)
+        {
+            batch.Rows.Dispose();
+        }
+
+        if (_running is { } running)
+        {
+            running.Batch.Rows.Dispose();
+        }
     }
 
     private sealed class Finished

@@ -1,16 +1,15 @@
 using System.Collections;
 using System.Runtime.CompilerServices;
+using DistributedInference.Models.Staging;
 using static TorchSharp.torch;
 
 namespace DistributedInference.Actors.Splitting;
 
 /// <summary>
-/// Who owns the tensors in a payload of rows (a tensor, a list, a dictionary of them; see <see cref="Rows"/>). One rule
-/// for every message that carries rows (<c>RunBatch.Rows</c>, <c>BatchCompleted.Results</c>,
-/// <c>RowsCompleted.Results</c>, <c>JobCompleted.Results</c>, <c>MicroBatch.Payload</c>,
-/// <c>PipelineCompleted.Output</c>): the sender lets go of what it sends, the receiver disposes it, and whatever one
-/// side keeps while handing rows to another is a clone (<see cref="Clone"/>). Across nodes the serializer copies, so
-/// the receiver owns its copy all the same.
+/// The tensor handling behind <see cref="RowPayload"/>, on raw values (a tensor, a list, a dictionary of them, a
+/// <see cref="StagedBatch"/>; see <see cref="Rows"/>): cloning, new handles, disposing each handle once. The ownership
+/// rule itself (the sender lets go, the receiver disposes, whatever is kept is cloned) is written on
+/// <see cref="RowPayload"/>, the type every message that carries rows uses.
 /// </summary>
 public static class RowOwnership
 {
@@ -18,6 +17,7 @@ public static class RowOwnership
     public static object? Clone(object? rows) => rows switch
     {
         Tensor tensor => tensor.clone(),
+        StagedBatch batch => Staged(batch, tensor => tensor.clone()),
         IReadOnlyDictionary<string, object> dictionary => dictionary.ToDictionary(pair => pair.Key, pair => Clone(pair.Value)!) as IReadOnlyDictionary<string, object>,
         string text => text,
         IList list => list.Cast<object?>().Select(Clone).ToArray(),
@@ -56,19 +56,43 @@ public static class RowOwnership
     /// </summary>
     public static void DisposeExcept(object? owned, object? kept)
     {
-        var keep = new HashSet<Tensor>(ReferenceEqualityComparer.Instance);
+        // Each handle once: a tensor held twice (a staged batch's activation that is its token ids) is disposed once.
+        var done = new HashSet<Tensor>(ReferenceEqualityComparer.Instance);
         foreach (var tensor in Tensors(kept))
         {
-            keep.Add(tensor);
+            done.Add(tensor);
         }
 
         foreach (var tensor in Tensors(owned))
         {
-            if (!keep.Contains(tensor))
+            if (done.Add(tensor))
             {
                 tensor.Dispose();
             }
         }
+    }
+
+    /// <summary>
+    /// The same rows with handles of their own: every tensor (of a dictionary or staged batch too) a new handle on the
+    /// same storage, which a receiver may dispose while the given ones stay valid; tensors inside a list are cloned
+    /// (see <see cref="Detach"/>); plain values are shared.
+    /// </summary>
+    public static object? Handles(object? rows) => rows switch
+    {
+        Tensor tensor => tensor.alias(),
+        StagedBatch batch => Staged(batch, tensor => tensor.alias()),
+        IReadOnlyDictionary<string, object> dictionary => dictionary.ToDictionary(pair => pair.Key, pair => Handles(pair.Value)!) as IReadOnlyDictionary<string, object>,
+        string => rows,
+        IList or ITuple => Clone(rows),
+        _ => rows,
+    };
+
+    // A staged batch with each of its tensors mapped once: an activation that is its token ids stays one tensor.
+    private static StagedBatch Staged(StagedBatch batch, Func<Tensor, Tensor> map)
+    {
+        var ids = map(batch.InputIds);
+        var hidden = ReferenceEquals(batch.Hidden, batch.InputIds) ? ids : map(batch.Hidden);
+        return new StagedBatch(hidden, ids, batch.AttentionMask is null ? null : map(batch.AttentionMask));
     }
 
     /// <summary>
@@ -119,6 +143,15 @@ public static class RowOwnership
         {
             case Tensor tensor:
                 yield return tensor;
+                break;
+            case StagedBatch batch:
+                yield return batch.Hidden;
+                yield return batch.InputIds;
+                if (batch.AttentionMask is not null)
+                {
+                    yield return batch.AttentionMask;
+                }
+
                 break;
             case IReadOnlyDictionary<string, object> dictionary:
                 foreach (var tensor in dictionary.Values.SelectMany(Tensors))

@@ -134,7 +134,7 @@ public static class TransportBenchmark
             var plane = TensorDataPlane.For(_from)!;
             var endpoint = TensorDataPlane.For(_to)!.Endpoint;
             Action<IActorRef, MicroBatch> send = dataPlane
-                ? (self, batch) => plane.Send(endpoint, _sink, batch with { Payload = ((Tensor)batch.Payload).alias() }, self)
+                ? (self, batch) => plane.Send(endpoint, _sink, batch, self)
                 : (self, batch) => _sink.Tell(batch, self);
             _from.ActorOf(Props.Create(() => new Source(send, tensor, messages, window, done)));
             await done.Task;
@@ -148,12 +148,13 @@ public static class TransportBenchmark
     {
         public Sink() => Receive<MicroBatch>(batch =>
         {
-            (batch.Payload as IDisposable)?.Dispose();
+            batch.Payload.Dispose();
             Sender.Tell(new Status.Success(batch.Index));
         });
     }
 
-    // Sends `messages` micro-batches carrying the tensor, at most `window` unacknowledged.
+    // Sends `messages` micro-batches carrying the tensor, at most `window` unacknowledged. Each carries a handle of its
+    // own: either transport releases what it sent once written.
     private sealed class Source : ReceiveActor
     {
         private int _sent;
@@ -165,7 +166,7 @@ public static class TransportBenchmark
             {
                 while (_sent < messages && _sent - _acknowledged < window)
                 {
-                    send(Self, new MicroBatch("bench", _sent++, tensor));
+                    send(Self, new MicroBatch("bench", _sent++, tensor.alias()));
                 }
             }
 

@@ -86,8 +86,18 @@ public static class PipelineInference
             progress?.Report(new JobProgress(0, total));
             return await Task.WhenAll(calls.Select(async call =>
             {
-                var completed = await pipeline.RunAsync(
-                    Actors.Splitting.Rows.Slice(rows, call.Start, call.Count), options.NumChunks ?? stages, options.GatherOutput, cancellation);
+                // The call's rows as views (the pipeline is sent handles of its own): released once the call is over.
+                var part = Actors.Splitting.Rows.Slice(rows, call.Start, call.Count);
+                PipelineCompleted completed;
+                try
+                {
+                    completed = await pipeline.RunAsync(part, options.NumChunks ?? stages, options.GatherOutput, cancellation);
+                }
+                finally
+                {
+                    Actors.Splitting.RowOwnership.DisposeViews(part);
+                }
+
                 progress?.Report(new JobProgress(Interlocked.Add(ref done, call.Count), total));
                 return (Tensor)completed.Output;
             }));

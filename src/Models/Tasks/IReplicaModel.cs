@@ -7,7 +7,10 @@ namespace DistributedInference.Models.Tasks;
 /// Ownership (the runtime's one rule: the sender lets go, the receiver disposes, whatever is kept is cloned):
 /// <see cref="Run"/> may read its rows but does not own them (the device actor disposes them after the call, except
 /// tensors the model returned as they are); what it returns belongs to the caller, so it must not be disposed by the
-/// model afterwards, nor be a tensor the model keeps.
+/// model afterwards, nor be a tensor the model keeps. It must be a tensor (rows along dim 0), a list of row values
+/// (strings, numbers, booleans, null, tensors, <see cref="Completion"/>s, lists or dictionaries of them) or a
+/// string-keyed dictionary of those: the device actor wraps it as the message payload and fails the batch as an input
+/// error otherwise.
 /// </summary>
 public interface IReplicaModel : IDisposable
 {

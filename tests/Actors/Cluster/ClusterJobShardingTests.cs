@@ -1,6 +1,7 @@
 using Akka.Actor;
 using DistributedInference.Actors.Cluster;
 using DistributedInference.Actors.Replica;
+using DistributedInference.Actors.Splitting;
 using DistributedInference.Models.Gpt2;
 using DistributedInference.Models.Runtime;
 using DistributedInference.Models.Tasks;
@@ -58,7 +59,7 @@ public sealed class ClusterJobShardingTests : IAsyncLifetime
     {
         await EveryDeviceRegistered();
         var (bridge, reader) = ChannelBridge.Open(_cluster!.Nodes[2]);
-        _cluster.Regions[2].Tell(new SubmitJob("job-1", Rows(), new JobOptions(MaxBatchSize: 1), bridge, StreamResults: false));
+        _cluster.Regions[2].Tell(new SubmitJob("job-1", RowPayload.From(Rows()), new JobOptions(MaxBatchSize: 1), bridge, StreamResults: false));
         object answer;
         while ((answer = await reader.ReadAsync().AsTask().WaitAsync(Timeout)) is not JobCompleted and not JobFailed)
         {
@@ -73,7 +74,7 @@ public sealed class ClusterJobShardingTests : IAsyncLifetime
         // The same job id again, through another node: the outcome comes back from the job's home, nothing runs again.
         var before = await BatchesRun(_cluster.Nodes[0]);
         var (again, againReader) = ChannelBridge.Open(_cluster.Nodes[0]);
-        _cluster.Regions[0].Tell(new SubmitJob("job-1", Rows(), new JobOptions(MaxBatchSize: 1), again, StreamResults: false));
+        _cluster.Regions[0].Tell(new SubmitJob("job-1", RowPayload.From(Rows()), new JobOptions(MaxBatchSize: 1), again, StreamResults: false));
         var repeated = Assert.IsType<JobCompleted>(await againReader.ReadAsync().AsTask().WaitAsync(Timeout));
         Assert.True(Fixtures.MaxAbsDiff((Tensor)repeated.Results!, Fixtures.Expected("lm_logits")) <= 1e-4);
         Assert.Equal(before, await BatchesRun(_cluster.Nodes[0]));
@@ -107,7 +108,7 @@ public sealed class ClusterJobShardingTests : IAsyncLifetime
     {
         await EveryDeviceRegistered();
         var (bridge, reader) = ChannelBridge.Open(_cluster!.Nodes[2]);
-        _cluster.Regions[2].Tell(new SubmitJob("job-cancel", ManyRows(), new JobOptions(MaxBatchSize: 1), bridge, StreamResults: false));
+        _cluster.Regions[2].Tell(new SubmitJob("job-cancel", RowPayload.From(ManyRows()), new JobOptions(MaxBatchSize: 1), bridge, StreamResults: false));
         await Next(reader, m => m is JobAccepted);
         _cluster.Regions[0].Tell(new CancelJob("job-cancel"));
         var failed = Assert.IsType<JobFailed>(await Next(reader, m => m is JobFailed or JobCompleted));
@@ -120,7 +121,7 @@ public sealed class ClusterJobShardingTests : IAsyncLifetime
     {
         await EveryDeviceRegistered();
         var (bridge, reader) = ChannelBridge.Open(_cluster!.Nodes[2]);
-        _cluster.Regions[2].Tell(new SubmitJob("job-orphan", ManyRows(), new JobOptions(MaxBatchSize: 1), bridge, StreamResults: false));
+        _cluster.Regions[2].Tell(new SubmitJob("job-orphan", RowPayload.From(ManyRows()), new JobOptions(MaxBatchSize: 1), bridge, StreamResults: false));
         await Next(reader, m => m is JobAccepted);
 
         // The client stops waiting (as a cancelled or exited client's reply actor does): its coordinator watches it.

@@ -29,7 +29,7 @@ public sealed class ComputeDispatcherTests : TestKit
     [Fact]
     public void Job_and_pipeline_coordinators_run_on_the_compute_dispatcher()
     {
-        Assert.Equal(DistributedInferenceConfig.ComputeDispatcher, ReplicaJob.Props(new SubmitJob("job", new[] { 1 }, new JobOptions(), TestActor), []).Dispatcher);
+        Assert.Equal(DistributedInferenceConfig.ComputeDispatcher, ReplicaJob.Props(new SubmitJob("job", new object[] { 1 }, new JobOptions(), TestActor), []).Dispatcher);
         Assert.Equal(DistributedInferenceConfig.ComputeDispatcher, JobCoordinator.Props("job", TestActor, TimeSpan.FromMinutes(1)).Dispatcher);
         Assert.Equal(DistributedInferenceConfig.ComputeDispatcher, PipelineCoordinator.Props([() => new SimulatedStageWork(TimeSpan.Zero)], 1).Dispatcher);
     }

@@ -5,6 +5,7 @@ using DistributedInference.Actors.DataPlane;
 using DistributedInference.Actors.Pipeline;
 using DistributedInference.Actors.Replica;
 using DistributedInference.Actors.Serialization;
+using DistributedInference.Actors.Splitting;
 using DistributedInference.Models.Staging;
 using static TorchSharp.torch;
 
@@ -67,20 +68,8 @@ public sealed class DataPlaneFrameFuzzTests : TestKit
         return (GC.GetAllocatedBytesForCurrentThread() - before, ValueCodec.TensorBytesPeakOnThisThread);
     }
 
-    private static void Dispose(object message)
-    {
-        switch (message)
-        {
-            case MicroBatch { Payload: StagedBatch batch }:
-                batch.Hidden.Dispose();
-                batch.InputIds.Dispose();
-                batch.AttentionMask?.Dispose();
-                break;
-            case BatchCompleted { Results: IDisposable results }:
-                results.Dispose();
-                break;
-        }
-    }
+    // Whatever rows a message read from a frame carries are the reader's: RowPayload's rule, one line for every message.
+    private static void Dispose(object message) => (message as ICarriesRows)?.Payload?.Dispose();
 
     private void Check(byte[] bytes)
     {

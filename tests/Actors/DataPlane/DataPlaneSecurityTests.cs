@@ -192,11 +192,14 @@ public sealed class DataPlaneSecurityTests : IAsyncLifetime
         elsewhere.Start();
         var target = inbox.Receiver.Path.ToSerializationFormat();
 
-        // A batch to run whose reply should go to another host:port: refused before its body is read.
+        // A batch to run (user data, so it travels here) whose reply should go to another host:port: delivered with the
+        // reply address of the authenticated peer (the endpoint it proved in the handshake), not the frame's.
         await using (var peer = await Authenticated(FromAddress))
         {
             await peer.WriteAsync(Frame(Serializer, target, string.Empty, new RunBatch("job", 0, ones(1, 2), $"127.0.0.1:{((IPEndPoint)elsewhere.LocalEndpoint).Port}")));
-            Assert.True(await Dropped(peer));
+            var batch = Assert.IsType<RunBatch>(await inbox.ReceiveAsync(Timeout));
+            Assert.Equal("127.0.0.1:1", batch.ReplyDataPlane);
+            ((Tensor)batch.Rows).Dispose();
         }
 
         // A result whose sender (where the answer would go) is on another node than the authenticated peer.
@@ -215,7 +218,7 @@ public sealed class DataPlaneSecurityTests : IAsyncLifetime
 
         await NothingArrives(inbox);
         Assert.False(elsewhere.Pending(), "the node connected to the address named in the frame");
-        Assert.Equal(0, Receiver.FramesReceived);
+        Assert.Equal(1, Receiver.FramesReceived);
     }
 
     [Fact]

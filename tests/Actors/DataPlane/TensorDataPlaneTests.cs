@@ -37,7 +37,7 @@ public sealed class TensorDataPlaneTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task A_micro_batch_arrives_whole_with_its_sender_and_the_stage_output_is_released_once_written()
+    public async Task A_micro_batch_arrives_whole_with_its_sender_and_the_payload_sent_is_released_once_written()
     {
         var (inbox, target) = await InboxOnReceiver();
         var plane = TensorDataPlane.For(From)!;
@@ -49,7 +49,7 @@ public sealed class TensorDataPlaneTests : IAsyncLifetime
         plane.Send(TensorDataPlane.For(To)!.Endpoint, target, new MicroBatch("job", 5, new StagedBatch(hidden, ids, null)), sender.Receiver);
 
         var received = Assert.IsType<MicroBatch>(await inbox.ReceiveAsync(Timeout));
-        var batch = Assert.IsType<StagedBatch>(received.Payload);
+        var batch = Assert.IsType<StagedBatch>(received.Payload.Value);
         Assert.Equal(("job", 5), (received.JobId, received.Index));
         Assert.Equal(0, Fixtures.MaxAbsDiff(batch.Hidden, expected));
         Assert.Equal(0, Fixtures.MaxAbsDiff(batch.InputIds, arange(6, ScalarType.Int64).view(2, 3)));
@@ -59,12 +59,14 @@ public sealed class TensorDataPlaneTests : IAsyncLifetime
         var deadline = DateTime.UtcNow + Timeout;
         while (plane.FramesSent < 1 || !hidden.IsInvalid)
         {
-            Assert.True(DateTime.UtcNow < deadline, "the activation the stage handed over was not released");
+            Assert.True(DateTime.UtcNow < deadline, "the payload the stage handed over was not released");
             await Task.Delay(10);
         }
 
         Assert.Equal(1, plane.FramesSent);
-        Assert.False(ids.IsInvalid, "ids that may be the caller's were released");
+        // The whole payload was the stage's to hand over (RowPayload's rule): its ids go with its activation.
+        Assert.True(ids.IsInvalid, "the ids the payload carried were not released");
+        received.Payload.Dispose();
     }
 
     [Fact]

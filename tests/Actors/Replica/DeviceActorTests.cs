@@ -2,6 +2,7 @@ using Akka.Actor;
 using Akka.TestKit.Xunit2;
 using DistributedInference.Actors.Configuration;
 using DistributedInference.Actors.Replica;
+using DistributedInference.Actors.Splitting;
 using DistributedInference.Models.Gpt2;
 using DistributedInference.Models.Runtime;
 using DistributedInference.Models.Tasks;
@@ -24,8 +25,8 @@ public sealed class DeviceActorTests : TestKit
         var device = Sys.ActorOf(DeviceActor.Props(DeviceName.Cpu, factory), DeviceActor.Name(0));
         var ids = Fixtures.Expected("input_ids");
 
-        device.Tell(new RunBatch("job", 0, Gpt2Replica.Rows(ids.narrow(0, 0, 3), null)));
-        device.Tell(new RunBatch("job", 1, Gpt2Replica.Rows(ids.narrow(0, 3, 1), null)));
+        device.Tell(new RunBatch("job", 0, RowPayload.From(Gpt2Replica.Rows(ids.narrow(0, 0, 3), null))));
+        device.Tell(new RunBatch("job", 1, RowPayload.From(Gpt2Replica.Rows(ids.narrow(0, 3, 1), null))));
         var first = await ExpectMsgAsync<BatchCompleted>(TimeSpan.FromSeconds(30));
         var second = await ExpectMsgAsync<BatchCompleted>(TimeSpan.FromSeconds(30));
 
@@ -46,7 +47,7 @@ public sealed class DeviceActorTests : TestKit
     {
         var factory = Gpt2Replica.Factory(Gpt2Source.Resolve(Fixtures.Path("lm")), InferenceTask.Logits, ScalarType.Float32, 0);
         var device = Sys.ActorOf(DeviceActor.Props(DeviceName.Cpu, factory));
-        device.Tell(new RunBatch("job", 0, Gpt2Replica.Rows(tensor(new long[] { 5, 1000 }, [1, 2]), null)));
+        device.Tell(new RunBatch("job", 0, RowPayload.From(Gpt2Replica.Rows(tensor(new long[] { 5, 1000 }, [1, 2]), null))));
         var failed = await ExpectMsgAsync<BatchFailed>(TimeSpan.FromSeconds(30));
         Assert.False(failed.Retryable);
         Assert.Contains("outside the model's vocabulary", failed.Reason, StringComparison.Ordinal);
@@ -76,7 +77,8 @@ public sealed class DeviceActorTests : TestKit
         var splitter = Sys.ActorOf(ReplicaSplitter.Props(devices));
         var input = arange(40, ScalarType.Float32).mul(0.11).cos().view(10, 4);
 
-        splitter.Tell(new SubmitJob("mlp-job", input, new JobOptions(ApplyPadding: true, MaxBatchSize: 2), TestActor));
+        // The job owns what it is sent: it gets a handle of its own, the test keeps its input.
+        splitter.Tell(new SubmitJob("mlp-job", input.alias(), new JobOptions(ApplyPadding: true, MaxBatchSize: 2), TestActor));
         await ExpectMsgAsync<JobAccepted>();
         var completed = (JobCompleted)await FishForMessageAsync(m => m is JobCompleted or JobFailed, TimeSpan.FromSeconds(30));
 

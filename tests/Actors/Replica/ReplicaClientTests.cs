@@ -13,7 +13,7 @@ namespace DistributedInference.Actors.Tests.Replica;
 public sealed class ReplicaClientTests : TestKit
 {
     public ReplicaClientTests()
-        : base(ConfigurationFactory.ParseString("distributed-inference { job-timeout = 2s, max-batch-size = 3 }").WithFallback(DistributedInferenceConfig.Default()))
+        : base(ConfigurationFactory.ParseString("distributed-inference { job-timeout = 2s, max-batch-size = 3, submit-timeout = 1s }").WithFallback(DistributedInferenceConfig.Default()))
     {
     }
 
@@ -33,6 +33,53 @@ public sealed class ReplicaClientTests : TestKit
         var splitter = Sys.ActorOf(ReplicaSplitter.Props([slow]));
         var error = await Assert.ThrowsAsync<JobFailedException>(() => new ReplicaClient(Sys, splitter).RunAsync(Enumerable.Range(0, 10).ToArray(), new JobOptions(MaxBatchSize: 1)));
         Assert.Contains("did not finish within 00:00:02 (distributed-inference.job-timeout)", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_submission_that_nothing_acknowledges_within_the_submit_timeout_fails_with_a_clear_error()
+    {
+        // A job home that never answers (a lost submission, a coordinator that is not there): the call ends, on every path.
+        var silent = CreateTestProbe();
+        var client = new ReplicaClient(Sys, silent.Ref);
+        var run = await Assert.ThrowsAsync<JobFailedException>(() => client.RunAsync(Enumerable.Range(0, 4).ToArray()));
+        Assert.Contains("nothing acknowledged the submission (no job coordinator or splitter answered) within 1 s (distributed-inference.submit-timeout)", run.Message, StringComparison.Ordinal);
+        var stream = await Assert.ThrowsAsync<JobFailedException>(async () =>
+        {
+            await foreach (var _ in client.StreamAsync(Enumerable.Range(0, 4).ToArray()))
+            {
+            }
+        });
+        Assert.Contains("(distributed-inference.submit-timeout)", stream.Message, StringComparison.Ordinal);
+        silent.ExpectMsg<SubmitJob>();
+    }
+
+    [Fact]
+    public async Task A_job_submitted_without_its_input_asks_its_client_for_it_and_fails_when_it_does_not_come()
+    {
+        var splitter = Sys.ActorOf(ReplicaSplitter.Props([Sys.ActorOf(SimulatedDevice.Props("sim-0"))]));
+
+        // The input comes when asked (by the data plane between nodes): the job runs on it.
+        var client = CreateTestProbe();
+        splitter.Tell(new SubmitJob("asked", Array.Empty<object>(), new JobOptions(MaxBatchSize: 2), client.Ref, InputOnRequest: true));
+        var fetch = await client.ExpectMsgAsync<FetchJobInput>();
+        Assert.Equal("asked", fetch.JobId);
+        fetch.ReplyTo.Tell(new JobInput("asked", Enumerable.Range(0, 5).Cast<object>().ToArray()), client.Ref);
+        Assert.Equal(5, (await client.ExpectMsgAsync<JobAccepted>()).Rows);
+        object message;
+        while ((message = await client.ReceiveOneAsync(TimeSpan.FromSeconds(10))) is not JobCompleted)
+        {
+            Assert.IsType<RowsCompleted>(message);
+        }
+
+        var completed = (JobCompleted)message;
+        Assert.Equal(Enumerable.Range(0, 5), ((object[])completed.Results!).Cast<int>());
+
+        // It never comes: the job fails after distributed-inference.submit-timeout, saying so.
+        var silent = CreateTestProbe();
+        splitter.Tell(new SubmitJob("never", Array.Empty<object>(), new JobOptions(), silent.Ref, InputOnRequest: true));
+        await silent.ExpectMsgAsync<FetchJobInput>();
+        var failed = await silent.ExpectMsgAsync<JobFailed>(TimeSpan.FromSeconds(10));
+        Assert.Equal("the client did not send the job's input within 1 s (distributed-inference.submit-timeout)", failed.Reason);
     }
 
     [Fact]

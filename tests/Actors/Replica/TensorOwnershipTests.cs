@@ -1,9 +1,13 @@
 using Akka.Actor;
 using Akka.TestKit.Xunit2;
+using DistributedInference.Actors.Cluster;
 using DistributedInference.Actors.Configuration;
+using DistributedInference.Actors.DataPlane;
 using DistributedInference.Actors.Pipeline;
 using DistributedInference.Actors.Replica;
 using DistributedInference.Actors.Simulation;
+using DistributedInference.Actors.Tests.Cluster;
+using DistributedInference.Models.Gpt2;
 using DistributedInference.Models.Runtime;
 using DistributedInference.Models.Tasks;
 using static TorchSharp.torch;
@@ -34,7 +38,7 @@ public sealed class TensorOwnershipTests : TestKit
         var client = CreateTestProbe();
         using var input = arange(40, ScalarType.Float32).view(20, 2);
 
-        splitter.Tell(new SubmitJob("job", input, new JobOptions(ApplyPadding: true, MaxBatchSize: 2), client.Ref));
+        splitter.Tell(new SubmitJob("job", input.alias(), new JobOptions(ApplyPadding: true, MaxBatchSize: 2), client.Ref));
         await client.ExpectMsgAsync<JobAccepted>();
         var streamed = 0;
         while (true)
@@ -95,6 +99,73 @@ public sealed class TensorOwnershipTests : TestKit
         await AwaitAssertAsync(() => Assert.True(Tensor.TotalCount <= baseline, $"{Tensor.TotalCount - baseline} tensors more than before the jobs"), TimeSpan.FromSeconds(30));
     }
 
+    [Fact]
+    public async Task Many_replica_and_pipeline_jobs_across_two_nodes_on_the_data_plane_leave_no_live_tensor_behind()
+    {
+        // Two nodes in this process, each with a device (an MLP replica) and a stage host (the GPT-2 fixture), a splitter
+        // on each fed with both devices. Batches cross as RunBatch (Akka) and come back as BatchCompleted (data plane);
+        // a client on node 1 gets its job's rows from node 0 on the data plane; micro-batches go stage to stage and back
+        // to the coordinator on the data plane.
+        await using var cluster = await InProcessCluster.StartAsync(
+            2,
+            ModuleReplica.Factory("mlp", Mlp),
+            ("gpt2-tiny fixture", () => Gpt2StagedModel.Load(Gpt2Source.Resolve(Fixtures.Path("lm")), InferenceTask.Logits)),
+            control: true);
+        var (near, far) = (cluster.Nodes[0], cluster.Nodes[1]);
+        var splitter = await EveryDevice(near, near);
+        var remoteSplitter = await EveryDevice(far, near);
+        var local = new ReplicaClient(near, splitter);
+        var remote = new ReplicaClient(far, remoteSplitter);
+        var hosts = await ClusterPipelinePlanner.FindHostsAsync(near, 2, TimeSpan.FromSeconds(30));
+        await using var pipeline = await PipelineRuntime.StartAsync(ClusterPipelinePlanner.Plan(hosts, "gpt2-tiny fixture", "auto", "fp32").Placements, near);
+        Assert.Equal(2, pipeline.Stages.Select(s => s.Path.Address).Distinct().Count());
+        using var input = arange(52, ScalarType.Float32).mul(0.1).view(13, 4);
+        using var ids = Fixtures.Expected("input_ids");
+        var framesBefore = cluster.Nodes.Sum(n => TensorDataPlane.For(n)!.FramesReceived);
+
+        async Task RunJobs(int count)
+        {
+            for (var i = 0; i < count; i++)
+            {
+                var result = await local.RunAsync(input, new JobOptions(ApplyPadding: i % 2 == 0, MaxBatchSize: 2));
+                ((Tensor)result.Results!).Dispose();
+                await foreach (var rows in remote.StreamAsync(input, new JobOptions(MaxBatchSize: 3)))
+                {
+                    rows.Results!.Dispose();
+                }
+
+                var output = await pipeline.RunAsync(new Dictionary<string, object> { ["input_ids"] = ids }, numChunks: 2);
+                output.Output.Dispose();
+            }
+        }
+
+        await RunJobs(1);
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        var baseline = Tensor.TotalCount;
+
+        await RunJobs(10);
+
+        // Whatever was sent was released by its sender's transport, whatever was received by its receiver.
+        await AwaitAssertAsync(() => Assert.True(Tensor.TotalCount <= baseline, $"{Tensor.TotalCount - baseline} tensors more than before the jobs"), TimeSpan.FromSeconds(30));
+        Assert.True(cluster.Nodes.Sum(n => TensorDataPlane.For(n)!.FramesReceived) - framesBefore >= 11 * 4, "the jobs' rows did not cross on the data plane");
+    }
+
+    // A node's splitter (the control role's), as seen from `from`, once it knows both nodes' devices.
+    private static async Task<IActorRef> EveryDevice(ActorSystem from, ActorSystem on)
+    {
+        var address = Akka.Cluster.Cluster.Get(on).SelfAddress;
+        var splitter = await from.ActorSelection(new RootActorPath(address) / "user" / ReplicaSplitter.ActorName).ResolveOne(TimeSpan.FromSeconds(10));
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while ((await splitter.Ask<DeviceList>(GetDevices.Instance, TimeSpan.FromSeconds(5))).Devices.Count < 2)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the devices did not register");
+            await Task.Delay(100);
+        }
+
+        return splitter;
+    }
+
     private static nn.Module<Tensor, Tensor> Mlp(Device device)
     {
         var mlp = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3));
@@ -109,7 +180,8 @@ public sealed class TensorOwnershipTests : TestKit
         return mlp.to(device);
     }
 
-    // A stage that doubles its rows: it frees the activation a previous stage made (the first stage's input is the caller's).
+    // A stage that doubles its rows. The first frees nothing (its stage actor frees the input it does not return); the
+    // second frees its input itself, which is allowed too.
     private sealed class Doubling(bool first) : IStageWork
     {
         public string Description => "doubling";

@@ -4,6 +4,7 @@ using DistributedInference.Actors.Cluster;
 using DistributedInference.Actors.Configuration;
 using DistributedInference.Actors.Replica;
 using DistributedInference.Actors.Security;
+using DistributedInference.Actors.Splitting;
 using DistributedInference.Actors.Tests.Cluster;
 using DistributedInference.Models.Gpt2;
 using DistributedInference.Models.Runtime;
@@ -72,7 +73,8 @@ public sealed class NonMemberTests : IAsyncLifetime
         }
 
         var ids = Fixtures.Expected("input_ids");
-        outsiderSplitter.Tell(new SubmitJob("outsider-job", Gpt2Replica.Rows(ids, null), new JobOptions(MaxBatchSize: 1), recorder, StreamResults: false), recorder);
+        // The job owns what it is sent (released once serialized): it gets a handle of its own, ids are used again below.
+        outsiderSplitter.Tell(new SubmitJob("outsider-job", RowPayload.From(Gpt2Replica.Rows(ids.alias(), null)), new JobOptions(MaxBatchSize: 1), recorder, StreamResults: false), recorder);
         await Task.Delay(Quiet);
         Assert.Equal(2, (await splitter.Ask<DeviceList>(GetDevices.Instance, TimeSpan.FromSeconds(5))).Devices.Count);
         lock (heard)

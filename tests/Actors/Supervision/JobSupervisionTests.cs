@@ -43,11 +43,11 @@ public sealed class JobSupervisionTests : TestKit
     [Fact]
     public async Task A_job_actor_that_throws_sends_one_JobFailed_and_no_replayed_messages()
     {
-        // The third batch's results are not rows at all: gathering them throws inside the job actor.
+        // The third batch's results have no rows (a 0-dimensional tensor): counting them throws inside the job actor.
         var computed = 0;
         var device = Sys.ActorOf(SimulatedDevice.Props("sim", new SimulatedDeviceOptions
         {
-            Compute = rows => Interlocked.Increment(ref computed) == 3 ? 42 : rows,
+            Compute = rows => Interlocked.Increment(ref computed) == 3 ? TorchSharp.torch.tensor(42f) : rows,
         }));
         var splitter = Sys.ActorOf(ReplicaSplitter.Props([device]), "splitter");
         var client = CreateTestProbe();
@@ -99,7 +99,7 @@ public sealed class JobSupervisionTests : TestKit
         var splitter = Sys.ActorOf(ReplicaSplitter.Props([device]));
         var client = CreateTestProbe();
 
-        splitter.Tell(new SubmitJob("job", "not rows", new JobOptions(), client.Ref));
+        splitter.Tell(new SubmitJob("job", TorchSharp.torch.tensor(1f), new JobOptions(), client.Ref));
         var failed = await client.ExpectMsgAsync<JobFailed>(TimeSpan.FromSeconds(30));
         Assert.True(failed.InputError);
         splitter.Tell(new SubmitJob("job2", Ints(2), new JobOptions(MaxBatchSize: 0), client.Ref));
