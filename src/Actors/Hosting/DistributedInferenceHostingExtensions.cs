@@ -1,6 +1,8 @@
 using Akka.Actor;
 using Akka.Hosting;
-using DistributedInference.Actors.Cluster;
+using DistributedInference.Actors.Cluster.Jobs;
+using DistributedInference.Actors.Cluster.Nodes;
+using DistributedInference.Actors.Cluster.Planning;
 using DistributedInference.Actors.Configuration;
 using DistributedInference.Actors.Replica;
 using Microsoft.Extensions.DependencyInjection;

@@ -1,5 +1,5 @@
 using Akka.Actor;
-using DistributedInference.Actors.Cluster;
+using DistributedInference.Actors.Cluster.Stages;
 using DistributedInference.Actors.DataPlane;
 using DistributedInference.Actors.Security;
 using DistributedInference.Actors.Splitting;

@@ -1,7 +1,9 @@
 using System.Runtime.Serialization;
 using Akka.Actor;
 using Akka.Serialization;
-using DistributedInference.Actors.Cluster;
+using DistributedInference.Actors.Cluster.Devices;
+using DistributedInference.Actors.Cluster.Jobs;
+using DistributedInference.Actors.Cluster.Stages;
 using DistributedInference.Actors.Pipeline;
 using DistributedInference.Actors.Processes;
 using DistributedInference.Actors.Replica;

@@ -1,5 +1,8 @@
 using Akka.Actor;
-using DistributedInference.Actors.Cluster;
+using DistributedInference.Actors.Cluster.Devices;
+using DistributedInference.Actors.Cluster.Jobs;
+using DistributedInference.Actors.Cluster.Nodes;
+using DistributedInference.Actors.Cluster.Stages;
 using DistributedInference.Actors.Configuration;
 using DistributedInference.Models;
 using DistributedInference.Models.Auto;

@@ -1,5 +1,4 @@
 using Akka.Actor;
-using DistributedInference.Actors.Cluster;
 using DistributedInference.Actors.Replica;
 using DistributedInference.Host.CommandLine;
 using DistributedInference.Host.Inference;

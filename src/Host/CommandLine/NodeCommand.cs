@@ -1,5 +1,6 @@
 using System.CommandLine;
-using DistributedInference.Actors.Cluster;
+using DistributedInference.Actors.Cluster.Devices;
+using DistributedInference.Actors.Cluster.Jobs;
 using DistributedInference.Host.Cluster;
 
 namespace DistributedInference.Host.CommandLine;

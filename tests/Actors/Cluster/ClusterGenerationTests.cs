@@ -1,4 +1,4 @@
-using DistributedInference.Actors.Cluster;
+using DistributedInference.Actors.Cluster.Planning;
 using DistributedInference.Actors.Pipeline;
 using DistributedInference.Actors.Tests.Pipeline;
 using DistributedInference.Models.Generation;

@@ -1,5 +1,5 @@
 using Akka.Actor;
-using DistributedInference.Actors.Cluster;
+using DistributedInference.Actors.Cluster.Jobs;
 using DistributedInference.Actors.Replica;
 using DistributedInference.Actors.Splitting;
 using DistributedInference.Models.Gpt2;

@@ -1,5 +1,5 @@
 using Akka.Actor;
-using DistributedInference.Actors.Cluster;
+using DistributedInference.Actors.Cluster.Planning;
 using DistributedInference.Actors.Pipeline;
 using DistributedInference.Actors.Replica;
 using DistributedInference.Models;

@@ -1,5 +1,7 @@
 using Akka.Actor;
-using DistributedInference.Actors.Cluster;
+using DistributedInference.Actors.Cluster.Devices;
+using DistributedInference.Actors.Cluster.Jobs;
+using DistributedInference.Actors.Cluster.Stages;
 using DistributedInference.Actors.Configuration;
 using DistributedInference.Actors.Replica;
 using DistributedInference.Models.Runtime;

@@ -1,6 +1,6 @@
 using Akka.Actor;
 using Akka.TestKit.Xunit2;
-using DistributedInference.Actors.Cluster;
+using DistributedInference.Actors.Cluster.Jobs;
 using DistributedInference.Actors.Configuration;
 using DistributedInference.Actors.Pipeline;
 using DistributedInference.Actors.Replica;

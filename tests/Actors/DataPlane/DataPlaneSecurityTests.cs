@@ -4,7 +4,7 @@ using System.Net.Sockets;
 using System.Security.Authentication;
 using Akka.Actor;
 using Akka.Configuration;
-using DistributedInference.Actors.Cluster;
+using DistributedInference.Actors.Cluster.Devices;
 using DistributedInference.Actors.Configuration;
 using DistributedInference.Actors.DataPlane;
 using DistributedInference.Actors.Pipeline;

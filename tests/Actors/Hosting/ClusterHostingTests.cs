@@ -1,5 +1,5 @@
 using Akka.Actor;
-using DistributedInference.Actors.Cluster;
+using DistributedInference.Actors.Cluster.Devices;
 using DistributedInference.Actors.Hosting;
 using DistributedInference.Actors.Replica;
 using DistributedInference.Models;

@@ -149,9 +149,8 @@ public sealed class ReplicaJobTests : TestKit
         var splitter = Sys.ActorOf(ReplicaSplitter.Props(devices));
         var (completed, streamed) = await Run(splitter, Enumerable.Range(0, 40).ToArray(), new JobOptions(false, 1));
         AssertEveryRowOnceInOrder(40, completed, streamed);
-        // Its own share alone (10 batches x 400 ms) would take 4 s.
-        Assert.True(completed.Statistics.Elapsed < TimeSpan.FromSeconds(2), $"{completed.Statistics.Elapsed}");
-        Assert.True(completed.Statistics.Devices["sim-0"].Batches < 10);
+        // Its own share would be 10 batches: idle devices took some of them.
+        Assert.True(completed.Statistics.Devices["sim-0"].Batches < 10, $"{completed.Statistics.Devices["sim-0"].Batches}");
     }
 
     [Fact]

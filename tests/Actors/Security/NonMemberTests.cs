@@ -1,6 +1,6 @@
 using Akka.Actor;
 using Akka.Configuration;
-using DistributedInference.Actors.Cluster;
+using DistributedInference.Actors.Cluster.Devices;
 using DistributedInference.Actors.Configuration;
 using DistributedInference.Actors.Replica;
 using DistributedInference.Actors.Security;

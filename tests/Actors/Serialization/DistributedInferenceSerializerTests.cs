@@ -65,11 +65,11 @@ public sealed class DistributedInferenceSerializerTests : TestKit
         yield return [new OutputGathered("job", zeros(0, 7))];
         yield return [new PipelineCompleted("job", ones(2, 2), new PipelineRunMetrics(TimeSpan.FromSeconds(2), [new StageMetrics(0, 4, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1), TimeSpan.Zero)]))];
         yield return [new PipelineFailed("job", "pipeline stage 1 stopped", false)];
-        yield return [Actors.Cluster.GetStageHostInfo.Instance];
+        yield return [Actors.Cluster.Stages.GetStageHostInfo.Instance];
         yield return [GetGatheredOutputs.Instance];
-        yield return [new Actors.Cluster.GetJobStatus("job")];
-        yield return [new Actors.Cluster.JobStatus("job", Actors.Cluster.JobState.Failed, 3, 9, "every device stopped")];
-        yield return [new Actors.Cluster.JobStatus("job", Actors.Cluster.JobState.Running, 3, 9)];
+        yield return [new Actors.Cluster.Jobs.GetJobStatus("job")];
+        yield return [new Actors.Cluster.Jobs.JobStatus("job", Actors.Cluster.Jobs.JobState.Failed, 3, 9, "every device stopped")];
+        yield return [new Actors.Cluster.Jobs.JobStatus("job", Actors.Cluster.Jobs.JobState.Running, 3, 9)];
     }
 
     [Theory]
@@ -115,7 +115,7 @@ public sealed class DistributedInferenceSerializerTests : TestKit
         Assert.Equal(new AddDevice(other.Ref, "10.0.0.5:40004"), RoundTrip(new AddDevice(other.Ref, "10.0.0.5:40004")));
         Assert.Equal(other.Ref, ((RemoveDevice)RoundTrip(new RemoveDevice(other.Ref))).Device);
         Assert.Same(GetDevices.Instance, RoundTrip(GetDevices.Instance));
-        Assert.Same(Actors.Cluster.GetLocalDevices.Instance, RoundTrip(Actors.Cluster.GetLocalDevices.Instance));
+        Assert.Same(Actors.Cluster.Devices.GetLocalDevices.Instance, RoundTrip(Actors.Cluster.Devices.GetLocalDevices.Instance));
         Assert.Equal(other.Ref, ((ConnectStage)RoundTrip(new ConnectStage(other.Ref))).Next);
         Assert.Equal(new StageHosted(2, probe.Ref), RoundTrip(new StageHosted(2, probe.Ref)));
         Assert.Equal(new ConnectStage(other.Ref, "10.0.0.2:40001"), RoundTrip(new ConnectStage(other.Ref, "10.0.0.2:40001")));
@@ -129,7 +129,7 @@ public sealed class DistributedInferenceSerializerTests : TestKit
         Assert.Equal(new FetchJobInput("job", probe.Ref, "10.0.0.4:40003"), RoundTrip(new FetchJobInput("job", probe.Ref, "10.0.0.4:40003")));
         Assert.Equal("10.0.0.3:40002", ((RunBatch)RoundTrip(new RunBatch("job", 2, new[] { "a" }, "10.0.0.3:40002"))).ReplyDataPlane);
         var spec = new StageSpec(1, 2, 3, "cuda:1", "bf16", true, "tests/fixtures/gpt2-tiny");
-        Assert.Equal(new Actors.Cluster.HostStage(spec, probe.Ref), RoundTrip(new Actors.Cluster.HostStage(spec, probe.Ref)));
+        Assert.Equal(new Actors.Cluster.Stages.HostStage(spec, probe.Ref), RoundTrip(new Actors.Cluster.Stages.HostStage(spec, probe.Ref)));
     }
 
     [Fact]
@@ -144,8 +144,8 @@ public sealed class DistributedInferenceSerializerTests : TestKit
     [Fact]
     public void A_stage_host_describes_its_devices_and_every_layer_of_its_model()
     {
-        var info = new Actors.Cluster.StageHostInfo(["cpu", "cuda:1"], "gpt2", [new StagedLayerInfo("wte+wpe", 10, 40, 0), new StagedLayerInfo("h.0", 20, 80, 123)]);
-        var back = (Actors.Cluster.StageHostInfo)RoundTrip(info);
+        var info = new Actors.Cluster.Stages.StageHostInfo(["cpu", "cuda:1"], "gpt2", [new StagedLayerInfo("wte+wpe", 10, 40, 0), new StagedLayerInfo("h.0", 20, 80, 123)]);
+        var back = (Actors.Cluster.Stages.StageHostInfo)RoundTrip(info);
         Assert.Equal(info.Devices, back.Devices);
         Assert.Equal(info.Model, back.Model);
         Assert.Equal(info.Layers, back.Layers);
@@ -154,10 +154,10 @@ public sealed class DistributedInferenceSerializerTests : TestKit
     [Fact]
     public void A_stage_host_says_how_much_memory_each_device_has_free()
     {
-        var info = new Actors.Cluster.StageHostInfo(["cpu", "cuda:1"], "gpt2", [new StagedLayerInfo("h.0", 20, 80, 123)], [12L << 30, -1]);
-        var back = (Actors.Cluster.StageHostInfo)RoundTrip(info);
+        var info = new Actors.Cluster.Stages.StageHostInfo(["cpu", "cuda:1"], "gpt2", [new StagedLayerInfo("h.0", 20, 80, 123)], [12L << 30, -1]);
+        var back = (Actors.Cluster.Stages.StageHostInfo)RoundTrip(info);
         Assert.Equal(info.FreeBytes, back.FreeBytes);
-        Assert.Null(((Actors.Cluster.StageHostInfo)RoundTrip(info with { FreeBytes = null })).FreeBytes);
+        Assert.Null(((Actors.Cluster.Stages.StageHostInfo)RoundTrip(info with { FreeBytes = null })).FreeBytes);
     }
 
     [Fact]

@@ -1,7 +1,8 @@
 using System.Reflection;
 using Akka.Actor;
 using Akka.TestKit.Xunit2;
-using DistributedInference.Actors.Cluster;
+using DistributedInference.Actors.Cluster.Devices;
+using DistributedInference.Actors.Cluster.Stages;
 using DistributedInference.Actors.Configuration;
 using DistributedInference.Actors.Pipeline;
 using DistributedInference.Actors.Replica;

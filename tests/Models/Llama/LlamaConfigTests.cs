@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json.Nodes;
 using DistributedInference.Models.Generation;
 using DistributedInference.Models.Llama;
@@ -75,15 +74,12 @@ public sealed class LlamaConfigTests
     [Fact]
     public void Random_init_is_on_the_target_dtype_with_norms_one()
     {
-        var watch = Stopwatch.StartNew();
         using var model = LlamaSource.Resolve("qwen2.5-0.5b").CreateModel(CPU, ScalarType.BFloat16);
-        watch.Stop();
         Assert.All(model.parameters(), p => Assert.Equal(ScalarType.BFloat16, p.dtype));
         var named = model.named_parameters().ToDictionary(p => p.name, p => p.parameter);
         Assert.Equal(1.0, named["model.norm.weight"].to(ScalarType.Float32).mean().ToDouble());
         Assert.Equal(0.0, named["model.layers.0.self_attn.q_proj.bias"].to(ScalarType.Float32).abs().max().ToDouble());
         var std = named["model.layers.3.mlp.up_proj.weight"].to(ScalarType.Float32).std().ToDouble();
         Assert.InRange(std, 0.019, 0.021);
-        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(30), $"initialising 0.5B parameters took {watch.Elapsed}");
     }
 }

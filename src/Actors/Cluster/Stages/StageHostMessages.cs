@@ -2,7 +2,7 @@ using Akka.Actor;
 using DistributedInference.Actors.Pipeline;
 using DistributedInference.Models.Staging;
 
-namespace DistributedInference.Actors.Cluster;
+namespace DistributedInference.Actors.Cluster.Stages;
 
 /// <summary>Asks a node's <see cref="StageHost"/> what it can host: answered with <see cref="StageHostInfo"/>.</summary>
 public sealed record GetStageHostInfo

@@ -1,10 +1,13 @@
 using Akka.Actor;
+using DistributedInference.Actors.Cluster.Devices;
+using DistributedInference.Actors.Cluster.Jobs;
+using DistributedInference.Actors.Cluster.Stages;
 using DistributedInference.Actors.Configuration;
 using DistributedInference.Models.Runtime;
 using DistributedInference.Models.Staging;
 using DistributedInference.Models.Tasks;
 
-namespace DistributedInference.Actors.Cluster;
+namespace DistributedInference.Actors.Cluster.Nodes;
 
 /// <summary>A staged model a node serves to pipelines, under the name pipelines ask for.</summary>
 public sealed record ServedStages(string Name, Func<IStagedModel> Load);

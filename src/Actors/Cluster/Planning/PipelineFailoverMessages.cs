@@ -1,6 +1,6 @@
 using DistributedInference.Actors.Pipeline;
 
-namespace DistributedInference.Actors.Cluster;
+namespace DistributedInference.Actors.Cluster.Planning;
 
 /// <summary>
 /// A pipeline runtime and the plan it was built from, as the re-planning function of a <see cref="PipelineFailover"/>

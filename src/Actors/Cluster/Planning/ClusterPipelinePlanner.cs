@@ -1,13 +1,15 @@
 using System.Text;
 using Akka.Actor;
 using Akka.Cluster;
+using DistributedInference.Actors.Cluster.Devices;
+using DistributedInference.Actors.Cluster.Stages;
 using DistributedInference.Actors.Pipeline;
 using DistributedInference.Actors.Replica;
 using DistributedInference.Models;
 using DistributedInference.Models.Partitioning;
 using DistributedInference.Models.Runtime;
 
-namespace DistributedInference.Actors.Cluster;
+namespace DistributedInference.Actors.Cluster.Planning;
 
 /// <summary>A node's stage host, what it offers, and where it is.</summary>
 public sealed record StageHostOnNode(Address Node, IActorRef Host, StageHostInfo Info);

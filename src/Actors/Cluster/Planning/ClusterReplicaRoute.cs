@@ -1,11 +1,13 @@
 using Akka.Actor;
 using Akka.Cluster;
+using DistributedInference.Actors.Cluster.Devices;
+using DistributedInference.Actors.Cluster.Jobs;
 using DistributedInference.Actors.Replica;
 using DistributedInference.Models;
 using DistributedInference.Models.Generation;
 using DistributedInference.Models.Tasks;
 
-namespace DistributedInference.Actors.Cluster;
+namespace DistributedInference.Actors.Cluster.Planning;
 
 /// <summary>
 /// The way a replica job takes through a cluster, decided once per job by one policy (used by the <c>di</c> client and

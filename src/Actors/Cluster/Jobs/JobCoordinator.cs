@@ -5,7 +5,7 @@ using DistributedInference.Actors.Replica;
 using DistributedInference.Actors.Security;
 using DistributedInference.Actors.Splitting;
 
-namespace DistributedInference.Actors.Cluster;
+namespace DistributedInference.Actors.Cluster.Jobs;
 
 /// <summary>
 /// The home of one replica job in the cluster: an entity of the job shard region (keyed by job id, on nodes with the

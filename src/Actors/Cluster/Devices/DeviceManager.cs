@@ -4,7 +4,7 @@ using DistributedInference.Actors.Security;
 using DistributedInference.Models.Runtime;
 using DistributedInference.Models.Tasks;
 
-namespace DistributedInference.Actors.Cluster;
+namespace DistributedInference.Actors.Cluster.Devices;
 
 /// <summary>
 /// The devices of one node, at the fixed path <c>/user/devices</c> on every node with the <see cref="Role"/> role:
@@ -44,10 +44,4 @@ public sealed class DeviceManager : MembersOnlyActor
 
     public static Props Props(IReadOnlyList<DeviceName> devices, ReplicaModelFactory model) =>
         Akka.Actor.Props.Create(() => new DeviceManager(devices, model));
-}
-
-/// <summary>Asks a node's <see cref="DeviceManager"/> for its device actors: answered with <see cref="DeviceList"/>.</summary>
-public sealed record GetLocalDevices
-{
-    public static readonly GetLocalDevices Instance = new();
 }

@@ -1,4 +1,4 @@
-namespace DistributedInference.Actors.Cluster;
+namespace DistributedInference.Actors.Cluster.Jobs;
 
 /// <summary>Asks a job's coordinator (through the job shard region, from any node) how its job stands: answered with <see cref="JobStatus"/>.</summary>
 public sealed record GetJobStatus(string JobId);

@@ -2,7 +2,7 @@ using Akka.Actor;
 using DistributedInference.Actors.Pipeline;
 using DistributedInference.Actors.Replica;
 
-namespace DistributedInference.Actors.Cluster;
+namespace DistributedInference.Actors.Cluster.Planning;
 
 /// <summary>
 /// A pipeline over the stage hosts of the cluster that outlives its nodes: when a call fails because a stage stopped

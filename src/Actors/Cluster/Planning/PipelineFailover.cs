@@ -3,7 +3,7 @@ using Akka.Event;
 using DistributedInference.Actors.Replica;
 using DistributedInference.Actors.Security;
 
-namespace DistributedInference.Actors.Cluster;
+namespace DistributedInference.Actors.Cluster.Planning;
 
 /// <summary>
 /// The fail-over of one cluster pipeline: lends its current runtime to one call at a time per

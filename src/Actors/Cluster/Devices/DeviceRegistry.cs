@@ -4,7 +4,7 @@ using Akka.Event;
 using DistributedInference.Actors.Replica;
 using DistributedInference.Actors.Security;
 
-namespace DistributedInference.Actors.Cluster;
+namespace DistributedInference.Actors.Cluster.Devices;
 
 /// <summary>
 /// Follows cluster membership and hands the devices of every node with the device role to a splitter: on MemberUp

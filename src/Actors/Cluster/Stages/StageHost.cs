@@ -7,7 +7,7 @@ using DistributedInference.Models;
 using DistributedInference.Models.Runtime;
 using DistributedInference.Models.Staging;
 
-namespace DistributedInference.Actors.Cluster;
+namespace DistributedInference.Actors.Cluster.Stages;
 
 /// <summary>
 /// Builds pipeline stages of this node's model for coordinators anywhere in the cluster, at the fixed path

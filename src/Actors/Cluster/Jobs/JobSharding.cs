@@ -1,8 +1,9 @@
 using Akka.Actor;
 using Akka.Cluster.Sharding;
+using DistributedInference.Actors.Cluster.Devices;
 using DistributedInference.Actors.Replica;
 
-namespace DistributedInference.Actors.Cluster;
+namespace DistributedInference.Actors.Cluster.Jobs;
 
 /// <summary>
 /// The job shard region: <see cref="JobCoordinator"/> entities keyed by job id, hosted by nodes with the
