@@ -77,7 +77,7 @@ internal sealed class DataPlaneConnection
                     _queue.Reader.TryRead(out _);
                     _plane.Sent();
                     // The receiver gets its own copy: the payload written is nobody's now (RowPayload's rule).
-                    (outgoing.Message as Splitting.ICarriesRows)?.Payload?.Dispose();
+                    (outgoing.Message as Splitting.ICarriesRows)?.ReleaseRows();
                 }
             }
         }

@@ -99,8 +99,22 @@ public sealed record GetGatheredOutputs
     public static readonly GetGatheredOutputs Instance = new();
 }
 
-/// <summary>The most recent outputs a stage was handed with gather_output, oldest first.</summary>
-public sealed record GatheredOutputs(IReadOnlyList<OutputGathered> Outputs);
+/// <summary>
+/// The most recent outputs a stage was handed with gather_output, oldest first: copies the asker owns (sent to another
+/// node, the sender's copies are released once written).
+/// </summary>
+public sealed record GatheredOutputs(IReadOnlyList<OutputGathered> Outputs) : ICarriesRows
+{
+    RowPayload? ICarriesRows.Payload => null;
+
+    void ICarriesRows.ReleaseRows()
+    {
+        foreach (var output in Outputs)
+        {
+            output.Output.Dispose();
+        }
+    }
+}
 
 /// <summary>Per stage: busy (running micro-batches), idle (the rest of the window) and queue time (waiting to start).</summary>
 public sealed record StageMetrics(int Stage, int MicroBatches, TimeSpan Busy, TimeSpan Idle, TimeSpan QueueTime)

@@ -121,7 +121,7 @@ public sealed class DistributedInferenceSerializer : SerializerWithStringManifes
         }
         finally
         {
-            (obj as ICarriesRows)?.Payload?.Dispose();
+            (obj as ICarriesRows)?.ReleaseRows();
         }
     }
 

@@ -186,6 +186,21 @@ public sealed class DistributedInferenceSerializerTests : TestKit
     }
 
     [Fact]
+    public void Sending_to_another_node_releases_the_rows_a_message_carries_gathered_outputs_included()
+    {
+        var batch = arange(4, ScalarType.Float32).view(2, 2);
+        Serializer.ToBinary(new RunBatch("job", 1, batch));
+        Assert.True(batch.IsInvalid);
+
+        Tensor first = ones(2, 2), second = zeros(1, 2);
+        var back = (GatheredOutputs)RoundTrip(new GatheredOutputs([new OutputGathered("a", first), new OutputGathered("b", second)]));
+        Assert.True(first.IsInvalid && second.IsInvalid);
+        Assert.Equal(["a", "b"], back.Outputs.Select(o => o.JobId));
+        Assert.Equal([1, 2], ((Tensor)back.Outputs[1].Output).shape);
+        back.Outputs.ToList().ForEach(o => o.Output.Dispose());
+    }
+
+    [Fact]
     public void Malformed_frames_are_rejected_with_a_serialization_error()
     {
         var good = Serializer.ToBinary(new RunBatch("job", 1, arange(4, ScalarType.Float32).view(2, 2)));

@@ -205,7 +205,7 @@ public sealed class JobCoordinator : MembersOnlyActor, IWithTimers
         else
         {
             // Rows for a client that is gone are nobody's.
-            (message as ICarriesRows)?.Payload?.Dispose();
+            (message as ICarriesRows)?.ReleaseRows();
         }
     }
 
