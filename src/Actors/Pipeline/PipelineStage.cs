@@ -104,20 +104,8 @@ public sealed class PipelineStage : MembersOnlyActor
         var started = Stopwatch.GetTimestamp();
         try
         {
-            var output = _work!.Run(batch.Payload.Value);
-
             // What the work did not hand on goes now; what it returned is the next stage's.
-            batch.Payload.DisposeExcept(output);
-            RowPayload payload;
-            try
-            {
-                payload = RowPayload.From(output);
-            }
-            catch (ArgumentException e)
-            {
-                RowOwnership.Dispose(output);
-                throw new InvalidInputException($"the stage returned what no message can carry: {e.Message.Split(" (Parameter", 2)[0]}");
-            }
+            var payload = batch.Payload.TakeResult(_work!.Run(batch.Payload.Value), "the stage");
 
             // Durations on this node's clock only: the coordinator may be on another machine.
             _coordinator.Tell(new StageTiming(_stage, batch.JobId, batch.Index, Stopwatch.GetElapsedTime(received, started), Stopwatch.GetElapsedTime(started)));

@@ -106,18 +106,7 @@ public sealed class DeviceActor : MembersOnlyActor, IWithTimers
         {
             // The model takes and returns raw values; the device owns the rows it was sent: whatever the model did not
             // hand back in its results goes now.
-            var raw = _model!.Run(batch.Rows.Value);
-            batch.Rows.DisposeExcept(raw);
-            RowPayload results;
-            try
-            {
-                results = RowPayload.From(raw);
-            }
-            catch (ArgumentException e)
-            {
-                RowOwnership.Dispose(raw);
-                throw new InvalidInputException($"the model returned what no message can carry: {e.Message.Split(" (Parameter", 2)[0]}");
-            }
+            var results = batch.Rows.TakeResult(_model!.Run(batch.Rows.Value), "the model");
 
             _busy += clock.Elapsed;
             _completed++;

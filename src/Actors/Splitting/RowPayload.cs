@@ -141,6 +141,30 @@ public sealed class RowPayload : IDisposable
     }
 
     /// <summary>
+    /// What a user function (<c>IReplicaModel.Run</c>, <c>IStageWork.Run</c>) returned for this payload's value, taken
+    /// over as the payload of the next message: the tensors of this payload that the function did not hand on are
+    /// disposed now, and the returned value is owned by the result.
+    /// </summary>
+    /// <param name="output">What the function returned.</param>
+    /// <param name="returner">Who returned it, for the error ("the model", "the stage").</param>
+    /// <exception cref="InvalidInputException">
+    /// <paramref name="output"/> is not one of the closed set; its tensors are disposed before this throws.
+    /// </exception>
+    public RowPayload TakeResult(object? output, string returner)
+    {
+        DisposeExcept(output);
+        try
+        {
+            return From(output!);
+        }
+        catch (ArgumentException e)
+        {
+            RowOwnership.Dispose(output);
+            throw new InvalidInputException($"{returner} returned what no message can carry: {e.Message.Split(" (Parameter", 2)[0]}");
+        }
+    }
+
+    /// <summary>
     /// Disposes every tensor handle this payload holds, each once (a handle held twice, such as a staged batch's
     /// activation that is its token ids, is disposed once), a staged batch's ids and mask included. Strings and other
     /// plain values are left alone.
