@@ -251,6 +251,8 @@ public sealed class ReplicaClient
     // `input` stays the caller's: each submission, and each answer to FetchJobInput, carries new handles of it.
     private async IAsyncEnumerable<object> Messages(string jobId, RowPayload input, JobOptions? options, bool streamResults, bool resend, [EnumeratorCancellation] CancellationToken cancellation)
     {
+        // Cancelled before it starts: nothing is submitted (the job would otherwise run, and a quick one return its results).
+        cancellation.ThrowIfCancellationRequested();
         var splitter = await _splitter(cancellation);
         var system = _system as ActorSystem ?? (_system as IActorContext)?.System;
         var settings = system is null ? null : Configuration.DistributedInferenceSettings.From(system.Settings.Config);

@@ -8,7 +8,8 @@ namespace DistributedInference.Models.Tasks;
 /// input, its output tensor (one row per input row) comes back on the CPU, or through <c>fromTensor</c>.
 /// Ownership: <c>toTensor</c>'s result and every tensor the forward pass makes are disposed by the replica, except
 /// the CPU output handed to <c>fromTensor</c>; <c>fromTensor</c> runs outside any dispose scope, so what it computes
-/// is its own to return, and the output it was given is disposed after it returns unless it returned that tensor.
+/// is its own to return, and the output it was given is disposed after it returns unless what it returned holds that
+/// tensor (itself, or inside a list or dictionary it returned).
 /// </summary>
 public sealed class ModuleReplica : IReplicaModel
 {
@@ -32,7 +33,8 @@ public sealed class ModuleReplica : IReplicaModel
     /// <param name="build">Builds the module (weights included) on the given device.</param>
     /// <param name="toTensor">Input rows to the module's input; by default the rows must already be a tensor.</param>
     /// <param name="fromTensor">The module's output (on the CPU) to result rows; by default the tensor itself. Whatever it
-    /// returns is the caller's; the output it was given is disposed afterwards unless returned as is.</param>
+    /// returns is the caller's; the output it was given is disposed afterwards unless what it returns holds it (as is, or
+    /// in a list or dictionary).</param>
     public static ReplicaModelFactory Factory(
         string name,
         Func<Device, nn.Module<Tensor, Tensor>> build,
@@ -66,7 +68,7 @@ public sealed class ModuleReplica : IReplicaModel
         {
             using var noGrad = no_grad();
             var results = _fromTensor(output);
-            if (!ReferenceEquals(results, output))
+            if (!Holds(results, output))
             {
                 output.Dispose();
             }
@@ -81,4 +83,15 @@ public sealed class ModuleReplica : IReplicaModel
     }
 
     public void Dispose() => _module.Dispose();
+
+    // Whether the value fromTensor returned holds the output tensor (by reference), itself or in a list or dictionary.
+    private static bool Holds(object? value, Tensor output) => value switch
+    {
+        Tensor tensor => ReferenceEquals(tensor, output),
+        string => false,
+        System.Collections.IDictionary dictionary => dictionary.Values.Cast<object?>().Any(v => Holds(v, output)),
+        IEnumerable<KeyValuePair<string, object>> pairs => pairs.Any(p => Holds(p.Value, output)),
+        System.Collections.IEnumerable items => items.Cast<object?>().Any(v => Holds(v, output)),
+        _ => false,
+    };
 }

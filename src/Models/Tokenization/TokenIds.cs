@@ -35,8 +35,10 @@ public static class TokenIds
             return;
         }
 
-        var max = inputIds.max().ToInt64();
-        var min = inputIds.min().ToInt64();
+        // Called outside any dispose scope (before a model opens its own): the two scalars are freed here.
+        using var maxTensor = inputIds.max();
+        using var minTensor = inputIds.min();
+        var (max, min) = (maxTensor.ToInt64(), minTensor.ToInt64());
         if (max >= vocabSize || min < 0)
         {
             throw new InvalidInputException($"token id {(max >= vocabSize ? max : min)} is outside the model's vocabulary [0, {vocabSize})");

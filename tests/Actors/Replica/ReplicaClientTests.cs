@@ -54,6 +54,24 @@ public sealed class ReplicaClientTests : TestKit
     }
 
     [Fact]
+    public async Task A_call_whose_token_is_already_cancelled_submits_nothing()
+    {
+        var splitter = CreateTestProbe();
+        var client = new ReplicaClient(Sys, splitter.Ref);
+        using var cancelled = new CancellationTokenSource();
+        await cancelled.CancelAsync();
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => client.RunAsync(Enumerable.Range(0, 4).ToArray(), cancellation: cancelled.Token));
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(async () =>
+        {
+            await foreach (var _ in client.StreamAsync(Enumerable.Range(0, 4).ToArray(), cancellation: cancelled.Token))
+            {
+            }
+        });
+        Assert.False(splitter.HasMessages, "a cancelled call sent the job's home a message");
+    }
+
+    [Fact]
     public async Task A_job_submitted_without_its_input_asks_its_client_for_it_and_fails_when_it_does_not_come()
     {
         var splitter = Sys.ActorOf(ReplicaSplitter.Props([Sys.ActorOf(SimulatedDevice.Props("sim-0"))]));

@@ -30,6 +30,24 @@ public sealed class ModuleReplicaTests
     }
 
     [Fact]
+    public void A_fromTensor_that_returns_the_output_inside_a_dictionary_or_list_returns_it_alive()
+    {
+        using var replica = ModuleReplica.Factory("doubler", Doubler, fromTensor: output => new Dictionary<string, object>
+        {
+            ["doubled"] = output,
+            ["rows"] = new object[] { output.sum(1) },
+        })(DeviceName.Cpu);
+        using var rows = arange(4, ScalarType.Float32).view(2, 2);
+
+        var result = (Dictionary<string, object>)replica.Run(rows);
+
+        using var doubled = (Tensor)result["doubled"];
+        using var sums = (Tensor)((object[])result["rows"])[0];
+        Assert.Equal(new[] { 0f, 2, 4, 6 }, doubled.data<float>().ToArray());
+        Assert.Equal(new[] { 2f, 10 }, sums.data<float>().ToArray());
+    }
+
+    [Fact]
     public void By_default_the_output_itself_is_returned_alive()
     {
         using var replica = ModuleReplica.Factory("doubler", Doubler)(DeviceName.Cpu);
