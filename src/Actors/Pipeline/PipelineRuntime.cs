@@ -131,12 +131,13 @@ public sealed class PipelineRuntime : IPipeline
     /// the output rows in order. Calls may overlap: they stream through the stages. A call fails with
     /// <see cref="JobFailedException"/> when the coordinator stops or the pipeline breaks, and when it takes longer than
     /// <c>distributed-inference.job-timeout</c>; <paramref name="cancellation"/> ends the wait
-    /// (<see cref="OperationCanceledException"/>). The caller keeps <paramref name="input"/> (the coordinator is sent
+    /// (<see cref="OperationCanceledException"/>; a token already cancelled sends nothing). The caller keeps <paramref name="input"/> (the coordinator is sent
     /// new handles of it) and owns <see cref="PipelineCompleted.Output"/>.
     /// </summary>
     /// <exception cref="InvalidInputException"><paramref name="input"/> is not a tensor, a list or a dictionary of them.</exception>
     public async Task<PipelineCompleted> RunAsync(object input, int? numChunks = null, bool gatherOutput = false, CancellationToken cancellation = default)
     {
+        cancellation.ThrowIfCancellationRequested();
         var rows = RowPayload.FromInput(input).Handles();
         var (bridge, reader) = ChannelBridge.Open(_system);
         ChannelBridge.Watch(bridge, Coordinator);
@@ -166,6 +167,7 @@ public sealed class PipelineRuntime : IPipeline
     /// </remarks>
     public async Task<PipelineStepCompleted> StepAsync(object payload, CancellationToken cancellation = default)
     {
+        cancellation.ThrowIfCancellationRequested();
         var step = RowPayload.FromInput(payload).Handles();
         var (bridge, reader) = ChannelBridge.Open(_system);
         ChannelBridge.Watch(bridge, Coordinator);

@@ -79,6 +79,23 @@ public sealed class PipelineSupervisionTests : TestKit
         }
     }
 
+    [Fact]
+    public async Task A_call_whose_token_is_already_cancelled_sends_nothing()
+    {
+        using var gate = new Blocking();
+        await using var pipeline = await PipelineRuntime.StartAsync([() => gate], Sys);
+        using var cancelled = new CancellationTokenSource();
+        await cancelled.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => pipeline.RunAsync(new object[] { 1 }, numChunks: 1, cancellation: cancelled.Token));
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => pipeline.StepAsync(new object[] { 1 }, cancelled.Token));
+
+        // The stage is sent the next call only: had the cancelled ones gone out, it would be entered before this one.
+        gate.Release();
+        var completed = await pipeline.RunAsync(new object[] { 2 }, numChunks: 1);
+        Assert.Equal(new object[] { 2 }, (object[])completed.Output!.Value);
+        Assert.Equal(1, gate.Entered.CurrentCount);
+    }
+
     [Theory]
     [InlineData(0)]
     [InlineData(-1)]
