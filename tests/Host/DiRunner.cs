@@ -9,6 +9,14 @@ namespace DistributedInference.Host.Tests;
 /// <summary>Runs the <c>di</c> command line in this process and captures what it prints.</summary>
 public static class DiRunner
 {
+    /// <summary>A TCP port on 127.0.0.1 that was free a moment ago.</summary>
+    public static int FreePort()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
     public static string Fixtures => Path.Combine(AppContext.BaseDirectory, "fixtures");
 
     public static string TinyLanguageModel => Path.Combine(Fixtures, "gpt2-tiny", "lm");

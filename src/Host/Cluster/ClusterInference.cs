@@ -23,13 +23,14 @@ public static class ClusterInference
     /// <summary>
     /// Joins the cluster of <paramref name="seeds"/> as a client, listening on the address that routes toward the first
     /// seed, with <paramref name="secret"/> (null: the options' <c>--secret-file</c> or <c>DI_CLUSTER_SECRET</c>).
+    /// <paramref name="cancellation"/> ends the wait for the join (<see cref="OperationCanceledException"/>).
     /// </summary>
-    public static async Task<ActorSystem> JoinAsClientAsync(IReadOnlyList<string> seeds, string? configFile, InferOptions options, string? secret = null)
+    public static async Task<ActorSystem> JoinAsClientAsync(IReadOnlyList<string> seeds, string? configFile, InferOptions options, string? secret = null, CancellationToken cancellation = default)
     {
         var client = ClusterNode.Start(new NodeOptions(
             LocalAddressToward(seeds[0]), 0, seeds, [ClusterNode.ClientRole], "cpu", configFile, options.Model, options.Task, options.DType, options.MaxNewTokens, options.Seed, options.LibTorch,
             Secret: secret ?? ClusterSecret.Read(options.SecretFile), TlsCertificate: options.TlsCertificate));
-        await ClusterJoin.WhenUpAsync(client, seeds, options.JoinTimeout);
+        await ClusterJoin.WhenUpAsync(client, seeds, options.JoinTimeout, cancellation);
         return client;
     }
 

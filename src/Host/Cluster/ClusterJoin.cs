@@ -20,8 +20,10 @@ public static class ClusterJoin
 
     /// <summary>Waits until <paramref name="system"/> is Up; on time-out terminates it.</summary>
     /// <param name="join">The host:port the node was told to join, for the message.</param>
+    /// <param name="cancellation">Ends the wait (Ctrl-C before the node has joined), leaving the system to the caller.</param>
     /// <exception cref="InvalidInputException">Not Up within the timeout (exit code 2: the address is the user's to fix).</exception>
-    public static async Task WhenUpAsync(ActorSystem system, IReadOnlyList<string> join, TimeSpan? option)
+    /// <exception cref="OperationCanceledException"><paramref name="cancellation"/> was cancelled first.</exception>
+    public static async Task WhenUpAsync(ActorSystem system, IReadOnlyList<string> join, TimeSpan? option, CancellationToken cancellation = default)
     {
         var timeout = Timeout(system, option);
         var gate = MembershipGate.For(system);
@@ -31,16 +33,16 @@ public static class ClusterJoin
             if (gate is not null)
             {
                 // Refused before it is Up (a wrong secret), or Up and then accepted by an older member (or the oldest).
-                await Task.WhenAny(up, gate.Admitted);
+                await Task.WhenAny(up, gate.Admitted).WaitAsync(cancellation);
                 if (!gate.Admitted.IsFaulted)
                 {
-                    await up;
-                    await gate.Admitted.WaitAsync(timeout);
+                    await up.WaitAsync(cancellation);
+                    await gate.Admitted.WaitAsync(timeout, cancellation);
                 }
             }
             else
             {
-                await up;
+                await up.WaitAsync(cancellation);
             }
         }
         catch (TimeoutException) when (ClusterNode.IsUp(system))

@@ -72,7 +72,7 @@ public static class LaunchedInference
         var secret = Actors.Security.ClusterSecurity.NewSecret();
         await using var nodes = await LocalCluster.StartAsync(launch.NumProcesses, _ => nodeArguments, stderr, cancellation, forwardStderr: launch.Verbose, secret: secret);
         await stderr.WriteLineAsync($"di launch: {launch.NumProcesses} node process(es) up");
-        var client = await ClusterInference.JoinAsClientAsync([nodes.Seed], launch.ConfigFile, options, secret);
+        var client = await ClusterInference.JoinAsClientAsync([nodes.Seed], launch.ConfigFile, options, secret, cancellation);
         try
         {
             await ClusterInference.Run(client, job, options, launch.NumProcesses, stdout, stderr, cancellation);

@@ -28,7 +28,7 @@ public static class InferCommand
                 job.Writer.CheckFinite(stderr, options.Strict);
                 if (options.OnCluster)
                 {
-                    var client = await ClusterInference.JoinAsClientAsync(options.ClusterSeeds!, configFile: null, options);
+                    var client = await ClusterInference.JoinAsClientAsync(options.ClusterSeeds!, configFile: null, options, cancellation: cancellation);
                     try
                     {
                         await ClusterInference.Run(client, job, options, nodes: null, stdout, stderr, cancellation);

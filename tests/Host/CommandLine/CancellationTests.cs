@@ -76,6 +76,38 @@ public sealed class CancellationTests : IDisposable
     }
 
     [Fact]
+    public async Task A_client_signalled_while_it_is_still_joining_stops_joining_and_exits_143()
+    {
+        // Nothing listens at the address: the join would go on for its whole timeout (60 s here) and then fail with exit 2.
+        var input = Path.Combine(_folder, "rows.safetensors");
+        SafeTensorsFile.Write(input, new Dictionary<string, Tensor> { ["input_ids"] = randint(0, 1000, [4, 8], dtype: ScalarType.Int64) });
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var arg in new[] { Path.Combine(AppContext.BaseDirectory, "di.dll"), "infer", "--join", $"127.0.0.1:{DiRunner.FreePort()}", "--join-timeout", "60",
+                     "--task", "classify", "--model", DiRunner.TinyClassifier, "--input-ids", input })
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        start.Environment["DI_CLUSTER_SECRET"] = new string('s', 40);
+        using var client = Process.Start(start)!;
+        using var reaper = DiRunner.KillOnDispose(client);
+        var stderr = client.StandardError.ReadToEndAsync();
+        await Task.Delay(TimeSpan.FromSeconds(2));
+        Assert.False(client.HasExited, "the client ended before it was signalled");
+        using (var kill = Process.Start("kill", ["-TERM", client.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+        {
+            await kill.WaitForExitAsync();
+        }
+
+        await client.WaitForExitAsync().WaitAsync(Timeout);
+        var err = await stderr;
+        _log.WriteLine(err);
+        Assert.Equal(143, client.ExitCode);
+        Assert.Contains("di: cancelled", err, StringComparison.Ordinal);
+        Assert.DoesNotContain("could not join", err, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Ctrl_c_of_di_launch_exits_130_within_seconds_writes_nothing_and_leaves_no_node_running()
     {
         var input = Path.Combine(_folder, "rows.safetensors");

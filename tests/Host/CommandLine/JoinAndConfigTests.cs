@@ -14,13 +14,6 @@ public sealed class JoinAndConfigTests : IDisposable
 
     public void Dispose() => Directory.Delete(_folder, recursive: true);
 
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
-
     private string ConfigFile(string text)
     {
         var path = Path.Combine(_folder, $"{Guid.NewGuid():N}.conf");
@@ -33,7 +26,7 @@ public sealed class JoinAndConfigTests : IDisposable
     [Fact]
     public async Task A_client_that_cannot_join_says_so_in_one_line_within_the_join_timeout()
     {
-        var port = FreePort();
+        var port = DiRunner.FreePort();
         var clock = Stopwatch.StartNew();
         var (exit, stdout, stderr) = await DiRunner.RunProcess(Timeout, "infer", "--join", $"127.0.0.1:{port}", "--join-timeout", "2",
             "--model", "gpt2-tiny", "--task", "logits", "--prompts", "a");
@@ -47,7 +40,7 @@ public sealed class JoinAndConfigTests : IDisposable
     [Fact]
     public async Task A_node_that_cannot_join_gives_up_after_the_config_files_join_timeout_and_the_flag_beats_it()
     {
-        var port = FreePort();
+        var port = DiRunner.FreePort();
         var config = ConfigFile("distributed-inference.join-timeout = 1s");
         var (exit, _, stderr) = await DiRunner.RunProcess(Timeout, "node", "--join", $"127.0.0.1:{port}", "--config-file", config, "--model", "gpt2-tiny", "--task", "logits");
         Assert.Equal(2, exit);
@@ -65,7 +58,7 @@ public sealed class JoinAndConfigTests : IDisposable
         var config = Path.Combine(_folder, "di.conf");
         var (configExit, _, configStderr) = await DiRunner.RunProcess(Timeout, "config", "default", "--config-file", config);
         Assert.True(configExit == 0, configStderr);
-        var port = FreePort();
+        var port = DiRunner.FreePort();
 
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var arg in new[] { Path.Combine(AppContext.BaseDirectory, "di.dll"), "node", "--host", "127.0.0.1", "--port", $"{port}", "--config-file", config, "--model", "gpt2-tiny", "--task", "logits" })

@@ -10,17 +10,10 @@ public sealed class NodeSecurityTests
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromMinutes(2);
 
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
-
     [Fact]
     public async Task Two_nodes_on_one_port_the_second_refuses_to_start()
     {
-        var port = FreePort();
+        var port = DiRunner.FreePort();
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var arg in new[] { Path.Combine(AppContext.BaseDirectory, "di.dll"), "node", "--host", "127.0.0.1", "--port", $"{port}", "--roles", "control" })
         {

@@ -35,7 +35,7 @@ public sealed partial class ProcessGroupLaunchTests : IDisposable
     public async Task Two_machines_each_launching_two_processes_form_one_group_of_four()
     {
         // Two launchers on 127.0.0.1 standing for two machines: machine 1 starts processes 2 and 3 (local 0 and 1).
-        var port = FreePort().ToString(CultureInfo.InvariantCulture);
+        var port = DiRunner.FreePort().ToString(CultureInfo.InvariantCulture);
         string[] Args(int machine) =>
         [
             "launch", "--num-processes", "4", "--num-machines", "2", "--machine-rank", machine.ToString(CultureInfo.InvariantCulture),
@@ -54,7 +54,7 @@ public sealed partial class ProcessGroupLaunchTests : IDisposable
     {
         // Machine 1's only process exits 3 before the barrier: its launcher ends, and nothing stops process 0 on machine
         // 0, whose barrier (30 min timeout) must fail as soon as process 1 has left the cluster without arriving.
-        var port = FreePort().ToString(CultureInfo.InvariantCulture);
+        var port = DiRunner.FreePort().ToString(CultureInfo.InvariantCulture);
         string[] Args(int machine) =>
         [
             "launch", "--num-processes", "2", "--num-machines", "2", "--machine-rank", machine.ToString(CultureInfo.InvariantCulture),
@@ -80,15 +80,6 @@ public sealed partial class ProcessGroupLaunchTests : IDisposable
         var (exit, _, stderr) = await DiRunner.Run([.. args]);
         Assert.Equal(2, exit);
         Assert.Contains(error, stderr, StringComparison.Ordinal);
-    }
-
-    private static int FreePort()
-    {
-        var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        listener.Start();
-        var port = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
-        listener.Stop();
-        return port;
     }
 
     // Checks every line ProcessGroupProgram printed in a group of n processes; localIndex: each process's LOCAL_RANK.
