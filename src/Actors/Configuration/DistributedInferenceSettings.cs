@@ -12,6 +12,12 @@ public sealed record DistributedInferenceSettings(int MaxBatchSize, TimeSpan Job
     /// </summary>
     public int MaxAttempts { get; init; } = 3;
 
+    /// <summary>
+    /// <c>submit-timeout</c>: how long a submission waits to be acknowledged, and a job's home waits for the input it
+    /// asked its client for, before failing.
+    /// </summary>
+    public TimeSpan SubmitTimeout { get; init; } = TimeSpan.FromMinutes(2);
+
     /// <summary>Job options with this configuration's max batch size, batch timeout and max attempts.</summary>
     public Replica.JobOptions JobOptions(bool applyPadding = false) =>
         new(applyPadding, MaxBatchSize) { BatchTimeout = BatchTimeout, MaxAttempts = MaxAttempts };
@@ -31,6 +37,7 @@ public sealed record DistributedInferenceSettings(int MaxBatchSize, TimeSpan Job
                 section.GetTimeSpan("join-timeout"))
             {
                 MaxAttempts = section.GetInt("max-attempts", 3),
+                SubmitTimeout = section.GetTimeSpan("submit-timeout", TimeSpan.FromMinutes(2)),
             };
         }
         catch (Exception e) when (e is FormatException or ArgumentException or OverflowException or ConfigurationException)

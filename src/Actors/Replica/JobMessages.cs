@@ -43,7 +43,12 @@ public sealed record SubmitJob(string JobId, RowPayload Input, JobOptions Option
 /// From a job's coordinator to the client of a <see cref="SubmitJob.InputOnRequest"/> submission: send the input as
 /// <see cref="JobInput"/> to <see cref="ReplyTo"/> on the node whose data plane is <see cref="ReplyDataPlane"/>.
 /// </summary>
-public sealed record FetchJobInput(string JobId, IActorRef ReplyTo, string? ReplyDataPlane);
+public sealed record FetchJobInput(string JobId, IActorRef ReplyTo, string? ReplyDataPlane)
+{
+    /// <summary>Why a job whose input did not come within <paramref name="timeout"/> (the submit timeout) fails.</summary>
+    public static string NotSentWithin(TimeSpan timeout) =>
+        $"the client did not send the job's input within {timeout.TotalSeconds:F0} s (distributed-inference.submit-timeout)";
+}
 
 /// <summary>
 /// A job's input, sent by its client on the data plane when the coordinator asks: the coordinator owns it (the client

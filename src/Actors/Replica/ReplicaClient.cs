@@ -267,7 +267,7 @@ public sealed class ReplicaClient
             options ??= settings is null ? new JobOptions() : settings.JobOptions();
             var byDataPlane = dataPlane is not null;
             SubmitJob Submission() => new(jobId, byDataPlane ? RowPayload.From(Array.Empty<object>()) : input.Handles(), options, bridge, streamResults, dataPlane, byDataPlane);
-            var submitTimeout = system?.Settings.Config.GetTimeSpan("distributed-inference.submit-timeout", TimeSpan.FromMinutes(2)) ?? TimeSpan.FromMinutes(2);
+            var submitTimeout = settings?.SubmitTimeout ?? TimeSpan.FromMinutes(2);
             var submitted = Stopwatch.StartNew();
             splitter.Tell(Submission());
             var answered = false;

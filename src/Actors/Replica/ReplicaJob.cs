@@ -84,7 +84,7 @@ public sealed class ReplicaJob : MembersOnlyActor, IWithTimers
         {
             if (_job.InputOnRequest)
             {
-                Fail($"the client did not send the job's input within {InputTimeout.TotalSeconds:F0} s (distributed-inference.submit-timeout)");
+                Fail(FetchJobInput.NotSentWithin(InputTimeout));
             }
         });
         Receive<RemoveDevice>(r =>
@@ -109,7 +109,7 @@ public sealed class ReplicaJob : MembersOnlyActor, IWithTimers
     // How long devices may take to say what they serve (a busy device answers between two batches).
     private TimeSpan ModelCheckWait => ModelCheckTimeout < _job.Options.BatchTimeout ? ModelCheckTimeout : _job.Options.BatchTimeout;
 
-    private TimeSpan InputTimeout => Context.System.Settings.Config.GetTimeSpan("distributed-inference.submit-timeout", TimeSpan.FromMinutes(2));
+    private TimeSpan InputTimeout => Configuration.DistributedInferenceSettings.From(Context.System.Settings.Config).SubmitTimeout;
 
     /// <param name="job">The job; with <see cref="SubmitJob.InputOnRequest"/> its input is fetched from the client first.</param>
     /// <param name="devices">The devices it may use.</param>

@@ -73,14 +73,14 @@ public sealed class JobCoordinator : MembersOnlyActor, IWithTimers
             if (_awaitingInput is not null)
             {
                 _awaitingInput = null;
-                Finish(new JobFailed(_jobId, $"the client did not send the job's input within {InputTimeout.TotalSeconds:F0} s (distributed-inference.submit-timeout)"));
+                Finish(new JobFailed(_jobId, FetchJobInput.NotSentWithin(InputTimeout)));
             }
         });
     }
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    private TimeSpan InputTimeout => Context.System.Settings.Config.GetTimeSpan("distributed-inference.submit-timeout", TimeSpan.FromMinutes(2));
+    private TimeSpan InputTimeout => Configuration.DistributedInferenceSettings.From(Context.System.Settings.Config).SubmitTimeout;
 
     public static Props Props(string jobId, IActorRef splitter, TimeSpan keepFinishedFor) =>
         Akka.Actor.Props.Create(() => new JobCoordinator(jobId, splitter, keepFinishedFor)).WithDispatcher(Configuration.DistributedInferenceConfig.ComputeDispatcher);
