@@ -86,9 +86,9 @@ public sealed class ClusterNodeSetup
 
     internal void Validate()
     {
-        if (string.IsNullOrWhiteSpace(Secret) && !Security.ClusterSecurity.IsLoopback(Host))
+        if (string.IsNullOrWhiteSpace(Secret) && !Kernel.Membership.ClusterSecurity.IsLoopback(Host))
         {
-            throw new InvalidInputException($"{Host} is not a loopback address and this node has no cluster secret (WithSecret): {Security.ClusterSecurity.HowToMakeASecret}");
+            throw new InvalidInputException($"{Host} is not a loopback address and this node has no cluster secret (WithSecret): {Kernel.Membership.ClusterSecurity.HowToMakeASecret}");
         }
 
         if (Roles.Contains(DeviceManager.Role) && (Devices.Count == 0 || (Replica is null && Stages is null)))

@@ -3,7 +3,7 @@ using Akka.Hosting;
 using DistributedInference.Actors.Cluster.Jobs;
 using DistributedInference.Actors.Cluster.Nodes;
 using DistributedInference.Actors.Cluster.Planning;
-using DistributedInference.Actors.Configuration;
+using DistributedInference.Actors.Kernel.Settings;
 using DistributedInference.Actors.Replica;
 using Microsoft.Extensions.DependencyInjection;
 
@@ -74,7 +74,7 @@ public static class DistributedInferenceHostingExtensions
             .WithActors((system, registry) =>
             {
                 // Proves the secret to the older members (and checks newer ones) as every di process does.
-                Security.MembershipGate.Start(system);
+                Kernel.Membership.MembershipGate.Start(system);
                 var jobs = ClusterNodeActors.Start(system, setup.Devices, setup.Replica, setup.Stages) ?? JobSharding.StartProxy(system);
                 registry.Register<JobCoordinator>(jobs);
             });

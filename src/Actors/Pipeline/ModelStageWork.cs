@@ -1,4 +1,4 @@
-using DistributedInference.Actors.Splitting;
+using DistributedInference.Actors.Kernel.Rows;
 using DistributedInference.Models;
 using DistributedInference.Models.Staging;
 using static TorchSharp.torch;

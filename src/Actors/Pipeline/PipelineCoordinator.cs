@@ -1,8 +1,8 @@
 using Akka.Actor;
 using DistributedInference.Actors.Cluster.Stages;
-using DistributedInference.Actors.DataPlane;
-using DistributedInference.Actors.Security;
-using DistributedInference.Actors.Splitting;
+using DistributedInference.Actors.Kernel.Membership;
+using DistributedInference.Actors.Kernel.Rows;
+using DistributedInference.Actors.Kernel.Transport;
 using DistributedInference.Models;
 
 namespace DistributedInference.Actors.Pipeline;
@@ -14,7 +14,7 @@ namespace DistributedInference.Actors.Pipeline;
 /// and reassembles the last stage's outputs in order. Calls stream: micro-batches of the next call enter as soon as
 /// credit allows, so stages do not drain between calls. A stage that stops breaks the pipeline: running and later
 /// calls fail with the reason. Supervision: a local stage that throws is stopped, never restarted (a restarted stage
-/// would have lost its queue and its next stage, and stall; see <see cref="Supervision.Supervision.StopOnFailure"/>),
+/// would have lost its queue and its next stage, and stall; see <see cref="Kernel.Supervision.Supervision.StopOnFailure"/>),
 /// which breaks the pipeline; the coordinator itself is never restarted either: a failure fails its calls and stops it.
 /// </summary>
 public sealed class PipelineCoordinator : MembersOnlyActor
@@ -78,9 +78,9 @@ public sealed class PipelineCoordinator : MembersOnlyActor
     /// <param name="maxInFlight">Micro-batches allowed inside the pipe at once (backpressure, also between nodes).</param>
     /// <param name="readyTo">Told <see cref="PipelineReady"/> once every stage is built, or <see cref="StageLoadFailed"/>.</param>
     public static Props Props(IReadOnlyList<StagePlacement> placements, int maxInFlight, IActorRef? readyTo = null) =>
-        Akka.Actor.Props.Create(() => new PipelineCoordinator(placements, maxInFlight, readyTo)).WithDispatcher(Configuration.DistributedInferenceConfig.ComputeDispatcher);
+        Akka.Actor.Props.Create(() => new PipelineCoordinator(placements, maxInFlight, readyTo)).WithDispatcher(Kernel.Settings.DistributedInferenceConfig.ComputeDispatcher);
 
-    protected override SupervisorStrategy SupervisorStrategy() => Supervision.Supervision.StopOnFailure();
+    protected override SupervisorStrategy SupervisorStrategy() => Kernel.Supervision.Supervision.StopOnFailure();
 
     // The coordinator that threw fails its calls (PostStop, with the error) and stops; a restart never replays its start.
     protected override void PreRestart(Exception reason, object message)

@@ -1,6 +1,6 @@
 using System.Diagnostics;
+using DistributedInference.Actors.Kernel.Rows;
 using DistributedInference.Actors.Replica;
-using DistributedInference.Actors.Splitting;
 using DistributedInference.Models.Generation;
 using DistributedInference.Models.Staging;
 using static TorchSharp.torch;

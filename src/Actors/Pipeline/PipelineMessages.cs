@@ -1,5 +1,5 @@
 using Akka.Actor;
-using DistributedInference.Actors.Splitting;
+using DistributedInference.Actors.Kernel.Rows;
 
 namespace DistributedInference.Actors.Pipeline;
 

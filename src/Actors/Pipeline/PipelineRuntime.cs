@@ -1,7 +1,7 @@
 using Akka.Actor;
-using DistributedInference.Actors.Configuration;
+using DistributedInference.Actors.Kernel.Rows;
+using DistributedInference.Actors.Kernel.Settings;
 using DistributedInference.Actors.Replica;
-using DistributedInference.Actors.Splitting;
 using DistributedInference.Models;
 using DistributedInference.Models.Partitioning;
 using DistributedInference.Models.Staging;

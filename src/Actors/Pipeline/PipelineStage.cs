@@ -1,10 +1,10 @@
 using System.Diagnostics;
 using Akka.Actor;
 using Akka.Event;
-using DistributedInference.Actors.Configuration;
-using DistributedInference.Actors.DataPlane;
-using DistributedInference.Actors.Security;
-using DistributedInference.Actors.Splitting;
+using DistributedInference.Actors.Kernel.Membership;
+using DistributedInference.Actors.Kernel.Rows;
+using DistributedInference.Actors.Kernel.Settings;
+using DistributedInference.Actors.Kernel.Transport;
 using DistributedInference.Models;
 using DistributedInference.Models.Runtime;
 

@@ -5,8 +5,8 @@ using System.Text.Json;
 using Akka.Actor;
 using Akka.Cluster;
 using Akka.Configuration;
-using DistributedInference.Actors.Configuration;
-using DistributedInference.Actors.Security;
+using DistributedInference.Actors.Kernel.Membership;
+using DistributedInference.Actors.Kernel.Settings;
 using DistributedInference.Models;
 
 namespace DistributedInference.Actors.Processes;

@@ -1,5 +1,5 @@
 using Akka.Actor;
-using DistributedInference.Actors.Security;
+using DistributedInference.Actors.Kernel.Membership;
 
 namespace DistributedInference.Actors.Processes;
 

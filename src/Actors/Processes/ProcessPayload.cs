@@ -1,6 +1,6 @@
 using System.Collections;
 using System.Text.Json;
-using DistributedInference.Actors.Serialization;
+using DistributedInference.Actors.Kernel.Wire;
 using static TorchSharp.torch;
 
 namespace DistributedInference.Actors.Processes;

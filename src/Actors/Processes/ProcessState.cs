@@ -1,6 +1,6 @@
 using System.Globalization;
-using DistributedInference.Actors.Security;
-using DistributedInference.Actors.Splitting;
+using DistributedInference.Actors.Kernel.Membership;
+using DistributedInference.Actors.Kernel.Rows;
 using DistributedInference.Models;
 using DistributedInference.Models.Runtime;
 

@@ -1,6 +1,6 @@
 using System.Threading.Channels;
 using Akka.Actor;
-using DistributedInference.Actors.Security;
+using DistributedInference.Actors.Kernel.Membership;
 
 namespace DistributedInference.Actors.Replica;
 

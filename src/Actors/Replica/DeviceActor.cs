@@ -1,9 +1,9 @@
 using System.Diagnostics;
 using Akka.Actor;
 using Akka.Event;
-using DistributedInference.Actors.Configuration;
-using DistributedInference.Actors.Security;
-using DistributedInference.Actors.Splitting;
+using DistributedInference.Actors.Kernel.Membership;
+using DistributedInference.Actors.Kernel.Rows;
+using DistributedInference.Actors.Kernel.Settings;
 using DistributedInference.Models;
 using DistributedInference.Models.Runtime;
 using DistributedInference.Models.Tasks;
@@ -184,7 +184,7 @@ public sealed class DeviceActor : MembersOnlyActor, IWithTimers
 
     // Answers to a job on another node go through the data plane when both nodes have one (results can outgrow Akka's frames).
     private void Reply(IActorRef replyTo, RunBatch batch, object message) =>
-        DataPlane.TensorDataPlane.Tell(Context.System, batch.ReplyDataPlane, replyTo, message, Self);
+        Kernel.Transport.TensorDataPlane.Tell(Context.System, batch.ReplyDataPlane, replyTo, message, Self);
 
     private void HandleDropJob(DropJob drop)
     {

@@ -1,4 +1,4 @@
-using DistributedInference.Actors.Splitting;
+using DistributedInference.Actors.Kernel.Rows;
 
 namespace DistributedInference.Actors.Replica;
 

@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using Akka.Actor;
 using Akka.Event;
-using DistributedInference.Actors.Splitting;
+using DistributedInference.Actors.Kernel.Rows;
 using DistributedInference.Models;
 
 namespace DistributedInference.Actors.Replica;
@@ -255,7 +255,7 @@ public sealed class ReplicaClient
         cancellation.ThrowIfCancellationRequested();
         var splitter = await _splitter(cancellation);
         var system = _system as ActorSystem ?? (_system as IActorContext)?.System;
-        var settings = system is null ? null : Configuration.DistributedInferenceSettings.From(system.Settings.Config);
+        var settings = system is null ? null : Kernel.Settings.DistributedInferenceSettings.From(system.Settings.Config);
         var jobTimeout = settings?.JobTimeout ?? TimeSpan.FromMinutes(30);
         var (bridge, reader) = ChannelBridge.Open(_system, watchFirstSender: true, announceAnswerer: true);
         using var timeout = new CancellationTokenSource(jobTimeout);
@@ -263,7 +263,7 @@ public sealed class ReplicaClient
         using var expire = timeout.Token.Register(() => splitter.Tell(new CancelJob(jobId)));
         try
         {
-            var dataPlane = system is null ? null : DataPlane.TensorDataPlane.For(system)?.Endpoint;
+            var dataPlane = system is null ? null : Kernel.Transport.TensorDataPlane.For(system)?.Endpoint;
             options ??= settings is null ? new JobOptions() : settings.JobOptions();
             var byDataPlane = dataPlane is not null;
             SubmitJob Submission() => new(jobId, byDataPlane ? RowPayload.From(Array.Empty<object>()) : input.Handles(), options, bridge, streamResults, dataPlane, byDataPlane);
@@ -304,7 +304,7 @@ public sealed class ReplicaClient
                 {
                     case FetchJobInput fetch:
                         // The coordinator wants the input: by the data plane to its node (new handles; the input stays this caller's).
-                        DataPlane.TensorDataPlane.Tell(system!, fetch.ReplyDataPlane, fetch.ReplyTo, new JobInput(jobId, input.Handles()), bridge);
+                        Kernel.Transport.TensorDataPlane.Tell(system!, fetch.ReplyDataPlane, fetch.ReplyTo, new JobInput(jobId, input.Handles()), bridge);
                         break;
                     case JobFailed failed when cancellation.IsCancellationRequested:
                         throw new OperationCanceledException($"job {jobId} cancelled: {failed.Reason}", cancellation);

@@ -1,8 +1,8 @@
 using System.Diagnostics;
 using Akka.Actor;
 using Akka.Event;
-using DistributedInference.Actors.Security;
-using DistributedInference.Actors.Splitting;
+using DistributedInference.Actors.Kernel.Membership;
+using DistributedInference.Actors.Kernel.Rows;
 using DistributedInference.Models;
 using DistributedInference.Models.Tasks;
 using static TorchSharp.torch;
@@ -23,7 +23,7 @@ namespace DistributedInference.Actors.Replica;
 /// (<see cref="JobOptions.Model"/>) first asks each device what it serves and runs only on those serving it (devices
 /// that come later too); none: the job fails as an input error, naming what the devices serve.
 /// A job is never restarted: if it throws, it stops (its parent's strategy is
-/// <see cref="Supervision.Supervision.StopOnFailure"/>, and a restart its parent asks for anyway only stops it), and the
+/// <see cref="Kernel.Supervision.Supervision.StopOnFailure"/>, and a restart its parent asks for anyway only stops it), and the
 /// client gets one <see cref="JobFailed"/> naming the error; nothing it already sent is sent again.
 /// User data never rides in a control message: a job submitted with <see cref="SubmitJob.InputOnRequest"/> first asks
 /// its client for the input (<see cref="FetchJobInput"/>; it comes by the data plane, and the job fails when it does not
@@ -37,7 +37,7 @@ public sealed class ReplicaJob : MembersOnlyActor, IWithTimers
 
     private readonly Dictionary<IActorRef, string> _deviceDataPlanes;
     private SubmitJob _job;
-    private readonly string? _dataPlane = DataPlane.TensorDataPlane.For(Context.System)?.Endpoint;
+    private readonly string? _dataPlane = Kernel.Transport.TensorDataPlane.For(Context.System)?.Endpoint;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Dictionary<IActorRef, LinkedList<int>> _queued = new();
     private readonly Dictionary<IActorRef, HashSet<int>> _inFlight = new();
@@ -109,13 +109,13 @@ public sealed class ReplicaJob : MembersOnlyActor, IWithTimers
     // How long devices may take to say what they serve (a busy device answers between two batches).
     private TimeSpan ModelCheckWait => ModelCheckTimeout < _job.Options.BatchTimeout ? ModelCheckTimeout : _job.Options.BatchTimeout;
 
-    private TimeSpan InputTimeout => Configuration.DistributedInferenceSettings.From(Context.System.Settings.Config).SubmitTimeout;
+    private TimeSpan InputTimeout => Kernel.Settings.DistributedInferenceSettings.From(Context.System.Settings.Config).SubmitTimeout;
 
     /// <param name="job">The job; with <see cref="SubmitJob.InputOnRequest"/> its input is fetched from the client first.</param>
     /// <param name="devices">The devices it may use.</param>
     /// <param name="dataPlanes">The data-plane endpoint of each device's node, where it is another node: its batches go there.</param>
     public static Props Props(SubmitJob job, IReadOnlyList<IActorRef> devices, IReadOnlyDictionary<IActorRef, string>? dataPlanes = null) =>
-        Akka.Actor.Props.Create(() => new ReplicaJob(job, devices, dataPlanes)).WithDispatcher(Configuration.DistributedInferenceConfig.ComputeDispatcher);
+        Akka.Actor.Props.Create(() => new ReplicaJob(job, devices, dataPlanes)).WithDispatcher(Kernel.Settings.DistributedInferenceConfig.ComputeDispatcher);
 
     protected override void PreStart()
     {
@@ -631,7 +631,7 @@ public sealed class ReplicaJob : MembersOnlyActor, IWithTimers
 
             // Rows are user data: to a device on another node they go by the data plane (a batch can outgrow Akka's
             // frame); one lost on the way times out and goes to another device like any batch that is not answered.
-            DataPlane.TensorDataPlane.Tell(Context.System, _deviceDataPlanes.GetValueOrDefault(device), device, new RunBatch(_job.JobId, index, rows, _dataPlane), Self);
+            Kernel.Transport.TensorDataPlane.Tell(Context.System, _deviceDataPlanes.GetValueOrDefault(device), device, new RunBatch(_job.JobId, index, rows, _dataPlane), Self);
             Timers.StartSingleTimer((index, _attempts[index]), new BatchTimedOut(index, _attempts[index]), _job.Options.BatchTimeout);
         }
     }
@@ -736,7 +736,7 @@ public sealed class ReplicaJob : MembersOnlyActor, IWithTimers
     }
 
     // Everything for the client takes one way (the data plane when it is on another node that has one), so it keeps its order.
-    private void ToClient(object message) => DataPlane.TensorDataPlane.Tell(Context.System, _job.ReplyDataPlane, _job.ReplyTo, message, Self);
+    private void ToClient(object message) => Kernel.Transport.TensorDataPlane.Tell(Context.System, _job.ReplyDataPlane, _job.ReplyTo, message, Self);
 
     private sealed record Batch(int Start, int Count, int Padding);
 

@@ -1,5 +1,5 @@
 using Akka.Actor;
-using DistributedInference.Actors.Configuration;
+using DistributedInference.Actors.Kernel.Settings;
 using DistributedInference.Models;
 using DistributedInference.Models.Runtime;
 using DistributedInference.Models.Tasks;

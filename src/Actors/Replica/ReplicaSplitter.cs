@@ -1,5 +1,5 @@
 using Akka.Actor;
-using DistributedInference.Actors.Security;
+using DistributedInference.Actors.Kernel.Membership;
 
 namespace DistributedInference.Actors.Replica;
 
@@ -7,7 +7,7 @@ namespace DistributedInference.Actors.Replica;
 /// Replica mode's front door: knows the device actors (and watches them), accepts jobs, and runs each in a child
 /// <see cref="ReplicaJob"/>; devices that join later are offered to running jobs too. It remembers each device's
 /// node's data-plane endpoint (<see cref="AddDevice.DataPlane"/>) for its jobs, which send batches there. A job that throws is stopped,
-/// never restarted (<see cref="Supervision.Supervision.StopOnFailure"/>): it tells its client the job failed.
+/// never restarted (<see cref="Kernel.Supervision.Supervision.StopOnFailure"/>): it tells its client the job failed.
 /// </summary>
 public sealed class ReplicaSplitter : MembersOnlyActor
 {
@@ -36,7 +36,7 @@ public sealed class ReplicaSplitter : MembersOnlyActor
 
     public static Props Props(IEnumerable<IActorRef> devices) => Akka.Actor.Props.Create(() => new ReplicaSplitter(devices.ToList()));
 
-    protected override SupervisorStrategy SupervisorStrategy() => Supervision.Supervision.StopOnFailure();
+    protected override SupervisorStrategy SupervisorStrategy() => Kernel.Supervision.Supervision.StopOnFailure();
 
     // Devices are added and removed only by this node's device registry (an actor): one without a sender came from elsewhere.
     protected override bool SenderRequired(object message) => message is AddDevice or RemoveDevice;

@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using DistributedInference.Actors.Replica;
-using DistributedInference.Actors.Simulation;
+using DistributedInference.Actors.Replica.Simulation;
 using DistributedInference.Models.Auto;
 using DistributedInference.Models.Generation;
 using DistributedInference.Models.Runtime;
@@ -106,7 +106,7 @@ public static class ReplicaBenchmark
 
     private static Task<SimulatedReplicas> Simulated(int devices, TimeSpan latency)
     {
-        var system = Akka.Actor.ActorSystem.Create("bench", Actors.Configuration.DistributedInferenceConfig.Default());
+        var system = Akka.Actor.ActorSystem.Create("bench", Actors.Kernel.Settings.DistributedInferenceConfig.Default());
         var refs = Enumerable.Range(0, devices)
             .Select(i => system.ActorOf(SimulatedDevice.Props($"sim-{i}", new SimulatedDeviceOptions { BatchLatency = latency })))
             .ToList();

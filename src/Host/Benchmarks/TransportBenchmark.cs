@@ -3,8 +3,8 @@ using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using Akka.Actor;
-using DistributedInference.Actors.Configuration;
-using DistributedInference.Actors.DataPlane;
+using DistributedInference.Actors.Kernel.Settings;
+using DistributedInference.Actors.Kernel.Transport;
 using DistributedInference.Actors.Pipeline;
 using DistributedInference.Models.Runtime;
 using static TorchSharp.torch;
@@ -26,10 +26,10 @@ public static class TransportBenchmark
         LibTorch.Initialize();
         await output.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"transport: {messages} messages per round, {window} in flight, median of {rounds} rounds (after one warm-up), 127.0.0.1"));
         var certificate = Path.Combine(Path.GetTempPath(), $"di-bench-{Guid.NewGuid():N}.pfx");
-        await File.WriteAllBytesAsync(certificate, Actors.Security.ClusterSecurity.NewSelfSignedCertificate(string.Empty, TimeSpan.FromDays(1)));
+        await File.WriteAllBytesAsync(certificate, Actors.Kernel.Membership.ClusterSecurity.NewSelfSignedCertificate(string.Empty, TimeSpan.FromDays(1)));
         try
         {
-            var secret = $"distributed-inference.security.secret = \"{Actors.Security.ClusterSecurity.NewSecret()}\"";
+            var secret = $"distributed-inference.security.secret = \"{Actors.Kernel.Membership.ClusterSecurity.NewSecret()}\"";
             await using var nodes = await TwoNodes.StartAsync(secret);
             await using var tlsNodes = await TwoNodes.StartAsync($"{secret}\ndistributed-inference.security.tls.certificate = {System.Text.Json.JsonSerializer.Serialize(certificate)}");
             foreach (var size in sizesMb)
@@ -113,7 +113,7 @@ public static class TransportBenchmark
         // Two nodes with these settings (a secret, a certificate) over the cluster defaults.
         public static async Task<TwoNodes> StartAsync(string security)
         {
-            ActorSystem Node() => Actors.Security.ClusterSecurity.CreateSystem(
+            ActorSystem Node() => Actors.Kernel.Membership.ClusterSecurity.CreateSystem(
                 "distributed-inference", Akka.Configuration.ConfigurationFactory.ParseString(security).WithFallback(DistributedInferenceConfig.Cluster("127.0.0.1", 0, ["client"])));
             var from = Node();
             var to = Node();

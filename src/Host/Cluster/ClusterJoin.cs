@@ -1,7 +1,7 @@
 using System.Globalization;
 using Akka.Actor;
-using DistributedInference.Actors.Configuration;
-using DistributedInference.Actors.Security;
+using DistributedInference.Actors.Kernel.Membership;
+using DistributedInference.Actors.Kernel.Settings;
 using DistributedInference.Models;
 
 namespace DistributedInference.Host.Cluster;

@@ -3,7 +3,7 @@ using DistributedInference.Actors.Cluster.Devices;
 using DistributedInference.Actors.Cluster.Jobs;
 using DistributedInference.Actors.Cluster.Nodes;
 using DistributedInference.Actors.Cluster.Stages;
-using DistributedInference.Actors.Configuration;
+using DistributedInference.Actors.Kernel.Settings;
 using DistributedInference.Models;
 using DistributedInference.Models.Auto;
 using DistributedInference.Models.Generation;
@@ -42,7 +42,7 @@ public static class ClusterNode
             throw new InvalidInputException($"--roles {unknownRole}: unknown role (use {DeviceManager.Role}, {JobSharding.ControlRole} or {DeviceManager.Role},{JobSharding.ControlRole})");
         }
 
-        Actors.Security.ListenAddress.Resolve(options.Host);
+        Actors.Kernel.Membership.ListenAddress.Resolve(options.Host);
         LibTorch.Initialize(options.LibTorch);
         Akka.Configuration.Config Build(bool tls) => NodeSecurity.Apply(
             DistributedInferenceConfig.Cluster(options.Host, options.Port, options.Roles, options.Join.Select(node => SeedNode.Parse(node, "--join").Address(SystemName, tls)).ToList(), options.ConfigFile),

@@ -1,4 +1,4 @@
-using DistributedInference.Actors.Security;
+using DistributedInference.Actors.Kernel.Membership;
 using DistributedInference.Models;
 
 namespace DistributedInference.Host.Cluster;

@@ -69,7 +69,7 @@ public static class LaunchedInference
         }
 
         // A secret of this launch only, handed to the nodes in their environment (never on their command line).
-        var secret = Actors.Security.ClusterSecurity.NewSecret();
+        var secret = Actors.Kernel.Membership.ClusterSecurity.NewSecret();
         await using var nodes = await LocalCluster.StartAsync(launch.NumProcesses, _ => nodeArguments, stderr, cancellation, forwardStderr: launch.Verbose, secret: secret);
         await stderr.WriteLineAsync($"di launch: {launch.NumProcesses} node process(es) up");
         var client = await ClusterInference.JoinAsClientAsync([nodes.Seed], launch.ConfigFile, options, secret, cancellation);

@@ -130,7 +130,7 @@ public sealed class LocalCluster : IAsyncDisposable
                 var start = DiStartInfo(args);
                 if (secret is not null)
                 {
-                    start.Environment[Actors.Security.ClusterSecurity.SecretVariable] = secret;
+                    start.Environment[Actors.Kernel.Membership.ClusterSecurity.SecretVariable] = secret;
                 }
 
                 var process = Process.Start(start) ?? throw new InvalidOperationException("could not start a di node process");

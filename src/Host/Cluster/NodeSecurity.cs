@@ -1,8 +1,8 @@
 using System.Text.Json;
 using Akka.Actor;
 using Akka.Configuration;
-using DistributedInference.Actors.DataPlane;
-using DistributedInference.Actors.Security;
+using DistributedInference.Actors.Kernel.Membership;
+using DistributedInference.Actors.Kernel.Transport;
 using DistributedInference.Models;
 
 namespace DistributedInference.Host.Cluster;

@@ -4,7 +4,7 @@ using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
-using DistributedInference.Actors.Security;
+using DistributedInference.Actors.Kernel.Membership;
 using DistributedInference.Models;
 
 namespace DistributedInference.Host.Cluster;

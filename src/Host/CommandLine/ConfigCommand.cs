@@ -1,5 +1,5 @@
 using System.CommandLine;
-using DistributedInference.Actors.Configuration;
+using DistributedInference.Actors.Kernel.Settings;
 using DistributedInference.Models;
 
 namespace DistributedInference.Host.CommandLine;

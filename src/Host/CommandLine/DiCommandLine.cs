@@ -1,5 +1,5 @@
 using System.CommandLine;
-using DistributedInference.Actors.Configuration;
+using DistributedInference.Actors.Kernel.Settings;
 
 namespace DistributedInference.Host.CommandLine;
 

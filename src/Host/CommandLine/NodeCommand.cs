@@ -55,7 +55,7 @@ public static class NodeCommand
                 var system = ClusterNode.Start(options);
                 await ClusterJoin.WhenUpAsync(system, options.Join, options.JoinTimeout);
                 var self = Akka.Cluster.Cluster.Get(system).SelfAddress;
-                var dataPlane = Actors.DataPlane.TensorDataPlane.For(system);
+                var dataPlane = Actors.Kernel.Transport.TensorDataPlane.For(system);
                 await result.InvocationConfiguration.Output.WriteLineAsync($"di node: up at {self.Host}:{self.Port}{(dataPlane is null ? string.Empty : $" (data plane {dataPlane.Endpoint})")}");
                 await result.InvocationConfiguration.Output.FlushAsync(cancellation);
                 await system.WhenTerminated;

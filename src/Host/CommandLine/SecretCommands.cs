@@ -1,5 +1,5 @@
 using System.CommandLine;
-using DistributedInference.Actors.Security;
+using DistributedInference.Actors.Kernel.Membership;
 using DistributedInference.Host.Cluster;
 using DistributedInference.Models;
 

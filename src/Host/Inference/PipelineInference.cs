@@ -87,7 +87,7 @@ public static class PipelineInference
             return await Task.WhenAll(calls.Select(async call =>
             {
                 // The call's rows as views (the pipeline is sent handles of its own): released once the call is over.
-                var part = Actors.Splitting.Rows.Slice(rows, call.Start, call.Count);
+                var part = Actors.Kernel.Rows.Rows.Slice(rows, call.Start, call.Count);
                 PipelineCompleted completed;
                 try
                 {
@@ -95,7 +95,7 @@ public static class PipelineInference
                 }
                 finally
                 {
-                    Actors.Splitting.RowOwnership.DisposeViews(part);
+                    Actors.Kernel.Rows.RowOwnership.DisposeViews(part);
                 }
 
                 progress?.Report(new JobProgress(Interlocked.Add(ref done, call.Count), total));

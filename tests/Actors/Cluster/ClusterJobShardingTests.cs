@@ -1,7 +1,7 @@
 using Akka.Actor;
 using DistributedInference.Actors.Cluster.Jobs;
+using DistributedInference.Actors.Kernel.Rows;
 using DistributedInference.Actors.Replica;
-using DistributedInference.Actors.Splitting;
 using DistributedInference.Models.Gpt2;
 using DistributedInference.Models.Runtime;
 using DistributedInference.Models.Tasks;

@@ -52,7 +52,7 @@ public sealed class ClusterPipelineTests : IAsyncLifetime
 
         // Stage to stage and last stage to coordinator: 3 micro-batches on each of the 3 hops between nodes, all on the
         // data plane (and the gathered output to the 2 stages on other nodes, which may still be on its way).
-        Assert.InRange(_cluster.Nodes.Sum(n => Actors.DataPlane.TensorDataPlane.For(n)!.FramesReceived), 9, 11);
+        Assert.InRange(_cluster.Nodes.Sum(n => Actors.Kernel.Transport.TensorDataPlane.For(n)!.FramesReceived), 9, 11);
         _output.WriteLine($"3 nodes, 3 micro-batches: max |diff| {diff:E2}, bubble {completed.Metrics.BubbleFraction:F3}");
         Assert.True(diff <= 1e-4);
         Assert.All(completed.Metrics.Stages, s => Assert.Equal(3, s.MicroBatches));
@@ -68,7 +68,7 @@ public sealed class ClusterPipelineTests : IAsyncLifetime
         }
 
         Assert.True(Fixtures.MaxAbsDiff((Tensor)Assert.Single(gathered.Outputs).Output, Fixtures.Expected("lm_logits")) <= 1e-4);
-        Assert.Equal(11, _cluster.Nodes.Sum(n => Actors.DataPlane.TensorDataPlane.For(n)!.FramesReceived));
+        Assert.Equal(11, _cluster.Nodes.Sum(n => Actors.Kernel.Transport.TensorDataPlane.For(n)!.FramesReceived));
     }
 
     [Fact]

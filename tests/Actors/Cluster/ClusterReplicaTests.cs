@@ -47,11 +47,11 @@ public sealed class ClusterReplicaTests : IAsyncLifetime
 
         // The results of the other nodes' devices came back on the data plane.
         var remoteBatches = result.Statistics.Devices.Where(d => d.Key.Contains(':', StringComparison.Ordinal)).Sum(d => d.Value.Batches);
-        Assert.InRange(Actors.DataPlane.TensorDataPlane.For(client)!.FramesReceived, remoteBatches, long.MaxValue);
+        Assert.InRange(Actors.Kernel.Transport.TensorDataPlane.For(client)!.FramesReceived, remoteBatches, long.MaxValue);
 
         // And their batches (rows of user data) went out on it too, not in Akka control messages.
-        Assert.InRange(Actors.DataPlane.TensorDataPlane.For(client)!.FramesSent, remoteBatches, long.MaxValue);
-        Assert.InRange(_cluster.Nodes.Skip(1).Sum(node => Actors.DataPlane.TensorDataPlane.For(node)!.FramesReceived), remoteBatches, long.MaxValue);
+        Assert.InRange(Actors.Kernel.Transport.TensorDataPlane.For(client)!.FramesSent, remoteBatches, long.MaxValue);
+        Assert.InRange(_cluster.Nodes.Skip(1).Sum(node => Actors.Kernel.Transport.TensorDataPlane.For(node)!.FramesReceived), remoteBatches, long.MaxValue);
 
         // A job for another model finds no device serving it on any node: an input error, nothing run.
         var other = await Assert.ThrowsAsync<Models.InvalidInputException>(() =>

@@ -1,8 +1,8 @@
 using Akka.Actor;
 using Akka.TestKit.Xunit2;
-using DistributedInference.Actors.Configuration;
+using DistributedInference.Actors.Kernel.Rows;
+using DistributedInference.Actors.Kernel.Settings;
 using DistributedInference.Actors.Replica;
-using DistributedInference.Actors.Splitting;
 using DistributedInference.Models.Gpt2;
 using DistributedInference.Models.Runtime;
 using DistributedInference.Models.Tasks;

@@ -1,9 +1,9 @@
 using Akka.Actor;
 using Akka.Configuration;
 using Akka.TestKit.Xunit2;
-using DistributedInference.Actors.Configuration;
+using DistributedInference.Actors.Kernel.Settings;
 using DistributedInference.Actors.Replica;
-using DistributedInference.Actors.Simulation;
+using DistributedInference.Actors.Replica.Simulation;
 using DistributedInference.Actors.Tests.Cluster;
 
 namespace DistributedInference.Actors.Tests.Replica;

@@ -1,9 +1,9 @@
 using Akka.Actor;
 using Akka.TestKit.Xunit2;
-using DistributedInference.Actors.Configuration;
+using DistributedInference.Actors.Kernel.Rows;
+using DistributedInference.Actors.Kernel.Settings;
 using DistributedInference.Actors.Replica;
-using DistributedInference.Actors.Simulation;
-using DistributedInference.Actors.Splitting;
+using DistributedInference.Actors.Replica.Simulation;
 using Xunit.Abstractions;
 
 namespace DistributedInference.Actors.Tests.Replica;

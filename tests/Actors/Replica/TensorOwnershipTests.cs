@@ -1,11 +1,11 @@
 using Akka.Actor;
 using Akka.TestKit.Xunit2;
 using DistributedInference.Actors.Cluster.Planning;
-using DistributedInference.Actors.Configuration;
-using DistributedInference.Actors.DataPlane;
+using DistributedInference.Actors.Kernel.Settings;
+using DistributedInference.Actors.Kernel.Transport;
 using DistributedInference.Actors.Pipeline;
 using DistributedInference.Actors.Replica;
-using DistributedInference.Actors.Simulation;
+using DistributedInference.Actors.Replica.Simulation;
 using DistributedInference.Actors.Tests.Cluster;
 using DistributedInference.Models.Gpt2;
 using DistributedInference.Models.Runtime;

@@ -1,4 +1,4 @@
-using DistributedInference.Actors.Configuration;
+using DistributedInference.Actors.Kernel.Settings;
 
 namespace DistributedInference.Host.Tests.CommandLine;
 

@@ -46,8 +46,8 @@ public sealed class NodeSecurityTests
         {
             var right = Path.Combine(folder, "right.secret");
             var wrong = Path.Combine(folder, "wrong.secret");
-            await File.WriteAllTextAsync(right, Actors.Security.ClusterSecurity.NewSecret());
-            await File.WriteAllTextAsync(wrong, Actors.Security.ClusterSecurity.NewSecret());
+            await File.WriteAllTextAsync(right, Actors.Kernel.Membership.ClusterSecurity.NewSecret());
+            await File.WriteAllTextAsync(wrong, Actors.Kernel.Membership.ClusterSecurity.NewSecret());
             await using var nodes = await LocalCluster.StartAsync(
                 1, _ => ["--roles", "control"], TextWriter.Null, CancellationToken.None, secret: (await File.ReadAllTextAsync(right)).Trim());
 

@@ -46,7 +46,7 @@ public sealed class SplitPromptsSampleTests : IDisposable
     private void AssertEachProcessSavedItsShare(string folder, int processes)
     {
         var completions = Expected().Select(line => line[(line.IndexOf(" -> ", StringComparison.Ordinal) + 4)..]).ToList();
-        var shares = DistributedInference.Actors.Splitting.SplitRules.SplitList(completions, processes, applyPadding: true);
+        var shares = DistributedInference.Actors.Kernel.Rows.SplitRules.SplitList(completions, processes, applyPadding: true);
         for (var rank = 0; rank < processes; rank++)
         {
             Assert.Equal(shares[rank], File.ReadAllLines(Path.Combine(folder, $"result_{rank}.txt")));

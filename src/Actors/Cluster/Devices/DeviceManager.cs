@@ -1,6 +1,6 @@
 using Akka.Actor;
+using DistributedInference.Actors.Kernel.Membership;
 using DistributedInference.Actors.Replica;
-using DistributedInference.Actors.Security;
 using DistributedInference.Models.Runtime;
 using DistributedInference.Models.Tasks;
 
@@ -32,7 +32,7 @@ public sealed class DeviceManager : MembersOnlyActor
         }
 
         // With this node's data-plane endpoint: jobs on other nodes send its devices their batches there.
-        Receive<GetLocalDevices>(_ => Sender.Tell(new DeviceList(_devices.ToList(), DataPlane.TensorDataPlane.For(Context.System)?.Endpoint)));
+        Receive<GetLocalDevices>(_ => Sender.Tell(new DeviceList(_devices.ToList(), Kernel.Transport.TensorDataPlane.For(Context.System)?.Endpoint)));
         Receive<Terminated>(t => _devices.Remove(t.ActorRef));
     }
 

@@ -1,8 +1,8 @@
 using Akka.Actor;
 using Akka.Cluster;
 using Akka.Event;
+using DistributedInference.Actors.Kernel.Membership;
 using DistributedInference.Actors.Replica;
-using DistributedInference.Actors.Security;
 
 namespace DistributedInference.Actors.Cluster.Devices;
 

@@ -1,9 +1,9 @@
 using Akka.Actor;
 using Akka.Cluster.Sharding;
 using Akka.Event;
+using DistributedInference.Actors.Kernel.Membership;
+using DistributedInference.Actors.Kernel.Rows;
 using DistributedInference.Actors.Replica;
-using DistributedInference.Actors.Security;
-using DistributedInference.Actors.Splitting;
 
 namespace DistributedInference.Actors.Cluster.Jobs;
 
@@ -80,10 +80,10 @@ public sealed class JobCoordinator : MembersOnlyActor, IWithTimers
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    private TimeSpan InputTimeout => Configuration.DistributedInferenceSettings.From(Context.System.Settings.Config).SubmitTimeout;
+    private TimeSpan InputTimeout => Kernel.Settings.DistributedInferenceSettings.From(Context.System.Settings.Config).SubmitTimeout;
 
     public static Props Props(string jobId, IActorRef splitter, TimeSpan keepFinishedFor) =>
-        Akka.Actor.Props.Create(() => new JobCoordinator(jobId, splitter, keepFinishedFor)).WithDispatcher(Configuration.DistributedInferenceConfig.ComputeDispatcher);
+        Akka.Actor.Props.Create(() => new JobCoordinator(jobId, splitter, keepFinishedFor)).WithDispatcher(Kernel.Settings.DistributedInferenceConfig.ComputeDispatcher);
 
     private void HandleSubmit(SubmitJob submit)
     {
@@ -143,7 +143,7 @@ public sealed class JobCoordinator : MembersOnlyActor, IWithTimers
 
     // The input comes by the data plane, to this node's endpoint (through Akka where there is none).
     private void FetchInput() =>
-        _client?.Tell(new FetchJobInput(_jobId, Self, DataPlane.TensorDataPlane.For(Context.System)?.Endpoint), Self);
+        _client?.Tell(new FetchJobInput(_jobId, Self, Kernel.Transport.TensorDataPlane.For(Context.System)?.Endpoint), Self);
 
     // The client stopped waiting (it was cancelled, or its node went away) before the job ended: nobody is left to take
     // the results, so the job stops, its queued and future batches with it.
@@ -200,7 +200,7 @@ public sealed class JobCoordinator : MembersOnlyActor, IWithTimers
     {
         if (_client is not null)
         {
-            DataPlane.TensorDataPlane.Tell(Context.System, _clientDataPlane, _client, message, Self);
+            Kernel.Transport.TensorDataPlane.Tell(Context.System, _clientDataPlane, _client, message, Self);
         }
         else
         {

@@ -2,7 +2,7 @@ using Akka.Actor;
 using DistributedInference.Actors.Cluster.Devices;
 using DistributedInference.Actors.Cluster.Jobs;
 using DistributedInference.Actors.Cluster.Stages;
-using DistributedInference.Actors.Configuration;
+using DistributedInference.Actors.Kernel.Settings;
 using DistributedInference.Models.Runtime;
 using DistributedInference.Models.Staging;
 using DistributedInference.Models.Tasks;

@@ -1,7 +1,7 @@
 using Akka.Actor;
 using Akka.Event;
+using DistributedInference.Actors.Kernel.Membership;
 using DistributedInference.Actors.Replica;
-using DistributedInference.Actors.Security;
 
 namespace DistributedInference.Actors.Cluster.Planning;
 

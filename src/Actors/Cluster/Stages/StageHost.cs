@@ -1,8 +1,8 @@
 using Akka.Actor;
 using Akka.Event;
-using DistributedInference.Actors.DataPlane;
+using DistributedInference.Actors.Kernel.Membership;
+using DistributedInference.Actors.Kernel.Transport;
 using DistributedInference.Actors.Pipeline;
-using DistributedInference.Actors.Security;
 using DistributedInference.Models;
 using DistributedInference.Models.Runtime;
 using DistributedInference.Models.Staging;
@@ -14,7 +14,7 @@ namespace DistributedInference.Actors.Cluster.Stages;
 /// <c>/user/stages</c> on nodes with the device role. The model is loaded once, off the actor's thread, when the host
 /// starts; each stage is a <see cref="PipelineStage"/> child holding its own copy of its layers on one of this node's
 /// devices. A coordinator's stages stop when it stops, or when its node leaves. A stage that throws is stopped, never
-/// restarted (<see cref="Supervision.Supervision.StopOnFailure"/>): its coordinator, watching it, fails its calls.
+/// restarted (<see cref="Kernel.Supervision.Supervision.StopOnFailure"/>): its coordinator, watching it, fails its calls.
 /// </summary>
 public sealed class StageHost : MembersOnlyActor, IWithStash
 {
@@ -41,7 +41,7 @@ public sealed class StageHost : MembersOnlyActor, IWithStash
 
     public IStash Stash { get; set; } = null!;
 
-    protected override SupervisorStrategy SupervisorStrategy() => Supervision.Supervision.StopOnFailure();
+    protected override SupervisorStrategy SupervisorStrategy() => Kernel.Supervision.Supervision.StopOnFailure();
 
     public static Props Props(IReadOnlyList<DeviceName> devices, string model, Func<IStagedModel> load) =>
         Akka.Actor.Props.Create(() => new StageHost(devices, model, load));

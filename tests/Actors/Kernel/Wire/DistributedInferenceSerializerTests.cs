@@ -1,0 +1,260 @@
+using System.Runtime.Serialization;
+using Akka.Actor;
+using Akka.TestKit.Xunit2;
+using DistributedInference.Actors.Kernel.Rows;
+using DistributedInference.Actors.Kernel.Settings;
+using DistributedInference.Actors.Kernel.Wire;
+using DistributedInference.Actors.Pipeline;
+using DistributedInference.Actors.Replica;
+using DistributedInference.Models.Staging;
+using static TorchSharp.torch;
+
+namespace DistributedInference.Actors.Tests.Serialization;
+
+public sealed class DistributedInferenceSerializerTests : TestKit
+{
+    public DistributedInferenceSerializerTests()
+        : base(DistributedInferenceConfig.Default())
+    {
+        Models.Runtime.LibTorch.Initialize();
+    }
+
+    private DistributedInferenceSerializer Serializer =>
+        (DistributedInferenceSerializer)Sys.Serialization.FindSerializerFor(new DropJob("any"));
+
+    private object RoundTrip(object message)
+    {
+        var serializer = Sys.Serialization.FindSerializerFor(message);
+        Assert.IsType<DistributedInferenceSerializer>(serializer);
+        var manifest = Akka.Serialization.Serialization.ManifestFor(serializer, message);
+        return Sys.Serialization.Deserialize(serializer.ToBinary(message), serializer.Identifier, manifest);
+    }
+
+    private static IReadOnlyDictionary<string, object> Rows() => new Dictionary<string, object>
+    {
+        ["input_ids"] = arange(6, ScalarType.Int64).view(2, 3),
+        ["attention_mask"] = ones(2, 3, ScalarType.Int64),
+        ["meta"] = new object?[] { "a dog", 3, 4L, 1.5, 2.5f, true, null },
+    };
+
+    public static IEnumerable<object[]> Messages()
+    {
+        Models.Runtime.LibTorch.Initialize();
+        var hidden = randn(2, 3, 4).to(ScalarType.BFloat16);
+        yield return [new RunBatch("job", 3, RowPayload.From(Rows()))];
+        yield return [new BatchCompleted("job", 3, randn(2, 5), TimeSpan.FromMilliseconds(12))];
+        yield return [new BatchFailed("job", 3, "cuda:1: out of memory", true)];
+        yield return [new DropJob("job")];
+        yield return [GetDeviceStatus.Instance];
+        yield return [new DeviceStatus("cuda:0", "gpt2 (logits, bf16) on cuda:0", 2, TimeSpan.FromSeconds(3), 17)];
+        yield return [new DeviceReady("cpu", "mlp on cpu")];
+        yield return [new DeviceLoadFailed("cuda:3", "no such device", true)];
+        yield return [new CancelJob("job")];
+        yield return [new JobAccepted("job", 10, 4, 3)];
+        yield return [new RowsCompleted("job", 2, 2, new object?[] { "x", "y" }, 4, 10)];
+        yield return [new JobCompleted("job", randn(4, 2), new JobStatistics(TimeSpan.FromSeconds(1), new Dictionary<string, DeviceShare> { ["device-0"] = new(3, 9, TimeSpan.FromMilliseconds(900)) }, 1))];
+        yield return [new JobCompleted("job", new object?[] { 1, null, 3 }, new JobStatistics(TimeSpan.FromSeconds(1), new Dictionary<string, DeviceShare>(), 4)) { FailedRows = [new RowFailure(1, "failed 3 times; last: boom")] }];
+        yield return [new RowsFailed("job", [1, 5], "failed 3 times; last: boom", 7, 10)];
+        yield return [new JobFailed("job", "every device stopped", false)];
+        yield return [new JobInput("job", RowPayload.From(Rows()))];
+        yield return [new MicroBatch("job", 1, new StagedBatch(hidden, arange(6, ScalarType.Int64).view(2, 3), null))];
+        yield return [new MicroBatchFailed("job", 1, 2, "stage 2: bad", true)];
+        yield return [new StageTiming(1, "job", 2, TimeSpan.FromMilliseconds(1), TimeSpan.FromTicks(40_001))];
+        yield return [new StageReady(0, "wte+wpe on cpu")];
+        yield return [new StageLoadFailed(1, "oom", false)];
+        yield return [new OutputGathered("job", zeros(0, 7))];
+        yield return [new PipelineCompleted("job", ones(2, 2), new PipelineRunMetrics(TimeSpan.FromSeconds(2), [new StageMetrics(0, 4, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1), TimeSpan.Zero)]))];
+        yield return [new PipelineFailed("job", "pipeline stage 1 stopped", false)];
+        yield return [Actors.Cluster.Stages.GetStageHostInfo.Instance];
+        yield return [GetGatheredOutputs.Instance];
+        yield return [new Actors.Cluster.Jobs.GetJobStatus("job")];
+        yield return [new Actors.Cluster.Jobs.JobStatus("job", Actors.Cluster.Jobs.JobState.Failed, 3, 9, "every device stopped")];
+        yield return [new Actors.Cluster.Jobs.JobStatus("job", Actors.Cluster.Jobs.JobState.Running, 3, 9)];
+    }
+
+    [Theory]
+    [MemberData(nameof(Messages))]
+    public void Every_cross_node_message_round_trips_through_its_binary_serializer(object message)
+    {
+        // Described first: what a message carries is released once it is written (the receiver has its own copy).
+        var sent = Describe(message);
+        var back = RoundTrip(message);
+        Assert.Equal(message.GetType(), back.GetType());
+        Assert.Equal(sent, Describe(back));
+    }
+
+    [Fact]
+    public void A_stage_timing_carries_durations_only_so_no_two_clocks_are_ever_subtracted()
+    {
+        var sent = new StageTiming(1, "job", 2, TimeSpan.FromMilliseconds(3), TimeSpan.FromMilliseconds(40)) { Arrived = new DateTime(2001, 1, 1, 0, 0, 0, DateTimeKind.Utc) };
+        var back = (StageTiming)RoundTrip(sent);
+
+        // The receiving coordinator stamps the arrival with its own clock; start and receipt follow from the durations.
+        Assert.Equal(default, back.Arrived);
+        Assert.Equal((sent.Queued, sent.Busy), (back.Queued, back.Busy));
+        var stamped = back with { Arrived = DateTime.UtcNow };
+        Assert.Equal(stamped.Finished - TimeSpan.FromMilliseconds(40), stamped.Started);
+        Assert.Equal(stamped.Started - TimeSpan.FromMilliseconds(3), stamped.Received);
+    }
+
+    [Fact]
+    public void Messages_with_actor_references_resolve_them_again()
+    {
+        var probe = CreateTestProbe();
+        var submit = (SubmitJob)RoundTrip(new SubmitJob("job", new[] { "a", "b" }, new JobOptions(true, 3) { MaxAttempts = 5, BatchTimeout = TimeSpan.FromSeconds(7), Model = "gpt2-tiny seed 4" }, probe.Ref, false));
+        Assert.Equal(probe.Ref, submit.ReplyTo);
+        Assert.Equal(new JobOptions(true, 3) { MaxAttempts = 5, BatchTimeout = TimeSpan.FromSeconds(7), Model = "gpt2-tiny seed 4" }, submit.Options);
+        Assert.False(submit.StreamResults);
+        var run = (RunPipeline)RoundTrip(new RunPipeline("job", RowPayload.From(Rows()), 4, true, probe.Ref));
+        Assert.Equal(probe.Ref, run.ReplyTo);
+        Assert.Equal((4, true), (run.NumChunks, run.GatherOutput));
+        var other = CreateTestProbe();
+        Assert.Equal([probe.Ref, other.Ref], ((DeviceList)RoundTrip(new DeviceList([probe.Ref, other.Ref]))).Devices);
+        Assert.Equal(other.Ref, ((AddDevice)RoundTrip(new AddDevice(other.Ref))).Device);
+        Assert.Equal("10.0.0.5:40004", ((DeviceList)RoundTrip(new DeviceList([probe.Ref], "10.0.0.5:40004"))).DataPlane);
+        Assert.Equal(new AddDevice(other.Ref, "10.0.0.5:40004"), RoundTrip(new AddDevice(other.Ref, "10.0.0.5:40004")));
+        Assert.Equal(other.Ref, ((RemoveDevice)RoundTrip(new RemoveDevice(other.Ref))).Device);
+        Assert.Same(GetDevices.Instance, RoundTrip(GetDevices.Instance));
+        Assert.Same(Actors.Cluster.Devices.GetLocalDevices.Instance, RoundTrip(Actors.Cluster.Devices.GetLocalDevices.Instance));
+        Assert.Equal(other.Ref, ((ConnectStage)RoundTrip(new ConnectStage(other.Ref))).Next);
+        Assert.Equal(new StageHosted(2, probe.Ref), RoundTrip(new StageHosted(2, probe.Ref)));
+        Assert.Equal(new ConnectStage(other.Ref, "10.0.0.2:40001"), RoundTrip(new ConnectStage(other.Ref, "10.0.0.2:40001")));
+        Assert.Equal(new StageHosted(1, probe.Ref, "10.0.0.2:40001"), RoundTrip(new StageHosted(1, probe.Ref, "10.0.0.2:40001")));
+        var submitted = (SubmitJob)RoundTrip(new SubmitJob("job", new[] { "a" }, new JobOptions(), probe.Ref, true, "10.0.0.3:40002"));
+        Assert.Equal(("10.0.0.3:40002", true), (submitted.ReplyDataPlane, submitted.StreamResults));
+        Assert.Null(submitted.Options.Model);
+        var onRequest = (SubmitJob)RoundTrip(new SubmitJob("job", Array.Empty<object>(), new JobOptions(), probe.Ref, true, "10.0.0.3:40002", InputOnRequest: true));
+        Assert.True(onRequest.InputOnRequest);
+        Assert.False(submitted.InputOnRequest);
+        Assert.Equal(new FetchJobInput("job", probe.Ref, "10.0.0.4:40003"), RoundTrip(new FetchJobInput("job", probe.Ref, "10.0.0.4:40003")));
+        Assert.Equal("10.0.0.3:40002", ((RunBatch)RoundTrip(new RunBatch("job", 2, new[] { "a" }, "10.0.0.3:40002"))).ReplyDataPlane);
+        var spec = new StageSpec(1, 2, 3, "cuda:1", "bf16", true, "tests/fixtures/gpt2-tiny");
+        Assert.Equal(new Actors.Cluster.Stages.HostStage(spec, probe.Ref), RoundTrip(new Actors.Cluster.Stages.HostStage(spec, probe.Ref)));
+    }
+
+    [Fact]
+    public void Gathered_outputs_keep_their_job_ids_and_tensors()
+    {
+        var back = (GatheredOutputs)RoundTrip(new GatheredOutputs([new OutputGathered("a", ones(2, 3)), new OutputGathered("b", arange(4, ScalarType.Int64))]));
+        Assert.Equal(["a", "b"], back.Outputs.Select(o => o.JobId));
+        Assert.Equal(0, Fixtures.MaxAbsDiff((Tensor)back.Outputs[0].Output, ones(2, 3)));
+        Assert.Equal(0, Fixtures.MaxAbsDiff((Tensor)back.Outputs[1].Output, arange(4, ScalarType.Int64)));
+    }
+
+    [Fact]
+    public void A_stage_host_describes_its_devices_and_every_layer_of_its_model()
+    {
+        var info = new Actors.Cluster.Stages.StageHostInfo(["cpu", "cuda:1"], "gpt2", [new StagedLayerInfo("wte+wpe", 10, 40, 0), new StagedLayerInfo("h.0", 20, 80, 123)]);
+        var back = (Actors.Cluster.Stages.StageHostInfo)RoundTrip(info);
+        Assert.Equal(info.Devices, back.Devices);
+        Assert.Equal(info.Model, back.Model);
+        Assert.Equal(info.Layers, back.Layers);
+    }
+
+    [Fact]
+    public void A_stage_host_says_how_much_memory_each_device_has_free()
+    {
+        var info = new Actors.Cluster.Stages.StageHostInfo(["cpu", "cuda:1"], "gpt2", [new StagedLayerInfo("h.0", 20, 80, 123)], [12L << 30, -1]);
+        var back = (Actors.Cluster.Stages.StageHostInfo)RoundTrip(info);
+        Assert.Equal(info.FreeBytes, back.FreeBytes);
+        Assert.Null(((Actors.Cluster.Stages.StageHostInfo)RoundTrip(info with { FreeBytes = null })).FreeBytes);
+    }
+
+    [Fact]
+    public void Process_group_rounds_keep_their_parts_bytes()
+    {
+        byte[] a = [1, 2, 3];
+        byte[] b = [];
+        var arrived = (Actors.Processes.ProcessArrived)RoundTrip(new Actors.Processes.ProcessArrived(4, 1, a));
+        Assert.Equal((4, 1), (arrived.Round, arrived.Rank));
+        Assert.Equal(a, arrived.Part);
+        var released = (Actors.Processes.ProcessesReleased)RoundTrip(new Actors.Processes.ProcessesReleased(4, [a, b]));
+        Assert.Equal((4, 2), (released.Round, released.Parts.Count));
+        Assert.Equal(a, released.Parts[0]);
+        Assert.Empty(released.Parts[1]);
+        Assert.Equal(new Actors.Processes.ProcessRoundRefused(4, "too big"), RoundTrip(new Actors.Processes.ProcessRoundRefused(4, "too big")));
+        Assert.Equal(new Actors.Processes.GetProcessArrivals(7), RoundTrip(new Actors.Processes.GetProcessArrivals(7)));
+        Assert.Equal([0, 2], ((Actors.Processes.ProcessArrivals)RoundTrip(new Actors.Processes.ProcessArrivals(7, [0, 2]))).Ranks);
+    }
+
+    [Fact]
+    public void The_hocon_bindings_cover_exactly_the_messages_the_serializer_knows()
+    {
+        var bound = Sys.Settings.Config.GetConfig("akka.actor.serialization-bindings").AsEnumerable()
+            .Select(pair => Type.GetType(pair.Key.Trim('"'), throwOnError: true)!).ToHashSet();
+        Assert.Equal(Serializer.MessageTypes.OrderBy(t => t.FullName), bound.Where(t => t.Namespace!.StartsWith("DistributedInference", StringComparison.Ordinal)).OrderBy(t => t.FullName));
+    }
+
+    [Fact]
+    public void Sending_to_another_node_releases_the_rows_a_message_carries_gathered_outputs_included()
+    {
+        var batch = arange(4, ScalarType.Float32).view(2, 2);
+        Serializer.ToBinary(new RunBatch("job", 1, batch));
+        Assert.True(batch.IsInvalid);
+
+        Tensor first = ones(2, 2), second = zeros(1, 2);
+        var back = (GatheredOutputs)RoundTrip(new GatheredOutputs([new OutputGathered("a", first), new OutputGathered("b", second)]));
+        Assert.True(first.IsInvalid && second.IsInvalid);
+        Assert.Equal(["a", "b"], back.Outputs.Select(o => o.JobId));
+        Assert.Equal([1, 2], ((Tensor)back.Outputs[1].Output).shape);
+        back.Outputs.ToList().ForEach(o => o.Output.Dispose());
+    }
+
+    [Fact]
+    public void Malformed_frames_are_rejected_with_a_serialization_error()
+    {
+        var good = Serializer.ToBinary(new RunBatch("job", 1, arange(4, ScalarType.Float32).view(2, 2)));
+        Assert.Throws<SerializationException>(() => Serializer.FromBinary(good, "no-such-manifest"));
+        Assert.Throws<SerializationException>(() => Serializer.FromBinary(good[..^3], "run-batch"));
+        Assert.Throws<SerializationException>(() => Serializer.FromBinary([.. good, 0], "run-batch"));
+
+        // Tag 7 (tensor), dtype 1 (float32), 2 dimensions of 1e9 x 1e9: refused before allocating.
+        using var huge = new MemoryStream();
+        using (var writer = new BinaryWriter(huge))
+        {
+            ValueCodec.WriteString(writer, "job");
+            writer.Write(1);
+            writer.Write((byte)7);
+            writer.Write((byte)1);
+            writer.Write((byte)2);
+            writer.Write(1_000_000_000L);
+            writer.Write(1_000_000_000L);
+        }
+
+        Assert.Contains("bytes but the frame has", Assert.Throws<SerializationException>(() => Serializer.FromBinary(huge.ToArray(), "run-batch")).Message, StringComparison.Ordinal);
+
+        var badDtype = (byte[])good.Clone();
+        badDtype[4 + 3 + 4 + 1] = 99;
+        Assert.Contains("unknown tensor dtype", Assert.Throws<SerializationException>(() => Serializer.FromBinary(badDtype, "run-batch")).Message, StringComparison.Ordinal);
+
+        var badCount = Serializer.ToBinary(new RowsCompleted("job", 0, 1, new object?[] { 1 }, 1, 1));
+        badCount[4 + 3 + 4 + 4 + 1] = 0xff;
+        Assert.Throws<SerializationException>(() => Serializer.FromBinary(badCount, "rows-completed"));
+    }
+
+    [Fact]
+    public void Values_that_cannot_cross_nodes_are_refused_when_sent()
+    {
+        Assert.Throws<ArgumentException>(() => new RunBatch("job", 0, RowPayload.From(new Uri("http://127.0.0.1"))));
+        using var complex = zeros(2, ScalarType.ComplexFloat32);
+        Assert.Throws<SerializationException>(() => Serializer.ToBinary(new RunBatch("job", 0, complex.alias())));
+    }
+
+    // A comparable text form of a message: tensors by dtype, shape and values; collections item by item.
+    private static string Describe(object? value) => value switch
+    {
+        null => "null",
+        Tensor t => $"{t.dtype}[{string.Join(",", t.shape)}]{{{(t.NumberOfElements == 0 ? string.Empty : string.Join(",", t.to(ScalarType.Float64).data<double>().ToArray()))}}}",
+        RowPayload p => $"{p.Kind}:{Describe(p.Value)}",
+        StagedBatch b => $"batch({Describe(b.Hidden)},{Describe(b.InputIds)},{Describe(b.AttentionMask)})",
+        string s => $"\"{s}\"",
+        IReadOnlyDictionary<string, object> d => "{" + string.Join(",", d.OrderBy(p => p.Key).Select(p => $"{p.Key}:{Describe(p.Value)}")) + "}",
+        IReadOnlyDictionary<string, DeviceShare> d => "{" + string.Join(",", d.OrderBy(p => p.Key).Select(p => $"{p.Key}:{p.Value}")) + "}",
+        System.Collections.IEnumerable e => "[" + string.Join(",", e.Cast<object?>().Select(Describe)) + "]",
+        JobStatistics s => $"stats({s.Elapsed},{Describe(s.Devices)},{s.ResentBatches})",
+        PipelineRunMetrics m => $"metrics({m.Elapsed},{Describe(m.Stages)})",
+        _ when value.GetType().Namespace!.StartsWith("DistributedInference", StringComparison.Ordinal) && value.GetType().GetProperties().Length > 0 =>
+            value.GetType().Name + "(" + string.Join(",", value.GetType().GetProperties().Select(p => $"{p.Name}={Describe(p.GetValue(value))}")) + ")",
+        _ => Convert.ToString(value, System.Globalization.CultureInfo.InvariantCulture) ?? string.Empty,
+    };
+}
