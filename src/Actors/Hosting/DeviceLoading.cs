@@ -1,5 +1,6 @@
 using System.Threading.Channels;
 using Akka.Actor;
+using DistributedInference.Actors.Kernel.Requests;
 using DistributedInference.Actors.Replica;
 using DistributedInference.Models;
 using Microsoft.Extensions.Hosting;

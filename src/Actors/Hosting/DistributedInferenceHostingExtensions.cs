@@ -3,6 +3,7 @@ using Akka.Hosting;
 using DistributedInference.Actors.Cluster.Jobs;
 using DistributedInference.Actors.Cluster.Nodes;
 using DistributedInference.Actors.Cluster.Planning;
+using DistributedInference.Actors.Kernel.Requests;
 using DistributedInference.Actors.Kernel.Settings;
 using DistributedInference.Actors.Replica;
 using Microsoft.Extensions.DependencyInjection;
@@ -74,7 +75,7 @@ public static class DistributedInferenceHostingExtensions
             .WithActors((system, registry) =>
             {
                 // Proves the secret to the older members (and checks newer ones) as every di process does.
-                Kernel.Membership.MembershipGate.Start(system);
+                Kernel.NodeServices.Start(system);
                 var jobs = ClusterNodeActors.Start(system, setup.Devices, setup.Replica, setup.Stages) ?? JobSharding.StartProxy(system);
                 registry.Register<JobCoordinator>(jobs);
             });

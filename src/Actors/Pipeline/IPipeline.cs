@@ -1,4 +1,5 @@
 using Akka.Actor;
+using DistributedInference.Actors.Kernel.Requests;
 
 namespace DistributedInference.Actors.Pipeline;
 

@@ -1,5 +1,4 @@
 using Akka.Actor;
-using DistributedInference.Actors.Cluster.Stages;
 using DistributedInference.Actors.Kernel.Membership;
 using DistributedInference.Actors.Kernel.Rows;
 using DistributedInference.Actors.Kernel.Transport;
@@ -29,8 +28,6 @@ public sealed class PipelineCoordinator : MembersOnlyActor
     private readonly int _maxInFlight;
     private readonly IActorRef? _readyTo;
     private readonly IActorRef?[] _stages;
-    private readonly string?[] _dataPlanes;
-    private readonly string? _dataPlane = TensorDataPlane.For(Context.System)?.Endpoint;
     private readonly Queue<MicroBatch> _waiting = new();
     private readonly Dictionary<string, Call> _calls = new(StringComparer.Ordinal);
     private readonly List<List<StageTiming>> _timings = [];
@@ -45,7 +42,6 @@ public sealed class PipelineCoordinator : MembersOnlyActor
     {
         _placements = placements;
         _stages = new IActorRef?[placements.Count];
-        _dataPlanes = new string?[placements.Count];
         _maxInFlight = maxInFlight;
         _readyTo = readyTo;
         Receive<RunPipeline>(HandleRunPipeline);
@@ -111,11 +107,11 @@ public sealed class PipelineCoordinator : MembersOnlyActor
             switch (_placements[s])
             {
                 case LocalStage local:
-                    HandleStageHosted(new StageHosted(s, Context.ActorOf(PipelineStage.Props(s, local.Work, Self), PipelineStage.Name(s)), _dataPlane));
+                    HandleStageHosted(new StageHosted(s, Context.ActorOf(PipelineStage.Props(s, local.Work, Self), PipelineStage.Name(s))));
                     break;
                 case RemoteStage remote:
                     Context.Watch(remote.Host);
-                    remote.Host.Tell(new HostStage(remote.Spec with { Stage = s }, Self));
+                    remote.Request(s, Self);
                     break;
             }
         }
@@ -159,13 +155,12 @@ public sealed class PipelineCoordinator : MembersOnlyActor
         }
 
         _stages[hosted.Stage] = hosted.StageActor;
-        _dataPlanes[hosted.Stage] = hosted.DataPlane;
         Context.Watch(hosted.StageActor);
         if (_stages.All(stage => stage is not null))
         {
             for (var s = 0; s < _stages.Length; s++)
             {
-                _stages[s]!.Tell(s + 1 < _stages.Length ? new ConnectStage(_stages[s + 1]!, _dataPlanes[s + 1]) : new ConnectStage(Self, _dataPlane));
+                _stages[s]!.Tell(s + 1 < _stages.Length ? new ConnectStage(_stages[s + 1]!) : new ConnectStage(Self));
             }
 
             _connected = true;
@@ -389,7 +384,7 @@ public sealed class PipelineCoordinator : MembersOnlyActor
             // Each stage gets its own copy (stages on other nodes on the data plane: it is the whole output).
             for (var s = 0; s < _stages.Length; s++)
             {
-                TensorDataPlane.Tell(Context.System, _dataPlanes[s], _stages[s]!, new OutputGathered(jobId, output.Clone()), Self);
+                Transport.Send(Context.System, _stages[s]!, new OutputGathered(jobId, output.Clone()), Self);
             }
         }
 

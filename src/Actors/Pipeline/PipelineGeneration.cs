@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using DistributedInference.Actors.Kernel.Requests;
 using DistributedInference.Actors.Kernel.Rows;
 using DistributedInference.Actors.Replica;
 using DistributedInference.Models.Generation;

@@ -1,4 +1,5 @@
 using Akka.Actor;
+using DistributedInference.Actors.Kernel.Requests;
 using DistributedInference.Actors.Kernel.Rows;
 using DistributedInference.Actors.Kernel.Settings;
 using DistributedInference.Actors.Replica;
@@ -31,7 +32,7 @@ public sealed class PipelineRuntime : IPipeline
         _ownsSystem = ownsSystem;
         Coordinator = coordinator;
         Stages = stages;
-        _deadline = DistributedInferenceSettings.From(system.Settings.Config).JobTimeout;
+        _deadline = DistributedInferenceSettings.Get(system).JobTimeout;
     }
 
     public IActorRef Coordinator { get; }

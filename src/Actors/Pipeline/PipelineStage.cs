@@ -29,7 +29,6 @@ public sealed class PipelineStage : MembersOnlyActor
     private readonly Queue<OutputGathered> _gathered = new();
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private IActorRef? _next;
-    private string? _nextDataPlane;
     private IStageWork? _work;
     private bool _processing;
 
@@ -46,7 +45,6 @@ public sealed class PipelineStage : MembersOnlyActor
         Receive<ConnectStage>(connect =>
         {
             _next = connect.Next;
-            _nextDataPlane = connect.NextDataPlane;
             ScheduleNext();
         });
         Receive<ProcessNext>(_ => HandleProcessNext());
@@ -121,7 +119,7 @@ public sealed class PipelineStage : MembersOnlyActor
     }
 
     // To a next stage (or coordinator) on another node through the data plane when both ends have one; else through Akka.
-    private void Forward(MicroBatch output) => TensorDataPlane.Tell(Context.System, _nextDataPlane, _next!, output, Self);
+    private void Forward(MicroBatch output) => Transport.Send(Context.System, _next!, output, Self);
 
     private void HandleOutputGathered(OutputGathered output)
     {

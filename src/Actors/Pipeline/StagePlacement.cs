@@ -12,11 +12,14 @@ public abstract record StagePlacement
 /// <summary>A stage built in the coordinator's process by <see cref="Work"/>, on that stage's thread.</summary>
 public sealed record LocalStage(Func<IStageWork> Work) : StagePlacement;
 
-/// <summary>A stage built by the <see cref="Cluster.StageHost"/> <see cref="Host"/> (any node) from <see cref="Spec"/>.</summary>
-public sealed record RemoteStage(IActorRef Host, StageSpec Spec) : StagePlacement;
-
 /// <summary>
-/// What a stage host builds: layers [<see cref="FirstLayer"/>, +<see cref="LayerCount"/>) of the model it serves
-/// (which must be <see cref="Model"/>) on its device <see cref="Device"/> in <see cref="DType"/>.
+/// A stage built by an actor on another node, <see cref="Host"/>, which the coordinator watches until the stage exists:
+/// <see cref="Request"/> asks it for stage <c>stage</c> of the coordinator given; the host answers the coordinator
+/// <see cref="StageHosted"/> (or <see cref="StageLoadFailed"/>), then the stage <see cref="StageReady"/>. The cluster's
+/// stage hosts are one such placement; the coordinator knows only this.
 /// </summary>
-public sealed record StageSpec(int Stage, int FirstLayer, int LayerCount, string Device, string DType, bool Last, string Model);
+public abstract record RemoteStage(IActorRef Host) : StagePlacement
+{
+    /// <summary>Asks <see cref="Host"/> to build stage <paramref name="stage"/> for <paramref name="coordinator"/>.</summary>
+    public abstract void Request(int stage, IActorRef coordinator);
+}

@@ -111,7 +111,7 @@ public sealed class ClusterProcessGroup : IProcessGroup, IDisposable, IAsyncDisp
         var system = ClusterSecurity.CreateSystem(SystemName, config);
         try
         {
-            var gate = MembershipGate.Start(system);
+            var gate = Kernel.NodeServices.Start(system);
             ICanTell coordinator = rank == 0
                 ? system.ActorOf(ProcessGroupCoordinator.Props(size, maximumBytes - FrameMargin), ProcessGroupCoordinator.ActorName)
                 : system.ActorSelection($"{seed}/user/{ProcessGroupCoordinator.ActorName}");

@@ -184,7 +184,7 @@ public sealed class DeviceActor : MembersOnlyActor, IWithTimers
 
     // Answers to a job on another node go through the data plane when both nodes have one (results can outgrow Akka's frames).
     private void Reply(IActorRef replyTo, RunBatch batch, object message) =>
-        Kernel.Transport.TensorDataPlane.Tell(Context.System, batch.ReplyDataPlane, replyTo, message, Self);
+        Kernel.Transport.Transport.Send(Context.System, replyTo, message, Self);
 
     private void HandleDropJob(DropJob drop)
     {

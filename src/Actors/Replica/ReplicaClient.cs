@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using Akka.Actor;
 using Akka.Event;
+using DistributedInference.Actors.Kernel.Requests;
 using DistributedInference.Actors.Kernel.Rows;
 using DistributedInference.Models;
 
@@ -255,7 +256,7 @@ public sealed class ReplicaClient
         cancellation.ThrowIfCancellationRequested();
         var splitter = await _splitter(cancellation);
         var system = _system as ActorSystem ?? (_system as IActorContext)?.System;
-        var settings = system is null ? null : Kernel.Settings.DistributedInferenceSettings.From(system.Settings.Config);
+        var settings = system is null ? null : Kernel.Settings.DistributedInferenceSettings.Get(system);
         var jobTimeout = settings?.JobTimeout ?? TimeSpan.FromMinutes(30);
         var (bridge, reader) = ChannelBridge.Open(_system, watchFirstSender: true, announceAnswerer: true);
         using var timeout = new CancellationTokenSource(jobTimeout);
@@ -263,10 +264,10 @@ public sealed class ReplicaClient
         using var expire = timeout.Token.Register(() => splitter.Tell(new CancelJob(jobId)));
         try
         {
-            var dataPlane = system is null ? null : Kernel.Transport.TensorDataPlane.For(system)?.Endpoint;
-            options ??= settings is null ? new JobOptions() : settings.JobOptions();
+            var dataPlane = system is null ? null : Kernel.Transport.TensorDataPlane.For(system);
+            options ??= settings is null ? new JobOptions() : JobOptions.From(settings);
             var byDataPlane = dataPlane is not null;
-            SubmitJob Submission() => new(jobId, byDataPlane ? RowPayload.From(Array.Empty<object>()) : input.Handles(), options, bridge, streamResults, dataPlane, byDataPlane);
+            SubmitJob Submission() => new(jobId, byDataPlane ? RowPayload.From(Array.Empty<object>()) : input.Handles(), options, bridge, streamResults, byDataPlane);
             var submitTimeout = settings?.SubmitTimeout ?? TimeSpan.FromMinutes(2);
             var submitted = Stopwatch.StartNew();
             splitter.Tell(Submission());
@@ -304,7 +305,7 @@ public sealed class ReplicaClient
                 {
                     case FetchJobInput fetch:
                         // The coordinator wants the input: by the data plane to its node (new handles; the input stays this caller's).
-                        Kernel.Transport.TensorDataPlane.Tell(system!, fetch.ReplyDataPlane, fetch.ReplyTo, new JobInput(jobId, input.Handles()), bridge);
+                        Kernel.Transport.Transport.Send(system!, fetch.ReplyTo, new JobInput(jobId, input.Handles()), bridge);
                         break;
                     case JobFailed failed when cancellation.IsCancellationRequested:
                         throw new OperationCanceledException($"job {jobId} cancelled: {failed.Reason}", cancellation);

@@ -35,9 +35,7 @@ public sealed class ReplicaJob : MembersOnlyActor, IWithTimers
     private const int InFlightPerDevice = 2;
     private static readonly TimeSpan ModelCheckTimeout = TimeSpan.FromSeconds(30);
 
-    private readonly Dictionary<IActorRef, string> _deviceDataPlanes;
     private SubmitJob _job;
-    private readonly string? _dataPlane = Kernel.Transport.TensorDataPlane.For(Context.System)?.Endpoint;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Dictionary<IActorRef, LinkedList<int>> _queued = new();
     private readonly Dictionary<IActorRef, HashSet<int>> _inFlight = new();
@@ -61,24 +59,15 @@ public sealed class ReplicaJob : MembersOnlyActor, IWithTimers
     private readonly List<IActorRef> _serving = [];
     private readonly SortedSet<string> _otherModels = new(StringComparer.Ordinal);
 
-    public ReplicaJob(SubmitJob job, IReadOnlyList<IActorRef> devices, IReadOnlyDictionary<IActorRef, string>? dataPlanes)
+    public ReplicaJob(SubmitJob job, IReadOnlyList<IActorRef> devices)
     {
         _job = job;
         _initialDevices = devices;
-        _deviceDataPlanes = dataPlanes?.ToDictionary() ?? [];
         Receive<BatchCompleted>(c => c.JobId == _job.JobId, HandleBatchCompleted);
         Receive<BatchFailed>(f => f.JobId == _job.JobId, HandleBatchFailed);
         Receive<BatchTimedOut>(HandleBatchTimedOut);
         Receive<Terminated>(t => HandleDeviceStopped(t.ActorRef));
-        Receive<AddDevice>(a =>
-        {
-            if (a.DataPlane is not null)
-            {
-                _deviceDataPlanes[a.Device] = a.DataPlane;
-            }
-
-            HandleAddDevice(a.Device);
-        });
+        Receive<AddDevice>(a => HandleAddDevice(a.Device));
         Receive<JobInput>(input => input.JobId == _job.JobId && _job.InputOnRequest, HandleJobInput);
         Receive<InputTimedOut>(_ =>
         {
@@ -109,20 +98,19 @@ public sealed class ReplicaJob : MembersOnlyActor, IWithTimers
     // How long devices may take to say what they serve (a busy device answers between two batches).
     private TimeSpan ModelCheckWait => ModelCheckTimeout < _job.Options.BatchTimeout ? ModelCheckTimeout : _job.Options.BatchTimeout;
 
-    private TimeSpan InputTimeout => Kernel.Settings.DistributedInferenceSettings.From(Context.System.Settings.Config).SubmitTimeout;
+    private TimeSpan InputTimeout => Kernel.Settings.DistributedInferenceSettings.Get(Context.System).SubmitTimeout;
 
     /// <param name="job">The job; with <see cref="SubmitJob.InputOnRequest"/> its input is fetched from the client first.</param>
     /// <param name="devices">The devices it may use.</param>
-    /// <param name="dataPlanes">The data-plane endpoint of each device's node, where it is another node: its batches go there.</param>
-    public static Props Props(SubmitJob job, IReadOnlyList<IActorRef> devices, IReadOnlyDictionary<IActorRef, string>? dataPlanes = null) =>
-        Akka.Actor.Props.Create(() => new ReplicaJob(job, devices, dataPlanes)).WithDispatcher(Kernel.Settings.DistributedInferenceConfig.ComputeDispatcher);
+    public static Props Props(SubmitJob job, IReadOnlyList<IActorRef> devices) =>
+        Akka.Actor.Props.Create(() => new ReplicaJob(job, devices)).WithDispatcher(Kernel.Settings.DistributedInferenceConfig.ComputeDispatcher);
 
     protected override void PreStart()
     {
         if (_job.InputOnRequest)
         {
             // The input stays with the client until asked for, and comes by the data plane (never in a control message).
-            _job.ReplyTo.Tell(new FetchJobInput(_job.JobId, Self, _dataPlane), Self);
+            _job.ReplyTo.Tell(new FetchJobInput(_job.JobId, Self), Self);
             Timers.StartSingleTimer(InputTimedOut.Instance, InputTimedOut.Instance, InputTimeout);
             return;
         }
@@ -631,7 +619,7 @@ public sealed class ReplicaJob : MembersOnlyActor, IWithTimers
 
             // Rows are user data: to a device on another node they go by the data plane (a batch can outgrow Akka's
             // frame); one lost on the way times out and goes to another device like any batch that is not answered.
-            Kernel.Transport.TensorDataPlane.Tell(Context.System, _deviceDataPlanes.GetValueOrDefault(device), device, new RunBatch(_job.JobId, index, rows, _dataPlane), Self);
+            Kernel.Transport.Transport.Send(Context.System, device, new RunBatch(_job.JobId, index, rows), Self);
             Timers.StartSingleTimer((index, _attempts[index]), new BatchTimedOut(index, _attempts[index]), _job.Options.BatchTimeout);
         }
     }
@@ -736,7 +724,7 @@ public sealed class ReplicaJob : MembersOnlyActor, IWithTimers
     }
 
     // Everything for the client takes one way (the data plane when it is on another node that has one), so it keeps its order.
-    private void ToClient(object message) => Kernel.Transport.TensorDataPlane.Tell(Context.System, _job.ReplyDataPlane, _job.ReplyTo, message, Self);
+    private void ToClient(object message) => Kernel.Transport.Transport.Send(Context.System, _job.ReplyTo, message, Self);
 
     private sealed record Batch(int Start, int Count, int Padding);
 

@@ -1,4 +1,5 @@
 using Akka.Actor;
+using DistributedInference.Actors.Kernel.Requests;
 using DistributedInference.Actors.Kernel.Settings;
 using DistributedInference.Models;
 using DistributedInference.Models.Runtime;

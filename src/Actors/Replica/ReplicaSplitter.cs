@@ -14,7 +14,6 @@ public sealed class ReplicaSplitter : MembersOnlyActor
     public const string ActorName = "replica-splitter";
 
     private readonly List<IActorRef> _devices = [];
-    private readonly Dictionary<IActorRef, string> _dataPlanes = new();
     private readonly Dictionary<string, IActorRef> _jobs = new(StringComparer.Ordinal);
     private long _jobCounter;
 
@@ -50,7 +49,7 @@ public sealed class ReplicaSplitter : MembersOnlyActor
             return;
         }
 
-        var child = Context.ActorOf(ReplicaJob.Props(job, _devices.ToList(), _dataPlanes.ToDictionary()), $"job-{++_jobCounter}");
+        var child = Context.ActorOf(ReplicaJob.Props(job, _devices.ToList()), $"job-{++_jobCounter}");
         Context.WatchWith(child, new JobEnded(job.JobId));
         _jobs[job.JobId] = child;
     }
@@ -71,11 +70,6 @@ public sealed class ReplicaSplitter : MembersOnlyActor
         }
 
         _devices.Add(add.Device);
-        if (add.DataPlane is not null)
-        {
-            _dataPlanes[add.Device] = add.DataPlane;
-        }
-
         Context.Watch(add.Device);
         foreach (var job in _jobs.Values)
         {
@@ -90,7 +84,6 @@ public sealed class ReplicaSplitter : MembersOnlyActor
             return;
         }
 
-        _dataPlanes.Remove(remove.Device);
         Context.Unwatch(remove.Device);
         foreach (var job in _jobs.Values)
         {
@@ -101,7 +94,6 @@ public sealed class ReplicaSplitter : MembersOnlyActor
     private void HandleTerminated(Terminated terminated)
     {
         _devices.Remove(terminated.ActorRef);
-        _dataPlanes.Remove(terminated.ActorRef);
     }
 
     private sealed record JobEnded(string JobId);

@@ -132,10 +132,9 @@ public static class TransportBenchmark
         {
             var done = new TaskCompletionSource();
             var plane = TensorDataPlane.For(_from)!;
-            var endpoint = TensorDataPlane.For(_to)!.Endpoint;
             Action<IActorRef, MicroBatch> send = dataPlane
-                ? (self, batch) => plane.Send(endpoint, _sink, batch, self)
-                : (self, batch) => _sink.Tell(batch, self);
+                ? (self, batch) => plane.Send(_sink, batch, self)
+                : (self, batch) => Transport.SendByAkka(_from, _sink, batch, self);
             _from.ActorOf(Props.Create(() => new Source(send, tensor, messages, window, done)));
             await done.Task;
         }

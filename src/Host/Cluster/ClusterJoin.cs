@@ -16,7 +16,7 @@ public static class ClusterJoin
 {
     /// <summary>The join timeout of a node: the option when given, else its configuration's.</summary>
     public static TimeSpan Timeout(ActorSystem system, TimeSpan? option) =>
-        option ?? DistributedInferenceSettings.From(system.Settings.Config).JoinTimeout;
+        option ?? DistributedInferenceSettings.Get(system).JoinTimeout;
 
     /// <summary>Waits until <paramref name="system"/> is Up; on time-out terminates it.</summary>
     /// <param name="join">The host:port the node was told to join, for the message.</param>

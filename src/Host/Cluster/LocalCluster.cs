@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using Akka.Actor;
+using DistributedInference.Actors.Kernel.Requests;
 using DistributedInference.Actors.Replica;
 using DistributedInference.Models;
 

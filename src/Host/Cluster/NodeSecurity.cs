@@ -54,8 +54,7 @@ public static class NodeSecurity
 
         try
         {
-            TensorDataPlane.For(system);
-            MembershipGate.Start(system);
+            Actors.Kernel.NodeServices.Start(system);
         }
         catch
         {

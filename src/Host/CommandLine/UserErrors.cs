@@ -1,3 +1,4 @@
+using DistributedInference.Actors.Kernel.Requests;
 using DistributedInference.Actors.Replica;
 using DistributedInference.Models;
 

@@ -1,4 +1,5 @@
 using System.Globalization;
+using DistributedInference.Actors.Kernel.Requests;
 using DistributedInference.Actors.Replica;
 using static TorchSharp.torch;
 

@@ -1,5 +1,6 @@
 using System.Text;
 using System.Text.Json;
+using DistributedInference.Actors.Kernel.Requests;
 using DistributedInference.Actors.Replica;
 using DistributedInference.Models;
 using DistributedInference.Models.Auto;

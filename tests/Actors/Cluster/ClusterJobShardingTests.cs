@@ -1,5 +1,6 @@
 using Akka.Actor;
 using DistributedInference.Actors.Cluster.Jobs;
+using DistributedInference.Actors.Kernel.Requests;
 using DistributedInference.Actors.Kernel.Rows;
 using DistributedInference.Actors.Replica;
 using DistributedInference.Models.Gpt2;

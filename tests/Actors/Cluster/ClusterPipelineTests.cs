@@ -1,5 +1,7 @@
 using Akka.Actor;
 using DistributedInference.Actors.Cluster.Planning;
+using DistributedInference.Actors.Cluster.Stages;
+using DistributedInference.Actors.Kernel.Requests;
 using DistributedInference.Actors.Pipeline;
 using DistributedInference.Actors.Replica;
 using DistributedInference.Models;
@@ -96,7 +98,7 @@ public sealed class ClusterPipelineTests : IAsyncLifetime
         Assert.Contains("start every node with the same --model", Assert.Throws<InvalidInputException>(() => ClusterPipelinePlanner.Plan(hosts, "gpt2", "auto", "fp32")).Message, StringComparison.Ordinal);
 
         var planned = ClusterPipelinePlanner.Plan(hosts, Model, "auto", "fp32");
-        var wrong = planned.Placements.Select(p => (StagePlacement)(((RemoteStage)p) with { Spec = ((RemoteStage)p).Spec with { Device = "cuda:7" } })).ToList();
+        var wrong = planned.Placements.Select(p => (StagePlacement)(((HostedStage)p) with { Spec = ((HostedStage)p).Spec with { Device = "cuda:7" } })).ToList();
         var error = await Assert.ThrowsAsync<InvalidInputException>(() => PipelineRuntime.StartAsync(wrong, client));
         Assert.Contains("has no device cuda:7", error.Message, StringComparison.Ordinal);
     }

@@ -26,6 +26,7 @@ public sealed class InProcessCluster : IAsyncDisposable
         var nodes = Enumerable.Range(0, count).Select(_ =>
         {
             var node = ActorSystem.Create("distributed-inference", DistributedInferenceConfig.Cluster("127.0.0.1", 0, control ? [DeviceManager.Role, JobSharding.ControlRole] : [DeviceManager.Role]));
+            Actors.Kernel.Transport.TensorDataPlane.For(node);
             if (model is not null)
             {
                 node.ActorOf(DeviceManager.Props([DeviceName.Cpu], model), DeviceManager.ActorName);

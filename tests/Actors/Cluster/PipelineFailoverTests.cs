@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Akka.TestKit.Xunit2;
 using DistributedInference.Actors.Cluster.Planning;
+using DistributedInference.Actors.Kernel.Requests;
 using DistributedInference.Actors.Kernel.Settings;
 using DistributedInference.Actors.Pipeline;
 using DistributedInference.Actors.Replica;

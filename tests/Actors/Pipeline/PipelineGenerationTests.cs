@@ -1,4 +1,5 @@
 using Akka.Actor;
+using DistributedInference.Actors.Kernel.Requests;
 using DistributedInference.Actors.Pipeline;
 using DistributedInference.Actors.Replica;
 using DistributedInference.Models.Generation;

@@ -4,7 +4,7 @@ using Akka.TestKit.Xunit2;
 using DistributedInference.Actors.Kernel.Settings;
 using DistributedInference.Actors.Replica;
 using DistributedInference.Actors.Replica.Simulation;
-using DistributedInference.Actors.Tests.Supervision;
+using DistributedInference.Actors.Tests.Kernel.Supervision;
 using DistributedInference.Models.Runtime;
 using static TorchSharp.torch;
 

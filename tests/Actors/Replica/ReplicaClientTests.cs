@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Akka.Configuration;
 using Akka.TestKit.Xunit2;
+using DistributedInference.Actors.Kernel.Requests;
 using DistributedInference.Actors.Kernel.Settings;
 using DistributedInference.Actors.Replica;
 using DistributedInference.Actors.Replica.Simulation;

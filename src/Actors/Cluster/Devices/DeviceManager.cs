@@ -31,8 +31,7 @@ public sealed class DeviceManager : MembersOnlyActor
             Context.Watch(_devices[^1]);
         }
 
-        // With this node's data-plane endpoint: jobs on other nodes send its devices their batches there.
-        Receive<GetLocalDevices>(_ => Sender.Tell(new DeviceList(_devices.ToList(), Kernel.Transport.TensorDataPlane.For(Context.System)?.Endpoint)));
+        Receive<GetLocalDevices>(_ => Sender.Tell(new DeviceList(_devices.ToList())));
         Receive<Terminated>(t => _devices.Remove(t.ActorRef));
     }
 

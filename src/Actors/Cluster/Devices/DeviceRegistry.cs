@@ -21,7 +21,6 @@ public sealed class DeviceRegistry : MembersOnlyActor, IWithTimers
     private readonly IActorRef _splitter;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Dictionary<Address, List<IActorRef>> _devices = new();
-    private readonly Dictionary<Address, string?> _dataPlanes = new();
     private readonly HashSet<Address> _waiting = [];
 
     public DeviceRegistry(IActorRef splitter)
@@ -30,7 +29,7 @@ public sealed class DeviceRegistry : MembersOnlyActor, IWithTimers
         Receive<ClusterEvent.MemberUp>(up => HandleMemberUp(up.Member));
         Receive<ClusterEvent.MemberRemoved>(removed => HandleMemberGone(removed.Member.Address));
         Receive<ClusterEvent.UnreachableMember>(unreachable => Tell(unreachable.Member.Address, "unreachable: its devices are set aside", d => new RemoveDevice(d)));
-        Receive<ClusterEvent.ReachableMember>(reachable => Tell(reachable.Member.Address, "reachable again: its devices are back", d => new AddDevice(d, _dataPlanes.GetValueOrDefault(reachable.Member.Address))));
+        Receive<ClusterEvent.ReachableMember>(reachable => Tell(reachable.Member.Address, "reachable again: its devices are back", d => new AddDevice(d)));
         Receive<DeviceList>(HandleDeviceList);
         Receive<AskAgain>(_ => AskWaiting());
         Receive<GetDevices>(_ => Sender.Tell(new DeviceList(_devices.Values.SelectMany(d => d).ToList())));
@@ -59,7 +58,6 @@ public sealed class DeviceRegistry : MembersOnlyActor, IWithTimers
     private void HandleMemberGone(Address address)
     {
         _waiting.Remove(address);
-        _dataPlanes.Remove(address);
         if (_devices.Remove(address, out var gone))
         {
             _log.Info("node {0} left with {1} device(s)", address, gone.Count);
@@ -86,10 +84,9 @@ public sealed class DeviceRegistry : MembersOnlyActor, IWithTimers
         }
 
         _devices[address] = list.Devices.ToList();
-        _dataPlanes[address] = list.DataPlane;
         foreach (var device in list.Devices)
         {
-            _splitter.Tell(new AddDevice(device, list.DataPlane));
+            _splitter.Tell(new AddDevice(device));
         }
 
         _log.Info("node {0}: {1} device(s)", address, list.Devices.Count);

@@ -21,7 +21,6 @@ public sealed class JobCoordinator : MembersOnlyActor, IWithTimers
     private readonly IActorRef _splitter;
     private readonly TimeSpan _keepFinishedFor;
     private IActorRef? _client;
-    private string? _clientDataPlane;
     private JobAccepted? _accepted;
     private object? _outcome;
     private int _rowsDone;
@@ -80,7 +79,7 @@ public sealed class JobCoordinator : MembersOnlyActor, IWithTimers
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    private TimeSpan InputTimeout => Kernel.Settings.DistributedInferenceSettings.From(Context.System.Settings.Config).SubmitTimeout;
+    private TimeSpan InputTimeout => Kernel.Settings.DistributedInferenceSettings.Get(Context.System).SubmitTimeout;
 
     public static Props Props(string jobId, IActorRef splitter, TimeSpan keepFinishedFor) =>
         Akka.Actor.Props.Create(() => new JobCoordinator(jobId, splitter, keepFinishedFor)).WithDispatcher(Kernel.Settings.DistributedInferenceConfig.ComputeDispatcher);
@@ -99,7 +98,6 @@ public sealed class JobCoordinator : MembersOnlyActor, IWithTimers
             Context.Watch(_client);
         }
 
-        _clientDataPlane = submit.ReplyDataPlane;
         if (first)
         {
             Context.GetLogger().Info("job {0}: coordinated here, for {1}", _jobId, submit.ReplyTo.Path.Address);
@@ -139,11 +137,11 @@ public sealed class JobCoordinator : MembersOnlyActor, IWithTimers
         }
     }
 
-    private void Start(SubmitJob submit) => _splitter.Tell(submit with { ReplyTo = Self, ReplyDataPlane = null });
+    private void Start(SubmitJob submit) => _splitter.Tell(submit with { ReplyTo = Self });
 
     // The input comes by the data plane, to this node's endpoint (through Akka where there is none).
     private void FetchInput() =>
-        _client?.Tell(new FetchJobInput(_jobId, Self, Kernel.Transport.TensorDataPlane.For(Context.System)?.Endpoint), Self);
+        _client?.Tell(new FetchJobInput(_jobId, Self), Self);
 
     // The client stopped waiting (it was cancelled, or its node went away) before the job ended: nobody is left to take
     // the results, so the job stops, its queued and future batches with it.
@@ -200,7 +198,7 @@ public sealed class JobCoordinator : MembersOnlyActor, IWithTimers
     {
         if (_client is not null)
         {
-            Kernel.Transport.TensorDataPlane.Tell(Context.System, _clientDataPlane, _client, message, Self);
+            Kernel.Transport.Transport.Send(Context.System, _client, message, Self);
         }
         else
         {

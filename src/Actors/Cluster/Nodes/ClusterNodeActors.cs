@@ -35,7 +35,7 @@ public static class ClusterNodeActors
         }
 
         var jobs = roles.Contains(JobSharding.ControlRole)
-            ? JobSharding.StartRegion(system, DistributedInferenceSettings.From(system.Settings.Config).KeepFinishedJobsFor)
+            ? JobSharding.StartRegion(system, DistributedInferenceSettings.Get(system).KeepFinishedJobsFor)
             : null;
         var cluster = Akka.Cluster.Cluster.Get(system);
         if (cluster.Settings.SeedNodes.Count == 0)

@@ -3,6 +3,7 @@ using Akka.Actor;
 using Akka.Cluster;
 using DistributedInference.Actors.Cluster.Devices;
 using DistributedInference.Actors.Cluster.Stages;
+using DistributedInference.Actors.Kernel.Requests;
 using DistributedInference.Actors.Pipeline;
 using DistributedInference.Actors.Replica;
 using DistributedInference.Models;
@@ -145,7 +146,7 @@ public static class ClusterPipelinePlanner
         }
 
         var plan = Partitioner.Plan(layers, slots.Select(s => DeviceName.Parse(s.Device)).ToList(), splitPoints);
-        var placements = plan.Stages.Select(stage => (StagePlacement)new RemoteStage(
+        var placements = plan.Stages.Select(stage => (StagePlacement)new HostedStage(
             slots[stage.Stage].Host.Host,
             new StageSpec(stage.Stage, stage.FirstLayer, stage.LayerCount, slots[stage.Stage].Device, dtype, stage.Stage == plan.Stages.Count - 1, model))).ToList();
         var planned = new ClusterPipelinePlan(plan, plan.Stages.Select(stage => slots[stage.Stage].Host).ToList(), placements);

@@ -2,6 +2,7 @@ using Akka.Actor;
 using Akka.Cluster;
 using DistributedInference.Actors.Cluster.Devices;
 using DistributedInference.Actors.Cluster.Jobs;
+using DistributedInference.Actors.Kernel.Requests;
 using DistributedInference.Actors.Replica;
 using DistributedInference.Models;
 using DistributedInference.Models.Generation;

@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Akka.Event;
 using DistributedInference.Actors.Kernel.Membership;
+using DistributedInference.Actors.Kernel.Requests;
 using DistributedInference.Actors.Replica;
 
 namespace DistributedInference.Actors.Cluster.Planning;

@@ -1,3 +1,4 @@
+using DistributedInference.Actors.Kernel.Requests;
 using DistributedInference.Actors.Pipeline;
 
 namespace DistributedInference.Actors.Cluster.Planning;

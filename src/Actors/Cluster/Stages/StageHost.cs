@@ -116,7 +116,7 @@ public sealed class StageHost : MembersOnlyActor, IWithStash
         }
 
         stages.Add(stage);
-        host.Coordinator.Tell(new StageHosted(spec.Stage, stage, TensorDataPlane.For(Context.System)?.Endpoint));
+        host.Coordinator.Tell(new StageHosted(spec.Stage, stage));
     }
 
     private string? Check(StageSpec spec)

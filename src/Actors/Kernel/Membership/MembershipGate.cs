@@ -4,21 +4,22 @@ using System.Text;
 using Akka.Actor;
 using Akka.Cluster;
 using Akka.Event;
+using DistributedInference.Actors.Kernel.Wire;
 using DistributedInference.Models;
 
 namespace DistributedInference.Actors.Kernel.Membership;
 
 /// <summary>An older member asks a newer one to prove the cluster secret (<paramref name="Nonce"/>: 32 random bytes, base64).</summary>
-public sealed record MemberChallenge(string Nonce);
+public sealed record MemberChallenge(string Nonce) : IWireMessage;
 
 /// <summary>The newer member's answer: the challenge it answers, its own nonce, and its HMAC proof (base64).</summary>
-public sealed record MemberProof(string ChallengeNonce, string Nonce, string Proof);
+public sealed record MemberProof(string ChallengeNonce, string Nonce, string Proof) : IWireMessage;
 
 /// <summary>The older member accepted the proof and proves the secret in turn (HMAC, base64).</summary>
-public sealed record MemberAccepted(string ChallengeNonce, string Proof);
+public sealed record MemberAccepted(string ChallengeNonce, string Proof) : IWireMessage;
 
 /// <summary>The older member refused the newer one (its proof was wrong or missing) and is downing it.</summary>
-public sealed record MemberRefused(string Reason);
+public sealed record MemberRefused(string Reason) : IWireMessage;
 
 /// <summary>
 /// Akka's own join, authenticated by the cluster secret: Akka.Remote admits any node that reaches its port (without

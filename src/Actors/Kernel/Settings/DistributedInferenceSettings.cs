@@ -1,15 +1,17 @@
+using System.Runtime.CompilerServices;
+using Akka.Actor;
 using Akka.Configuration;
 using DistributedInference.Models;
 
 namespace DistributedInference.Actors.Kernel.Settings;
 
-/// <summary>Our own keys (<c>distributed-inference.*</c>), read once and checked.</summary>
+/// <summary>
+/// Our own keys (<c>distributed-inference.*</c>, defaults in hocon/distributed-inference.conf), read once per actor
+/// system (<see cref="Get"/>) and checked: a malformed or impossible value is one line naming the key.
+/// </summary>
 public sealed record DistributedInferenceSettings(int MaxBatchSize, TimeSpan JobTimeout, TimeSpan BatchTimeout, TimeSpan KeepFinishedJobsFor, TimeSpan JoinTimeout)
 {
-    /// <summary>
-    /// <c>max-attempts</c>: attempts per batch before it is split to isolate the rows that fail
-    /// (<see cref="Replica.JobOptions.MaxAttempts"/>).
-    /// </summary>
+    /// <summary><c>max-attempts</c>: attempts per batch before it is split to isolate the rows that fail.</summary>
     public int MaxAttempts { get; init; } = 3;
 
     /// <summary>
@@ -18,9 +20,11 @@ public sealed record DistributedInferenceSettings(int MaxBatchSize, TimeSpan Job
     /// </summary>
     public TimeSpan SubmitTimeout { get; init; } = TimeSpan.FromMinutes(2);
 
-    /// <summary>Job options with this configuration's max batch size, batch timeout and max attempts.</summary>
-    public Replica.JobOptions JobOptions(bool applyPadding = false) =>
-        new(applyPadding, MaxBatchSize) { BatchTimeout = BatchTimeout, MaxAttempts = MaxAttempts };
+    private static readonly ConditionalWeakTable<ActorSystem, DistributedInferenceSettings> PerSystem = new();
+
+    /// <summary>The settings of <paramref name="system"/>, read from its configuration the first time and kept.</summary>
+    /// <exception cref="InvalidInputException">A setting is malformed or out of range.</exception>
+    public static DistributedInferenceSettings Get(ActorSystem system) => PerSystem.GetValue(system, s => From(s.Settings.Config));
 
     public static DistributedInferenceSettings From(Config config)
     {

@@ -6,12 +6,15 @@ using Akka.Event;
 namespace DistributedInference.Actors.Kernel.Transport;
 
 /// <summary>
-/// The connection to one remote endpoint: a queue and one writer thread that connects, runs TLS (with a cluster
-/// certificate) and the handshake, in which the other side proves the cluster secret and its Akka address, then writes
-/// each message as one frame, in order, and disposes the rows it carries (<see cref="Kernel.Rows.ICarriesRows"/>). A message for an actor that is not on
-/// the node that proved itself there goes through Akka instead. On any failure the connection closes and every message
-/// it still holds (and any that arrive while it closes) goes through Akka to its target instead, and the data plane
-/// backs off before it connects to that endpoint again (<see cref="TensorDataPlane.Failed"/>).
+/// The connection to one peer node, chosen by its Akka address: a queue and one writer thread that finds the node's
+/// data-plane endpoint (<see cref="TensorDataPlane.EndpointOfAsync"/>), connects, runs TLS (with a cluster certificate)
+/// and the handshake, in which the other side proves the cluster secret and its Akka address, then writes each message
+/// as one frame, in order, and releases the rows it carries (<see cref="Kernel.Rows.ICarriesRows"/>). A message for an
+/// actor that is not on the node that proved itself there goes through Akka instead. On any failure the connection
+/// closes and every message it still holds (and any that arrive while it closes) goes through Akka to its target
+/// instead, and the data plane backs off before it connects to that node again (<see cref="TensorDataPlane.Failed"/>).
+/// A connection with nothing to send for <c>idle-timeout</c> closes (a new one opens when needed), and so does one
+/// whose peer left the cluster (<see cref="TensorDataPlane.PeerGone"/>): no thread waits for a peer that is gone.
 /// </summary>
 internal sealed class DataPlaneConnection
 {
@@ -19,14 +22,14 @@ internal sealed class DataPlaneConnection
     private readonly Channel<Outgoing> _queue = Channel.CreateUnbounded<Outgoing>(new UnboundedChannelOptions { SingleReader = true });
     private readonly CancellationTokenSource _closing = new();
 
-    public DataPlaneConnection(TensorDataPlane plane, string endpoint)
+    public DataPlaneConnection(TensorDataPlane plane, Address peer)
     {
         _plane = plane;
-        Endpoint = endpoint;
-        new Thread(Run) { IsBackground = true, Name = $"data-plane to {endpoint}" }.Start();
+        Peer = peer;
+        new Thread(Run) { IsBackground = true, Name = $"data-plane to {peer}" }.Start();
     }
 
-    public string Endpoint { get; }
+    public Address Peer { get; }
 
     public bool TryEnqueue(Outgoing outgoing) => _queue.Writer.TryWrite(outgoing);
 
@@ -56,20 +59,22 @@ internal sealed class DataPlaneConnection
     {
         try
         {
-            var separator = Endpoint.LastIndexOf(':');
+            var endpoint = _plane.EndpointOfAsync(Peer, _closing.Token).GetAwaiter().GetResult()
+                ?? throw new IOException($"{Peer} did not say where its data plane listens within {_plane.Limits.HandshakeTimeout.TotalSeconds:0.#} s");
+            var separator = endpoint.LastIndexOf(':');
             using var client = new TcpClient { NoDelay = true, SendBufferSize = 4 << 20 };
-            client.ConnectAsync(Endpoint[..separator], int.Parse(Endpoint[(separator + 1)..], System.Globalization.CultureInfo.InvariantCulture), _closing.Token).AsTask().GetAwaiter().GetResult();
+            client.ConnectAsync(endpoint[..separator], int.Parse(endpoint[(separator + 1)..], System.Globalization.CultureInfo.InvariantCulture), _closing.Token).AsTask().GetAwaiter().GetResult();
             var peer = Authenticate(client).GetAwaiter().GetResult();
-            _plane.Connected(Endpoint);
+            _plane.Connected(Peer);
             using var stream = new BufferedStream(peer.Stream, 1 << 16);
-            while (_queue.Reader.WaitToReadAsync(_closing.Token).AsTask().GetAwaiter().GetResult())
+            while (WaitToRead())
             {
                 while (_queue.Reader.TryPeek(out var outgoing))
                 {
                     if (!outgoing.Target.Path.Address.Equals(peer.Address))
                     {
                         _queue.Reader.TryRead(out _);
-                        outgoing.Target.Tell(outgoing.Message, outgoing.Sender ?? ActorRefs.NoSender);
+                        Transport.SendByAkka(_plane.System, outgoing.Target, outgoing.Message, outgoing.Sender);
                         continue;
                     }
 
@@ -84,12 +89,12 @@ internal sealed class DataPlaneConnection
         catch (Exception e) when (e is not OperationCanceledException)
         {
             // One line per attempt, and attempts back off: a peer that is gone costs a handful of lines, not one a message.
-            var (failures, dropped) = _plane.Failed(Endpoint);
+            var (failures, dropped) = _plane.Failed(Peer);
             _plane.Log.Warning(
                 dropped
                     ? "data plane: connection to {0} failed ({1}), {2} times in a row; its messages go through Akka from now on"
                     : "data plane: connection to {0} failed ({1}, attempt {2}); its messages go through Akka until the next attempt",
-                Endpoint, e.Message, failures);
+                Peer, e.Message, failures);
         }
         catch (OperationCanceledException)
         {
@@ -101,8 +106,25 @@ internal sealed class DataPlaneConnection
             _queue.Writer.TryComplete();
             while (_queue.Reader.TryRead(out var left))
             {
-                left.Target.Tell(left.Message, left.Sender ?? ActorRefs.NoSender);
+                Transport.SendByAkka(_plane.System, left.Target, left.Message, left.Sender);
             }
+        }
+    }
+
+    // Whether there is more to write; false once the connection is closed or had nothing to send for idle-timeout.
+    private bool WaitToRead()
+    {
+        using var idle = CancellationTokenSource.CreateLinkedTokenSource(_closing.Token);
+        idle.CancelAfter(_plane.Limits.IdleTimeout);
+        try
+        {
+            return _queue.Reader.WaitToReadAsync(idle.Token).AsTask().GetAwaiter().GetResult();
+        }
+        catch (OperationCanceledException) when (!_closing.IsCancellationRequested)
+        {
+            // Idle: the next message opens a new connection.
+            _queue.Writer.TryComplete();
+            return _queue.Reader.TryPeek(out _);
         }
     }
 }

@@ -17,12 +17,13 @@ namespace DistributedInference.Actors.Kernel.Transport;
 /// Akka.Remote's: Akka's single connection per node pair then carries only control messages and heartbeats, which bulk
 /// traffic can no longer delay, and tensors skip Akka's extra copies. One listener per actor system (cluster nodes with
 /// <c>distributed-inference.data-plane.enabled</c>), bound to exactly the address Akka listens on; <see cref="Send"/>
-/// opens one connection per remote endpoint and writes frames in order. A message sent here is owned by the data plane:
+/// (through <see cref="Transport"/>) opens one connection per peer node, chosen by the target's Akka address, and writes
+/// frames in order. A message sent here is owned by the data plane:
 /// the tensor a stage or device made (its rows, activation or batch results) is disposed once written.
 /// If a connection fails, its messages go through Akka instead (nothing is lost to the data plane).
 /// Every connection first runs TLS (when the cluster has a certificate) and the <see cref="DataPlaneHandshake"/>
 /// (cluster secret); the accepting node then checks that the peer is a current member of its cluster. Frames carry
-/// only <see cref="DataPlaneMessages"/>, to local actors, from senders on the authenticated peer; resources are bounded
+/// only bulk messages (<see cref="IBulkMessage"/>), to local actors, from senders on the authenticated peer; resources are bounded
 /// by <see cref="DataPlaneLimits"/>.
 /// </summary>
 public sealed class TensorDataPlane : IExtension, IDisposable
@@ -40,9 +41,10 @@ public sealed class TensorDataPlane : IExtension, IDisposable
     private readonly DistributedInferenceSerializer _serializer;
     private readonly TcpListener _listener;
     private readonly CancellationTokenSource _stopping = new();
-    private readonly ConcurrentDictionary<string, DataPlaneConnection> _connections = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<Address, DataPlaneConnection> _connections = new();
+    private readonly ConcurrentDictionary<Address, string> _endpoints = new();
     private readonly ConcurrentDictionary<string, IActorRef> _targets = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<string, EndpointFailure> _failures = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<Address, EndpointFailure> _failures = new();
     private readonly LinkedList<CancellationTokenSource> _pending = new();
     private readonly Dictionary<string, int> _perPeer = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<Socket, bool> _incoming = new();
@@ -56,7 +58,7 @@ public sealed class TensorDataPlane : IExtension, IDisposable
     {
         _system = system;
         Log = Logging.GetLogger(system, "data-plane");
-        _serializer = (DistributedInferenceSerializer)system.Serialization.FindSerializerForType(typeof(Pipeline.MicroBatch));
+        _serializer = (DistributedInferenceSerializer)system.Serialization.FindSerializerForType(typeof(IWireMessage));
         var config = system.Settings.Config;
         Limits = DataPlaneLimits.From(config);
         Security = ClusterSecurity.From(config);
@@ -77,6 +79,7 @@ public sealed class TensorDataPlane : IExtension, IDisposable
 
         Endpoint = $"{(string.IsNullOrEmpty(publicHost) ? host : publicHost)}:{((IPEndPoint)_listener.LocalEndpoint).Port}";
         _ = AcceptAsync();
+        system.SystemActorOf(DataPlaneDirectory.Props(this), DataPlaneDirectory.ActorName);
         system.RegisterOnTermination(Dispose);
     }
 
@@ -106,6 +109,8 @@ public sealed class TensorDataPlane : IExtension, IDisposable
 
     internal ClusterSecurity Security { get; }
 
+    internal ExtendedActorSystem System => _system;
+
     internal string SelfAddress { get; }
 
     internal long MaximumFrameSize => Limits.MaximumFrameSize;
@@ -122,51 +127,78 @@ public sealed class TensorDataPlane : IExtension, IDisposable
             : null;
 
     /// <summary>
-    /// Tells <paramref name="target"/> through the data plane at <paramref name="endpoint"/> when <paramref name="system"/>
-    /// has one, the endpoint is another node's and the message is one the data plane carries
-    /// (<see cref="DataPlaneMessages"/>); otherwise through Akka. All messages from one sender to one target
-    /// should take the same way, so they keep their order.
+    /// Delivers <paramref name="message"/> to <paramref name="target"/> on its node's data plane, as if told by
+    /// <paramref name="sender"/>: the connection is chosen by the target's address, and the node there is found by
+    /// asking it over Akka for its endpoint (or from its own handshake, when it connected here first) and must prove,
+    /// in the handshake, that it is that address. Returns at once; frames to one node keep their order. While the
+    /// connection to that node backs off after a failure, and for a node without a data plane, the message goes
+    /// through Akka (<see cref="Transport.SendByAkka"/>).
     /// </summary>
-    public static void Tell(ActorSystem system, string? endpoint, IActorRef target, object message, IActorRef? sender = null)
+    public void Send(IActorRef target, object message, IActorRef? sender = null)
     {
-        var plane = endpoint is null || !DataPlaneMessages.Allowed(message) ? null : For(system);
-        if (plane is not null && endpoint != plane.Endpoint)
+        var address = target.Path.Address;
+        if (_failures.TryGetValue(address, out var failure) && DateTime.UtcNow < failure.RetryAt)
         {
-            plane.Send(endpoint!, target, message, sender);
-        }
-        else
-        {
-            target.Tell(message, sender ?? ActorRefs.NoSender);
-        }
-    }
-
-    /// <summary>
-    /// Delivers <paramref name="message"/> to <paramref name="target"/> on the node whose data plane listens at
-    /// <paramref name="endpoint"/>, as if told by <paramref name="sender"/>. Returns at once; frames to one endpoint keep their order.
-    /// A message for an actor on another node than the one that proves itself at that endpoint goes through Akka.
-    /// </summary>
-    public void Send(string endpoint, IActorRef target, object message, IActorRef? sender = null)
-    {
-        // An endpoint whose connection failed is tried again only after its backoff; meanwhile (and for good once it is
-        // dropped) its messages go through Akka, which has its own reconnect policy and drops them once the node is gone.
-        if (_failures.TryGetValue(endpoint, out var failure) && DateTime.UtcNow < failure.RetryAt)
-        {
-            target.Tell(message, sender ?? ActorRefs.NoSender);
+            Transport.SendByAkka(_system, target, message, sender);
             return;
         }
 
         while (true)
         {
-            var connection = _connections.GetOrAdd(endpoint, e => new DataPlaneConnection(this, e));
+            var connection = _connections.GetOrAdd(address, a => new DataPlaneConnection(this, a));
             if (connection.TryEnqueue(new Outgoing(target, message, sender)))
             {
                 return;
             }
 
-            // That connection failed and is closing; a new one will be opened.
-            _connections.TryRemove(new KeyValuePair<string, DataPlaneConnection>(endpoint, connection));
+            // That connection failed or went idle and is closing; a new one will be opened.
+            _connections.TryRemove(new KeyValuePair<Address, DataPlaneConnection>(address, connection));
         }
     }
+
+    /// <summary>
+    /// The data-plane endpoint of the node at <paramref name="address"/>: learnt from its handshake when it connected
+    /// here, else asked of its <see cref="DataPlaneDirectory"/> over Akka (null when it does not answer in time: it
+    /// has no data plane, or is gone).
+    /// </summary>
+    internal async Task<string?> EndpointOfAsync(Address address, CancellationToken cancellation)
+    {
+        if (_endpoints.TryGetValue(address, out var known))
+        {
+            return known;
+        }
+
+        try
+        {
+            var directory = _system.ActorSelection(new RootActorPath(address) / "system" / DataPlaneDirectory.ActorName);
+            var answer = await directory.Ask<DataPlaneEndpoint>(GetDataPlaneEndpoint.Instance, Limits.HandshakeTimeout, cancellation);
+            return answer.Endpoint;
+        }
+        catch (Exception e) when (e is AskTimeoutException or TaskCanceledException or OperationCanceledException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Takes <paramref name="endpoint"/> as where the node at <paramref name="address"/> listens (tests: a data plane that cannot be reached).</summary>
+    internal void RememberEndpoint(Address address, string endpoint) => _endpoints[address] = endpoint;
+
+    /// <summary>
+    /// The node at <paramref name="address"/> left the cluster: its connection closes and its endpoint is forgotten, so
+    /// a node that serves clients for a month holds a connection and a thread for its live peers only.
+    /// </summary>
+    internal void PeerGone(Address address)
+    {
+        _endpoints.TryRemove(address, out _);
+        _failures.TryRemove(address, out _);
+        if (_connections.TryRemove(address, out var connection))
+        {
+            connection.Close();
+        }
+    }
+
+    /// <summary>Outgoing connections open now (one per peer node this node has sent bulk messages to and that is still there).</summary>
+    public int OutgoingConnections => _connections.Count;
 
     public void Dispose()
     {
@@ -191,29 +223,29 @@ public sealed class TensorDataPlane : IExtension, IDisposable
     internal void Sent() => Interlocked.Increment(ref _framesSent);
 
     /// <summary>
-    /// A connection to <paramref name="endpoint"/> failed before or while it was used: back off (1, 2, 4, 8 s) before
+    /// A connection to <paramref name="peer"/> failed before or while it was used: back off (1, 2, 4, 8 s) before
     /// the next attempt, and after <see cref="MaximumConnectAttempts"/> failures in a row drop the endpoint (its
     /// messages go through Akka for <see cref="DroppedFor"/>). Returns whether it was just dropped.
     /// </summary>
-    internal (int Failures, bool Dropped) Failed(string endpoint)
+    internal (int Failures, bool Dropped) Failed(Address peer)
     {
         Interlocked.Increment(ref _failedConnections);
         var now = DateTime.UtcNow;
         var failure = _failures.AddOrUpdate(
-            endpoint,
+            peer,
             _ => new EndpointFailure(1, now + Backoff(1)),
             (_, old) => old.Count >= MaximumConnectAttempts ? old : new EndpointFailure(old.Count + 1, now + Backoff(old.Count + 1)));
         return (failure.Count, failure.Count >= MaximumConnectAttempts);
     }
 
-    /// <summary>A connection to <paramref name="endpoint"/> was authenticated: its failures are forgotten.</summary>
-    internal void Connected(string endpoint) => _failures.TryRemove(endpoint, out _);
+    /// <summary>A connection to <paramref name="peer"/> was authenticated: its failures are forgotten.</summary>
+    internal void Connected(Address peer) => _failures.TryRemove(peer, out _);
 
     private static TimeSpan Backoff(int failures) =>
         failures >= MaximumConnectAttempts ? DroppedFor : TimeSpan.FromSeconds(Math.Pow(2, failures - 1));
 
     internal void Forget(DataPlaneConnection connection) =>
-        _connections.TryRemove(new KeyValuePair<string, DataPlaneConnection>(connection.Endpoint, connection));
+        _connections.TryRemove(new KeyValuePair<Address, DataPlaneConnection>(connection.Peer, connection));
 
     /// <summary>
     /// Waits (at most until <paramref name="cancellation"/>) until <paramref name="address"/> is a Joining, WeaklyUp
@@ -333,7 +365,8 @@ public sealed class TensorDataPlane : IExtension, IDisposable
             }
 
             var authenticated = Address.Parse(address);
-            new Thread(() => Receive(socket, stream, address, authenticated, endpoint)) { IsBackground = true, Name = $"data-plane from {address}" }.Start();
+            _endpoints[authenticated] = endpoint;
+            new Thread(() => Receive(socket, stream, address, authenticated)) { IsBackground = true, Name = $"data-plane from {address}" }.Start();
         }
         catch (Exception e)
         {
@@ -375,8 +408,7 @@ public sealed class TensorDataPlane : IExtension, IDisposable
 
     // On its own thread (at most MaximumConnections of them): frames are read with blocking calls straight into the
     // tensors they carry, with the idle timeout between frames and the read timeout inside one.
-    // A reply address in a frame is the peer's proved endpoint (DataPlaneMessages.FromPeer), never what the frame says.
-    private void Receive(Socket socket, Stream stream, string peerKey, Address peer, string peerEndpoint)
+    private void Receive(Socket socket, Stream stream, string peerKey, Address peer)
     {
         var idle = (int)Math.Min(int.MaxValue, Limits.IdleTimeout.TotalMilliseconds);
         var read = (int)Math.Min(int.MaxValue, Limits.ReadTimeout.TotalMilliseconds);
@@ -385,7 +417,7 @@ public sealed class TensorDataPlane : IExtension, IDisposable
         IActorRef? sender = null;
         void Check(string targetPath, string senderPath, string manifest)
         {
-            if (!DataPlaneMessages.AllowedManifest(manifest))
+            if (!_serializer.Registry.IsBulk(manifest))
             {
                 throw new BadFrameException($"'{manifest}' does not travel on the data plane");
             }
@@ -406,7 +438,7 @@ public sealed class TensorDataPlane : IExtension, IDisposable
             while (reader.Next(_serializer, Check) is var (_, _, message))
             {
                 Interlocked.Increment(ref _framesReceived);
-                target!.Tell(DataPlaneMessages.FromPeer(message, peerEndpoint), sender);
+                target!.Tell(message, sender);
             }
         }
         catch (Exception e) when (!_stopping.IsCancellationRequested)

@@ -7,7 +7,7 @@ using DistributedInference.Actors.Pipeline;
 using DistributedInference.Models.Runtime;
 using static TorchSharp.torch;
 
-namespace DistributedInference.Actors.Tests.Security;
+namespace DistributedInference.Actors.Tests.Kernel.Membership;
 
 /// <summary>
 /// Akka.Remote and the data plane with mutual TLS on 127.0.0.1, from a self-signed certificate made in-process: nodes
@@ -31,10 +31,15 @@ public sealed class ClusterTlsTests : IDisposable
         return path;
     }
 
-    private static ActorSystem Node(string? certificate) => ClusterSecurity.CreateSystem(
-        "distributed-inference",
-        ConfigurationFactory.ParseString(certificate is null ? string.Empty : $"distributed-inference.security.tls {{ certificate = \"{certificate}\", password = pw }}")
-            .WithFallback(DistributedInferenceConfig.Cluster("127.0.0.1", 0, ["client"])));
+    private static ActorSystem Node(string? certificate)
+    {
+        var node = ClusterSecurity.CreateSystem(
+            "distributed-inference",
+            ConfigurationFactory.ParseString(certificate is null ? string.Empty : $"distributed-inference.security.tls {{ certificate = \"{certificate}\", password = pw }}")
+                .WithFallback(DistributedInferenceConfig.Cluster("127.0.0.1", 0, ["client"])));
+        TensorDataPlane.For(node);
+        return node;
+    }
 
     private static async Task<bool> Joins(ActorSystem node, Address seed, TimeSpan wait)
     {
@@ -62,7 +67,7 @@ public sealed class ClusterTlsTests : IDisposable
             // Tensors cross on the data plane, over TLS too.
             var inbox = Inbox.Create(peer);
             var target = await seed.ActorSelection(inbox.Receiver.Path.ToStringWithAddress(Akka.Cluster.Cluster.Get(peer).SelfAddress)).ResolveOne(TimeSpan.FromSeconds(10));
-            TensorDataPlane.For(seed)!.Send(TensorDataPlane.For(peer)!.Endpoint, target, new MicroBatch("job", 2, ones(3)));
+            TensorDataPlane.For(seed)!.Send(target, new MicroBatch("job", 2, ones(3)));
             Assert.Equal(2, Assert.IsType<MicroBatch>(await inbox.ReceiveAsync(TimeSpan.FromSeconds(20))).Index);
             Assert.Equal(1, TensorDataPlane.For(peer)!.FramesReceived);
 

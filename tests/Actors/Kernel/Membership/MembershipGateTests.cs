@@ -5,7 +5,7 @@ using DistributedInference.Actors.Kernel.Membership;
 using DistributedInference.Actors.Kernel.Settings;
 using DistributedInference.Models;
 
-namespace DistributedInference.Actors.Tests.Security;
+namespace DistributedInference.Actors.Tests.Kernel.Membership;
 
 /// <summary>
 /// The join-time proof of the cluster secret, without TLS (where Akka.Remote admits anyone) on 127.0.0.1: a member

@@ -11,7 +11,7 @@ using DistributedInference.Models.Runtime;
 using DistributedInference.Models.Tasks;
 using static TorchSharp.torch;
 
-namespace DistributedInference.Actors.Tests.Security;
+namespace DistributedInference.Actors.Tests.Kernel.Membership;
 
 /// <summary>
 /// A plain Akka.Remote system that reaches a cluster node's Akka port on 127.0.0.1 without ever joining: the node's

@@ -1,7 +1,7 @@
 using System.Text.Json;
 using DistributedInference.Actors.Kernel.Rows;
 
-namespace DistributedInference.Actors.Tests.Splitting;
+namespace DistributedInference.Actors.Tests.Kernel.Rows;
 
 /// <summary>Every case accelerate 1.15 answered in tests/fixtures/accelerate-split-lists.json.</summary>
 public sealed class AccelerateSplitFixtureTests

@@ -4,7 +4,7 @@ using DistributedInference.Models.Runtime;
 using DistributedInference.Models.Staging;
 using static TorchSharp.torch;
 
-namespace DistributedInference.Actors.Tests.Splitting;
+namespace DistributedInference.Actors.Tests.Kernel.Rows;
 
 public sealed class RowPayloadTests
 {

@@ -3,7 +3,7 @@ using DistributedInference.Actors.Kernel.Rows;
 using DistributedInference.Models;
 using static TorchSharp.torch;
 
-namespace DistributedInference.Actors.Tests.Splitting;
+namespace DistributedInference.Actors.Tests.Kernel.Rows;
 
 public sealed class SplitRulesTests
 {

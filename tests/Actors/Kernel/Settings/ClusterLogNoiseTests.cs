@@ -3,7 +3,7 @@ using Akka.Event;
 using DistributedInference.Actors.Kernel.Settings;
 using static DistributedInference.Actors.Kernel.Settings.ClusterLogNoise;
 
-namespace DistributedInference.Actors.Tests.Configuration;
+namespace DistributedInference.Actors.Tests.Kernel.Settings;
 
 public sealed class ClusterLogNoiseTests
 {

@@ -5,7 +5,7 @@ using DistributedInference.Actors.Kernel.Settings;
 using DistributedInference.Actors.Pipeline;
 using DistributedInference.Actors.Replica;
 
-namespace DistributedInference.Actors.Tests.Configuration;
+namespace DistributedInference.Actors.Tests.Kernel.Settings;
 
 /// <summary>The actors that join results with bulk tensor copies run on the compute dispatcher, not the default pool.</summary>
 public sealed class ComputeDispatcherTests : TestKit

@@ -1,7 +1,7 @@
 using DistributedInference.Actors.Kernel.Settings;
 using DistributedInference.Models;
 
-namespace DistributedInference.Actors.Tests.Configuration;
+namespace DistributedInference.Actors.Tests.Kernel.Settings;
 
 public sealed class DistributedInferenceConfigTests : IDisposable
 {

@@ -10,7 +10,7 @@ using DistributedInference.Models.Gpt2;
 using DistributedInference.Models.Runtime;
 using DistributedInference.Models.Tasks;
 
-namespace DistributedInference.Actors.Tests.Supervision;
+namespace DistributedInference.Actors.Tests.Kernel.Supervision;
 
 /// <summary>
 /// What the node actors of src/Actors/Cluster declare for a child that throws: a <see cref="DeviceManager"/> restarts

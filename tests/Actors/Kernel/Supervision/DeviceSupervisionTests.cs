@@ -4,7 +4,7 @@ using DistributedInference.Actors.Kernel.Settings;
 using DistributedInference.Actors.Replica;
 using DistributedInference.Models.Runtime;
 
-namespace DistributedInference.Actors.Tests.Supervision;
+namespace DistributedInference.Actors.Tests.Kernel.Supervision;
 
 /// <summary>A device whose forward pass throws: the batch fails alone, and a bad device state reloads the model.</summary>
 public sealed class DeviceSupervisionTests : TestKit

@@ -5,7 +5,7 @@ using DistributedInference.Actors.Kernel.Settings;
 using DistributedInference.Actors.Replica;
 using DistributedInference.Actors.Replica.Simulation;
 
-namespace DistributedInference.Actors.Tests.Supervision;
+namespace DistributedInference.Actors.Tests.Kernel.Supervision;
 
 /// <summary>A job actor that throws is stopped, never restarted: its client gets one JobFailed and nothing twice.</summary>
 public sealed class JobSupervisionTests : TestKit

@@ -1,10 +1,11 @@
 using Akka.Actor;
 using Akka.TestKit.Xunit2;
+using DistributedInference.Actors.Kernel.Requests;
 using DistributedInference.Actors.Kernel.Settings;
 using DistributedInference.Actors.Pipeline;
 using DistributedInference.Actors.Replica;
 
-namespace DistributedInference.Actors.Tests.Supervision;
+namespace DistributedInference.Actors.Tests.Kernel.Supervision;
 
 /// <summary>Pipeline stages and coordinators that throw are stopped, never restarted: calls fail clearly, nothing stalls.</summary>
 public sealed class PipelineSupervisionTests : TestKit

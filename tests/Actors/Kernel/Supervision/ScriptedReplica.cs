@@ -1,7 +1,7 @@
 using DistributedInference.Models.Tasks;
 using static TorchSharp.torch;
 
-namespace DistributedInference.Actors.Tests.Supervision;
+namespace DistributedInference.Actors.Tests.Kernel.Supervision;
 
 /// <summary>
 /// A replica model double: results are the rows themselves (lists of ints), or twice the rows of a tensor (a new

@@ -9,7 +9,7 @@ using DistributedInference.Actors.Replica;
 using DistributedInference.Models.Staging;
 using static TorchSharp.torch;
 
-namespace DistributedInference.Actors.Tests.DataPlane;
+namespace DistributedInference.Actors.Tests.Kernel.Transport;
 
 /// <summary>
 /// The frame reader fed random bytes and mutated real frames (CsCheck): the only exception out of it is its own
@@ -51,7 +51,7 @@ public sealed class DataPlaneFrameFuzzTests : TestKit
         {
             while (reader.Next(Serializer, (_, _, manifest) =>
             {
-                if (!DataPlaneMessages.AllowedManifest(manifest))
+                if (!Serializer.Registry.IsBulk(manifest))
                 {
                     throw new BadFrameException(manifest);
                 }

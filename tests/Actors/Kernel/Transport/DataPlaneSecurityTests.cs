@@ -14,7 +14,9 @@ using DistributedInference.Actors.Replica;
 using DistributedInference.Models.Runtime;
 using static TorchSharp.torch;
 
-namespace DistributedInference.Actors.Tests.DataPlane;
+namespace DistributedInference.Actors.Tests.Kernel.Transport;
+
+using Transport = DistributedInference.Actors.Kernel.Transport.Transport;
 
 /// <summary>
 /// Who may use a node's data plane (127.0.0.1, two cluster nodes with a secret in this process): only a peer that
@@ -47,6 +49,8 @@ public sealed class DataPlaneSecurityTests : IAsyncLifetime
             .WithFallback(DistributedInferenceConfig.Cluster("127.0.0.1", 0, [DeviceManager.Role]));
         var from = ClusterSecurity.CreateSystem("distributed-inference", Node());
         var to = ClusterSecurity.CreateSystem("distributed-inference", Node());
+        TensorDataPlane.For(from);
+        TensorDataPlane.For(to);
         var seed = Akka.Cluster.Cluster.Get(from).SelfAddress;
         await Task.WhenAll(new[] { from, to }.Select(system =>
         {
@@ -173,7 +177,7 @@ public sealed class DataPlaneSecurityTests : IAsyncLifetime
         {
             var (inbox, target) = await InboxOnReceiver();
             var (theirs, _) = (TensorDataPlane.For(other)!, 0);
-            theirs.Send(Receiver.Endpoint, target, new MicroBatch("job", 3, ones(2)));
+            theirs.Send(target, new MicroBatch("job", 3, ones(2)));
             Assert.Equal(3, Assert.IsType<MicroBatch>(await inbox.ReceiveAsync(Timeout)).Index);
             Assert.Equal(0, Receiver.FramesReceived);
             Assert.Equal(0, theirs.FramesSent);
@@ -185,20 +189,17 @@ public sealed class DataPlaneSecurityTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task A_frame_asking_for_a_reply_to_another_address_is_not_followed()
+    public async Task A_frame_whose_sender_or_target_is_on_another_node_than_the_peer_is_dropped()
     {
         var (inbox, _) = await InboxOnReceiver();
-        using var elsewhere = new TcpListener(IPAddress.Loopback, 0);
-        elsewhere.Start();
         var target = inbox.Receiver.Path.ToSerializationFormat();
 
-        // A batch to run (user data, so it travels here) whose reply should go to another host:port: delivered with the
-        // reply address of the authenticated peer (the endpoint it proved in the handshake), not the frame's.
+        // No message names a network address to answer: an answer goes to the frame's sender, which must be on the
+        // authenticated peer, and only a frame for this node's own actors is delivered.
         await using (var peer = await Authenticated(FromAddress))
         {
-            await peer.WriteAsync(Frame(Serializer, target, string.Empty, new RunBatch("job", 0, ones(1, 2), $"127.0.0.1:{((IPEndPoint)elsewhere.LocalEndpoint).Port}")));
+            await peer.WriteAsync(Frame(Serializer, target, string.Empty, new RunBatch("job", 0, ones(1, 2))));
             var batch = Assert.IsType<RunBatch>(await inbox.ReceiveAsync(Timeout));
-            Assert.Equal("127.0.0.1:1", batch.ReplyDataPlane);
             ((Tensor)batch.Rows).Dispose();
         }
 
@@ -217,7 +218,6 @@ public sealed class DataPlaneSecurityTests : IAsyncLifetime
         }
 
         await NothingArrives(inbox);
-        Assert.False(elsewhere.Pending(), "the node connected to the address named in the frame");
         Assert.Equal(1, Receiver.FramesReceived);
     }
 
@@ -238,7 +238,7 @@ public sealed class DataPlaneSecurityTests : IAsyncLifetime
 
         // Control messages told through the data plane take Akka instead.
         var (_, remote) = await InboxOnReceiver();
-        TensorDataPlane.Tell(From, Receiver.Endpoint, remote, new CancelJob("job"));
+        Transport.Send(From, remote, new CancelJob("job"));
         Assert.Equal(0, TensorDataPlane.For(From)!.FramesSent);
     }
 
@@ -276,7 +276,7 @@ public sealed class DataPlaneSecurityTests : IAsyncLifetime
             Assert.True(await Dropped(peer));
         }
 
-        TensorDataPlane.For(From)!.Send(Receiver.Endpoint, target, new MicroBatch("job", 4, ones(3)));
+        TensorDataPlane.For(From)!.Send(target, new MicroBatch("job", 4, ones(3)));
         Assert.Equal(4, Assert.IsType<MicroBatch>(await inbox.ReceiveAsync(Timeout)).Index);
         Assert.Equal(1, Receiver.FramesReceived);
     }
@@ -301,7 +301,7 @@ public sealed class DataPlaneSecurityTests : IAsyncLifetime
             Assert.True(Process.GetCurrentProcess().Threads.Count - threads < 100, "a thread per connection");
 
             // Real traffic still gets through on the data plane.
-            TensorDataPlane.For(From)!.Send(Receiver.Endpoint, target, new MicroBatch("job", 7, ones(3)));
+            TensorDataPlane.For(From)!.Send(target, new MicroBatch("job", 7, ones(3)));
             Assert.Equal(7, Assert.IsType<MicroBatch>(await inbox.ReceiveAsync(Timeout)).Index);
             Assert.Equal(1, Receiver.FramesReceived);
 

@@ -8,7 +8,9 @@ using DistributedInference.Models.Runtime;
 using DistributedInference.Models.Staging;
 using static TorchSharp.torch;
 
-namespace DistributedInference.Actors.Tests.DataPlane;
+namespace DistributedInference.Actors.Tests.Kernel.Transport;
+
+using Transport = DistributedInference.Actors.Kernel.Transport.Transport;
 
 /// <summary>The tensor data plane between two cluster nodes in this process.</summary>
 [Collection(TimedTests.Collection)]
@@ -46,7 +48,7 @@ public sealed class TensorDataPlaneTests : IAsyncLifetime
         var ids = arange(6, ScalarType.Int64).view(2, 3);
         var expected = hidden.clone();
 
-        plane.Send(TensorDataPlane.For(To)!.Endpoint, target, new MicroBatch("job", 5, new StagedBatch(hidden, ids, null)), sender.Receiver);
+        plane.Send(target, new MicroBatch("job", 5, new StagedBatch(hidden, ids, null)), sender.Receiver);
 
         var received = Assert.IsType<MicroBatch>(await inbox.ReceiveAsync(Timeout));
         var batch = Assert.IsType<StagedBatch>(received.Payload.Value);
@@ -77,22 +79,23 @@ public sealed class TensorDataPlaneTests : IAsyncLifetime
         using var expected = results.clone();
 
         // 80 MB: Akka.Remote (64 MiB frames here) would drop it.
-        TensorDataPlane.Tell(From, TensorDataPlane.For(To)!.Endpoint, target, new Actors.Replica.BatchCompleted("job", 0, results, TimeSpan.Zero));
+        Transport.Send(From, target, new Actors.Replica.BatchCompleted("job", 0, results, TimeSpan.Zero));
 
         var received = Assert.IsType<Actors.Replica.BatchCompleted>(await inbox.ReceiveAsync(Timeout));
         Assert.Equal(0, Fixtures.MaxAbsDiff((Tensor)received.Results!, expected));
     }
 
     [Fact]
-    public async Task Messages_to_an_endpoint_that_cannot_be_reached_go_through_akka_instead()
+    public async Task Messages_to_a_node_whose_data_plane_cannot_be_reached_go_through_akka_instead()
     {
         var (inbox, target) = await InboxOnReceiver();
         using var closed = new TcpListener(IPAddress.Loopback, 0);
         closed.Start();
         var port = ((IPEndPoint)closed.LocalEndpoint).Port;
         closed.Stop();
+        TensorDataPlane.For(From)!.RememberEndpoint(target.Path.Address, $"127.0.0.1:{port}");
 
-        TensorDataPlane.For(From)!.Send($"127.0.0.1:{port}", target, new MicroBatch("job", 1, ones(4)));
+        TensorDataPlane.For(From)!.Send(target, new MicroBatch("job", 1, ones(4)));
 
         var received = Assert.IsType<MicroBatch>(await inbox.ReceiveAsync(Timeout));
         Assert.Equal(0, Fixtures.MaxAbsDiff((Tensor)received.Payload, ones(4)));
@@ -100,7 +103,7 @@ public sealed class TensorDataPlaneTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task An_endpoint_that_is_gone_costs_a_few_connection_attempts_not_one_a_message()
+    public async Task A_data_plane_that_is_gone_costs_a_few_connection_attempts_not_one_a_message()
     {
         var (inbox, target) = await InboxOnReceiver();
         using var closed = new TcpListener(IPAddress.Loopback, 0);
@@ -108,13 +111,14 @@ public sealed class TensorDataPlaneTests : IAsyncLifetime
         var port = ((IPEndPoint)closed.LocalEndpoint).Port;
         closed.Stop();
         var plane = TensorDataPlane.For(From)!;
+        plane.RememberEndpoint(target.Path.Address, $"127.0.0.1:{port}");
         var before = plane.FailedConnections;
 
         // Every message still arrives (through Akka), in order; the endpoint is tried again only after a backoff.
         const int Messages = 200;
         for (var i = 0; i < Messages; i++)
         {
-            plane.Send($"127.0.0.1:{port}", target, new MicroBatch("job", i, ones(2)));
+            plane.Send(target, new MicroBatch("job", i, ones(2)));
             if (i == 0)
             {
                 Assert.IsType<MicroBatch>(await inbox.ReceiveAsync(Timeout));
@@ -127,6 +131,22 @@ public sealed class TensorDataPlaneTests : IAsyncLifetime
         }
 
         Assert.InRange(plane.FailedConnections - before, 1, TensorDataPlane.MaximumConnectAttempts);
+    }
+
+    [Fact]
+    public async Task Rows_sent_to_another_node_over_akka_are_written_at_once_and_released_there_gathered_outputs_included()
+    {
+        var (inbox, target) = await InboxOnReceiver();
+        Tensor first = ones(2, 2), second = zeros(1, 2);
+
+        Transport.SendByAkka(From, target, new GatheredOutputs([new OutputGathered("a", first), new OutputGathered("b", second)]));
+
+        Assert.True(first.IsInvalid && second.IsInvalid, "the rows sent were not released once written");
+        var back = Assert.IsType<GatheredOutputs>(await inbox.ReceiveAsync(Timeout));
+        Assert.Equal(["a", "b"], back.Outputs.Select(o => o.JobId));
+        Assert.Equal(0, Fixtures.MaxAbsDiff((Tensor)back.Outputs[1].Output, zeros(1, 2)));
+        Assert.Equal(0, TensorDataPlane.For(To)!.FramesReceived);
+        back.Outputs.ToList().ForEach(o => o.Output.Dispose());
     }
 
     [Theory]
@@ -152,7 +172,7 @@ public sealed class TensorDataPlaneTests : IAsyncLifetime
         }
 
         var (inbox, target) = await InboxOnReceiver();
-        TensorDataPlane.For(From)!.Send(endpoint, target, new MicroBatch("job", 2, ones(3)));
+        TensorDataPlane.For(From)!.Send(target, new MicroBatch("job", 2, ones(3)));
         Assert.IsType<MicroBatch>(await inbox.ReceiveAsync(Timeout));
         Assert.Equal(1, TensorDataPlane.For(To)!.FramesReceived);
     }

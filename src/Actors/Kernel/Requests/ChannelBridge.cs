@@ -2,7 +2,7 @@ using System.Threading.Channels;
 using Akka.Actor;
 using DistributedInference.Actors.Kernel.Membership;
 
-namespace DistributedInference.Actors.Replica;
+namespace DistributedInference.Actors.Kernel.Requests;
 
 /// <summary>
 /// Writes every message it receives into a channel, so code outside the actor system can await replies one by one

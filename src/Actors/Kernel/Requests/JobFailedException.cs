@@ -1,4 +1,4 @@
-namespace DistributedInference.Actors.Replica;
+namespace DistributedInference.Actors.Kernel.Requests;
 
 /// <summary>A job ended without results for a reason other than its input (devices lost, retries exhausted, cancelled).</summary>
 public sealed class JobFailedException : Exception
