@@ -224,7 +224,7 @@ public sealed class PipelineCoordinator : MembersOnlyActor
 
         // Uneven micro-batches, never zero-row padding: fewer rows than chunks means fewer, single-row chunks.
         var chunks = Share.Plan(rows, Math.Min(run.NumChunks, rows), applyPadding: false);
-        _calls[run.JobId] = new Call(run, new RowPayload?[chunks.Count], DateTime.UtcNow);
+        _calls[run.JobId] = new Call(run, new RowBatch?[chunks.Count], DateTime.UtcNow);
         foreach (var chunk in chunks)
         {
             _waiting.Enqueue(new MicroBatch(run.JobId, chunk.Rank, input.Cut(chunk.Start, chunk.Count)));
@@ -251,7 +251,7 @@ public sealed class PipelineCoordinator : MembersOnlyActor
         }
 
         // The payload goes on to the first stage as it is (the stages own it from here).
-        _calls[step.JobId] = new Call(new RunPipeline(step.JobId, step.Payload, 1, false, step.ReplyTo), new RowPayload?[1], DateTime.UtcNow) { IsStep = true };
+        _calls[step.JobId] = new Call(new RunPipeline(step.JobId, step.Payload, 1, false, step.ReplyTo), new RowBatch?[1], DateTime.UtcNow) { IsStep = true };
         _waiting.Enqueue(new MicroBatch(step.JobId, 0, step.Payload));
         Pump();
     }
@@ -375,7 +375,7 @@ public sealed class PipelineCoordinator : MembersOnlyActor
         }
 
         var parts = call.Outputs.Select(o => o!).ToList();
-        var output = RowPayload.Concat(parts);
+        var output = RowBatch.Concat(parts);
 
         // The last stage's outputs were joined into new tensors: the caller owns the join, the parts go now.
         parts.ForEach(part => part.DisposeExcept(output.Value));
@@ -424,12 +424,12 @@ public sealed class PipelineCoordinator : MembersOnlyActor
         return new PipelineRunMetrics(elapsed, stages);
     }
 
-    private sealed class Call(RunPipeline run, RowPayload?[] outputs, DateTime submitted)
+    private sealed class Call(RunPipeline run, RowBatch?[] outputs, DateTime submitted)
     {
         // Only its JobId, ReplyTo and GatherOutput are used: its input was cut and released when the call came.
         public RunPipeline Run { get; } = run;
 
-        public RowPayload?[] Outputs { get; } = outputs;
+        public RowBatch?[] Outputs { get; } = outputs;
 
         public DateTime Submitted { get; } = submitted;
 

@@ -139,7 +139,7 @@ public sealed class PipelineRuntime : IPipeline
     public async Task<PipelineCompleted> RunAsync(object input, int? numChunks = null, bool gatherOutput = false, CancellationToken cancellation = default)
     {
         cancellation.ThrowIfCancellationRequested();
-        var rows = RowPayload.FromInput(input).Handles();
+        var rows = RowBatch.FromInput(input).Handles();
         var (bridge, reader) = ChannelBridge.Open(_system);
         ChannelBridge.Watch(bridge, Coordinator);
         try
@@ -169,7 +169,7 @@ public sealed class PipelineRuntime : IPipeline
     public async Task<PipelineStepCompleted> StepAsync(object payload, CancellationToken cancellation = default)
     {
         cancellation.ThrowIfCancellationRequested();
-        var step = RowPayload.FromInput(payload).Handles();
+        var step = RowBatch.FromInput(payload).Handles();
         var (bridge, reader) = ChannelBridge.Open(_system);
         ChannelBridge.Watch(bridge, Coordinator);
         try

@@ -25,7 +25,7 @@ public readonly record struct JobProgress(int RowsDone, int RowsTotal);
 /// (a cluster node or client) the input never rides in the submission: the job's home asks for it and it goes by the data
 /// plane, however large. A submission that nothing answers within <c>distributed-inference.submit-timeout</c> (default
 /// 2 min) fails with <see cref="JobFailedException"/> naming that setting. Ownership: the caller keeps its input (the
-/// job is sent new handles of it, <see cref="RowPayload.Handles"/>) and owns every result it is handed.
+/// job is sent new handles of it, <see cref="RowBatch.Handles"/>) and owns every result it is handed.
 /// </summary>
 public sealed class ReplicaClient
 {
@@ -75,7 +75,7 @@ public sealed class ReplicaClient
 
     public async Task<JobResult> RunAsync(object input, JobOptions? options = null, IProgress<JobProgress>? progress = null, CancellationToken cancellation = default)
     {
-        var payload = RowPayload.FromInput(input);
+        var payload = RowBatch.FromInput(input);
         if (ResubmitOnLoss && CountOrNull(payload) is { } rows)
         {
             return await RunResubmitting(payload, rows, options, progress, cancellation);
@@ -108,7 +108,7 @@ public sealed class ReplicaClient
     public async IAsyncEnumerable<RowsCompleted> StreamAsync(object input, JobOptions? options = null, [EnumeratorCancellation] CancellationToken cancellation = default)
     {
         var jobId = NewJobId();
-        await foreach (var message in Messages(jobId, RowPayload.FromInput(input), options, streamResults: true, resend: false, cancellation))
+        await foreach (var message in Messages(jobId, RowBatch.FromInput(input), options, streamResults: true, resend: false, cancellation))
         {
             switch (message)
             {
@@ -130,7 +130,7 @@ public sealed class ReplicaClient
     private static JobFailedException Lost(string jobId, AnswererLost lost) =>
         new($"job {jobId}: the actor running it at {lost.Node} stopped before the job ended; submit it again");
 
-    private static int? CountOrNull(RowPayload input)
+    private static int? CountOrNull(RowBatch input)
     {
         try
         {
@@ -145,7 +145,7 @@ public sealed class ReplicaClient
 
     // Attempt 0 submits every row; each later one only the rows not received yet, as one input of those rows in order
     // (the kept ranges map its row indices back to the job's). A lost coordinator's late answers go to a bridge that is gone.
-    private async Task<JobResult> RunResubmitting(RowPayload input, int total, JobOptions? options, IProgress<JobProgress>? progress, CancellationToken cancellation)
+    private async Task<JobResult> RunResubmitting(RowBatch input, int total, JobOptions? options, IProgress<JobProgress>? progress, CancellationToken cancellation)
     {
         var jobId = NewJobId();
         var log = (_system as ActorSystem ?? (_system as IActorContext)?.System) is { } system ? Logging.GetLogger(system, typeof(ReplicaClient)) : null;
@@ -232,15 +232,15 @@ public sealed class ReplicaClient
     }
 
     // The rows of `input` in `ranges`, joined (new tensors; a list's items shared), released with DisposeViews.
-    private static JoinedRows Missing(RowPayload input, List<(int Start, int Count)> ranges)
+    private static JoinedRows Missing(RowBatch input, List<(int Start, int Count)> ranges)
     {
         var slices = ranges.Select(range => input.Slice(range.Start, range.Count)).ToList();
-        var joined = RowPayload.Concat(slices);
+        var joined = RowBatch.Concat(slices);
         slices.ForEach(slice => RowOwnership.DisposeViews(slice.Value));
         return new JoinedRows(joined);
     }
 
-    private sealed record JoinedRows(RowPayload Rows) : IDisposable
+    private sealed record JoinedRows(RowBatch Rows) : IDisposable
     {
         public void Dispose() => RowOwnership.DisposeViews(Rows.Value);
     }
@@ -250,7 +250,7 @@ public sealed class ReplicaClient
     // Every submission that no job home answers within distributed-inference.submit-timeout fails the call with
     // JobFailedException; resend: until the first answer, the submission is also sent again now and then.
     // `input` stays the caller's: each submission, and each answer to FetchJobInput, carries new handles of it.
-    private async IAsyncEnumerable<object> Messages(string jobId, RowPayload input, JobOptions? options, bool streamResults, bool resend, [EnumeratorCancellation] CancellationToken cancellation)
+    private async IAsyncEnumerable<object> Messages(string jobId, RowBatch input, JobOptions? options, bool streamResults, bool resend, [EnumeratorCancellation] CancellationToken cancellation)
     {
         // Cancelled before it starts: nothing is submitted (the job would otherwise run, and a quick one return its results).
         cancellation.ThrowIfCancellationRequested();
@@ -267,7 +267,7 @@ public sealed class ReplicaClient
             var dataPlane = system is null ? null : Kernel.Transport.TensorDataPlane.For(system);
             options ??= settings is null ? new JobOptions() : JobOptions.From(settings);
             var byDataPlane = dataPlane is not null;
-            SubmitJob Submission() => new(jobId, byDataPlane ? RowPayload.From(Array.Empty<object>()) : input.Handles(), options, bridge, streamResults, byDataPlane);
+            SubmitJob Submission() => new(jobId, byDataPlane ? RowBatch.From(Array.Empty<object>()) : input.Handles(), options, bridge, streamResults, byDataPlane);
             var submitTimeout = settings?.SubmitTimeout ?? TimeSpan.FromMinutes(2);
             var submitted = Stopwatch.StartNew();
             splitter.Tell(Submission());

@@ -60,7 +60,7 @@ public sealed class ClusterJobShardingTests : IAsyncLifetime
     {
         await EveryDeviceRegistered();
         var (bridge, reader) = ChannelBridge.Open(_cluster!.Nodes[2]);
-        _cluster.Regions[2].Tell(new SubmitJob("job-1", RowPayload.From(Rows()), new JobOptions(MaxBatchSize: 1), bridge, StreamResults: false));
+        _cluster.Regions[2].Tell(new SubmitJob("job-1", RowBatch.From(Rows()), new JobOptions(MaxBatchSize: 1), bridge, StreamResults: false));
         object answer;
         while ((answer = await reader.ReadAsync().AsTask().WaitAsync(Timeout)) is not JobCompleted and not JobFailed)
         {
@@ -75,7 +75,7 @@ public sealed class ClusterJobShardingTests : IAsyncLifetime
         // The same job id again, through another node: the outcome comes back from the job's home, nothing runs again.
         var before = await BatchesRun(_cluster.Nodes[0]);
         var (again, againReader) = ChannelBridge.Open(_cluster.Nodes[0]);
-        _cluster.Regions[0].Tell(new SubmitJob("job-1", RowPayload.From(Rows()), new JobOptions(MaxBatchSize: 1), again, StreamResults: false));
+        _cluster.Regions[0].Tell(new SubmitJob("job-1", RowBatch.From(Rows()), new JobOptions(MaxBatchSize: 1), again, StreamResults: false));
         var repeated = Assert.IsType<JobCompleted>(await againReader.ReadAsync().AsTask().WaitAsync(Timeout));
         Assert.True(Fixtures.MaxAbsDiff((Tensor)repeated.Results!, Fixtures.Expected("lm_logits")) <= 1e-4);
         Assert.Equal(before, await BatchesRun(_cluster.Nodes[0]));
@@ -109,7 +109,7 @@ public sealed class ClusterJobShardingTests : IAsyncLifetime
     {
         await EveryDeviceRegistered();
         var (bridge, reader) = ChannelBridge.Open(_cluster!.Nodes[2]);
-        _cluster.Regions[2].Tell(new SubmitJob("job-cancel", RowPayload.From(ManyRows()), new JobOptions(MaxBatchSize: 1), bridge, StreamResults: false));
+        _cluster.Regions[2].Tell(new SubmitJob("job-cancel", RowBatch.From(ManyRows()), new JobOptions(MaxBatchSize: 1), bridge, StreamResults: false));
         await Next(reader, m => m is JobAccepted);
         _cluster.Regions[0].Tell(new CancelJob("job-cancel"));
         var failed = Assert.IsType<JobFailed>(await Next(reader, m => m is JobFailed or JobCompleted));
@@ -122,7 +122,7 @@ public sealed class ClusterJobShardingTests : IAsyncLifetime
     {
         await EveryDeviceRegistered();
         var (bridge, reader) = ChannelBridge.Open(_cluster!.Nodes[2]);
-        _cluster.Regions[2].Tell(new SubmitJob("job-orphan", RowPayload.From(ManyRows()), new JobOptions(MaxBatchSize: 1), bridge, StreamResults: false));
+        _cluster.Regions[2].Tell(new SubmitJob("job-orphan", RowBatch.From(ManyRows()), new JobOptions(MaxBatchSize: 1), bridge, StreamResults: false));
         await Next(reader, m => m is JobAccepted);
 
         // The client stops waiting (as a cancelled or exited client's reply actor does): its coordinator watches it.

@@ -74,7 +74,7 @@ public sealed class NonMemberTests : IAsyncLifetime
 
         var ids = Fixtures.Expected("input_ids");
         // The job owns what it is sent (released once serialized): it gets a handle of its own, ids are used again below.
-        outsiderSplitter.Tell(new SubmitJob("outsider-job", RowPayload.From(Gpt2Replica.Rows(ids.alias(), null)), new JobOptions(MaxBatchSize: 1), recorder, StreamResults: false), recorder);
+        outsiderSplitter.Tell(new SubmitJob("outsider-job", RowBatch.From(Gpt2Replica.Rows(ids.alias(), null)), new JobOptions(MaxBatchSize: 1), recorder, StreamResults: false), recorder);
         await Task.Delay(Quiet);
         Assert.Equal(2, (await splitter.Ask<DeviceList>(GetDevices.Instance, TimeSpan.FromSeconds(5))).Devices.Count);
         lock (heard)

@@ -66,7 +66,7 @@ public sealed class TensorDataPlaneTests : IAsyncLifetime
         }
 
         Assert.Equal(1, plane.FramesSent);
-        // The whole payload was the stage's to hand over (RowPayload's rule): its ids go with its activation.
+        // The whole payload was the stage's to hand over (RowBatch's rule): its ids go with its activation.
         Assert.True(ids.IsInvalid, "the ids the payload carried were not released");
         received.Payload.Dispose();
     }
