@@ -258,77 +258,52 @@ public sealed class ReplicaClient
         var system = _system as ActorSystem ?? (_system as IActorContext)?.System;
         var settings = system is null ? null : Kernel.Settings.DistributedInferenceSettings.Get(system);
         var jobTimeout = settings?.JobTimeout ?? TimeSpan.FromMinutes(30);
-        var (bridge, reader) = ChannelBridge.Open(_system, watchFirstSender: true, announceAnswerer: true);
-        using var timeout = new CancellationTokenSource(jobTimeout);
-        using var cancel = cancellation.Register(() => splitter.Tell(new CancelJob(jobId)));
-        using var expire = timeout.Token.Register(() => splitter.Tell(new CancelJob(jobId)));
-        try
+        var dataPlane = system is null ? null : Kernel.Transport.TensorDataPlane.For(system);
+        options ??= settings is null ? new JobOptions() : JobOptions.From(settings);
+        var byDataPlane = dataPlane is not null;
+        var submitTimeout = settings?.SubmitTimeout ?? TimeSpan.FromMinutes(2);
+        var policy = new RequestPolicy
         {
-            var dataPlane = system is null ? null : Kernel.Transport.TensorDataPlane.For(system);
-            options ??= settings is null ? new JobOptions() : JobOptions.From(settings);
-            var byDataPlane = dataPlane is not null;
-            SubmitJob Submission() => new(jobId, byDataPlane ? RowBatch.From(Array.Empty<object>()) : input.Handles(), options, bridge, streamResults, byDataPlane);
-            var submitTimeout = settings?.SubmitTimeout ?? TimeSpan.FromMinutes(2);
-            var submitted = Stopwatch.StartNew();
-            splitter.Tell(Submission());
-            var answered = false;
-            var resends = 0;
-            var next = reader.ReadAsync(CancellationToken.None).AsTask();
-            var givenUp = Task.Delay(Timeout.Infinite, cancellation).ContinueWith(_ => Task.Delay(CancelWait), TaskScheduler.Default).Unwrap();
-            while (true)
+            FirstAnswerWithin = submitTimeout,
+            ResendAfter = resend ? ResendAfter : [],
+            Deadline = jobTimeout,
+            CancelMessage = new CancelJob(jobId),
+            CancelWait = CancelWait,
+            Watch = RequestWatch.FirstAnswerer,
+            AnnounceAnswerer = true,
+        };
+        SubmitJob Submission(IActorRef replyTo) => new(jobId, byDataPlane ? RowBatch.From(Array.Empty<object>()) : input.Handles(), options, replyTo, streamResults, byDataPlane);
+        var clock = Stopwatch.StartNew();
+        await using var request = Request.Start(_system, splitter, Submission, policy, cancellation);
+        await foreach (var message in request.ReadAllAsync(CancellationToken.None))
+        {
+            switch (message)
             {
-                var left = submitTimeout - submitted.Elapsed;
-                var resendAfter = ResendAfter[Math.Min(resends, ResendAfter.Length - 1)];
-                left = left > TimeSpan.Zero ? left : TimeSpan.Zero;
-                var wait = answered ? Timeout.InfiniteTimeSpan : resend && resendAfter < left ? resendAfter : left;
-                var woken = await Task.WhenAny(next, givenUp, Task.Delay(wait, CancellationToken.None));
-                if (woken == givenUp)
-                {
+                case FetchJobInput fetch:
+                    // The job's home wants the input: as a bulk message to its node (new handles; the input stays this caller's).
+                    Kernel.Transport.Transport.Send(system!, fetch.ReplyTo, new JobInput(jobId, input.Handles()), request.Actor);
+                    break;
+                case JobFailed failed when cancellation.IsCancellationRequested:
+                    throw new OperationCanceledException($"job {jobId} cancelled: {failed.Reason}", cancellation);
+                case RequestCancelled:
                     throw new OperationCanceledException($"job {jobId} cancelled", cancellation);
-                }
-
-                if (woken != next)
-                {
-                    if (!resend || submitted.Elapsed >= submitTimeout)
-                    {
-                        throw new JobFailedException($"job {jobId}: nothing acknowledged the submission (no job coordinator or splitter answered) within {submitTimeout.TotalSeconds:F0} s (distributed-inference.submit-timeout)");
-                    }
-
-                    resends++;
-                    splitter.Tell(Submission());
-                    continue;
-                }
-
-                var message = await next;
-                answered = true;
-                switch (message)
-                {
-                    case FetchJobInput fetch:
-                        // The coordinator wants the input: by the data plane to its node (new handles; the input stays this caller's).
-                        Kernel.Transport.Transport.Send(system!, fetch.ReplyTo, new JobInput(jobId, input.Handles()), bridge);
-                        break;
-                    case JobFailed failed when cancellation.IsCancellationRequested:
-                        throw new OperationCanceledException($"job {jobId} cancelled: {failed.Reason}", cancellation);
-                    case JobFailed when timeout.IsCancellationRequested:
-                        throw new JobFailedException($"job {jobId} did not finish within {jobTimeout} (distributed-inference.job-timeout)");
-                    case JobFailed { InputError: true } failed:
-                        throw new InvalidInputException(failed.Reason);
-                    case JobFailed failed:
-                        throw new JobFailedException(failed.Reason);
-                    case JobCompleted or AnswererLost:
-                        yield return message;
-                        yield break;
-                    default:
-                        yield return message;
-                        break;
-                }
-
-                next = reader.ReadAsync(CancellationToken.None).AsTask();
+                case NoAnswer:
+                    throw new JobFailedException($"job {jobId}: nothing acknowledged the submission (no job coordinator or splitter answered) within {submitTimeout.TotalSeconds:F0} s (distributed-inference.submit-timeout)");
+                case DeadlinePassed:
+                    throw new JobFailedException($"job {jobId} did not finish within {jobTimeout} (distributed-inference.job-timeout)");
+                case JobFailed when clock.Elapsed >= jobTimeout:
+                    throw new JobFailedException($"job {jobId} did not finish within {jobTimeout} (distributed-inference.job-timeout)");
+                case JobFailed { InputError: true } failed:
+                    throw new InvalidInputException(failed.Reason);
+                case JobFailed failed:
+                    throw new JobFailedException(failed.Reason);
+                case JobCompleted or AnswererLost:
+                    yield return message;
+                    yield break;
+                default:
+                    yield return message;
+                    break;
             }
-        }
-        finally
-        {
-            bridge.Tell(PoisonPill.Instance);
         }
     }
 

@@ -59,10 +59,11 @@ public sealed class ClusterJobShardingTests : IAsyncLifetime
     public async Task A_job_submitted_through_any_node_runs_once_and_every_node_can_ask_how_it_stands()
     {
         await EveryDeviceRegistered();
-        var (bridge, reader) = ChannelBridge.Open(_cluster!.Nodes[2]);
+        var inbox = Inbox(_cluster!.Nodes[2]);
+        var (bridge, reader) = (inbox.Actor, inbox);
         _cluster.Regions[2].Tell(new SubmitJob("job-1", RowBatch.From(Rows()), new JobOptions(MaxBatchSize: 1), bridge, StreamResults: false));
         object answer;
-        while ((answer = await reader.ReadAsync().AsTask().WaitAsync(Timeout)) is not JobCompleted and not JobFailed)
+        while ((answer = await reader.NextAsync().AsTask().WaitAsync(Timeout)) is not JobCompleted and not JobFailed)
         {
         }
 
@@ -74,9 +75,10 @@ public sealed class ClusterJobShardingTests : IAsyncLifetime
 
         // The same job id again, through another node: the outcome comes back from the job's home, nothing runs again.
         var before = await BatchesRun(_cluster.Nodes[0]);
-        var (again, againReader) = ChannelBridge.Open(_cluster.Nodes[0]);
+        var againInbox = Inbox(_cluster.Nodes[0]);
+        var (again, againReader) = (againInbox.Actor, againInbox);
         _cluster.Regions[0].Tell(new SubmitJob("job-1", RowBatch.From(Rows()), new JobOptions(MaxBatchSize: 1), again, StreamResults: false));
-        var repeated = Assert.IsType<JobCompleted>(await againReader.ReadAsync().AsTask().WaitAsync(Timeout));
+        var repeated = Assert.IsType<JobCompleted>(await againReader.NextAsync().AsTask().WaitAsync(Timeout));
         Assert.True(Fixtures.MaxAbsDiff((Tensor)repeated.Results!, Fixtures.Expected("lm_logits")) <= 1e-4);
         Assert.Equal(before, await BatchesRun(_cluster.Nodes[0]));
         _output.WriteLine($"job-1: {status}; {before} batches run in all");
@@ -94,10 +96,13 @@ public sealed class ClusterJobShardingTests : IAsyncLifetime
     // 2000 rows, one per batch: seconds of work, so a cancel sent on JobAccepted finds the job running.
     private static object ManyRows() => Gpt2Replica.Rows(cat(Enumerable.Repeat(Fixtures.Expected("input_ids"), 500).ToArray(), 0), null);
 
-    private static async Task<object> Next(System.Threading.Channels.ChannelReader<object> reader, Func<object, bool> wanted)
+    // A reply address of the test's own: what is sent to it is read in order.
+    private static Request Inbox(ActorSystem node) => Request.Start(node, null, null, new RequestPolicy { Watch = RequestWatch.None });
+
+    private static async Task<object> Next(Request reader, Func<object, bool> wanted)
     {
         object message;
-        while (!wanted(message = await reader.ReadAsync().AsTask().WaitAsync(Timeout)))
+        while (!wanted(message = await reader.NextAsync().AsTask().WaitAsync(Timeout)))
         {
         }
 
@@ -108,7 +113,8 @@ public sealed class ClusterJobShardingTests : IAsyncLifetime
     public async Task CancelJob_through_any_node_stops_the_job_at_its_home()
     {
         await EveryDeviceRegistered();
-        var (bridge, reader) = ChannelBridge.Open(_cluster!.Nodes[2]);
+        var inbox = Inbox(_cluster!.Nodes[2]);
+        var (bridge, reader) = (inbox.Actor, inbox);
         _cluster.Regions[2].Tell(new SubmitJob("job-cancel", RowBatch.From(ManyRows()), new JobOptions(MaxBatchSize: 1), bridge, StreamResults: false));
         await Next(reader, m => m is JobAccepted);
         _cluster.Regions[0].Tell(new CancelJob("job-cancel"));
@@ -121,7 +127,8 @@ public sealed class ClusterJobShardingTests : IAsyncLifetime
     public async Task A_job_whose_client_goes_away_is_cancelled()
     {
         await EveryDeviceRegistered();
-        var (bridge, reader) = ChannelBridge.Open(_cluster!.Nodes[2]);
+        var inbox = Inbox(_cluster!.Nodes[2]);
+        var (bridge, reader) = (inbox.Actor, inbox);
         _cluster.Regions[2].Tell(new SubmitJob("job-orphan", RowBatch.From(ManyRows()), new JobOptions(MaxBatchSize: 1), bridge, StreamResults: false));
         await Next(reader, m => m is JobAccepted);
 
