@@ -149,7 +149,7 @@ public sealed class ReplicaClient
     {
         var jobId = NewJobId();
         var log = (_system as ActorSystem ?? (_system as IActorContext)?.System) is { } system ? Logging.GetLogger(system, typeof(ReplicaClient)) : null;
-        var received = new ReceivedRows(total);
+        var received = new RowAssembler(total);
         var clock = Stopwatch.StartNew();
         var resent = 0;
         try
@@ -172,11 +172,15 @@ public sealed class ReplicaClient
                             progress?.Report(new JobProgress(0, accepted.Rows));
                             break;
                         case RowsCompleted rows:
-                            received.Add(missing, rows);
+                            Receive(received, missing, rows);
                             progress?.Report(new JobProgress(received.Done, total));
                             break;
                         case RowsFailed failed:
-                            received.Fail(missing, failed);
+                            foreach (var row in failed.Rows)
+                            {
+                                received.Fail(JobRow(missing, row), failed.Error);
+                            }
+
                             progress?.Report(new JobProgress(received.Done, total));
                             break;
                         case JobCompleted completed:
@@ -222,17 +226,61 @@ public sealed class ReplicaClient
                 }
 
                 var stats = statistics ?? new JobStatistics(TimeSpan.Zero, new Dictionary<string, DeviceShare>(), 0);
-                return new JobResult(received.Join(), stats with { Elapsed = clock.Elapsed, ResentBatches = stats.ResentBatches + resent }) { FailedRows = received.Failures };
+                var failures = received.Failures.Select(f => new RowFailure(f.Row, f.Error)).ToList();
+                return new JobResult(received.Join()?.Value, stats with { Elapsed = clock.Elapsed, ResentBatches = stats.ResentBatches + resent }) { FailedRows = failures };
             }
         }
         finally
         {
+            // Rows of a job that ends without its results (failed, cancelled) are nobody's.
             received.Dispose();
         }
     }
 
+    // Rows [Start, Start + Count) of a submitted part, whose row i is row i of `part` laid end to end: each run that falls
+    // in one range of the part goes to the assembler at its row of the whole job (a row already there is not taken again).
+    private static void Receive(RowAssembler received, IReadOnlyList<(int Start, int Count)> part, RowsCompleted rows)
+    {
+        if (rows.Results is not { } results)
+        {
+            return;
+        }
+
+        var offset = 0;
+        foreach (var range in part)
+        {
+            var from = Math.Max(rows.Start, offset);
+            var to = Math.Min(rows.Start + rows.Count, offset + range.Count);
+            if (from < to)
+            {
+                received.Add(range.Start + (from - offset), results.Slice(from - rows.Start, to - from));
+            }
+
+            offset += range.Count;
+        }
+
+        results.DisposeViews();
+    }
+
+    // The row of the whole job that row `row` of a part laid end to end is.
+    private static int JobRow(IReadOnlyList<(int Start, int Count)> part, int row)
+    {
+        var offset = 0;
+        foreach (var range in part)
+        {
+            if (row < offset + range.Count)
+            {
+                return range.Start + (row - offset);
+            }
+
+            offset += range.Count;
+        }
+
+        throw new ArgumentOutOfRangeException(nameof(row), $"row {row} is beyond the part's {offset} rows");
+    }
+
     // The rows of `input` in `ranges`, joined (new tensors; a list's items shared), released with DisposeViews.
-    private static JoinedRows Missing(RowBatch input, List<(int Start, int Count)> ranges)
+    private static JoinedRows Missing(RowBatch input, IReadOnlyList<(int Start, int Count)> ranges)
     {
         var slices = ranges.Select(range => input.Slice(range.Start, range.Count)).ToList();
         var joined = RowBatch.Concat(slices);
@@ -303,135 +351,6 @@ public sealed class ReplicaClient
                 default:
                     yield return message;
                     break;
-            }
-        }
-    }
-
-    // The results of a job's rows as they come, by row index of the whole job; a row already here is not taken again.
-    private sealed class ReceivedRows(int total) : IDisposable
-    {
-        private readonly bool[] _done = new bool[total];
-        private readonly SortedDictionary<int, object> _pieces = [];
-        private readonly List<object> _messages = [];
-        private readonly SortedDictionary<int, RowFailure> _failures = [];
-
-        public int Done { get; private set; }
-
-        // The ranges of rows without results, in order.
-        public List<(int Start, int Count)> Missing()
-        {
-            var ranges = new List<(int Start, int Count)>();
-            for (var row = 0; row < total; row++)
-            {
-                if (!_done[row])
-                {
-                    var start = row;
-                    while (row < total && !_done[row])
-                    {
-                        row++;
-                    }
-
-                    ranges.Add((start, row - start));
-                }
-            }
-
-            return ranges;
-        }
-
-        // Rows [Start, Start + Count) of the submitted part, whose row i is row i of `part` laid end to end.
-        public void Add(List<(int Start, int Count)> part, RowsCompleted rows)
-        {
-            if (rows.Results is null || rows.Count == 0)
-            {
-                return;
-            }
-
-            var results = rows.Results.Value;
-            _messages.Add(results);
-            var offset = 0;
-            foreach (var range in part)
-            {
-                var from = Math.Max(rows.Start, offset);
-                var to = Math.Min(rows.Start + rows.Count, offset + range.Count);
-                for (var row = from; row < to;)
-                {
-                    var jobRow = range.Start + (row - offset);
-                    if (_done[jobRow])
-                    {
-                        row++;
-                        continue;
-                    }
-
-                    var run = 0;
-                    while (row + run < to && !_done[jobRow + run])
-                    {
-                        _done[jobRow + run] = true;
-                        run++;
-                    }
-
-                    _pieces[jobRow] = Rows.Slice(results, row - rows.Start, run);
-                    Done += run;
-                    row += run;
-                }
-
-                offset += range.Count;
-            }
-        }
-
-        public IReadOnlyList<RowFailure> Failures => [.. _failures.Values];
-
-        // Rows of the submitted part that failed alone: answered (never submitted again), blank in the joined result.
-        public void Fail(List<(int Start, int Count)> part, RowsFailed failed)
-        {
-            foreach (var row in failed.Rows)
-            {
-                var offset = 0;
-                foreach (var range in part)
-                {
-                    if (row < offset + range.Count)
-                    {
-                        var jobRow = range.Start + (row - offset);
-                        if (!_done[jobRow])
-                        {
-                            _done[jobRow] = true;
-                            _failures[jobRow] = new RowFailure(jobRow, failed.Error);
-                            Done++;
-                        }
-
-                        break;
-                    }
-
-                    offset += range.Count;
-                }
-            }
-        }
-
-        public object? Join()
-        {
-            if (_pieces.Count == 0)
-            {
-                return null;
-            }
-
-            var like = _pieces.Values.First();
-            foreach (var row in _failures.Keys)
-            {
-                _pieces[row] = Rows.Blank(like, 1);
-            }
-
-            return Rows.Concat(_pieces.Values.ToList());
-        }
-
-        public void Dispose()
-        {
-            foreach (var piece in _pieces.Values)
-            {
-                RowOwnership.DisposeViews(piece);
-            }
-
-            foreach (var message in _messages)
-            {
-                RowOwnership.DisposeViews(message);
             }
         }
     }

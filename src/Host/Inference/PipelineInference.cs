@@ -80,11 +80,12 @@ public static class PipelineInference
             .Select(c => (Start: c * options.MaxBatchSize, Count: Math.Min(options.MaxBatchSize, total - (c * options.MaxBatchSize))))
             .ToList();
 
-        var outputs = await ProgressBar.Track(stderr, $"{job.Task.Name()} through {stages} stage(s)", async progress =>
+        // Outputs back in row order as calls finish (each call's rows once).
+        using var outputs = new Actors.Kernel.Rows.RowAssembler(total);
+        await ProgressBar.Track(stderr, $"{job.Task.Name()} through {stages} stage(s)", async progress =>
         {
-            var done = 0;
             progress?.Report(new JobProgress(0, total));
-            return await Task.WhenAll(calls.Select(async call =>
+            await Task.WhenAll(calls.Select(async call =>
             {
                 // The call's rows as views (the pipeline is sent handles of its own): released once the call is over.
                 var part = Actors.Kernel.Rows.Rows.Slice(rows, call.Start, call.Count);
@@ -98,16 +99,23 @@ public static class PipelineInference
                     Actors.Kernel.Rows.RowOwnership.DisposeViews(part);
                 }
 
-                progress?.Report(new JobProgress(Interlocked.Add(ref done, call.Count), total));
-                return (Tensor)completed.Output;
+                int done;
+                lock (outputs)
+                {
+                    outputs.Add(call.Start, completed.Output);
+                    done = outputs.Done;
+                }
+
+                progress?.Report(new JobProgress(done, total));
             }));
+            return outputs.Done;
         });
 
         var metrics = await pipeline.MetricsAsync();
         await stderr.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
             $"di: {metrics.Calls} call(s), {metrics.Total.Elapsed.TotalMilliseconds:F0} ms, bubble fraction {metrics.Total.BubbleFraction:F3}, stage utilisation {string.Join(" ", metrics.Total.Stages.Select(s => s.Utilisation.ToString("P0", CultureInfo.InvariantCulture)))}"));
         // Results are float32 whatever the stages computed in, as in replica mode.
-        using var output = cat(outputs, 0);
+        using var output = (Tensor)outputs.Join()!;
         using var result = output.is_floating_point() ? output.to(ScalarType.Float32) : output.alias();
         job.Complete(options, result, "pipeline", stages, metrics.Total.BubbleFraction, stdout, stderr);
     }

@@ -1,5 +1,6 @@
 using DistributedInference.Actors.Pipeline;
 using DistributedInference.Models.Generation;
+using DistributedInference.Models.Staging;
 using Xunit.Abstractions;
 using static TorchSharp.torch;
 
@@ -42,5 +43,75 @@ public sealed class PipelineGenerationSimulationTests
         Assert.Equal(Enumerable.Repeat(1L, 8 * 32), result.OutputIds.narrow(1, 1, 32).contiguous().data<long>().ToArray());
         result.OutputIds.Dispose();
         return result.Metrics;
+    }
+}
+
+/// <summary>Pipelined generation holds the key/value caches of the rows in flight only, whatever the number of rows.</summary>
+public sealed class PipelineGenerationMemoryTests
+{
+    [Fact]
+    public async Task At_most_max_batch_size_rows_hold_a_cache_at_once_and_every_row_is_generated()
+    {
+        var counter = new LiveSequences();
+        await using var pipeline = await PipelineRuntime.StartAsync(
+            Enumerable.Range(0, 2).Select(s => (Func<IStageWork>)(() => new Counting(new SimulatedDecoderWork(TimeSpan.Zero, TimeSpan.Zero, last: s == 1), s == 0 ? counter : null))).ToList());
+        using var ids = zeros([40, 1], ScalarType.Int64);
+
+        var result = await PipelineGeneration.GenerateAsync(pipeline, ids, null, null, new GenerationOptions(MaxNewTokens: 4), [], 0, numChunks: 2, maxBatchSize: 4);
+
+        using (result.OutputIds)
+        {
+            Assert.Equal(Enumerable.Repeat(1L, 40 * 4), result.OutputIds.narrow(1, 1, 4).contiguous().data<long>().ToArray());
+        }
+
+        // 40 rows, 4 in flight as 2 micro-batches of 2: 20 micro-batches, never more than 2 with a cache (4 rows).
+        Assert.Equal(20, result.Metrics.MicroBatches);
+        Assert.InRange(counter.MostRows, 1, 4);
+        Assert.Equal(0, counter.Rows);
+    }
+
+    // The first stage's view of which sequences hold a cache (from their first step to their release) and their rows.
+    private sealed class LiveSequences
+    {
+        private readonly Dictionary<string, long> _live = [];
+
+        public int Rows { get; private set; }
+
+        public int MostRows { get; private set; }
+
+        public void Saw(GenerationStep step)
+        {
+            lock (_live)
+            {
+                if (step.Release)
+                {
+                    _live.Remove(step.Sequence);
+                }
+                else
+                {
+                    _live.TryAdd(step.Sequence, step.Hidden.shape[0]);
+                }
+
+                Rows = (int)_live.Values.Sum();
+                MostRows = Math.Max(MostRows, Rows);
+            }
+        }
+    }
+
+    private sealed class Counting(IStageWork inner, LiveSequences? counter) : IStageWork
+    {
+        public string Description => inner.Description;
+
+        public object Run(object payload)
+        {
+            if (counter is not null && GenerationStep.TryRead(payload, out var step))
+            {
+                counter.Saw(step);
+            }
+
+            return inner.Run(payload);
+        }
+
+        public void Dispose() => inner.Dispose();
     }
 }

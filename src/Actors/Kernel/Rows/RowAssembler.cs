@@ -72,6 +72,11 @@ public sealed class RowAssembler : IDisposable
                 CopyIntoOutput(tensorRows.Tensor, start, runs);
             }
         }
+        else if (runs.Count == 1 && runs[0] == (start, count))
+        {
+            // All of it is new: kept as it is (a staged batch, which cannot be cut, too).
+            _pieces[start] = rows;
+        }
         else
         {
             foreach (var (from, run) in runs)
@@ -149,6 +154,14 @@ public sealed class RowAssembler : IDisposable
         if (_pieces.Count == 0)
         {
             return null;
+        }
+
+        if (_pieces.Count == 1 && _failures.Count == 0)
+        {
+            // One part holds every row: handed over as it is, nothing copied.
+            var only = _pieces.Values.First();
+            _pieces.Clear();
+            return only;
         }
 
         var like = _pieces.Values.First();
