@@ -2,6 +2,7 @@ using System.Globalization;
 using DistributedInference.Actors.Pipeline;
 using DistributedInference.Actors.Replica;
 using DistributedInference.Models.Partitioning;
+using DistributedInference.Models.Staging;
 using DistributedInference.Models.Tasks;
 using static TorchSharp.torch;
 
@@ -18,18 +19,21 @@ public static class PipelineInference
     {
         var staged = job.Source.LoadStaged(job.Task);
         using var owned = staged as IDisposable;
+
+        // Planned at the sizes the stages will load: the run's dtype.
+        var layers = StagedLayerInfo.InDtype(staged.Layers, job.DType);
         PipelinePlan plan;
         if (options.MaxMemory is { } maxMemory)
         {
             // From config.json and the checkpoint's headers only: a model that cannot fit is refused before any weight is read.
             var memory = MemoryOf(staged, job, options);
-            var planned = MemoryPlanner.Plan(staged.Layers, memory, job.Devices, MaxMemory.Parse(maxMemory));
+            var planned = MemoryPlanner.Plan(layers, memory, job.Devices, MaxMemory.Parse(maxMemory));
             plan = planned.Plan;
             await stderr.WriteAsync($"di: pipeline plan (auto within --max-memory {maxMemory}):{Environment.NewLine}{planned.Describe()}");
         }
         else
         {
-            plan = Partitioner.Plan(staged.Layers, job.Devices, options.SplitPoints);
+            plan = Partitioner.Plan(layers, job.Devices, options.SplitPoints);
             await stderr.WriteAsync($"di: pipeline plan ({options.SplitPoints}):{Environment.NewLine}{plan.Describe()}");
         }
 
@@ -37,22 +41,15 @@ public static class PipelineInference
         await RunCalls(pipeline, job, options, stdout, stderr, cancellation);
     }
 
-    // Llama-family models describe their cache and activations; the others are planned by their weights alone.
-    private static IReadOnlyList<LayerMemory> MemoryOf(Models.Staging.IStagedModel staged, PreparedJob job, InferOptions options)
-    {
-        var stages = job.Devices.Count;
-        var rows = Math.Min(options.MaxBatchSize, (int)job.Inputs.Count);
-        var microBatch = (rows + (options.NumChunks ?? stages) - 1) / (options.NumChunks ?? stages);
-        var generate = job.Task == InferenceTask.Generate;
-        var positions = job.Inputs.InputIds.shape[1] + (generate ? job.Generation.MaxNewTokens : 0);
-        if (staged is Models.Llama.LlamaStagedModel llama)
-        {
-            return llama.Memory(job.DType, job.Inputs.Count, microBatch, positions, generate);
-        }
-
-        using var probe = empty([0], job.DType);
-        return staged.Layers.Select(l => new LayerMemory(l.ParameterCount * probe.ElementSize, 0, 0)).ToList();
-    }
+    private static IReadOnlyList<LayerMemory> MemoryOf(Models.Staging.IStagedModel staged, PreparedJob job, InferOptions options) =>
+        RunMemory.Estimate(
+            staged,
+            job.DType,
+            (int)job.Inputs.Count,
+            options.MaxBatchSize,
+            options.NumChunks ?? job.Devices.Count,
+            job.Inputs.InputIds.shape[1],
+            job.Task == InferenceTask.Generate ? job.Generation.MaxNewTokens : null);
 
     /// <summary>Each stage's weights loaded and its process's resident peak, as the stage reported them once built.</summary>
     public static async Task WriteStages(IPipeline pipeline, TextWriter stderr)
