@@ -42,20 +42,29 @@ public sealed class HuggingFaceChatTemplate
     /// <c>tokenizer_config.json</c>, if any, gives the special tokens).</summary>
     /// <exception cref="InvalidInputException">No such file or folder, no chat template there, a config that is not JSON.</exception>
     /// <exception cref="TemplateException">The template does not parse.</exception>
-    public static HuggingFaceChatTemplate Load(string path)
+    /// <param name="path">A model folder, a tokenizer_config.json or a template file.</param>
+    /// <param name="templateFile">A template file to use instead of the one <paramref name="path"/> has.</param>
+    public static HuggingFaceChatTemplate Load(string path, string? templateFile = null)
     {
-        return TryLoad(path, out var template, out var reason) ? template! : throw new InvalidInputException(reason!);
+        return TryLoad(path, out var template, out var reason, templateFile) ? template! : throw new InvalidInputException(reason!);
     }
 
     /// <summary>As <see cref="Load"/>, answering false (with the reason) when the path has no chat template.</summary>
-    /// <exception cref="InvalidInputException">A config that is not JSON.</exception>
+    /// <param name="path">A model folder, a tokenizer_config.json or a template file.</param>
+    /// <param name="templateFile">A template file to use instead of the one <paramref name="path"/> has (vLLM's
+    /// <c>--chat-template</c>); the special tokens still come from <paramref name="path"/>.</param>
+    /// <exception cref="InvalidInputException">A config that is not JSON, a template file that cannot be read.</exception>
     /// <exception cref="TemplateException">The template does not parse.</exception>
-    public static bool TryLoad(string path, out HuggingFaceChatTemplate? template, out string? reason)
+    public static bool TryLoad(string path, out HuggingFaceChatTemplate? template, out string? reason, string? templateFile = null)
     {
         template = null;
         string? folder;
-        string? templateFile = null;
         string? configFile = null;
+        if (templateFile is not null && !File.Exists(templateFile))
+        {
+            throw new InvalidInputException($"{templateFile}: no such chat template file");
+        }
+
         if (Directory.Exists(path))
         {
             folder = path;
@@ -69,7 +78,7 @@ public sealed class HuggingFaceChatTemplate
             }
             else
             {
-                templateFile = path;
+                templateFile ??= path;
             }
         }
         else
