@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using DistributedInference.Models.Serving;
+using DistributedInference.Models;
 using DistributedInference.Models.Templates;
 using Microsoft.AspNetCore.Http;
 
@@ -142,8 +143,6 @@ public static class ChatCompletionsEndpoint
     /// <exception cref="ApiException">400: no template, bad messages, or the template refused them (its own message).</exception>
     public static IReadOnlyList<long> Prompt(RequestFields fields, ServedModel model)
     {
-        var template = model.ChatTemplate ?? throw ApiException.BadRequest($"The model `{model.Name}` has no chat template ({model.ChatTemplateAbsence}).", "messages");
-        var tokenizer = model.Tokenizer ?? throw ApiException.BadRequest($"The model `{model.Name}` has no tokenizer.", "messages");
         var messages = Messages(fields.Get("messages") ?? throw ApiException.BadRequest("'messages' is required.", "messages"));
         var tools = fields.Get("tools") switch
         {
@@ -163,17 +162,14 @@ public static class ChatCompletionsEndpoint
             AddGenerationPrompt = fields.Bool("add_generation_prompt") ?? true,
             Variables = variables,
         };
-        string text;
         try
         {
-            text = template.Apply(input);
+            return ChatPrompt.TokenIds(model, input, fields.Bool("add_special_tokens") ?? false);
         }
-        catch (TemplateException e)
+        catch (InvalidInputException e)
         {
-            throw ApiException.BadRequest(e.IsRaisedByTemplate ? e.Reason : $"The chat template failed on these messages: {e.Message}", "messages");
+            throw ApiException.BadRequest(e.Message, "messages");
         }
-
-        return tokenizer.Encode(text, addSpecialTokens: fields.Bool("add_special_tokens") ?? false);
     }
 
     private static JsonArray Messages(JsonElement element)
