@@ -35,9 +35,10 @@ public static class ServeCommand
         var secretFile = SharedOptions.SecretFile();
         var tlsCertificate = SharedOptions.TlsCertificate();
         var libtorch = new Option<string?>("--libtorch") { Description = $"folder holding libtorch; also ${LibTorch.FolderVariable}" };
+        var https = new Option<string?>("--https-certificate") { Description = $"serve HTTPS with this PKCS#12 certificate (password in ${ServeOptions.HttpsPasswordVariable})", HelpName = "FILE" };
         var command = new Command("serve", "Serve a model over an OpenAI-compatible HTTP API (completions, chat, embeddings).")
         {
-            model, devices, host, port, join, apiKey, dtype, seed, servedName, chatTemplate, maxConcurrent, maxBody, drain, joinTimeout, secretFile, tlsCertificate, libtorch,
+            model, devices, host, port, join, apiKey, dtype, seed, servedName, chatTemplate, maxConcurrent, maxBody, drain, joinTimeout, secretFile, tlsCertificate, libtorch, https,
         };
         command.SetAction((result, _) => UserErrors.Run(
             async () =>
@@ -47,7 +48,7 @@ public static class ServeCommand
                     result.GetValue(apiKey) ?? Environment.GetEnvironmentVariable("DI_API_KEY"), result.GetValue(dtype)!, result.GetValue(seed),
                     result.GetValue(servedName), result.GetValue(chatTemplate), result.GetValue(maxConcurrent), result.GetValue(maxBody),
                     TimeSpan.FromSeconds(result.GetValue(drain)), SharedOptions.Seconds(result.GetValue(joinTimeout)),
-                    ClusterSecret.Read(result.GetValue(secretFile)), result.GetValue(tlsCertificate), result.GetValue(libtorch));
+                    ClusterSecret.Read(result.GetValue(secretFile)), result.GetValue(tlsCertificate), result.GetValue(libtorch), result.GetValue(https));
                 return await RunAsync(options, result.InvocationConfiguration.Error);
             },
             result.InvocationConfiguration.Error));

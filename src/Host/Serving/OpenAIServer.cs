@@ -50,13 +50,22 @@ public sealed class OpenAIServer : IAsyncDisposable
         {
             kestrel.Limits.MaxRequestBodySize = options.MaxRequestBodyBytes;
             kestrel.AddServerHeader = false;
+            var certificate = options.HttpsCertificate is { } file ? Certificate(file) : null;
+            void Configure(Microsoft.AspNetCore.Server.Kestrel.Core.ListenOptions listen)
+            {
+                if (certificate is not null)
+                {
+                    listen.UseHttps(certificate);
+                }
+            }
+
             if (options.Host == "localhost")
             {
-                kestrel.ListenLocalhost(options.Port);
+                kestrel.ListenLocalhost(options.Port, Configure);
             }
             else
             {
-                kestrel.Listen(Resolve(options.Host), options.Port);
+                kestrel.Listen(Resolve(options.Host), options.Port, Configure);
             }
         });
         var app = builder.Build();
@@ -73,8 +82,21 @@ public sealed class OpenAIServer : IAsyncDisposable
         }
 
         var address = app.Services.GetRequiredService<Microsoft.AspNetCore.Hosting.Server.IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-        server.Address = new Uri($"http://{options.Host}:{new Uri(address.Replace("[::]", "localhost", StringComparison.Ordinal)).Port}");
+        var scheme = options.HttpsCertificate is null ? "http" : "https";
+        server.Address = new Uri($"{scheme}://{options.Host}:{new Uri(address.Replace("[::]", "localhost", StringComparison.Ordinal)).Port}");
         return server;
+    }
+
+    private static System.Security.Cryptography.X509Certificates.X509Certificate2 Certificate(string file)
+    {
+        try
+        {
+            return System.Security.Cryptography.X509Certificates.X509CertificateLoader.LoadPkcs12FromFile(file, Environment.GetEnvironmentVariable(ServeOptions.HttpsPasswordVariable));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException)
+        {
+            throw new InvalidInputException($"--https-certificate {file}: {e.Message.ReplaceLineEndings(" ")} (a PKCS#12 file; password in ${ServeOptions.HttpsPasswordVariable})");
+        }
     }
 
     private static IPAddress Resolve(string host)

@@ -6,6 +6,7 @@ namespace DistributedInference.Host.Serving;
 /// <paramref name="ApiKey"/>: requests must send <c>Authorization: Bearer KEY</c>. At most
 /// <paramref name="MaxConcurrentRequests"/> requests run or wait at once (more get 429); request bodies are at most
 /// <paramref name="MaxRequestBodyBytes"/> (more get 413); on SIGTERM in-flight requests get <paramref name="DrainTimeout"/>.
+/// <paramref name="HttpsCertificate"/>: a PKCS#12 file; the server speaks HTTPS with it (Kestrel's certificate).
 /// </summary>
 public sealed record ServeOptions(
     string Model,
@@ -24,8 +25,12 @@ public sealed record ServeOptions(
     TimeSpan? JoinTimeout = null,
     string? Secret = null,
     string? TlsCertificate = null,
-    string? LibTorch = null)
+    string? LibTorch = null,
+    string? HttpsCertificate = null)
 {
+    /// <summary>The password of <see cref="HttpsCertificate"/> (a PKCS#12 file): <c>DI_HTTPS_PASSWORD</c>.</summary>
+    public const string HttpsPasswordVariable = "DI_HTTPS_PASSWORD";
+
     /// <summary>How long in-flight requests may take to finish after SIGTERM (default 30 s).</summary>
     public TimeSpan Drain => DrainTimeout ?? TimeSpan.FromSeconds(30);
 }

@@ -137,6 +137,33 @@ public sealed class ServeErrorTests
         }
     }
 
+    [Fact]
+    public async Task With_a_certificate_the_server_speaks_https()
+    {
+        LibTorch.Initialize();
+        using var key = System.Security.Cryptography.RSA.Create(2048);
+        var request = new System.Security.Cryptography.X509Certificates.CertificateRequest("CN=127.0.0.1", key, System.Security.Cryptography.HashAlgorithmName.SHA256, System.Security.Cryptography.RSASignaturePadding.Pkcs1);
+        using var certificate = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddHours(1));
+        var file = Path.Combine(Path.GetTempPath(), $"di-serve-{Guid.NewGuid():N}.p12");
+        File.WriteAllBytes(file, certificate.Export(System.Security.Cryptography.X509Certificates.X509ContentType.Pkcs12));
+        try
+        {
+            var options = new ServeOptions(Model("llama3-tiny"), Port: 0, HttpsCertificate: file);
+            var model = ServedModel.Load(options.Model, null, null, 0);
+            await using var backend = await ServingBackend.StartAsync(model, options, CancellationToken.None);
+            await using var server = await OpenAIServer.StartAsync(new ServingContext(model, backend, options));
+            Assert.Equal("https", server.Address.Scheme);
+            using var handler = new HttpClientHandler { ServerCertificateCustomValidationCallback = (_, cert, _, _) => cert!.Thumbprint == certificate.Thumbprint };
+            using var http = new HttpClient(handler) { BaseAddress = server.Address };
+            var answer = await Post(http, "/v1/completions", """{"prompt": [637, 5], "max_tokens": 2, "temperature": 0}""", key: null);
+            Assert.Equal(HttpStatusCode.OK, answer.Status);
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
     private static async Task<ServingBackend> StartGated(ServedModel model, ServeOptions options, GatedReplicas gate)
     {
         using (FaultInjection.Wrap(factory => device => gate.Wrap(factory(device))))
