@@ -23,6 +23,7 @@ public sealed class ServingBackend : IAsyncDisposable
     private readonly ReplicaRuntime? _runtime;
     private readonly ActorSystem? _cluster;
     private readonly CancellationTokenSource _stopping = new();
+    private readonly TaskCompletionSource _serving = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private ClusterReplicaRoute? _route;
     private ReplicaClient? _client;
     private string? _unavailable;
@@ -33,6 +34,11 @@ public sealed class ServingBackend : IAsyncDisposable
         _runtime = runtime;
         _cluster = cluster;
         _client = runtime?.Client;
+        if (_client is not null)
+        {
+            _serving.TrySetResult();
+        }
+
         var identity = ModelIdentity.Of(model.Source.Name, model.Source.RandomSeed);
         Generation = model.Generates ? new ReplicaGenerationEngine(ClientAsync, identity, model.Source.PadTokenId) : null;
         Embeddings = model.Embeds ? new ReplicaEmbeddingEngine(ClientAsync, identity, model.Source.PadTokenId) : null;
@@ -46,6 +52,9 @@ public sealed class ServingBackend : IAsyncDisposable
 
     /// <summary>Why no device serves the model now; null when one does.</summary>
     public string? Unavailable => _client is null ? Volatile.Read(ref _unavailable) ?? "looking for devices that serve the model" : null;
+
+    /// <summary>Completes once a device serves the model (at once for this machine's devices).</summary>
+    public Task WhenServing => _serving.Task;
 
     /// <summary>What runs the requests, for the start line: <c>1 device(s) here</c>, <c>2 node(s), 3 device(s)</c>.</summary>
     public string Describe() => _runtime is not null ? $"{_runtime.Devices.Count} device(s) here" : _route is { } route ? route.Describe() : "no device yet";
@@ -107,6 +116,7 @@ public sealed class ServingBackend : IAsyncDisposable
                     {
                         _route = route;
                         _client = route.CreateClient();
+                        _serving.TrySetResult();
                         return;
                     }
 
