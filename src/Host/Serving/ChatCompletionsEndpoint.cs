@@ -1,7 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using DistributedInference.Models.Serving;
 using DistributedInference.Models;
+using DistributedInference.Models.Serving;
 using DistributedInference.Models.Templates;
 using Microsoft.AspNetCore.Http;
 

@@ -59,7 +59,8 @@ public static class PromptChecks
             $"{requestId}-{i}",
             prompt,
             sampling.Parameters((int)Math.Min(maxTokens, int.MaxValue), seed, logprobs),
-            stops.Distinct().ToList()) { SequenceIndex = i }).ToList();
+            stops.Distinct().ToList())
+        { SequenceIndex = i }).ToList();
     }
 
     /// <summary>A fresh seed per request when none is given (as vLLM samples without one).</summary>

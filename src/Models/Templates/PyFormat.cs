@@ -151,12 +151,12 @@ internal static class PyFormat
             case 'd' or 'i' or 'u':
                 return Sign(Integer(argument).ToString(CultureInfo.InvariantCulture), flags);
             case 'x' or 'X' or 'o':
-            {
-                var value = Integer(argument);
-                var digits = conversion == 'o' ? System.Convert.ToString(Math.Abs(value), 8) : Math.Abs(value).ToString(conversion == 'x' ? "x" : "X", CultureInfo.InvariantCulture);
-                var prefix = flags.Contains('#') ? (conversion == 'o' ? "0o" : conversion == 'x' ? "0x" : "0X") : string.Empty;
-                return Sign((value < 0 ? "-" : string.Empty) + prefix + digits, flags);
-            }
+                {
+                    var value = Integer(argument);
+                    var digits = conversion == 'o' ? System.Convert.ToString(Math.Abs(value), 8) : Math.Abs(value).ToString(conversion == 'x' ? "x" : "X", CultureInfo.InvariantCulture);
+                    var prefix = flags.Contains('#') ? (conversion == 'o' ? "0o" : conversion == 'x' ? "0x" : "0X") : string.Empty;
+                    return Sign((value < 0 ? "-" : string.Empty) + prefix + digits, flags);
+                }
 
             case 'f' or 'F' or 'e' or 'E' or 'g' or 'G':
                 return Sign(FormatFloat(Float(argument), conversion, precision ?? 6, flags.Contains('#')), flags);
@@ -203,41 +203,41 @@ internal static class PyFormat
             case 'e':
                 return Exponential(value, precision, char.IsUpper(type));
             default:
-            {
-                var p = precision == 0 ? 1 : precision;
-                if (value == 0)
                 {
-                    return alternate ? "0." + new string('0', p - 1) : (double.IsNegative(value) ? "-0" : "0");
-                }
-
-                var exponent = (int)Math.Floor(Math.Log10(Math.Abs(double.Parse(Exponential(value, p - 1, false), CultureInfo.InvariantCulture))));
-                string text;
-                if (exponent < -4 || exponent >= p)
-                {
-                    text = Exponential(value, p - 1, char.IsUpper(type));
-                    if (!alternate)
+                    var p = precision == 0 ? 1 : precision;
+                    if (value == 0)
                     {
-                        var e = text.IndexOfAny(['e', 'E']);
-                        var mantissa = text[..e];
-                        if (mantissa.Contains('.'))
+                        return alternate ? "0." + new string('0', p - 1) : (double.IsNegative(value) ? "-0" : "0");
+                    }
+
+                    var exponent = (int)Math.Floor(Math.Log10(Math.Abs(double.Parse(Exponential(value, p - 1, false), CultureInfo.InvariantCulture))));
+                    string text;
+                    if (exponent < -4 || exponent >= p)
+                    {
+                        text = Exponential(value, p - 1, char.IsUpper(type));
+                        if (!alternate)
                         {
-                            mantissa = mantissa.TrimEnd('0').TrimEnd('.');
+                            var e = text.IndexOfAny(['e', 'E']);
+                            var mantissa = text[..e];
+                            if (mantissa.Contains('.'))
+                            {
+                                mantissa = mantissa.TrimEnd('0').TrimEnd('.');
+                            }
+
+                            text = mantissa + text[e..];
                         }
-
-                        text = mantissa + text[e..];
                     }
-                }
-                else
-                {
-                    text = value.ToString("F" + Math.Max(0, p - 1 - exponent), CultureInfo.InvariantCulture);
-                    if (!alternate && text.Contains('.'))
+                    else
                     {
-                        text = text.TrimEnd('0').TrimEnd('.');
+                        text = value.ToString("F" + Math.Max(0, p - 1 - exponent), CultureInfo.InvariantCulture);
+                        if (!alternate && text.Contains('.'))
+                        {
+                            text = text.TrimEnd('0').TrimEnd('.');
+                        }
                     }
-                }
 
-                return text;
-            }
+                    return text;
+                }
         }
     }
 
@@ -447,51 +447,51 @@ internal static class PyFormat
                 align ??= '<';
                 break;
             case bool or long when type is '\0' or 'd' or 'x' or 'X' or 'o' or 'b' or 'n':
-            {
-                var n = PyOps.ToIndex(value);
-                text = type switch
                 {
-                    'x' => Math.Abs(n).ToString("x", CultureInfo.InvariantCulture),
-                    'X' => Math.Abs(n).ToString("X", CultureInfo.InvariantCulture),
-                    'o' => System.Convert.ToString(Math.Abs(n), 8),
-                    'b' => System.Convert.ToString(Math.Abs(n), 2),
-                    _ => grouping == ',' ? Math.Abs(n).ToString("#,0", CultureInfo.InvariantCulture) : Math.Abs(n).ToString(CultureInfo.InvariantCulture),
-                };
-                if (alternate && type is 'x' or 'X' or 'o' or 'b')
-                {
-                    text = "0" + type + text;
-                }
+                    var n = PyOps.ToIndex(value);
+                    text = type switch
+                    {
+                        'x' => Math.Abs(n).ToString("x", CultureInfo.InvariantCulture),
+                        'X' => Math.Abs(n).ToString("X", CultureInfo.InvariantCulture),
+                        'o' => System.Convert.ToString(Math.Abs(n), 8),
+                        'b' => System.Convert.ToString(Math.Abs(n), 2),
+                        _ => grouping == ',' ? Math.Abs(n).ToString("#,0", CultureInfo.InvariantCulture) : Math.Abs(n).ToString(CultureInfo.InvariantCulture),
+                    };
+                    if (alternate && type is 'x' or 'X' or 'o' or 'b')
+                    {
+                        text = "0" + type + text;
+                    }
 
-                text = (n < 0 ? "-" : sign == '+' ? "+" : sign == ' ' ? " " : string.Empty) + text;
-                align ??= '>';
-                break;
-            }
+                    text = (n < 0 ? "-" : sign == '+' ? "+" : sign == ' ' ? " " : string.Empty) + text;
+                    align ??= '>';
+                    break;
+                }
 
             case bool or long or double:
-            {
-                var d = value is double dv ? dv : PyOps.ToIndex(value);
-                text = type switch
                 {
-                    'f' or 'F' or 'e' or 'E' or 'g' or 'G' => FormatFloat(d, type, precision ?? 6, alternate),
-                    '%' => FormatFloat(d * 100, 'f', precision ?? 6) + "%",
-                    _ => precision is { } digits ? FormatFloat(d, 'g', digits, alternate) : PyText.Str(value),
-                };
-                if (grouping == ',' && type is 'f' or 'F')
-                {
-                    var dot = text.IndexOf('.');
-                    var integer = long.Parse(text[..(dot < 0 ? text.Length : dot)], NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture);
-                    text = Math.Abs(integer).ToString("#,0", CultureInfo.InvariantCulture) + (dot < 0 ? string.Empty : text[dot..]);
-                    text = (d < 0 ? "-" : string.Empty) + text;
-                }
+                    var d = value is double dv ? dv : PyOps.ToIndex(value);
+                    text = type switch
+                    {
+                        'f' or 'F' or 'e' or 'E' or 'g' or 'G' => FormatFloat(d, type, precision ?? 6, alternate),
+                        '%' => FormatFloat(d * 100, 'f', precision ?? 6) + "%",
+                        _ => precision is { } digits ? FormatFloat(d, 'g', digits, alternate) : PyText.Str(value),
+                    };
+                    if (grouping == ',' && type is 'f' or 'F')
+                    {
+                        var dot = text.IndexOf('.');
+                        var integer = long.Parse(text[..(dot < 0 ? text.Length : dot)], NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture);
+                        text = Math.Abs(integer).ToString("#,0", CultureInfo.InvariantCulture) + (dot < 0 ? string.Empty : text[dot..]);
+                        text = (d < 0 ? "-" : string.Empty) + text;
+                    }
 
-                if (!text.StartsWith('-') && sign is '+' or ' ')
-                {
-                    text = sign + text;
-                }
+                    if (!text.StartsWith('-') && sign is '+' or ' ')
+                    {
+                        text = sign + text;
+                    }
 
-                align ??= '>';
-                break;
-            }
+                    align ??= '>';
+                    break;
+                }
 
             default:
                 if (spec.Length > 0)

@@ -142,74 +142,74 @@ internal static class PyJson
                 WriteString(b, s, ensureAscii);
                 return;
             case List<object?> or PyTuple:
-            {
-                var items = value is PyTuple t ? t.Items : (List<object?>)value;
-                if (items.Count == 0)
                 {
-                    b.Append("[]");
-                    return;
-                }
-
-                b.Append('[');
-                for (var i = 0; i < items.Count; i++)
-                {
-                    if (i > 0)
+                    var items = value is PyTuple t ? t.Items : (List<object?>)value;
+                    if (items.Count == 0)
                     {
-                        b.Append(itemSeparator);
+                        b.Append("[]");
+                        return;
                     }
 
-                    NewLine(b, indent, level + 1);
-                    Write(b, items[i], indent, level + 1, itemSeparator, keySeparator, ensureAscii, sortKeys, depth + 1);
-                }
+                    b.Append('[');
+                    for (var i = 0; i < items.Count; i++)
+                    {
+                        if (i > 0)
+                        {
+                            b.Append(itemSeparator);
+                        }
 
-                NewLine(b, indent, level);
-                b.Append(']');
-                return;
-            }
+                        NewLine(b, indent, level + 1);
+                        Write(b, items[i], indent, level + 1, itemSeparator, keySeparator, ensureAscii, sortKeys, depth + 1);
+                    }
+
+                    NewLine(b, indent, level);
+                    b.Append(']');
+                    return;
+                }
 
             case PyDict dict:
-            {
-                if (dict.Count == 0)
                 {
-                    b.Append("{}");
-                    return;
-                }
-
-                var pairs = dict.Items.ToList();
-                if (sortKeys)
-                {
-                    pairs.Sort((x, y) => PyOps.Compare(x.Key, y.Key, "<"));
-                }
-
-                b.Append('{');
-                var first = true;
-                foreach (var (key, item) in pairs)
-                {
-                    if (!first)
+                    if (dict.Count == 0)
                     {
-                        b.Append(itemSeparator);
+                        b.Append("{}");
+                        return;
                     }
 
-                    first = false;
-                    NewLine(b, indent, level + 1);
-                    var keyText = key switch
+                    var pairs = dict.Items.ToList();
+                    if (sortKeys)
                     {
-                        string s => s,
-                        double d => FloatJson(d),
-                        bool v => v ? "true" : "false",
-                        long l => l.ToString(CultureInfo.InvariantCulture),
-                        null => "null",
-                        _ => throw TemplateError.Type($"keys must be str, int, float, bool or None, not {PyOps.TypeName(key)}"),
-                    };
-                    WriteString(b, keyText, ensureAscii);
-                    b.Append(keySeparator);
-                    Write(b, item, indent, level + 1, itemSeparator, keySeparator, ensureAscii, sortKeys, depth + 1);
-                }
+                        pairs.Sort((x, y) => PyOps.Compare(x.Key, y.Key, "<"));
+                    }
 
-                NewLine(b, indent, level);
-                b.Append('}');
-                return;
-            }
+                    b.Append('{');
+                    var first = true;
+                    foreach (var (key, item) in pairs)
+                    {
+                        if (!first)
+                        {
+                            b.Append(itemSeparator);
+                        }
+
+                        first = false;
+                        NewLine(b, indent, level + 1);
+                        var keyText = key switch
+                        {
+                            string s => s,
+                            double d => FloatJson(d),
+                            bool v => v ? "true" : "false",
+                            long l => l.ToString(CultureInfo.InvariantCulture),
+                            null => "null",
+                            _ => throw TemplateError.Type($"keys must be str, int, float, bool or None, not {PyOps.TypeName(key)}"),
+                        };
+                        WriteString(b, keyText, ensureAscii);
+                        b.Append(keySeparator);
+                        Write(b, item, indent, level + 1, itemSeparator, keySeparator, ensureAscii, sortKeys, depth + 1);
+                    }
+
+                    NewLine(b, indent, level);
+                    b.Append('}');
+                    return;
+                }
 
             default:
                 throw TemplateError.Type($"Object of type {PyOps.TypeName(value)} is not JSON serializable");

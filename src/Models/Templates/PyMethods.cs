@@ -112,143 +112,143 @@ internal static class PyMethods
                 a = arguments.Bind(name, ["keepends"]);
                 return PyStrings.SplitLines(s, a[0] != CallArguments.Missing && PyOps.Truthy(a[0]));
             case "startswith" or "endswith":
-            {
-                a = arguments.Bind(name, ["prefix", "start", "end"], required: 1);
-                var (start, end) = PyStrings.Range(s, a[1], a[2]);
-                var window = PyStrings.Substring(s, start, end);
-                var candidates = a[0] is PyTuple tuple ? tuple.Items : [a[0]];
-                if (start > PyStrings.Length(s))
                 {
-                    return false;
-                }
+                    a = arguments.Bind(name, ["prefix", "start", "end"], required: 1);
+                    var (start, end) = PyStrings.Range(s, a[1], a[2]);
+                    var window = PyStrings.Substring(s, start, end);
+                    var candidates = a[0] is PyTuple tuple ? tuple.Items : [a[0]];
+                    if (start > PyStrings.Length(s))
+                    {
+                        return false;
+                    }
 
-                return candidates.Any(c =>
-                {
-                    var affix = c as string ?? throw TemplateError.Type($"{name} first arg must be str or a tuple of str, not {PyOps.TypeName(c)}");
-                    return name == "startswith" ? window.StartsWith(affix, StringComparison.Ordinal) : window.EndsWith(affix, StringComparison.Ordinal);
-                });
-            }
+                    return candidates.Any(c =>
+                    {
+                        var affix = c as string ?? throw TemplateError.Type($"{name} first arg must be str or a tuple of str, not {PyOps.TypeName(c)}");
+                        return name == "startswith" ? window.StartsWith(affix, StringComparison.Ordinal) : window.EndsWith(affix, StringComparison.Ordinal);
+                    });
+                }
 
             case "find" or "rfind" or "index" or "rindex" or "count":
-            {
-                a = arguments.Bind(name, ["sub", "start", "end"], required: 1);
-                var sub = Str(a[0], name, "argument");
-                var (start, end) = PyStrings.Range(s, a[1], a[2]);
-                var window = PyStrings.Substring(s, start, end);
-                if (name == "count")
                 {
-                    if (end < start)
+                    a = arguments.Bind(name, ["sub", "start", "end"], required: 1);
+                    var sub = Str(a[0], name, "argument");
+                    var (start, end) = PyStrings.Range(s, a[1], a[2]);
+                    var window = PyStrings.Substring(s, start, end);
+                    if (name == "count")
                     {
-                        return 0L;
+                        if (end < start)
+                        {
+                            return 0L;
+                        }
+
+                        if (sub.Length == 0)
+                        {
+                            return (long)PyStrings.Length(window) + 1;
+                        }
+
+                        long count = 0;
+                        for (var i = window.IndexOf(sub, StringComparison.Ordinal); i >= 0; i = window.IndexOf(sub, i + sub.Length, StringComparison.Ordinal))
+                        {
+                            count++;
+                        }
+
+                        return count;
                     }
 
-                    if (sub.Length == 0)
+                    var found = end < start ? -1 : name is "find" or "index" ? window.IndexOf(sub, StringComparison.Ordinal) : window.LastIndexOf(sub, StringComparison.Ordinal);
+                    if (found < 0)
                     {
-                        return (long)PyStrings.Length(window) + 1;
+                        return name is "index" or "rindex" ? throw TemplateError.Value("substring not found") : -1L;
                     }
 
-                    long count = 0;
-                    for (var i = window.IndexOf(sub, StringComparison.Ordinal); i >= 0; i = window.IndexOf(sub, i + sub.Length, StringComparison.Ordinal))
-                    {
-                        count++;
-                    }
-
-                    return count;
+                    return (long)(start + PyStrings.CodePointIndex(window, found));
                 }
-
-                var found = end < start ? -1 : name is "find" or "index" ? window.IndexOf(sub, StringComparison.Ordinal) : window.LastIndexOf(sub, StringComparison.Ordinal);
-                if (found < 0)
-                {
-                    return name is "index" or "rindex" ? throw TemplateError.Value("substring not found") : -1L;
-                }
-
-                return (long)(start + PyStrings.CodePointIndex(window, found));
-            }
 
             case "replace":
-            {
-                a = arguments.Bind(name, ["old", "new", "count"], required: 2);
-                return Replace(s, Str(a[0], name), Str(a[1], name), Int(a[2], -1));
-            }
-
-            case "join":
-            {
-                a = arguments.Bind(name, ["iterable"], required: 1);
-                var items = PyOps.Iterate(a[0]).Select((item, i) => item as string
-                    ?? throw TemplateError.Type($"sequence item {i}: expected str instance, {PyOps.TypeName(item)} found")).ToList();
-                return string.Join(s, items);
-            }
-
-            case "center" or "ljust" or "rjust":
-            {
-                a = arguments.Bind(name, ["width", "fillchar"], required: 1);
-                var fill = a[1] == CallArguments.Missing ? " " : Str(a[1], name);
-                if (PyStrings.Length(fill) != 1)
                 {
-                    throw TemplateError.Type("The fill character must be exactly one character long");
+                    a = arguments.Bind(name, ["old", "new", "count"], required: 2);
+                    return Replace(s, Str(a[0], name), Str(a[1], name), Int(a[2], -1));
                 }
 
-                return PyStrings.Pad(s, PyOps.ToIndex(a[0]), fill, name == "center" ? 0 : name == "ljust" ? -1 : 1);
-            }
+            case "join":
+                {
+                    a = arguments.Bind(name, ["iterable"], required: 1);
+                    var items = PyOps.Iterate(a[0]).Select((item, i) => item as string
+                        ?? throw TemplateError.Type($"sequence item {i}: expected str instance, {PyOps.TypeName(item)} found")).ToList();
+                    return string.Join(s, items);
+                }
+
+            case "center" or "ljust" or "rjust":
+                {
+                    a = arguments.Bind(name, ["width", "fillchar"], required: 1);
+                    var fill = a[1] == CallArguments.Missing ? " " : Str(a[1], name);
+                    if (PyStrings.Length(fill) != 1)
+                    {
+                        throw TemplateError.Type("The fill character must be exactly one character long");
+                    }
+
+                    return PyStrings.Pad(s, PyOps.ToIndex(a[0]), fill, name == "center" ? 0 : name == "ljust" ? -1 : 1);
+                }
 
             case "zfill":
                 a = arguments.Bind(name, ["width"], required: 1);
                 return PyStrings.ZFill(s, PyOps.ToIndex(a[0]));
             case "partition" or "rpartition":
-            {
-                a = arguments.Bind(name, ["sep"], required: 1);
-                var sep = Str(a[0], name);
-                if (sep.Length == 0)
                 {
-                    throw TemplateError.Value("empty separator");
-                }
+                    a = arguments.Bind(name, ["sep"], required: 1);
+                    var sep = Str(a[0], name);
+                    if (sep.Length == 0)
+                    {
+                        throw TemplateError.Value("empty separator");
+                    }
 
-                var i = name == "partition" ? s.IndexOf(sep, StringComparison.Ordinal) : s.LastIndexOf(sep, StringComparison.Ordinal);
-                if (i < 0)
-                {
-                    return name == "partition" ? new PyTuple([s, string.Empty, string.Empty]) : new PyTuple([string.Empty, string.Empty, s]);
-                }
+                    var i = name == "partition" ? s.IndexOf(sep, StringComparison.Ordinal) : s.LastIndexOf(sep, StringComparison.Ordinal);
+                    if (i < 0)
+                    {
+                        return name == "partition" ? new PyTuple([s, string.Empty, string.Empty]) : new PyTuple([string.Empty, string.Empty, s]);
+                    }
 
-                return new PyTuple([s[..i], sep, s[(i + sep.Length)..]]);
-            }
+                    return new PyTuple([s[..i], sep, s[(i + sep.Length)..]]);
+                }
 
             case "removeprefix":
-            {
-                a = arguments.Bind(name, ["prefix"], required: 1);
-                var prefix = Str(a[0], name);
-                return s.StartsWith(prefix, StringComparison.Ordinal) ? s[prefix.Length..] : s;
-            }
-
-            case "removesuffix":
-            {
-                a = arguments.Bind(name, ["suffix"], required: 1);
-                var suffix = Str(a[0], name);
-                return suffix.Length > 0 && s.EndsWith(suffix, StringComparison.Ordinal) ? s[..^suffix.Length] : s;
-            }
-
-            case "expandtabs":
-            {
-                a = arguments.Bind(name, ["tabsize"]);
-                var size = (int)Int(a[0], 8);
-                var builder = new StringBuilder();
-                var column = 0;
-                foreach (var c in s)
                 {
-                    if (c == '\t')
-                    {
-                        var spaces = size > 0 ? size - (column % size) : 0;
-                        builder.Append(' ', spaces);
-                        column += spaces;
-                    }
-                    else
-                    {
-                        builder.Append(c);
-                        column = c is '\n' or '\r' ? 0 : column + 1;
-                    }
+                    a = arguments.Bind(name, ["prefix"], required: 1);
+                    var prefix = Str(a[0], name);
+                    return s.StartsWith(prefix, StringComparison.Ordinal) ? s[prefix.Length..] : s;
                 }
 
-                return builder.ToString();
-            }
+            case "removesuffix":
+                {
+                    a = arguments.Bind(name, ["suffix"], required: 1);
+                    var suffix = Str(a[0], name);
+                    return suffix.Length > 0 && s.EndsWith(suffix, StringComparison.Ordinal) ? s[..^suffix.Length] : s;
+                }
+
+            case "expandtabs":
+                {
+                    a = arguments.Bind(name, ["tabsize"]);
+                    var size = (int)Int(a[0], 8);
+                    var builder = new StringBuilder();
+                    var column = 0;
+                    foreach (var c in s)
+                    {
+                        if (c == '\t')
+                        {
+                            var spaces = size > 0 ? size - (column % size) : 0;
+                            builder.Append(' ', spaces);
+                            column += spaces;
+                        }
+                        else
+                        {
+                            builder.Append(c);
+                            column = c is '\n' or '\r' ? 0 : column + 1;
+                        }
+                    }
+
+                    return builder.ToString();
+                }
 
             case "isalnum":
                 return s.Length > 0 && s.All(char.IsLetterOrDigit);
@@ -353,16 +353,16 @@ internal static class PyMethods
                 arguments.Bind(name, []);
                 return d.Copy();
             case "fromkeys":
-            {
-                a = arguments.Bind(name, ["iterable", "value"], required: 1);
-                var result = new PyDict();
-                foreach (var key in PyOps.Iterate(a[0]))
                 {
-                    result.Set(key, a[1] == CallArguments.Missing ? null : a[1]);
-                }
+                    a = arguments.Bind(name, ["iterable", "value"], required: 1);
+                    var result = new PyDict();
+                    foreach (var key in PyOps.Iterate(a[0]))
+                    {
+                        result.Set(key, a[1] == CallArguments.Missing ? null : a[1]);
+                    }
 
-                return result;
-            }
+                    return result;
+                }
 
             default:
                 throw TemplateError.Security($"dict.{name} is not available in the sandbox");
@@ -377,29 +377,29 @@ internal static class PyMethods
                 arguments.Bind(name, []);
                 return list.ToList();
             case "pop":
-            {
-                // jinja2's immutable sandbox lets pop and clear through (they are not in modifies_known_mutable).
-                var a = arguments.Bind(name, ["index"]);
-                if (list.Count == 0)
                 {
-                    throw new TemplateError("IndexError", "pop from empty list");
-                }
+                    // jinja2's immutable sandbox lets pop and clear through (they are not in modifies_known_mutable).
+                    var a = arguments.Bind(name, ["index"]);
+                    if (list.Count == 0)
+                    {
+                        throw new TemplateError("IndexError", "pop from empty list");
+                    }
 
-                var index = Int(a[0], -1);
-                if (index < 0)
-                {
-                    index += list.Count;
-                }
+                    var index = Int(a[0], -1);
+                    if (index < 0)
+                    {
+                        index += list.Count;
+                    }
 
-                if (index < 0 || index >= list.Count)
-                {
-                    throw new TemplateError("IndexError", "pop index out of range");
-                }
+                    if (index < 0 || index >= list.Count)
+                    {
+                        throw new TemplateError("IndexError", "pop index out of range");
+                    }
 
-                var item = list[(int)index];
-                list.RemoveAt((int)index);
-                return item;
-            }
+                    var item = list[(int)index];
+                    list.RemoveAt((int)index);
+                    return item;
+                }
 
             case "clear":
                 arguments.Bind(name, []);
@@ -415,26 +415,26 @@ internal static class PyMethods
         switch (name)
         {
             case "count":
-            {
-                var a = arguments.Bind(name, ["value"], required: 1);
-                return (long)items.Count(x => PyOps.Equal(x, a[0]));
-            }
-
-            case "index":
-            {
-                var a = arguments.Bind(name, ["value", "start", "stop"], required: 1);
-                var start = (int)Math.Clamp(Int(a[1], 0) < 0 ? Int(a[1], 0) + items.Count : Int(a[1], 0), 0, items.Count);
-                var stop = (int)Math.Clamp(Int(a[2], items.Count) < 0 ? Int(a[2], items.Count) + items.Count : Int(a[2], items.Count), 0, items.Count);
-                for (var i = start; i < stop; i++)
                 {
-                    if (PyOps.Equal(items[i], a[0]))
-                    {
-                        return (long)i;
-                    }
+                    var a = arguments.Bind(name, ["value"], required: 1);
+                    return (long)items.Count(x => PyOps.Equal(x, a[0]));
                 }
 
-                throw TemplateError.Value($"{PyText.Repr(a[0])} is not in {type}");
-            }
+            case "index":
+                {
+                    var a = arguments.Bind(name, ["value", "start", "stop"], required: 1);
+                    var start = (int)Math.Clamp(Int(a[1], 0) < 0 ? Int(a[1], 0) + items.Count : Int(a[1], 0), 0, items.Count);
+                    var stop = (int)Math.Clamp(Int(a[2], items.Count) < 0 ? Int(a[2], items.Count) + items.Count : Int(a[2], items.Count), 0, items.Count);
+                    for (var i = start; i < stop; i++)
+                    {
+                        if (PyOps.Equal(items[i], a[0]))
+                        {
+                            return (long)i;
+                        }
+                    }
+
+                    throw TemplateError.Value($"{PyText.Repr(a[0])} is not in {type}");
+                }
 
             default:
                 throw TemplateError.Security($"{type}.{name} is not available in the sandbox");

@@ -118,51 +118,51 @@ internal sealed class TemplateRenderer
                 Assign(s.Target, Evaluate(s.Value, frame), frame);
                 return Flow.Normal;
             case SetBlockStmt s:
-            {
-                var captured = new StringBuilder();
-                Exec(s.Body, new Frame(frame), captured);
-                object? value = captured.ToString();
-                if (s.Filter is not null)
                 {
-                    value = ApplyFilterChain(s.Filter, value, frame);
-                }
+                    var captured = new StringBuilder();
+                    Exec(s.Body, new Frame(frame), captured);
+                    object? value = captured.ToString();
+                    if (s.Filter is not null)
+                    {
+                        value = ApplyFilterChain(s.Filter, value, frame);
+                    }
 
-                Assign(s.Target, value, frame);
-                return Flow.Normal;
-            }
+                    Assign(s.Target, value, frame);
+                    return Flow.Normal;
+                }
 
             case MacroStmt s:
                 frame.Set(s.Name, new Macro(s.Name, s.Parameters, s.Defaults, s.Body, frame));
                 return Flow.Normal;
             case CallBlockStmt s:
-            {
-                var caller = new Macro("caller", s.Parameters, s.Defaults, s.Body, frame);
-                var callee = Evaluate(s.Call.Callee, frame);
-                var arguments = EvaluateArguments(s.Call.Arguments, frame);
-                arguments = new CallArguments(arguments.Positional, [.. arguments.Keywords, new("caller", caller)]);
-                Write(output, PyText.Str(Call(callee, arguments)));
-                return Flow.Normal;
-            }
-
-            case FilterBlockStmt s:
-            {
-                var captured = new StringBuilder();
-                Exec(s.Body, new Frame(frame), captured);
-                Write(output, PyText.Str(ApplyFilterChain(s.Filter, captured.ToString(), frame)));
-                return Flow.Normal;
-            }
-
-            case WithStmt s:
-            {
-                var values = s.Assignments.Select(a => Evaluate(a.Value, frame)).ToList();
-                var inner = new Frame(frame);
-                for (var i = 0; i < values.Count; i++)
                 {
-                    Assign(s.Assignments[i].Target, values[i], inner);
+                    var caller = new Macro("caller", s.Parameters, s.Defaults, s.Body, frame);
+                    var callee = Evaluate(s.Call.Callee, frame);
+                    var arguments = EvaluateArguments(s.Call.Arguments, frame);
+                    arguments = new CallArguments(arguments.Positional, [.. arguments.Keywords, new("caller", caller)]);
+                    Write(output, PyText.Str(Call(callee, arguments)));
+                    return Flow.Normal;
                 }
 
-                return Exec(s.Body, inner, output);
-            }
+            case FilterBlockStmt s:
+                {
+                    var captured = new StringBuilder();
+                    Exec(s.Body, new Frame(frame), captured);
+                    Write(output, PyText.Str(ApplyFilterChain(s.Filter, captured.ToString(), frame)));
+                    return Flow.Normal;
+                }
+
+            case WithStmt s:
+                {
+                    var values = s.Assignments.Select(a => Evaluate(a.Value, frame)).ToList();
+                    var inner = new Frame(frame);
+                    for (var i = 0; i < values.Count; i++)
+                    {
+                        Assign(s.Assignments[i].Target, values[i], inner);
+                    }
+
+                    return Exec(s.Body, inner, output);
+                }
 
             case ScopeStmt s:
                 return Exec(s.Body, s.NewScope ? new Frame(frame) : frame, output);
@@ -200,7 +200,7 @@ internal sealed class TemplateRenderer
                 ExecFor(loop, children, frame, captured, depth);
                 return captured.ToString();
             }
-            : null;
+        : null;
         var context = new LoopContext(items, depth0, recurse);
         for (var i = 0; i < items.Count; i++)
         {
@@ -305,10 +305,10 @@ internal sealed class TemplateRenderer
             case SliceExpr s:
                 return new PySlice(s.Start is null ? null : Evaluate(s.Start, frame), s.Stop is null ? null : Evaluate(s.Stop, frame), s.Step is null ? null : Evaluate(s.Step, frame));
             case CallExpr c:
-            {
-                var callee = Evaluate(c.Callee, frame);
-                return Call(callee, EvaluateArguments(c.Arguments, frame));
-            }
+                {
+                    var callee = Evaluate(c.Callee, frame);
+                    return Call(callee, EvaluateArguments(c.Arguments, frame));
+                }
 
             case FilterExpr f:
                 return ApplyFilterChain(f, null, frame);
@@ -322,16 +322,16 @@ internal sealed class TemplateRenderer
             case BinaryExpr b:
                 return Binary(b.Operator, Evaluate(b.Left, frame), Evaluate(b.Right, frame));
             case AndExpr a:
-            {
-                var left = Evaluate(a.Left, frame);
-                return PyOps.Truthy(left) ? Evaluate(a.Right, frame) : left;
-            }
+                {
+                    var left = Evaluate(a.Left, frame);
+                    return PyOps.Truthy(left) ? Evaluate(a.Right, frame) : left;
+                }
 
             case OrExpr o:
-            {
-                var left = Evaluate(o.Left, frame);
-                return PyOps.Truthy(left) ? left : Evaluate(o.Right, frame);
-            }
+                {
+                    var left = Evaluate(o.Left, frame);
+                    return PyOps.Truthy(left) ? left : Evaluate(o.Right, frame);
+                }
 
             case CompareExpr c:
                 return Compare(c, frame);
@@ -349,15 +349,15 @@ internal sealed class TemplateRenderer
             case TupleExpr t:
                 return new PyTuple(t.Items.Select(item => Evaluate(item, frame)).ToList());
             case DictExpr d:
-            {
-                var dict = new PyDict();
-                foreach (var (key, value) in d.Items)
                 {
-                    dict.Set(Evaluate(key, frame), Evaluate(value, frame));
-                }
+                    var dict = new PyDict();
+                    foreach (var (key, value) in d.Items)
+                    {
+                        dict.Set(Evaluate(key, frame), Evaluate(value, frame));
+                    }
 
-                return dict;
-            }
+                    return dict;
+                }
 
             case NamespaceRefExpr r:
                 return GetAttribute(frame.Resolve(r.Name), r.Attribute);
