@@ -74,7 +74,7 @@ public static class ClusterInference
     }
 
     // The local address of the interface that routes to the seed: the address other nodes can reach this client at.
-    private static string LocalAddressToward(string seed)
+    internal static string LocalAddressToward(string seed)
     {
         var host = SeedNode.Parse(seed, "--join").Host;
         var address = IPAddress.TryParse(host, out var parsed) ? parsed : Dns.GetHostAddresses(host).FirstOrDefault(a => a.AddressFamily == AddressFamily.InterNetwork)

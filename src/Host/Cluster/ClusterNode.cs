@@ -55,10 +55,15 @@ public static class ClusterNode
             config = Build(tls: true);
         }
 
-        var unknown = options.Serving.FirstOrDefault(s => s is not (NodeOptions.ServeReplica or NodeOptions.ServePipeline));
+        var unknown = options.Serving.FirstOrDefault(s => s is not (NodeOptions.ServeReplica or NodeOptions.ServePipeline or NodeOptions.ServeRequests));
         if (unknown is not null)
         {
-            throw new InvalidInputException($"--serve {unknown}: use replica, pipeline or replica,pipeline");
+            throw new InvalidInputException($"--serve {unknown}: use replica, pipeline, replica,pipeline or requests");
+        }
+
+        if (options.Serving.Contains(NodeOptions.ServeReplica) && options.Serving.Contains(NodeOptions.ServeRequests))
+        {
+            throw new InvalidInputException("--serve replica,requests: a device holds one replica: replica for di infer jobs, or requests for di serve --join");
         }
 
         var hasDevices = options.Roles.Contains(DeviceManager.Role);
@@ -76,9 +81,11 @@ public static class ClusterNode
         }
 
         var system = NodeSecurity.StartSystem(SystemName, options.Host, options.Port, config);
-        var replica = source is not null && options.Serving.Contains(NodeOptions.ServeReplica)
-            ? source.Replica(task, Precision.Parse(options.DType), ((options.Generation ?? GenerationOptions.Greedy) with { MaxNewTokens = options.MaxNewTokens, Seed = options.Seed }).Validate())
-            : null;
+        var replica = source is null ? null
+            : options.Serving.Contains(NodeOptions.ServeRequests) && task == InferenceTask.Generate ? Models.Serving.ServingReplica.Factory(source, Precision.Parse(options.DType))
+            : options.Serving.Contains(NodeOptions.ServeReplica) || options.Serving.Contains(NodeOptions.ServeRequests)
+                ? source.Replica(task, Precision.Parse(options.DType), ((options.Generation ?? GenerationOptions.Greedy) with { MaxNewTokens = options.MaxNewTokens, Seed = options.Seed }).Validate())
+                : null;
         var stages = source is not null && options.Serving.Contains(NodeOptions.ServePipeline) && ModelTasks.RunsPipelined(source, task)
             ? new ServedStages(ServedModelName(source, task), () => source.LoadStaged(task))
             : null;
