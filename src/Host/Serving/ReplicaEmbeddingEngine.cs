@@ -1,5 +1,6 @@
+using DistributedInference.Actors.Kernel.Requests;
+using DistributedInference.Actors.Kernel.Rows;
 using DistributedInference.Actors.Replica;
-using DistributedInference.Actors.Splitting;
 using DistributedInference.Models.Serving;
 using DistributedInference.Models.Tasks;
 using DistributedInference.Models.Tokenization;

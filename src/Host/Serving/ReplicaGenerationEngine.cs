@@ -1,7 +1,8 @@
 using System.Runtime.CompilerServices;
 using System.Threading.Channels;
+using DistributedInference.Actors.Kernel.Requests;
+using DistributedInference.Actors.Kernel.Rows;
 using DistributedInference.Actors.Replica;
-using DistributedInference.Actors.Splitting;
 using DistributedInference.Models.Serving;
 
 namespace DistributedInference.Host.Serving;

@@ -1,6 +1,7 @@
 using Akka.Actor;
 using DistributedInference.Actors.Cluster.Devices;
 using DistributedInference.Actors.Cluster.Planning;
+using DistributedInference.Actors.Kernel.Requests;
 using DistributedInference.Actors.Replica;
 using DistributedInference.Host.Cluster;
 using DistributedInference.Models;
