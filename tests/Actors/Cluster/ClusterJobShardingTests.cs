@@ -1,4 +1,5 @@
 using Akka.Actor;
+using Akka.TestKit.Xunit2;
 using DistributedInference.Actors.Cluster.Jobs;
 using DistributedInference.Actors.Kernel.Requests;
 using DistributedInference.Actors.Kernel.Rows;
@@ -13,7 +14,7 @@ namespace DistributedInference.Actors.Tests.Cluster;
 
 /// <summary>Job coordinators as entities of a shard region on control nodes: any node accepts a job, each job has one home.</summary>
 [Collection(TimedTests.Collection)]
-public sealed class ClusterJobShardingTests : IAsyncLifetime
+public sealed class ClusterJobShardingTests : TestKit, IAsyncLifetime
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
 
@@ -21,6 +22,7 @@ public sealed class ClusterJobShardingTests : IAsyncLifetime
     private InProcessCluster? _cluster;
 
     public ClusterJobShardingTests(ITestOutputHelper output)
+        : base((ActorSystem?)null, output)
     {
         _output = output;
         LibTorch.Initialize();
@@ -36,15 +38,9 @@ public sealed class ClusterJobShardingTests : IAsyncLifetime
     // Until every node's splitter knows all three devices.
     private async Task EveryDeviceRegistered()
     {
-        var deadline = DateTime.UtcNow + Timeout;
         foreach (var node in _cluster!.Nodes)
         {
-            var splitter = node.ActorSelection($"/user/{ReplicaSplitter.ActorName}");
-            while ((await splitter.Ask<DeviceList>(GetDevices.Instance, Timeout)).Devices.Count < 3)
-            {
-                Assert.True(DateTime.UtcNow < deadline, "devices did not register");
-                await Task.Delay(100);
-            }
+            await InProcessCluster.DevicesRegistered(this, node.ActorSelection($"/user/{ReplicaSplitter.ActorName}"), 3);
         }
     }
 
@@ -127,15 +123,17 @@ public sealed class ClusterJobShardingTests : IAsyncLifetime
 
         // The client stops waiting (as a cancelled or exited client's reply actor does): its coordinator watches it.
         await bridge.GracefulStop(Timeout);
-        var deadline = DateTime.UtcNow + Timeout;
-        JobStatus status;
-        while ((status = await _cluster.Regions[1].Ask<JobStatus>(new GetJobStatus("job-orphan"), Timeout)).State != JobState.Failed)
-        {
-            Assert.True(DateTime.UtcNow < deadline, $"the job of a client gone still runs: {status}");
-            await Task.Delay(100);
-        }
+        JobStatus? status = null;
+        await AwaitAssertAsync(
+            async () =>
+            {
+                status = await _cluster.Regions[1].Ask<JobStatus>(new GetJobStatus("job-orphan"), TimeSpan.FromSeconds(5));
+                Assert.True(status.State == JobState.Failed, $"the job of a client gone still runs: {status}");
+            },
+            Timeout,
+            TimeSpan.FromMilliseconds(100));
 
-        Assert.Equal("cancelled", status.Reason);
+        Assert.Equal("cancelled", status!.Reason);
         Assert.True(status.RowsDone < status.RowsTotal, status.ToString());
     }
 }
