@@ -54,8 +54,9 @@ public sealed class ClusterReplicaRoute : IAsyncDisposable
 
     /// <summary>A client that submits to <see cref="Jobs"/> with this route's resubmission policy.</summary>
     /// <param name="onResubmit">Told, one line, each time rows are submitted again.</param>
-    public ReplicaClient CreateClient(Action<string>? onResubmit = null) =>
-        new(_system, Jobs) { ResubmitOnLoss = ResubmitOnLoss, OnResubmit = onResubmit };
+    /// <param name="onAccepted">Told, one line, when the job is accepted and under way (<see cref="ReplicaClient.OnAccepted"/>).</param>
+    public ReplicaClient CreateClient(Action<string>? onResubmit = null, Action<string>? onAccepted = null) =>
+        new(_system, Jobs) { ResubmitOnLoss = ResubmitOnLoss, OnResubmit = onResubmit, OnAccepted = onAccepted };
 
     /// <summary>
     /// A client for a node of a cluster that submits through the job region (<paramref name="jobs"/>: the region or its
