@@ -24,6 +24,8 @@ public sealed class ClusterReplicaRoute : IAsyncDisposable
     /// <summary>How long <see cref="OpenAsync"/> waits for the device nodes to register their devices.</summary>
     public static readonly TimeSpan RegisterTimeout = TimeSpan.FromMinutes(2);
 
+    private static int _routes;
+
     private readonly ActorSystem _system;
     private readonly IReadOnlyList<IActorRef> _local;
 
@@ -87,8 +89,10 @@ public sealed class ClusterReplicaRoute : IAsyncDisposable
         }
         else
         {
-            var splitter = system.ActorOf(ReplicaSplitter.Props([]), ReplicaSplitter.ActorName);
-            route = new ClusterReplicaRoute(system, splitter, 0, [splitter, system.ActorOf(DeviceRegistry.Props(splitter), JobSharding.RegistryName)]);
+            // Names of this route's own: a route disposed just before (its actors told to stop, not yet gone) holds its names.
+            var number = Interlocked.Increment(ref _routes);
+            var splitter = system.ActorOf(ReplicaSplitter.Props([]), $"{ReplicaSplitter.ActorName}-{number}");
+            route = new ClusterReplicaRoute(system, splitter, 0, [splitter, system.ActorOf(DeviceRegistry.Props(splitter), $"{JobSharding.RegistryName}-{number}")]);
             splitters = [system.ActorSelection(splitter.Path)];
         }
 
