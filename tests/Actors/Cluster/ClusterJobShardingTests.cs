@@ -87,6 +87,21 @@ public sealed class ClusterJobShardingTests : TestKit, IAsyncLifetime
         Assert.All(results, r => Assert.True(Fixtures.MaxAbsDiff((Tensor)r.Results!, Fixtures.Expected("lm_logits")) <= 1e-4));
     }
 
+    [Fact]
+    public async Task A_resubmitting_client_is_told_once_when_its_job_is_accepted_and_which_node_coordinates_it()
+    {
+        await EveryDeviceRegistered();
+        var told = new List<string>();
+        var client = new ReplicaClient(_cluster!.Nodes[1], _cluster.Regions[1]) { ResubmitOnLoss = true, OnAccepted = told.Add };
+        var result = await client.RunAsync(Rows(), new JobOptions(MaxBatchSize: 1));
+        Assert.True(Fixtures.MaxAbsDiff((Tensor)result.Results!, Fixtures.Expected("lm_logits")) <= 1e-4);
+
+        var line = Assert.Single(told);
+        _output.WriteLine(line);
+        Assert.Matches("^job [0-9a-f]{32}: accepted, 4 row\\(s\\) in 4 batch\\(es\\) on 3 device\\(s\\), coordinated at akka.tcp://distributed-inference@127.0.0.1:[0-9]+$", line);
+        Assert.Contains(_cluster.Nodes, node => line.EndsWith($" at {Akka.Cluster.Cluster.Get(node).SelfAddress}", StringComparison.Ordinal));
+    }
+
     // 2000 rows, one per batch: seconds of work, so a cancel sent on JobAccepted finds the job running.
     private static object ManyRows() => Gpt2Replica.Rows(cat(Enumerable.Repeat(Fixtures.Expected("input_ids"), 500).ToArray(), 0), null);
 

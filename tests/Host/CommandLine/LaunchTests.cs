@@ -19,13 +19,13 @@ public sealed class LaunchTests : IDisposable
         Assert.True(exit == 0, stderr);
         Assert.Contains("3 node(s), 3 device(s), job coordinators on 3 control node(s)", stderr, StringComparison.Ordinal);
         Assert.True(DiRunner.MaxAbsDiff(SafeTensorsFile.Open(output).Read("logits"), DiRunner.ExpectedTensor("lm_logits")) <= 1e-4);
-        AssertNodesLeftInSeconds(stderr);
+        AssertNodesLeftOneStepAfterTheOther(stderr);
     }
 
     // The launch says what it waits for while the nodes stop (the younger ones, then the seed, each step once the one
     // before has exited), and every node exits on its own after leaving: none needs the SIGTERM the launch sends a node
     // still running 10 s after it was told to leave, nor a kill.
-    private static void AssertNodesLeftInSeconds(string stderr)
+    private static void AssertNodesLeftOneStepAfterTheOther(string stderr)
     {
         var lines = stderr.Split('\n').Where(l => l.StartsWith("di launch: ", StringComparison.Ordinal)).ToList();
         var younger = lines.FindIndex(l => l.StartsWith("di launch: stopping node(s) 1, 2: leaving the cluster, waiting for their processes to exit", StringComparison.Ordinal));
@@ -47,7 +47,7 @@ public sealed class LaunchTests : IDisposable
         Assert.Contains("pipeline plan over 3 node(s)", stderr, StringComparison.Ordinal);
         Assert.Equal(3, stderr.Split('\n').Where(l => l.StartsWith("stage ", StringComparison.Ordinal)).Select(l => l[l.IndexOf('@', StringComparison.Ordinal)..]).Distinct().Count());
         Assert.True(DiRunner.MaxAbsDiff(SafeTensorsFile.Open(output).Read("logits"), DiRunner.ExpectedTensor("lm_logits")) <= 1e-4);
-        AssertNodesLeftInSeconds(stderr);
+        AssertNodesLeftOneStepAfterTheOther(stderr);
     }
 
     [Theory]
