@@ -73,6 +73,12 @@ public sealed class ReplicaClient
     /// </summary>
     public Action<string>? OnResubmit { get; init; }
 
+    /// <summary>
+    /// Told, one line, when the job's home accepts the job and hands its batches out (rows, batches, devices and, with
+    /// <see cref="ResubmitOnLoss"/>, the node that coordinates it): the job is under way. Null: nothing is told.
+    /// </summary>
+    public Action<string>? OnAccepted { get; init; }
+
     public async Task<JobResult> RunAsync(object input, JobOptions? options = null, IProgress<JobProgress>? progress = null, CancellationToken cancellation = default)
     {
         var payload = RowBatch.FromInput(input);
@@ -88,6 +94,7 @@ public sealed class ReplicaClient
             switch (message)
             {
                 case JobAccepted accepted:
+                    OnAccepted?.Invoke(Accepted(jobId, accepted, coordinator: null));
                     progress?.Report(new JobProgress(0, accepted.Rows));
                     break;
                 case RowsCompleted done:
@@ -127,6 +134,9 @@ public sealed class ReplicaClient
 
     private static string NewJobId() => Guid.NewGuid().ToString("N");
 
+    private static string Accepted(string jobId, JobAccepted accepted, Address? coordinator) =>
+        $"job {jobId}: accepted, {accepted.Rows} row(s) in {accepted.Batches} batch(es) on {accepted.Devices} device(s){(coordinator is null ? string.Empty : $", coordinated at {coordinator}")}";
+
     private static JobFailedException Lost(string jobId, AnswererLost lost) =>
         new($"job {jobId}: the actor running it at {lost.Node} stopped before the job ended; submit it again");
 
@@ -152,6 +162,7 @@ public sealed class ReplicaClient
         var received = new RowAssembler(total);
         var clock = Stopwatch.StartNew();
         var resent = 0;
+        Address? coordinator = null;
         try
         {
             for (var attempt = 0; ; attempt++)
@@ -166,9 +177,11 @@ public sealed class ReplicaClient
                     switch (message)
                     {
                         case AnswererFound found:
+                            coordinator = found.Node;
                             log?.Info("job {0}: coordinated at {1}", jobId, found.Node);
                             break;
                         case JobAccepted accepted when attempt == 0:
+                            OnAccepted?.Invoke(Accepted(jobId, accepted, coordinator));
                             progress?.Report(new JobProgress(0, accepted.Rows));
                             break;
                         case RowsCompleted rows:

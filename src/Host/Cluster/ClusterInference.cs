@@ -53,7 +53,7 @@ public static class ClusterInference
     }
 
     // The route (coordinators on control nodes, or a splitter here; the devices serving the model) is the Actors'
-    // policy (ClusterReplicaRoute); this prints it and runs the job with a progress bar.
+    // policy (ClusterReplicaRoute); this prints it and runs the job with a progress bar, saying when the job is accepted.
     private static async Task RunReplica(ActorSystem client, PreparedJob job, InferOptions options, int? nodes, TextWriter stdout, TextWriter stderr, CancellationToken cancellation)
     {
         var model = ModelIdentity.Of(job.Source.Name, job.Source.RandomSeed);
@@ -66,10 +66,11 @@ public static class ClusterInference
         }
 
         var rows = job.Rows();
+        void Say(string line) => stderr.WriteLine($"di: {line}");
         var result = await ProgressBar.Track(
             stderr,
             $"{job.Task.Name()} on {route.Devices.Count} device(s)",
-            progress => route.CreateClient(line => stderr.WriteLine($"di: {line}")).RunAsync(rows, new JobOptions(options.ApplyPadding, options.MaxBatchSize) { Model = model }, progress, cancellation));
+            progress => route.CreateClient(Say, Say).RunAsync(rows, new JobOptions(options.ApplyPadding, options.MaxBatchSize) { Model = model }, progress, cancellation));
         job.Complete(options, (Tensor)result.Results!, "replica (cluster)", route.Devices.Count, null, stdout, stderr, result.FailedRows);
     }
 

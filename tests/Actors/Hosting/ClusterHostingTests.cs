@@ -1,7 +1,9 @@
 using Akka.Actor;
+using Akka.TestKit.Xunit2;
 using DistributedInference.Actors.Cluster.Devices;
 using DistributedInference.Actors.Hosting;
 using DistributedInference.Actors.Replica;
+using DistributedInference.Actors.Tests.Cluster;
 using DistributedInference.Models;
 using DistributedInference.Models.Gpt2;
 using DistributedInference.Models.Runtime;
@@ -14,7 +16,7 @@ namespace DistributedInference.Actors.Tests.Hosting;
 
 /// <summary>Two host apps whose actor systems are nodes of one cluster; each submits jobs that use both nodes' devices.</summary>
 [Collection(TimedTests.Collection)]
-public sealed class ClusterHostingTests
+public sealed class ClusterHostingTests : TestKit
 {
     public ClusterHostingTests() => LibTorch.Initialize();
 
@@ -38,12 +40,7 @@ public sealed class ClusterHostingTests
         try
         {
             var control = first.Services.GetRequiredService<ActorSystem>().ActorSelection($"/user/{ReplicaSplitter.ActorName}");
-            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
-            while ((await control.Ask<DeviceList>(GetDevices.Instance, TimeSpan.FromSeconds(5))).Devices.Count < 2)
-            {
-                Assert.True(DateTime.UtcNow < deadline, "the second node's device never registered");
-                await Task.Delay(100);
-            }
+            await InProcessCluster.DevicesRegistered(this, control, 2);
 
             // From the node without the control role: through the proxy to a coordinator on the first node.
             var ids = cat([Fixtures.Expected("input_ids"), Fixtures.Expected("input_ids")], 0);

@@ -2,6 +2,7 @@ using DistributedInference.Actors.Kernel.Settings;
 
 namespace DistributedInference.Host.Tests.CommandLine;
 
+[Collection(ProcessTests.Collection)]
 public sealed class ConfigCommandTests
 {
     [Fact]

@@ -4,6 +4,7 @@ using DistributedInference.Host.CommandLine;
 namespace DistributedInference.Host.Tests.CommandLine;
 
 /// <summary>Every option of every command says what it does in --help.</summary>
+[Collection(ProcessTests.Collection)]
 public sealed class HelpTests
 {
     private static IEnumerable<Command> Commands(Command command) => [command, .. command.Subcommands.SelectMany(Commands)];

@@ -1,6 +1,7 @@
 namespace DistributedInference.Host.Tests.CommandLine;
 
 /// <summary><c>di config</c>'s questions answered on stdin, and <c>di launch</c> reading the file it writes.</summary>
+[Collection(ProcessTests.Collection)]
 public sealed class LaunchConfigTests : IDisposable
 {
     private readonly string _folder = Directory.CreateTempSubdirectory("di-config-").FullName;

@@ -6,6 +6,7 @@ using DistributedInference.Host.Cluster;
 namespace DistributedInference.Host.Tests.CommandLine;
 
 /// <summary><c>di node</c> start-up checks and <c>di secret</c> / <c>di cert</c>, as a user runs them.</summary>
+[Collection(ProcessTests.Collection)]
 public sealed class NodeSecurityTests
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromMinutes(2);
@@ -63,14 +64,12 @@ public sealed class NodeSecurityTests
             (exit, _, stderr) = await DiRunner.RunProcess(Timeout, "node", "--join", nodes.Seed, "--roles", "control");
             Assert.Equal(2, exit);
             Assert.StartsWith("di: error: the cluster refused this node: ", stderr, StringComparison.Ordinal);
-            var clock = Stopwatch.StartNew();
             (exit, stdout, stderr) = await DiRunner.RunProcess(Timeout, "infer", "--join", nodes.Seed, "--secret-file", wrong, "--task", "logits",
                 "--model", DiRunner.TinyLanguageModel, "--input-ids", DiRunner.Expected, "--output", Path.Combine(folder, "logits.safetensors"));
             Assert.Equal(2, exit);
             Assert.Equal(string.Empty, stdout);
             Assert.StartsWith("di: error: the cluster refused this node: ", stderr, StringComparison.Ordinal);
             Assert.Single(stderr.TrimEnd().Split('\n'));
-            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(60), $"took {clock.Elapsed}");
 
             // The right secret joins.
             var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };

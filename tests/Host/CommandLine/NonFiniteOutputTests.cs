@@ -4,6 +4,7 @@ using static TorchSharp.torch;
 namespace DistributedInference.Host.Tests.CommandLine;
 
 /// <summary>A checkpoint whose weights hold NaN gives NaN logits: a warning line, or with --strict a failure and no file.</summary>
+[Collection(ProcessTests.Collection)]
 public sealed class NonFiniteOutputTests : IDisposable
 {
     private readonly string _folder = Directory.CreateTempSubdirectory("di-nan-").FullName;

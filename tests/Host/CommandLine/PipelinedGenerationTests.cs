@@ -7,6 +7,7 @@ namespace DistributedInference.Host.Tests.CommandLine;
 /// <c>di infer --mode pipeline --task generate</c>: the Llama-family fixtures' greedy ids through three stages (in this
 /// process and in three launched node processes), and sampled ids equal to replica mode's for the same seed.
 /// </summary>
+[Collection(ProcessTests.Collection)]
 public sealed class PipelinedGenerationTests : IDisposable
 {
     private readonly string _folder = Directory.CreateTempSubdirectory("di-pipegen-").FullName;

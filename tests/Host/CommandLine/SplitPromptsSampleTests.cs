@@ -12,6 +12,7 @@ namespace DistributedInference.Host.Tests.CommandLine;
 /// written, and a launch configured by <c>di config</c>. Each prints the three completions in prompt order, the same
 /// that one process generates for each prompt alone, and each process saves its share.
 /// </summary>
+[Collection(ProcessTests.Collection)]
 public sealed class SplitPromptsSampleTests : IDisposable
 {
     private static readonly string[] Prompts = ["a dog", "a cat", "a chicken"];
