@@ -120,6 +120,12 @@ public sealed record PreparedJob(
 
         var inputs = InferenceInputs.Read(options, source, task);
         source.CheckInput(inputs.InputIds, task, generation);
+        if (task == InferenceTask.Generate && inputs.AttentionMask is null)
+        {
+            // Ids given without a mask: padding as transformers' generate infers it, the same for replicas and pipelines.
+            inputs = inputs with { AttentionMask = GenerationMask.Infer(inputs.InputIds, source.DeclaredPadTokenId, source.EosTokenIds) };
+        }
+
         return new PreparedJob(task, dtype, devices, writer, source, inputs, generation);
     }
 }

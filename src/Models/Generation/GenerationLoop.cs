@@ -7,13 +7,15 @@ namespace DistributedInference.Models.Generation;
 /// models): greedy, or sampling with temperature, top-k, top-p from per-row generators; a preallocated key/value
 /// cache; left padding with positions cumsum(mask) - 1 and padded keys masked (right-padded rows are moved to the
 /// left first); a row that emits any end-of-sequence id gets the pad id afterwards; stops when every row has ended
-/// or after max_new_tokens.
+/// or after max_new_tokens. Without a mask, padding is inferred from the model's declared pad id as transformers does
+/// (<see cref="GenerationMask"/>).
 /// </summary>
 public static class GenerationLoop
 {
     /// <param name="model">The model, on the device of <paramref name="inputIds"/>.</param>
     /// <param name="inputIds">[B, T] int64 prompts, on the model's device.</param>
-    /// <param name="attentionMask">[B, T], 1 = real token, 0 = padding (left or right); null when nothing is padded.</param>
+    /// <param name="attentionMask">[B, T], 1 = real token, 0 = padding (left or right); null: positions holding the
+    /// model's declared pad id are padding when that id is no end-of-sequence id (<see cref="GenerationMask"/>), else none.</param>
     /// <param name="options">Greedy or sampling, max_new_tokens, seed.</param>
     /// <param name="rowIndex">Each row's index in its job ([B]; default 0..B-1): seeds its sampling generator.</param>
     /// <param name="onStepLogits">Called at each step with the step's index and the [B, vocab] float32 next-token
@@ -66,7 +68,8 @@ public static class GenerationLoop
         var (batch, promptLength) = (inputIds.shape[0], inputIds.shape[1]);
         var device = inputIds.device;
         var ids = inputIds.to(ScalarType.Int64);
-        var mask = attentionMask?.to(ScalarType.Int64).to(device);
+        var mask = attentionMask?.to(ScalarType.Int64).to(device)
+            ?? GenerationMask.Infer(ids, model.DeclaredPadTokenId, model.EndOfSequenceIds);
         if (mask is not null && !mask.eq(0).any().ToBoolean())
         {
             mask = null;

@@ -28,6 +28,7 @@ public sealed class LlamaForCausalLM : nn.Module<Tensor, Tensor>, ICausalLanguag
 
         Dtype = dtype;
         EndOfSequenceIds = config.EosTokenIds.Where(id => id < config.VocabSize).ToList();
+        DeclaredPadTokenId = config.PadTokenId;
         PadTokenId = config.PadTokenId ?? (EndOfSequenceIds.Count > 0 ? EndOfSequenceIds[0] : 0);
         RegisterComponents();
     }
@@ -54,6 +55,10 @@ public sealed class LlamaForCausalLM : nn.Module<Tensor, Tensor>, ICausalLanguag
     /// <inheritdoc/>
     /// <remarks>pad_token_id when known, else the first end-of-sequence id, else 0.</remarks>
     public long PadTokenId { get; internal set; }
+
+    /// <inheritdoc/>
+    /// <remarks>generation_config.json's pad_token_id when it sets one, else config.json's.</remarks>
+    public long? DeclaredPadTokenId { get; internal set; }
 
     /// <summary>Not the entry point: see <see cref="Logits"/>.</summary>
     public override Tensor forward(Tensor input) => Head(model.Forward(input));

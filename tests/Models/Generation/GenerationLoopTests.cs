@@ -152,6 +152,8 @@ public sealed class GenerationLoopTests
 
         public long PadTokenId => pad;
 
+        public long? DeclaredPadTokenId => inner.DeclaredPadTokenId;
+
         public ScalarType Dtype => inner.Dtype;
 
         public void CheckInput(Tensor inputIds, long extraPositions = 0) => inner.CheckInput(inputIds, extraPositions);
