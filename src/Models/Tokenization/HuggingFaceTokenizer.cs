@@ -17,6 +17,12 @@ namespace DistributedInference.Models.Tokenization;
 /// skips none of them, as <c>skip_special_tokens=False</c> does). Token strings (<see cref="Tokens"/>) come from the
 /// file's <c>model.vocab</c> and <c>added_tokens</c>, as <c>convert_ids_to_tokens</c> reads them.
 /// </para>
+/// <para>
+/// The file's own <c>padding</c> and <c>truncation</c> sections are dropped: transformers' fast tokenizer resets them on
+/// every call (<c>PreTrainedTokenizerFast.set_truncation_and_padding</c>: no padding and no truncation unless the call
+/// asks), so a sentence-transformers folder whose file pads to 128 and truncates at 128 still gives each text its own
+/// tokens. Callers pad (<see cref="TokenBatch"/>) and truncate (<see cref="Encode(string, int)"/>) as the call asks.
+/// </para>
 /// <para>Safe to call from several threads (the native side keeps each tokenizer behind a read lock).</para>
 /// </remarks>
 public sealed class HuggingFaceTokenizer : ITextTokenizer, IDisposable
@@ -30,8 +36,11 @@ public sealed class HuggingFaceTokenizer : ITextTokenizer, IDisposable
     private readonly string?[] _tokens;
     private readonly Dictionary<string, long> _ids;
 
-    private HuggingFaceTokenizer(string path, JsonObject json)
+    private HuggingFaceTokenizer(string path, JsonObject file)
     {
+        var json = (JsonObject)file.DeepClone();
+        json["padding"] = null;
+        json["truncation"] = null;
         (_tokens, _ids) = ReadVocabulary(path, json);
         _withSpecialTokens = Open(path, json);
         try
