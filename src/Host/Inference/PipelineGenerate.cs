@@ -29,7 +29,7 @@ public static class PipelineGenerate
         var total = (int)job.Inputs.Count;
         var ids = job.Inputs.InputIds;
         var mask = job.Inputs.AttentionMask;
-        using var rowIndex = arange(total, ScalarType.Int64);
+        using var seeds = job.Seeds();
         var calls = Enumerable.Range(0, (total + options.MaxBatchSize - 1) / options.MaxBatchSize)
             .Select(c => (Start: c * options.MaxBatchSize, Count: Math.Min(options.MaxBatchSize, total - (c * options.MaxBatchSize))))
             .ToList();
@@ -44,7 +44,7 @@ public static class PipelineGenerate
                     pipeline,
                     ids.narrow(0, call.Start, call.Count),
                     mask?.narrow(0, call.Start, call.Count),
-                    rowIndex.narrow(0, call.Start, call.Count),
+                    seeds.narrow(0, call.Start, call.Count),
                     job.Generation,
                     job.Source.EosTokenIds,
                     job.Source.PadTokenId,

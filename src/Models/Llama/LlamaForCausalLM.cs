@@ -80,8 +80,8 @@ public sealed class LlamaForCausalLM : nn.Module<Tensor, Tensor>, ICausalLanguag
 
     /// <summary>Generates a continuation of each row with <see cref="GenerationLoop"/>; see there for the arguments.</summary>
     /// <returns>[B, T + n] int64 ids, left-padded prompt then n &lt;= max_new_tokens new ids; the caller owns it.</returns>
-    public Tensor Generate(Tensor inputIds, Tensor? attentionMask, GenerationOptions options, IReadOnlyList<long>? rowIndex = null) =>
-        GenerationLoop.Generate(this, inputIds, attentionMask, options, rowIndex);
+    public Tensor Generate(Tensor inputIds, Tensor? attentionMask, GenerationOptions options, IReadOnlyList<long>? rowSeeds = null) =>
+        GenerationLoop.Generate(this, inputIds, attentionMask, options, rowSeeds);
 
     /// <inheritdoc/>
     public void CheckInput(Tensor inputIds, long extraPositions = 0) => LlamaModel.CheckInput(Config, inputIds, extraPositions);
