@@ -7,7 +7,8 @@ namespace DistributedInference.Models.Generation;
 /// models): greedy, or sampling with temperature, top-k, top-p from per-row generators; a preallocated key/value
 /// cache; left padding with positions cumsum(mask) - 1 and padded keys masked (right-padded rows are moved to the
 /// left first); a row that emits any end-of-sequence id gets the pad id afterwards; stops when every row has ended
-/// or after max_new_tokens. Without a mask, padding is inferred from the model's declared pad id as transformers does
+/// or after max_new_tokens. A row whose next-token logits are not finite fails the call
+/// (<see cref="NonFiniteLogitsException"/>), greedy or sampled. Without a mask, padding is inferred from the model's declared pad id as transformers does
 /// (<see cref="GenerationMask"/>).
 /// </summary>
 public static class GenerationLoop
@@ -23,6 +24,7 @@ public static class GenerationLoop
     /// <returns>[B, T + n] int64: the prompts, left-padded (right-padded rows moved), then n &lt;= max_new_tokens
     /// new ids (pad after a row's end-of-sequence id); the caller owns it.</returns>
     /// <exception cref="InvalidInputException">Impossible options, ids the model cannot run, a mask or row seeds of the wrong shape.</exception>
+    /// <exception cref="NonFiniteLogitsException">A generating row's next-token logits hold NaN or Inf.</exception>
     public static Tensor Generate(
         ICausalLanguageModel model,
         Tensor inputIds,
@@ -109,6 +111,7 @@ public static class GenerationLoop
             using var stepScope = NewDisposeScope();
             var logits = model.NextTokenLogits(next, positions, fullMask?.narrow(1, 0, length), cache).to(ScalarType.Float32);
             onStepLogits?.Invoke(step, logits);
+            NonFiniteLogitsException.ThrowIfAny(logits, unfinished, step, model.Dtype);
             var chosen = sampler is null ? logits.argmax(-1) : sampler.Sample(LogitsWarpers.Apply(logits, options));
             if (ends is not null)
             {

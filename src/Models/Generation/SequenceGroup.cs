@@ -115,6 +115,7 @@ public sealed class SequenceGroup : IDisposable
     /// </summary>
     /// <param name="logits">[active rows, vocab] float32 logits of the rows' last positions; read, not kept.</param>
     /// <exception cref="InvalidOperationException">The group is done, or the logits have another number of rows.</exception>
+    /// <exception cref="NonFiniteLogitsException">An active row's logits hold NaN or Inf.</exception>
     public GenerationStep? Next(Tensor logits)
     {
         if (Done)
@@ -132,6 +133,7 @@ public sealed class SequenceGroup : IDisposable
         using (var scope = NewDisposeScope())
         {
             var scores = logits.to(ScalarType.Float32).cpu();
+            NonFiniteLogitsException.ThrowIfAny(scores, null, Steps, null);
             if (_samplers is null)
             {
                 chosen = scores.argmax(-1).data<long>().ToArray();
