@@ -68,8 +68,7 @@ public static class Gpt2Weights
                     $"{checkpoint.Directory}: {stored} is [{string.Join(", ", shape)}] but the config needs [{string.Join(", ", parameter.shape)}]");
             }
 
-            using var value = checkpoint.Read(stored);
-            parameter.copy_(value);
+            checkpoint.ReadInto(stored, parameter);
         }
     }
 }
