@@ -41,6 +41,7 @@ public sealed class HuggingFaceTokenizer : ITextTokenizer, IDisposable
         var json = (JsonObject)file.DeepClone();
         json["padding"] = null;
         json["truncation"] = null;
+        RejectBacktrackingPatterns(path, json);
         (_tokens, _ids) = ReadVocabulary(path, json);
         _withSpecialTokens = Open(path, json);
         try
@@ -204,6 +205,34 @@ public sealed class HuggingFaceTokenizer : ITextTokenizer, IDisposable
         _withoutSpecialTokens.Dispose();
         _keepingSpecialTokens.Dispose();
     }
+
+    // Split and Replace regexes of the normalizer, pre-tokenizer and decoder, before the Rust library ever runs them.
+    private static void RejectBacktrackingPatterns(string path, JsonObject json)
+    {
+        foreach (var section in new[] { "normalizer", "pre_tokenizer", "decoder" })
+        {
+            foreach (var regex in Regexes(json[section]))
+            {
+                if (BacktrackingPatterns.FindNestedRepetition(regex) is { } part)
+                {
+                    throw new InvalidInputException(
+                        $"{path}: the {section} regex {Quoted(regex)} repeats {Quoted(part)}, a group that can match in several ways: the Rust tokenizer backtracks exponentially on it and aborts the process on long inputs, so this tokenizer is refused");
+                }
+            }
+        }
+    }
+
+    // A JSON string literal, so control characters stay on one line; + and < are left as they are.
+    private static string Quoted(string text) =>
+        JsonSerializer.Serialize(text, new JsonSerializerOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping });
+
+    private static IEnumerable<string> Regexes(JsonNode? node) => node switch
+    {
+        JsonObject o => (o["pattern"]?["Regex"] is JsonValue regex && regex.TryGetValue<string>(out var text) ? [text] : Enumerable.Empty<string>())
+            .Concat(o.Where(p => p.Key != "pattern").SelectMany(p => Regexes(p.Value))),
+        JsonArray a => a.SelectMany(Regexes),
+        _ => [],
+    };
 
     private static Tokenizer Open(string path, JsonObject json)
     {
