@@ -106,6 +106,7 @@ public sealed record PreparedJob(
             Models.Partitioning.MaxMemory.Parse(options.MaxMemory);
         }
 
+        OutputPaths.Check(options);
         var writer = ResultWriter.For(options.OutputPath);
         if (options.JsonSummaryPath is not null)
         {
