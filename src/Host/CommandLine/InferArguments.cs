@@ -43,7 +43,7 @@ public sealed class InferArguments
     private readonly Option<bool> _strict = new Option<bool>("--strict") { Description = "fail (exit 1, nothing written) when an output holds NaN or Inf, instead of a warning" };
     private readonly GenerationArguments _generation = new();
     private readonly Option<bool> _allowPartial = new("--allow-partial") { Description = "replica: when some rows fail alone, still write a .safetensors output: the other rows, the failed ones as zeros, and a row_ok tensor (uint8 [rows], 0 for a failed row)" };
-    private readonly Option<bool> _quiet = new("--quiet") { Description = "leave out the summary line a job ends with on stderr" };
+    private readonly Option<bool> _quiet = new("--quiet") { Description = "leave out the informational lines on stderr (the summary a job ends with, the pipeline plan, stages, rates); warnings stay" };
     private readonly Option<string?> _jsonSummary = new("--json-summary") { Description = "also write the job's summary (rows, wall time, rows/s, tokens/s, ...) to this JSON file" };
     private readonly Option<string?> _libtorch = new Option<string?>("--libtorch") { Description = $"folder holding libtorch (a PyTorch install's torch/lib, CUDA included); also ${Models.Runtime.LibTorch.FolderVariable}" };
 
@@ -61,6 +61,9 @@ public sealed class InferArguments
 
         return command;
     }
+
+    /// <summary>The warning for sampling options given without --do-sample (see <see cref="GenerationArguments.IgnoredSamplingWarning"/>).</summary>
+    public string? Warning(ParseResult result) => _generation.IgnoredSamplingWarning(result);
 
     public InferOptions Read(ParseResult result) => new(
         Model: result.GetValue(_model)!,

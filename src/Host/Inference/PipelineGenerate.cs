@@ -18,7 +18,8 @@ public static class PipelineGenerate
     public static async Task Run(IPipeline pipeline, PreparedJob job, InferOptions options, TextWriter stdout, TextWriter stderr, CancellationToken cancellation)
     {
         var stages = pipeline.Stages.Count;
-        await PipelineInference.WriteStages(pipeline, stderr);
+        var info = options.Informational(stderr);
+        await PipelineInference.WriteStages(pipeline, info);
         if (job.Generation.MaxNewTokens == 0)
         {
             // Nothing to generate: the output is the prompts, as replica mode gives them.
@@ -61,9 +62,9 @@ public static class PipelineGenerate
         List<double> utilisation = measured.Count == 0 ? [] : Enumerable.Range(0, measured[0].DecodeUtilisation.Count).Select(s => measured.Average(m => m.DecodeUtilisation[s])).ToList();
         var bubble = utilisation.Count == 0 ? (double?)null : 1 - utilisation.Average();
         var tokens = metrics.Sum(m => m.NewTokens);
-        await stderr.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
+        await info.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
             $"di: generated {tokens} token(s) in {elapsed.TotalMilliseconds:F0} ms: {tokens / Math.Max(elapsed.TotalSeconds, 1e-9):F1} tokens/s, time per output token {metrics.Average(m => m.TimePerOutputToken.TotalMilliseconds):F1} ms, {metrics.Sum(m => m.MicroBatches)} micro-batch(es){(metrics.Sum(m => m.Resumes) is > 0 and var resumes ? $", {resumes} resumed after a lost stage" : string.Empty)}"));
-        await stderr.WriteLineAsync(bubble is null
+        await info.WriteLineAsync(bubble is null
             ? "di: decode too short to measure stage utilisation"
             : string.Create(CultureInfo.InvariantCulture, $"di: decode bubble fraction {bubble:F3}, stage utilisation {string.Join(" ", utilisation.Select(u => u.ToString("P0", CultureInfo.InvariantCulture)))}"));
         using var output = cat(results.Select(r => r.OutputIds).ToArray(), 0);
