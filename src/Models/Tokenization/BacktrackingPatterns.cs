@@ -230,7 +230,7 @@ public static class BacktrackingPatterns
             if (c is 'p' or 'P' or 'x' or 'u' or 'o' && More && pattern[_at] == '{')
             {
                 var close = pattern.IndexOf('}', _at);
-            _at = close < 0 ? pattern.Length + 1 : close + 1;
+                _at = close < 0 ? pattern.Length + 1 : close + 1;
             }
         }
 
