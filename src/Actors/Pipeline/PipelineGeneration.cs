@@ -59,7 +59,7 @@ public static class PipelineGeneration
     /// <param name="pipeline">Stages built from a staged model whose layers can generate.</param>
     /// <param name="inputIds">[B, T] int64 prompts, on the CPU.</param>
     /// <param name="attentionMask">[B, T], 1 = real, 0 = padding; null when nothing is padded.</param>
-    /// <param name="rowIndex">Each row's index in its job (seeds sampling); null = 0..B-1.</param>
+    /// <param name="rowSeeds">Each row's sampling seed ([B] int64); null = derived from options.Seed and each row's tokens (<see cref="RowSeeds"/>).</param>
     /// <param name="options">Greedy or sampling, max_new_tokens, seed.</param>
     /// <param name="endOfSequenceIds">Ids that end a row.</param>
     /// <param name="padTokenId">The id written after a row's end.</param>
@@ -78,7 +78,7 @@ public static class PipelineGeneration
         IPipeline pipeline,
         Tensor inputIds,
         Tensor? attentionMask,
-        Tensor? rowIndex,
+        Tensor? rowSeeds,
         GenerationOptions options,
         IReadOnlyList<long> endOfSequenceIds,
         long padTokenId,
@@ -94,7 +94,7 @@ public static class PipelineGeneration
             throw new Models.InvalidInputException(rows == 0 ? "no rows to generate from" : numChunks <= 0 ? $"num_chunks must be positive, got {numChunks}" : $"max_batch_size must be positive, got {maxBatchSize}");
         }
 
-        var index = rowIndex?.to(ScalarType.Int64).data<long>().ToArray() ?? Enumerable.Range(0, rows).Select(i => (long)i).ToArray();
+        var seeds = rowSeeds?.to(ScalarType.Int64).data<long>().ToArray();
         var call = Guid.NewGuid().ToString("N")[..12];
         var inFlight = Math.Min(rows, Math.Min(numChunks, maxBatchSize ?? rows));
         var size = (Math.Min(rows, maxBatchSize ?? rows) + inFlight - 1) / inFlight;
@@ -115,7 +115,7 @@ public static class PipelineGeneration
                     $"{call}-{number}",
                     inputIds.narrow(0, start, count),
                     attentionMask?.narrow(0, start, count),
-                    index.Skip(start).Take(count).ToList(),
+                    seeds?.Skip(start).Take(count).ToList(),
                     options,
                     endOfSequenceIds,
                     padTokenId);

@@ -45,10 +45,12 @@ public static class ClusterInference
 
     private static async Task RunPipeline(ActorSystem client, PreparedJob job, InferOptions options, int? nodes, TextWriter stdout, TextWriter stderr, CancellationToken cancellation)
     {
+        // The first message is the plan (informational, left out by --quiet); later ones say why the plan changed.
         var log = TextWriter.Synchronized(stderr);
+        var planned = 0;
         await using var pipeline = await ClusterPipeline.StartAsync(
             client, ClusterNode.ServedModelName(job.Source, job.Task), options.SplitPoints, options.DType, nodes,
-            message => log.Write($"di: {message}{(message.EndsWith('\n') ? string.Empty : Environment.NewLine)}"), cancellation);
+            message => (Interlocked.Exchange(ref planned, 1) == 0 ? options.Informational(log) : log).Write($"di: {message}{(message.EndsWith('\n') ? string.Empty : Environment.NewLine)}"), cancellation);
         await PipelineInference.RunCalls(pipeline, job, options, stdout, stderr, cancellation);
     }
 
@@ -62,7 +64,7 @@ public static class ClusterInference
         // None serving the model: the job says so itself (one line), so nothing is said before it.
         if (route.Devices.Count > 0)
         {
-            await stderr.WriteLineAsync($"di: {route.Describe()}");
+            await options.Informational(stderr).WriteLineAsync($"di: {route.Describe()}");
         }
 
         var rows = job.Rows();

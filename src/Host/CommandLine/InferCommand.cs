@@ -25,6 +25,11 @@ public static class InferCommand
                 var options = arguments.Read(result);
                 var job = PreparedJob.From(options);
                 var (stdout, stderr) = (result.InvocationConfiguration.Output, result.InvocationConfiguration.Error);
+                if (arguments.Warning(result) is { } warning)
+                {
+                    await stderr.WriteLineAsync(warning);
+                }
+
                 job.Writer.CheckFinite(stderr, options.Strict);
                 if (options.OnCluster)
                 {

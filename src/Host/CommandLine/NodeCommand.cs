@@ -52,6 +52,11 @@ public static class NodeCommand
                     SharedOptions.Seconds(result.GetValue(joinTimeout)),
                     ClusterSecret.Read(result.GetValue(secretFile)),
                     result.GetValue(tlsCertificate));
+                if (generation.IgnoredSamplingWarning(result) is { } warning)
+                {
+                    await result.InvocationConfiguration.Error.WriteLineAsync(warning);
+                }
+
                 var system = ClusterNode.Start(options);
                 await ClusterJoin.WhenUpAsync(system, options.Join, options.JoinTimeout);
                 var self = Akka.Cluster.Cluster.Get(system).SelfAddress;

@@ -38,6 +38,12 @@ public sealed record InferOptions(
     /// <summary>How task generate picks tokens: <see cref="Generation"/> if given, else greedy with --max-new-tokens.</summary>
     public GenerationOptions GenerationOrGreedy => (Generation ?? GenerationOptions.Greedy) with { MaxNewTokens = MaxNewTokens, Seed = Seed };
 
+    /// <summary>
+    /// Where the job's informational lines go (the pipeline plan, each stage, rates, the summary): <paramref name="stderr"/>,
+    /// or nowhere with <c>--quiet</c>. Warnings and errors always go to stderr.
+    /// </summary>
+    public TextWriter Informational(TextWriter stderr) => Quiet ? TextWriter.Null : stderr;
+
     /// <summary>Client mode (<c>--join</c>): the job runs on the cluster these nodes (host:port) belong to, not on local devices.</summary>
     public bool OnCluster => ClusterSeeds is { Count: > 0 };
 }

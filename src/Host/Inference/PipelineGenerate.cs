@@ -18,7 +18,8 @@ public static class PipelineGenerate
     public static async Task Run(IPipeline pipeline, PreparedJob job, InferOptions options, TextWriter stdout, TextWriter stderr, CancellationToken cancellation)
     {
         var stages = pipeline.Stages.Count;
-        await PipelineInference.WriteStages(pipeline, stderr);
+        var info = options.Informational(stderr);
+        await PipelineInference.WriteStages(pipeline, info);
         if (job.Generation.MaxNewTokens == 0)
         {
             // Nothing to generate: the output is the prompts, as replica mode gives them.
@@ -29,7 +30,7 @@ public static class PipelineGenerate
         var total = (int)job.Inputs.Count;
         var ids = job.Inputs.InputIds;
         var mask = job.Inputs.AttentionMask;
-        using var rowIndex = arange(total, ScalarType.Int64);
+        using var seeds = job.Seeds();
         var clock = Stopwatch.StartNew();
 
         // One generation over every row, at most --max-batch-size rows in flight (their caches on the stages), cut into
@@ -42,7 +43,7 @@ public static class PipelineGenerate
                 pipeline,
                 ids,
                 mask,
-                rowIndex,
+                seeds,
                 job.Generation,
                 job.Source.EosTokenIds,
                 job.Source.PadTokenId,
@@ -56,9 +57,9 @@ public static class PipelineGenerate
         var metrics = result.Metrics;
         var bubble = metrics.DecodeUtilisation.Count == 0 ? (double?)null : metrics.DecodeBubbleFraction;
         var tokens = metrics.NewTokens;
-        await stderr.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
+        await info.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
             $"di: generated {tokens} token(s) in {elapsed.TotalMilliseconds:F0} ms: {tokens / Math.Max(elapsed.TotalSeconds, 1e-9):F1} tokens/s, time per output token {metrics.TimePerOutputToken.TotalMilliseconds:F1} ms, {metrics.MicroBatches} micro-batch(es){(metrics.Resumes is > 0 and var resumes ? $", {resumes} resumed after a lost stage" : string.Empty)}"));
-        await stderr.WriteLineAsync(bubble is null
+        await info.WriteLineAsync(bubble is null
             ? "di: decode too short to measure stage utilisation"
             : string.Create(CultureInfo.InvariantCulture, $"di: decode bubble fraction {bubble:F3}, stage utilisation {string.Join(" ", metrics.DecodeUtilisation.Select(u => u.ToString("P0", CultureInfo.InvariantCulture)))}"));
         using var output = result.OutputIds;

@@ -29,12 +29,12 @@ public static class PipelineInference
             var memory = MemoryOf(staged, job, options);
             var planned = MemoryPlanner.Plan(layers, memory, job.Devices, MaxMemory.Parse(maxMemory));
             plan = planned.Plan;
-            await stderr.WriteAsync($"di: pipeline plan (auto within --max-memory {maxMemory}):{Environment.NewLine}{planned.Describe()}");
+            await options.Informational(stderr).WriteAsync($"di: pipeline plan (auto within --max-memory {maxMemory}):{Environment.NewLine}{planned.Describe()}");
         }
         else
         {
             plan = Partitioner.Plan(layers, job.Devices, options.SplitPoints);
-            await stderr.WriteAsync($"di: pipeline plan ({options.SplitPoints}):{Environment.NewLine}{plan.Describe()}");
+            await options.Informational(stderr).WriteAsync($"di: pipeline plan ({options.SplitPoints}):{Environment.NewLine}{plan.Describe()}");
         }
 
         await using var pipeline = await PipelineRuntime.StartAsync(staged, plan, job.DType, cancellation: cancellation);
@@ -70,7 +70,7 @@ public static class PipelineInference
         }
 
         var stages = pipeline.Stages.Count;
-        await WriteStages(pipeline, stderr);
+        await WriteStages(pipeline, options.Informational(stderr));
         var rows = job.Rows();
         var total = (int)job.Inputs.Count;
         var calls = Enumerable.Range(0, (total + options.MaxBatchSize - 1) / options.MaxBatchSize)
@@ -109,7 +109,7 @@ public static class PipelineInference
         });
 
         var metrics = await pipeline.MetricsAsync();
-        await stderr.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
+        await options.Informational(stderr).WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
             $"di: {metrics.Calls} call(s), {metrics.Total.Elapsed.TotalMilliseconds:F0} ms, bubble fraction {metrics.Total.BubbleFraction:F3}, stage utilisation {string.Join(" ", metrics.Total.Stages.Select(s => s.Utilisation.ToString("P0", CultureInfo.InvariantCulture)))}"));
         // Results are float32 whatever the stages computed in, as in replica mode.
         using var output = (Tensor)outputs.Join()!;

@@ -25,6 +25,17 @@ public static class ServingDecoder
     /// <param name="isCancelled">Asked for each running row at each step; true ends the row where it is (finish reason length).</param>
     /// <returns>One result per row, in order.</returns>
     /// <exception cref="InvalidInputException">Impossible sampling, an empty prompt, ids the model cannot run, a prompt and budget longer than its positions.</exception>
+    /// <summary>
+    /// A sequence's sampling seed, by <see cref="RowSeeds"/>' rule: the request's seed mixed with a hash of the prompt's ids
+    /// (what <c>di infer --do-sample --seed S</c> draws for that prompt), and for choice i &gt; 0 of one request that mixed
+    /// with i, so the n choices differ and each is the same alone or batched.
+    /// </summary>
+    public static long SequenceSeed(DecoderRow row)
+    {
+        var seed = Seeds.Mix(unchecked((ulong)row.Sampling.Seed), Seeds.Hash(row.PromptTokenIds));
+        return unchecked((long)(row.SequenceIndex == 0 ? seed : Seeds.Mix(seed, (ulong)row.SequenceIndex)));
+    }
+
     public static IReadOnlyList<DecodedRow> Decode(
         ICausalLanguageModel model,
         IReadOnlyList<DecoderRow> rows,
@@ -46,7 +57,7 @@ public static class ServingDecoder
         using var batchIds = batch.InputIds;
         using var batchMask = batch.AttentionMask;
         model.CheckInput(batchIds, budget);
-        var samplers = rows.Select(r => r.Sampling.IsGreedy ? null : new RowSampler(r.Sampling.Seed, [r.SequenceIndex])).ToArray();
+        var samplers = rows.Select(r => r.Sampling.IsGreedy ? null : new RowSampler([SequenceSeed(r)])).ToArray();
         try
         {
             using var scope = NewDisposeScope();

@@ -21,6 +21,21 @@ public sealed class HelpTests
     }
 
     [Fact]
+    public async Task Infer_help_describes_every_family_task_and_built_in()
+    {
+        var (exit, stdout, stderr) = await DiRunner.Run("infer", "--help");
+        Assert.True(exit == 0, stderr);
+        var text = string.Join(" ", stdout.Split((char[])['\n', ' '], StringSplitOptions.RemoveEmptyEntries));
+        foreach (var name in Models.Auto.AutoModelSource.ModelTypes.Concat(Models.Auto.AutoModelSource.BuiltIns).Concat(["logits", "classify", "generate", "embed", "tokenizer.json"]))
+        {
+            Assert.Contains(name, text, StringComparison.Ordinal);
+        }
+
+        Assert.DoesNotContain("GPT-2 folder", text, StringComparison.Ordinal);
+        Assert.DoesNotContain("tokenized with GPT-2's tokenizer", text, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Node_help_explains_task_dtype_max_new_tokens_and_libtorch()
     {
         var (exit, stdout, stderr) = await DiRunner.RunProcess(TimeSpan.FromMinutes(2), "node", "--help");

@@ -152,6 +152,37 @@ public sealed class NodeSecurityTests
     }
 
     [Fact]
+    public async Task A_client_with_another_certificate_is_told_it_is_the_certificate()
+    {
+        var folder = Directory.CreateTempSubdirectory("di-tls-").FullName;
+        try
+        {
+            var cluster = Path.Combine(folder, "cluster.pfx");
+            var other = Path.Combine(folder, "other.pfx");
+            Assert.Equal(0, (await DiRunner.Run("cert", cluster)).ExitCode);
+            Assert.Equal(0, (await DiRunner.Run("cert", other)).ExitCode);
+            await using var nodes = await LocalCluster.StartAsync(
+                1, _ => ["--devices", "cpu", "--model", DiRunner.TinyLanguageModel, "--task", "logits", "--tls-certificate", cluster], TextWriter.Null, CancellationToken.None);
+
+            string[] job = ["infer", "--join", nodes.Seed, "--join-timeout", "5", "--task", "logits", "--model", DiRunner.TinyLanguageModel, "--input-ids", DiRunner.Expected];
+            var (exit, stdout, stderr) = await DiRunner.RunProcess(TimeSpan.FromMinutes(2), [.. job, "--tls-certificate", other], input: null);
+            Assert.Equal(2, exit);
+            Assert.Equal(string.Empty, stdout);
+            var line = Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+            Assert.StartsWith($"di: error: could not join the cluster at {nodes.Seed} within 5 s: {nodes.Seed} presents another TLS certificate (", line, StringComparison.Ordinal);
+            Assert.Contains("every node and client needs the same certificate", line, StringComparison.Ordinal);
+
+            (exit, _, stderr) = await DiRunner.RunProcess(TimeSpan.FromMinutes(2), job, input: null);
+            Assert.Equal(2, exit);
+            Assert.Contains($"{nodes.Seed} runs TLS (its certificate: ", stderr, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task Di_secret_prints_a_new_random_secret_and_di_cert_writes_a_certificate()
     {
         var (exit, first, _) = await DiRunner.Run("secret");

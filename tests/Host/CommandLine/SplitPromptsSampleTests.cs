@@ -67,7 +67,7 @@ public sealed class SplitPromptsSampleTests : IDisposable
         var (exit, stdout, stderr) = await Di(_folder, string.Empty, args);
         Assert.True(exit == 0, stderr);
         Assert.Equal(Expected(), stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries));
-        AssertEachProcessSavedItsShare(_folder, 2);
+        AssertEachProcessSavedItsShare(Path.Combine(_folder, "out"), 2);
     }
 
     [Fact]

@@ -28,10 +28,10 @@ public sealed class ServingDecoderTests
             Enumerable.Range(0, (int)ids.shape[1]).Where(t => mask[r, t].ToInt64() == 1).Select(t => ids[r, t].ToInt64()).ToList()).ToList();
     }
 
-    private static List<long> Reference(IReadOnlyList<long> prompt, GenerationOptions options, long rowIndex = 0)
+    private static List<long> Reference(IReadOnlyList<long> prompt, GenerationOptions options, long? rowSeed = null)
     {
         using var ids = tensor(prompt.ToArray()).unsqueeze(0);
-        using var output = GenerationLoop.Generate(Model.Value, ids, null, options, [rowIndex]);
+        using var output = GenerationLoop.Generate(Model.Value, ids, null, options, rowSeed is { } seed ? [seed] : null);
         return Continuation.Of(output[0], prompt.Count, Model.Value.EndOfSequenceIds).ToList();
     }
 
@@ -54,14 +54,18 @@ public sealed class ServingDecoderTests
     }
 
     [Fact]
-    public void A_seeded_sampled_row_draws_what_do_sample_draws_for_that_seed_and_row()
+    public void A_seeded_sampled_row_draws_what_do_sample_draws_for_that_seed_and_prompt()
     {
         var prompt = Prompts()[1];
         var options = new GenerationOptions(MaxNewTokens: 10, DoSample: true, Temperature: 0.8, TopK: 20, TopP: 0.9, Seed: 7);
-        var expected = Reference(prompt, options, rowIndex: 3);
         var sampling = new SamplingParameters(10, Temperature: 0.8, TopK: 20, TopP: 0.9, Seed: 7);
-        var mixed = ServingDecoder.Decode(Model.Value, [Row(Prompts()[0], new SamplingParameters(4, Temperature: 0)), Row(prompt, sampling, index: 3)]);
-        Assert.Equal(expected, mixed[1].Tokens.Select(t => t.TokenId));
+        var mixed = ServingDecoder.Decode(Model.Value, [Row(Prompts()[0], new SamplingParameters(4, Temperature: 0)), Row(prompt, sampling), Row(prompt, sampling, index: 3)]);
+        Assert.Equal(Reference(prompt, options), mixed[1].Tokens.Select(t => t.TokenId));
+
+        // Choice 3 of the same request has a seed of its own: the same alone as batched.
+        var third = ServingDecoder.SequenceSeed(Row(prompt, sampling, index: 3));
+        Assert.Equal(Reference(prompt, options, third), mixed[2].Tokens.Select(t => t.TokenId));
+        Assert.NotEqual(ServingDecoder.SequenceSeed(Row(prompt, sampling)), third);
     }
 
     [Fact]
