@@ -10,7 +10,7 @@ namespace DistributedInference.Host.CommandLine;
 public sealed class InferArguments
 {
     private readonly Option<string> _model = new Option<string>("--model") { Description = "Hugging Face GPT-2 folder, or a built-in: gpt2, gpt2-medium, gpt2-large, gpt2-xl, gpt2-tiny (random weights from --seed)", DefaultValueFactory = _ => "gpt2" };
-    private readonly Option<string> _task = new Option<string>("--task") { Description = "logits | classify | generate", DefaultValueFactory = _ => "generate" };
+    private readonly Option<string> _task = new Option<string>("--task") { Description = "logits | classify | generate | embed | text-to-image", DefaultValueFactory = _ => "generate" };
     private readonly Option<string?> _inputIds = new Option<string?>("--input-ids") { Description = "safetensors file with input_ids int64 [B,T] (optional attention_mask)" };
     private readonly Option<string[]> _prompts = SharedOptions.Prompts("prompts, tokenized with GPT-2's tokenizer (a prompt that starts with - goes in --prompts-file)");
     private readonly Option<string?> _promptsFile = new Option<string?>("--prompts-file") { Description = "text file, one prompt a line" };
@@ -32,6 +32,7 @@ public sealed class InferArguments
     private readonly Option<string?> _tlsCertificate = SharedOptions.TlsCertificate();
     private readonly Option<bool> _strict = new Option<bool>("--strict") { Description = "fail (exit 1, nothing written) when an output holds NaN or Inf, instead of a warning" };
     private readonly GenerationArguments _generation = new();
+    private readonly TextToImageArguments _image = new();
     private readonly Option<bool> _allowPartial = new("--allow-partial") { Description = "replica: when some rows fail alone, still write a .safetensors output: the other rows, the failed ones as zeros, and a row_ok tensor (uint8 [rows], 0 for a failed row)" };
     private readonly Option<bool> _quiet = new("--quiet") { Description = "leave out the summary line a job ends with on stderr" };
     private readonly Option<string?> _jsonSummary = new("--json-summary") { Description = "also write the job's summary (rows, wall time, rows/s, tokens/s, ...) to this JSON file" };
@@ -44,7 +45,7 @@ public sealed class InferArguments
         {
             _model, _task, _inputIds, _prompts, _promptsFile, _output, _mode, _splitPoints, _numChunks, _maxMemory, _gatherOutput, _devices, _applyPadding, _dtype, _maxBatchSize, _maxNewTokens, _seed, _join, _joinTimeout, _secretFile, _tlsCertificate, _strict, _allowPartial, _quiet, _jsonSummary, _libtorch,
         };
-        foreach (var option in _generation.Options)
+        foreach (var option in _generation.Options.Concat(_image.Options))
         {
             command.Options.Add(option);
         }
@@ -79,5 +80,6 @@ public sealed class InferArguments
         SecretFile: result.GetValue(_secretFile),
         TlsCertificate: result.GetValue(_tlsCertificate),
         MaxMemory: result.GetValue(_maxMemory),
-        AllowPartial: result.GetValue(_allowPartial));
+        AllowPartial: result.GetValue(_allowPartial),
+        Image: _image.Read(result));
 }

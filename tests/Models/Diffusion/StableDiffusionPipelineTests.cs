@@ -79,8 +79,11 @@ public sealed class StableDiffusionPipelineTests
         SdTinyFixture.AssertImagesEqualExceptTies(SdTinyFixture.Expected("ddim_image_uint8"), image, SdTinyFixture.Expected("ddim_image"));
     }
 
+    // The row's latents are the same alone and in a batch (its own generator); the float work differs by rounding between
+    // batch sizes (BLAS/oneDNN block differently: latents move by ~1e-5, Euler's by ~2e-4), so a pixel at a rounding tie
+    // may come out one level apart.
     [Fact]
-    public void A_seeded_row_gives_the_same_image_alone_and_in_a_batch()
+    public void A_seeded_row_gives_the_same_image_alone_and_in_a_batch_but_for_rounding_ties()
     {
         var tokenizer = SdTinyFixture.Pipeline.Source.Tokenizer;
         var prompts = Strings("prompts");
@@ -91,8 +94,9 @@ public sealed class StableDiffusionPipelineTests
         using var aloneIds = tokenizer.Tokenize([prompts[1]]);
         using var aloneNegative = tokenizer.Tokenize([string.Empty]);
         using var alone = SdTinyFixture.Pipeline.Generate(aloneIds, aloneNegative, options, rowIndex: [1]);
-        using var diff = (batch[1].to(ScalarType.Int32) - alone[0].to(ScalarType.Int32)).abs().max();
-        Assert.Equal(0, diff.ToInt32());
+        using var diff = (batch[1].to(ScalarType.Int32) - alone[0].to(ScalarType.Int32)).abs();
+        Assert.True(diff.max().ToInt32() <= 1, $"off by {diff.max().ToInt32()} levels");
+        Assert.True(diff.gt(0).sum().ToInt32() <= 8, $"{diff.gt(0).sum().ToInt32()} of {diff.NumberOfElements} values differ");
         using var other = SdTinyFixture.Pipeline.Generate(aloneIds, aloneNegative, options, rowIndex: [2]);
         using var otherDiff = (other.to(ScalarType.Int32) - alone.to(ScalarType.Int32)).abs().max();
         Assert.True(otherDiff.ToInt32() > 0, "another row index draws other latents");
