@@ -15,7 +15,7 @@ namespace DistributedInference.Models.Diffusion;
 /// </summary>
 public sealed class StableDiffusionPipeline : IDisposable
 {
-    private readonly Device _device;
+    private Device _device;
 
     internal StableDiffusionPipeline(StableDiffusionSource source, ClipTextModel textEncoder, UNet2DConditionModel unet, AutoencoderKL vae, Device device, ScalarType dtype)
     {
@@ -41,6 +41,52 @@ public sealed class StableDiffusionPipeline : IDisposable
 
     /// <summary>The models' dtype.</summary>
     public ScalarType Dtype { get; }
+
+    /// <summary>
+    /// <c>DiffusionPipeline.from_pretrained(name, torch_dtype=dtype)</c>: a pipeline folder or a built-in name
+    /// (<see cref="StableDiffusionSource.BuiltIn"/>, random weights from <paramref name="seed"/>), on the CPU.
+    /// </summary>
+    /// <exception cref="InvalidInputException">As <see cref="StableDiffusionSource.Resolve"/> and <see cref="StableDiffusionSource.CreatePipeline"/>.</exception>
+    public static StableDiffusionPipeline FromPretrained(string folderOrBuiltIn, ScalarType dtype = ScalarType.Float32, long seed = 0) =>
+        StableDiffusionSource.Resolve(folderOrBuiltIn, seed).CreatePipeline(CPU, dtype);
+
+    /// <summary><c>pipe.to(device)</c>: moves the three models there; returns this pipeline.</summary>
+    public StableDiffusionPipeline To(Runtime.DeviceName device)
+    {
+        _device = device.ToTorch();
+        foreach (var module in new nn.Module[] { TextEncoder, Unet, Vae })
+        {
+            module.to(_device);
+        }
+
+        return this;
+    }
+
+    /// <summary>
+    /// <c>pipe(prompt, negative_prompt=...).images</c>: one image per prompt, row i's latents drawn from
+    /// <paramref name="options"/>' seed and i (or <paramref name="rowIndex"/>[i]).
+    /// </summary>
+    /// <param name="prompt">The prompts.</param>
+    /// <param name="options">Steps, guidance, scheduler, size, seed; the pipeline's defaults when null.</param>
+    /// <param name="negativePrompt">One per prompt; null: "" for each.</param>
+    /// <returns>The images, in prompt order; the caller owns them.</returns>
+    public IReadOnlyList<GeneratedImage> Call(IReadOnlyList<string> prompt, TextToImageOptions? options = null, IReadOnlyList<string>? negativePrompt = null, IReadOnlyList<long>? rowIndex = null)
+    {
+        if (negativePrompt is not null && negativePrompt.Count != prompt.Count)
+        {
+            throw new InvalidInputException($"negative_prompt has {negativePrompt.Count} texts for {prompt.Count} prompts");
+        }
+
+        if (prompt.Count == 0)
+        {
+            return [];
+        }
+
+        using var ids = Source.Tokenizer.Tokenize(prompt);
+        using var negative = Source.Tokenizer.Tokenize(negativePrompt ?? prompt.Select(_ => string.Empty).ToList());
+        using var images = Generate(ids, negative, options ?? TextToImageOptions.Default, rowIndex);
+        return Enumerable.Range(0, prompt.Count).Select(i => new GeneratedImage(images[i].clone())).ToList();
+    }
 
     /// <summary>
     /// The image size a request asks for: height and width (default <c>unet.sample_size x vae_scale_factor</c>) and the
