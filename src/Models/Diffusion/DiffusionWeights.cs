@@ -73,20 +73,26 @@ public static class DiffusionWeights
     /// <param name="component">The component's folder name (text_encoder, unet, vae), part of each tensor's seed.</param>
     public static void InitializeRandom(nn.Module module, string component, long seed)
     {
-        using var noGrad = no_grad();
         foreach (var (name, parameter) in module.named_parameters())
         {
-            if (parameter.dim() == 1)
-            {
-                _ = name.EndsWith(".bias", StringComparison.Ordinal) ? parameter.zero_() : parameter.fill_(1.0);
-                continue;
-            }
-
-            using var generator = new Generator(Seeds.Mix((ulong)seed, Seeds.Hash($"{component}/{name}")), CPU);
-            var fanIn = parameter.shape.Skip(1).Aggregate(1L, (a, b) => a * b);
-            var std = name.Contains("embedding", StringComparison.Ordinal) ? 1.0 : 1.0 / Math.Sqrt(fanIn);
-            using var values = empty(parameter.shape, ScalarType.Float32).normal_(0.0, std, generator);
-            parameter.copy_(values);
+            InitializeRandom(name, parameter, component, seed);
         }
+    }
+
+    /// <summary>One tensor of <see cref="InitializeRandom(nn.Module, string, long)"/>, by its checkpoint name.</summary>
+    public static void InitializeRandom(string name, Tensor parameter, string component, long seed)
+    {
+        using var noGrad = no_grad();
+        if (parameter.dim() == 1)
+        {
+            _ = name.EndsWith(".bias", StringComparison.Ordinal) ? parameter.zero_() : parameter.fill_(1.0);
+            return;
+        }
+
+        using var generator = new Generator(Seeds.Mix((ulong)seed, Seeds.Hash($"{component}/{name}")), CPU);
+        var fanIn = parameter.shape.Skip(1).Aggregate(1L, (a, b) => a * b);
+        var std = name.Contains("embedding", StringComparison.Ordinal) ? 1.0 : 1.0 / Math.Sqrt(fanIn);
+        using var values = empty(parameter.shape, ScalarType.Float32).normal_(0.0, std, generator);
+        parameter.copy_(values);
     }
 }
