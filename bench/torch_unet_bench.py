@@ -25,7 +25,7 @@ def attention(q, k, v):
         return F.scaled_dot_product_attention(q, k, v)
     out = torch.empty_like(q)
     for b in range(q.shape[0]):
-        scores = torch.baddbmm(torch.empty(q.shape[1], q.shape[2], k.shape[2], dtype=q.dtype), q[b], k[b].transpose(-1, -2),
+        scores = torch.baddbmm(torch.empty(q.shape[1], q.shape[2], k.shape[2], dtype=q.dtype, device=q.device), q[b], k[b].transpose(-1, -2),
                                beta=0, alpha=1 / math.sqrt(q.shape[-1]))
         out[b] = torch.bmm(scores.softmax(-1), v[b])
     return out
@@ -142,7 +142,7 @@ class UNet(nn.Module):
 
     def forward(self, x, t, context):
         half = self.c0 // 2
-        freqs = torch.exp(-math.log(10000) * torch.arange(half, dtype=torch.float32) / half)
+        freqs = torch.exp(-math.log(10000) * torch.arange(half, dtype=torch.float32, device=x.device) / half)
         angles = t.float()[:, None] * freqs[None]
         temb = torch.cat([angles.cos(), angles.sin()], -1).to(x.dtype).expand(x.shape[0], -1)
         temb = self.time2(F.silu(self.time1(temb)))
@@ -172,22 +172,25 @@ def main():
     spec = json.loads(sys.stdin.readline())
     torch.set_num_threads(spec.get("threads", 0) or torch.get_num_threads())
     torch.manual_seed(0)
+    device = torch.device(spec.get("device", "cpu"))
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[spec["dtype"]]
     GROUPS[0] = spec.get("groups", 32)
     unet = UNet(channels=tuple(spec.get("channels", (320, 640, 1280, 1280))), heads=tuple(spec.get("heads", (8, 8, 8, 8))),
-                context=spec.get("context", 768), linear=spec.get("linear", False), layers=spec.get("layers", 2)).eval().to(dtype)
+                context=spec.get("context", 768), linear=spec.get("linear", False), layers=spec.get("layers", 2)).eval().to(device=device, dtype=dtype)
     batch, size, steps = spec["batch"], spec["latent_size"], spec["steps"]
-    latents = torch.randn(batch, 4, size, size).to(dtype)
-    embeddings = torch.randn(2 * batch, 77, spec.get("context", 768)).to(dtype)
+    latents = torch.randn(batch, 4, size, size).to(device=device, dtype=dtype)
+    embeddings = torch.randn(2 * batch, 77, spec.get("context", 768)).to(device=device, dtype=dtype)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     times = []
     with torch.no_grad():
         for step in range(steps + 1):
             start = time.perf_counter()
-            t = torch.tensor([999 - 20 * step])
+            t = torch.tensor([999 - 20 * step], device=device)
             noise = unet(torch.cat([latents] * 2), t, embeddings)
             uncond, text = noise.chunk(2)
             noise = uncond + 7.5 * (text - uncond)
             latents = 0.99 * latents - 0.1 * noise
+            sync()
             times.append(time.perf_counter() - start)
     print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "parameters": sum(p.numel() for p in unet.parameters()),
                       "seconds_per_step": times[1:]}), flush=True)

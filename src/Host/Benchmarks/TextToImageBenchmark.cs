@@ -18,9 +18,11 @@ public static class TextToImageBenchmark
 {
     private const string ScriptResource = "DistributedInference.Host.Benchmarks.torch_unet_bench.py";
 
-    public static async Task Run(string model, int size, IReadOnlyList<int> batches, IReadOnlyList<string> dtypes, int steps, int threads, string pythonChoice, TextWriter stdout)
+    public static async Task Run(string model, int size, IReadOnlyList<int> batches, IReadOnlyList<string> dtypes, int steps, int threads, string pythonChoice, string deviceName, string? libtorch, TextWriter stdout)
     {
-        LibTorch.Initialize();
+        LibTorch.Initialize(libtorch);
+        var deviceId = DeviceName.Parse(deviceName);
+        var device = deviceId.ToTorch();
         if (threads > 0)
         {
             set_num_threads(threads);
@@ -30,17 +32,17 @@ public static class TextToImageBenchmark
         var source = StableDiffusionSource.Resolve(model);
         var latentSize = size / source.VaeScaleFactor;
         await stdout.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
-            $"# {model}: {size}x{size} (latents {latentSize}x{latentSize}), {steps} step(s) after one warm-up, TorchSharp threads {get_num_threads()}, {Environment.ProcessorCount} cores, load average {LoadAverage()}"));
+            $"# {model} on {deviceId}: {size}x{size} (latents {latentSize}x{latentSize}), {steps} step(s) after one warm-up, TorchSharp threads {get_num_threads()}, {Environment.ProcessorCount} cores, load average {LoadAverage()}"));
         await stdout.WriteLineAsync("| dtype | batch | TorchSharp s/step | PyTorch eager s/step | PyTorch / TorchSharp |");
         await stdout.WriteLineAsync("|---|---|---|---|---|");
         foreach (var dtypeName in dtypes)
         {
             var dtype = Precision.Parse(dtypeName);
-            using var pipeline = source.CreatePipeline(CPU, dtype);
+            using var pipeline = source.CreatePipeline(device, dtype);
             foreach (var batch in batches)
             {
-                var ours = Median(TorchSharpSteps(pipeline, batch, latentSize, steps));
-                var (theirs, note) = python is null ? (double.NaN, why) : PyTorchSteps(python, source, dtypeName, batch, latentSize, steps, threads);
+                var ours = Median(TorchSharpSteps(pipeline, device, batch, latentSize, steps));
+                var (theirs, note) = python is null ? (double.NaN, why) : PyTorchSteps(python, source, dtypeName, deviceId.ToString(), batch, latentSize, steps, threads);
                 await stdout.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
                     $"| {dtypeName} | {batch} | {ours:F2} | {(double.IsNaN(theirs) ? note : theirs.ToString("F2", CultureInfo.InvariantCulture))} | {(double.IsNaN(theirs) ? "-" : (theirs / ours).ToString("F2", CultureInfo.InvariantCulture))} |"));
                 await stdout.FlushAsync();
@@ -49,14 +51,14 @@ public static class TextToImageBenchmark
     }
 
     // The pipeline's denoising loop (StableDiffusionPipeline.Generate without the decode), each step timed.
-    private static List<double> TorchSharpSteps(StableDiffusionPipeline pipeline, int batch, int latentSize, int steps)
+    private static List<double> TorchSharpSteps(StableDiffusionPipeline pipeline, Device device, int batch, int latentSize, int steps)
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         var prompts = Enumerable.Range(0, batch).Select(i => $"a photo of a cat number {i}").ToList();
         var embeddings = cat([pipeline.EncodePrompt(pipeline.Source.Tokenizer.Tokenize(prompts.Select(_ => string.Empty).ToList())), pipeline.EncodePrompt(pipeline.Source.Tokenizer.Tokenize(prompts))], 0);
         using var scheduler = DiffusionScheduler.Create(pipeline.Source.DefaultScheduler, steps + 1);
-        var latents = (StableDiffusionPipeline.DrawLatents(Enumerable.Range(0, batch).Select(i => (long)i).ToList(), 0, 4, latentSize, latentSize).to(pipeline.Dtype) * scheduler.InitNoiseSigma).MoveToOuterDisposeScope();
+        var latents = (StableDiffusionPipeline.DrawLatents(Enumerable.Range(0, batch).Select(i => (long)i).ToList(), 0, 4, latentSize, latentSize).to(pipeline.Dtype).to(device) * scheduler.InitNoiseSigma).MoveToOuterDisposeScope();
         var times = new List<double>();
         for (var i = 0; i < scheduler.Timesteps.Count; i++)
         {
@@ -64,12 +66,13 @@ public static class TextToImageBenchmark
             using (var step = NewDisposeScope())
             {
                 var input = scheduler.ScaleModelInput(cat([latents, latents], 0), i);
-                using var timestep = tensor(scheduler.Timesteps[i], ScalarType.Float64);
+                using var timestep = tensor(scheduler.Timesteps[i], ScalarType.Float64, device);
                 var halves = pipeline.Unet.Forward(input, timestep, embeddings).chunk(2, 0);
                 var noise = halves[0] + (7.5 * (halves[1] - halves[0]));
                 var next = scheduler.Step(noise, i, latents).MoveToOuterDisposeScope();
                 latents.Dispose();
                 latents = next;
+                HardwareProbe.Synchronize(device);
             }
 
             times.Add(clock.Elapsed.TotalSeconds);
@@ -79,7 +82,7 @@ public static class TextToImageBenchmark
         return times.Skip(1).ToList();
     }
 
-    private static (double Seconds, string Note) PyTorchSteps(string python, StableDiffusionSource source, string dtype, int batch, int latentSize, int steps, int threads)
+    private static (double Seconds, string Note) PyTorchSteps(string python, StableDiffusionSource source, string dtype, string device, int batch, int latentSize, int steps, int threads)
     {
         var script = Path.Combine(Path.GetTempPath(), $"di-torch-unet-{Environment.ProcessId}.py");
         using (var resource = Assembly.GetExecutingAssembly().GetManifestResourceStream(ScriptResource)

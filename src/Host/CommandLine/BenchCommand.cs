@@ -47,15 +47,17 @@ public static class BenchCommand
         var steps = new Option<int>("--steps") { Description = "denoising steps measured after one warm-up (the median is printed)", DefaultValueFactory = _ => 1 };
         var threads = new Option<int>("--threads") { Description = "intra-op threads, both sides (0: one per core)", DefaultValueFactory = _ => 0 };
         var python = new Option<string>("--python") { Description = "python for the PyTorch eager baseline: auto, none, or a path", DefaultValueFactory = _ => "auto" };
+        var device = new Option<string>("--device") { Description = "cpu | cuda:N, both sides", DefaultValueFactory = _ => "cpu" };
+        var libtorch = new Option<string?>("--libtorch") { Description = $"folder holding libtorch (a PyTorch install's torch/lib, CUDA included); also ${Models.Runtime.LibTorch.FolderVariable}" };
         var command = new Command("text-to-image", "Seconds per denoising step of a Stable Diffusion pipeline, TorchSharp next to PyTorch eager of the same UNet shapes.")
         {
-            model, size, batches, dtypes, steps, threads, python,
+            model, size, batches, dtypes, steps, threads, python, device, libtorch,
         };
         command.SetAction((result, _) => UserErrors.Run(
             async () =>
             {
                 var batchList = result.GetValue(batches)!.Split(',').Select(b => int.Parse(b, System.Globalization.CultureInfo.InvariantCulture)).ToList();
-                await TextToImageBenchmark.Run(result.GetValue(model)!, result.GetValue(size), batchList, result.GetValue(dtypes)!.Split(','), result.GetValue(steps), result.GetValue(threads), result.GetValue(python)!, result.InvocationConfiguration.Output);
+                await TextToImageBenchmark.Run(result.GetValue(model)!, result.GetValue(size), batchList, result.GetValue(dtypes)!.Split(','), result.GetValue(steps), result.GetValue(threads), result.GetValue(python)!, result.GetValue(device)!, result.GetValue(libtorch), result.InvocationConfiguration.Output);
                 return 0;
             },
             result.InvocationConfiguration.Error));
