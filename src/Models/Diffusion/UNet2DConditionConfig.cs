@@ -106,6 +106,11 @@ public sealed record UNet2DConditionConfig
         RequireValue(json, "resnet_time_scale_shift", "default");
         RequireValue(json, "attention_type", "default");
         RequireValue(json, "mid_block_type", "UNetMidBlock2DCrossAttn");
+        if (json.Json.ContainsKey("mid_block_type") && json.String("mid_block_type") is null)
+        {
+            throw json.Unsupported("mid_block_type", "UNetMidBlock2DCrossAttn (null: no middle block)");
+        }
+
         foreach (var key in new[] { "only_cross_attention", "dual_cross_attention", "resnet_skip_time_act", "class_embeddings_concat", "mid_block_only_cross_attention" })
         {
             if (json.Bool(key) is true)

@@ -83,6 +83,18 @@ public sealed class DiffusionLoadingTests : IDisposable
         Assert.Equal($"{config}: class_embed_type \"timestep\" is not supported (null, as in Stable Diffusion 1.x/2.x)", error.Message);
     }
 
+    [Fact]
+    public void Two_pipeline_folders_of_one_name_are_two_models_when_their_configs_differ()
+    {
+        var (a, b) = (Path.Combine(_folder, "a", "model"), Path.Combine(_folder, "b", "model"));
+        CopyDirectory(SdTinyFixture.Model, a);
+        CopyDirectory(SdTinyFixture.Model, b);
+        Assert.Equal(Models.Tasks.ModelIdentity.Of(a, null), Models.Tasks.ModelIdentity.Of(b, null));
+        var config = Path.Combine(b, "unet", "config.json");
+        File.WriteAllText(config, File.ReadAllText(config).Replace("\"sample_size\": 16", "\"sample_size\": 24", StringComparison.Ordinal));
+        Assert.NotEqual(Models.Tasks.ModelIdentity.Of(a, null), Models.Tasks.ModelIdentity.Of(b, null));
+    }
+
     private string Error() =>
         Assert.Throws<InvalidInputException>(() => StableDiffusionSource.Resolve(_folder).CreatePipeline(CPU, ScalarType.Float32).Dispose()).Message;
 
