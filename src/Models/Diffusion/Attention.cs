@@ -53,6 +53,7 @@ public sealed class Attention : nn.Module<Tensor, Tensor>
     /// <returns>The input's shape.</returns>
     public Tensor Forward(Tensor input, Tensor? context)
     {
+        using var scope = NewDisposeScope();
         var hidden = input;
         long[]? spatial = null;
         if (input.dim() == 4)
@@ -79,6 +80,6 @@ public sealed class Attention : nn.Module<Tensor, Tensor>
             output = output.transpose(-1, -2).reshape(spatial);
         }
 
-        return group_norm is not null ? output + input : output;
+        return (group_norm is not null ? output + input : output).MoveToOuterDisposeScope();
     }
 }

@@ -32,8 +32,9 @@ public sealed class BasicTransformerBlock : nn.Module<Tensor, Tensor, Tensor>
     /// <param name="context">[B, S, cross_attention_dim] text embeddings.</param>
     public override Tensor forward(Tensor input, Tensor context)
     {
+        using var scope = NewDisposeScope();
         var hidden = attn1.forward(norm1.forward(input)) + input;
         hidden = attn2.Forward(norm2.forward(hidden), context) + hidden;
-        return ff.forward(norm3.forward(hidden)) + hidden;
+        return (ff.forward(norm3.forward(hidden)) + hidden).MoveToOuterDisposeScope();
     }
 }

@@ -54,6 +54,9 @@ public sealed class ResnetBlock2D : nn.Module<Tensor, Tensor>
     /// <returns>[B, out, H, W].</returns>
     public Tensor Forward(Tensor input, Tensor? timeEmbedding)
     {
+        // Its own scope: the block's temporaries (several activations of its size) are freed when it returns, not when
+        // the caller's step ends (a whole UNet's temporaries at once would not fit: sd-1.5 at 512x512, batch 4).
+        using var scope = NewDisposeScope();
         var hidden = conv1.forward(nn.functional.silu(norm1.forward(input)));
         if (time_emb_proj is not null && timeEmbedding is not null)
         {
@@ -62,6 +65,6 @@ public sealed class ResnetBlock2D : nn.Module<Tensor, Tensor>
 
         hidden = conv2.forward(nn.functional.silu(norm2.forward(hidden)));
         var output = (conv_shortcut?.forward(input) ?? input) + hidden;
-        return _outputScaleFactor == 1.0 ? output : output / _outputScaleFactor;
+        return (_outputScaleFactor == 1.0 ? output : output / _outputScaleFactor).MoveToOuterDisposeScope();
     }
 }

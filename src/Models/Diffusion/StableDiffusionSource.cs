@@ -150,6 +150,12 @@ public sealed class StableDiffusionSource
         var text = new ClipTextModel(TextEncoder, device, dtype);
         var unet = new UNet2DConditionModel(Unet, device, dtype);
         var vae = new AutoencoderKL(Vae, device, dtype);
+        foreach (var parameter in new nn.Module[] { text, unet, vae }.SelectMany(m => m.parameters()))
+        {
+            // Weights belong to the pipeline, never to a dispose scope the caller happens to have open.
+            parameter.DetachFromDisposeScope();
+        }
+
         try
         {
             Fill(text, "text_encoder", HuggingFaceCheckpoint.TransformersWeights);

@@ -41,6 +41,7 @@ public sealed class Transformer2DModel : nn.Module<Tensor, Tensor, Tensor>
     public override Tensor forward(Tensor input, Tensor context)
     {
         var (batch, channels, height, width) = (input.shape[0], input.shape[1], input.shape[2], input.shape[3]);
+        using var scope = NewDisposeScope();
         var hidden = norm.forward(input);
         if (_linear)
         {
@@ -59,6 +60,6 @@ public sealed class Transformer2DModel : nn.Module<Tensor, Tensor, Tensor>
         hidden = _linear
             ? proj_out.forward(hidden).reshape(batch, height, width, channels).permute(0, 3, 1, 2).contiguous()
             : proj_out.forward(hidden.reshape(batch, height, width, channels).permute(0, 3, 1, 2).contiguous());
-        return hidden + input;
+        return (hidden + input).MoveToOuterDisposeScope();
     }
 }

@@ -84,8 +84,9 @@ public sealed class UNet2DConditionModel : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor input) => throw new NotSupportedException("UNet2DConditionModel needs a timestep and encoder hidden states: call Forward");
 
     /// <summary>
-    /// One noise prediction, as <c>unet(sample, t, encoder_hidden_states).sample</c> computes it. Opens no dispose scope:
-    /// temporaries land in the caller's.
+    /// One noise prediction, as <c>unet(sample, t, encoder_hidden_states).sample</c> computes it. Each resnet, transformer
+    /// and attention frees its own temporaries when it returns (as PyTorch frees them by reference count); the block
+    /// outputs and skips land in the caller's dispose scope.
     /// </summary>
     /// <param name="sample">[B, in_channels, h, w] latents in the model's dtype.</param>
     /// <param name="timesteps">[B] or [1] timesteps (int64 or fractional float), broadcast to the batch.</param>

@@ -57,6 +57,8 @@ public sealed class UpBlock2D : nn.Module<Tensor, Tensor>
         var hidden = input;
         for (var i = 0; i < resnets.Count; i++)
         {
+            // Each layer's concatenation and intermediate output are freed once the next layer has its input.
+            using var layer = NewDisposeScope();
             if (skips is not null)
             {
                 hidden = cat([hidden, skips[^1]], 1);
@@ -68,6 +70,8 @@ public sealed class UpBlock2D : nn.Module<Tensor, Tensor>
             {
                 hidden = attentions[i].forward(hidden, context!);
             }
+
+            hidden = hidden.MoveToOuterDisposeScope();
         }
 
         return upsamplers is null ? hidden : upsamplers[0].Forward(hidden, upsampleSize);

@@ -84,6 +84,22 @@ public sealed class DiffusionLoadingTests : IDisposable
     }
 
     [Fact]
+    public void A_pipeline_made_inside_a_dispose_scope_outlives_it()
+    {
+        StableDiffusionPipeline pipeline;
+        using (var scope = NewDisposeScope())
+        {
+            pipeline = StableDiffusionSource.Resolve(_folder).CreatePipeline(CPU, ScalarType.Float32);
+        }
+
+        using (pipeline)
+        {
+            using var image = pipeline.Generate(pipeline.Source.Tokenizer.Tokenize(["a cat"]), null, new TextToImageOptions(1));
+            Assert.Equal([1L, 32, 32, 3], image.shape);
+        }
+    }
+
+    [Fact]
     public void Two_pipeline_folders_of_one_name_are_two_models_when_their_configs_differ()
     {
         var (a, b) = (Path.Combine(_folder, "a", "model"), Path.Combine(_folder, "b", "model"));

@@ -33,7 +33,7 @@ public static class SdTinyFixture
 
     public static StableDiffusionSource Source => StableDiffusionSource.Resolve(Model);
 
-    /// <summary>One float32 CPU pipeline of the fixture, shared by the tests that only read it (first made outside any dispose scope: a test's constructor).</summary>
+    /// <summary>One float32 CPU pipeline of the fixture, shared by the tests that only read it.</summary>
     public static StableDiffusionPipeline Pipeline => SharedPipeline.Value;
 
     public static JsonObject Prompts => PromptsJson.Value;
