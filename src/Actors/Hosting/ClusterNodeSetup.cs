@@ -107,8 +107,16 @@ public sealed class ClusterNodeSetup
     }
 
     /// <summary>Checks the setup before anything starts.</summary>
-    /// <exception cref="InvalidInputException">A port out of range, no or an unknown role, no secret off loopback, a device node without devices or model.</exception>
+    /// <exception cref="InvalidInputException">A port out of range, no or an unknown role, a device node without devices or model.</exception>
     public void Validate()
+    {
+        ValidateAddress();
+        ValidateServing();
+    }
+
+    /// <summary>Checks where the node listens, whom it joins and its roles (what a command line checks before it resolves a model).</summary>
+    /// <exception cref="InvalidInputException">A port out of range, no or an unknown role, a join address that is not host:port.</exception>
+    public void ValidateAddress()
     {
         if (Port is < 0 or > 65535)
         {
@@ -131,11 +139,12 @@ public sealed class ClusterNodeSetup
             SeedNode.Parse(node, "--join");
         }
 
-        if (string.IsNullOrWhiteSpace(Secret) && !Kernel.Membership.ClusterSecurity.IsLoopback(Host))
-        {
-            throw new InvalidInputException($"{Host} is not a loopback address and this node has no cluster secret (WithSecret): {Kernel.Membership.ClusterSecurity.HowToMakeASecret}");
-        }
+    }
 
+    /// <summary>Checks that a node with the device role has devices and a model to serve.</summary>
+    /// <exception cref="InvalidInputException">A device node without devices or model.</exception>
+    public void ValidateServing()
+    {
         if (Roles.Contains(DeviceManager.Role) && (Devices.Count == 0 || (Replica is null && Stages is null)))
         {
             throw new InvalidInputException("a node with the device role needs devices (OnDevices) and a model to serve (ServingReplicas or ServingStages)");

@@ -22,11 +22,15 @@ public static class NodeBootstrap
     public const string SystemName = NodeServices.SystemName;
 
     /// <summary>The node's configuration (<see cref="NodeServices.Configure"/> with the setup's values).</summary>
-    /// <exception cref="Models.InvalidInputException">The setup is not valid (<see cref="ClusterNodeSetup.Validate"/>), or its config file is not.</exception>
+    /// <exception cref="Models.InvalidInputException">The setup is not valid (<see cref="ClusterNodeSetup.Validate"/>), its config file is not, or it listens off loopback without a cluster secret.</exception>
     public static Config Configure(ClusterNodeSetup setup, string systemName = SystemName)
     {
         setup.Validate();
-        return NodeServices.Configure(setup.Host, setup.Port, setup.Roles, setup.JoinNodes, setup.Secret, setup.TlsCertificate, setup.TlsPassword, setup.ConfigFile, systemName);
+        var config = NodeServices.Configure(setup.Host, setup.Port, setup.Roles, setup.JoinNodes, setup.Secret, setup.TlsCertificate, setup.TlsPassword, setup.ConfigFile, systemName);
+
+        // A secret may come from the setup or the file: the one check is on what the node will run with.
+        ClusterSecurity.From(config).RequireSecretOffLoopback(setup.Host);
+        return config;
     }
 
     /// <summary>

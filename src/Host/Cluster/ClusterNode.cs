@@ -37,7 +37,7 @@ public static class ClusterNode
         }
 
         // The addresses and roles first: a wrong one is said before a model is resolved.
-        setup.Validate();
+        setup.ValidateAddress();
         Actors.Kernel.Membership.ListenAddress.Resolve(options.Host);
         LibTorch.Initialize(options.LibTorch);
         var unknown = options.Serving.FirstOrDefault(s => s is not (NodeOptions.ServeReplica or NodeOptions.ServePipeline or NodeOptions.ServeRequests));

@@ -55,7 +55,7 @@ public sealed class ChatClientTests
     private static System.Diagnostics.Process StartSample(string name, params string[] args)
     {
         var start = new System.Diagnostics.ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, name + ".dll"));
+        start.ArgumentList.Add(DiRunner.ProgramDll("samples/" + name));
         foreach (var arg in args)
         {
             start.ArgumentList.Add(arg);
