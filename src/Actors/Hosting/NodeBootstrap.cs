@@ -22,6 +22,7 @@ public static class NodeBootstrap
     public const string SystemName = NodeServices.SystemName;
 
     /// <summary>The node's configuration (<see cref="NodeServices.Configure"/> with the setup's values).</summary>
+    /// <remarks>A node with only the client role runs without Akka's CLR shutdown hook: its program handles the signals.</remarks>
     /// <exception cref="Models.InvalidInputException">The setup is not valid (<see cref="ClusterNodeSetup.Validate"/>), its config file is not, or it listens off loopback without a cluster secret.</exception>
     public static Config Configure(ClusterNodeSetup setup, string systemName = SystemName)
     {
@@ -30,7 +31,12 @@ public static class NodeBootstrap
 
         // A secret may come from the setup or the file: the one check is on what the node will run with.
         ClusterSecurity.From(config).RequireSecretOffLoopback(setup.Host);
-        return config;
+
+        // A client's program owns SIGINT/SIGTERM (it cancels its job, then leaves): Akka's own hook would stop every actor
+        // first, ending the job's answers before the program could say it was cancelled.
+        return setup.Roles.All(role => role == ClusterNodeActors.ClientRole)
+            ? ConfigurationFactory.ParseString("akka.coordinated-shutdown.run-by-clr-shutdown-hook = off").WithFallback(config)
+            : config;
     }
 
     /// <summary>

@@ -75,7 +75,7 @@ public static class ReplicaBenchmark
 
         const int simulatedBatches = 64;
         var latency = TimeSpan.FromMilliseconds(50);
-        await output.WriteLineAsync(Invariant($"replica scaling on simulated devices: {simulatedBatches} batches of {latency.TotalMilliseconds:F0} ms each (an Akka timer: its scheduler ticks every 10 ms, the least Akka accepts, so a batch lasts 50-60 ms), median of {rounds} round(s):"));
+        await output.WriteLineAsync(Invariant($"replica scaling on simulated devices: {simulatedBatches} batches of {latency.TotalMilliseconds:F0} ms each, median of {rounds} round(s):"));
         var worst = double.MaxValue;
         foreach (var devices in new[] { 1, 2, 4, 8 })
         {

@@ -29,7 +29,7 @@ public sealed class ReplicaGenerationEngine(Func<CancellationToken, Task<Replica
         var rows = ServingRows.Of([request], padTokenId, [request.SequenceIndex]);
         var job = RunAsync(replicas, rows, cancellation);
         var streamed = 0;
-        while (!job.IsCompleted)
+        while (!job.IsCompleted && !cancellation.IsCancellationRequested)
         {
             await Task.WhenAny(tokens.Reader.WaitToReadAsync(cancellation).AsTask(), job);
             var arrived = new List<GeneratedToken>();
@@ -43,6 +43,20 @@ public sealed class ReplicaGenerationEngine(Func<CancellationToken, Task<Replica
                 streamed += arrived.Count;
                 yield return new GenerationUpdate(arrived);
             }
+        }
+
+        if (cancellation.IsCancellationRequested)
+        {
+            // The device stops at its next token (the listener says cancelled); whatever the job returns is nobody's now.
+            try
+            {
+                await job;
+            }
+            catch (Exception) when (cancellation.IsCancellationRequested)
+            {
+            }
+
+            throw new OperationCanceledException(cancellation);
         }
 
         var (all, finish) = await job;

@@ -61,6 +61,6 @@ public sealed partial class ReadmeExamplesTests
     [GeneratedRegex("`([^`]+)`")]
     private static partial Regex InlineCode();
 
-    [GeneratedRegex(@"(--output|--json-summary|--out|--config-file|di cert|>)\s+([^\s|`]+)")]
+    [GeneratedRegex(@"(--output-dir|--output|--json-summary|--out|--config-file|di cert|>)\s+([^\s|`]+)")]
     private static partial Regex WrittenFile();
 }

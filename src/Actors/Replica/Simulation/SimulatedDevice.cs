@@ -6,10 +6,11 @@ namespace DistributedInference.Actors.Replica.Simulation;
 
 /// <summary>
 /// A device actor double for TestKit simulations: speaks the device protocol, "computes" a batch by waiting its
-/// latency on a timer (no thread is blocked), runs one batch at a time, and injects failures on request. It records
+/// latency on a .NET timer (no thread is blocked; Akka's scheduler ticks every 10 ms and would add up to a tick to every
+/// batch), runs one batch at a time, and injects failures on request. It records
 /// when each batch ran, so tests can measure utilisation.
 /// </summary>
-public sealed class SimulatedDevice : MembersOnlyActor, IWithTimers
+public sealed class SimulatedDevice : MembersOnlyActor
 {
     private readonly string _name;
     private readonly SimulatedDeviceOptions _options;
@@ -29,8 +30,6 @@ public sealed class SimulatedDevice : MembersOnlyActor, IWithTimers
         Receive<GetDeviceStatus>(_ => Sender.Tell(new DeviceStatus(_name, _options.Model, _queue.Count, _busy, _spans.Count)));
         Receive<GetBatchSpans>(_ => Sender.Tell(_spans.ToList()));
     }
-
-    public ITimerScheduler Timers { get; set; } = null!;
 
     public static Props Props(string name, SimulatedDeviceOptions? options = null) =>
         Akka.Actor.Props.Create(() => new SimulatedDevice(name, options ?? new SimulatedDeviceOptions()));
@@ -58,7 +57,7 @@ public sealed class SimulatedDevice : MembersOnlyActor, IWithTimers
 
         _running = (next.Batch, next.ReplyTo, DateTime.UtcNow);
         var rows = next.Batch.Rows.Count;
-        Timers.StartSingleTimer("batch", Finished.Instance, _options.BatchLatency + (_options.RowLatency * rows));
+        Task.Delay(_options.BatchLatency + (_options.RowLatency * rows)).PipeTo(Self, success: () => Finished.Instance);
     }
 
     private void HandleFinished()
