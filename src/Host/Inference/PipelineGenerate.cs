@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Globalization;
 using DistributedInference.Actors.Pipeline;
 using DistributedInference.Actors.Replica;
 using DistributedInference.Models.Tasks;
@@ -55,23 +54,19 @@ public static class PipelineGenerate
             }));
         });
 
-        var elapsed = clock.Elapsed;
-        var metrics = results.Select(r => r.Metrics).ToList();
-        var measured = metrics.Where(m => m.DecodeUtilisation.Count > 0).ToList();
-        List<double> utilisation = measured.Count == 0 ? [] : Enumerable.Range(0, measured[0].DecodeUtilisation.Count).Select(s => measured.Average(m => m.DecodeUtilisation[s])).ToList();
-        var bubble = utilisation.Count == 0 ? (double?)null : 1 - utilisation.Average();
-        var tokens = metrics.Sum(m => m.NewTokens);
-        await stderr.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
-            $"di: generated {tokens} token(s) in {elapsed.TotalMilliseconds:F0} ms: {tokens / Math.Max(elapsed.TotalSeconds, 1e-9):F1} tokens/s, time per output token {metrics.Average(m => m.TimePerOutputToken.TotalMilliseconds):F1} ms, {metrics.Sum(m => m.MicroBatches)} micro-batch(es){(metrics.Sum(m => m.Resumes) is > 0 and var resumes ? $", {resumes} resumed after a lost stage" : string.Empty)}"));
-        await stderr.WriteLineAsync(bubble is null
-            ? "di: decode too short to measure stage utilisation"
-            : string.Create(CultureInfo.InvariantCulture, $"di: decode bubble fraction {bubble:F3}, stage utilisation {string.Join(" ", utilisation.Select(u => u.ToString("P0", CultureInfo.InvariantCulture)))}"));
+        // The plan that ran last: a cluster pipeline that lost a stage was planned again, maybe with fewer stages.
+        var report = DecodeReport.Of(results.Select(r => r.Metrics).ToList(), pipeline.Stages.Count, clock.Elapsed);
+        foreach (var line in report.Lines())
+        {
+            await stderr.WriteLineAsync(line);
+        }
+
         using var output = cat(results.Select(r => r.OutputIds).ToArray(), 0);
         foreach (var result in results)
         {
             result.OutputIds.Dispose();
         }
 
-        job.Complete(options, output, "pipeline", stages, bubble, stdout, stderr);
+        job.Complete(options, output, "pipeline", report.Stages, report.BubbleFraction, stdout, stderr);
     }
 }
