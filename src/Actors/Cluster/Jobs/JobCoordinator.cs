@@ -169,11 +169,16 @@ public sealed class JobCoordinator : MembersOnlyActor, IWithTimers
     // Before the job starts the coordinator keeps the registry's list up to date; then the job is told every change.
     private void Devices(object change, IActorRef device, bool adding)
     {
+        if (_outcome is not null)
+        {
+            return;
+        }
+
         if (_job is not null)
         {
             _job.Forward(change);
         }
-        else if (_devices is not null && _outcome is null)
+        else if (_devices is not null)
         {
             _devices.Remove(device);
             if (adding)
