@@ -9,12 +9,14 @@ using DistributedInference.Models.Runtime;
 using DistributedInference.Models.Tasks;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 using TorchSharp;
 
 LibTorch.Initialize();
 var fixture = args[0];
 var source = AutoModelSource.Resolve(Path.Combine(fixture, "lm"));
 var builder = Host.CreateApplicationBuilder();
+builder.Logging.AddConsole(console => console.LogToStandardErrorThreshold = LogLevel.Trace);  // logs on stderr, results on stdout
 builder.Services.AddDistributedInference(setup => setup
     .OnDevices("cpu", "cpu")
     .WithModel(source.Replica(InferenceTask.Logits, torch.ScalarType.Float32, GenerationOptions.Greedy)));

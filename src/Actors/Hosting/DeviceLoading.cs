@@ -1,4 +1,3 @@
-using System.Threading.Channels;
 using Akka.Actor;
 using DistributedInference.Actors.Kernel.Requests;
 using DistributedInference.Actors.Replica;
@@ -14,22 +13,25 @@ namespace DistributedInference.Actors.Hosting;
 /// </summary>
 internal sealed class DeviceLoading : IHostedService
 {
-    private readonly Channel<object> _answers = Channel.CreateUnbounded<object>();
+    private readonly TaskCompletionSource<Request> _answers = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _devices;
 
     /// <summary>Where the device actors answer <see cref="DeviceReady"/> or <see cref="DeviceLoadFailed"/>.</summary>
     public IActorRef Listen(ActorSystem system, int devices)
     {
         _devices = devices;
-        return system.ActorOf(ChannelBridge.Props(_answers.Writer), "device-loading");
+        var request = Request.Start(system, null, null, new RequestPolicy { Watch = RequestWatch.None });
+        _answers.TrySetResult(request);
+        return request.Actor;
     }
 
     public async Task StartAsync(CancellationToken cancellationToken)
     {
+        await using var answers = await _answers.Task.WaitAsync(cancellationToken);
         var failures = new List<DeviceLoadFailed>();
         for (var answered = 0; answered < _devices; answered++)
         {
-            if (await _answers.Reader.ReadAsync(cancellationToken) is DeviceLoadFailed failed)
+            if (await answers.NextAsync().AsTask().WaitAsync(cancellationToken) is DeviceLoadFailed failed)
             {
                 failures.Add(failed);
             }

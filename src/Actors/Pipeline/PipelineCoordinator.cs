@@ -28,14 +28,12 @@ public sealed class PipelineCoordinator : MembersOnlyActor
     private readonly int _maxInFlight;
     private readonly IActorRef? _readyTo;
     private readonly IActorRef?[] _stages;
-    private readonly Queue<MicroBatch> _waiting = new();
-    private readonly Dictionary<string, Call> _calls = new(StringComparer.Ordinal);
+    private readonly CreditWindow<MicroBatch> _window;
+    private readonly CallBook _calls = new();
     private readonly List<List<StageTiming>> _timings = [];
-    private int _inFlight;
     private int _ready;
     private string[]? _descriptions;
     private bool _connected;
-    private int _callsDone;
     private string? _broken;
 
     public PipelineCoordinator(IReadOnlyList<StagePlacement> placements, int maxInFlight, IActorRef? readyTo)
@@ -43,6 +41,7 @@ public sealed class PipelineCoordinator : MembersOnlyActor
         _placements = placements;
         _stages = new IActorRef?[placements.Count];
         _maxInFlight = maxInFlight;
+        _window = new CreditWindow<MicroBatch>(Math.Max(1, maxInFlight));
         _readyTo = readyTo;
         Receive<RunPipeline>(HandleRunPipeline);
         Receive<RunPipelineStep>(HandleRunPipelineStep);
@@ -54,7 +53,7 @@ public sealed class PipelineCoordinator : MembersOnlyActor
         Receive<StageLoadFailed>(failed => _readyTo?.Tell(failed));
         Receive<Terminated>(HandleTerminated);
         Receive<Akka.Cluster.ClusterEvent.UnreachableMember>(HandleUnreachable);
-        Receive<GetPipelineMetrics>(_ => Sender.Tell(new PipelineMetrics(Metrics(_timings.SelectMany(t => t).ToList()), _callsDone)));
+        Receive<GetPipelineMetrics>(_ => Sender.Tell(new PipelineMetrics(Metrics(_timings.SelectMany(t => t).ToList()), _calls.Completed)));
         Receive<GetStageTimings>(_ => Sender.Tell(_timings.Select(t => (IReadOnlyList<StageTiming>)t.ToList()).ToList()));
     }
 
@@ -121,17 +120,12 @@ public sealed class PipelineCoordinator : MembersOnlyActor
     protected override void PostStop()
     {
         // Calls still running get an answer rather than a wait that never ends.
-        foreach (var (jobId, call) in _calls)
+        foreach (var jobId in _calls.Running)
         {
-            call.Run.ReplyTo.Tell(new PipelineFailed(jobId, _broken ?? "the pipeline was stopped"));
-            call.DisposeOutputs();
+            _calls.Fail(jobId)!.ReplyTo.Tell(new PipelineFailed(jobId, _broken ?? "the pipeline was stopped"));
         }
 
-        _calls.Clear();
-        while (_waiting.TryDequeue(out var waiting))
-        {
-            waiting.Payload.Dispose();
-        }
+        _window.Clear(waiting => waiting.Payload.Dispose());
 
         if (_placements.Any(p => p is RemoteStage))
         {
@@ -199,7 +193,7 @@ public sealed class PipelineCoordinator : MembersOnlyActor
             return;
         }
 
-        if (_calls.ContainsKey(run.JobId))
+        if (_calls.Contains(run.JobId))
         {
             run.ReplyTo.Tell(new PipelineFailed(run.JobId, $"a call with id {run.JobId} is already running", InputError: true));
             return;
@@ -224,10 +218,10 @@ public sealed class PipelineCoordinator : MembersOnlyActor
 
         // Uneven micro-batches, never zero-row padding: fewer rows than chunks means fewer, single-row chunks.
         var chunks = Share.Plan(rows, Math.Min(run.NumChunks, rows), applyPadding: false);
-        _calls[run.JobId] = new Call(run, new RowPayload?[chunks.Count], DateTime.UtcNow);
+        _calls.Open(run.JobId, run.ReplyTo, run.GatherOutput, isStep: false, chunks.Select(chunk => chunk.Start).ToList(), rows);
         foreach (var chunk in chunks)
         {
-            _waiting.Enqueue(new MicroBatch(run.JobId, chunk.Rank, input.Cut(chunk.Start, chunk.Count)));
+            _window.Enqueue(new MicroBatch(run.JobId, chunk.Rank, input.Cut(chunk.Start, chunk.Count)));
         }
 
         Pump();
@@ -243,7 +237,7 @@ public sealed class PipelineCoordinator : MembersOnlyActor
             return;
         }
 
-        if (_calls.ContainsKey(step.JobId))
+        if (_calls.Contains(step.JobId))
         {
             step.Payload.Dispose();
             step.ReplyTo.Tell(new PipelineFailed(step.JobId, $"a call with id {step.JobId} is already running", InputError: true));
@@ -251,24 +245,19 @@ public sealed class PipelineCoordinator : MembersOnlyActor
         }
 
         // The payload goes on to the first stage as it is (the stages own it from here).
-        _calls[step.JobId] = new Call(new RunPipeline(step.JobId, step.Payload, 1, false, step.ReplyTo), new RowPayload?[1], DateTime.UtcNow) { IsStep = true };
-        _waiting.Enqueue(new MicroBatch(step.JobId, 0, step.Payload));
+        _calls.Open(step.JobId, step.ReplyTo, gatherOutput: false, isStep: true, [0], rows: 1);
+        _window.Enqueue(new MicroBatch(step.JobId, 0, step.Payload));
         Pump();
     }
 
     private void HandleOutput(MicroBatch output)
     {
-        _inFlight--;
-        if (_calls.TryGetValue(output.JobId, out var call) && call.Outputs[output.Index] is null)
+        _window.Returned();
+
+        // The output of a call that already failed, or a duplicate, is released by the book: nobody will take it.
+        if (_calls.Output(output.JobId, output.Index, output.Payload) is { } call)
         {
-            call.Outputs[output.Index] = output.Payload;
-            call.Done++;
-            CompleteIfDone(output.JobId, call);
-        }
-        else
-        {
-            // The output of a call that already failed: nobody will take it.
-            output.Payload.Dispose();
+            CompleteIfDone(call);
         }
 
         Pump();
@@ -285,16 +274,15 @@ public sealed class PipelineCoordinator : MembersOnlyActor
             kept.RemoveRange(0, kept.Count - TimingsKeptPerStage);
         }
 
-        if (_calls.TryGetValue(timing.JobId, out var call))
+        if (_calls.Timing(timing) is { } call)
         {
-            call.Timings.Add(timing);
-            CompleteIfDone(timing.JobId, call);
+            CompleteIfDone(call);
         }
     }
 
     private void HandleMicroBatchFailed(MicroBatchFailed failed)
     {
-        _inFlight--;
+        _window.Returned();
         Fail(failed.JobId, $"micro-batch {failed.Index}: {failed.Reason}", failed.InputError);
         Pump();
     }
@@ -333,7 +321,7 @@ public sealed class PipelineCoordinator : MembersOnlyActor
     private void Break(string reason)
     {
         _broken ??= reason;
-        foreach (var jobId in _calls.Keys.ToList())
+        foreach (var jobId in _calls.Running)
         {
             Fail(jobId, _broken, inputError: false);
         }
@@ -341,45 +329,40 @@ public sealed class PipelineCoordinator : MembersOnlyActor
 
     private void Pump()
     {
-        while (_connected && _inFlight < _maxInFlight && _waiting.TryDequeue(out var next))
+        if (!_connected)
         {
-            if (!_calls.ContainsKey(next.JobId))
-            {
-                // A micro-batch of a call that failed before it entered the pipe.
-                next.Payload.Dispose();
-                continue;
-            }
+            return;
+        }
 
-            _inFlight++;
+        // A micro-batch of a call that failed before it entered the pipe is released, and costs no credit.
+        foreach (var next in _window.Release(batch => _calls.Contains(batch.JobId), batch => batch.Payload.Dispose()))
+        {
             _stages[0]!.Tell(next);
         }
     }
 
     // Done when every output is in and every stage's timing too: outputs may come on the data plane, timings through Akka.
-    private void CompleteIfDone(string jobId, Call call)
+    private void CompleteIfDone(PipelineCall call)
     {
-        if (call.Done == call.Outputs.Length && call.Timings.Count == call.Outputs.Length * _stages.Length)
+        if (CallBook.IsComplete(call, _stages.Length))
         {
-            Complete(jobId, call);
+            Complete(call);
         }
     }
 
-    private void Complete(string jobId, Call call)
+    private void Complete(PipelineCall call)
     {
-        _calls.Remove(jobId);
-        _callsDone++;
+        var jobId = call.JobId;
+        _calls.Complete(jobId);
         if (call.IsStep)
         {
-            call.Run.ReplyTo.Tell(new PipelineStepCompleted(jobId, call.Outputs[0]!, call.Timings));
+            call.ReplyTo.Tell(new PipelineStepCompleted(jobId, call.StepOutput!, call.Timings));
             return;
         }
 
-        var parts = call.Outputs.Select(o => o!).ToList();
-        var output = RowPayload.Concat(parts);
-
-        // The last stage's outputs were joined into new tensors: the caller owns the join, the parts go now.
-        parts.ForEach(part => part.DisposeExcept(output.Value));
-        if (call.Run.GatherOutput)
+        // The last stage's outputs in row order: the caller owns the join.
+        var output = call.Outputs.Join()!;
+        if (call.GatherOutput)
         {
             // Each stage gets its own copy (stages on other nodes on the data plane: it is the whole output).
             for (var s = 0; s < _stages.Length; s++)
@@ -388,19 +371,13 @@ public sealed class PipelineCoordinator : MembersOnlyActor
             }
         }
 
-        call.Run.ReplyTo.Tell(new PipelineCompleted(jobId, output, Metrics(call.Timings, call.Submitted)));
+        call.ReplyTo.Tell(new PipelineCompleted(jobId, output, Metrics(call.Timings, call.Submitted)));
     }
 
     private void Fail(string jobId, string reason, bool inputError)
     {
         // Its micro-batches already inside the pipe run to the end and are ignored there, which keeps the credit count exact.
-        if (!_calls.Remove(jobId, out var call))
-        {
-            return;
-        }
-
-        call.DisposeOutputs();
-        call.Run.ReplyTo.Tell(new PipelineFailed(jobId, reason, inputError));
+        _calls.Fail(jobId)?.ReplyTo.Tell(new PipelineFailed(jobId, reason, inputError));
     }
 
     // Window: from the call's submission (or the first timing) to the last stage's last finish.
@@ -422,31 +399,6 @@ public sealed class PipelineCoordinator : MembersOnlyActor
             return new StageMetrics(s, mine.Count, busy, elapsed - busy, queued);
         }).ToList();
         return new PipelineRunMetrics(elapsed, stages);
-    }
-
-    private sealed class Call(RunPipeline run, RowPayload?[] outputs, DateTime submitted)
-    {
-        // Only its JobId, ReplyTo and GatherOutput are used: its input was cut and released when the call came.
-        public RunPipeline Run { get; } = run;
-
-        public RowPayload?[] Outputs { get; } = outputs;
-
-        public DateTime Submitted { get; } = submitted;
-
-        public List<StageTiming> Timings { get; } = [];
-
-        public int Done { get; set; }
-
-        public bool IsStep { get; init; }
-
-        // The last stage's outputs already in, of a call that ends without joining them.
-        public void DisposeOutputs()
-        {
-            foreach (var part in Outputs)
-            {
-                part?.Dispose();
-            }
-        }
     }
 }
 

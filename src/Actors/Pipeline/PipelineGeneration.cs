@@ -59,77 +59,100 @@ public static class PipelineGeneration
     /// <param name="pipeline">Stages built from a staged model whose layers can generate.</param>
     /// <param name="inputIds">[B, T] int64 prompts, on the CPU.</param>
     /// <param name="attentionMask">[B, T], 1 = real, 0 = padding; null when nothing is padded.</param>
-    /// <param name="rowIndex">Each row's index in its job (seeds sampling); null = 0..B-1.</param>
+    /// <param name="rowSeeds">Each row's sampling seed ([B] int64); null = derived from options.Seed and each row's tokens (<see cref="RowSeeds"/>).</param>
     /// <param name="options">Greedy or sampling, max_new_tokens, seed.</param>
     /// <param name="endOfSequenceIds">Ids that end a row.</param>
     /// <param name="padTokenId">The id written after a row's end.</param>
-    /// <param name="numChunks">Micro-batches (at most one per row).</param>
+    /// <param name="numChunks">Micro-batches in flight at once (at most one per row).</param>
     /// <param name="onStepLogits">Called with (row indices into the call's rows, [rows, vocab] float32 logits) at each step; the tensor is the loop's.</param>
     /// <param name="cancellation">Stops waiting.</param>
+    /// <param name="maxBatchSize">
+    /// Rows in flight at once (<c>--max-batch-size</c>): the rows are cut into micro-batches of
+    /// ceil(min(B, max_batch_size) / num_chunks) rows, of which <paramref name="numChunks"/> run side by side; when one
+    /// finishes the next starts, so the stages' key/value caches hold at most those rows whatever B is. Null: all rows.
+    /// </param>
+    /// <param name="rowsDone">Told the rows of each micro-batch as it finishes.</param>
     /// <exception cref="Models.InvalidInputException">Impossible options or shapes, or a stage that cannot generate.</exception>
     /// <exception cref="JobFailedException">A stage failed, or stages were lost more often than <see cref="MaxResumes"/>.</exception>
     public static async Task<PipelineGenerationResult> GenerateAsync(
         IPipeline pipeline,
         Tensor inputIds,
         Tensor? attentionMask,
-        Tensor? rowIndex,
+        Tensor? rowSeeds,
         GenerationOptions options,
         IReadOnlyList<long> endOfSequenceIds,
         long padTokenId,
         int numChunks,
         Action<IReadOnlyList<int>, Tensor>? onStepLogits = null,
-        CancellationToken cancellation = default)
+        CancellationToken cancellation = default,
+        int? maxBatchSize = null,
+        IProgress<int>? rowsDone = null)
     {
         var rows = (int)inputIds.shape[0];
-        if (rows == 0 || numChunks <= 0)
+        if (rows == 0 || numChunks <= 0 || maxBatchSize <= 0)
         {
-            throw new Models.InvalidInputException(rows == 0 ? "no rows to generate from" : $"num_chunks must be positive, got {numChunks}");
+            throw new Models.InvalidInputException(rows == 0 ? "no rows to generate from" : numChunks <= 0 ? $"num_chunks must be positive, got {numChunks}" : $"max_batch_size must be positive, got {maxBatchSize}");
         }
 
-        var index = rowIndex?.to(ScalarType.Int64).data<long>().ToArray() ?? Enumerable.Range(0, rows).Select(i => (long)i).ToArray();
+        var seeds = rowSeeds?.to(ScalarType.Int64).data<long>().ToArray();
         var call = Guid.NewGuid().ToString("N")[..12];
-        var chunks = Share.Plan(rows, Math.Min(numChunks, rows), applyPadding: false);
-        var groups = new List<(SequenceGroup Group, int Start)>();
-        try
-        {
-            foreach (var chunk in chunks)
-            {
-                groups.Add((new SequenceGroup(
-                    $"{call}-{chunk.Rank}",
-                    inputIds.narrow(0, chunk.Start, chunk.Count),
-                    attentionMask?.narrow(0, chunk.Start, chunk.Count),
-                    index.Skip(chunk.Start).Take(chunk.Count).ToList(),
-                    options,
-                    endOfSequenceIds,
-                    padTokenId), chunk.Start));
-            }
+        var inFlight = Math.Min(rows, Math.Min(numChunks, maxBatchSize ?? rows));
+        var size = (Math.Min(rows, maxBatchSize ?? rows) + inFlight - 1) / inFlight;
+        var microBatches = Enumerable.Range(0, (rows + size - 1) / size).Select(m => (Start: m * size, Count: Math.Min(size, rows - (m * size)))).ToList();
+        var record = new Recorder(microBatches.Count, firstWave: inFlight);
+        using var outputs = new RowAssembler(rows);
+        using var slots = new SemaphoreSlim(inFlight);
+        using var failed = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
+        var newTokens = 0L;
 
-            var record = new Recorder(groups.Count);
-            using var failed = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
-            var runs = groups.Select((g, i) => RunGroup(pipeline, g.Group, i, g.Start, record, onStepLogits, failed)).ToList();
+        // Each micro-batch's sequence group (and its caches on the stages) exists only while it runs.
+        async Task Run(int number, int start, int count)
+        {
+            await slots.WaitAsync(failed.Token);
             try
             {
-                await Task.WhenAll(runs);
-            }
-            catch when (!cancellation.IsCancellationRequested)
-            {
-                // The first real failure, not the cancellations it caused in the other micro-batches.
-                var first = runs.Where(r => r.IsFaulted).Select(r => r.Exception!.GetBaseException()).FirstOrDefault(e => e is not OperationCanceledException);
-                if (first is not null)
+                using var group = new SequenceGroup(
+                    $"{call}-{number}",
+                    inputIds.narrow(0, start, count),
+                    attentionMask?.narrow(0, start, count),
+                    seeds?.Skip(start).Take(count).ToList(),
+                    options,
+                    endOfSequenceIds,
+                    padTokenId);
+                await RunGroup(pipeline, group, number, start, record, onStepLogits, failed);
+                lock (outputs)
                 {
-                    System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(first).Throw();
+                    outputs.Add(start, group.Output.alias());
+                    newTokens += group.NewTokens;
                 }
 
-                throw;
+                rowsDone?.Report(count);
+            }
+            finally
+            {
+                slots.Release();
+            }
+        }
+
+        var runs = microBatches.Select((m, number) => Run(number, m.Start, m.Count)).ToList();
+        try
+        {
+            await Task.WhenAll(runs);
+        }
+        catch when (!cancellation.IsCancellationRequested)
+        {
+            // The first real failure, not the cancellations it caused in the other micro-batches.
+            var first = runs.Where(r => r.IsFaulted).Select(r => r.Exception!.GetBaseException()).FirstOrDefault(e => e is not OperationCanceledException);
+            if (first is not null)
+            {
+                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(first).Throw();
             }
 
-            var output = cat(groups.Select(g => g.Group.Output).ToArray(), 0);
-            return new PipelineGenerationResult(output, record.Metrics(groups.Sum(g => g.Group.NewTokens)));
+            throw;
         }
-        finally
-        {
-            groups.ForEach(g => g.Group.Dispose());
-        }
+
+        var output = (Tensor)outputs.Join()!;
+        return new PipelineGenerationResult(output, record.Metrics(newTokens));
     }
 
     private static async Task RunGroup(
@@ -193,8 +216,9 @@ public static class PipelineGeneration
         }
     }
 
-    // Step timings and the moments that bound the steady-state decode window; thread-safe.
-    private sealed class Recorder(int groups)
+    // Step timings and the moments that bound the steady-state decode window (over the first wave of micro-batches
+    // that start together); thread-safe.
+    private sealed class Recorder(int groups, int firstWave)
     {
         private readonly object _gate = new();
         private readonly Stopwatch _clock = Stopwatch.StartNew();
@@ -245,8 +269,9 @@ public static class PipelineGeneration
                     .Select(g => (_lastToken[g]!.Value - _firstToken[g]!.Value) / _decodeSteps[g])
                     .ToList();
                 var tpot = perToken.Count == 0 ? TimeSpan.Zero : TimeSpan.FromTicks((long)perToken.Average(t => t.Ticks));
-                var from = _firstToken.Max() ?? _start;
-                var to = _finished.Min() ?? DateTime.UtcNow;
+                var wave = Math.Min(firstWave, groups);
+                var from = _firstToken.Take(wave).Max() ?? _start;
+                var to = _finished.Take(wave).Min() ?? DateTime.UtcNow;
                 var stages = _timings.Count == 0 ? 0 : _timings.Max(t => t.Stage) + 1;
                 if (to <= from)
                 {

@@ -41,33 +41,33 @@ public sealed class PipelineProtocol : WireProtocol
 /// attention_mask) is cut into <see cref="NumChunks"/> micro-batches of nearly equal rows (never padded with zero
 /// rows). The answer, <see cref="PipelineCompleted"/> or <see cref="PipelineFailed"/>, goes to <see cref="ReplyTo"/>.
 /// Several calls may be in flight: their micro-batches stream through the stages back to back. The coordinator owns
-/// <see cref="Input"/> (<see cref="RowPayload"/>); the micro-batches it cuts have handles of their own.
+/// <see cref="Input"/> (<see cref="RowBatch"/>); the micro-batches it cuts have handles of their own.
 /// </summary>
-public sealed record RunPipeline(string JobId, RowPayload Input, int NumChunks, bool GatherOutput, IActorRef ReplyTo) : ICarriesRows, IWireMessage
+public sealed record RunPipeline(string JobId, RowBatch Input, int NumChunks, bool GatherOutput, IActorRef ReplyTo) : ICarriesRows, IWireMessage
 {
-    RowPayload? ICarriesRows.Payload => Input;
+    RowBatch? ICarriesRows.Payload => Input;
 }
 
 /// <summary>
 /// Run one payload through the stages as a single micro-batch, uncut (a generation step, whose stages keep state
 /// between steps); answered with <see cref="PipelineStepCompleted"/> or <see cref="PipelineFailed"/>. Sent only to a
-/// coordinator in the caller's own process. The stages own <see cref="Payload"/> (<see cref="RowPayload"/>).
+/// coordinator in the caller's own process. The stages own <see cref="Payload"/> (<see cref="RowBatch"/>).
 /// </summary>
-public sealed record RunPipelineStep(string JobId, RowPayload Payload, IActorRef ReplyTo) : ICarriesRows
+public sealed record RunPipelineStep(string JobId, RowBatch Payload, IActorRef ReplyTo) : ICarriesRows
 {
-    RowPayload? ICarriesRows.Payload => Payload;
+    RowBatch? ICarriesRows.Payload => Payload;
 }
 
 /// <summary>The last stage's output of a <see cref="RunPipelineStep"/> (the receiver owns it), and when each stage received, started and finished it.</summary>
-public sealed record PipelineStepCompleted(string JobId, RowPayload Output, IReadOnlyList<StageTiming> Timings) : ICarriesRows
+public sealed record PipelineStepCompleted(string JobId, RowBatch Output, IReadOnlyList<StageTiming> Timings) : ICarriesRows
 {
-    RowPayload? ICarriesRows.Payload => Output;
+    RowBatch? ICarriesRows.Payload => Output;
 }
 
 /// <summary>The output rows in input order (the receiver owns them), and how the stages spent the call.</summary>
-public sealed record PipelineCompleted(string JobId, RowPayload Output, PipelineRunMetrics Metrics) : ICarriesRows, IWireMessage
+public sealed record PipelineCompleted(string JobId, RowBatch Output, PipelineRunMetrics Metrics) : ICarriesRows, IWireMessage
 {
-    RowPayload? ICarriesRows.Payload => Output;
+    RowBatch? ICarriesRows.Payload => Output;
 }
 
 /// <summary>A call failed (<see cref="InputError"/>: its input is at fault).</summary>
@@ -77,9 +77,9 @@ public sealed record PipelineFailed(string JobId, string Reason, bool InputError
 /// One micro-batch on its way from a stage to the next (the last stage sends it back to the coordinator); the receiver
 /// owns <see cref="Payload"/>.
 /// </summary>
-public sealed record MicroBatch(string JobId, int Index, RowPayload Payload) : ICarriesRows, IBulkMessage
+public sealed record MicroBatch(string JobId, int Index, RowBatch Payload) : ICarriesRows, IBulkMessage
 {
-    RowPayload? ICarriesRows.Payload => Payload;
+    RowBatch? ICarriesRows.Payload => Payload;
 }
 
 /// <summary>A stage could not run a micro-batch (to the coordinator).</summary>
@@ -107,9 +107,9 @@ public sealed record StageTiming(int Stage, string JobId, int Index, TimeSpan Qu
 }
 
 /// <summary>With gather_output, every stage is handed the call's whole output once it is complete: its own copy, which it owns.</summary>
-public sealed record OutputGathered(string JobId, RowPayload Output) : ICarriesRows, IBulkMessage
+public sealed record OutputGathered(string JobId, RowBatch Output) : ICarriesRows, IBulkMessage
 {
-    RowPayload? ICarriesRows.Payload => Output;
+    RowBatch? ICarriesRows.Payload => Output;
 }
 
 /// <summary>A stage has built its layers on its device (to the coordinator).</summary>
@@ -139,7 +139,7 @@ public sealed record GetGatheredOutputs : IWireMessage
 /// </summary>
 public sealed record GatheredOutputs(IReadOnlyList<OutputGathered> Outputs) : ICarriesRows, IWireMessage
 {
-    RowPayload? ICarriesRows.Payload => null;
+    RowBatch? ICarriesRows.Payload => null;
 
     void ICarriesRows.ReleaseRows()
     {

@@ -85,23 +85,12 @@ public sealed class PipelineRuntime : IPipeline
 
         var ownsSystem = system is null;
         system ??= ActorSystem.Create("distributed-inference", DistributedInferenceConfig.Default());
-        var (bridge, reader) = ChannelBridge.Open(system);
-        var coordinator = system.ActorOf(PipelineCoordinator.Props(stages, maxInFlight ?? 2 * stages.Count, bridge), PipelineCoordinator.UniqueName());
-        ChannelBridge.Watch(bridge, coordinator);
-        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
-        deadline.CancelAfter(LoadTimeout);
+        var request = Request.Start(system, null, null, new RequestPolicy { Deadline = LoadTimeout, Watch = RequestWatch.None }, cancellation);
+        var coordinator = system.ActorOf(PipelineCoordinator.Props(stages, maxInFlight ?? 2 * stages.Count, request.Actor), PipelineCoordinator.UniqueName());
+        request.Watch(coordinator);
         try
         {
-            object answer;
-            try
-            {
-                answer = await reader.ReadAsync(deadline.Token);
-            }
-            catch (OperationCanceledException) when (!cancellation.IsCancellationRequested)
-            {
-                throw new JobFailedException($"the pipeline's stages were not ready within {LoadTimeout}");
-            }
-
+            var answer = await request.NextAsync();
             switch (answer)
             {
                 case StageLoadFailed failed:
@@ -111,6 +100,10 @@ public sealed class PipelineRuntime : IPipeline
                     throw new JobFailedException($"the pipeline could not start: {failed.Reason}");
                 case AnswererLost:
                     throw new JobFailedException("the pipeline's coordinator stopped before every stage was ready");
+                case DeadlinePassed:
+                    throw new JobFailedException($"the pipeline's stages were not ready within {LoadTimeout}");
+                case RequestCancelled:
+                    throw new OperationCanceledException("the pipeline's start was cancelled", cancellation);
             }
 
             var ready = (PipelineReady)answer;
@@ -123,7 +116,7 @@ public sealed class PipelineRuntime : IPipeline
         }
         finally
         {
-            bridge.Tell(PoisonPill.Instance);
+            await request.DisposeAsync();
         }
     }
 
@@ -139,26 +132,13 @@ public sealed class PipelineRuntime : IPipeline
     public async Task<PipelineCompleted> RunAsync(object input, int? numChunks = null, bool gatherOutput = false, CancellationToken cancellation = default)
     {
         cancellation.ThrowIfCancellationRequested();
-        var rows = RowPayload.FromInput(input).Handles();
-        var (bridge, reader) = ChannelBridge.Open(_system);
-        ChannelBridge.Watch(bridge, Coordinator);
-        try
+        var rows = RowBatch.FromInput(input).Handles();
+        var jobId = Guid.NewGuid().ToString("N");
+        return await Call(replyTo => new RunPipeline(jobId, rows, numChunks ?? Stages.Count, gatherOutput, replyTo), cancellation) switch
         {
-            var jobId = Guid.NewGuid().ToString("N");
-            Coordinator.Tell(new RunPipeline(jobId, rows, numChunks ?? Stages.Count, gatherOutput, bridge));
-            return await Answer(reader, cancellation) switch
-            {
-                PipelineCompleted completed => completed,
-                PipelineFailed { InputError: true } failed => throw new InvalidInputException(failed.Reason),
-                PipelineFailed failed => throw new JobFailedException(failed.Reason),
-                AnswererLost => throw new JobFailedException("the pipeline's coordinator stopped before the call ended"),
-                var other => throw new InvalidOperationException($"unexpected answer {other.GetType().Name}"),
-            };
-        }
-        finally
-        {
-            bridge.Tell(PoisonPill.Instance);
-        }
+            PipelineCompleted completed => completed,
+            var other => throw new InvalidOperationException($"unexpected answer {other.GetType().Name}"),
+        };
     }
 
     /// <inheritdoc/>
@@ -169,46 +149,31 @@ public sealed class PipelineRuntime : IPipeline
     public async Task<PipelineStepCompleted> StepAsync(object payload, CancellationToken cancellation = default)
     {
         cancellation.ThrowIfCancellationRequested();
-        var step = RowPayload.FromInput(payload).Handles();
-        var (bridge, reader) = ChannelBridge.Open(_system);
-        ChannelBridge.Watch(bridge, Coordinator);
-        try
+        var step = RowBatch.FromInput(payload).Handles();
+        var jobId = Guid.NewGuid().ToString("N");
+        return await Call(replyTo => new RunPipelineStep(jobId, step, replyTo), cancellation) switch
         {
-            var jobId = Guid.NewGuid().ToString("N");
-            Coordinator.Tell(new RunPipelineStep(jobId, step, bridge));
-            return await Answer(reader, cancellation) switch
-            {
-                PipelineStepCompleted completed => completed,
-                PipelineFailed { InputError: true } failed => throw new InvalidInputException(failed.Reason),
-                PipelineFailed failed => throw new JobFailedException(failed.Reason),
-                AnswererLost => throw new JobFailedException("the pipeline's coordinator stopped before the call ended"),
-                var other => throw new InvalidOperationException($"unexpected answer {other.GetType().Name}"),
-            };
-        }
-        finally
-        {
-            bridge.Tell(PoisonPill.Instance);
-        }
+            PipelineStepCompleted completed => completed,
+            var other => throw new InvalidOperationException($"unexpected answer {other.GetType().Name}"),
+        };
     }
 
-    // The coordinator's answer; a call on a pipeline being stopped (a re-plan replaces it) fails rather than waits for
-    // an answer a stopped coordinator never gives.
-    private async Task<object> Answer(System.Threading.Channels.ChannelReader<object> reader, CancellationToken cancellation)
+    // One call: the coordinator's answer, with the call's deadline; a call on a pipeline being stopped (a re-plan replaces
+    // it) fails rather than waits for an answer a stopped coordinator never gives.
+    private async Task<object> Call(Func<IActorRef, object> call, CancellationToken cancellation)
     {
         using var either = CancellationTokenSource.CreateLinkedTokenSource(cancellation, _stopping.Token);
-        either.CancelAfter(_deadline);
-        try
+        var answer = await Request.AskAsync(_system, Coordinator, call, new RequestPolicy { Deadline = _deadline, CancelWait = TimeSpan.Zero }, either.Token);
+        return answer switch
         {
-            return await reader.ReadAsync(either.Token);
-        }
-        catch (OperationCanceledException) when (_stopping.IsCancellationRequested && !cancellation.IsCancellationRequested)
-        {
-            throw new JobFailedException("the pipeline was stopped while the call ran");
-        }
-        catch (OperationCanceledException) when (!cancellation.IsCancellationRequested)
-        {
-            throw new JobFailedException($"the pipeline call did not finish within {_deadline} (distributed-inference.job-timeout)");
-        }
+            PipelineFailed { InputError: true } failed => throw new InvalidInputException(failed.Reason),
+            PipelineFailed failed => throw new JobFailedException(failed.Reason),
+            AnswererLost => throw new JobFailedException("the pipeline's coordinator stopped before the call ended"),
+            DeadlinePassed => throw new JobFailedException($"the pipeline call did not finish within {_deadline} (distributed-inference.job-timeout)"),
+            RequestCancelled when cancellation.IsCancellationRequested => throw new OperationCanceledException("the pipeline call was cancelled", cancellation),
+            RequestCancelled => throw new JobFailedException("the pipeline was stopped while the call ran"),
+            _ => answer,
+        };
     }
 
     /// <summary>Metrics over every call so far.</summary>

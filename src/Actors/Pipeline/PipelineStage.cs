@@ -14,7 +14,7 @@ namespace DistributedInference.Actors.Pipeline;
 /// One pipeline stage: owns its layers on its device, on its own pinned thread. Micro-batches are run in arrival order
 /// and forwarded to the next stage (the last stage's next is the coordinator), which <see cref="ConnectStage"/> names;
 /// until then they wait. Readiness, timings and failures go to the coordinator, which may be on another node.
-/// Ownership (<see cref="RowPayload"/>): the stage owns each micro-batch it receives; it hands the payload's raw value
+/// Ownership (<see cref="RowBatch"/>): the stage owns each micro-batch it receives; it hands the payload's raw value
 /// to its <see cref="IStageWork"/>, disposes every tensor of it the work did not return, and sends what the work
 /// returned on (the next stage owns it). Gathered outputs are its own copies, kept until newer ones push them out.
 /// </summary>

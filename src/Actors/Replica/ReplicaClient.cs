@@ -25,7 +25,7 @@ public readonly record struct JobProgress(int RowsDone, int RowsTotal);
 /// (a cluster node or client) the input never rides in the submission: the job's home asks for it and it goes by the data
 /// plane, however large. A submission that nothing answers within <c>distributed-inference.submit-timeout</c> (default
 /// 2 min) fails with <see cref="JobFailedException"/> naming that setting. Ownership: the caller keeps its input (the
-/// job is sent new handles of it, <see cref="RowPayload.Handles"/>) and owns every result it is handed.
+/// job is sent new handles of it, <see cref="RowBatch.Handles"/>) and owns every result it is handed.
 /// </summary>
 public sealed class ReplicaClient
 {
@@ -73,9 +73,15 @@ public sealed class ReplicaClient
     /// </summary>
     public Action<string>? OnResubmit { get; init; }
 
+    /// <summary>
+    /// Told, one line, when the job's home accepts the job and hands its batches out (rows, batches, devices and, with
+    /// <see cref="ResubmitOnLoss"/>, the node that coordinates it): the job is under way. Null: nothing is told.
+    /// </summary>
+    public Action<string>? OnAccepted { get; init; }
+
     public async Task<JobResult> RunAsync(object input, JobOptions? options = null, IProgress<JobProgress>? progress = null, CancellationToken cancellation = default)
     {
-        var payload = RowPayload.FromInput(input);
+        var payload = RowBatch.FromInput(input);
         if (ResubmitOnLoss && CountOrNull(payload) is { } rows)
         {
             return await RunResubmitting(payload, rows, options, progress, cancellation);
@@ -88,6 +94,7 @@ public sealed class ReplicaClient
             switch (message)
             {
                 case JobAccepted accepted:
+                    OnAccepted?.Invoke(Accepted(jobId, accepted, coordinator: null));
                     progress?.Report(new JobProgress(0, accepted.Rows));
                     break;
                 case RowsCompleted done:
@@ -108,7 +115,7 @@ public sealed class ReplicaClient
     public async IAsyncEnumerable<RowsCompleted> StreamAsync(object input, JobOptions? options = null, [EnumeratorCancellation] CancellationToken cancellation = default)
     {
         var jobId = NewJobId();
-        await foreach (var message in Messages(jobId, RowPayload.FromInput(input), options, streamResults: true, resend: false, cancellation))
+        await foreach (var message in Messages(jobId, RowBatch.FromInput(input), options, streamResults: true, resend: false, cancellation))
         {
             switch (message)
             {
@@ -127,10 +134,13 @@ public sealed class ReplicaClient
 
     private static string NewJobId() => Guid.NewGuid().ToString("N");
 
+    private static string Accepted(string jobId, JobAccepted accepted, Address? coordinator) =>
+        $"job {jobId}: accepted, {accepted.Rows} row(s) in {accepted.Batches} batch(es) on {accepted.Devices} device(s){(coordinator is null ? string.Empty : $", coordinated at {coordinator}")}";
+
     private static JobFailedException Lost(string jobId, AnswererLost lost) =>
         new($"job {jobId}: the actor running it at {lost.Node} stopped before the job ended; submit it again");
 
-    private static int? CountOrNull(RowPayload input)
+    private static int? CountOrNull(RowBatch input)
     {
         try
         {
@@ -145,13 +155,14 @@ public sealed class ReplicaClient
 
     // Attempt 0 submits every row; each later one only the rows not received yet, as one input of those rows in order
     // (the kept ranges map its row indices back to the job's). A lost coordinator's late answers go to a bridge that is gone.
-    private async Task<JobResult> RunResubmitting(RowPayload input, int total, JobOptions? options, IProgress<JobProgress>? progress, CancellationToken cancellation)
+    private async Task<JobResult> RunResubmitting(RowBatch input, int total, JobOptions? options, IProgress<JobProgress>? progress, CancellationToken cancellation)
     {
         var jobId = NewJobId();
         var log = (_system as ActorSystem ?? (_system as IActorContext)?.System) is { } system ? Logging.GetLogger(system, typeof(ReplicaClient)) : null;
-        var received = new ReceivedRows(total);
+        var received = new RowAssembler(total);
         var clock = Stopwatch.StartNew();
         var resent = 0;
+        Address? coordinator = null;
         try
         {
             for (var attempt = 0; ; attempt++)
@@ -166,17 +177,23 @@ public sealed class ReplicaClient
                     switch (message)
                     {
                         case AnswererFound found:
+                            coordinator = found.Node;
                             log?.Info("job {0}: coordinated at {1}", jobId, found.Node);
                             break;
                         case JobAccepted accepted when attempt == 0:
+                            OnAccepted?.Invoke(Accepted(jobId, accepted, coordinator));
                             progress?.Report(new JobProgress(0, accepted.Rows));
                             break;
                         case RowsCompleted rows:
-                            received.Add(missing, rows);
+                            Receive(received, missing, rows);
                             progress?.Report(new JobProgress(received.Done, total));
                             break;
                         case RowsFailed failed:
-                            received.Fail(missing, failed);
+                            foreach (var row in failed.Rows)
+                            {
+                                received.Fail(JobRow(missing, row), failed.Error);
+                            }
+
                             progress?.Report(new JobProgress(received.Done, total));
                             break;
                         case JobCompleted completed:
@@ -222,25 +239,69 @@ public sealed class ReplicaClient
                 }
 
                 var stats = statistics ?? new JobStatistics(TimeSpan.Zero, new Dictionary<string, DeviceShare>(), 0);
-                return new JobResult(received.Join(), stats with { Elapsed = clock.Elapsed, ResentBatches = stats.ResentBatches + resent }) { FailedRows = received.Failures };
+                var failures = received.Failures.Select(f => new RowFailure(f.Row, f.Error)).ToList();
+                return new JobResult(received.Join()?.Value, stats with { Elapsed = clock.Elapsed, ResentBatches = stats.ResentBatches + resent }) { FailedRows = failures };
             }
         }
         finally
         {
+            // Rows of a job that ends without its results (failed, cancelled) are nobody's.
             received.Dispose();
         }
     }
 
+    // Rows [Start, Start + Count) of a submitted part, whose row i is row i of `part` laid end to end: each run that falls
+    // in one range of the part goes to the assembler at its row of the whole job (a row already there is not taken again).
+    private static void Receive(RowAssembler received, IReadOnlyList<(int Start, int Count)> part, RowsCompleted rows)
+    {
+        if (rows.Results is not { } results)
+        {
+            return;
+        }
+
+        var offset = 0;
+        foreach (var range in part)
+        {
+            var from = Math.Max(rows.Start, offset);
+            var to = Math.Min(rows.Start + rows.Count, offset + range.Count);
+            if (from < to)
+            {
+                received.Add(range.Start + (from - offset), results.Slice(from - rows.Start, to - from));
+            }
+
+            offset += range.Count;
+        }
+
+        results.DisposeViews();
+    }
+
+    // The row of the whole job that row `row` of a part laid end to end is.
+    private static int JobRow(IReadOnlyList<(int Start, int Count)> part, int row)
+    {
+        var offset = 0;
+        foreach (var range in part)
+        {
+            if (row < offset + range.Count)
+            {
+                return range.Start + (row - offset);
+            }
+
+            offset += range.Count;
+        }
+
+        throw new ArgumentOutOfRangeException(nameof(row), $"row {row} is beyond the part's {offset} rows");
+    }
+
     // The rows of `input` in `ranges`, joined (new tensors; a list's items shared), released with DisposeViews.
-    private static JoinedRows Missing(RowPayload input, List<(int Start, int Count)> ranges)
+    private static JoinedRows Missing(RowBatch input, IReadOnlyList<(int Start, int Count)> ranges)
     {
         var slices = ranges.Select(range => input.Slice(range.Start, range.Count)).ToList();
-        var joined = RowPayload.Concat(slices);
+        var joined = RowBatch.Concat(slices);
         slices.ForEach(slice => RowOwnership.DisposeViews(slice.Value));
         return new JoinedRows(joined);
     }
 
-    private sealed record JoinedRows(RowPayload Rows) : IDisposable
+    private sealed record JoinedRows(RowBatch Rows) : IDisposable
     {
         public void Dispose() => RowOwnership.DisposeViews(Rows.Value);
     }
@@ -250,7 +311,7 @@ public sealed class ReplicaClient
     // Every submission that no job home answers within distributed-inference.submit-timeout fails the call with
     // JobFailedException; resend: until the first answer, the submission is also sent again now and then.
     // `input` stays the caller's: each submission, and each answer to FetchJobInput, carries new handles of it.
-    private async IAsyncEnumerable<object> Messages(string jobId, RowPayload input, JobOptions? options, bool streamResults, bool resend, [EnumeratorCancellation] CancellationToken cancellation)
+    private async IAsyncEnumerable<object> Messages(string jobId, RowBatch input, JobOptions? options, bool streamResults, bool resend, [EnumeratorCancellation] CancellationToken cancellation)
     {
         // Cancelled before it starts: nothing is submitted (the job would otherwise run, and a quick one return its results).
         cancellation.ThrowIfCancellationRequested();
@@ -258,205 +319,51 @@ public sealed class ReplicaClient
         var system = _system as ActorSystem ?? (_system as IActorContext)?.System;
         var settings = system is null ? null : Kernel.Settings.DistributedInferenceSettings.Get(system);
         var jobTimeout = settings?.JobTimeout ?? TimeSpan.FromMinutes(30);
-        var (bridge, reader) = ChannelBridge.Open(_system, watchFirstSender: true, announceAnswerer: true);
-        using var timeout = new CancellationTokenSource(jobTimeout);
-        using var cancel = cancellation.Register(() => splitter.Tell(new CancelJob(jobId)));
-        using var expire = timeout.Token.Register(() => splitter.Tell(new CancelJob(jobId)));
-        try
+        var dataPlane = system is null ? null : Kernel.Transport.TensorDataPlane.For(system);
+        options ??= settings is null ? new JobOptions() : JobOptions.From(settings);
+        var byDataPlane = dataPlane is not null;
+        var submitTimeout = settings?.SubmitTimeout ?? TimeSpan.FromMinutes(2);
+        var policy = new RequestPolicy
         {
-            var dataPlane = system is null ? null : Kernel.Transport.TensorDataPlane.For(system);
-            options ??= settings is null ? new JobOptions() : JobOptions.From(settings);
-            var byDataPlane = dataPlane is not null;
-            SubmitJob Submission() => new(jobId, byDataPlane ? RowPayload.From(Array.Empty<object>()) : input.Handles(), options, bridge, streamResults, byDataPlane);
-            var submitTimeout = settings?.SubmitTimeout ?? TimeSpan.FromMinutes(2);
-            var submitted = Stopwatch.StartNew();
-            splitter.Tell(Submission());
-            var answered = false;
-            var resends = 0;
-            var next = reader.ReadAsync(CancellationToken.None).AsTask();
-            var givenUp = Task.Delay(Timeout.Infinite, cancellation).ContinueWith(_ => Task.Delay(CancelWait), TaskScheduler.Default).Unwrap();
-            while (true)
+            FirstAnswerWithin = submitTimeout,
+            ResendAfter = resend ? ResendAfter : [],
+            Deadline = jobTimeout,
+            CancelMessage = new CancelJob(jobId),
+            CancelWait = CancelWait,
+            Watch = RequestWatch.FirstAnswerer,
+            AnnounceAnswerer = true,
+        };
+        SubmitJob Submission(IActorRef replyTo) => new(jobId, byDataPlane ? RowBatch.From(Array.Empty<object>()) : input.Handles(), options, replyTo, streamResults, byDataPlane);
+        var clock = Stopwatch.StartNew();
+        await using var request = Request.Start(_system, splitter, Submission, policy, cancellation);
+        await foreach (var message in request.ReadAllAsync(CancellationToken.None))
+        {
+            switch (message)
             {
-                var left = submitTimeout - submitted.Elapsed;
-                var resendAfter = ResendAfter[Math.Min(resends, ResendAfter.Length - 1)];
-                left = left > TimeSpan.Zero ? left : TimeSpan.Zero;
-                var wait = answered ? Timeout.InfiniteTimeSpan : resend && resendAfter < left ? resendAfter : left;
-                var woken = await Task.WhenAny(next, givenUp, Task.Delay(wait, CancellationToken.None));
-                if (woken == givenUp)
-                {
+                case FetchJobInput fetch:
+                    // The job's home wants the input: as a bulk message to its node (new handles; the input stays this caller's).
+                    Kernel.Transport.Transport.Send(system!, fetch.ReplyTo, new JobInput(jobId, input.Handles()), request.Actor);
+                    break;
+                case JobFailed failed when cancellation.IsCancellationRequested:
+                    throw new OperationCanceledException($"job {jobId} cancelled: {failed.Reason}", cancellation);
+                case RequestCancelled:
                     throw new OperationCanceledException($"job {jobId} cancelled", cancellation);
-                }
-
-                if (woken != next)
-                {
-                    if (!resend || submitted.Elapsed >= submitTimeout)
-                    {
-                        throw new JobFailedException($"job {jobId}: nothing acknowledged the submission (no job coordinator or splitter answered) within {submitTimeout.TotalSeconds:F0} s (distributed-inference.submit-timeout)");
-                    }
-
-                    resends++;
-                    splitter.Tell(Submission());
-                    continue;
-                }
-
-                var message = await next;
-                answered = true;
-                switch (message)
-                {
-                    case FetchJobInput fetch:
-                        // The coordinator wants the input: by the data plane to its node (new handles; the input stays this caller's).
-                        Kernel.Transport.Transport.Send(system!, fetch.ReplyTo, new JobInput(jobId, input.Handles()), bridge);
-                        break;
-                    case JobFailed failed when cancellation.IsCancellationRequested:
-                        throw new OperationCanceledException($"job {jobId} cancelled: {failed.Reason}", cancellation);
-                    case JobFailed when timeout.IsCancellationRequested:
-                        throw new JobFailedException($"job {jobId} did not finish within {jobTimeout} (distributed-inference.job-timeout)");
-                    case JobFailed { InputError: true } failed:
-                        throw new InvalidInputException(failed.Reason);
-                    case JobFailed failed:
-                        throw new JobFailedException(failed.Reason);
-                    case JobCompleted or AnswererLost:
-                        yield return message;
-                        yield break;
-                    default:
-                        yield return message;
-                        break;
-                }
-
-                next = reader.ReadAsync(CancellationToken.None).AsTask();
-            }
-        }
-        finally
-        {
-            bridge.Tell(PoisonPill.Instance);
-        }
-    }
-
-    // The results of a job's rows as they come, by row index of the whole job; a row already here is not taken again.
-    private sealed class ReceivedRows(int total) : IDisposable
-    {
-        private readonly bool[] _done = new bool[total];
-        private readonly SortedDictionary<int, object> _pieces = [];
-        private readonly List<object> _messages = [];
-        private readonly SortedDictionary<int, RowFailure> _failures = [];
-
-        public int Done { get; private set; }
-
-        // The ranges of rows without results, in order.
-        public List<(int Start, int Count)> Missing()
-        {
-            var ranges = new List<(int Start, int Count)>();
-            for (var row = 0; row < total; row++)
-            {
-                if (!_done[row])
-                {
-                    var start = row;
-                    while (row < total && !_done[row])
-                    {
-                        row++;
-                    }
-
-                    ranges.Add((start, row - start));
-                }
-            }
-
-            return ranges;
-        }
-
-        // Rows [Start, Start + Count) of the submitted part, whose row i is row i of `part` laid end to end.
-        public void Add(List<(int Start, int Count)> part, RowsCompleted rows)
-        {
-            if (rows.Results is null || rows.Count == 0)
-            {
-                return;
-            }
-
-            var results = rows.Results.Value;
-            _messages.Add(results);
-            var offset = 0;
-            foreach (var range in part)
-            {
-                var from = Math.Max(rows.Start, offset);
-                var to = Math.Min(rows.Start + rows.Count, offset + range.Count);
-                for (var row = from; row < to;)
-                {
-                    var jobRow = range.Start + (row - offset);
-                    if (_done[jobRow])
-                    {
-                        row++;
-                        continue;
-                    }
-
-                    var run = 0;
-                    while (row + run < to && !_done[jobRow + run])
-                    {
-                        _done[jobRow + run] = true;
-                        run++;
-                    }
-
-                    _pieces[jobRow] = Rows.Slice(results, row - rows.Start, run);
-                    Done += run;
-                    row += run;
-                }
-
-                offset += range.Count;
-            }
-        }
-
-        public IReadOnlyList<RowFailure> Failures => [.. _failures.Values];
-
-        // Rows of the submitted part that failed alone: answered (never submitted again), blank in the joined result.
-        public void Fail(List<(int Start, int Count)> part, RowsFailed failed)
-        {
-            foreach (var row in failed.Rows)
-            {
-                var offset = 0;
-                foreach (var range in part)
-                {
-                    if (row < offset + range.Count)
-                    {
-                        var jobRow = range.Start + (row - offset);
-                        if (!_done[jobRow])
-                        {
-                            _done[jobRow] = true;
-                            _failures[jobRow] = new RowFailure(jobRow, failed.Error);
-                            Done++;
-                        }
-
-                        break;
-                    }
-
-                    offset += range.Count;
-                }
-            }
-        }
-
-        public object? Join()
-        {
-            if (_pieces.Count == 0)
-            {
-                return null;
-            }
-
-            var like = _pieces.Values.First();
-            foreach (var row in _failures.Keys)
-            {
-                _pieces[row] = Rows.Blank(like, 1);
-            }
-
-            return Rows.Concat(_pieces.Values.ToList());
-        }
-
-        public void Dispose()
-        {
-            foreach (var piece in _pieces.Values)
-            {
-                RowOwnership.DisposeViews(piece);
-            }
-
-            foreach (var message in _messages)
-            {
-                RowOwnership.DisposeViews(message);
+                case NoAnswer:
+                    throw new JobFailedException($"job {jobId}: nothing acknowledged the submission (no job coordinator or splitter answered) within {submitTimeout.TotalSeconds:F0} s (distributed-inference.submit-timeout)");
+                case DeadlinePassed:
+                    throw new JobFailedException($"job {jobId} did not finish within {jobTimeout} (distributed-inference.job-timeout)");
+                case JobFailed when clock.Elapsed >= jobTimeout:
+                    throw new JobFailedException($"job {jobId} did not finish within {jobTimeout} (distributed-inference.job-timeout)");
+                case JobFailed { InputError: true } failed:
+                    throw new InvalidInputException(failed.Reason);
+                case JobFailed failed:
+                    throw new JobFailedException(failed.Reason);
+                case JobCompleted or AnswererLost:
+                    yield return message;
+                    yield break;
+                default:
+                    yield return message;
+                    break;
             }
         }
     }

@@ -77,16 +77,16 @@ public sealed class ReplicaProtocol : WireProtocol
 
 /// <summary>
 /// Run a job: <see cref="Input"/> is a list, a tensor or a dictionary of them, split by rows; the job owns it
-/// (<see cref="RowPayload"/>: a sender that keeps its input sends <see cref="RowPayload.Handles"/>). Progress and results go
+/// (<see cref="RowBatch"/>: a sender that keeps its input sends <see cref="RowBatch.Handles"/>). Progress and results go
 /// to <see cref="ReplyTo"/>: <see cref="JobAccepted"/>, <see cref="RowsCompleted"/> as batches finish (with their
 /// results when <see cref="StreamResults"/>; the receiver then owns them), then <see cref="JobCompleted"/> or
 /// <see cref="JobFailed"/>. With <see cref="InputOnRequest"/>, <see cref="Input"/> is a placeholder: the input stays with
 /// the client until the job's home asks for it (<see cref="FetchJobInput"/>) and it comes as a bulk message
 /// (<see cref="JobInput"/>), so user data never rides in this control message (Akka's frame limit would drop a large one).
 /// </summary>
-public sealed record SubmitJob(string JobId, RowPayload Input, JobOptions Options, IActorRef ReplyTo, bool StreamResults = true, bool InputOnRequest = false) : ICarriesRows, IWireMessage
+public sealed record SubmitJob(string JobId, RowBatch Input, JobOptions Options, IActorRef ReplyTo, bool StreamResults = true, bool InputOnRequest = false) : ICarriesRows, IWireMessage
 {
-    RowPayload? ICarriesRows.Payload => Input;
+    RowBatch? ICarriesRows.Payload => Input;
 }
 
 /// <summary>From a job's home to the client of a <see cref="SubmitJob.InputOnRequest"/> submission: send the input, as <see cref="JobInput"/>, to <see cref="ReplyTo"/>.</summary>
@@ -99,11 +99,11 @@ public sealed record FetchJobInput(string JobId, IActorRef ReplyTo) : IWireMessa
 
 /// <summary>
 /// A job's input, sent by its client when the job's home asks: the home owns it (the client sends new handles of its input
-/// each time it is asked, <see cref="RowPayload.Handles"/>).
+/// each time it is asked, <see cref="RowBatch.Handles"/>).
 /// </summary>
-public sealed record JobInput(string JobId, RowPayload Input) : ICarriesRows, IBulkMessage
+public sealed record JobInput(string JobId, RowBatch Input) : ICarriesRows, IBulkMessage
 {
-    RowPayload? ICarriesRows.Payload => Input;
+    RowBatch? ICarriesRows.Payload => Input;
 }
 
 /// <summary>Stop a job; its queued batches are dropped and <see cref="JobFailed"/> is sent.</summary>
@@ -116,9 +116,9 @@ public sealed record JobAccepted(string JobId, int Rows, int Batches, int Device
 /// Rows [Start, Start + Count) of the input are done (in the order batches finish), with their results when the job
 /// streams them: the client's own copy, which it owns and may dispose at once (the job keeps its own).
 /// </summary>
-public sealed record RowsCompleted(string JobId, int Start, int Count, RowPayload? Results, int RowsDone, int RowsTotal) : ICarriesRows, IBulkMessage
+public sealed record RowsCompleted(string JobId, int Start, int Count, RowBatch? Results, int RowsDone, int RowsTotal) : ICarriesRows, IBulkMessage
 {
-    RowPayload? ICarriesRows.Payload => Results;
+    RowBatch? ICarriesRows.Payload => Results;
 }
 
 /// <summary>
@@ -126,9 +126,9 @@ public sealed record RowsCompleted(string JobId, int Start, int Count, RowPayloa
 /// on their own (<see cref="FailedRows"/>) hold a blank in <see cref="Results"/>: zeros in a tensor, null in a list.
 /// The client owns <see cref="Results"/> (the job keeps nothing of it).
 /// </summary>
-public sealed record JobCompleted(string JobId, RowPayload? Results, JobStatistics Statistics) : ICarriesRows, IBulkMessage
+public sealed record JobCompleted(string JobId, RowBatch? Results, JobStatistics Statistics) : ICarriesRows, IBulkMessage
 {
-    RowPayload? ICarriesRows.Payload => Results;
+    RowBatch? ICarriesRows.Payload => Results;
 
     /// <summary>The rows that failed alone (see <see cref="RowsFailed"/>), by index; empty when every row was answered.</summary>
     public IReadOnlyList<RowFailure> FailedRows { get; init; } = [];
@@ -173,18 +173,18 @@ public sealed record DeviceList(IReadOnlyList<IActorRef> Devices) : IWireMessage
 /// <summary>
 /// Run a model over a slice of a job's rows; the device answers its sender <see cref="BatchCompleted"/> or
 /// <see cref="BatchFailed"/>. Rows are user data: to a device on another node the batch goes as a bulk message.
-/// Ownership (<see cref="RowPayload"/>): the device owns <see cref="Rows"/> and disposes it once the batch ran or was
+/// Ownership (<see cref="RowBatch"/>): the device owns <see cref="Rows"/> and disposes it once the batch ran or was
 /// dropped; the job owns <see cref="BatchCompleted.Results"/>.
 /// </summary>
-public sealed record RunBatch(string JobId, int BatchIndex, RowPayload Rows) : ICarriesRows, IBulkMessage
+public sealed record RunBatch(string JobId, int BatchIndex, RowBatch Rows) : ICarriesRows, IBulkMessage
 {
-    RowPayload? ICarriesRows.Payload => Rows;
+    RowBatch? ICarriesRows.Payload => Rows;
 }
 
 /// <summary>A batch's results, one row per row sent, copied off the device (the job owns them).</summary>
-public sealed record BatchCompleted(string JobId, int BatchIndex, RowPayload Results, TimeSpan Busy) : ICarriesRows, IBulkMessage
+public sealed record BatchCompleted(string JobId, int BatchIndex, RowBatch Results, TimeSpan Busy) : ICarriesRows, IBulkMessage
 {
-    RowPayload? ICarriesRows.Payload => Results;
+    RowBatch? ICarriesRows.Payload => Results;
 }
 
 /// <summary>

@@ -38,7 +38,7 @@ public sealed class ReplicaRuntime : IAsyncDisposable
     /// <param name="recovery">How devices reload their model after a device error (<see cref="DeviceRecovery.Default"/> if null).</param>
     /// <exception cref="InvalidInputException">No devices, or a device's model rejected its input files.</exception>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="loadTimeout"/> is not positive.</exception>
-    /// <exception cref="JobFailedException">A device could not load its model.</exception>
+    /// <exception cref="JobFailedException">A device could not load its model, or the devices did not within <paramref name="loadTimeout"/>.</exception>
     public static async Task<ReplicaRuntime> StartAsync(
         IReadOnlyList<DeviceName> devices,
         ReplicaModelFactory model,
@@ -54,26 +54,30 @@ public sealed class ReplicaRuntime : IAsyncDisposable
             throw new InvalidInputException("no devices given");
         }
 
-        if (loadTimeout is { } limit)
+        if (loadTimeout is { } given)
         {
-            ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(limit, TimeSpan.Zero, nameof(loadTimeout));
+            ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(given, TimeSpan.Zero, nameof(loadTimeout));
         }
 
         CpuThreads.ShareAmong(devices);
         var ownsSystem = system is null;
         system ??= ActorSystem.Create("distributed-inference", DistributedInferenceConfig.Default());
-        var (bridge, reader) = ChannelBridge.Open(system);
-        var refs = devices.Select((device, i) => system.ActorOf(DeviceActor.Props(device, model, bridge, recovery), DeviceActor.Name(i))).ToList();
+        var limit = loadTimeout ?? TimeSpan.FromMinutes(10);
+        var ready = Request.Start(system, null, null, new RequestPolicy { Deadline = limit, CancelWait = TimeSpan.Zero, Watch = RequestWatch.None }, cancellation);
+        var refs = devices.Select((device, i) => system.ActorOf(DeviceActor.Props(device, model, ready.Actor, recovery), DeviceActor.Name(i))).ToList();
         try
         {
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
-            timeout.CancelAfter(loadTimeout ?? TimeSpan.FromMinutes(10));
-            for (var ready = 0; ready < refs.Count; ready++)
+            for (var loaded = 0; loaded < refs.Count; loaded++)
             {
-                if (await reader.ReadAsync(timeout.Token) is DeviceLoadFailed failed)
+                switch (await ready.NextAsync())
                 {
-                    var message = $"{failed.Device}: could not load the model: {failed.Reason}";
-                    throw failed.InputError ? new InvalidInputException(message) : new JobFailedException(message);
+                    case DeviceLoadFailed failed:
+                        var message = $"{failed.Device}: could not load the model: {failed.Reason}";
+                        throw failed.InputError ? new InvalidInputException(message) : new JobFailedException(message);
+                    case DeadlinePassed:
+                        throw new JobFailedException($"the devices did not load the model within {limit}");
+                    case RequestCancelled:
+                        throw new OperationCanceledException("cancelled while the devices loaded the model", cancellation);
                 }
             }
         }
@@ -84,7 +88,7 @@ public sealed class ReplicaRuntime : IAsyncDisposable
         }
         finally
         {
-            bridge.Tell(PoisonPill.Instance);
+            await ready.DisposeAsync();
         }
 
         var splitter = system.ActorOf(ReplicaSplitter.Props(refs), ReplicaSplitter.ActorName);

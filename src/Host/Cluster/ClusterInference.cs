@@ -4,6 +4,7 @@ using Akka.Actor;
 using Akka.Cluster;
 using DistributedInference.Actors.Cluster.Nodes;
 using DistributedInference.Actors.Cluster.Planning;
+using DistributedInference.Actors.Kernel.Membership;
 using DistributedInference.Actors.Pipeline;
 using DistributedInference.Actors.Replica;
 using DistributedInference.Host.Inference;
@@ -45,15 +46,17 @@ public static class ClusterInference
 
     private static async Task RunPipeline(ActorSystem client, PreparedJob job, InferOptions options, int? nodes, TextWriter stdout, TextWriter stderr, CancellationToken cancellation)
     {
+        // The first message is the plan (informational, left out by --quiet); later ones say why the plan changed.
         var log = TextWriter.Synchronized(stderr);
+        var planned = 0;
         await using var pipeline = await ClusterPipeline.StartAsync(
             client, ClusterNode.ServedModelName(job.Source, job.Task), options.SplitPoints, options.DType, nodes,
-            message => log.Write($"di: {message}{(message.EndsWith('\n') ? string.Empty : Environment.NewLine)}"), cancellation);
+            message => (Interlocked.Exchange(ref planned, 1) == 0 ? options.Informational(log) : log).Write($"di: {message}{(message.EndsWith('\n') ? string.Empty : Environment.NewLine)}"), cancellation);
         await PipelineInference.RunCalls(pipeline, job, options, stdout, stderr, cancellation);
     }
 
     // The route (coordinators on control nodes, or a splitter here; the devices serving the model) is the Actors'
-    // policy (ClusterReplicaRoute); this prints it and runs the job with a progress bar.
+    // policy (ClusterReplicaRoute); this prints it and runs the job with a progress bar, saying when the job is accepted.
     private static async Task RunReplica(ActorSystem client, PreparedJob job, InferOptions options, int? nodes, TextWriter stdout, TextWriter stderr, CancellationToken cancellation)
     {
         var model = ModelIdentity.Of(job.Source.Name, job.Source.RandomSeed);
@@ -62,19 +65,20 @@ public static class ClusterInference
         // None serving the model: the job says so itself (one line), so nothing is said before it.
         if (route.Devices.Count > 0)
         {
-            await stderr.WriteLineAsync($"di: {route.Describe()}");
+            await options.Informational(stderr).WriteLineAsync($"di: {route.Describe()}");
         }
 
         var rows = job.Rows();
+        void Say(string line) => stderr.WriteLine($"di: {line}");
         var result = await ProgressBar.Track(
             stderr,
             $"{job.Task.Name()} on {route.Devices.Count} device(s)",
-            progress => route.CreateClient(line => stderr.WriteLine($"di: {line}")).RunAsync(rows, new JobOptions(options.ApplyPadding, options.MaxBatchSize) { Model = model }, progress, cancellation));
+            progress => route.CreateClient(Say, Say).RunAsync(rows, new JobOptions(options.ApplyPadding, options.MaxBatchSize) { Model = model }, progress, cancellation));
         job.Complete(options, (Tensor)result.Results!, "replica (cluster)", route.Devices.Count, null, stdout, stderr, result.FailedRows);
     }
 
     // The local address of the interface that routes to the seed: the address other nodes can reach this client at.
-    private static string LocalAddressToward(string seed)
+    internal static string LocalAddressToward(string seed)
     {
         var host = SeedNode.Parse(seed, "--join").Host;
         var address = IPAddress.TryParse(host, out var parsed) ? parsed : Dns.GetHostAddresses(host).FirstOrDefault(a => a.AddressFamily == AddressFamily.InterNetwork)

@@ -10,7 +10,8 @@ namespace DistributedInference.Host.Cluster;
 /// Waiting for a started node (or client) to be Up in its cluster, for at most the join timeout: <c>--join-timeout</c>,
 /// else the configuration's <c>distributed-inference.join-timeout</c> (15 s by default). A node that cannot join (a
 /// wrong host:port, nothing listening there) stops and says so in one line, instead of retrying for minutes; so does
-/// one that the cluster refuses for a wrong secret (<see cref="MembershipGate"/>), and one no member admits in time.
+/// one that the cluster refuses for a wrong secret (<see cref="MembershipGate"/>), and one no member admits in time. A
+/// join that times out against a TLS seed says whose certificate is at fault (<see cref="TlsProbe"/>).
 /// </summary>
 public static class ClusterJoin
 {
@@ -53,10 +54,13 @@ public static class ClusterJoin
         }
         catch (TimeoutException)
         {
+            var security = ClusterSecurity.From(system.Settings.Config);
             await system.Terminate();
             var where = join.Count > 0 ? $"the cluster at {string.Join(", ", join)}" : "its own cluster";
+            var reason = await TlsProbe.DiagnoseAsync(join, security)
+                ?? "is a di node listening there? (--join-timeout SECONDS or distributed-inference.join-timeout to wait longer)";
             throw new InvalidInputException(string.Create(CultureInfo.InvariantCulture,
-                $"could not join {where} within {timeout.TotalSeconds:0.#} s: is a di node listening there? (--join-timeout SECONDS or distributed-inference.join-timeout to wait longer)"));
+                $"could not join {where} within {timeout.TotalSeconds:0.#} s: {reason}"));
         }
 
         if (gate is not null && gate.Admitted.IsFaulted)

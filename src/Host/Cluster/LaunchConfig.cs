@@ -7,11 +7,12 @@ namespace DistributedInference.Host.Cluster;
 /// <summary>
 /// What <c>di config</c> asks and <c>di launch</c> reads: the <c>distributed-inference.launch</c> section of a HOCON
 /// file (<c>num-processes</c>, <c>devices</c>, <c>main-process-ip</c>, <c>main-process-port</c>, 0 for a free port,
-/// <c>num-machines</c>, <c>machine-rank</c>, <c>dtype</c>: what a program's models should use, handed to it as <c>DI_DTYPE</c>).
+/// <c>num-machines</c>, <c>machine-rank</c>, <c>dtype</c>: what a program's models should use, spelled as <c>--dtype</c>
+/// (fp32, bf16, fp16; float32, bfloat16 and float16 are read as those) and handed to it as <c>DI_DTYPE</c>).
 /// <c>di launch</c> reads <see cref="DefaultPath"/> unless <c>--config-file</c> names another file; its flags override
 /// the file.
 /// </summary>
-public sealed record LaunchConfig(int NumProcesses, string Devices, string MainProcessIp, int MainProcessPort, int NumMachines = 1, int MachineRank = 0, string Dtype = "float32")
+public sealed record LaunchConfig(int NumProcesses, string Devices, string MainProcessIp, int MainProcessPort, int NumMachines = 1, int MachineRank = 0, string Dtype = "fp32")
 {
     /// <summary>The built-in values, used where neither a file nor a flag gives one.</summary>
     public static LaunchConfig Defaults { get; } = new(2, "cpu", "127.0.0.1", 0);
@@ -47,10 +48,24 @@ public sealed record LaunchConfig(int NumProcesses, string Devices, string MainP
             config.GetInt(section + "main-process-port", d.MainProcessPort),
             config.GetInt(section + "num-machines", d.NumMachines),
             config.GetInt(section + "machine-rank", d.MachineRank),
-            config.GetString(section + "dtype", d.Dtype));
+            DtypeName(config.GetString(section + "dtype", d.Dtype), $"config file {path}: dtype"));
         return read.NumProcesses > 0 && read.MainProcessPort is >= 0 and <= 65535 && read.NumMachines > 0 && read.MachineRank >= 0 && read.MachineRank < read.NumMachines
             ? read
             : throw new InvalidInputException($"config file {path}: num-processes and num-machines must be positive, machine-rank 0 to num-machines - 1, main-process-port 0-65535");
+    }
+
+    /// <summary>A dtype as every command spells it (fp32, bf16, fp16), from that spelling or transformers' (float32, ...).</summary>
+    /// <exception cref="InvalidInputException">Not a dtype (one line, after <paramref name="what"/>).</exception>
+    public static string DtypeName(string text, string what = "dtype")
+    {
+        try
+        {
+            return Models.Runtime.Precision.Name(Models.Runtime.Precision.Parse(text));
+        }
+        catch (InvalidInputException)
+        {
+            throw new InvalidInputException($"{what}: give fp32, bf16 or fp16, got '{text}'");
+        }
     }
 
     /// <summary>This configuration as the HOCON text <see cref="Read"/> reads.</summary>
@@ -65,7 +80,7 @@ public sealed record LaunchConfig(int NumProcesses, string Devices, string MainP
           # machines that each run di launch (num-processes is the total over all of them), and this one's index
           num-machines = {{NumMachines}}
           machine-rank = {{MachineRank}}
-          # the dtype a program's models should use (DI_DTYPE): float32, bfloat16 or float16
+          # the dtype a program's models should use (DI_DTYPE), as --dtype: fp32, bf16 or fp16
           dtype = "{{Dtype}}"
         }
 

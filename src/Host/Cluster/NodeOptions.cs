@@ -32,6 +32,9 @@ public sealed record NodeOptions(
     public const string ServeReplica = "replica";
     public const string ServePipeline = "pipeline";
 
+    /// <summary>Devices that run served requests (<c>di serve --join</c>): each loads a <see cref="Models.Serving.ServingReplica"/>.</summary>
+    public const string ServeRequests = "requests";
+
     /// <summary>What a device node offers: replica device actors (the whole model on each device), pipeline stages, or both.</summary>
     public IReadOnlyList<string> Serving => Serve ?? [ServeReplica, ServePipeline];
 }

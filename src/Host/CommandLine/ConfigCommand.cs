@@ -53,35 +53,54 @@ public static class ConfigCommand
         return config;
     }
 
-    /// <summary>Asks the questions of <c>di config</c> on <paramref name="output"/> and reads the answers from <paramref name="input"/>.</summary>
-    /// <exception cref="InvalidInputException">An answer is not valid (one line naming the question).</exception>
+    /// <summary>
+    /// Asks the questions of <c>di config</c> on <paramref name="output"/> and reads the answers from <paramref name="input"/>.
+    /// An answer that is not valid is said (one line) and its question asked again, so one typo loses no other answer;
+    /// only when the input ends there is it an error. An empty answer, or the end of the input, takes the default shown.
+    /// </summary>
+    /// <exception cref="InvalidInputException">An answer is not valid and the input ends (one line naming the question).</exception>
     public static async Task<Cluster.LaunchConfig> Ask(TextReader input, TextWriter output)
     {
         var d = Cluster.LaunchConfig.Defaults;
-        async Task<string> Question(string text, string fallback)
+        async Task<T> Question<T>(string text, string fallback, Func<string, T> parse)
         {
-            await output.WriteAsync($"{text} [{fallback}]: ");
-            var answer = (await input.ReadLineAsync())?.Trim();
-            return string.IsNullOrEmpty(answer) ? fallback : answer;
+            string? wrong = null;
+            while (true)
+            {
+                await output.WriteAsync($"{text} [{fallback}]: ");
+                var line = await input.ReadLineAsync();
+                if (line is null && wrong is not null)
+                {
+                    throw new InvalidInputException(wrong);
+                }
+
+                var answer = string.IsNullOrWhiteSpace(line) ? fallback : line.Trim();
+                try
+                {
+                    return parse(answer);
+                }
+                catch (InvalidInputException e) when (line is not null)
+                {
+                    wrong = e.Message;
+                    await output.WriteLineAsync($"  {e.Message}; try again");
+                }
+            }
         }
 
-        static int Number(string answer, string what, int min, int max) =>
+        static Func<string, int> Number(string what, int min, int max) => answer =>
             int.TryParse(answer, System.Globalization.CultureInfo.InvariantCulture, out var n) && n >= min && n <= max
                 ? n
                 : throw new InvalidInputException($"{what}: give a whole number from {min} to {max}, got '{answer}'");
 
-        var processes = Number(await Question("How many processes?", "2"), "processes", 1, 1024);
-        var devices = await Question("Which devices, comma-separated, dealt to the processes round-robin (cpu, cuda:0,cuda:1, ...)?", d.Devices);
-        var ip = await Question("The main process's IP address?", d.MainProcessIp);
-        var port = Number(await Question("The main process's port (0: a free one)?", "0"), "port", 0, 65535);
-        var machines = Number(await Question("How many machines (each runs di launch)?", "1"), "machines", 1, 1024);
-        var rank = machines > 1 ? Number(await Question($"This machine's rank (0 to {machines - 1}; machine 0 hosts process 0)?", "0"), "machine rank", 0, machines - 1) : 0;
-        var dtype = await Question("The dtype of the models (float32, bfloat16, float16)?", d.Dtype);
-        if (dtype is not ("float32" or "bfloat16" or "float16"))
-        {
-            throw new InvalidInputException($"dtype: give float32, bfloat16 or float16, got '{dtype}'");
-        }
+        static string Text(string answer) => answer;
 
+        var processes = await Question("How many processes?", "2", Number("processes", 1, 1024));
+        var devices = await Question("Which devices, comma-separated, dealt to the processes round-robin (cpu, cuda:0,cuda:1, ...)?", d.Devices, Text);
+        var ip = await Question("The main process's IP address?", d.MainProcessIp, Text);
+        var port = await Question("The main process's port (0: a free one)?", "0", Number("port", 0, 65535));
+        var machines = await Question("How many machines (each runs di launch)?", "1", Number("machines", 1, 1024));
+        var rank = machines > 1 ? await Question($"This machine's rank (0 to {machines - 1}; machine 0 hosts process 0)?", "0", Number("machine rank", 0, machines - 1)) : 0;
+        var dtype = await Question("The dtype of the models (fp32, bf16, fp16, as --dtype)?", d.Dtype, answer => Cluster.LaunchConfig.DtypeName(answer));
         return new Cluster.LaunchConfig(processes, devices, ip, port, machines, rank, dtype);
     }
 }

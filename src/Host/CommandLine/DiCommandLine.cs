@@ -13,6 +13,8 @@ public static class DiCommandLine
         root.Options.Add(new Option<string?>(LogFileOption) { Description = "append Akka's own log lines to this file instead", HelpName = "FILE", Recursive = true });
         root.Subcommands.Add(InferCommand.Create());
         root.Subcommands.Add(TokenizeCommand.Create());
+        root.Subcommands.Add(ChatCommand.Create());
+        root.Subcommands.Add(ServeCommand.Create());
         root.Subcommands.Add(EnvCommand.Create());
         root.Subcommands.Add(BenchCommand.Create());
         root.Subcommands.Add(NodeCommand.Create());

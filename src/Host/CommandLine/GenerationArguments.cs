@@ -21,6 +21,23 @@ public sealed class GenerationArguments
     public GenerationOptions Read(ParseResult result, int maxNewTokens, long seed) =>
         new GenerationOptions(maxNewTokens, result.GetValue(_doSample), result.GetValue(_temperature), result.GetValue(_topK), result.GetValue(_topP), seed).Validate();
 
+    /// <summary>
+    /// The warning for sampling options given without <c>--do-sample</c>, which greedy generation does not read
+    /// (transformers' <c>generate</c> warns the same way); null when there is nothing to say.
+    /// </summary>
+    public string? IgnoredSamplingWarning(ParseResult result)
+    {
+        if (result.GetValue(_doSample))
+        {
+            return null;
+        }
+
+        var given = new Option[] { _temperature, _topK, _topP }.Where(o => result.GetResult(o) is { Implicit: false }).Select(o => o.Name).ToList();
+        return given.Count == 0
+            ? null
+            : $"di: warning: {string.Join(", ", given)} {(given.Count == 1 ? "takes" : "take")} effect only with --do-sample; without it generation is greedy and ignores {(given.Count == 1 ? "it" : "them")}";
+    }
+
     /// <summary>The command-line words that give <paramref name="options"/> to another <c>di</c> process (a launched node).</summary>
     public static IEnumerable<string> ToArguments(GenerationOptions options)
     {

@@ -9,11 +9,21 @@ namespace DistributedInference.Host.CommandLine;
 /// </summary>
 public sealed class InferArguments
 {
-    private readonly Option<string> _model = new Option<string>("--model") { Description = "Hugging Face GPT-2 folder, or a built-in: gpt2, gpt2-medium, gpt2-large, gpt2-xl, gpt2-tiny (random weights from --seed)", DefaultValueFactory = _ => "gpt2" };
-    private readonly Option<string> _task = new Option<string>("--task") { Description = "logits | classify | generate", DefaultValueFactory = _ => "generate" };
-    private readonly Option<string?> _inputIds = new Option<string?>("--input-ids") { Description = "safetensors file with input_ids int64 [B,T] (optional attention_mask)" };
-    private readonly Option<string[]> _prompts = SharedOptions.Prompts("prompts, tokenized with GPT-2's tokenizer (a prompt that starts with - goes in --prompts-file)");
-    private readonly Option<string?> _promptsFile = new Option<string?>("--prompts-file") { Description = "text file, one prompt a line" };
+    private readonly Option<string> _model = new Option<string>("--model")
+    {
+        Description = $"a Hugging Face model folder, its family read from config.json's model_type ({string.Join(", ", Models.Auto.AutoModelSource.ModelTypes)}), or a built-in with random weights from --seed: {string.Join(", ", Models.Auto.AutoModelSource.BuiltIns)}",
+        DefaultValueFactory = _ => "gpt2",
+    };
+
+    private readonly Option<string> _task = new Option<string>("--task")
+    {
+        Description = $"{string.Join(" | ", Enum.GetValues<Models.Tasks.InferenceTask>().Select(Models.Tasks.InferenceTasks.Name))}: llama, mistral, qwen2, qwen3 run logits and generate; gpt2 logits, generate, and classify with a score head; bert (sentence-transformers) embed; stable-diffusion (diffusers folders) text-to-image",
+        DefaultValueFactory = _ => "generate",
+    };
+
+    private readonly Option<string?> _inputIds = new Option<string?>("--input-ids") { Description = "safetensors file with input_ids int64 [B,T] (optional attention_mask [B,T], and seed int64 [B]: each row's sampling seed)" };
+    private readonly Option<string[]> _prompts = SharedOptions.Prompts("prompts, tokenized with the model's own tokenizer (a folder's tokenizer.json, BERT's vocab; GPT-2's BPE for gpt2); a prompt that starts with - goes in --prompts-file");
+    private readonly Option<string?> _promptsFile = new Option<string?>("--prompts-file") { Description = "text file, one prompt a line, tokenized as --prompts are" };
     private readonly Option<string?> _output = new Option<string?>("--output") { Description = "F.safetensors or F.jsonl; JSON lines on stdout when left out" };
     private readonly Option<string> _mode = new Option<string>("--mode") { Description = "replica: every device holds the whole model and gets a share of the rows; pipeline: the model is cut into one stage per device", DefaultValueFactory = _ => "replica" };
     private readonly Option<string> _splitPoints = new Option<string>("--split-points") { Description = "pipeline: auto (balanced by parameter bytes), compute (balanced by estimated FLOPs per token), or the layers that start stages 2, 3, ...: h.1,h.3", DefaultValueFactory = _ => "auto" };
@@ -32,8 +42,9 @@ public sealed class InferArguments
     private readonly Option<string?> _tlsCertificate = SharedOptions.TlsCertificate();
     private readonly Option<bool> _strict = new Option<bool>("--strict") { Description = "fail (exit 1, nothing written) when an output holds NaN or Inf, instead of a warning" };
     private readonly GenerationArguments _generation = new();
+    private readonly TextToImageArguments _image = new();
     private readonly Option<bool> _allowPartial = new("--allow-partial") { Description = "replica: when some rows fail alone, still write a .safetensors output: the other rows, the failed ones as zeros, and a row_ok tensor (uint8 [rows], 0 for a failed row)" };
-    private readonly Option<bool> _quiet = new("--quiet") { Description = "leave out the summary line a job ends with on stderr" };
+    private readonly Option<bool> _quiet = new("--quiet") { Description = "leave out the informational lines on stderr (the summary a job ends with, the pipeline plan, stages, rates); warnings stay" };
     private readonly Option<string?> _jsonSummary = new("--json-summary") { Description = "also write the job's summary (rows, wall time, rows/s, tokens/s, ...) to this JSON file" };
     private readonly Option<string?> _libtorch = new Option<string?>("--libtorch") { Description = $"folder holding libtorch (a PyTorch install's torch/lib, CUDA included); also ${Models.Runtime.LibTorch.FolderVariable}" };
 
@@ -44,13 +55,16 @@ public sealed class InferArguments
         {
             _model, _task, _inputIds, _prompts, _promptsFile, _output, _mode, _splitPoints, _numChunks, _maxMemory, _gatherOutput, _devices, _applyPadding, _dtype, _maxBatchSize, _maxNewTokens, _seed, _join, _joinTimeout, _secretFile, _tlsCertificate, _strict, _allowPartial, _quiet, _jsonSummary, _libtorch,
         };
-        foreach (var option in _generation.Options)
+        foreach (var option in _generation.Options.Concat(_image.Options))
         {
             command.Options.Add(option);
         }
 
         return command;
     }
+
+    /// <summary>The warning for sampling options given without --do-sample (see <see cref="GenerationArguments.IgnoredSamplingWarning"/>).</summary>
+    public string? Warning(ParseResult result) => _generation.IgnoredSamplingWarning(result);
 
     public InferOptions Read(ParseResult result) => new(
         Model: result.GetValue(_model)!,
@@ -79,5 +93,6 @@ public sealed class InferArguments
         SecretFile: result.GetValue(_secretFile),
         TlsCertificate: result.GetValue(_tlsCertificate),
         MaxMemory: result.GetValue(_maxMemory),
-        AllowPartial: result.GetValue(_allowPartial));
+        AllowPartial: result.GetValue(_allowPartial),
+        Image: _image.Read(result));
 }

@@ -29,7 +29,7 @@ public static class NodeCommand
         var seed = SharedOptions.Seed("seed of a built-in model's random weights (nodes and clients must agree)");
         var libtorch = new Option<string?>("--libtorch") { Description = $"folder holding libtorch (a PyTorch install's torch/lib, CUDA included); also ${Models.Runtime.LibTorch.FolderVariable}" };
         var generation = new GenerationArguments();
-        var serve = new Option<string>("--serve") { Description = "what the devices offer: replica (each device loads the whole model at start), pipeline (stages built on request), or both", DefaultValueFactory = _ => "replica,pipeline" };
+        var serve = new Option<string>("--serve") { Description = "what the devices offer: replica (each device loads the whole model at start), pipeline (stages built on request), or both; requests: the model for di serve --join (per-request sampling)", DefaultValueFactory = _ => "replica,pipeline" };
         var command = new Command("node", "Join a cluster and offer this machine's devices until stopped.")
         {
             host, port, join, joinTimeout, secretFile, tlsCertificate, roles, devices, configFile, model, task, dtype, maxNewTokens, seed, libtorch, serve,
@@ -52,6 +52,11 @@ public static class NodeCommand
                     SharedOptions.Seconds(result.GetValue(joinTimeout)),
                     ClusterSecret.Read(result.GetValue(secretFile)),
                     result.GetValue(tlsCertificate));
+                if (generation.IgnoredSamplingWarning(result) is { } warning)
+                {
+                    await result.InvocationConfiguration.Error.WriteLineAsync(warning);
+                }
+
                 var system = ClusterNode.Start(options);
                 await ClusterJoin.WhenUpAsync(system, options.Join, options.JoinTimeout);
                 var self = Akka.Cluster.Cluster.Get(system).SelfAddress;

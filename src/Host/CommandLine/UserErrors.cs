@@ -24,7 +24,7 @@ public static class UserErrors
             await error.WriteLineAsync($"di: error: {e.Message}");
             return BadInput;
         }
-        catch (JobFailedException e)
+        catch (Exception e) when (e is JobFailedException or Models.Generation.NonFiniteLogitsException)
         {
             await error.WriteLineAsync($"di: error: job failed: {e.Message}");
             return Failure;

@@ -6,33 +6,35 @@ namespace DistributedInference.Host.Inference;
 /// <summary>
 /// What pipelined generation reports on stderr besides its results: tokens, tokens/s, time per output token,
 /// micro-batches, and each stage's busy share of the decode window with the bubble fraction. It describes the plan
-/// that ran last: a cluster pipeline that lost a stage is planned again (maybe with fewer stages), so calls may have
-/// been measured on plans of different sizes; stage utilisation is averaged per stage over the calls measured on a
-/// plan of the last plan's size only, and is "not measured" when there are none. Built from any metrics without
-/// throwing: a report never costs a job its results.
+/// that ran last: a cluster pipeline that lost a stage is planned again (maybe with fewer stages), so micro-batches may
+/// have been measured on plans of different sizes; stage utilisation measured over more or fewer stages than the last
+/// plan has is "not measured on the last plan". Built from any metrics without throwing: a report never costs a job
+/// its results.
 /// </summary>
 /// <param name="Stages">Stages of the plan that ran last.</param>
-/// <param name="Utilisation">Per stage of that plan, its mean busy share of the decode window; empty when not measured.</param>
-public sealed record DecodeReport(int Stages, long Tokens, TimeSpan Elapsed, double TimePerOutputTokenMs, int MicroBatches, int Resumes, IReadOnlyList<double> Utilisation)
+/// <param name="Utilisation">Per stage of that plan, its busy share of the decode window; empty when not measured.</param>
+/// <param name="OtherPlan">Utilisation was measured, but on a plan of another size than the last.</param>
+public sealed record DecodeReport(int Stages, long Tokens, TimeSpan Elapsed, double TimePerOutputTokenMs, int MicroBatches, int Resumes, IReadOnlyList<double> Utilisation, bool OtherPlan)
 {
     /// <summary>1 - mean stage utilisation; null when utilisation was not measured.</summary>
     public double? BubbleFraction => Utilisation.Count == 0 ? null : 1 - Utilisation.Average();
 
-    /// <param name="calls">Each call's metrics (in any order; stage counts may differ after a re-plan).</param>
-    /// <param name="stages">Stages of the plan that ran last (<see cref="IPipeline.Stages"/> once every call is over).</param>
+    /// <param name="metrics">The generation's metrics (its stage timings may span plans of different sizes after a re-plan).</param>
+    /// <param name="stages">Stages of the plan that ran last (<see cref="IPipeline.Stages"/> once the generation is over).</param>
     /// <param name="elapsed">Wall time of the whole generation.</param>
-    public static DecodeReport Of(IReadOnlyList<PipelineGenerationMetrics> calls, int stages, TimeSpan elapsed)
+    public static DecodeReport Of(PipelineGenerationMetrics metrics, int stages, TimeSpan elapsed)
     {
-        var measured = calls.Where(m => m.DecodeUtilisation.Count > 0 && m.DecodeUtilisation.Count == stages).ToList();
-        IReadOnlyList<double> utilisation = measured.Count == 0 ? [] : Enumerable.Range(0, stages).Select(s => measured.Average(m => m.DecodeUtilisation[s])).ToList();
+        var measured = metrics.DecodeUtilisation.Count > 0;
+        var lastPlan = measured && metrics.DecodeUtilisation.Count == stages;
         return new DecodeReport(
             stages,
-            calls.Sum(m => m.NewTokens),
+            metrics.NewTokens,
             elapsed,
-            calls.Count == 0 ? 0 : calls.Average(m => m.TimePerOutputToken.TotalMilliseconds),
-            calls.Sum(m => m.MicroBatches),
-            calls.Sum(m => m.Resumes),
-            utilisation);
+            metrics.TimePerOutputToken.TotalMilliseconds,
+            metrics.MicroBatches,
+            metrics.Resumes,
+            lastPlan ? metrics.DecodeUtilisation : [],
+            OtherPlan: measured && !lastPlan);
     }
 
     /// <summary>The lines for stderr, each starting with <c>di: </c>.</summary>
@@ -41,7 +43,7 @@ public sealed record DecodeReport(int Stages, long Tokens, TimeSpan Elapsed, dou
         yield return string.Create(CultureInfo.InvariantCulture,
             $"di: generated {Tokens} token(s) in {Elapsed.TotalMilliseconds:F0} ms: {Tokens / Math.Max(Elapsed.TotalSeconds, 1e-9):F1} tokens/s, time per output token {TimePerOutputTokenMs:F1} ms, {MicroBatches} micro-batch(es){(Resumes > 0 ? $", {Resumes} resumed after a lost stage" : string.Empty)}");
         yield return BubbleFraction is not { } bubble
-            ? Resumes > 0 ? $"di: stage utilisation not measured on the last plan ({Stages} stage(s))" : "di: decode too short to measure stage utilisation"
+            ? OtherPlan || Resumes > 0 ? $"di: stage utilisation not measured on the last plan ({Stages} stage(s))" : "di: decode too short to measure stage utilisation"
             : string.Create(CultureInfo.InvariantCulture, $"di: decode bubble fraction {bubble:F3}, stage utilisation {string.Join(" ", Utilisation.Select(u => u.ToString("P0", CultureInfo.InvariantCulture)))}");
     }
 }

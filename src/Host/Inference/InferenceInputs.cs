@@ -7,10 +7,10 @@ using static TorchSharp.torch;
 namespace DistributedInference.Host.Inference;
 
 /// <summary>
-/// A job's input rows: token ids [N, T] with the attention mask when rows are padded, and the prompts they came
-/// from when the job was given text.
+/// A job's input rows: token ids [N, T] with the attention mask when rows are padded, the prompts they came from when
+/// the job was given text, and each row's own sampling seed ([N] int64) when the input file gives them.
 /// </summary>
-public sealed record InferenceInputs(Tensor InputIds, Tensor? AttentionMask, IReadOnlyList<string>? Prompts)
+public sealed record InferenceInputs(Tensor InputIds, Tensor? AttentionMask, IReadOnlyList<string>? Prompts, Tensor? Seeds = null)
 {
     public long Count => InputIds.shape[0];
 
@@ -65,6 +65,18 @@ public sealed record InferenceInputs(Tensor InputIds, Tensor? AttentionMask, IRe
             mask = mask.to(ScalarType.Int64);
         }
 
-        return new InferenceInputs(ids.to(ScalarType.Int64), mask, null);
+        Tensor? seeds = null;
+        if (file.Contains("seed"))
+        {
+            seeds = file.Read("seed");
+            if (seeds.dim() != 1 || seeds.shape[0] != ids.shape[0] || seeds.dtype is not (ScalarType.Int64 or ScalarType.Int32))
+            {
+                throw new InvalidInputException($"{path}: seed must be int64 [{ids.shape[0]}] (one seed per row), got {seeds.dtype} [{string.Join(", ", seeds.shape)}]");
+            }
+
+            seeds = seeds.to(ScalarType.Int64);
+        }
+
+        return new InferenceInputs(ids.to(ScalarType.Int64), mask, null, seeds);
     }
 }

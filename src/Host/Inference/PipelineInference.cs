@@ -2,6 +2,7 @@ using System.Globalization;
 using DistributedInference.Actors.Pipeline;
 using DistributedInference.Actors.Replica;
 using DistributedInference.Models.Partitioning;
+using DistributedInference.Models.Staging;
 using DistributedInference.Models.Tasks;
 using static TorchSharp.torch;
 
@@ -18,41 +19,37 @@ public static class PipelineInference
     {
         var staged = job.Source.LoadStaged(job.Task);
         using var owned = staged as IDisposable;
+
+        // Planned at the sizes the stages will load: the run's dtype.
+        var layers = StagedLayerInfo.InDtype(staged.Layers, job.DType);
         PipelinePlan plan;
         if (options.MaxMemory is { } maxMemory)
         {
             // From config.json and the checkpoint's headers only: a model that cannot fit is refused before any weight is read.
             var memory = MemoryOf(staged, job, options);
-            var planned = MemoryPlanner.Plan(staged.Layers, memory, job.Devices, MaxMemory.Parse(maxMemory));
+            var planned = MemoryPlanner.Plan(layers, memory, job.Devices, MaxMemory.Parse(maxMemory));
             plan = planned.Plan;
-            await stderr.WriteAsync($"di: pipeline plan (auto within --max-memory {maxMemory}):{Environment.NewLine}{planned.Describe()}");
+            await options.Informational(stderr).WriteAsync($"di: pipeline plan (auto within --max-memory {maxMemory}):{Environment.NewLine}{planned.Describe()}");
         }
         else
         {
-            plan = Partitioner.Plan(staged.Layers, job.Devices, options.SplitPoints);
-            await stderr.WriteAsync($"di: pipeline plan ({options.SplitPoints}):{Environment.NewLine}{plan.Describe()}");
+            plan = Partitioner.Plan(layers, job.Devices, options.SplitPoints);
+            await options.Informational(stderr).WriteAsync($"di: pipeline plan ({options.SplitPoints}):{Environment.NewLine}{plan.Describe()}");
         }
 
         await using var pipeline = await PipelineRuntime.StartAsync(staged, plan, job.DType, cancellation: cancellation);
         await RunCalls(pipeline, job, options, stdout, stderr, cancellation);
     }
 
-    // Llama-family models describe their cache and activations; the others are planned by their weights alone.
-    private static IReadOnlyList<LayerMemory> MemoryOf(Models.Staging.IStagedModel staged, PreparedJob job, InferOptions options)
-    {
-        var stages = job.Devices.Count;
-        var rows = Math.Min(options.MaxBatchSize, (int)job.Inputs.Count);
-        var microBatch = (rows + (options.NumChunks ?? stages) - 1) / (options.NumChunks ?? stages);
-        var generate = job.Task == InferenceTask.Generate;
-        var positions = job.Inputs.InputIds.shape[1] + (generate ? job.Generation.MaxNewTokens : 0);
-        if (staged is Models.Llama.LlamaStagedModel llama)
-        {
-            return llama.Memory(job.DType, job.Inputs.Count, microBatch, positions, generate);
-        }
-
-        using var probe = empty([0], job.DType);
-        return staged.Layers.Select(l => new LayerMemory(l.ParameterCount * probe.ElementSize, 0, 0)).ToList();
-    }
+    private static IReadOnlyList<LayerMemory> MemoryOf(Models.Staging.IStagedModel staged, PreparedJob job, InferOptions options) =>
+        RunMemory.Estimate(
+            staged,
+            job.DType,
+            (int)job.Inputs.Count,
+            options.MaxBatchSize,
+            options.NumChunks ?? job.Devices.Count,
+            job.Inputs.InputIds.shape[1],
+            job.Task == InferenceTask.Generate ? job.Generation.MaxNewTokens : null);
 
     /// <summary>Each stage's weights loaded and its process's resident peak, as the stage reported them once built.</summary>
     public static async Task WriteStages(IPipeline pipeline, TextWriter stderr)
@@ -73,18 +70,19 @@ public static class PipelineInference
         }
 
         var stages = pipeline.Stages.Count;
-        await WriteStages(pipeline, stderr);
+        await WriteStages(pipeline, options.Informational(stderr));
         var rows = job.Rows();
         var total = (int)job.Inputs.Count;
         var calls = Enumerable.Range(0, (total + options.MaxBatchSize - 1) / options.MaxBatchSize)
             .Select(c => (Start: c * options.MaxBatchSize, Count: Math.Min(options.MaxBatchSize, total - (c * options.MaxBatchSize))))
             .ToList();
 
-        var outputs = await ProgressBar.Track(stderr, $"{job.Task.Name()} through {stages} stage(s)", async progress =>
+        // Outputs back in row order as calls finish (each call's rows once).
+        using var outputs = new Actors.Kernel.Rows.RowAssembler(total);
+        await ProgressBar.Track(stderr, $"{job.Task.Name()} through {stages} stage(s)", async progress =>
         {
-            var done = 0;
             progress?.Report(new JobProgress(0, total));
-            return await Task.WhenAll(calls.Select(async call =>
+            await Task.WhenAll(calls.Select(async call =>
             {
                 // The call's rows as views (the pipeline is sent handles of its own): released once the call is over.
                 var part = Actors.Kernel.Rows.Rows.Slice(rows, call.Start, call.Count);
@@ -98,16 +96,23 @@ public static class PipelineInference
                     Actors.Kernel.Rows.RowOwnership.DisposeViews(part);
                 }
 
-                progress?.Report(new JobProgress(Interlocked.Add(ref done, call.Count), total));
-                return (Tensor)completed.Output;
+                int done;
+                lock (outputs)
+                {
+                    outputs.Add(call.Start, completed.Output);
+                    done = outputs.Done;
+                }
+
+                progress?.Report(new JobProgress(done, total));
             }));
+            return outputs.Done;
         });
 
         var metrics = await pipeline.MetricsAsync();
-        await stderr.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
+        await options.Informational(stderr).WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
             $"di: {metrics.Calls} call(s), {metrics.Total.Elapsed.TotalMilliseconds:F0} ms, bubble fraction {metrics.Total.BubbleFraction:F3}, stage utilisation {string.Join(" ", metrics.Total.Stages.Select(s => s.Utilisation.ToString("P0", CultureInfo.InvariantCulture)))}"));
         // Results are float32 whatever the stages computed in, as in replica mode.
-        using var output = cat(outputs, 0);
+        using var output = (Tensor)outputs.Join()!;
         using var result = output.is_floating_point() ? output.to(ScalarType.Float32) : output.alias();
         // The plan that ran last (a cluster pipeline that lost a stage was planned again, maybe with fewer stages).
         job.Complete(options, result, "pipeline", pipeline.Stages.Count, metrics.Total.BubbleFraction, stdout, stderr);

@@ -37,11 +37,17 @@ public sealed record PreparedJob(
     }
 
     /// <summary>
-    /// The rows the job splits (see <see cref="TokenRows"/>): ids, the mask when rows are padded, and each row's index
-    /// in the job, which seeds its sampling.
+    /// The rows the job splits (see <see cref="TokenRows"/>): ids, the mask when rows are padded, and for generate each
+    /// row's sampling seed (<see cref="Seeds"/>).
     /// </summary>
     public IReadOnlyDictionary<string, object> Rows() =>
-        TokenRows.Of(Inputs.InputIds, Inputs.AttentionMask, Task == InferenceTask.Generate ? arange(Inputs.Count, ScalarType.Int64) : null);
+        TokenRows.Of(Inputs.InputIds, Inputs.AttentionMask, Task == InferenceTask.Generate ? Seeds() : null);
+
+    /// <summary>
+    /// Each row's sampling seed, [rows] int64: the input file's <c>seed</c> tensor when it has one, else --seed mixed with
+    /// the row's real tokens (<see cref="RowSeeds"/>), so a row samples the same alone, in any job, on any devices.
+    /// </summary>
+    public Tensor Seeds() => Inputs.Seeds ?? tensor(RowSeeds.Derive(Generation.Seed, Inputs.InputIds, Inputs.AttentionMask));
 
     /// <summary>Says on stderr, once, with the results, what a user could not otherwise tell: that a built-in's weights are random.</summary>
     private void WriteNotices(TextWriter stderr)
@@ -100,6 +106,7 @@ public sealed record PreparedJob(
             Models.Partitioning.MaxMemory.Parse(options.MaxMemory);
         }
 
+        OutputPaths.Check(options);
         var writer = ResultWriter.For(options.OutputPath);
         if (options.JsonSummaryPath is not null)
         {
@@ -120,6 +127,12 @@ public sealed record PreparedJob(
 
         var inputs = InferenceInputs.Read(options, source, task);
         source.CheckInput(inputs.InputIds, task, generation);
+        if (task == InferenceTask.Generate && inputs.AttentionMask is null)
+        {
+            // Ids given without a mask: padding as transformers' generate infers it, the same for replicas and pipelines.
+            inputs = inputs with { AttentionMask = GenerationMask.Infer(inputs.InputIds, source.DeclaredPadTokenId, source.EosTokenIds) };
+        }
+
         return new PreparedJob(task, dtype, devices, writer, source, inputs, generation);
     }
 }

@@ -34,6 +34,8 @@ public sealed class BertModelSource : IModelSource
 
     public long PadTokenId => Source.Config.PadTokenId ?? 0;
 
+    public long? DeclaredPadTokenId => Source.Config.PadTokenId;
+
     public IReadOnlyList<long> EosTokenIds => [];
 
     public IReadOnlyList<InferenceTask> Tasks { get; } = [InferenceTask.Embed];

@@ -30,6 +30,8 @@ public sealed class Gpt2ModelSource : IModelSource
 
     public long PadTokenId => GreedySearch.PadToken(Source.Config);
 
+    public long? DeclaredPadTokenId => Source.Config.PadTokenId;
+
     public IReadOnlyList<long> EosTokenIds => GreedySearch.EndOfText(Source.Config) is { } eos ? [eos] : [];
 
     public IReadOnlyList<InferenceTask> Tasks { get; }

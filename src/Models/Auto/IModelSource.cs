@@ -29,6 +29,12 @@ public interface IModelSource
     /// <summary>The id that pads rows (config's pad token, else its end-of-sequence token, else 0).</summary>
     long PadTokenId { get; }
 
+    /// <summary>
+    /// <c>pad_token_id</c> as the checkpoint declares it (generation_config.json's, else config.json's), null when it
+    /// declares none: <c>generate</c> treats it as padding in ids given without a mask (<see cref="GenerationMask"/>).
+    /// </summary>
+    long? DeclaredPadTokenId { get; }
+
     /// <summary>Ids that end a generated sequence (config.json and generation_config.json together); may be empty.</summary>
     IReadOnlyList<long> EosTokenIds { get; }
 

@@ -34,6 +34,8 @@ public sealed class LlamaModelSource : IModelSource
 
     public long PadTokenId => Source.PadTokenId;
 
+    public long? DeclaredPadTokenId => Source.DeclaredPadTokenId;
+
     public IReadOnlyList<long> EosTokenIds => Source.EndOfSequenceIds;
 
     public IReadOnlyList<InferenceTask> Tasks { get; } = [InferenceTask.Logits, InferenceTask.Generate];

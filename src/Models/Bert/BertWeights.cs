@@ -45,7 +45,7 @@ public static class BertWeights
     /// ignored. Strict: every other tensor must be one of the model's, with its shape.
     /// </summary>
     /// <exception cref="InvalidInputException">A parameter has no tensor, a tensor is not a BertModel parameter
-    /// (e.g. a task head), or a shape differs from the config's; the message names the tensor.</exception>
+    /// (e.g. a task head), a shape differs from the config's, or a weight is stored as integers; the message names the tensor.</exception>
     public static void Load(BertModel model, HuggingFaceCheckpoint checkpoint)
     {
         var stored = new Dictionary<string, string>(StringComparer.Ordinal);
@@ -85,8 +85,7 @@ public static class BertWeights
                     $"{checkpoint.Directory}: {key} is [{string.Join(", ", shape)}] but the config needs [{string.Join(", ", parameter.shape)}]");
             }
 
-            using var value = checkpoint.Read(key);
-            parameter.copy_(value);
+            checkpoint.ReadInto(key, parameter);
         }
     }
 }

@@ -7,8 +7,9 @@ namespace DistributedInference.Models.Bert;
 /// How sentence-transformers turns a BERT into a sentence embedder, read from its folder: <c>modules.json</c>
 /// (Transformer, Pooling, then optionally Normalize, in that order), the Transformer module's
 /// <c>sentence_bert_config.json</c> (<c>max_seq_length</c>, <c>do_lower_case</c>) and the Pooling module's
-/// <c>config.json</c>. A plain BERT folder (no <c>modules.json</c>) gets mean pooling, no normalisation and
-/// truncation at max_position_embeddings.
+/// <c>config.json</c>. A plain BERT folder (no <c>modules.json</c>) gets mean pooling and no normalisation. Without a
+/// <c>max_seq_length</c>, sentences are cut at min(max_position_embeddings, the tokenizer's <c>model_max_length</c> from
+/// <c>tokenizer_config.json</c>), as sentence-transformers' <c>Transformer</c> module does.
 /// </summary>
 public sealed record SentenceTransformerConfig
 {
@@ -20,9 +21,15 @@ public sealed record SentenceTransformerConfig
 
     /// <summary>
     /// <c>max_seq_length</c>: sentences are cut to this many tokens, [CLS] and [SEP] included; null when the folder
-    /// does not say (then max_position_embeddings, see <see cref="Limited"/>).
+    /// does not say (then min(max_position_embeddings, <see cref="ModelMaxLength"/>), see <see cref="Limited"/>).
     /// </summary>
     public int? MaxSeqLength { get; init; }
+
+    /// <summary>
+    /// The tokenizer's <c>model_max_length</c> (the Transformer folder's <c>tokenizer_config.json</c>); null when it does
+    /// not say or says transformers' "no limit" (a value above <see cref="int.MaxValue"/>, such as 1e30).
+    /// </summary>
+    public int? ModelMaxLength { get; init; }
 
     /// <summary><c>do_lower_case</c>: sentences are lower-cased before tokenizing (besides what the tokenizer does).</summary>
     public bool DoLowerCase { get; init; }
@@ -34,12 +41,13 @@ public sealed record SentenceTransformerConfig
     public bool Normalize { get; init; }
 
     /// <summary>
-    /// This configuration with <see cref="MaxSeqLength"/> set: as given, or <paramref name="maxPositions"/> when not.
+    /// This configuration with <see cref="MaxSeqLength"/> set: as given, or, when not, min(<paramref name="maxPositions"/>,
+    /// <see cref="ModelMaxLength"/>), as sentence-transformers' <c>Transformer.__init__</c> sets it.
     /// </summary>
     /// <exception cref="InvalidInputException">max_seq_length is not within [3, max_position_embeddings].</exception>
     public SentenceTransformerConfig Limited(int maxPositions)
     {
-        var length = MaxSeqLength ?? maxPositions;
+        var length = MaxSeqLength ?? Math.Min(maxPositions, ModelMaxLength ?? maxPositions);
         if (length < 3 || length > maxPositions)
         {
             throw new InvalidInputException(
@@ -62,6 +70,7 @@ public sealed record SentenceTransformerConfig
             return new SentenceTransformerConfig
             {
                 TransformerFolder = folder,
+                ModelMaxLength = ReadModelMaxLength(folder),
                 Pooling = SentencePooling.Mean,
             };
         }
@@ -101,6 +110,7 @@ public sealed record SentenceTransformerConfig
         {
             TransformerFolder = transformer,
             MaxSeqLength = maxSeqLength,
+            ModelMaxLength = ReadModelMaxLength(transformer),
             DoLowerCase = lowerCase,
             Pooling = ReadPooling(Path.Combine(folder, kinds[1].Path, "config.json")),
             Normalize = kinds.Count == 3,
@@ -153,6 +163,25 @@ public sealed record SentenceTransformerConfig
         }
 
         return pooling.ModeCount > 0 ? pooling : throw new InvalidInputException($"{path}: no pooling mode is set");
+    }
+
+    // tokenizer_config.json's model_max_length; transformers writes 1e30 (VERY_LARGE_INTEGER) for "no limit".
+    private static int? ReadModelMaxLength(string transformerFolder)
+    {
+        var path = Path.Combine(transformerFolder, "tokenizer_config.json");
+        if (!File.Exists(path) || Parse(path) is not JsonObject json || json["model_max_length"] is not JsonValue value)
+        {
+            return null;
+        }
+
+        var length = value.TryGetValue<double>(out var number) ? number
+            : throw new InvalidInputException($"{path}: model_max_length has a malformed value");
+        return length switch
+        {
+            < 1 => throw new InvalidInputException($"{path}: model_max_length must be positive, got {length}"),
+            > int.MaxValue => null,
+            _ => (int)length,
+        };
     }
 
     private static JsonNode Parse(string path)

@@ -7,26 +7,30 @@ namespace DistributedInference.Models.Generation;
 /// models): greedy, or sampling with temperature, top-k, top-p from per-row generators; a preallocated key/value
 /// cache; left padding with positions cumsum(mask) - 1 and padded keys masked (right-padded rows are moved to the
 /// left first); a row that emits any end-of-sequence id gets the pad id afterwards; stops when every row has ended
-/// or after max_new_tokens.
+/// or after max_new_tokens. A row whose next-token logits are not finite fails the call
+/// (<see cref="NonFiniteLogitsException"/>), greedy or sampled. Without a mask, padding is inferred from the model's declared pad id as transformers does
+/// (<see cref="GenerationMask"/>).
 /// </summary>
 public static class GenerationLoop
 {
     /// <param name="model">The model, on the device of <paramref name="inputIds"/>.</param>
     /// <param name="inputIds">[B, T] int64 prompts, on the model's device.</param>
-    /// <param name="attentionMask">[B, T], 1 = real token, 0 = padding (left or right); null when nothing is padded.</param>
+    /// <param name="attentionMask">[B, T], 1 = real token, 0 = padding (left or right); null: positions holding the
+    /// model's declared pad id are padding when that id is no end-of-sequence id (<see cref="GenerationMask"/>), else none.</param>
     /// <param name="options">Greedy or sampling, max_new_tokens, seed.</param>
-    /// <param name="rowIndex">Each row's index in its job ([B]; default 0..B-1): seeds its sampling generator.</param>
+    /// <param name="rowSeeds">Each row's sampling seed ([B]); null: <see cref="RowSeeds.Derive"/> from options.Seed and each row's real tokens.</param>
     /// <param name="onStepLogits">Called at each step with the step's index and the [B, vocab] float32 next-token
     /// logits before any warper (what greedy takes the argmax of); the tensor is the loop's: clone it to keep it.</param>
     /// <returns>[B, T + n] int64: the prompts, left-padded (right-padded rows moved), then n &lt;= max_new_tokens
     /// new ids (pad after a row's end-of-sequence id); the caller owns it.</returns>
-    /// <exception cref="InvalidInputException">Impossible options, ids the model cannot run, a mask or row index of the wrong shape.</exception>
+    /// <exception cref="InvalidInputException">Impossible options, ids the model cannot run, a mask or row seeds of the wrong shape.</exception>
+    /// <exception cref="NonFiniteLogitsException">A generating row's next-token logits hold NaN or Inf.</exception>
     public static Tensor Generate(
         ICausalLanguageModel model,
         Tensor inputIds,
         Tensor? attentionMask,
         GenerationOptions options,
-        IReadOnlyList<long>? rowIndex = null,
+        IReadOnlyList<long>? rowSeeds = null,
         Action<int, Tensor>? onStepLogits = null)
     {
         options.Validate();
@@ -38,16 +42,16 @@ public static class GenerationLoop
                 $"attention_mask is [{string.Join(", ", attentionMask.shape)}] but input_ids is [{string.Join(", ", inputIds.shape)}]");
         }
 
-        if (rowIndex is not null && rowIndex.Count != batch)
+        if (rowSeeds is not null && rowSeeds.Count != batch)
         {
-            throw new InvalidInputException($"row index has {rowIndex.Count} entries for {batch} rows");
+            throw new InvalidInputException($"row seeds have {rowSeeds.Count} entries for {batch} rows");
         }
 
         using var scope = NewDisposeScope();
         Tensor generated;
         using (var inference = inference_mode())
         {
-            generated = Decode(model, inputIds, attentionMask, options, rowIndex, onStepLogits);
+            generated = Decode(model, inputIds, attentionMask, options, rowSeeds, onStepLogits);
         }
 
         // Outside inference mode, so the caller gets an ordinary tensor (inference tensors refuse in-place updates).
@@ -60,13 +64,14 @@ public static class GenerationLoop
         Tensor inputIds,
         Tensor? attentionMask,
         GenerationOptions options,
-        IReadOnlyList<long>? rowIndex,
+        IReadOnlyList<long>? rowSeeds,
         Action<int, Tensor>? onStepLogits)
     {
         var (batch, promptLength) = (inputIds.shape[0], inputIds.shape[1]);
         var device = inputIds.device;
         var ids = inputIds.to(ScalarType.Int64);
-        var mask = attentionMask?.to(ScalarType.Int64).to(device);
+        var mask = attentionMask?.to(ScalarType.Int64).to(device)
+            ?? GenerationMask.Infer(ids, model.DeclaredPadTokenId, model.EndOfSequenceIds);
         if (mask is not null && !mask.eq(0).any().ToBoolean())
         {
             mask = null;
@@ -95,7 +100,7 @@ public static class GenerationLoop
         var ends = endIds.Length > 0 ? tensor(endIds, device: device) : null;
         var unfinished = ones([batch], ScalarType.Bool, device);
         using var sampler = options.DoSample
-            ? new RowSampler(options.Seed, rowIndex ?? Enumerable.Range(0, (int)batch).Select(i => (long)i).ToList())
+            ? new RowSampler(rowSeeds ?? RowSeeds.Derive(options.Seed, ids, mask))
             : null;
         using var cache = model.CreateCache(batch, Math.Max(total, 1), device);
 
@@ -106,6 +111,7 @@ public static class GenerationLoop
             using var stepScope = NewDisposeScope();
             var logits = model.NextTokenLogits(next, positions, fullMask?.narrow(1, 0, length), cache).to(ScalarType.Float32);
             onStepLogits?.Invoke(step, logits);
+            NonFiniteLogitsException.ThrowIfAny(logits, unfinished, step, model.Dtype);
             var chosen = sampler is null ? logits.argmax(-1) : sampler.Sample(LogitsWarpers.Apply(logits, options));
             if (ends is not null)
             {

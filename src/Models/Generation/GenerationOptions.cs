@@ -3,15 +3,16 @@ namespace DistributedInference.Models.Generation;
 /// <summary>
 /// How <c>generate</c> picks tokens, with transformers' names and defaults (<c>GenerationConfig</c>): greedy unless
 /// <see cref="DoSample"/>; sampling applies <see cref="Temperature"/>, then <see cref="TopK"/>, then
-/// <see cref="TopP"/>, and draws from a generator seeded by <see cref="Seed"/> and the row's index in its job, so a
-/// row samples the same tokens alone, in any batch, and on any device.
+/// <see cref="TopP"/>, and draws from a generator per row seeded by the row's own seed, by default <see cref="Seed"/>
+/// mixed with the row's token ids (<see cref="RowSeeds"/>), so a row samples the same tokens alone, in any batch, at any
+/// place in its job, and on any device.
 /// </summary>
 /// <param name="MaxNewTokens">Tokens generated per row at most; decoding also stops at any end-of-sequence id.</param>
 /// <param name="DoSample">Sample instead of taking the most likely token.</param>
 /// <param name="Temperature">Divides the logits before sampling; must be &gt; 0.</param>
 /// <param name="TopK">Keep the k most likely tokens (0 = all).</param>
 /// <param name="TopP">Keep the smallest set of most likely tokens whose probability reaches p (1 = all); in (0, 1].</param>
-/// <param name="Seed">Seed of the sampling generators.</param>
+/// <param name="Seed">The job's sampling seed: rows without a seed of their own are seeded by it and their tokens.</param>
 public sealed record GenerationOptions(
     int MaxNewTokens = 20,
     bool DoSample = false,

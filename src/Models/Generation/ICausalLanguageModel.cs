@@ -17,6 +17,12 @@ public interface ICausalLanguageModel
     /// <summary>The id written after a row has ended.</summary>
     long PadTokenId { get; }
 
+    /// <summary>
+    /// <c>pad_token_id</c> as the checkpoint declares it (generation_config.json's, else config.json's); null when it
+    /// declares none. Without an attention mask, generation treats this id as padding (<see cref="GenerationMask"/>).
+    /// </summary>
+    long? DeclaredPadTokenId { get; }
+
     /// <summary>The model's parameters' dtype (the cache's).</summary>
     ScalarType Dtype { get; }
 

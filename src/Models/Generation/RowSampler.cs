@@ -3,8 +3,8 @@ using static TorchSharp.torch;
 namespace DistributedInference.Models.Generation;
 
 /// <summary>
-/// Draws one token per row from warped scores with a generator per row, seeded from (seed, the row's index in its
-/// job): a row draws the same numbers alone, in any batch, and on any device. Each step takes one uniform number per
+/// Draws one token per row from warped scores with a generator per row, seeded by the row's own seed
+/// (<see cref="RowSeeds"/>): a row draws the same numbers alone, in any batch, and on any device. Each step takes one uniform number per
 /// row from its CPU generator and picks the token where the row's cumulative probability passes it (inverse-CDF
 /// sampling, the distribution <c>torch.multinomial</c> draws from), so only B numbers cross to the device per step.
 /// </summary>
@@ -12,11 +12,10 @@ public sealed class RowSampler : IDisposable
 {
     private readonly Generator[] _generators;
 
-    /// <param name="seed">GenerationOptions.Seed.</param>
-    /// <param name="rowIndex">Each row's index in its job, [B].</param>
-    public RowSampler(long seed, IReadOnlyList<long> rowIndex)
+    /// <param name="rowSeeds">Each row's seed, [B] (see <see cref="RowSeeds"/>).</param>
+    public RowSampler(IReadOnlyList<long> rowSeeds)
     {
-        _generators = rowIndex.Select(row => new Generator(Seeds.Mix((ulong)seed, (ulong)row), CPU)).ToArray();
+        _generators = rowSeeds.Select(seed => new Generator(unchecked((ulong)seed), CPU)).ToArray();
     }
 
     /// <summary>Rows sampled.</summary>

@@ -18,6 +18,21 @@ public static class Seeds
         return hash;
     }
 
+    /// <summary>FNV-1a hash of token ids (each id's eight bytes, little-endian), the same on every machine.</summary>
+    public static ulong Hash(IReadOnlyList<long> ids)
+    {
+        var hash = 14695981039346656037UL;
+        foreach (var id in ids)
+        {
+            for (var shift = 0; shift < 64; shift += 8)
+            {
+                hash = (hash ^ ((ulong)id >> shift & 0xFF)) * 1099511628211UL;
+            }
+        }
+
+        return hash;
+    }
+
     private static ulong SplitMix(ulong x)
     {
         x += 0x9E3779B97F4A7C15UL;

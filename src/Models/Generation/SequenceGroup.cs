@@ -7,7 +7,7 @@ namespace DistributedInference.Models.Generation;
 /// The rows of one micro-batch generated through a pipeline, step by step: what <see cref="GenerationLoop"/> does,
 /// cut where the model runs elsewhere. <see cref="Start"/> gives the prefill step; each <see cref="Next"/> takes the
 /// logits the last stage returned, picks every active row's token (greedy, or sampling with a generator per row seeded
-/// by (seed, the row's index in its job), as replica mode does, so the same rows sample the same tokens), and gives the
+/// by the row's seed, <see cref="RowSeeds"/>, as replica mode does, so the same rows sample the same tokens), and gives the
 /// next step, in which rows that emitted an end-of-sequence id no longer take part (the stages free their cache rows).
 /// Prompts may be padded on either side (moved to the left); positions are cumsum(mask) - 1 as <c>generate</c> feeds them.
 /// </summary>
@@ -28,12 +28,12 @@ public sealed class SequenceGroup : IDisposable
     /// <param name="id">Names the group's caches on the stages (unique among the groups in flight).</param>
     /// <param name="inputIds">[B, T] int64 prompts (read, not kept).</param>
     /// <param name="attentionMask">[B, T], 1 = real, 0 = padding (either side); null when nothing is padded.</param>
-    /// <param name="rowIndex">Each row's index in its job ([B]): seeds its sampling generator.</param>
+    /// <param name="rowSeeds">Each row's sampling seed ([B]); null: <see cref="RowSeeds.Derive"/> from options.Seed and each row's real tokens.</param>
     /// <param name="options">Greedy or sampling, max_new_tokens, seed.</param>
     /// <param name="endOfSequenceIds">Ids that end a row.</param>
     /// <param name="padTokenId">The id written after a row's end.</param>
-    /// <exception cref="InvalidInputException">Impossible options, or a mask or row index of the wrong shape.</exception>
-    public SequenceGroup(string id, Tensor inputIds, Tensor? attentionMask, IReadOnlyList<long> rowIndex, GenerationOptions options, IReadOnlyList<long> endOfSequenceIds, long padTokenId)
+    /// <exception cref="InvalidInputException">Impossible options, or a mask or row seeds of the wrong shape.</exception>
+    public SequenceGroup(string id, Tensor inputIds, Tensor? attentionMask, IReadOnlyList<long>? rowSeeds, GenerationOptions options, IReadOnlyList<long> endOfSequenceIds, long padTokenId)
     {
         options.Validate();
         var (batch, promptLength) = (inputIds.shape[0], inputIds.shape[1]);
@@ -42,9 +42,9 @@ public sealed class SequenceGroup : IDisposable
             throw new InvalidInputException($"attention_mask is [{string.Join(", ", attentionMask.shape)}] but input_ids is [{string.Join(", ", inputIds.shape)}]");
         }
 
-        if (rowIndex.Count != batch)
+        if (rowSeeds is not null && rowSeeds.Count != batch)
         {
-            throw new InvalidInputException($"row index has {rowIndex.Count} entries for {batch} rows");
+            throw new InvalidInputException($"row seeds have {rowSeeds.Count} entries for {batch} rows");
         }
 
         Id = id;
@@ -80,7 +80,7 @@ public sealed class SequenceGroup : IDisposable
             _nextPosition = Enumerable.Repeat(promptLength, (int)batch).ToArray();
         }
 
-        _samplers = options.DoSample ? rowIndex.Select(row => new RowSampler(options.Seed, [row])).ToArray() : null;
+        _samplers = options.DoSample ? (rowSeeds ?? RowSeeds.Derive(options.Seed, ids, mask)).Select(seed => new RowSampler([seed])).ToArray() : null;
         _active = Enumerable.Range(0, (int)batch).ToList();
         _length = (int)promptLength;
     }
@@ -115,6 +115,7 @@ public sealed class SequenceGroup : IDisposable
     /// </summary>
     /// <param name="logits">[active rows, vocab] float32 logits of the rows' last positions; read, not kept.</param>
     /// <exception cref="InvalidOperationException">The group is done, or the logits have another number of rows.</exception>
+    /// <exception cref="NonFiniteLogitsException">An active row's logits hold NaN or Inf.</exception>
     public GenerationStep? Next(Tensor logits)
     {
         if (Done)
@@ -132,6 +133,7 @@ public sealed class SequenceGroup : IDisposable
         using (var scope = NewDisposeScope())
         {
             var scores = logits.to(ScalarType.Float32).cpu();
+            NonFiniteLogitsException.ThrowIfAny(scores, null, Steps, null);
             if (_samplers is null)
             {
                 chosen = scores.argmax(-1).data<long>().ToArray();

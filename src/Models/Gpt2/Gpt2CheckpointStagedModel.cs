@@ -21,7 +21,8 @@ public sealed class Gpt2CheckpointStagedModel : IStagedModel
     /// <param name="source">A folder source (not a built-in).</param>
     /// <param name="task">classify builds the classification head; other tasks the language-model head.</param>
     /// <exception cref="ArgumentException">A built-in source.</exception>
-    /// <exception cref="InvalidInputException">Task classify on a folder without score.weight.</exception>
+    /// <exception cref="InvalidInputException">Task classify on a folder without score.weight, or a tensor the model needs
+    /// is missing or one it does not use is stored (one line naming it).</exception>
     public Gpt2CheckpointStagedModel(Gpt2Source source, Tasks.InferenceTask task)
     {
         _source = source;
@@ -35,11 +36,20 @@ public sealed class Gpt2CheckpointStagedModel : IStagedModel
         // Checkpoint keys with or without the transformer. prefix (older uploads), as Gpt2Weights.Load reads them.
         foreach (var name in _checkpoint.Names)
         {
-            var ours = name.StartsWith("transformer.", StringComparison.Ordinal) || name.StartsWith("lm_head.", StringComparison.Ordinal) || name.StartsWith("score.", StringComparison.Ordinal)
-                ? name
-                : "transformer." + name;
-            _storedName[ours] = name;
+            _storedName[Gpt2Weights.OurName(name)] = name;
         }
+
+        // The whole model's names, checked before any stage reads: a layer more or less than config.json says is refused
+        // here, as a whole-model load refuses it.
+        var tied = source.Config.TieWordEmbeddings || !_checkpoint.Contains("lm_head.weight");
+        var names = Gpt2Weights.ParameterNames(source.Config, _classifier, tied);
+        var missing = names.Order(StringComparer.Ordinal).FirstOrDefault(n => !_storedName.ContainsKey(n));
+        if (missing is not null)
+        {
+            throw new InvalidInputException($"{_checkpoint.Directory}: checkpoint has no tensor for {missing}");
+        }
+
+        Gpt2Weights.RejectUnused(_checkpoint, names, _classifier);
 
         Layers = Describe(source.Config, _classifier);
     }

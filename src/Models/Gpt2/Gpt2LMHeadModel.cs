@@ -55,6 +55,9 @@ public sealed class Gpt2LMHeadModel : nn.Module<Tensor, Tensor>, ICausalLanguage
     public long PadTokenId => GreedySearch.PadToken(Config);
 
     /// <inheritdoc/>
+    public long? DeclaredPadTokenId => Config.PadTokenId;
+
+    /// <inheritdoc/>
     public ScalarType Dtype => HeadWeight.dtype;
 
     /// <inheritdoc/>

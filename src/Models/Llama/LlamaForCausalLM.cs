@@ -28,6 +28,7 @@ public sealed class LlamaForCausalLM : nn.Module<Tensor, Tensor>, ICausalLanguag
 
         Dtype = dtype;
         EndOfSequenceIds = config.EosTokenIds.Where(id => id < config.VocabSize).ToList();
+        DeclaredPadTokenId = config.PadTokenId;
         PadTokenId = config.PadTokenId ?? (EndOfSequenceIds.Count > 0 ? EndOfSequenceIds[0] : 0);
         RegisterComponents();
     }
@@ -55,6 +56,10 @@ public sealed class LlamaForCausalLM : nn.Module<Tensor, Tensor>, ICausalLanguag
     /// <remarks>pad_token_id when known, else the first end-of-sequence id, else 0.</remarks>
     public long PadTokenId { get; internal set; }
 
+    /// <inheritdoc/>
+    /// <remarks>generation_config.json's pad_token_id when it sets one, else config.json's.</remarks>
+    public long? DeclaredPadTokenId { get; internal set; }
+
     /// <summary>Not the entry point: see <see cref="Logits"/>.</summary>
     public override Tensor forward(Tensor input) => Head(model.Forward(input));
 
@@ -75,8 +80,8 @@ public sealed class LlamaForCausalLM : nn.Module<Tensor, Tensor>, ICausalLanguag
 
     /// <summary>Generates a continuation of each row with <see cref="GenerationLoop"/>; see there for the arguments.</summary>
     /// <returns>[B, T + n] int64 ids, left-padded prompt then n &lt;= max_new_tokens new ids; the caller owns it.</returns>
-    public Tensor Generate(Tensor inputIds, Tensor? attentionMask, GenerationOptions options, IReadOnlyList<long>? rowIndex = null) =>
-        GenerationLoop.Generate(this, inputIds, attentionMask, options, rowIndex);
+    public Tensor Generate(Tensor inputIds, Tensor? attentionMask, GenerationOptions options, IReadOnlyList<long>? rowSeeds = null) =>
+        GenerationLoop.Generate(this, inputIds, attentionMask, options, rowSeeds);
 
     /// <inheritdoc/>
     public void CheckInput(Tensor inputIds, long extraPositions = 0) => LlamaModel.CheckInput(Config, inputIds, extraPositions);

@@ -20,7 +20,8 @@ public sealed class LlamaSource
         _checkpoint = checkpoint;
         Seed = seed;
         EndOfSequenceIds = (generation?.EosTokenIds ?? config.EosTokenIds).Where(id => id < config.VocabSize).Distinct().ToList();
-        PadTokenId = generation?.PadTokenId ?? config.PadTokenId ?? (EndOfSequenceIds.Count > 0 ? EndOfSequenceIds[0] : 0);
+        DeclaredPadTokenId = generation?.PadTokenId ?? config.PadTokenId;
+        PadTokenId = DeclaredPadTokenId ?? (EndOfSequenceIds.Count > 0 ? EndOfSequenceIds[0] : 0);
     }
 
     /// <summary>The folder path or the built-in name.</summary>
@@ -40,6 +41,9 @@ public sealed class LlamaSource
 
     /// <summary>The id that pads finished rows: pad_token_id, else the first end-of-sequence id, else 0.</summary>
     public long PadTokenId { get; }
+
+    /// <summary><c>pad_token_id</c>: generation_config.json's when it sets one, else config.json's; null when neither does.</summary>
+    public long? DeclaredPadTokenId { get; }
 
     /// <summary>A folder path if it exists, else a built-in name; anything else is an error.</summary>
     /// <param name="folderOrBuiltIn">A Hugging Face model folder, or one of <see cref="LlamaConfig.BuiltIn"/>'s names.</param>
@@ -76,6 +80,7 @@ public sealed class LlamaSource
         {
             EndOfSequenceIds = EndOfSequenceIds,
             PadTokenId = PadTokenId,
+            DeclaredPadTokenId = DeclaredPadTokenId,
         };
         try
         {

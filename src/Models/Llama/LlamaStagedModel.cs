@@ -71,15 +71,18 @@ public sealed class LlamaStagedModel : IStagedModel
     /// <param name="rows">Rows of one forward (a micro-batch).</param>
     /// <param name="positions">Positions per row at most (prompt + new tokens).</param>
     /// <param name="cached">Whether the run keeps a key/value cache (generate).</param>
+    /// <param name="forwardPositions">Positions of the largest forward (a prefill's prompt when generating: the
+    /// attention of its prompt over itself; the head makes logits of each row's last position only); null: <paramref name="positions"/>.</param>
     /// <returns>One entry per layer of <see cref="Layers"/>.</returns>
-    public IReadOnlyList<Partitioning.LayerMemory> Memory(ScalarType dtype, long cacheRows, long rows, long positions, bool cached)
+    public IReadOnlyList<Partitioning.LayerMemory> Memory(ScalarType dtype, long cacheRows, long rows, long positions, bool cached, long? forwardPositions = null)
     {
         var c = Config;
         var size = ElementSize(dtype);
-        var tokens = rows * positions;
+        var forward = forwardPositions ?? positions;
+        var tokens = rows * forward;
         var cache = cached ? 2L * c.KeyValueHeadCount * c.HeadDim * size * cacheRows * positions : 0;
-        var decoderActivations = Math.Max(3L * c.IntermediateSize * size * tokens, (long)c.HeadCount * rows * positions * positions * 4);
-        var headActivations = (long)c.VocabSize * 4 * tokens;
+        var decoderActivations = Math.Max(3L * c.IntermediateSize * size * tokens, (long)c.HeadCount * rows * forward * forward * 4);
+        var headActivations = (long)c.VocabSize * 4 * (cached ? rows : tokens);
         return Layers.Select((layer, i) => i == 0
             ? new Partitioning.LayerMemory(layer.ParameterCount * size, 0, c.HiddenSize * size * tokens)
             : i <= c.LayerCount

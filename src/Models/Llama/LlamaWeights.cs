@@ -49,7 +49,7 @@ public static class LlamaWeights
     /// Copies each parameter from the checkpoint tensor of its name, converting dtype and device; a CPU parameter of
     /// the stored dtype is read into directly (no temporary), so loading needs no more than the weights themselves.
     /// </summary>
-    /// <exception cref="InvalidInputException">A tensor is missing or has another shape (one line naming it).</exception>
+    /// <exception cref="InvalidInputException">A tensor is missing, has another shape, or is stored as integers (one line naming it).</exception>
     public static void Load(IEnumerable<(string Name, Tensor Parameter)> parameters, HuggingFaceCheckpoint checkpoint)
     {
         using var noGrad = no_grad();

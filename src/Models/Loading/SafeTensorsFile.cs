@@ -116,15 +116,23 @@ public sealed class SafeTensorsFile
     /// <summary>
     /// Reads one tensor into <paramref name="destination"/> (same shape): straight from the file into its memory when
     /// it is a contiguous CPU tensor of the stored dtype (no temporary copy); else through one CPU tensor of the stored
-    /// dtype, converted and moved by <c>copy_</c>.
+    /// dtype, converted and moved by <c>copy_</c>. A floating-point destination (a weight) takes only a floating-point
+    /// tensor: integer or boolean values stored for a weight mean a corrupt checkpoint, never a conversion.
     /// </summary>
-    /// <exception cref="InvalidInputException">No such tensor, or another shape (one line).</exception>
+    /// <exception cref="InvalidInputException">No such tensor, another shape, or integer/boolean values for a
+    /// floating-point destination (one line).</exception>
     public void ReadInto(string name, torch.Tensor destination)
     {
         var entry = Find(name);
         if (!entry.Shape.SequenceEqual(destination.shape))
         {
             throw new InvalidInputException($"{Path}: '{name}' is [{string.Join(", ", entry.Shape)}], not [{string.Join(", ", destination.shape)}]");
+        }
+
+        if (destination.is_floating_point() && entry.Type is not (torch.ScalarType.Float64 or torch.ScalarType.Float32 or torch.ScalarType.Float16 or torch.ScalarType.BFloat16))
+        {
+            var code = DTypes.First(d => d.Value.Type == entry.Type).Key;
+            throw new InvalidInputException($"{Path}: '{name}' is stored as {code}, but it is a floating-point weight (F32, F16, BF16 or F64): a corrupt checkpoint");
         }
 
         if (destination.dtype != entry.Type || destination.device_type != DeviceType.CPU || !destination.is_contiguous())

@@ -12,6 +12,13 @@ public static class LibTorch
 {
     public const string FolderVariable = "DI_LIBTORCH";
 
+    /// <summary>
+    /// The libtorch release (major.minor) TorchSharp 0.107 is built against, and so the PyTorch release whose
+    /// <c>torch/lib</c> <c>--libtorch</c> takes: 2.10 (PyTorch 2.10.x). The CPU package this project ships is the same
+    /// (libtorch-cpu-linux-x64 2.10.0 in Directory.Packages.props).
+    /// </summary>
+    public const string RequiredVersion = "2.10";
+
     // Dependency order: each library only needs the ones before it.
     private static readonly string[] LoadOrder =
         ["libc10.so", "libc10_cuda.so", "libtorch_cpu.so", "libtorch_cuda.so", "libtorch.so"];
@@ -57,6 +64,9 @@ public static class LibTorch
                 throw new InvalidInputException($"this build of di ships no libtorch: pass --libtorch DIR or set {FolderVariable}");
             }
 
+            // TorchSharp writes its loader's trace (dozens of lines) to stdout when it fails: stdout is for results.
+            var stdout = Console.Out;
+            Console.SetOut(TextWriter.Null);
             try
             {
                 torch.InitializeDeviceType(DeviceType.CPU);
@@ -64,14 +74,23 @@ public static class LibTorch
             catch (Exception e) when (e is NotSupportedException or DllNotFoundException or TypeInitializationException)
             {
                 throw new InvalidInputException(
-                    $"libtorch could not be loaded{(folder is null ? string.Empty : $" from {folder}")}: {FirstLine(e.Message)}", e);
+                    $"libtorch could not be loaded{(folder is null ? string.Empty : $" from {folder} (it must be libtorch {RequiredVersion}, PyTorch {RequiredVersion}.x)")}: {FirstLine(e.Message)}", e);
+            }
+            finally
+            {
+                Console.SetOut(stdout);
             }
 
             _initialized = true;
         }
     }
 
-    /// <summary>Checks that a folder holds libtorch (a PyTorch install's <c>torch/lib</c>), without loading it.</summary>
+    /// <summary>
+    /// Checks that a folder holds libtorch (a PyTorch install's <c>torch/lib</c>) of <see cref="RequiredVersion"/> when
+    /// its version can be read (<see cref="FolderVersion"/>), without loading it: another version would fail inside
+    /// TorchSharp's loader without saying why.
+    /// </summary>
+    /// <exception cref="InvalidInputException">No such folder, libraries missing, or another libtorch version (one line).</exception>
     public static void CheckFolder(string folder)
     {
         if (!Directory.Exists(folder))
@@ -85,7 +104,51 @@ public static class LibTorch
             throw new InvalidInputException(
                 $"--libtorch {folder}: not a libtorch folder, missing {string.Join(", ", missing)} (expected a PyTorch install's torch/lib)");
         }
+
+        if (FolderVersion(folder) is { } version && !IsRequiredVersion(version))
+        {
+            throw new InvalidInputException(
+                $"--libtorch {folder}: libtorch {version}, but this di runs on TorchSharp 0.107, which needs libtorch {RequiredVersion} (the torch/lib of a PyTorch {RequiredVersion}.x install)");
+        }
     }
+
+    /// <summary>
+    /// The version of the libtorch in <paramref name="folder"/>, read from what its distribution puts beside it: a
+    /// PyTorch install's <c>torch/version.py</c> (<c>__version__ = '2.10.0+cu128'</c>) for its <c>torch/lib</c>, or a
+    /// libtorch archive's <c>build-version</c> (<c>2.10.0+cpu</c>) for its <c>lib</c>; null when neither is there.
+    /// </summary>
+    public static string? FolderVersion(string folder)
+    {
+        var parent = Path.GetDirectoryName(Path.GetFullPath(folder).TrimEnd('/'));
+        if (parent is null)
+        {
+            return null;
+        }
+
+        var buildVersion = Path.Combine(parent, "build-version");
+        if (File.Exists(buildVersion) && File.ReadLines(buildVersion).FirstOrDefault()?.Trim() is { Length: > 0 } built)
+        {
+            return built;
+        }
+
+        var versionPy = Path.Combine(parent, "version.py");
+        if (File.Exists(versionPy))
+        {
+            foreach (var line in File.ReadLines(versionPy))
+            {
+                var parts = line.Split('=', 2, StringSplitOptions.TrimEntries);
+                if (parts.Length == 2 && parts[0].Split(':')[0].Trim() == "__version__")
+                {
+                    return parts[1].Trim('\'', '"');
+                }
+            }
+        }
+
+        return null;
+    }
+
+    private static bool IsRequiredVersion(string version) =>
+        version == RequiredVersion || version.StartsWith(RequiredVersion + ".", StringComparison.Ordinal) || version.StartsWith(RequiredVersion + "+", StringComparison.Ordinal);
 
     /// <summary>The files of the libtorch libraries this process has mapped (from /proc/self/maps).</summary>
     public static IReadOnlyList<string> MappedLibraries()

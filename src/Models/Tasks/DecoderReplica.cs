@@ -59,13 +59,13 @@ public sealed class DecoderReplica : IReplicaModel
             return RunPrompts(list.Cast<string>().ToList());
         }
 
-        var (inputIds, attentionMask, rowIndex) = TokenRows.Read(rows, _model.Config.ModelType);
-        return Run(inputIds, attentionMask, rowIndex);
+        var (inputIds, attentionMask, seeds) = TokenRows.Read(rows, _model.Config.ModelType);
+        return Run(inputIds, attentionMask, seeds);
     }
 
     public void Dispose() => _model.Dispose();
 
-    private Tensor Run(Tensor inputIds, Tensor? attentionMask, Tensor? rowIndex)
+    private Tensor Run(Tensor inputIds, Tensor? attentionMask, Tensor? seeds)
     {
         using var scope = NewDisposeScope();
         var ids = inputIds.to(ScalarType.Int64).to(_device);
@@ -75,7 +75,7 @@ public sealed class DecoderReplica : IReplicaModel
             return _model.Logits(ids, mask).to(ScalarType.Float32).cpu().MoveToOuterDisposeScope();
         }
 
-        var tokens = _model.Generate(ids, mask, _generation, rowIndex?.data<long>().ToArray());
+        var tokens = _model.Generate(ids, mask, _generation, seeds?.to(ScalarType.Int64).data<long>().ToArray());
         var missing = ids.shape[1] + _generation.MaxNewTokens - tokens.shape[1];
         if (missing > 0)
         {

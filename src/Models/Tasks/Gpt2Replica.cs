@@ -53,7 +53,7 @@ public sealed class Gpt2Replica : IReplicaModel
     {
         Tensor ids => _model.Run(ids, null),
         IReadOnlyDictionary<string, object> named when named.TryGetValue(InputIds, out var ids) && ids is Tensor idsTensor =>
-            _model.Run(idsTensor, named.TryGetValue(AttentionMask, out var mask) ? mask as Tensor : null, named.TryGetValue(TokenRows.RowIndex, out var index) ? index as Tensor : null),
+            _model.Run(idsTensor, named.TryGetValue(AttentionMask, out var mask) ? mask as Tensor : null, named.TryGetValue(TokenRows.Seed, out var seeds) ? seeds as Tensor : null),
         System.Collections.IList prompts when prompts.Cast<object?>().All(p => p is string) => RunPrompts(prompts.Cast<string>().ToList()),
         _ => throw new InvalidInputException($"GPT-2 takes prompts (strings), a dictionary with {InputIds} (and optionally {AttentionMask}), or an ids tensor"),
     };

@@ -58,8 +58,8 @@ public sealed class Gpt2TaskModel : IDisposable
 
     /// <param name="inputIds">[B, T] int64 on the CPU.</param>
     /// <param name="attentionMask">[B, T], 1 = token, 0 = padding (right padding for logits and classify, left for generate), or null.</param>
-    /// <param name="rowIndex">generate: each row's index in its job ([B] int64), which seeds its sampling; null = 0..B-1.</param>
-    public Tensor Run(Tensor inputIds, Tensor? attentionMask, Tensor? rowIndex = null)
+    /// <param name="seeds">generate: each row's sampling seed ([B] int64); null = derived from the job's seed and each row's tokens.</param>
+    public Tensor Run(Tensor inputIds, Tensor? attentionMask, Tensor? seeds = null)
     {
         CheckInput(inputIds);
         using var scope = NewDisposeScope();
@@ -70,7 +70,7 @@ public sealed class Gpt2TaskModel : IDisposable
             InferenceTask.Logits => ((Gpt2LMHeadModel)_module).Logits(ids, mask).to(ScalarType.Float32),
             InferenceTask.Classify => ((Gpt2ForSequenceClassification)_module).Classify(ids, mask).to(ScalarType.Float32),
             _ => PadToFullLength(
-                Models.Generation.GenerationLoop.Generate((Gpt2LMHeadModel)_module, ids, mask, Generation, rowIndex?.data<long>().ToArray()), ids.shape[1]),
+                Models.Generation.GenerationLoop.Generate((Gpt2LMHeadModel)_module, ids, mask, Generation, seeds?.to(ScalarType.Int64).data<long>().ToArray()), ids.shape[1]),
         };
         return result.cpu().MoveToOuterDisposeScope();
     }

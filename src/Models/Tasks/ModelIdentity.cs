@@ -38,7 +38,8 @@ public static class ModelIdentity
     private static string Digest(string folder)
     {
         using var hash = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
-        foreach (var file in new[] { "config.json", "model.safetensors.index.json" })
+        // A diffusers pipeline folder has no config.json of its own: its index and its components' configs stand for it.
+        foreach (var file in new[] { "config.json", "model.safetensors.index.json", "model_index.json", "text_encoder/config.json", "unet/config.json", "vae/config.json", "scheduler/scheduler_config.json" })
         {
             var path = Path.Combine(folder, file);
             if (File.Exists(path))

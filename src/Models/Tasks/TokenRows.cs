@@ -4,18 +4,18 @@ namespace DistributedInference.Models.Tasks;
 
 /// <summary>
 /// The rows a job over token ids splits, as a dictionary every family's replica reads: <c>input_ids</c> [B, T] int64,
-/// <c>attention_mask</c> [B, T] (1 = token, 0 = padding; absent when no row is padded), and <c>row_index</c> [B] int64,
-/// each row's index in its job (absent = 0..B-1), from which sampling seeds the row's generator so that a row samples the
-/// same tokens whichever batch and device it lands on.
+/// <c>attention_mask</c> [B, T] (1 = token, 0 = padding; absent when no row is padded), and <c>seed</c> [B] int64, each
+/// row's sampling seed (absent: derived from the job's seed and the row's tokens, <see cref="Generation.RowSeeds"/>), so
+/// that a row samples the same tokens whichever batch and device it lands on.
 /// </summary>
 public static class TokenRows
 {
     public const string InputIds = "input_ids";
     public const string AttentionMask = "attention_mask";
-    public const string RowIndex = "row_index";
+    public const string Seed = "seed";
 
     /// <summary>The dictionary of a job's rows; the tensors are referenced, not copied.</summary>
-    public static IReadOnlyDictionary<string, object> Of(Tensor inputIds, Tensor? attentionMask, Tensor? rowIndex = null)
+    public static IReadOnlyDictionary<string, object> Of(Tensor inputIds, Tensor? attentionMask, Tensor? seeds = null)
     {
         var rows = new Dictionary<string, object> { [InputIds] = inputIds };
         if (attentionMask is not null)
@@ -23,9 +23,9 @@ public static class TokenRows
             rows[AttentionMask] = attentionMask;
         }
 
-        if (rowIndex is not null)
+        if (seeds is not null)
         {
-            rows[RowIndex] = rowIndex;
+            rows[Seed] = seeds;
         }
 
         return rows;
@@ -33,12 +33,12 @@ public static class TokenRows
 
     /// <summary>Reads rows given as an ids tensor alone or as the dictionary of <see cref="Of"/>.</summary>
     /// <exception cref="InvalidInputException">Neither form, or a member that is not a tensor.</exception>
-    public static (Tensor InputIds, Tensor? AttentionMask, Tensor? RowIndex) Read(object rows, string model) => rows switch
+    public static (Tensor InputIds, Tensor? AttentionMask, Tensor? Seeds) Read(object rows, string model) => rows switch
     {
         Tensor ids => (ids, null, null),
         IReadOnlyDictionary<string, object> named when named.TryGetValue(InputIds, out var ids) && ids is Tensor idsTensor =>
-            (idsTensor, Optional(named, AttentionMask), Optional(named, RowIndex)),
-        _ => throw new InvalidInputException($"{model} takes a dictionary with {InputIds} (and optionally {AttentionMask}, {RowIndex}), or an ids tensor"),
+            (idsTensor, Optional(named, AttentionMask), Optional(named, Seed)),
+        _ => throw new InvalidInputException($"{model} takes a dictionary with {InputIds} (and optionally {AttentionMask}, {Seed}), or an ids tensor"),
     };
 
     private static Tensor? Optional(IReadOnlyDictionary<string, object> named, string key) =>

@@ -17,6 +17,12 @@ namespace DistributedInference.Models.Tokenization;
 /// skips none of them, as <c>skip_special_tokens=False</c> does). Token strings (<see cref="Tokens"/>) come from the
 /// file's <c>model.vocab</c> and <c>added_tokens</c>, as <c>convert_ids_to_tokens</c> reads them.
 /// </para>
+/// <para>
+/// The file's own <c>padding</c> and <c>truncation</c> sections are dropped: transformers' fast tokenizer resets them on
+/// every call (<c>PreTrainedTokenizerFast.set_truncation_and_padding</c>: no padding and no truncation unless the call
+/// asks), so a sentence-transformers folder whose file pads to 128 and truncates at 128 still gives each text its own
+/// tokens. Callers pad (<see cref="TokenBatch"/>) and truncate (<see cref="Encode(string, int)"/>) as the call asks.
+/// </para>
 /// <para>Safe to call from several threads (the native side keeps each tokenizer behind a read lock).</para>
 /// </remarks>
 public sealed class HuggingFaceTokenizer : ITextTokenizer, IDisposable
@@ -30,8 +36,12 @@ public sealed class HuggingFaceTokenizer : ITextTokenizer, IDisposable
     private readonly string?[] _tokens;
     private readonly Dictionary<string, long> _ids;
 
-    private HuggingFaceTokenizer(string path, JsonObject json)
+    private HuggingFaceTokenizer(string path, JsonObject file)
     {
+        var json = (JsonObject)file.DeepClone();
+        json["padding"] = null;
+        json["truncation"] = null;
+        RejectBacktrackingPatterns(path, json);
         (_tokens, _ids) = ReadVocabulary(path, json);
         _withSpecialTokens = Open(path, json);
         try
@@ -195,6 +205,34 @@ public sealed class HuggingFaceTokenizer : ITextTokenizer, IDisposable
         _withoutSpecialTokens.Dispose();
         _keepingSpecialTokens.Dispose();
     }
+
+    // Split and Replace regexes of the normalizer, pre-tokenizer and decoder, before the Rust library ever runs them.
+    private static void RejectBacktrackingPatterns(string path, JsonObject json)
+    {
+        foreach (var section in new[] { "normalizer", "pre_tokenizer", "decoder" })
+        {
+            foreach (var regex in Regexes(json[section]))
+            {
+                if (BacktrackingPatterns.FindNestedRepetition(regex) is { } part)
+                {
+                    throw new InvalidInputException(
+                        $"{path}: the {section} regex {Quoted(regex)} repeats {Quoted(part)}, a group that can match in several ways: the Rust tokenizer backtracks exponentially on it and aborts the process on long inputs, so this tokenizer is refused");
+                }
+            }
+        }
+    }
+
+    // A JSON string literal, so control characters stay on one line; + and < are left as they are.
+    private static string Quoted(string text) =>
+        JsonSerializer.Serialize(text, new JsonSerializerOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping });
+
+    private static IEnumerable<string> Regexes(JsonNode? node) => node switch
+    {
+        JsonObject o => (o["pattern"]?["Regex"] is JsonValue regex && regex.TryGetValue<string>(out var text) ? [text] : Enumerable.Empty<string>())
+            .Concat(o.Where(p => p.Key != "pattern").SelectMany(p => Regexes(p.Value))),
+        JsonArray a => a.SelectMany(Regexes),
+        _ => [],
+    };
 
     private static Tokenizer Open(string path, JsonObject json)
     {

@@ -20,7 +20,7 @@ public sealed class LayerTests
     /// <summary>The features: each imports only the kernel and src/Models.</summary>
     public static readonly string[] Features = [Root + ".Replica", Root + ".Pipeline", Root + ".Processes"];
 
-    private static readonly Assembly Actors = typeof(DistributedInference.Actors.Kernel.Rows.RowPayload).Assembly;
+    private static readonly Assembly Actors = typeof(DistributedInference.Actors.Kernel.Rows.RowBatch).Assembly;
 
     public static TheoryData<string> EachFeature() => [.. Features];
 

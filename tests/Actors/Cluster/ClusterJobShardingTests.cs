@@ -1,4 +1,5 @@
 using Akka.Actor;
+using Akka.TestKit.Xunit2;
 using DistributedInference.Actors.Cluster.Jobs;
 using DistributedInference.Actors.Kernel.Requests;
 using DistributedInference.Actors.Kernel.Rows;
@@ -13,7 +14,7 @@ namespace DistributedInference.Actors.Tests.Cluster;
 
 /// <summary>Job coordinators as entities of a shard region on control nodes: any node accepts a job, each job has one home.</summary>
 [Collection(TimedTests.Collection)]
-public sealed class ClusterJobShardingTests : IAsyncLifetime
+public sealed class ClusterJobShardingTests : TestKit, IAsyncLifetime
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
 
@@ -21,6 +22,7 @@ public sealed class ClusterJobShardingTests : IAsyncLifetime
     private InProcessCluster? _cluster;
 
     public ClusterJobShardingTests(ITestOutputHelper output)
+        : base((ActorSystem?)null, output)
     {
         _output = output;
         LibTorch.Initialize();
@@ -36,15 +38,9 @@ public sealed class ClusterJobShardingTests : IAsyncLifetime
     // Until every node's splitter knows all three devices.
     private async Task EveryDeviceRegistered()
     {
-        var deadline = DateTime.UtcNow + Timeout;
         foreach (var node in _cluster!.Nodes)
         {
-            var splitter = node.ActorSelection($"/user/{ReplicaSplitter.ActorName}");
-            while ((await splitter.Ask<DeviceList>(GetDevices.Instance, Timeout)).Devices.Count < 3)
-            {
-                Assert.True(DateTime.UtcNow < deadline, "devices did not register");
-                await Task.Delay(100);
-            }
+            await InProcessCluster.DevicesRegistered(this, node.ActorSelection($"/user/{ReplicaSplitter.ActorName}"), 3);
         }
     }
 
@@ -59,10 +55,11 @@ public sealed class ClusterJobShardingTests : IAsyncLifetime
     public async Task A_job_submitted_through_any_node_runs_once_and_every_node_can_ask_how_it_stands()
     {
         await EveryDeviceRegistered();
-        var (bridge, reader) = ChannelBridge.Open(_cluster!.Nodes[2]);
-        _cluster.Regions[2].Tell(new SubmitJob("job-1", RowPayload.From(Rows()), new JobOptions(MaxBatchSize: 1), bridge, StreamResults: false));
+        var inbox = Inbox(_cluster!.Nodes[2]);
+        var (bridge, reader) = (inbox.Actor, inbox);
+        _cluster.Regions[2].Tell(new SubmitJob("job-1", RowBatch.From(Rows()), new JobOptions(MaxBatchSize: 1), bridge, StreamResults: false));
         object answer;
-        while ((answer = await reader.ReadAsync().AsTask().WaitAsync(Timeout)) is not JobCompleted and not JobFailed)
+        while ((answer = await reader.NextAsync().AsTask().WaitAsync(Timeout)) is not JobCompleted and not JobFailed)
         {
         }
 
@@ -74,9 +71,10 @@ public sealed class ClusterJobShardingTests : IAsyncLifetime
 
         // The same job id again, through another node: the outcome comes back from the job's home, nothing runs again.
         var before = await BatchesRun(_cluster.Nodes[0]);
-        var (again, againReader) = ChannelBridge.Open(_cluster.Nodes[0]);
-        _cluster.Regions[0].Tell(new SubmitJob("job-1", RowPayload.From(Rows()), new JobOptions(MaxBatchSize: 1), again, StreamResults: false));
-        var repeated = Assert.IsType<JobCompleted>(await againReader.ReadAsync().AsTask().WaitAsync(Timeout));
+        var againInbox = Inbox(_cluster.Nodes[0]);
+        var (again, againReader) = (againInbox.Actor, againInbox);
+        _cluster.Regions[0].Tell(new SubmitJob("job-1", RowBatch.From(Rows()), new JobOptions(MaxBatchSize: 1), again, StreamResults: false));
+        var repeated = Assert.IsType<JobCompleted>(await againReader.NextAsync().AsTask().WaitAsync(Timeout));
         Assert.True(Fixtures.MaxAbsDiff((Tensor)repeated.Results!, Fixtures.Expected("lm_logits")) <= 1e-4);
         Assert.Equal(before, await BatchesRun(_cluster.Nodes[0]));
         _output.WriteLine($"job-1: {status}; {before} batches run in all");
@@ -91,13 +89,31 @@ public sealed class ClusterJobShardingTests : IAsyncLifetime
         Assert.All(results, r => Assert.True(Fixtures.MaxAbsDiff((Tensor)r.Results!, Fixtures.Expected("lm_logits")) <= 1e-4));
     }
 
+    [Fact]
+    public async Task A_resubmitting_client_is_told_once_when_its_job_is_accepted_and_which_node_coordinates_it()
+    {
+        await EveryDeviceRegistered();
+        var told = new List<string>();
+        var client = new ReplicaClient(_cluster!.Nodes[1], _cluster.Regions[1]) { ResubmitOnLoss = true, OnAccepted = told.Add };
+        var result = await client.RunAsync(Rows(), new JobOptions(MaxBatchSize: 1));
+        Assert.True(Fixtures.MaxAbsDiff((Tensor)result.Results!, Fixtures.Expected("lm_logits")) <= 1e-4);
+
+        var line = Assert.Single(told);
+        _output.WriteLine(line);
+        Assert.Matches("^job [0-9a-f]{32}: accepted, 4 row\\(s\\) in 4 batch\\(es\\) on 3 device\\(s\\), coordinated at akka.tcp://distributed-inference@127.0.0.1:[0-9]+$", line);
+        Assert.Contains(_cluster.Nodes, node => line.EndsWith($" at {Akka.Cluster.Cluster.Get(node).SelfAddress}", StringComparison.Ordinal));
+    }
+
     // 2000 rows, one per batch: seconds of work, so a cancel sent on JobAccepted finds the job running.
     private static object ManyRows() => Gpt2Replica.Rows(cat(Enumerable.Repeat(Fixtures.Expected("input_ids"), 500).ToArray(), 0), null);
 
-    private static async Task<object> Next(System.Threading.Channels.ChannelReader<object> reader, Func<object, bool> wanted)
+    // A reply address of the test's own: what is sent to it is read in order.
+    private static Request Inbox(ActorSystem node) => Request.Start(node, null, null, new RequestPolicy { Watch = RequestWatch.None });
+
+    private static async Task<object> Next(Request reader, Func<object, bool> wanted)
     {
         object message;
-        while (!wanted(message = await reader.ReadAsync().AsTask().WaitAsync(Timeout)))
+        while (!wanted(message = await reader.NextAsync().AsTask().WaitAsync(Timeout)))
         {
         }
 
@@ -108,8 +124,9 @@ public sealed class ClusterJobShardingTests : IAsyncLifetime
     public async Task CancelJob_through_any_node_stops_the_job_at_its_home()
     {
         await EveryDeviceRegistered();
-        var (bridge, reader) = ChannelBridge.Open(_cluster!.Nodes[2]);
-        _cluster.Regions[2].Tell(new SubmitJob("job-cancel", RowPayload.From(ManyRows()), new JobOptions(MaxBatchSize: 1), bridge, StreamResults: false));
+        var inbox = Inbox(_cluster!.Nodes[2]);
+        var (bridge, reader) = (inbox.Actor, inbox);
+        _cluster.Regions[2].Tell(new SubmitJob("job-cancel", RowBatch.From(ManyRows()), new JobOptions(MaxBatchSize: 1), bridge, StreamResults: false));
         await Next(reader, m => m is JobAccepted);
         _cluster.Regions[0].Tell(new CancelJob("job-cancel"));
         var failed = Assert.IsType<JobFailed>(await Next(reader, m => m is JobFailed or JobCompleted));
@@ -121,21 +138,24 @@ public sealed class ClusterJobShardingTests : IAsyncLifetime
     public async Task A_job_whose_client_goes_away_is_cancelled()
     {
         await EveryDeviceRegistered();
-        var (bridge, reader) = ChannelBridge.Open(_cluster!.Nodes[2]);
-        _cluster.Regions[2].Tell(new SubmitJob("job-orphan", RowPayload.From(ManyRows()), new JobOptions(MaxBatchSize: 1), bridge, StreamResults: false));
+        var inbox = Inbox(_cluster!.Nodes[2]);
+        var (bridge, reader) = (inbox.Actor, inbox);
+        _cluster.Regions[2].Tell(new SubmitJob("job-orphan", RowBatch.From(ManyRows()), new JobOptions(MaxBatchSize: 1), bridge, StreamResults: false));
         await Next(reader, m => m is JobAccepted);
 
         // The client stops waiting (as a cancelled or exited client's reply actor does): its coordinator watches it.
         await bridge.GracefulStop(Timeout);
-        var deadline = DateTime.UtcNow + Timeout;
-        JobStatus status;
-        while ((status = await _cluster.Regions[1].Ask<JobStatus>(new GetJobStatus("job-orphan"), Timeout)).State != JobState.Failed)
-        {
-            Assert.True(DateTime.UtcNow < deadline, $"the job of a client gone still runs: {status}");
-            await Task.Delay(100);
-        }
+        JobStatus? status = null;
+        await AwaitAssertAsync(
+            async () =>
+            {
+                status = await _cluster.Regions[1].Ask<JobStatus>(new GetJobStatus("job-orphan"), TimeSpan.FromSeconds(5));
+                Assert.True(status.State == JobState.Failed, $"the job of a client gone still runs: {status}");
+            },
+            Timeout,
+            TimeSpan.FromMilliseconds(100));
 
-        Assert.Equal("cancelled", status.Reason);
+        Assert.Equal("cancelled", status!.Reason);
         Assert.True(status.RowsDone < status.RowsTotal, status.ToString());
     }
 }

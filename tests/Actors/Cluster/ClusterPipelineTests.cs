@@ -1,4 +1,5 @@
 using Akka.Actor;
+using Akka.TestKit.Xunit2;
 using DistributedInference.Actors.Cluster.Planning;
 using DistributedInference.Actors.Cluster.Stages;
 using DistributedInference.Actors.Kernel.Requests;
@@ -15,7 +16,7 @@ namespace DistributedInference.Actors.Tests.Cluster;
 
 /// <summary>Three actor systems in one process form a cluster; a pipeline has one stage on each (tensors cross the wire).</summary>
 [Collection(TimedTests.Collection)]
-public sealed class ClusterPipelineTests : IAsyncLifetime
+public sealed class ClusterPipelineTests : TestKit, IAsyncLifetime
 {
     private const string Model = "gpt2-tiny fixture";
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
@@ -24,6 +25,7 @@ public sealed class ClusterPipelineTests : IAsyncLifetime
     private InProcessCluster? _cluster;
 
     public ClusterPipelineTests(ITestOutputHelper output)
+        : base((ActorSystem?)null, output)
     {
         _output = output;
         LibTorch.Initialize();
@@ -60,16 +62,17 @@ public sealed class ClusterPipelineTests : IAsyncLifetime
         Assert.All(completed.Metrics.Stages, s => Assert.Equal(3, s.MicroBatches));
 
         // gather_output: the stage on the last node was handed the whole output too, across the wire.
-        var gathered = await pipeline.Stages[2].Ask<GatheredOutputs>(GetGatheredOutputs.Instance, Timeout);
-        var deadline = DateTime.UtcNow + Timeout;
-        while (gathered.Outputs.Count == 0)
-        {
-            Assert.True(DateTime.UtcNow < deadline, "the last stage was never handed the output");
-            await Task.Delay(50);
-            gathered = await pipeline.Stages[2].Ask<GatheredOutputs>(GetGatheredOutputs.Instance, Timeout);
-        }
+        GatheredOutputs? gathered = null;
+        await AwaitAssertAsync(
+            async () =>
+            {
+                gathered = await pipeline.Stages[2].Ask<GatheredOutputs>(GetGatheredOutputs.Instance, TimeSpan.FromSeconds(5));
+                Assert.True(gathered.Outputs.Count > 0, "the last stage was never handed the output");
+            },
+            Timeout,
+            TimeSpan.FromMilliseconds(50));
 
-        Assert.True(Fixtures.MaxAbsDiff((Tensor)Assert.Single(gathered.Outputs).Output, Fixtures.Expected("lm_logits")) <= 1e-4);
+        Assert.True(Fixtures.MaxAbsDiff((Tensor)Assert.Single(gathered!.Outputs).Output, Fixtures.Expected("lm_logits")) <= 1e-4);
         Assert.Equal(11, _cluster.Nodes.Sum(n => Actors.Kernel.Transport.TensorDataPlane.For(n)!.FramesReceived));
     }
 
@@ -80,14 +83,12 @@ public sealed class ClusterPipelineTests : IAsyncLifetime
         var planned = ClusterPipelinePlanner.Plan(await ClusterPipelinePlanner.FindHostsAsync(client, 3, Timeout), Model, "auto", "fp32");
         var pipeline = await PipelineRuntime.StartAsync(planned.Placements, client);
         var remote = pipeline.Stages[2];
+        var watcher = CreateTestProbe(client);
+        await watcher.WatchAsync(remote);
         await pipeline.DisposeAsync();
 
-        var deadline = DateTime.UtcNow + Timeout;
-        while ((await client.ActorSelection(remote.Path).Ask<ActorIdentity>(new Identify(1), Timeout)).Subject is not null)
-        {
-            Assert.True(DateTime.UtcNow < deadline, "the remote stage outlived its pipeline");
-            await Task.Delay(100);
-        }
+        await watcher.ExpectTerminatedAsync(remote, Timeout);
+        Assert.Null((await client.ActorSelection(remote.Path).Ask<ActorIdentity>(new Identify(1), Timeout)).Subject);
     }
 
     [Fact]
@@ -111,23 +112,26 @@ public sealed class ClusterPipelineTests : IAsyncLifetime
         await using var pipeline = await PipelineRuntime.StartAsync(planned.Placements, client);
         var last = _cluster.Nodes.Single(n => Akka.Cluster.Cluster.Get(n).SelfAddress == planned.Hosts[2].Node);
         Assert.NotSame(client, last);
+        var lastStage = pipeline.Stages[2];
+        var watcher = CreateTestProbe(client);
+        await watcher.WatchAsync(lastStage);
         await Akka.Cluster.Cluster.Get(last).LeaveAsync();
+        await watcher.ExpectTerminatedAsync(lastStage, TimeSpan.FromSeconds(60));
 
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
-        while (true)
-        {
-            var error = await Record.ExceptionAsync(() => pipeline.RunAsync(Input(), numChunks: 2).WaitAsync(TimeSpan.FromSeconds(60)));
-            if (error is not null)
+        // The pipeline's coordinator learns of it too (its own watch, a message of its own): from then on a call fails.
+        Exception? error = null;
+        await AwaitAssertAsync(
+            async () =>
             {
-                _output.WriteLine(error.Message);
-                Assert.IsType<JobFailedException>(error);
-                Assert.Contains("stage 2 stopped", error.Message, StringComparison.Ordinal);
-                return;
-            }
+                error = await Record.ExceptionAsync(() => pipeline.RunAsync(Input(), numChunks: 2).WaitAsync(TimeSpan.FromSeconds(60)));
+                Assert.True(error is not null, "the pipeline kept running without its last stage's node");
+            },
+            TimeSpan.FromSeconds(60),
+            TimeSpan.FromMilliseconds(100));
 
-            Assert.True(DateTime.UtcNow < deadline, "the pipeline kept running without its last stage's node");
-            await Task.Delay(200);
-        }
+        _output.WriteLine(error!.Message);
+        Assert.IsType<JobFailedException>(error);
+        Assert.Contains("stage 2 stopped", error.Message, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -141,17 +145,25 @@ public sealed class ClusterPipelineTests : IAsyncLifetime
 
         var last = _cluster.Nodes.Single(n => Akka.Cluster.Cluster.Get(n).SelfAddress == pipeline.Plan.Hosts[2].Node);
         Assert.NotSame(client, last);
+        var lastStage = pipeline.Stages[2];
+        var watcher = CreateTestProbe(client);
+        await watcher.WatchAsync(lastStage);
         await Akka.Cluster.Cluster.Get(last).LeaveAsync();
+        await watcher.ExpectTerminatedAsync(lastStage, TimeSpan.FromSeconds(60));
 
-        // The next calls lose their last stage, and run again on a plan over the two nodes left.
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
-        while (pipeline.Replans == 0)
-        {
-            var completed = await pipeline.RunAsync(Input(), numChunks: 2).WaitAsync(TimeSpan.FromSeconds(90));
-            Assert.True(Fixtures.MaxAbsDiff((Tensor)completed.Output, Fixtures.Expected("lm_logits")) <= 1e-4);
-            Assert.True(DateTime.UtcNow < deadline, "the pipeline never noticed its lost stage");
-            await Task.Delay(100);
-        }
+        // The next call loses its last stage, and runs again on a plan over the two nodes left; every call gives the logits.
+        var diffs = new List<double>();
+        await AwaitAssertAsync(
+            async () =>
+            {
+                var completed = await pipeline.RunAsync(Input(), numChunks: 2).WaitAsync(TimeSpan.FromSeconds(90));
+                diffs.Add(Fixtures.MaxAbsDiff((Tensor)completed.Output, Fixtures.Expected("lm_logits")));
+                Assert.True(pipeline.Replans > 0, "the pipeline never noticed its lost stage");
+            },
+            TimeSpan.FromSeconds(60),
+            TimeSpan.FromMilliseconds(100));
+
+        Assert.All(diffs, diff => Assert.True(diff <= 1e-4, $"{diff}"));
 
         _output.WriteLine(string.Join(Environment.NewLine, log));
         Assert.Equal(2, pipeline.Stages.Count);

@@ -1,4 +1,5 @@
 using Akka.Actor;
+using Akka.TestKit.Xunit2;
 using DistributedInference.Actors.Cluster.Planning;
 using DistributedInference.Actors.Replica;
 using DistributedInference.Models.Gpt2;
@@ -11,12 +12,13 @@ namespace DistributedInference.Actors.Tests.Cluster;
 
 /// <summary>Three actor systems in one process form a cluster; a replica job spans them.</summary>
 [Collection(TimedTests.Collection)]
-public sealed class ClusterReplicaTests : IAsyncLifetime
+public sealed class ClusterReplicaTests : TestKit, IAsyncLifetime
 {
     private readonly ITestOutputHelper _output;
     private InProcessCluster? _cluster;
 
     public ClusterReplicaTests(ITestOutputHelper output)
+        : base((ActorSystem?)null, output)
     {
         _output = output;
         LibTorch.Initialize();
@@ -31,7 +33,7 @@ public sealed class ClusterReplicaTests : IAsyncLifetime
     public async Task The_registry_sees_every_nodes_devices_and_a_replica_job_spans_the_nodes()
     {
         var client = _cluster!.Nodes[0];
-        var (splitter, registry) = await _cluster.SplitterWithEveryDevice();
+        var (splitter, registry) = await _cluster.SplitterWithEveryDevice(this);
         Assert.Equal(3, (await splitter.Ask<DeviceList>(GetDevices.Instance, TimeSpan.FromSeconds(5))).Devices.Count);
         Assert.Equal(3, (await registry.Ask<DeviceList>(GetDevices.Instance, TimeSpan.FromSeconds(5))).Devices.Count);
 

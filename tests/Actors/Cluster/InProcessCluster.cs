@@ -1,4 +1,5 @@
 using Akka.Actor;
+using Akka.TestKit;
 using DistributedInference.Actors.Cluster.Devices;
 using DistributedInference.Actors.Cluster.Jobs;
 using DistributedInference.Actors.Cluster.Stages;
@@ -62,18 +63,27 @@ public sealed class InProcessCluster : IAsyncDisposable
     public IReadOnlyList<IActorRef> Regions { get; private set; } = [];
 
     /// <summary>A splitter on the first node fed by a device registry, once it knows every node's device.</summary>
-    public async Task<(IActorRef Splitter, IActorRef Registry)> SplitterWithEveryDevice()
+    public async Task<(IActorRef Splitter, IActorRef Registry)> SplitterWithEveryDevice(TestKitBase kit)
     {
         var splitter = Nodes[0].ActorOf(ReplicaSplitter.Props([]), "splitter");
         var registry = Nodes[0].ActorOf(DeviceRegistry.Props(splitter), "registry");
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
-        while ((await splitter.Ask<DeviceList>(GetDevices.Instance, TimeSpan.FromSeconds(5))).Devices.Count < Nodes.Count && DateTime.UtcNow < deadline)
-        {
-            await Task.Delay(100);
-        }
-
+        await DevicesRegistered(kit, splitter, Nodes.Count);
         return (splitter, registry);
     }
+
+    /// <summary>
+    /// Returns once <paramref name="splitter"/> answers <see cref="GetDevices"/> with at least <paramref name="devices"/>
+    /// devices (the registry adds them as their nodes answer it); fails after 30 s.
+    /// </summary>
+    public static Task DevicesRegistered(TestKitBase kit, ICanTell splitter, int devices) =>
+        kit.AwaitAssertAsync(
+            async () =>
+            {
+                var known = (await splitter.Ask<DeviceList>(GetDevices.Instance, TimeSpan.FromSeconds(5))).Devices.Count;
+                Assert.True(known >= devices, $"{known} of {devices} devices registered");
+            },
+            TimeSpan.FromSeconds(30),
+            TimeSpan.FromMilliseconds(100));
 
     public async ValueTask DisposeAsync() => await Task.WhenAll(Nodes.Select(n => n.Terminate()));
 }

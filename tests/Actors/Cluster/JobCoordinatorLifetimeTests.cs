@@ -53,7 +53,7 @@ public sealed class JobCoordinatorLifetimeTests : TestKit, IAsyncLifetime
     private static Tensor Rows() => arange(8, ScalarType.Float32).view(4, 2);
 
     private SubmitJob Submit(string jobId, IActorRef client, Tensor rows) =>
-        new(jobId, RowPayload.From(rows.alias()), new JobOptions(MaxBatchSize: 1), client, StreamResults: false);
+        new(jobId, RowBatch.From(rows.alias()), new JobOptions(MaxBatchSize: 1), client, StreamResults: false);
 
     // The probe device answers a batch with its own rows (ownership moves back to the job).
     private static void Answer(RunBatch batch, IActorRef job, IActorRef device) =>

@@ -25,8 +25,8 @@ public sealed class DeviceActorTests : TestKit
         var device = Sys.ActorOf(DeviceActor.Props(DeviceName.Cpu, factory), DeviceActor.Name(0));
         var ids = Fixtures.Expected("input_ids");
 
-        device.Tell(new RunBatch("job", 0, RowPayload.From(Gpt2Replica.Rows(ids.narrow(0, 0, 3), null))));
-        device.Tell(new RunBatch("job", 1, RowPayload.From(Gpt2Replica.Rows(ids.narrow(0, 3, 1), null))));
+        device.Tell(new RunBatch("job", 0, RowBatch.From(Gpt2Replica.Rows(ids.narrow(0, 0, 3), null))));
+        device.Tell(new RunBatch("job", 1, RowBatch.From(Gpt2Replica.Rows(ids.narrow(0, 3, 1), null))));
         var first = await ExpectMsgAsync<BatchCompleted>(TimeSpan.FromSeconds(30));
         var second = await ExpectMsgAsync<BatchCompleted>(TimeSpan.FromSeconds(30));
 
@@ -47,7 +47,7 @@ public sealed class DeviceActorTests : TestKit
     {
         var factory = Gpt2Replica.Factory(Gpt2Source.Resolve(Fixtures.Path("lm")), InferenceTask.Logits, ScalarType.Float32, 0);
         var device = Sys.ActorOf(DeviceActor.Props(DeviceName.Cpu, factory));
-        device.Tell(new RunBatch("job", 0, RowPayload.From(Gpt2Replica.Rows(tensor(new long[] { 5, 1000 }, [1, 2]), null))));
+        device.Tell(new RunBatch("job", 0, RowBatch.From(Gpt2Replica.Rows(tensor(new long[] { 5, 1000 }, [1, 2]), null))));
         var failed = await ExpectMsgAsync<BatchFailed>(TimeSpan.FromSeconds(30));
         Assert.False(failed.Retryable);
         Assert.Contains("outside the model's vocabulary", failed.Reason, StringComparison.Ordinal);

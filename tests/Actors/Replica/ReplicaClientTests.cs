@@ -105,14 +105,14 @@ public sealed class ReplicaClientTests : TestKit
     public async Task A_client_hears_when_the_node_that_answers_for_its_job_goes_away()
     {
         await using var cluster = await InProcessCluster.StartAsync(2, model: null);
-        var (bridge, reader) = ChannelBridge.Open(cluster.Nodes[0], watchFirstSender: true);
         var answerer = cluster.Nodes[1].ActorOf(Props.Create(() => new Answerer()), "answerer");
         var remote = await cluster.Nodes[0].ActorSelection(answerer.Path.ToStringWithAddress(Akka.Cluster.Cluster.Get(cluster.Nodes[1]).SelfAddress)).ResolveOne(TimeSpan.FromSeconds(10));
-        remote.Tell("hello", bridge);
-        Assert.Equal("hello", await reader.ReadAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(10)));
+        await using var request = Request.Start(cluster.Nodes[0], remote, _ => "hello", new RequestPolicy { Watch = RequestWatch.FirstAnswerer, AnnounceAnswerer = true });
+        Assert.Equal(new AnswererFound(Akka.Cluster.Cluster.Get(cluster.Nodes[1]).SelfAddress), await request.NextAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.Equal("hello", await request.NextAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(10)));
 
         await cluster.Nodes[1].Terminate();
-        var lost = Assert.IsType<AnswererLost>(await reader.ReadAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(30)));
+        var lost = Assert.IsType<AnswererLost>(await request.NextAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(30)));
         Assert.Equal(Akka.Cluster.Cluster.Get(cluster.Nodes[1]).SelfAddress, lost.Node);
     }
 

@@ -27,7 +27,7 @@ public sealed class ReplicaJobTests : TestKit
     private async Task<(JobCompleted Completed, List<RowsCompleted> Streamed)> Run(IActorRef splitter, object input, JobOptions options, TimeSpan? timeout = null)
     {
         var client = CreateTestProbe();
-        splitter.Tell(new SubmitJob("job", RowPayload.From(input), options, client.Ref));
+        splitter.Tell(new SubmitJob("job", RowBatch.From(input), options, client.Ref));
         await client.ExpectMsgAsync<JobAccepted>();
         var streamed = new List<RowsCompleted>();
         while (true)
@@ -107,7 +107,7 @@ public sealed class ReplicaJobTests : TestKit
         var devices = Devices(3, _ => new SimulatedDeviceOptions { BatchLatency = TimeSpan.FromMilliseconds(30) });
         var splitter = Sys.ActorOf(ReplicaSplitter.Props(devices));
         var client = CreateTestProbe();
-        splitter.Tell(new SubmitJob("job", RowPayload.From(Enumerable.Range(0, 30).ToArray()), new JobOptions(false, 1), client.Ref));
+        splitter.Tell(new SubmitJob("job", RowBatch.From(Enumerable.Range(0, 30).ToArray()), new JobOptions(false, 1), client.Ref));
         client.ExpectMsg<JobAccepted>();
         client.ExpectMsg<RowsCompleted>();
         Sys.Stop(devices[2]);
@@ -133,7 +133,7 @@ public sealed class ReplicaJobTests : TestKit
         var devices = Devices(2, _ => new SimulatedDeviceOptions { FailingBatches = Enumerable.Range(1, 10).ToHashSet() });
         var splitter = Sys.ActorOf(ReplicaSplitter.Props(devices));
         var client = CreateTestProbe();
-        splitter.Tell(new SubmitJob("job", RowPayload.From(new[] { 1, 2 }), new JobOptions(false, 2) { MaxAttempts = 3 }, client.Ref));
+        splitter.Tell(new SubmitJob("job", RowBatch.From(new[] { 1, 2 }), new JobOptions(false, 2) { MaxAttempts = 3 }, client.Ref));
         client.ExpectMsg<JobAccepted>();
         Assert.Equal([0, 1], new[] { client.ExpectMsg<RowsFailed>(), client.ExpectMsg<RowsFailed>() }.SelectMany(f => f.Rows).Order());
         var failed = client.ExpectMsg<JobFailed>();
@@ -168,7 +168,7 @@ public sealed class ReplicaJobTests : TestKit
         var devices = Devices(2, _ => new SimulatedDeviceOptions { StopAtBatch = 1 });
         var splitter = Sys.ActorOf(ReplicaSplitter.Props(devices));
         var client = CreateTestProbe();
-        splitter.Tell(new SubmitJob("job", RowPayload.From(new[] { 1, 2, 3 }), new JobOptions(), client.Ref));
+        splitter.Tell(new SubmitJob("job", RowBatch.From(new[] { 1, 2, 3 }), new JobOptions(), client.Ref));
         client.ExpectMsg<JobAccepted>();
         Assert.Equal("every device stopped", client.ExpectMsg<JobFailed>().Reason);
     }
@@ -178,7 +178,7 @@ public sealed class ReplicaJobTests : TestKit
     {
         var splitter = Sys.ActorOf(ReplicaSplitter.Props(Devices(2)));
         var client = CreateTestProbe();
-        splitter.Tell(new SubmitJob("job", RowPayload.From(Array.Empty<int>()), new JobOptions(ApplyPadding: true), client.Ref));
+        splitter.Tell(new SubmitJob("job", RowBatch.From(Array.Empty<int>()), new JobOptions(ApplyPadding: true), client.Ref));
         client.ExpectMsg<JobAccepted>(a => a.Rows == 0);
         Assert.Null(client.ExpectMsg<JobCompleted>().Results);
     }
@@ -187,8 +187,8 @@ public sealed class ReplicaJobTests : TestKit
     public void Input_that_cannot_be_split_is_refused_or_fails_the_job_with_a_clear_reason()
     {
         // Not a payload at all: refused before any message is made.
-        Assert.StartsWith("cannot split a string", Assert.Throws<ArgumentException>(() => RowPayload.From("a dog")).Message, StringComparison.Ordinal);
-        Assert.Contains("Uri", Assert.Throws<ArgumentException>(() => RowPayload.From(new object[] { new Uri("http://127.0.0.1") })).Message, StringComparison.Ordinal);
+        Assert.StartsWith("cannot split a string", Assert.Throws<ArgumentException>(() => RowBatch.From("a dog")).Message, StringComparison.Ordinal);
+        Assert.Contains("Uri", Assert.Throws<ArgumentException>(() => RowBatch.From(new object[] { new Uri("http://127.0.0.1") })).Message, StringComparison.Ordinal);
 
         // A payload without rows: the job fails with the reason.
         var splitter = Sys.ActorOf(ReplicaSplitter.Props(Devices(2)));
@@ -204,7 +204,7 @@ public sealed class ReplicaJobTests : TestKit
     {
         var splitter = Sys.ActorOf(ReplicaSplitter.Props(Devices(2, _ => new SimulatedDeviceOptions { Compute = rows => TorchSharp.torch.tensor(((object[])rows).Cast<int>().Select(i => (float)i).ToArray()) })));
         var client = CreateTestProbe();
-        splitter.Tell(new SubmitJob("job", RowPayload.From(Enumerable.Range(0, 6).ToArray()), new JobOptions(false, 2), client.Ref, StreamResults: false));
+        splitter.Tell(new SubmitJob("job", RowBatch.From(Enumerable.Range(0, 6).ToArray()), new JobOptions(false, 2), client.Ref, StreamResults: false));
         await client.ExpectMsgAsync<JobAccepted>();
         var progress = new List<RowsCompleted>();
         JobCompleted? completed = null;
@@ -232,7 +232,7 @@ public sealed class ReplicaJobTests : TestKit
         var devices = Devices(2, i => new SimulatedDeviceOptions { BatchLatency = TimeSpan.FromMilliseconds(i == 1 ? 60_000 : 10) });
         var splitter = Sys.ActorOf(ReplicaSplitter.Props(devices));
         var client = CreateTestProbe();
-        splitter.Tell(new SubmitJob("job", RowPayload.From(Enumerable.Range(0, 10).ToArray()), new JobOptions(false, 1), client.Ref));
+        splitter.Tell(new SubmitJob("job", RowBatch.From(Enumerable.Range(0, 10).ToArray()), new JobOptions(false, 1), client.Ref));
         await client.ExpectMsgAsync<JobAccepted>();
         splitter.Tell(new RemoveDevice(devices[1]));
         var completed = (JobCompleted)await client.FishForMessageAsync(m => m is JobCompleted, TimeSpan.FromSeconds(10));
@@ -247,7 +247,7 @@ public sealed class ReplicaJobTests : TestKit
         var slow = new SimulatedDeviceOptions { BatchLatency = TimeSpan.FromMilliseconds(50) };
         var splitter = Sys.ActorOf(ReplicaSplitter.Props(Devices(1, _ => slow)));
         var client = CreateTestProbe();
-        splitter.Tell(new SubmitJob("job", RowPayload.From(Enumerable.Range(0, 20).ToArray()), new JobOptions(false, 1), client.Ref));
+        splitter.Tell(new SubmitJob("job", RowBatch.From(Enumerable.Range(0, 20).ToArray()), new JobOptions(false, 1), client.Ref));
         client.ExpectMsg<JobAccepted>();
         splitter.Tell(new AddDevice(Sys.ActorOf(SimulatedDevice.Props("late", slow), "late")));
         var completed = (JobCompleted)client.FishForMessage(m => m is JobCompleted, TimeSpan.FromSeconds(10));
@@ -263,7 +263,7 @@ public sealed class ReplicaJobTests : TestKit
         var devices = Devices(3, i => new SimulatedDeviceOptions { BatchLatency = latency, Model = i == 1 ? "gpt2-tiny seed 0 (logits, fp32) on cpu" : Served });
         var splitter = Sys.ActorOf(ReplicaSplitter.Props(devices));
         var client = CreateTestProbe();
-        splitter.Tell(new SubmitJob("job", RowPayload.From(Enumerable.Range(0, 24).ToArray()), new JobOptions(false, 1) { Model = "lm" }, client.Ref));
+        splitter.Tell(new SubmitJob("job", RowBatch.From(Enumerable.Range(0, 24).ToArray()), new JobOptions(false, 1) { Model = "lm" }, client.Ref));
         Assert.Equal(2, (await client.ExpectMsgAsync<JobAccepted>()).Devices);
         splitter.Tell(new AddDevice(Sys.ActorOf(SimulatedDevice.Props("late-other", new SimulatedDeviceOptions { BatchLatency = latency, Model = "other (logits, fp32) on cpu" }), "late-other")));
         splitter.Tell(new AddDevice(Sys.ActorOf(SimulatedDevice.Props("late-same", new SimulatedDeviceOptions { BatchLatency = latency, Model = Served }), "late-same")));
@@ -277,7 +277,7 @@ public sealed class ReplicaJobTests : TestKit
     {
         var splitter = Sys.ActorOf(ReplicaSplitter.Props(Devices(2, _ => new SimulatedDeviceOptions { Model = "gpt2-tiny seed 3 (logits, fp32) on cpu" })));
         var client = CreateTestProbe();
-        splitter.Tell(new SubmitJob("job", RowPayload.From(new[] { 1, 2, 3 }), new JobOptions() { Model = "gpt2-tiny seed 4" }, client.Ref));
+        splitter.Tell(new SubmitJob("job", RowBatch.From(new[] { 1, 2, 3 }), new JobOptions() { Model = "gpt2-tiny seed 4" }, client.Ref));
         var failed = await client.ExpectMsgAsync<JobFailed>();
         Assert.True(failed.InputError);
         Assert.Equal(

@@ -136,17 +136,11 @@ public sealed class TensorOwnershipTests : TestKit
     }
 
     // A node's splitter (the control role's), as seen from `from`, once it knows both nodes' devices.
-    private static async Task<IActorRef> EveryDevice(ActorSystem from, ActorSystem on)
+    private async Task<IActorRef> EveryDevice(ActorSystem from, ActorSystem on)
     {
         var address = Akka.Cluster.Cluster.Get(on).SelfAddress;
         var splitter = await from.ActorSelection(new RootActorPath(address) / "user" / ReplicaSplitter.ActorName).ResolveOne(TimeSpan.FromSeconds(10));
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
-        while ((await splitter.Ask<DeviceList>(GetDevices.Instance, TimeSpan.FromSeconds(5))).Devices.Count < 2)
-        {
-            Assert.True(DateTime.UtcNow < deadline, "the devices did not register");
-            await Task.Delay(100);
-        }
-
+        await InProcessCluster.DevicesRegistered(this, splitter, 2);
         return splitter;
     }
 

@@ -1,19 +1,20 @@
+using System.Diagnostics;
+using System.Text.Json;
 using System.Text.RegularExpressions;
 using DistributedInference.Models.Auto;
 using DistributedInference.Models.Generation;
 using DistributedInference.Models.Loading;
 using DistributedInference.Models.Runtime;
 using DistributedInference.Models.Tasks;
-using DistributedInference.Samples.ClusterNode;
-using DistributedInference.Samples.Pipeline;
-using DistributedInference.Samples.ReplicaHost;
 using static TorchSharp.torch;
 
 namespace DistributedInference.Actors.Tests.Samples;
 
 /// <summary>
-/// The programs under samples/ (built with the solution) run on the fixtures, and README's C# snippets are their code,
-/// quoted: a snippet that is not found in the file README names before it fails here.
+/// The programs under samples/ (built with the solution) run on the fixtures as a user runs them, and README's C#
+/// snippets are those programs, whole: each snippet is its file from the first <c>using</c> to the end, so it compiles
+/// when pasted into a new console app (the solution build compiles every one of them), and a snippet that is not its
+/// file fails here.
 /// </summary>
 [Collection(TimedTests.Collection)]
 public sealed partial class SamplesTests
@@ -25,34 +26,86 @@ public sealed partial class SamplesTests
     private static Tensor Expected(string fixture, string name) =>
         SafeTensorsFile.Open(Path.Combine(AppContext.BaseDirectory, "fixtures", fixture, "expected.safetensors")).Read(name);
 
+    // Runs a sample program as a user does (dotnet SAMPLE.dll ARGS), built beside the tests.
+    private static async Task<(int ExitCode, string Stdout, string Stderr)> RunSample(string name, params string[] args)
+    {
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, name + ".dll"));
+        foreach (var arg in args)
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        try
+        {
+            await process.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(3));
+        }
+        finally
+        {
+            if (!process.HasExited)
+            {
+                process.Kill(entireProcessTree: true);
+            }
+        }
+
+        return (process.ExitCode, await stdout, await stderr);
+    }
+
     [Fact]
     public async Task The_replica_host_sample_generates_for_every_prompt_what_one_replica_generates_for_it_alone()
     {
         string[] prompts = ["a zebra met a quokka", "hello", "Hello, world! 123"];
-        var completions = await ReplicaHostSample.RunAsync(Folder("qwen2-tiny"), prompts, maxNewTokens: 4);
+        var (exit, stdout, stderr) = await RunSample("ReplicaHost", [Folder("qwen2-tiny"), .. prompts]);
+        Assert.True(exit == 0, stderr);
 
-        Assert.Equal(prompts, completions.Select(c => c.Prompt));
+        // Only results on stdout (the host's log lines go to stderr): one JSON line per prompt, in prompt order.
+        var lines = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement).ToList();
+        Assert.Equal(prompts, lines.Select(l => l.GetProperty("prompt").GetString()));
+        Assert.Contains("Application started", stderr, StringComparison.Ordinal);
         var source = AutoModelSource.Resolve(Folder("qwen2-tiny"));
-        using var alone = source.Replica(InferenceTask.Generate, ScalarType.Float32, new GenerationOptions(MaxNewTokens: 4))(DeviceName.Cpu);
-        Assert.All(completions, c => Assert.Equal(((Completion)((object[])alone.Run(new[] { c.Prompt }))[0]).OutputIds, c.OutputIds));
+        using var alone = source.Replica(InferenceTask.Generate, ScalarType.Float32, new GenerationOptions(MaxNewTokens: 8))(DeviceName.Cpu);
+        Assert.All(lines, l => Assert.Equal(
+            ((Completion)((object[])alone.Run(new[] { l.GetProperty("prompt").GetString()! }))[0]).OutputIds,
+            l.GetProperty("output_ids").EnumerateArray().Select(e => e.GetInt64())));
     }
 
     [Fact]
     public async Task The_pipeline_sample_reproduces_the_fixture_logits()
     {
-        var mask = Expected("llama3-tiny", "attention_mask");
-        var (logits, bubble) = await PipelineSample.RunAsync(Folder("llama3-tiny"), Expected("llama3-tiny", "input_ids"), mask);
+        var input = Path.Combine(Path.GetTempPath(), $"di-pipeline-sample-{Guid.NewGuid():N}.safetensors");
+        var output = Path.ChangeExtension(input, ".out.safetensors");
+        try
+        {
+            var mask = Expected("llama3-tiny", "attention_mask");
+            SafeTensorsFile.Write(input, new Dictionary<string, Tensor> { ["input_ids"] = Expected("llama3-tiny", "input_ids"), ["attention_mask"] = mask });
+            var (exit, stdout, stderr) = await RunSample("Pipeline", Folder("llama3-tiny"), input, output);
+            Assert.True(exit == 0, stderr);
+            Assert.Matches(@"^logits \[3, 12, 640\] through 3 stages, bubble fraction [01]\.\d{3}$", stdout.Trim());
 
-        var diff = (logits - Expected("llama3-tiny", "logits")).abs().amax([-1]).masked_select(mask.to(ScalarType.Bool)).max().ToDouble();
-        Assert.True(diff <= 1e-4, $"max |diff| {diff:E3}");
-        Assert.InRange(bubble, 0, 1);
+            using var logits = SafeTensorsFile.Open(output).Read("logits");
+            var diff = (logits - Expected("llama3-tiny", "logits")).abs().amax([-1]).masked_select(mask.to(ScalarType.Bool)).max().ToDouble();
+            Assert.True(diff <= 1e-4, $"max |diff| {diff:E3}");
+        }
+        finally
+        {
+            File.Delete(input);
+            File.Delete(output);
+        }
     }
 
     [Fact]
     public async Task The_cluster_node_sample_runs_a_job_on_its_own_one_node_cluster()
     {
-        var logits = await ClusterNodeSample.RunAsync(Path.Combine(AppContext.BaseDirectory, "fixtures", "gpt2-tiny", "lm"), Fixtures.Expected("input_ids"));
-        Assert.True(Fixtures.MaxAbsDiff(logits, Fixtures.Expected("lm_logits")) <= 1e-4);
+        var model = Path.Combine(AppContext.BaseDirectory, "fixtures", "gpt2-tiny", "lm");
+        var (exit, stdout, stderr) = await RunSample("ClusterNode", model);
+        Assert.True(exit == 0, stderr);
+
+        using var lm = Models.Gpt2.Gpt2Source.Resolve(model).CreateLanguageModel(CPU, ScalarType.Float32);
+        using var logits = lm.Logits(tensor(new long[] { 1, 2, 3, 4, 5, 6, 7, 8 }, [2, 4]));
+        Assert.Equal($"next token ids: {string.Join(" ", logits.select(1, -1).argmax(-1).data<long>().ToArray())}", stdout.Trim());
     }
 
     [Fact]
@@ -77,39 +130,13 @@ public sealed partial class SamplesTests
             var named = SamplePath().Match(before);
             Assert.True(named.Success, $"README line {i + 1}: the paragraph before a C# snippet names no samples/ file it quotes: {before}");
             var file = File.ReadAllLines(Path.Combine(root, named.Value));
-            Assert.True(Quotes(file, block), $"README line {i + 1}: the snippet is not a run of lines of {named.Value}");
+            var program = file[Array.FindIndex(file, l => l.StartsWith("using ", StringComparison.Ordinal))..];
+            Assert.True(program.SequenceEqual(block), $"README line {i + 1}: the snippet is not the whole program {named.Value} from its first using line");
             snippets++;
             i = end;
         }
 
         Assert.True(snippets >= 3, $"{snippets} C# snippets in README");
-    }
-
-    // The block's lines are consecutive lines of the file, less one common indentation.
-    private static bool Quotes(string[] file, string[] block)
-    {
-        for (var start = 0; start + block.Length <= file.Length; start++)
-        {
-            var indent = file[start].Length - block[0].Length;
-            if (indent < 0 || file[start][indent..] != block[0] || file[start][..indent].Trim().Length > 0)
-            {
-                continue;
-            }
-
-            var all = true;
-            for (var j = 1; j < block.Length && all; j++)
-            {
-                var line = file[start + j];
-                all = block[j].Length == 0 ? line.Trim().Length == 0 : line.Length >= indent && line[..indent].Trim().Length == 0 && line[indent..] == block[j];
-            }
-
-            if (all)
-            {
-                return true;
-            }
-        }
-
-        return false;
     }
 
     private static string RepositoryRoot()
@@ -123,6 +150,6 @@ public sealed partial class SamplesTests
         return folder?.FullName ?? throw new InvalidOperationException("no DistributedInference.sln above the test output");
     }
 
-    [GeneratedRegex(@"samples/[A-Za-z]+/[A-Za-z]+\.cs")]
+    [GeneratedRegex(@"samples/[A-Za-z]+/Program\.cs")]
     private static partial Regex SamplePath();
 }

@@ -1,4 +1,7 @@
 using System.Diagnostics;
+using Akka.Actor;
+using Akka.TestKit.Xunit2;
+using DistributedInference.Actors.Cluster.Jobs;
 using DistributedInference.Host.Cluster;
 using DistributedInference.Models.Loading;
 using Xunit.Abstractions;
@@ -7,20 +10,55 @@ using static TorchSharp.torch;
 namespace DistributedInference.Host.Tests.CommandLine;
 
 /// <summary>
-/// Ctrl-C / SIGTERM of a cluster client mid-job: the client exits within seconds with 130 / 143 and writes nothing,
-/// and the cluster cancels the job (its coordinator watches the client) instead of computing it for nobody, without
-/// retrying a connection to the gone client once per message.
+/// Ctrl-C / SIGTERM of a cluster client mid-job: the client exits with 130 / 143 and writes nothing, and the cluster
+/// cancels the job (its coordinator watches the client) instead of computing it for nobody, without retrying a
+/// connection to the gone client once per message. Each step waits on an event: the client's line saying its job is
+/// accepted, its exit, the job's status asked of the cluster, a connection to a port the test listens on.
 /// </summary>
-public sealed class CancellationTests : IDisposable
+[Collection(ProcessTests.Collection)]
+public sealed class CancellationTests : TestKit
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromMinutes(3);
+
+    // How long a signalled process may take to exit: the signal's grace (TerminationSignals.Grace, 3.5 s) several
+    // times over, a failure bound only.
+    private static readonly TimeSpan ExitBound = TimeSpan.FromSeconds(30);
 
     private readonly string _folder = Directory.CreateTempSubdirectory("di-cancel-").FullName;
     private readonly ITestOutputHelper _log;
 
-    public CancellationTests(ITestOutputHelper log) => _log = log;
+    public CancellationTests(ITestOutputHelper log)
+        : base((ActorSystem?)null, log) => _log = log;
 
-    public void Dispose() => Directory.Delete(_folder, recursive: true);
+    protected override void Dispose(bool disposing)
+    {
+        base.Dispose(disposing);
+        if (disposing)
+        {
+            Directory.Delete(_folder, recursive: true);
+        }
+    }
+
+    // Reads `process`'s stderr into `stderr` until the line saying its replica job is accepted; returns the job id.
+    private static async Task<string> JobAccepted(Process process, System.Text.StringBuilder stderr)
+    {
+        while (await process.StandardError.ReadLineAsync().WaitAsync(Timeout) is { } line)
+        {
+            stderr.AppendLine(line);
+            if (line.StartsWith("di: job ", StringComparison.Ordinal) && line.Contains(": accepted, ", StringComparison.Ordinal))
+            {
+                return line["di: job ".Length..line.IndexOf(':', "di: job ".Length)];
+            }
+        }
+
+        throw new Xunit.Sdk.XunitException($"the job was never accepted:\n{stderr}");
+    }
+
+    private static async Task Signal(Process process, string signal)
+    {
+        using var kill = Process.Start("kill", [$"-{signal}", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        await kill.WaitForExitAsync();
+    }
 
     [Theory]
     [InlineData("INT", 130)]
@@ -29,12 +67,10 @@ public sealed class CancellationTests : IDisposable
     {
         var input = Path.Combine(_folder, "rows.safetensors");
         SafeTensorsFile.Write(input, new Dictionary<string, Tensor> { ["input_ids"] = randint(0, 1000, [1000, 16], dtype: ScalarType.Int64) });
-        var config = Path.Combine(_folder, "info.conf");
-        await File.WriteAllTextAsync(config, "akka.loglevel = INFO\n");
-        var log = new StringWriter();
+        var log = new LogLines();
         await using var nodes = await LocalCluster.StartAsync(
-            2, _ => ["--devices", "cpu", "--model", DiRunner.TinyClassifier, "--task", "classify", "--verbose", "--config-file", config], TextWriter.Synchronized(log), CancellationToken.None, forwardStderr: true);
-        string[] Lines() => log.ToString().Split('\n');
+            2, _ => ["--devices", "cpu", "--model", DiRunner.TinyClassifier, "--task", "classify", "--verbose"], log, CancellationToken.None, forwardStderr: true);
+        await using var member = await ClusterMember.JoinAsync(nodes);
 
         var output = Path.Combine(_folder, "out.safetensors");
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
@@ -47,30 +83,29 @@ public sealed class CancellationTests : IDisposable
         using var client = Process.Start(start)!;
         using var reaper = DiRunner.KillOnDispose(client);
         var stdout = client.StandardOutput.ReadToEndAsync();
-        var stderr = client.StandardError.ReadToEndAsync();
-        await WaitUntil(() => Lines().Any(l => l.Contains("coordinated here", StringComparison.Ordinal)) || client.HasExited, "no node coordinates the job");
+        var stderr = new System.Text.StringBuilder();
+
+        // The job's home has handed its 1000 batches out: the job runs on the nodes.
+        var jobId = await JobAccepted(client, stderr);
+        var rest = client.StandardError.ReadToEndAsync();
         Assert.False(client.HasExited, "the client ended before it was signalled");
-        await Task.Delay(TimeSpan.FromSeconds(1));
+        await Signal(client, signal);
 
-        var clock = Stopwatch.StartNew();
-        using (var kill = Process.Start("kill", [$"-{signal}", client.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
-        {
-            await kill.WaitForExitAsync();
-        }
-
-        await client.WaitForExitAsync().WaitAsync(Timeout);
-        var exited = clock.Elapsed;
+        await client.WaitForExitAsync().WaitAsync(ExitBound);
+        stderr.Append(await rest);
         var outText = await stdout;
-        var err = await stderr;
-        _log.WriteLine($"exit {client.ExitCode} after {exited.TotalSeconds:F1} s\n{err}\nstdout: {outText}");
+        _log.WriteLine($"exit {client.ExitCode}\n{stderr}\nstdout: {outText}");
         Assert.Equal(code, client.ExitCode);
-        Assert.True(exited < TimeSpan.FromSeconds(5), $"exited {exited.TotalSeconds:F1} s after SIG{signal}");
         Assert.False(File.Exists(output));
 
-        // The job's coordinator cancels it (told so, or seeing its client go); the gone client costs a handful of connection attempts at most.
-        await WaitUntil(() => Lines().Any(l => l.Contains("cancelled by its client", StringComparison.Ordinal) || l.Contains("is gone; cancelling the job", StringComparison.Ordinal)), "the job was not cancelled");
+        // The job's coordinator cancels it (told so, or seeing its client go) before its rows are done; the gone client
+        // costs a handful of connection attempts at most.
+        var status = await member.JobReaches(jobId, JobState.Failed);
+        _log.WriteLine(status.ToString());
+        Assert.Equal("cancelled", status.Reason);
+        Assert.True(status.RowsDone < status.RowsTotal, status.ToString());
         await Task.Delay(TimeSpan.FromSeconds(2));
-        var all = Lines();
+        var all = log.Lines;
         _log.WriteLine(string.Join('\n', all.Where(l => l.Contains("job ", StringComparison.Ordinal) || l.Contains("data plane", StringComparison.Ordinal))));
         Assert.InRange(all.Count(l => l.Contains("data plane: connection to", StringComparison.Ordinal)), 0, 5);
     }
@@ -78,11 +113,15 @@ public sealed class CancellationTests : IDisposable
     [Fact]
     public async Task A_client_signalled_while_it_is_still_joining_stops_joining_and_exits_143()
     {
-        // Nothing listens at the address: the join would go on for its whole timeout (60 s here) and then fail with exit 2.
+        // A port that accepts and never answers: the join would go on for its whole timeout (60 s here) and then fail
+        // with exit 2. The client's first connection to it says it is joining.
+        using var seed = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        seed.Start();
+        var port = ((System.Net.IPEndPoint)seed.LocalEndpoint).Port;
         var input = Path.Combine(_folder, "rows.safetensors");
         SafeTensorsFile.Write(input, new Dictionary<string, Tensor> { ["input_ids"] = randint(0, 1000, [4, 8], dtype: ScalarType.Int64) });
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var arg in new[] { Path.Combine(AppContext.BaseDirectory, "di.dll"), "infer", "--join", $"127.0.0.1:{DiRunner.FreePort()}", "--join-timeout", "60",
+        foreach (var arg in new[] { Path.Combine(AppContext.BaseDirectory, "di.dll"), "infer", "--join", $"127.0.0.1:{port}", "--join-timeout", "60",
                      "--task", "classify", "--model", DiRunner.TinyClassifier, "--input-ids", input })
         {
             start.ArgumentList.Add(arg);
@@ -92,14 +131,11 @@ public sealed class CancellationTests : IDisposable
         using var client = Process.Start(start)!;
         using var reaper = DiRunner.KillOnDispose(client);
         var stderr = client.StandardError.ReadToEndAsync();
-        await Task.Delay(TimeSpan.FromSeconds(2));
+        using var joining = await seed.AcceptTcpClientAsync().WaitAsync(Timeout);
         Assert.False(client.HasExited, "the client ended before it was signalled");
-        using (var kill = Process.Start("kill", ["-TERM", client.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
-        {
-            await kill.WaitForExitAsync();
-        }
+        await Signal(client, "TERM");
 
-        await client.WaitForExitAsync().WaitAsync(Timeout);
+        await client.WaitForExitAsync().WaitAsync(ExitBound);
         var err = await stderr;
         _log.WriteLine(err);
         Assert.Equal(143, client.ExitCode);
@@ -128,29 +164,26 @@ public sealed class CancellationTests : IDisposable
         using var reaper = DiRunner.KillOnDispose(launch);
         var stdout = launch.StandardOutput.ReadToEndAsync();
         var stderr = new System.Text.StringBuilder();
-        var clock = new Stopwatch();
-        while (await launch.StandardError.ReadLineAsync().WaitAsync(Timeout) is { } line)
-        {
-            stderr.AppendLine(line);
-            if (!clock.IsRunning && line.StartsWith("di: 2 node(s)", StringComparison.Ordinal))
-            {
-                // The job runs on both nodes now.
-                await Task.Delay(TimeSpan.FromSeconds(1));
-                clock.Start();
-                using var kill = Process.Start("kill", ["-INT", launch.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
-                await kill.WaitForExitAsync();
-            }
-        }
 
-        await launch.WaitForExitAsync().WaitAsync(Timeout);
-        var exited = clock.Elapsed;
+        // The job runs on both nodes now: signal the launch.
+        await JobAccepted(launch, stderr);
+        var rest = launch.StandardError.ReadToEndAsync();
+        var nodes = NodesReading(config).Where(pid => pid != launch.Id).ToList();
+        Assert.Equal(2, nodes.Count);
+        await Signal(launch, "INT");
+
+        await launch.WaitForExitAsync().WaitAsync(ExitBound);
+        stderr.Append(await rest);
         await stdout;
-        _log.WriteLine($"exit {launch.ExitCode} after {exited.TotalSeconds:F1} s\n{stderr}");
-        Assert.True(clock.IsRunning, stderr.ToString());
+        _log.WriteLine($"exit {launch.ExitCode}\n{stderr}");
         Assert.Equal(130, launch.ExitCode);
-        Assert.True(exited < TimeSpan.FromSeconds(5), $"exited {exited.TotalSeconds:F1} s after SIGINT");
         Assert.False(File.Exists(output));
-        await WaitUntil(() => !NodesReading(config).Any(), $"node processes still run: {string.Join(", ", NodesReading(config))}");
+
+        // Its nodes were killed (or left) before it exited; a killed process is gone once its parent reaps it.
+        await AwaitAssertAsync(
+            () => Assert.True(!NodesReading(config).Any(), $"node processes still run: {string.Join(", ", NodesReading(config))} (the launch's were {string.Join(", ", nodes)})"),
+            TimeSpan.FromMinutes(1),
+            TimeSpan.FromMilliseconds(100));
     }
 
     // The processes whose command line names this file.
@@ -170,14 +203,4 @@ public sealed class CancellationTests : IDisposable
                 return false;
             }
         }).Select(p => p.Pid).ToList();
-
-    private static async Task WaitUntil(Func<bool> condition, string what)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(1);
-        while (!condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, what);
-            await Task.Delay(100);
-        }
-    }
 }

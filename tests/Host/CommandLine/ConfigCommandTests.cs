@@ -2,6 +2,7 @@ using DistributedInference.Actors.Kernel.Settings;
 
 namespace DistributedInference.Host.Tests.CommandLine;
 
+[Collection(ProcessTests.Collection)]
 public sealed class ConfigCommandTests
 {
     [Fact]
@@ -37,9 +38,10 @@ public sealed class ConfigCommandTests
         Assert.DoesNotContain("DistributedInferenceSerializer", stdout, StringComparison.Ordinal);
         Assert.True(stdout.Split('\n').Length < 160, "the defaults a user may edit, not the wire format");
 
-        // The bindings still apply: every cross-node message keeps its explicit serializer.
-        var bindings = DistributedInferenceConfig.Default().GetConfig("akka.actor.serialization-bindings");
-        Assert.Contains(bindings.AsEnumerable(), b => b.Key.Contains("RunBatch", StringComparison.Ordinal));
+        // The bindings still apply: every cross-node message keeps its explicit serializer, and every protocol is listed.
+        var config = DistributedInferenceConfig.Default();
+        Assert.Contains(config.GetConfig("akka.actor.serialization-bindings").AsEnumerable(), b => b.Key.Contains("IWireMessage", StringComparison.Ordinal));
+        Assert.Contains(config.GetStringList("distributed-inference.wire.protocols"), p => p.Contains("ReplicaProtocol", StringComparison.Ordinal));
     }
 
     [Fact]

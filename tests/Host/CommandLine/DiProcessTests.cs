@@ -1,6 +1,7 @@
 namespace DistributedInference.Host.Tests.CommandLine;
 
 /// <summary>The real <c>di</c> program, as a user starts it.</summary>
+[Collection(ProcessTests.Collection)]
 public sealed class DiProcessTests
 {
     [Fact]

@@ -4,6 +4,7 @@ using DistributedInference.Host.CommandLine;
 namespace DistributedInference.Host.Tests.CommandLine;
 
 /// <summary>Every option of every command says what it does in --help.</summary>
+[Collection(ProcessTests.Collection)]
 public sealed class HelpTests
 {
     private static IEnumerable<Command> Commands(Command command) => [command, .. command.Subcommands.SelectMany(Commands)];
@@ -17,6 +18,21 @@ public sealed class HelpTests
             .Select(o => $"{o.Command} {o.Option.Name}")
             .ToList();
         Assert.Empty(missing);
+    }
+
+    [Fact]
+    public async Task Infer_help_describes_every_family_task_and_built_in()
+    {
+        var (exit, stdout, stderr) = await DiRunner.Run("infer", "--help");
+        Assert.True(exit == 0, stderr);
+        var text = string.Join(" ", stdout.Split((char[])['\n', ' '], StringSplitOptions.RemoveEmptyEntries));
+        foreach (var name in Models.Auto.AutoModelSource.ModelTypes.Concat(Models.Auto.AutoModelSource.BuiltIns).Concat(["logits", "classify", "generate", "embed", "tokenizer.json"]))
+        {
+            Assert.Contains(name, text, StringComparison.Ordinal);
+        }
+
+        Assert.DoesNotContain("GPT-2 folder", text, StringComparison.Ordinal);
+        Assert.DoesNotContain("tokenized with GPT-2's tokenizer", text, StringComparison.Ordinal);
     }
 
     [Fact]

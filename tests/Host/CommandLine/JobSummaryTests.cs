@@ -2,7 +2,10 @@ using System.Text.Json;
 
 namespace DistributedInference.Host.Tests.CommandLine;
 
-/// <summary>Every job ends with one summary line on stderr; --quiet drops it; --json-summary writes it as JSON.</summary>
+/// <summary>
+/// Every job ends with one summary line on stderr; --quiet drops it and the other informational lines (pipeline plan,
+/// stages, rates) but no warning; --json-summary writes it as JSON; sampling options without --do-sample are warned about.
+/// </summary>
 public sealed class JobSummaryTests : IDisposable
 {
     private readonly string _folder = Directory.CreateTempSubdirectory("di-summary-").FullName;
@@ -45,5 +48,37 @@ public sealed class JobSummaryTests : IDisposable
         Assert.True(exit == 0, stderr);
         Assert.Matches(@"di: done: .* logits, pipeline on 2 device\(s\): 4 row\(s\) in .*, bubble fraction \d\.\d{3}", stderr);
         Assert.DoesNotContain("random weights", stderr, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("logits")]
+    [InlineData("generate")]
+    public async Task Quiet_leaves_out_the_pipeline_plan_and_stage_lines_too(string task)
+    {
+        var model = task == "logits" ? DiRunner.TinyLanguageModel : Path.Combine(DiRunner.Fixtures, "qwen3-tiny", "model");
+        var input = task == "logits" ? DiRunner.Expected : Path.Combine(DiRunner.Fixtures, "qwen3-tiny", "expected.safetensors");
+        string[] job = ["infer", "--model", model, "--task", task, "--input-ids", input, "--max-new-tokens", "2", "--mode", "pipeline", "--devices", "cpu,cpu",
+            "--output", Path.Combine(_folder, "out.safetensors")];
+        var (exit, _, loud) = await DiRunner.Run(job);
+        Assert.True(exit == 0, loud);
+        Assert.Contains("di: pipeline plan (auto):", loud, StringComparison.Ordinal);
+        Assert.Contains("di: stage 0: ", loud, StringComparison.Ordinal);
+
+        (exit, _, var quiet) = await DiRunner.Run([.. job, "--quiet"]);
+        Assert.True(exit == 0, quiet);
+        Assert.Equal(string.Empty, quiet);
+    }
+
+    [Fact]
+    public async Task Sampling_options_without_do_sample_are_warned_about()
+    {
+        string[] job = ["infer", "--model", "gpt2-tiny", "--input-ids", DiRunner.Expected, "--max-new-tokens", "2", "--quiet", "--temperature", "0.7", "--top-k", "5"];
+        var (exit, _, stderr) = await DiRunner.Run(job);
+        Assert.True(exit == 0, stderr);
+        Assert.Contains("di: warning: --temperature, --top-k take effect only with --do-sample; without it generation is greedy and ignores them", stderr, StringComparison.Ordinal);
+
+        (exit, _, stderr) = await DiRunner.Run([.. job, "--do-sample"]);
+        Assert.True(exit == 0, stderr);
+        Assert.DoesNotContain("warning", stderr, StringComparison.Ordinal);
     }
 }

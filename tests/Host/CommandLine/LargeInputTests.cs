@@ -10,6 +10,7 @@ namespace DistributedInference.Host.Tests.CommandLine;
 /// another node by the data plane too, and the job runs across the processes. The frame is lowered to 1 MiB here (every
 /// node and the client read the launch's config file) to keep the input small and the test quick.
 /// </summary>
+[Collection(ProcessTests.Collection)]
 public sealed class LargeInputTests : IDisposable
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromMinutes(4);

@@ -1,6 +1,7 @@
 namespace DistributedInference.Host.Tests.CommandLine;
 
 /// <summary><c>di config</c>'s questions answered on stdin, and <c>di launch</c> reading the file it writes.</summary>
+[Collection(ProcessTests.Collection)]
 public sealed class LaunchConfigTests : IDisposable
 {
     private readonly string _folder = Directory.CreateTempSubdirectory("di-config-").FullName;
@@ -63,13 +64,30 @@ public sealed class LaunchConfigTests : IDisposable
         Assert.True(exit == 0, stderr);
         Assert.Contains("This machine's rank (0 to 1; machine 0 hosts process 0)? [0]: ", stdout, StringComparison.Ordinal);
         var saved = DistributedInference.Host.Cluster.LaunchConfig.Read(file);
-        Assert.Equal((2, 1, "bfloat16"), (saved.NumMachines, saved.MachineRank, saved.Dtype));
+        Assert.Equal((2, 1, "bf16"), (saved.NumMachines, saved.MachineRank, saved.Dtype));
 
         // Machine 1 of 2 starts processes 2 and 3, and hands them the dtype.
         (exit, stdout, stderr) = await Di("", "launch", "--config-file", file, "--", "sh", "-c", "echo \"$RANK/$WORLD_SIZE $LOCAL_RANK $DI_DTYPE\"");
         Assert.True(exit == 0, stderr);
         var lines = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Order(StringComparer.Ordinal).ToList();
-        Assert.Equal(["[rank 2] 2/4 0 bfloat16", "[rank 3] 3/4 1 bfloat16"], lines);
+        Assert.Equal(["[rank 2] 2/4 0 bf16", "[rank 3] 3/4 1 bf16"], lines);
+    }
+
+    [Fact]
+    public async Task A_wrong_answer_is_asked_again_and_dtypes_are_spelled_as_dtype()
+    {
+        var file = Path.Combine(_folder, "retry.conf");
+        var (exit, stdout, stderr) = await Di("many\n3\ncpu\n\n0\n1\nfloat16x\nfp16\n", "config", "--config-file", file);
+        Assert.True(exit == 0, stderr);
+        Assert.Contains("processes: give a whole number from 1 to 1024, got 'many'; try again", stdout, StringComparison.Ordinal);
+        Assert.Contains("The dtype of the models (fp32, bf16, fp16, as --dtype)? [fp32]: ", stdout, StringComparison.Ordinal);
+        Assert.Contains("dtype: give fp32, bf16 or fp16, got 'float16x'; try again", stdout, StringComparison.Ordinal);
+        var saved = DistributedInference.Host.Cluster.LaunchConfig.Read(file);
+        Assert.Equal((3, "fp16"), (saved.NumProcesses, saved.Dtype));
+
+        // A file written with transformers' spelling reads as the same dtype.
+        File.WriteAllText(file, File.ReadAllText(file).Replace("\"fp16\"", "\"float16\"", StringComparison.Ordinal));
+        Assert.Equal("fp16", DistributedInference.Host.Cluster.LaunchConfig.Read(file).Dtype);
     }
 
     [Fact]

@@ -8,6 +8,7 @@ namespace DistributedInference.Host.Tests.CommandLine;
 /// The Llama-family and BERT reference fixtures through the real command line: one device, three replica devices and a
 /// three-stage pipeline (and three launched processes) give transformers' logits, greedy tokens and sentence embeddings.
 /// </summary>
+[Collection(ProcessTests.Collection)]
 public sealed class ModelFamilyTests : IDisposable
 {
     private static readonly string[][] Placements =

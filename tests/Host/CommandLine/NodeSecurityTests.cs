@@ -6,6 +6,7 @@ using DistributedInference.Host.Cluster;
 namespace DistributedInference.Host.Tests.CommandLine;
 
 /// <summary><c>di node</c> start-up checks and <c>di secret</c> / <c>di cert</c>, as a user runs them.</summary>
+[Collection(ProcessTests.Collection)]
 public sealed class NodeSecurityTests
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromMinutes(2);
@@ -63,14 +64,12 @@ public sealed class NodeSecurityTests
             (exit, _, stderr) = await DiRunner.RunProcess(Timeout, "node", "--join", nodes.Seed, "--roles", "control");
             Assert.Equal(2, exit);
             Assert.StartsWith("di: error: the cluster refused this node: ", stderr, StringComparison.Ordinal);
-            var clock = Stopwatch.StartNew();
             (exit, stdout, stderr) = await DiRunner.RunProcess(Timeout, "infer", "--join", nodes.Seed, "--secret-file", wrong, "--task", "logits",
                 "--model", DiRunner.TinyLanguageModel, "--input-ids", DiRunner.Expected, "--output", Path.Combine(folder, "logits.safetensors"));
             Assert.Equal(2, exit);
             Assert.Equal(string.Empty, stdout);
             Assert.StartsWith("di: error: the cluster refused this node: ", stderr, StringComparison.Ordinal);
             Assert.Single(stderr.TrimEnd().Split('\n'));
-            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(60), $"took {clock.Elapsed}");
 
             // The right secret joins.
             var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
@@ -145,6 +144,37 @@ public sealed class NodeSecurityTests
                 "--model", DiRunner.TinyLanguageModel, "--input-ids", DiRunner.Expected, "--output", output);
             Assert.True(exit == 0, stderr);
             Assert.True(DiRunner.MaxAbsDiff(Models.Loading.SafeTensorsFile.Open(output).Read("logits"), DiRunner.ExpectedTensor("lm_logits")) <= 1e-4);
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task A_client_with_another_certificate_is_told_it_is_the_certificate()
+    {
+        var folder = Directory.CreateTempSubdirectory("di-tls-").FullName;
+        try
+        {
+            var cluster = Path.Combine(folder, "cluster.pfx");
+            var other = Path.Combine(folder, "other.pfx");
+            Assert.Equal(0, (await DiRunner.Run("cert", cluster)).ExitCode);
+            Assert.Equal(0, (await DiRunner.Run("cert", other)).ExitCode);
+            await using var nodes = await LocalCluster.StartAsync(
+                1, _ => ["--devices", "cpu", "--model", DiRunner.TinyLanguageModel, "--task", "logits", "--tls-certificate", cluster], TextWriter.Null, CancellationToken.None);
+
+            string[] job = ["infer", "--join", nodes.Seed, "--join-timeout", "5", "--task", "logits", "--model", DiRunner.TinyLanguageModel, "--input-ids", DiRunner.Expected];
+            var (exit, stdout, stderr) = await DiRunner.RunProcess(TimeSpan.FromMinutes(2), [.. job, "--tls-certificate", other], input: null);
+            Assert.Equal(2, exit);
+            Assert.Equal(string.Empty, stdout);
+            var line = Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+            Assert.StartsWith($"di: error: could not join the cluster at {nodes.Seed} within 5 s: {nodes.Seed} presents another TLS certificate (", line, StringComparison.Ordinal);
+            Assert.Contains("every node and client needs the same certificate", line, StringComparison.Ordinal);
+
+            (exit, _, stderr) = await DiRunner.RunProcess(TimeSpan.FromMinutes(2), job, input: null);
+            Assert.Equal(2, exit);
+            Assert.Contains($"{nodes.Seed} runs TLS (its certificate: ", stderr, StringComparison.Ordinal);
         }
         finally
         {

@@ -3,7 +3,11 @@ using static TorchSharp.torch;
 
 namespace DistributedInference.Host.Tests.CommandLine;
 
-/// <summary>A checkpoint whose weights hold NaN gives NaN logits: a warning line, or with --strict a failure and no file.</summary>
+/// <summary>
+/// A checkpoint whose weights hold NaN gives NaN logits: a warning line, or with --strict a failure and no file; generation
+/// never decodes from them (transformers#33294): the rows fail, in replica and pipeline mode.
+/// </summary>
+[Collection(ProcessTests.Collection)]
 public sealed class NonFiniteOutputTests : IDisposable
 {
     private readonly string _folder = Directory.CreateTempSubdirectory("di-nan-").FullName;
@@ -38,6 +42,42 @@ public sealed class NonFiniteOutputTests : IDisposable
         Assert.Contains("nothing written (--strict)", strictStderr, StringComparison.Ordinal);
         Assert.DoesNotContain("di: warning:", strictStderr, StringComparison.Ordinal);
         Assert.False(File.Exists(strictOutput));
+    }
+
+    [Theory]
+    [InlineData("--do-sample")]
+    [InlineData("--strict")]
+    public async Task Generation_from_nan_logits_fails_instead_of_writing_token_ids(string flag)
+    {
+        var (exit, stdout, stderr) = await DiRunner.Run("infer", "--model", NanModel(), "--task", "generate", "--max-new-tokens", "3", "--input-ids", DiRunner.Expected, flag);
+        Assert.Equal(1, exit);
+        Assert.Equal(string.Empty, stdout);
+        Assert.Contains("di: error: job failed: ", stderr, StringComparison.Ordinal);
+        Assert.Contains("hold NaN or Inf at step 0 in fp32", stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Pipelined_generation_from_fp16_overflow_fails_in_one_line()
+    {
+        var model = Path.Combine(_folder, "overflow");
+        Directory.CreateDirectory(model);
+        var fixture = Path.Combine(DiRunner.Fixtures, "mistral-tiny", "model");
+        foreach (var file in Directory.GetFiles(fixture))
+        {
+            File.Copy(file, Path.Combine(model, Path.GetFileName(file)));
+        }
+
+        var weights = SafeTensorsFile.ReadAll(Path.Combine(fixture, "model.safetensors"));
+        weights["model.norm.weight"] = weights["model.norm.weight"].mul(3e4);
+        SafeTensorsFile.Write(Path.Combine(model, "model.safetensors"), weights);
+        var input = Path.Combine(DiRunner.Fixtures, "mistral-tiny", "expected.safetensors");
+        string[] job = ["infer", "--model", model, "--task", "generate", "--max-new-tokens", "3", "--input-ids", input, "--mode", "pipeline", "--devices", "cpu,cpu"];
+        var (exit, stdout, stderr) = await DiRunner.Run([.. job, "--dtype", "fp16"]);
+        Assert.Equal(1, exit);
+        Assert.Equal(string.Empty, stdout);
+        Assert.Single(stderr.Split('\n'), l => l.StartsWith("di: error: job failed: ", StringComparison.Ordinal) && l.Contains("NaN or Inf", StringComparison.Ordinal));
+        (exit, _, stderr) = await DiRunner.Run([.. job, "--dtype", "fp32"]);
+        Assert.True(exit == 0, stderr);
     }
 
     [Fact]

@@ -7,6 +7,7 @@ namespace DistributedInference.Host.Tests.CommandLine;
 /// <c>di infer --mode pipeline --task generate</c>: the Llama-family fixtures' greedy ids through three stages (in this
 /// process and in three launched node processes), and sampled ids equal to replica mode's for the same seed.
 /// </summary>
+[Collection(ProcessTests.Collection)]
 public sealed class PipelinedGenerationTests : IDisposable
 {
     private readonly string _folder = Directory.CreateTempSubdirectory("di-pipegen-").FullName;
@@ -55,6 +56,31 @@ public sealed class PipelinedGenerationTests : IDisposable
             "--output", replica, "--mode", "replica", "--devices", "cpu,cpu", "--max-batch-size", "1", .. sampling]);
         Assert.True(exit == 0, stderr);
         Assert.Equal(SafeTensorsFile.Open(replica).Read("output_ids").data<long>().ToArray(), SafeTensorsFile.Open(pipelined).Read("output_ids").data<long>().ToArray());
+    }
+
+    [Theory]
+    [InlineData("pipeline", "cpu,cpu")]
+    [InlineData("replica", "cpu")]
+    public async Task Ids_without_a_mask_are_padded_where_the_declared_pad_id_is(string mode, string devices)
+    {
+        // transformers#17426: generate infers the mask from pad_token_id (not an eos id) when none is given. mistral-tiny's
+        // greedy prompts are left-padded with 0; declare pad_token_id 0 and leave the mask out.
+        var model = Path.Combine(_folder, "mistral-pad0");
+        Directory.CreateDirectory(model);
+        foreach (var file in Directory.GetFiles(Model("mistral-tiny")))
+        {
+            File.Copy(file, Path.Combine(model, Path.GetFileName(file)));
+        }
+
+        var config = Path.Combine(model, "config.json");
+        File.WriteAllText(config, File.ReadAllText(config).Replace("\"eos_token_id\": 2,", "\"eos_token_id\": 2, \"pad_token_id\": 0,", StringComparison.Ordinal));
+        var input = Path.Combine(_folder, "no-mask.safetensors");
+        SafeTensorsFile.Write(input, new Dictionary<string, Tensor> { ["input_ids"] = Expected("mistral-tiny", "greedy_input_ids") });
+        var output = Path.Combine(_folder, "out.safetensors");
+        var (exit, _, stderr) = await DiRunner.Run(["infer", "--model", model, "--task", "generate", "--max-new-tokens", "10",
+            "--input-ids", input, "--output", output, "--mode", mode, "--devices", devices]);
+        Assert.True(exit == 0, stderr);
+        Assert.Equal(Expected("mistral-tiny", "greedy_output").data<long>().ToArray(), SafeTensorsFile.Open(output).Read("output_ids").data<long>().ToArray());
     }
 
     [Fact]

@@ -1,8 +1,7 @@
-using System.Diagnostics;
-
 namespace DistributedInference.Host.Tests.CommandLine;
 
 /// <summary><c>di launch -- PROGRAM</c>: a user's program (here a shell script) run N times as one process group.</summary>
+[Collection(ProcessTests.Collection)]
 public sealed class ProgramLaunchTests : IDisposable
 {
     private readonly string _folder = Directory.CreateTempSubdirectory("di-program-").FullName;
@@ -46,16 +45,27 @@ public sealed class ProgramLaunchTests : IDisposable
     [Fact]
     public async Task A_rank_that_exits_3_stops_the_others_and_the_launch_exits_3()
     {
-        // Rank 1 fails once every rank has started; the others would sleep for a minute (exec: the sleep is the process).
-        var script = Script($"echo $$ > {_folder}/pid-$RANK\nif [ \"$RANK\" = 1 ]; then sleep 1; exit 3; fi\nexec sleep 60");
-        var clock = Stopwatch.StartNew();
-        var (exit, _, stderr) = await DiRunner.Run("launch", "--num-processes", "3", "--", script);
+        // Ranks 0 and 2 would sleep for ten minutes; on SIGTERM they say so (a file) and end. Rank 1 fails once both are
+        // waiting (their pid files are written after their trap is set).
+        var script = Script($$"""
+            if [ "$RANK" = 1 ]; then
+              while [ ! -e {{_folder}}/pid-0 ] || [ ! -e {{_folder}}/pid-2 ]; do sleep 0.1; done
+              exit 3
+            fi
+            trap 'kill $child 2>/dev/null; echo $RANK > {{_folder}}/stopped-$RANK; exit 143' TERM
+            sleep 600 &
+            child=$!
+            echo $$ > {{_folder}}/pid-$RANK.tmp && mv {{_folder}}/pid-$RANK.tmp {{_folder}}/pid-$RANK
+            wait $child
+            """);
+        var (exit, _, stderr) = await DiRunner.Run("launch", "--num-processes", "3", "--", script).WaitAsync(TimeSpan.FromMinutes(3));
         Assert.Equal(3, exit);
-        Assert.InRange(clock.Elapsed.TotalSeconds, 0, 10);
         Assert.Contains("di launch: rank 1 exited with code 3; stopping the others", stderr, StringComparison.Ordinal);
         Assert.DoesNotContain("killed", stderr, StringComparison.Ordinal);
         foreach (var rank in new[] { 0, 2 })
         {
+            // The launch stopped it (its SIGTERM), not the end of its sleep; and it is gone.
+            Assert.True(File.Exists(Path.Combine(_folder, $"stopped-{rank}")), $"rank {rank} was not stopped by the launch:\n{stderr}");
             var pid = int.Parse(File.ReadAllText(Path.Combine(_folder, $"pid-{rank}")).Trim(), System.Globalization.CultureInfo.InvariantCulture);
             Assert.False(Directory.Exists($"/proc/{pid}"), $"rank {rank} (pid {pid}) still runs");
         }

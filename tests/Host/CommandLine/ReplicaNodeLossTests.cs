@@ -12,6 +12,7 @@ namespace DistributedInference.Host.Tests.CommandLine;
 /// a coordinator on a surviving node (at-least-once compute, exactly-once output): the output is that of a
 /// single-process run, every row once.
 /// </summary>
+[Collection(ProcessTests.Collection)]
 public sealed class ReplicaNodeLossTests : IDisposable
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromMinutes(4);
@@ -38,12 +39,9 @@ public sealed class ReplicaNodeLossTests : IDisposable
             "--input-ids", input, "--output", expected, "--max-batch-size", "8");
         Assert.True(exit == 0, stderr);
 
-        // The nodes say at INFO which of them coordinates the job.
-        var config = Path.Combine(_folder, "info.conf");
-        await File.WriteAllTextAsync(config, "akka.loglevel = INFO\n");
-        var log = new StringWriter();
+        var log = new LogLines();
         await using var nodes = await LocalCluster.StartAsync(
-            3, _ => ["--devices", "cpu", "--model", DiRunner.TinyClassifier, "--task", "classify", "--verbose", "--config-file", config], TextWriter.Synchronized(log), CancellationToken.None, forwardStderr: true);
+            3, _ => ["--devices", "cpu", "--model", DiRunner.TinyClassifier, "--task", "classify", "--verbose"], log, CancellationToken.None, forwardStderr: true);
 
         var output = Path.Combine(_folder, "cluster.safetensors");
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
@@ -56,25 +54,30 @@ public sealed class ReplicaNodeLossTests : IDisposable
         using var client = Process.Start(start)!;
         using var reaper = DiRunner.KillOnDispose(client);
         var stdout = client.StandardOutput.ReadToEndAsync();
-        var clientErr = client.StandardError.ReadToEndAsync();
+        var clientErr = new System.Text.StringBuilder();
 
-        // Whichever node took the job coordinates it; once it has, the job is under way: kill the chosen node without a goodbye.
+        // The client says when its job is accepted and which node coordinates it: the job is under way. Kill the chosen
+        // node without a goodbye.
         int? coordinator = null;
-        var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(2);
-        while (coordinator is null)
+        while (coordinator is null && await client.StandardError.ReadLineAsync().WaitAsync(Timeout) is { } line)
         {
-            Assert.True(DateTime.UtcNow < deadline && !client.HasExited, "no node said it coordinates the job:\n" + log);
-            coordinator = Enumerable.Range(0, 3).Cast<int?>().FirstOrDefault(i => log.ToString().Split('\n').Any(l => l.StartsWith($"[node {i}]", StringComparison.Ordinal) && l.Contains("coordinated here", StringComparison.Ordinal)));
-            await Task.Delay(100);
+            clientErr.AppendLine(line);
+            if (line.StartsWith("di: job ", StringComparison.Ordinal) && line.Contains(": accepted, ", StringComparison.Ordinal))
+            {
+                var port = int.Parse(line[(line.LastIndexOf(':') + 1)..], System.Globalization.CultureInfo.InvariantCulture);
+                coordinator = nodes.Ports.ToList().IndexOf(port);
+                Assert.True(coordinator >= 0, $"the job is coordinated on no node of this cluster: {line}");
+            }
         }
 
-        await Task.Delay(TimeSpan.FromSeconds(1));
+        Assert.True(coordinator is not null, $"the job was never accepted:\n{clientErr}\n{log}");
+        var rest = client.StandardError.ReadToEndAsync();
         var killed = victim == "seed" ? 0 : coordinator.Value;
         nodes.Processes[killed].Kill();
 
         await client.WaitForExitAsync().WaitAsync(Timeout);
         await stdout;
-        var err = await clientErr;
+        var err = clientErr.Append(await rest).ToString();
         _log.WriteLine($"coordinator: node {coordinator}, killed: node {killed}\n{err}");
         Assert.True(client.ExitCode == 0, err);
         if (killed == coordinator)

@@ -12,6 +12,7 @@ namespace DistributedInference.Host.Tests.CommandLine;
 /// written, and a launch configured by <c>di config</c>. Each prints the three completions in prompt order, the same
 /// that one process generates for each prompt alone, and each process saves its share.
 /// </summary>
+[Collection(ProcessTests.Collection)]
 public sealed class SplitPromptsSampleTests : IDisposable
 {
     private static readonly string[] Prompts = ["a dog", "a cat", "a chicken"];
@@ -66,7 +67,7 @@ public sealed class SplitPromptsSampleTests : IDisposable
         var (exit, stdout, stderr) = await Di(_folder, string.Empty, args);
         Assert.True(exit == 0, stderr);
         Assert.Equal(Expected(), stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries));
-        AssertEachProcessSavedItsShare(_folder, 2);
+        AssertEachProcessSavedItsShare(Path.Combine(_folder, "out"), 2);
     }
 
     [Fact]
@@ -77,7 +78,7 @@ public sealed class SplitPromptsSampleTests : IDisposable
         Assert.True(exit == 0, stderr);
         Assert.True(File.Exists(Path.Combine(_folder, "config", "di", "launch.conf")), stdout);
 
-        (exit, stdout, stderr) = await Di(_folder, string.Empty, ["launch", "--", "dotnet", Path.Combine(AppContext.BaseDirectory, "SplitPrompts.dll"), "gpt2-tiny", _folder]);
+        (exit, stdout, stderr) = await Di(_folder, string.Empty, ["launch", "--", "dotnet", DiRunner.ProgramDll("samples/SplitPrompts"), "gpt2-tiny", _folder]);
         Assert.True(exit == 0, stderr);
         Assert.Equal(Expected(), stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries));
         AssertEachProcessSavedItsShare(_folder, 3);

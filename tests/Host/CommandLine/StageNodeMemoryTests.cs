@@ -11,6 +11,7 @@ namespace DistributedInference.Host.Tests.CommandLine;
 /// only its own stage's weights (peak resident memory within its baseline + 1.25x the stage's bytes, as each node reports
 /// it from /proc/self/status), with the logits of a one-device run.
 /// </summary>
+[Collection(ProcessTests.Collection)]
 public sealed partial class StageNodeMemoryTests : IDisposable
 {
     private readonly string _folder = Directory.CreateTempSubdirectory("di-stage-memory-").FullName;

@@ -88,6 +88,22 @@ public sealed class BertFixtureTests
     }
 
     [Fact]
+    public void A_tokenizer_json_with_all_minilm_padding_and_truncation_sections_embeds_as_sentence_transformers()
+    {
+        // spiceai#13415: all-MiniLM-L6-v2's tokenizer.json pads to 128 and truncates at 128; sentence-transformers'
+        // fast tokenizer resets both per call, so pads are never pooled as tokens.
+        using var copy = MiniLmFixture.Copy();
+        var path = Path.Combine(copy.Path, "tokenizer.json");
+        var json = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(path))!.AsObject();
+        json["truncation"] = System.Text.Json.Nodes.JsonNode.Parse("""{"direction": "Right", "max_length": 128, "strategy": "LongestFirst", "stride": 0}""");
+        json["padding"] = System.Text.Json.Nodes.JsonNode.Parse("""{"strategy": {"Fixed": 128}, "direction": "Right", "pad_to_multiple_of": null, "pad_id": 0, "pad_type_id": 0, "pad_token": "[PAD]"}""");
+        File.WriteAllText(path, json.ToJsonString());
+        using var embedder = BertSource.Resolve(copy.Path).CreateEmbedder(CPU, ScalarType.Float32);
+        using var embeddings = embedder.Embed(MiniLmFixture.Sentences());
+        _output.WriteLine($"embeddings max |diff| = {Fixtures.AssertClose(MiniLmFixture.Expected("embeddings"), embeddings):E2}");
+    }
+
+    [Fact]
     public void A_row_embeds_the_same_alone_as_in_a_padded_batch()
     {
         using var embedder = Embedder();

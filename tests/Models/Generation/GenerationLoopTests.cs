@@ -97,17 +97,39 @@ public sealed class GenerationLoopTests
     }
 
     [Fact]
-    public void A_row_sampled_alone_equals_the_same_row_sampled_in_a_batch()
+    public void A_row_sampled_alone_equals_the_same_row_sampled_in_a_batch_at_any_place()
     {
+        // vllm#17524: a row's sampling is keyed by its own seed, never by where it sits in its job or batch.
         using var model = Model();
         var ids = LlamaFixtures.Expected(Llama3, "greedy_input_ids");
         var mask = LlamaFixtures.Expected(Llama3, "greedy_attention_mask");
         var options = new GenerationOptions(MaxNewTokens: 12, DoSample: true, TopK: 0, Temperature: 2.0, Seed: 9);
-        using var batch = model.Generate(ids, mask, options, rowIndex: [20, 21]);
-        using var alone = model.Generate(ids[1..2, 3..], null, options, rowIndex: [21]);
-        using var otherIndex = model.Generate(ids[1..2, 3..], null, options, rowIndex: [20]);
+        using var batch = model.Generate(ids, mask, options);
+        using var swapped = model.Generate(ids.flip(0), mask.flip(0), options);
+        using var alone = model.Generate(ids[1..2, 3..], null, options);
+        using var first = model.Generate(ids[0..1], null, options);
         Assert.Equal(Row(alone, 0), Row(batch, 1, 3));
-        Assert.NotEqual(Row(alone, 0), Row(otherIndex, 0));
+        Assert.Equal(Row(alone, 0), Row(swapped, 0, 3));
+        Assert.Equal(Row(first, 0), Row(batch, 0));
+        Assert.Equal(Row(first, 0), Row(swapped, 1));
+    }
+
+    [Fact]
+    public void A_rows_own_seed_decides_what_it_samples()
+    {
+        using var model = Model();
+        var ids = LlamaFixtures.Expected(Llama3, "greedy_input_ids")[1..2, 3..];
+        var options = new GenerationOptions(MaxNewTokens: 12, DoSample: true, TopK: 0, Temperature: 2.0, Seed: 9);
+        using var twice = model.Generate(ids.expand(2, -1), null, options, rowSeeds: [5, 6]);
+        using var five = model.Generate(ids, null, options, rowSeeds: [5]);
+        using var six = model.Generate(ids, null, options with { Seed = 1 }, rowSeeds: [6]);
+        Assert.Equal(Row(five, 0), Row(twice, 0));
+        Assert.Equal(Row(six, 0), Row(twice, 1));
+        Assert.NotEqual(Row(twice, 0), Row(twice, 1));
+
+        // Without seeds of their own, copies of one prompt sample alike (as vLLM requests with one seed do).
+        using var copies = model.Generate(ids.expand(2, -1), null, options);
+        Assert.Equal(Row(copies, 0), Row(copies, 1));
     }
 
     [Fact]
@@ -118,7 +140,7 @@ public sealed class GenerationLoopTests
         using var probabilities = tensor(new[] { 0.5f, 0.3f, 0.1f, 0.05f, 0.05f });
         using var logits = probabilities.log().unsqueeze(0).expand(rows, 5).contiguous();
         using var warped = LogitsWarpers.TopP(logits, 0.8);
-        using var sampler = new RowSampler(seed: 123, Enumerable.Range(0, rows).Select(i => (long)i).ToList());
+        using var sampler = new RowSampler(Enumerable.Range(0, rows).Select(i => (long)Seeds.Mix(123, (ulong)i)).ToList());
         using var drawn = sampler.Sample(warped);
         var counts = new int[5];
         foreach (var token in drawn.data<long>())
@@ -151,6 +173,8 @@ public sealed class GenerationLoopTests
         public IReadOnlyList<long> EndOfSequenceIds => ends;
 
         public long PadTokenId => pad;
+
+        public long? DeclaredPadTokenId => inner.DeclaredPadTokenId;
 
         public ScalarType Dtype => inner.Dtype;
 

@@ -74,12 +74,21 @@ public sealed class LlamaConfigTests
     [Fact]
     public void Random_init_is_on_the_target_dtype_with_norms_one()
     {
-        using var model = LlamaSource.Resolve("qwen2.5-0.5b").CreateModel(CPU, ScalarType.BFloat16);
+        // Qwen2.5-0.5B's switches (q/k/v bias, tied head) at a size a test draws in milliseconds: the rule goes by each
+        // tensor's name and rank, not by the model's size.
+        var config = LlamaConfig.BuiltIn["qwen2.5-0.5b"] with { VocabSize = 1024, HiddenSize = 128, IntermediateSize = 512, LayerCount = 4, HeadCount = 4, KeyValueHeadCount = 2, HeadDim = 32 };
+        using var model = new LlamaForCausalLM(config, CPU, ScalarType.BFloat16);
+        LlamaWeights.InitializeRandom(model.named_parameters().Select(p => (p.name, (Tensor)p.parameter)), seed: 0);
         Assert.All(model.parameters(), p => Assert.Equal(ScalarType.BFloat16, p.dtype));
         var named = model.named_parameters().ToDictionary(p => p.name, p => p.parameter);
         Assert.Equal(1.0, named["model.norm.weight"].to(ScalarType.Float32).mean().ToDouble());
         Assert.Equal(0.0, named["model.layers.0.self_attn.q_proj.bias"].to(ScalarType.Float32).abs().max().ToDouble());
         var std = named["model.layers.3.mlp.up_proj.weight"].to(ScalarType.Float32).std().ToDouble();
         Assert.InRange(std, 0.019, 0.021);
+
+        // A built-in is drawn by that rule on the dtype asked for.
+        using var builtIn = LlamaSource.Resolve("llama-tiny").CreateModel(CPU, ScalarType.BFloat16);
+        Assert.All(builtIn.parameters(), p => Assert.Equal(ScalarType.BFloat16, p.dtype));
+        Assert.Equal(1.0, builtIn.named_parameters().Single(p => p.name == "model.norm.weight").parameter.to(ScalarType.Float32).mean().ToDouble());
     }
 }

@@ -77,4 +77,35 @@ public sealed class MemoryPlannerTests
         Assert.Equal(0, memory[0].Cache);
         Assert.Equal(staged.Layers.Sum(l => l.ParameterCount) * 2, memory.Sum(m => m.Weights));
     }
+
+    [Fact]
+    public void A_generation_is_planned_for_the_rows_in_flight_not_for_every_row()
+    {
+        // llama-3.2-1b, bf16: 8000 prompts of 32 tokens, 16 new tokens each, at --max-batch-size 8 in 2 micro-batches.
+        var config = LlamaConfig.BuiltIn["llama-3.2-1b"];
+        var staged = new LlamaStagedModel(LlamaSource.Resolve("llama-3.2-1b"));
+        var many = RunMemory.Estimate(staged, ScalarType.BFloat16, rows: 8000, maxBatchSize: 8, numChunks: 2, promptLength: 32, maxNewTokens: 16);
+        var few = RunMemory.Estimate(staged, ScalarType.BFloat16, rows: 8, maxBatchSize: 8, numChunks: 2, promptLength: 32, maxNewTokens: 16);
+        Assert.Equal(few, many);
+
+        // Each decoder layer caches keys and values of 8 rows x 48 positions; the largest forward is a 4-row prefill of
+        // its 32-token prompt, and the head makes float32 logits of each row's last position only.
+        Assert.Equal(2L * config.KeyValueHeadCount * config.HeadDim * 2 * 8 * 48, many[1].Cache);
+        Assert.Equal(Math.Max(3L * config.IntermediateSize * 2 * 4 * 32, (long)config.HeadCount * 4 * 32 * 32 * 4), many[1].Activations);
+        Assert.Equal((long)config.VocabSize * 4 * 4, many[^1].Activations);
+
+        // Within 6 GiB (3 GiB a stage), where a plan for all 8000 rows' caches needed more than ten times that.
+        var plan = MemoryPlanner.Plan(StagedLayerInfo.InDtype(staged.Layers, ScalarType.BFloat16), many, [DeviceName.Cpu, DeviceName.Cpu], MaxMemory.Parse("cpu=6GiB"));
+        Assert.Equal(2, plan.Plan.Stages.Count);
+    }
+
+    [Fact]
+    public void A_staged_view_described_in_fp32_is_planned_at_the_runs_dtype()
+    {
+        var staged = new LlamaStagedModel(LlamaSource.Resolve("llama-3.2-1b"));
+        var fp32 = Partitioner.Plan(staged.Layers, [DeviceName.Cpu, DeviceName.Cpu], "auto");
+        var bf16 = Partitioner.Plan(StagedLayerInfo.InDtype(staged.Layers, ScalarType.BFloat16), [DeviceName.Cpu, DeviceName.Cpu], "auto");
+        Assert.Equal(fp32.Stages.Sum(s => s.ParameterBytes), 2 * bf16.Stages.Sum(s => s.ParameterBytes));
+        Assert.Equal(staged.Layers.Sum(l => l.ParameterCount) * 2, bf16.Stages.Sum(s => s.ParameterBytes));
+    }
 }

@@ -30,6 +30,60 @@ public sealed class LibTorchTests
         }
     }
 
+    // A folder laid out as a PyTorch install (torch/lib beside torch/version.py) or a libtorch archive (lib beside build-version).
+    private static string FakeLibTorch(string root, string versionFile, string content)
+    {
+        var lib = Path.Combine(root, "lib");
+        Directory.CreateDirectory(lib);
+        foreach (var name in new[] { "libc10.so", "libtorch_cpu.so", "libtorch.so" })
+        {
+            File.WriteAllText(Path.Combine(lib, name), string.Empty);
+        }
+
+        File.WriteAllText(Path.Combine(root, versionFile), content);
+        return lib;
+    }
+
+    [Fact]
+    public void A_libtorch_folder_of_another_version_is_one_line_before_anything_loads()
+    {
+        var root = Directory.CreateTempSubdirectory("di-libtorch-").FullName;
+        try
+        {
+            var lib = FakeLibTorch(root, "version.py", "from typing import Optional\n__version__ = '2.11.0+cu130'\ndebug = False\n");
+            Assert.Equal("2.11.0+cu130", LibTorch.FolderVersion(lib));
+            var error = Assert.Throws<InvalidInputException>(() => LibTorch.CheckFolder(lib));
+            Assert.Contains("libtorch 2.11.0+cu130, but this di runs on TorchSharp 0.107, which needs libtorch 2.10 (the torch/lib of a PyTorch 2.10.x install)", error.Message, StringComparison.Ordinal);
+            Assert.DoesNotContain('\n', error.Message);
+
+            File.WriteAllText(Path.Combine(root, "version.py"), "__version__ = '2.10.1+cu128'\n");
+            LibTorch.CheckFolder(lib);
+            File.Delete(Path.Combine(root, "version.py"));
+            File.WriteAllText(Path.Combine(root, "build-version"), "2.10.0+cpu\n");
+            Assert.Equal("2.10.0+cpu", LibTorch.FolderVersion(lib));
+            LibTorch.CheckFolder(lib);
+            File.Delete(Path.Combine(root, "build-version"));
+            Assert.Null(LibTorch.FolderVersion(lib));
+        }
+        finally
+        {
+            Directory.Delete(root, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void The_required_version_is_the_shipped_cpu_libtorchs()
+    {
+        var folder = new DirectoryInfo(AppContext.BaseDirectory);
+        while (!File.Exists(Path.Combine(folder!.FullName, "Directory.Packages.props")))
+        {
+            folder = folder.Parent;
+        }
+
+        var props = File.ReadAllText(Path.Combine(folder.FullName, "Directory.Packages.props"));
+        Assert.Contains($"<PackageVersion Include=\"libtorch-cpu-linux-x64\" Version=\"{LibTorch.RequiredVersion}.", props, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void Another_libtorch_folder_after_the_first_tensor_is_a_clear_error()
     {

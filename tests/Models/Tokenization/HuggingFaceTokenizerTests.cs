@@ -77,6 +77,32 @@ public sealed class HuggingFaceTokenizerTests
     }
 
     [Fact]
+    public void The_files_own_padding_and_truncation_sections_are_not_applied()
+    {
+        // spiceai#13415: transformers' fast tokenizer resets tokenizer.json's padding/truncation on every call.
+        var folder = Directory.CreateTempSubdirectory("di-tokenizer-").FullName;
+        try
+        {
+            var model = Path.Combine(Fixtures.Root, "llama3-tiny", "model");
+            var json = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(model, "tokenizer.json")))!.AsObject();
+            json["truncation"] = System.Text.Json.Nodes.JsonNode.Parse("""{"direction": "Right", "max_length": 4, "strategy": "LongestFirst", "stride": 0}""");
+            json["padding"] = System.Text.Json.Nodes.JsonNode.Parse("""{"strategy": {"Fixed": 16}, "direction": "Right", "pad_to_multiple_of": null, "pad_id": 638, "pad_type_id": 0, "pad_token": "<|end_of_text|>"}""");
+            File.WriteAllText(Path.Combine(folder, "tokenizer.json"), json.ToJsonString());
+            using var plain = HuggingFaceTokenizer.Load(model);
+            using var withSections = HuggingFaceTokenizer.Load(folder);
+            const string text = "The quick brown fox jumps over the lazy dog.";
+            Assert.Equal(plain.Encode(text), withSections.Encode(text));
+            Assert.Equal(plain.Encode(text, addSpecialTokens: false), withSections.Encode(text, addSpecialTokens: false));
+            Assert.Equal(plain.Encode(text, maxLength: 5), withSections.Encode(text, maxLength: 5));
+            Assert.Equal(plain.Encode("hi"), withSections.Encode("hi"));
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    [Fact]
     public void Encodes_from_several_threads_at_once()
     {
         using var tokenizer = HuggingFaceTokenizer.Load(Path.Combine(Fixtures.Root, "qwen2-tiny", "model"));

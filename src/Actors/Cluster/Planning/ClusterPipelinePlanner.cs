@@ -133,7 +133,8 @@ public static class ClusterPipelinePlanner
             throw new InvalidInputException($"node {other.Node} serves {other.Info.Model}, not {model}: start every node with the same --model");
         }
 
-        var layers = hosts[0].Info.Layers;
+        // Planned at the sizes the stages will load: the run's dtype, whatever the hosts' views were described in.
+        var layers = Models.Staging.StagedLayerInfo.InDtype(hosts[0].Info.Layers, Precision.Parse(dtype));
         var slots = hosts.SelectMany(host => host.Info.Devices.Select(device => (Host: host, Device: device))).ToList();
         if (Partitioner.NamedStageCount(splitPoints) is { } stages)
         {

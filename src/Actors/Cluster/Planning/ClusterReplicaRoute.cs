@@ -24,6 +24,8 @@ public sealed class ClusterReplicaRoute : IAsyncDisposable
     /// <summary>How long <see cref="OpenAsync"/> waits for the device nodes to register their devices.</summary>
     public static readonly TimeSpan RegisterTimeout = TimeSpan.FromMinutes(2);
 
+    private static int _routes;
+
     private readonly ActorSystem _system;
     private readonly IReadOnlyList<IActorRef> _local;
 
@@ -54,8 +56,9 @@ public sealed class ClusterReplicaRoute : IAsyncDisposable
 
     /// <summary>A client that submits to <see cref="Jobs"/> with this route's resubmission policy.</summary>
     /// <param name="onResubmit">Told, one line, each time rows are submitted again.</param>
-    public ReplicaClient CreateClient(Action<string>? onResubmit = null) =>
-        new(_system, Jobs) { ResubmitOnLoss = ResubmitOnLoss, OnResubmit = onResubmit };
+    /// <param name="onAccepted">Told, one line, when the job is accepted and under way (<see cref="ReplicaClient.OnAccepted"/>).</param>
+    public ReplicaClient CreateClient(Action<string>? onResubmit = null, Action<string>? onAccepted = null) =>
+        new(_system, Jobs) { ResubmitOnLoss = ResubmitOnLoss, OnResubmit = onResubmit, OnAccepted = onAccepted };
 
     /// <summary>
     /// A client for a node of a cluster that submits through the job region (<paramref name="jobs"/>: the region or its
@@ -86,8 +89,10 @@ public sealed class ClusterReplicaRoute : IAsyncDisposable
         }
         else
         {
-            var splitter = system.ActorOf(ReplicaSplitter.Props([]), ReplicaSplitter.ActorName);
-            route = new ClusterReplicaRoute(system, splitter, 0, [splitter, system.ActorOf(DeviceRegistry.Props(splitter), JobSharding.RegistryName)]);
+            // Names of this route's own: a route disposed just before (its actors told to stop, not yet gone) holds its names.
+            var number = Interlocked.Increment(ref _routes);
+            var splitter = system.ActorOf(ReplicaSplitter.Props([]), $"{ReplicaSplitter.ActorName}-{number}");
+            route = new ClusterReplicaRoute(system, splitter, 0, [splitter, system.ActorOf(DeviceRegistry.Props(splitter), $"{JobSharding.RegistryName}-{number}")]);
             splitters = [system.ActorSelection(splitter.Path)];
         }
 

@@ -6,10 +6,10 @@ using static TorchSharp.torch;
 namespace DistributedInference.Actors.Kernel.Rows;
 
 /// <summary>
-/// The tensor handling behind <see cref="RowPayload"/>, on raw values (a tensor, a list, a dictionary of them, a
+/// The tensor handling behind <see cref="RowBatch"/>, on raw values (a tensor, a list, a dictionary of them, a
 /// <see cref="StagedBatch"/>; see <see cref="Rows"/>): cloning, new handles, disposing each handle once. The ownership
 /// rule itself (the sender lets go, the receiver disposes, whatever is kept is cloned) is written on
-/// <see cref="RowPayload"/>, the type every message that carries rows uses.
+/// <see cref="RowBatch"/>, the type every message that carries rows uses.
 /// </summary>
 public static class RowOwnership
 {

@@ -82,7 +82,7 @@ internal sealed class DataPlaneConnection
                     DataPlaneFrame.Write(stream, _plane.Serializer, outgoing);
                     _queue.Reader.TryRead(out _);
                     _plane.Sent();
-                    // The receiver gets its own copy: the payload written is nobody's now (RowPayload's rule).
+                    // The receiver gets its own copy: the payload written is nobody's now (RowBatch's rule).
                     (outgoing.Message as Kernel.Rows.ICarriesRows)?.ReleaseRows();
                 }
             }

@@ -7,7 +7,7 @@ namespace DistributedInference.Actors.Kernel.Transport;
 
 /// <summary>
 /// How a message reaches an actor, decided by where the actor is, never by an address carried in the message: to an
-/// actor of this node the message object itself (its rows move with it, <see cref="RowPayload"/>'s rule); to another
+/// actor of this node the message object itself (its rows move with it, <see cref="RowBatch"/>'s rule); to another
 /// node's actor a bulk message (<see cref="IBulkMessage"/>) goes on the data plane when this node has one, on the
 /// connection to that node's address (<see cref="TensorDataPlane.Send"/>), and everything else over Akka. Whatever rows a
 /// message carries to another node are released once written (the receiver gets its own copy): by the data plane after

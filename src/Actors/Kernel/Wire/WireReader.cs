@@ -33,15 +33,15 @@ public sealed class WireReader(BinaryReader reader, ExtendedActorSystem system)
     public IActorRef Ref() => system.Provider.ResolveActorRef(String());
 
     /// <summary>Rows the receiver owns; null is refused.</summary>
-    public RowPayload Rows() => OptionalRows() ?? throw new SerializationException("a required payload is null");
+    public RowBatch Rows() => OptionalRows() ?? throw new SerializationException("a required payload is null");
 
     /// <summary>Rows the receiver owns, or null; a value that is not rows (a bare number, say) is refused and released.</summary>
-    public RowPayload? OptionalRows()
+    public RowBatch? OptionalRows()
     {
         var value = ValueCodec.Read(reader);
         try
         {
-            return RowPayload.FromNullable(value);
+            return RowBatch.FromNullable(value);
         }
         catch (ArgumentException e)
         {

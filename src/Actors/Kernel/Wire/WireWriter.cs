@@ -29,7 +29,7 @@ public sealed class WireWriter(BinaryWriter writer)
     public void Ref(IActorRef actor) => String(Akka.Serialization.Serialization.SerializedActorPath(actor));
 
     /// <summary>Rows (or null); the payload is not disposed.</summary>
-    public void Rows(RowPayload? rows) => ValueCodec.Write(writer, rows?.Value);
+    public void Rows(RowBatch? rows) => ValueCodec.Write(writer, rows?.Value);
 
     /// <summary>Any value <see cref="ValueCodec"/> carries.</summary>
     public void Value(object? value) => ValueCodec.Write(writer, value);

@@ -78,7 +78,7 @@ public sealed class SimulatedDevice : MembersOnlyActor, IWithTimers
             // Like a device actor: it owns the rows it was sent, and frees what the computation did not hand back.
             var results = _options.Compute(batch.Rows.Value);
             batch.Rows.DisposeExcept(results);
-            replyTo.Tell(new BatchCompleted(batch.JobId, batch.BatchIndex, Kernel.Rows.RowPayload.From(results), busy));
+            replyTo.Tell(new BatchCompleted(batch.JobId, batch.BatchIndex, Kernel.Rows.RowBatch.From(results), busy));
         }
 
         StartNext();

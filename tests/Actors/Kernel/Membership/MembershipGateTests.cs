@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Akka.Cluster;
 using Akka.Configuration;
+using Akka.TestKit.Xunit2;
 using DistributedInference.Actors.Kernel.Membership;
 using DistributedInference.Actors.Kernel.Settings;
 using DistributedInference.Models;
@@ -13,7 +14,7 @@ namespace DistributedInference.Actors.Tests.Kernel.Membership;
 /// proves nothing is downed when the proof timeout runs out.
 /// </summary>
 [Collection(TimedTests.Collection)]
-public sealed class MembershipGateTests
+public sealed class MembershipGateTests : TestKit
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(30);
     private static readonly string Secret = ClusterSecurity.NewSecret();
@@ -35,15 +36,9 @@ public sealed class MembershipGateTests
     private static bool IsMember(ActorSystem of, ActorSystem node) =>
         Akka.Cluster.Cluster.Get(of).State.Members.Any(m => m.Address.Equals(Akka.Cluster.Cluster.Get(node).SelfAddress) && m.Status is MemberStatus.Joining or MemberStatus.WeaklyUp or MemberStatus.Up);
 
-    private static async Task Eventually(Func<bool> condition, string what)
-    {
-        var clock = System.Diagnostics.Stopwatch.StartNew();
-        while (!condition())
-        {
-            Assert.True(clock.Elapsed < Wait, what);
-            await Task.Delay(100);
-        }
-    }
+    // The seed's view of its members (gossip, then the gate's downing): TestKit's AwaitAssert, Wait at most.
+    private Task Eventually(Func<bool> condition, string what) =>
+        AwaitAssertAsync(() => Assert.True(condition(), what), Wait, TimeSpan.FromMilliseconds(100));
 
     [Fact]
     public async Task Only_members_that_prove_the_secret_stay_in_the_cluster()

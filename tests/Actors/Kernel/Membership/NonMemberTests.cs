@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Akka.Configuration;
+using Akka.TestKit.Xunit2;
 using DistributedInference.Actors.Cluster.Devices;
 using DistributedInference.Actors.Kernel.Membership;
 using DistributedInference.Actors.Kernel.Rows;
@@ -19,7 +20,7 @@ namespace DistributedInference.Actors.Tests.Kernel.Membership;
 /// member's messages are handled and a member's job still runs on the device the outsider tried to remove.
 /// </summary>
 [Collection(TimedTests.Collection)]
-public sealed class NonMemberTests : IAsyncLifetime
+public sealed class NonMemberTests : TestKit, IAsyncLifetime
 {
     private static readonly TimeSpan Quiet = TimeSpan.FromSeconds(2);
     private InProcessCluster? _cluster;
@@ -45,7 +46,7 @@ public sealed class NonMemberTests : IAsyncLifetime
     public async Task A_non_member_cannot_remove_a_device_or_submit_a_job_while_members_are_served()
     {
         var node = _cluster!.Nodes[0];
-        var (splitter, _) = await _cluster.SplitterWithEveryDevice();
+        var (splitter, _) = await _cluster.SplitterWithEveryDevice(this);
         var devices = (await splitter.Ask<DeviceList>(GetDevices.Instance, TimeSpan.FromSeconds(5))).Devices;
         Assert.Equal(2, devices.Count);
         var nodeAddress = Akka.Cluster.Cluster.Get(node).SelfAddress;
@@ -74,7 +75,7 @@ public sealed class NonMemberTests : IAsyncLifetime
 
         var ids = Fixtures.Expected("input_ids");
         // The job owns what it is sent (released once serialized): it gets a handle of its own, ids are used again below.
-        outsiderSplitter.Tell(new SubmitJob("outsider-job", RowPayload.From(Gpt2Replica.Rows(ids.alias(), null)), new JobOptions(MaxBatchSize: 1), recorder, StreamResults: false), recorder);
+        outsiderSplitter.Tell(new SubmitJob("outsider-job", RowBatch.From(Gpt2Replica.Rows(ids.alias(), null)), new JobOptions(MaxBatchSize: 1), recorder, StreamResults: false), recorder);
         await Task.Delay(Quiet);
         Assert.Equal(2, (await splitter.Ask<DeviceList>(GetDevices.Instance, TimeSpan.FromSeconds(5))).Devices.Count);
         lock (heard)

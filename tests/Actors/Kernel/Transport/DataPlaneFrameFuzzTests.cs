@@ -68,7 +68,7 @@ public sealed class DataPlaneFrameFuzzTests : TestKit
         return (GC.GetAllocatedBytesForCurrentThread() - before, ValueCodec.TensorBytesPeakOnThisThread);
     }
 
-    // Whatever rows a message read from a frame carries are the reader's: RowPayload's rule, one line for every message.
+    // Whatever rows a message read from a frame carries are the reader's: RowBatch's rule, one line for every message.
     private static void Dispose(object message) => (message as ICarriesRows)?.Payload?.Dispose();
 
     private void Check(byte[] bytes)

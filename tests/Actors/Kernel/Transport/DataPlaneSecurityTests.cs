@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using System.Security.Authentication;
 using Akka.Actor;
 using Akka.Configuration;
+using Akka.TestKit.Xunit2;
 using DistributedInference.Actors.Cluster.Devices;
 using DistributedInference.Actors.Kernel.Membership;
 using DistributedInference.Actors.Kernel.Settings;
@@ -24,7 +25,7 @@ using Transport = DistributedInference.Actors.Kernel.Transport.Transport;
 /// flood of idle connections is capped and timed out while real traffic keeps flowing.
 /// </summary>
 [Collection(TimedTests.Collection)]
-public sealed class DataPlaneSecurityTests : IAsyncLifetime
+public sealed class DataPlaneSecurityTests : TestKit, IAsyncLifetime
 {
     private const string Secret = "test-cluster-secret-of-32-characters-or-more";
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(20);
@@ -296,8 +297,15 @@ public sealed class DataPlaneSecurityTests : IAsyncLifetime
                 idle.Add(client);
             }
 
-            await Task.Delay(200);
-            Assert.True(Receiver.OpenConnections <= Receiver.Limits.MaximumPendingHandshakes, $"{Receiver.OpenConnections} connections held");
+            // Each connection over the cap pushes the oldest waiting one out: at least 1000 - cap are refused, the rest held.
+            await AwaitAssertAsync(
+                () =>
+                {
+                    Assert.True(Receiver.ConnectionsRefused >= 1000 - Receiver.Limits.MaximumPendingHandshakes, $"{Receiver.ConnectionsRefused} connections refused");
+                    Assert.True(Receiver.OpenConnections <= Receiver.Limits.MaximumPendingHandshakes, $"{Receiver.OpenConnections} connections held");
+                },
+                Timeout,
+                TimeSpan.FromMilliseconds(50));
             Assert.True(Process.GetCurrentProcess().Threads.Count - threads < 100, "a thread per connection");
 
             // Real traffic still gets through on the data plane.
@@ -306,12 +314,7 @@ public sealed class DataPlaneSecurityTests : IAsyncLifetime
             Assert.Equal(1, Receiver.FramesReceived);
 
             // Past the handshake timeout (1 s here) only the authenticated connection is left.
-            var deadline = DateTime.UtcNow + Timeout;
-            while (Receiver.OpenConnections > 1)
-            {
-                Assert.True(DateTime.UtcNow < deadline, $"{Receiver.OpenConnections} connections still open");
-                await Task.Delay(100);
-            }
+            await AwaitAssertAsync(() => Assert.True(Receiver.OpenConnections <= 1, $"{Receiver.OpenConnections} connections still open"), Timeout, TimeSpan.FromMilliseconds(100));
 
             Assert.True(Receiver.ConnectionsRefused >= 1000);
         }

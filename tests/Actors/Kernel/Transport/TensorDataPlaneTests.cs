@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using Akka.Actor;
+using Akka.TestKit.Xunit2;
 using DistributedInference.Actors.Kernel.Transport;
 using DistributedInference.Actors.Pipeline;
 using DistributedInference.Actors.Tests.Cluster;
@@ -14,7 +15,7 @@ using Transport = DistributedInference.Actors.Kernel.Transport.Transport;
 
 /// <summary>The tensor data plane between two cluster nodes in this process.</summary>
 [Collection(TimedTests.Collection)]
-public sealed class TensorDataPlaneTests : IAsyncLifetime
+public sealed class TensorDataPlaneTests : TestKit, IAsyncLifetime
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(20);
     private InProcessCluster? _cluster;
@@ -58,15 +59,16 @@ public sealed class TensorDataPlaneTests : IAsyncLifetime
         Assert.Equal(1, TensorDataPlane.For(To)!.FramesReceived);
 
         // The sender finishes its bookkeeping (count, release) just after the frame is out: it may trail the delivery.
-        var deadline = DateTime.UtcNow + Timeout;
-        while (plane.FramesSent < 1 || !hidden.IsInvalid)
-        {
-            Assert.True(DateTime.UtcNow < deadline, "the payload the stage handed over was not released");
-            await Task.Delay(10);
-        }
+        await AwaitAssertAsync(
+            () =>
+            {
+                Assert.Equal(1, plane.FramesSent);
+                Assert.True(hidden.IsInvalid, "the payload the stage handed over was not released");
+            },
+            Timeout,
+            TimeSpan.FromMilliseconds(10));
 
-        Assert.Equal(1, plane.FramesSent);
-        // The whole payload was the stage's to hand over (RowPayload's rule): its ids go with its activation.
+        // The whole payload was the stage's to hand over (RowBatch's rule): its ids go with its activation.
         Assert.True(ids.IsInvalid, "the ids the payload carried were not released");
         received.Payload.Dispose();
     }

@@ -41,7 +41,7 @@ public sealed class DistributedInferenceSerializerTests : TestKit
     {
         Models.Runtime.LibTorch.Initialize();
         var hidden = randn(2, 3, 4).to(ScalarType.BFloat16);
-        yield return [new RunBatch("job", 3, RowPayload.From(Rows()))];
+        yield return [new RunBatch("job", 3, RowBatch.From(Rows()))];
         yield return [new BatchCompleted("job", 3, randn(2, 5), TimeSpan.FromMilliseconds(12))];
         yield return [new BatchFailed("job", 3, "cuda:1: out of memory", true)];
         yield return [new DropJob("job")];
@@ -56,7 +56,7 @@ public sealed class DistributedInferenceSerializerTests : TestKit
         yield return [new JobCompleted("job", new object?[] { 1, null, 3 }, new JobStatistics(TimeSpan.FromSeconds(1), new Dictionary<string, DeviceShare>(), 4)) { FailedRows = [new RowFailure(1, "failed 3 times; last: boom")] }];
         yield return [new RowsFailed("job", [1, 5], "failed 3 times; last: boom", 7, 10)];
         yield return [new JobFailed("job", "every device stopped", false)];
-        yield return [new JobInput("job", RowPayload.From(Rows()))];
+        yield return [new JobInput("job", RowBatch.From(Rows()))];
         yield return [new MicroBatch("job", 1, new StagedBatch(hidden, arange(6, ScalarType.Int64).view(2, 3), null))];
         yield return [new MicroBatchFailed("job", 1, 2, "stage 2: bad", true)];
         yield return [new StageTiming(1, "job", 2, TimeSpan.FromMilliseconds(1), TimeSpan.FromTicks(40_001))];
@@ -105,7 +105,7 @@ public sealed class DistributedInferenceSerializerTests : TestKit
         Assert.Equal(probe.Ref, submit.ReplyTo);
         Assert.Equal(new JobOptions(true, 3) { MaxAttempts = 5, BatchTimeout = TimeSpan.FromSeconds(7), Model = "gpt2-tiny seed 4" }, submit.Options);
         Assert.False(submit.StreamResults);
-        var run = (RunPipeline)RoundTrip(new RunPipeline("job", RowPayload.From(Rows()), 4, true, probe.Ref));
+        var run = (RunPipeline)RoundTrip(new RunPipeline("job", RowBatch.From(Rows()), 4, true, probe.Ref));
         Assert.Equal(probe.Ref, run.ReplyTo);
         Assert.Equal((4, true), (run.NumChunks, run.GatherOutput));
         var other = CreateTestProbe();
@@ -238,7 +238,7 @@ public sealed class DistributedInferenceSerializerTests : TestKit
     [Fact]
     public void Values_that_cannot_cross_nodes_are_refused_when_sent()
     {
-        Assert.Throws<ArgumentException>(() => new RunBatch("job", 0, RowPayload.From(new Uri("http://127.0.0.1"))));
+        Assert.Throws<ArgumentException>(() => new RunBatch("job", 0, RowBatch.From(new Uri("http://127.0.0.1"))));
         using var complex = zeros(2, ScalarType.ComplexFloat32);
         Assert.Throws<SerializationException>(() => Serializer.ToBinary(new RunBatch("job", 0, complex.alias())));
     }
@@ -248,7 +248,7 @@ public sealed class DistributedInferenceSerializerTests : TestKit
     {
         null => "null",
         Tensor t => $"{t.dtype}[{string.Join(",", t.shape)}]{{{(t.NumberOfElements == 0 ? string.Empty : string.Join(",", t.to(ScalarType.Float64).data<double>().ToArray()))}}}",
-        RowPayload p => $"{p.Kind}:{Describe(p.Value)}",
+        RowBatch p => $"{p.GetType().Name}:{Describe(p.Value)}",
         StagedBatch b => $"batch({Describe(b.Hidden)},{Describe(b.InputIds)},{Describe(b.AttentionMask)})",
         string s => $"\"{s}\"",
         IReadOnlyDictionary<string, object> d => "{" + string.Join(",", d.OrderBy(p => p.Key).Select(p => $"{p.Key}:{Describe(p.Value)}")) + "}",

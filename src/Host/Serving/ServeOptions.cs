@@ -1,0 +1,36 @@
+namespace DistributedInference.Host.Serving;
+
+/// <summary>
+/// <c>di serve</c>'s settings. <paramref name="Join"/> empty: the model runs on this process's <paramref name="Devices"/>;
+/// else on the devices of the cluster joined (nodes started with <c>di node --serve requests</c> for decoders).
+/// <paramref name="ApiKey"/>: requests must send <c>Authorization: Bearer KEY</c>. At most
+/// <paramref name="MaxConcurrentRequests"/> requests run or wait at once (more get 429); request bodies are at most
+/// <paramref name="MaxRequestBodyBytes"/> (more get 413); on SIGTERM in-flight requests get <paramref name="DrainTimeout"/>.
+/// <paramref name="HttpsCertificate"/>: a PKCS#12 file; the server speaks HTTPS with it (Kestrel's certificate).
+/// </summary>
+public sealed record ServeOptions(
+    string Model,
+    string Devices = "cpu",
+    string Host = "127.0.0.1",
+    int Port = 8000,
+    IReadOnlyList<string>? Join = null,
+    string? ApiKey = null,
+    string DType = "fp32",
+    long Seed = 0,
+    string? ServedModelName = null,
+    string? ChatTemplate = null,
+    int MaxConcurrentRequests = 64,
+    long MaxRequestBodyBytes = 16 * 1024 * 1024,
+    TimeSpan? DrainTimeout = null,
+    TimeSpan? JoinTimeout = null,
+    string? Secret = null,
+    string? TlsCertificate = null,
+    string? LibTorch = null,
+    string? HttpsCertificate = null)
+{
+    /// <summary>The password of <see cref="HttpsCertificate"/> (a PKCS#12 file): <c>DI_HTTPS_PASSWORD</c>.</summary>
+    public const string HttpsPasswordVariable = "DI_HTTPS_PASSWORD";
+
+    /// <summary>How long in-flight requests may take to finish after SIGTERM (default 30 s).</summary>
+    public TimeSpan Drain => DrainTimeout ?? TimeSpan.FromSeconds(30);
+}

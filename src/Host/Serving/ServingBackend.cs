@@ -1,0 +1,168 @@
+using Akka.Actor;
+using DistributedInference.Actors.Cluster.Devices;
+using DistributedInference.Actors.Cluster.Planning;
+using DistributedInference.Actors.Kernel.Requests;
+using DistributedInference.Actors.Replica;
+using DistributedInference.Host.Cluster;
+using DistributedInference.Models;
+using DistributedInference.Models.Runtime;
+using DistributedInference.Models.Serving;
+using DistributedInference.Models.Tasks;
+
+namespace DistributedInference.Host.Serving;
+
+/// <summary>
+/// Where <c>di serve</c>'s requests run: this process's device actors (a <see cref="ReplicaRuntime"/>, started before
+/// the server listens), or the devices of a cluster joined as a client (the replica route of <c>di infer --join</c>,
+/// <see cref="ClusterReplicaRoute"/>), looked for again while none serves the model, so requests get 503 until one does.
+/// </summary>
+public sealed class ServingBackend : IAsyncDisposable
+{
+    private static readonly TimeSpan RetryEvery = TimeSpan.FromSeconds(2);
+
+    private readonly ServedModel _model;
+    private readonly ReplicaRuntime? _runtime;
+    private readonly ActorSystem? _cluster;
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly TaskCompletionSource _serving = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private ClusterReplicaRoute? _route;
+    private ReplicaClient? _client;
+    private string? _unavailable;
+
+    private ServingBackend(ServedModel model, ReplicaRuntime? runtime, ActorSystem? cluster)
+    {
+        _model = model;
+        _runtime = runtime;
+        _cluster = cluster;
+        _client = runtime?.Client;
+        if (_client is not null)
+        {
+            _serving.TrySetResult();
+        }
+
+        var identity = ModelIdentity.Of(model.Source.Name, model.Source.RandomSeed);
+        Generation = model.Generates ? new ReplicaGenerationEngine(ClientAsync, identity, model.Source.PadTokenId) : null;
+        Embeddings = model.Embeds ? new ReplicaEmbeddingEngine(ClientAsync, identity, model.Source.PadTokenId) : null;
+    }
+
+    /// <summary>The generation engine (decoders), or null.</summary>
+    public IGenerationEngine? Generation { get; }
+
+    /// <summary>The embedding engine (BERT), or null.</summary>
+    public IEmbeddingEngine? Embeddings { get; }
+
+    /// <summary>Why no device serves the model now; null when one does.</summary>
+    public string? Unavailable => _client is null ? Volatile.Read(ref _unavailable) ?? "looking for devices that serve the model" : null;
+
+    /// <summary>Completes once a device serves the model (at once for this machine's devices).</summary>
+    public Task WhenServing => _serving.Task;
+
+    /// <summary>What runs the requests, for the start line: <c>1 device(s) here</c>, <c>2 node(s), 3 device(s)</c>.</summary>
+    public string Describe() => _runtime is not null ? $"{_runtime.Devices.Count} device(s) here" : _route is { } route ? route.Describe() : "no device yet";
+
+    /// <exception cref="InvalidInputException">A bad device list, dtype or cluster address, or a model the devices reject.</exception>
+    /// <exception cref="JobFailedException">A local device could not load the model.</exception>
+    public static async Task<ServingBackend> StartAsync(ServedModel model, ServeOptions options, CancellationToken cancellation)
+    {
+        var dtype = Precision.Parse(options.DType);
+        if (options.Join is not { Count: > 0 })
+        {
+            var factory = model.Generates
+                ? ServingReplica.Factory(model.Source, dtype)
+                : model.Source.Replica(InferenceTask.Embed, dtype, Models.Generation.GenerationOptions.Greedy);
+            var runtime = await ReplicaRuntime.StartAsync(DeviceName.ParseList(options.Devices), Inference.FaultInjection.Apply(factory), cancellation: cancellation);
+            return new ServingBackend(model, runtime, null);
+        }
+
+        var client = ClusterNode.Start(new NodeOptions(
+            ClusterInference.LocalAddressToward(options.Join[0]), 0, options.Join, [ClusterNode.ClientRole], "cpu", null, options.Model,
+            model.Generates ? "generate" : "embed", options.DType, 16, options.Seed, options.LibTorch,
+            Secret: options.Secret, TlsCertificate: options.TlsCertificate));
+        try
+        {
+            await ClusterJoin.WhenUpAsync(client, options.Join, options.JoinTimeout, cancellation);
+        }
+        catch
+        {
+            await client.Terminate();
+            throw;
+        }
+
+        var backend = new ServingBackend(model, null, client);
+        _ = backend.FindDevicesAsync(Precision.Name(dtype));
+        return backend;
+    }
+
+    private Task<ReplicaClient> ClientAsync(CancellationToken cancellation) =>
+        Task.FromResult(_client ?? throw new EngineUnavailableException($"no device serves {_model.Name}: {Unavailable}"));
+
+    // A cluster: opens the replica route once device nodes are Up and one of their devices serves the model.
+    private async Task FindDevicesAsync(string dtype)
+    {
+        var task = _model.Generates ? InferenceTask.Generate : InferenceTask.Embed;
+        var identity = ModelIdentity.Of(_model.Source.Name, _model.Source.RandomSeed);
+        while (!_stopping.IsCancellationRequested)
+        {
+            try
+            {
+                var cluster = Akka.Cluster.Cluster.Get(_cluster!);
+                if (!cluster.State.Members.Any(m => m.Status == Akka.Cluster.MemberStatus.Up && m.HasRole(DeviceManager.Role)))
+                {
+                    Volatile.Write(ref _unavailable, "no device node is up in the cluster");
+                }
+                else
+                {
+                    var route = await ClusterReplicaRoute.OpenAsync(_cluster!, identity, task, dtype, null, null, _stopping.Token);
+                    if (route.Devices.Count > 0)
+                    {
+                        _route = route;
+                        _client = route.CreateClient();
+                        _serving.TrySetResult();
+                        return;
+                    }
+
+                    await route.DisposeAsync();
+                    Volatile.Write(ref _unavailable, $"no device of the cluster serves {identity} (start nodes with --model {_model.Source.Name} --task {task.Name()} --serve requests)");
+                }
+            }
+            catch (Exception e) when (e is InvalidInputException or JobFailedException or AskTimeoutException)
+            {
+                Volatile.Write(ref _unavailable, e.Message + (task == InferenceTask.Generate ? " (di serve --join needs nodes started with --serve requests)" : string.Empty));
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+
+            try
+            {
+                await Task.Delay(RetryEvery, _stopping.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stopping.CancelAsync();
+        if (_route is not null)
+        {
+            await _route.DisposeAsync();
+        }
+
+        if (_runtime is not null)
+        {
+            await _runtime.DisposeAsync();
+        }
+
+        if (_cluster is not null)
+        {
+            await ClusterInference.LeaveAsync(_cluster);
+        }
+
+        _stopping.Dispose();
+    }
+}

@@ -1,0 +1,68 @@
+using DistributedInference.Models.Auto;
+using DistributedInference.Models.Generation;
+using DistributedInference.Models.Runtime;
+using DistributedInference.Models.Tasks;
+using static TorchSharp.torch;
+
+namespace DistributedInference.Models.Serving;
+
+/// <summary>
+/// A decoder replica that runs served requests: job rows are <see cref="ServingRows"/> (each sequence with its own
+/// prompt, sampling, budget and stop ids), results are <see cref="ServingRows.Results"/>. Each token is also reported
+/// to the request's <see cref="TokenStreams"/> listener when one is in this process, which can cancel the request.
+/// Its description is <c>identity (generate, dtype) on device</c>: the settings are the requests'.
+/// </summary>
+public sealed class ServingReplica : IReplicaModel
+{
+    private readonly ICausalLanguageModel _model;
+    private readonly IDisposable _module;
+
+    private ServingReplica(ICausalLanguageModel model, IDisposable module, string description)
+    {
+        _model = model;
+        _module = module;
+        Description = description;
+    }
+
+    public string Description { get; }
+
+    /// <summary>Whether <paramref name="source"/>'s family is a decoder this replica runs (GPT-2 and the Llama family).</summary>
+    public static bool Runs(IModelSource source) => source is LlamaModelSource or Gpt2ModelSource;
+
+    /// <summary>Builds the decoder of <paramref name="source"/> on each device it is called for.</summary>
+    /// <exception cref="InvalidInputException">The model is not a decoder.</exception>
+    public static ReplicaModelFactory Factory(IModelSource source, ScalarType dtype)
+    {
+        if (!Runs(source))
+        {
+            throw new InvalidInputException($"{source.Name} ({source.ModelType}) does not generate: serve a decoder (gpt2, llama, mistral, qwen2, qwen3)");
+        }
+
+        var identity = ModelIdentity.Describe(source.Name, source.RandomSeed, InferenceTask.Generate, Precision.Name(dtype), "{0}");
+        return device =>
+        {
+            var torchDevice = device.ToTorch();
+            nn.Module<Tensor, Tensor> module = source switch
+            {
+                LlamaModelSource llama => llama.Source.CreateModel(torchDevice, dtype),
+                Gpt2ModelSource gpt2 => gpt2.Source.CreateLanguageModel(torchDevice, dtype),
+                _ => throw new InvalidInputException($"{source.ModelType} does not generate"),
+            };
+            return new ServingReplica((ICausalLanguageModel)module, module, identity.Replace("{0}", device.ToString(), StringComparison.Ordinal));
+        };
+    }
+
+    public object Run(object rows)
+    {
+        var (decoderRows, requestIds) = ServingRows.Read(rows);
+        var listeners = requestIds.Select(id => id is null ? null : TokenStreams.Find(id)).ToArray();
+        var decoded = ServingDecoder.Decode(
+            _model,
+            decoderRows,
+            (row, token) => listeners[row]?.OnToken(token),
+            row => listeners[row]?.IsCancelled == true);
+        return ServingRows.Results(decoded, decoderRows);
+    }
+
+    public void Dispose() => _module.Dispose();
+}

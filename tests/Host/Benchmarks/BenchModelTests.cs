@@ -1,0 +1,35 @@
+using DistributedInference.Host.Benchmarks;
+using static TorchSharp.torch;
+
+namespace DistributedInference.Host.Tests.Benchmarks;
+
+/// <summary>
+/// <c>di bench model</c> prints each round as it ends (a bench cut short by a timeout keeps what it measured) and
+/// compares with the best of several matmuls, not one per round.
+/// </summary>
+public sealed class BenchModelTests
+{
+    [Fact]
+    public async Task Each_round_is_printed_before_the_summary_and_the_peak_is_the_best_of_every_matmul()
+    {
+        var (exit, stdout, stderr) = await DiRunner.Run("bench", "model", "--model", "gpt2-tiny", "--batch", "1", "--sequence", "8", "--new-tokens", "2",
+            "--rounds", "2", "--python", "none", "--matmul-size", "32", "--bandwidth-mb", "1");
+        Assert.True(exit == 0, stderr);
+        var lines = stdout.Split('\n');
+        var first = Array.FindIndex(lines, l => l.StartsWith("round 1/2: matmul ", StringComparison.Ordinal));
+        var second = Array.FindIndex(lines, l => l.StartsWith("round 2/2: matmul ", StringComparison.Ordinal));
+        var figures = Array.FindIndex(lines, l => l.StartsWith("figures: ", StringComparison.Ordinal));
+        Assert.True(first >= 0 && first < second && second < figures, stdout);
+        Assert.Contains("the matmul peak is the best of 6 matmuls (3 a round", lines[figures], StringComparison.Ordinal);
+        Assert.Contains("GFLOP/s (TorchSharp, best of 6)", stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void The_probe_reports_the_fastest_of_its_matmuls()
+    {
+        Models.Runtime.LibTorch.Initialize();
+        var result = HardwareProbe.Measure(CPU, ScalarType.Float32, 32, 1 << 16, matmulTrials: 4);
+        Assert.Equal(4, result.MatmulTrials.Count);
+        Assert.Equal(result.MatmulTrials.Max(), result.MatmulFlopsPerSecond);
+    }
+}
