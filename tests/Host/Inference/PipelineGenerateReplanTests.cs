@@ -10,7 +10,7 @@ using static TorchSharp.torch;
 namespace DistributedInference.Host.Tests.Inference;
 
 /// <summary>
-/// Pipelined generation whose calls ran on plans of different sizes (a cluster pipeline that lost a stage node is
+/// Pipelined generation whose micro-batches ran on plans of different sizes (a cluster pipeline that lost a stage node is
 /// planned again with fewer stages): the results are written whole, and the summary describes the plan that ran last.
 /// </summary>
 public sealed class PipelineGenerateReplanTests : IDisposable
@@ -23,7 +23,7 @@ public sealed class PipelineGenerateReplanTests : IDisposable
         SafeTensorsFile.Open(Path.Combine(DiRunner.Fixtures, "llama3-tiny", "expected.safetensors")).Read(name);
 
     [Fact]
-    public async Task Calls_measured_on_plans_of_different_sizes_keep_their_results_and_the_summary_names_the_last_plan()
+    public async Task Micro_batches_measured_on_plans_of_different_sizes_keep_their_results_and_the_summary_names_the_last_plan()
     {
         var prompts = Path.Combine(_folder, "prompts.safetensors");
         SafeTensorsFile.Write(prompts, new Dictionary<string, Tensor>
@@ -45,18 +45,20 @@ public sealed class PipelineGenerateReplanTests : IDisposable
         var stdout = new StringWriter();
         var stderr = new StringWriter();
 
-        // Two calls of one row each: the first runs on three stages, the second on the two of the plan made after a loss.
+        // Two micro-batches of one row each, one after the other: the first runs on three stages, the second on the two of
+        // the plan made after a loss.
         await PipelineGenerate.Run(new Replanned(before, after), job, options, stdout, stderr, CancellationToken.None);
 
         Assert.Equal(Expected("greedy_output").data<long>().ToArray(), SafeTensorsFile.Open(output).Read("output_ids").data<long>().ToArray());
         Assert.Contains("pipeline on 2 device(s): 2 row(s)", stderr.ToString(), StringComparison.Ordinal);
+        Assert.Contains("di: stage utilisation not measured on the last plan (2 stage(s))", stderr.ToString(), StringComparison.Ordinal);
     }
 
-    // A pipeline that was planned again between its calls: the first call's steps on `before`, every later call's on `after`.
+    // A pipeline that was planned again between micro-batches: the first micro-batch's steps on `before`, every later one's on `after`.
     private sealed class Replanned(IPipeline before, IPipeline after) : IPipeline
     {
         private readonly object _gate = new();
-        private string? _firstCall;
+        private string? _firstMicroBatch;
         private bool _replanned;
 
         public IReadOnlyList<IActorRef> Stages => Current.Stages;
@@ -80,12 +82,11 @@ public sealed class PipelineGenerateReplanTests : IDisposable
         public Task<PipelineStepCompleted> StepAsync(object payload, CancellationToken cancellation = default)
         {
             Assert.True(GenerationStep.TryRead(payload, out var step));
-            var call = step.Sequence[..step.Sequence.LastIndexOf('-')];
             lock (_gate)
             {
-                _firstCall ??= call;
-                _replanned |= call != _firstCall;
-                return (call == _firstCall ? before : after).StepAsync(payload, cancellation);
+                _firstMicroBatch ??= step.Sequence;
+                _replanned |= step.Sequence != _firstMicroBatch;
+                return (step.Sequence == _firstMicroBatch ? before : after).StepAsync(payload, cancellation);
             }
         }
 
