@@ -12,8 +12,9 @@ namespace DistributedInference.Actors.Kernel;
 /// How every cluster process starts, below any feature: its configuration is written in one place
 /// (<see cref="Configure"/>: where it listens, whom it joins, its roles, the cluster secret and certificate, over the
 /// user's file and our defaults), checked (no secret off loopback, ports free), the actor system created with TLS when
-/// there is a certificate, and the services every process runs beside Akka's started once: the data plane and the
-/// <see cref="MembershipGate"/>. The node bootstrap (<c>Hosting.NodeBootstrap</c>: <c>di node</c>, clients, host apps)
+/// there is a certificate, and the services every process runs beside Akka's started once: the data plane, the
+/// <see cref="MembershipGate"/> and the <see cref="RemovedMemberQuarantine"/>, which drops what remoting keeps for
+/// members that left. The node bootstrap (<c>Hosting.NodeBootstrap</c>: <c>di node</c>, clients, host apps)
 /// and process groups (<c>di launch -- PROGRAM</c>) both start here.
 /// </summary>
 public static class NodeServices
@@ -66,7 +67,7 @@ public static class NodeServices
 
     /// <summary>
     /// Checks the security settings and the ports of <paramref name="config"/> (from <see cref="Configure"/>), then starts the
-    /// actor system (TLS with a certificate), its data plane and its membership gate.
+    /// actor system (TLS with a certificate), its data plane, its removed members' quarantine and its membership gate.
     /// </summary>
     /// <exception cref="InvalidInputException">No secret off loopback, a bad certificate, or a port already in use.</exception>
     public static ActorSystem StartSystem(Config config, string systemName = SystemName)
@@ -99,11 +100,12 @@ public static class NodeServices
         return system;
     }
 
-    /// <summary>Starts the data plane and the membership gate of <paramref name="system"/> (a cluster node or client).</summary>
+    /// <summary>Starts the data plane, the removed members' quarantine and the membership gate of <paramref name="system"/> (a cluster node or client).</summary>
     /// <exception cref="InvalidInputException">The security settings are invalid, or the data plane's port is taken.</exception>
     public static MembershipGate Start(ActorSystem system)
     {
         TensorDataPlane.For(system);
+        RemovedMemberQuarantine.Start(system);
         return MembershipGate.Start(system);
     }
 

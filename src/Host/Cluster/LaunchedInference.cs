@@ -74,7 +74,14 @@ public static class LaunchedInference
 
         // A secret of this launch only, handed to the nodes in their environment (never on their command line).
         var secret = Actors.Kernel.Membership.ClusterSecurity.NewSecret();
-        await using var nodes = await LocalCluster.StartAsync(launch.NumProcesses, _ => nodeArguments, stderr, cancellation, forwardStderr: launch.Verbose, secret: secret);
+        // The node processes share this machine's cores: their CPU devices divide them, as in one process (CpuThreads).
+        var cpuThreads = CpuThreads.PerProcess(launch.NumProcesses, DeviceName.ParseList(nodeDevices));
+        if (cpuThreads is { } threads)
+        {
+            await stderr.WriteLineAsync($"di launch: {threads} CPU thread(s) per device (OMP_NUM_THREADS, {Environment.ProcessorCount} core(s) shared by {launch.NumProcesses} process(es))");
+        }
+
+        await using var nodes = await LocalCluster.StartAsync(launch.NumProcesses, _ => nodeArguments, stderr, cancellation, forwardStderr: launch.Verbose, secret: secret, cpuThreads: cpuThreads);
         await stderr.WriteLineAsync($"di launch: {launch.NumProcesses} node process(es) up");
         var client = await ClusterInference.JoinAsClientAsync([nodes.Seed], launch.ConfigFile, options, secret, cancellation);
         try

@@ -98,7 +98,9 @@ public sealed class LocalCluster : IAsyncDisposable
 
     /// <param name="forwardStderr">Also copy every line the nodes write on stderr to <paramref name="log"/>, prefixed <c>[node i]</c>.</param>
     /// <param name="secret">The cluster secret, given to the nodes in their environment (<c>DI_CLUSTER_SECRET</c>).</param>
-    public static async Task<LocalCluster> StartAsync(int processes, Func<int, IReadOnlyList<string>> nodeArguments, TextWriter log, CancellationToken cancellation, bool forwardStderr = false, string? secret = null)
+    /// <param name="cpuThreads">libtorch's intra-op threads in each node (<c>OMP_NUM_THREADS</c>, see
+    /// <see cref="Models.Runtime.CpuThreads.PerProcess"/>); null: each node's own default.</param>
+    public static async Task<LocalCluster> StartAsync(int processes, Func<int, IReadOnlyList<string>> nodeArguments, TextWriter log, CancellationToken cancellation, bool forwardStderr = false, string? secret = null, int? cpuThreads = null)
     {
         if (processes <= 0)
         {
@@ -110,7 +112,7 @@ public sealed class LocalCluster : IAsyncDisposable
         {
             try
             {
-                return await StartOnceAsync(processes, nodeArguments, log, cancellation, forwardStderr, secret);
+                return await StartOnceAsync(processes, nodeArguments, log, cancellation, forwardStderr, secret, cpuThreads);
             }
             catch (InvalidInputException e) when (attempt < 3 && e.Message.Contains("is already in use", StringComparison.Ordinal))
             {
@@ -119,7 +121,7 @@ public sealed class LocalCluster : IAsyncDisposable
         }
     }
 
-    private static async Task<LocalCluster> StartOnceAsync(int processes, Func<int, IReadOnlyList<string>> nodeArguments, TextWriter log, CancellationToken cancellation, bool forwardStderr, string? secret)
+    private static async Task<LocalCluster> StartOnceAsync(int processes, Func<int, IReadOnlyList<string>> nodeArguments, TextWriter log, CancellationToken cancellation, bool forwardStderr, string? secret, int? cpuThreads)
     {
         var ports = FreePorts(processes);
         var cluster = new LocalCluster(ports, TextWriter.Synchronized(log));
@@ -132,6 +134,11 @@ public sealed class LocalCluster : IAsyncDisposable
                 if (secret is not null)
                 {
                     start.Environment[Actors.Kernel.Membership.ClusterSecurity.SecretVariable] = secret;
+                }
+
+                if (cpuThreads is { } threads)
+                {
+                    start.Environment["OMP_NUM_THREADS"] = threads.ToString(System.Globalization.CultureInfo.InvariantCulture);
                 }
 
                 var process = Process.Start(start) ?? throw new InvalidOperationException("could not start a di node process");

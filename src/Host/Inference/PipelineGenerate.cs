@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Globalization;
 using DistributedInference.Actors.Pipeline;
 using DistributedInference.Actors.Replica;
 using DistributedInference.Models.Tasks;
@@ -53,16 +52,14 @@ public static class PipelineGenerate
                 rowsDone: new Progress<int>(rows => progress?.Report(new JobProgress(Interlocked.Add(ref done, rows), total))));
         });
 
-        var elapsed = clock.Elapsed;
-        var metrics = result.Metrics;
-        var bubble = metrics.DecodeUtilisation.Count == 0 ? (double?)null : metrics.DecodeBubbleFraction;
-        var tokens = metrics.NewTokens;
-        await info.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
-            $"di: generated {tokens} token(s) in {elapsed.TotalMilliseconds:F0} ms: {tokens / Math.Max(elapsed.TotalSeconds, 1e-9):F1} tokens/s, time per output token {metrics.TimePerOutputToken.TotalMilliseconds:F1} ms, {metrics.MicroBatches} micro-batch(es){(metrics.Resumes is > 0 and var resumes ? $", {resumes} resumed after a lost stage" : string.Empty)}"));
-        await info.WriteLineAsync(bubble is null
-            ? "di: decode too short to measure stage utilisation"
-            : string.Create(CultureInfo.InvariantCulture, $"di: decode bubble fraction {bubble:F3}, stage utilisation {string.Join(" ", metrics.DecodeUtilisation.Select(u => u.ToString("P0", CultureInfo.InvariantCulture)))}"));
+        // The plan that ran last: a cluster pipeline that lost a stage was planned again, maybe with fewer stages.
+        var report = DecodeReport.Of(result.Metrics, pipeline.Stages.Count, clock.Elapsed);
+        foreach (var line in report.Lines())
+        {
+            await info.WriteLineAsync(line);
+        }
+
         using var output = result.OutputIds;
-        job.Complete(options, output, "pipeline", stages, bubble, stdout, stderr);
+        job.Complete(options, output, "pipeline", report.Stages, report.BubbleFraction, stdout, stderr);
     }
 }

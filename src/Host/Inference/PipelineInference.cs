@@ -114,6 +114,7 @@ public static class PipelineInference
         // Results are float32 whatever the stages computed in, as in replica mode.
         using var output = (Tensor)outputs.Join()!;
         using var result = output.is_floating_point() ? output.to(ScalarType.Float32) : output.alias();
-        job.Complete(options, result, "pipeline", stages, metrics.Total.BubbleFraction, stdout, stderr);
+        // The plan that ran last (a cluster pipeline that lost a stage was planned again, maybe with fewer stages).
+        job.Complete(options, result, "pipeline", pipeline.Stages.Count, metrics.Total.BubbleFraction, stdout, stderr);
     }
 }

@@ -27,4 +27,20 @@ public static class CpuThreads
 
         return cpus > 0 ? torch.get_num_threads() : 0;
     }
+
+    /// <summary>
+    /// libtorch's intra-op threads for each of <paramref name="processes"/> processes started together on this machine,
+    /// each with <paramref name="devices"/>: the cores divided among all their CPU devices, at least one (to give them as
+    /// <c>OMP_NUM_THREADS</c>). Processes that each used every core would run cores x processes busy threads, and every
+    /// parallel op would wait at its barrier for a descheduled one. accelerate's <c>launch</c> does the same
+    /// (<c>--num_cpu_threads_per_process</c>, by default the physical cores / local processes, as
+    /// <c>OMP_NUM_THREADS</c>). Null when no device is a CPU or <c>OMP_NUM_THREADS</c> is set (the user chose).
+    /// </summary>
+    public static int? PerProcess(int processes, IReadOnlyList<DeviceName> devices)
+    {
+        var cpus = devices.Count(d => !d.IsCuda);
+        return cpus == 0 || processes <= 0 || !string.IsNullOrEmpty(Environment.GetEnvironmentVariable("OMP_NUM_THREADS"))
+            ? null
+            : Math.Max(1, Environment.ProcessorCount / (processes * cpus));
+    }
 }

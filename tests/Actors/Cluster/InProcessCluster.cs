@@ -22,7 +22,8 @@ public sealed class InProcessCluster : IAsyncDisposable
     public IReadOnlyList<ActorSystem> Nodes { get; }
 
     /// <param name="control">Every node also has the control role and hosts job coordinators (<see cref="Regions"/>).</param>
-    public static async Task<InProcessCluster> StartAsync(int count, ReplicaModelFactory? model, (string Name, Func<IStagedModel> Load)? stages = null, bool control = false)
+    /// <param name="keepFinishedJobsFor">How long coordinators keep a finished job (default 1 min).</param>
+    public static async Task<InProcessCluster> StartAsync(int count, ReplicaModelFactory? model, (string Name, Func<IStagedModel> Load)? stages = null, bool control = false, TimeSpan? keepFinishedJobsFor = null)
     {
         var nodes = Enumerable.Range(0, count).Select(_ =>
         {
@@ -52,7 +53,7 @@ public sealed class InProcessCluster : IAsyncDisposable
         var cluster = new InProcessCluster(nodes);
         if (control)
         {
-            cluster.Regions = nodes.Select(node => JobSharding.StartRegion(node, TimeSpan.FromMinutes(1))).ToList();
+            cluster.Regions = nodes.Select(node => JobSharding.StartRegion(node, keepFinishedJobsFor ?? TimeSpan.FromMinutes(1))).ToList();
         }
 
         return cluster;

@@ -20,6 +20,12 @@ public sealed class LaunchTests : IDisposable
         Assert.Contains("3 node(s), 3 device(s), job coordinators on 3 control node(s)", stderr, StringComparison.Ordinal);
         Assert.True(DiRunner.MaxAbsDiff(SafeTensorsFile.Open(output).Read("logits"), DiRunner.ExpectedTensor("lm_logits")) <= 1e-4);
         AssertNodesLeftOneStepAfterTheOther(stderr);
+
+        // The three processes share this machine's cores instead of each using them all.
+        if (Models.Runtime.CpuThreads.PerProcess(3, [Models.Runtime.DeviceName.Cpu]) is { } threads)
+        {
+            Assert.Contains($"di launch: {threads} CPU thread(s) per device (OMP_NUM_THREADS", stderr, StringComparison.Ordinal);
+        }
     }
 
     // The launch says what it waits for while the nodes stop (the younger ones, then the seed, each step once the one

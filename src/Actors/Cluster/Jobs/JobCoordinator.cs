@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Akka.Cluster.Sharding;
 using Akka.Event;
+using DistributedInference.Actors.Cluster.Devices;
 using DistributedInference.Actors.Kernel.Membership;
 using DistributedInference.Actors.Kernel.Rows;
 using DistributedInference.Actors.Replica;
@@ -9,35 +10,52 @@ namespace DistributedInference.Actors.Cluster.Jobs;
 
 /// <summary>
 /// The home of one replica job in the cluster: an entity of the job shard region (keyed by job id, on nodes with the
-/// control role), so a job submitted through any node lands here, once. It hands the job to its node's splitter,
-/// relays the splitter's answers to the client, and keeps the outcome for <c>keepFinishedFor</c> before passivating:
-/// a client that submits the same job id again (a retry after a lost connection) is re-attached to the running job,
-/// or handed the outcome, instead of starting the work twice. It watches its client: a client that stops before the
-/// job ends (cancelled, or its node gone) cancels the job.
+/// control role), so a job submitted through any node lands here, once. It owns the job: it runs it as its own child
+/// (<see cref="ReplicaJob"/>, named <see cref="JobName"/>) on the devices its node's <see cref="DeviceRegistry"/> knows,
+/// passes on every later change of those devices, relays the job's answers to the client, and keeps the outcome for
+/// <c>keepFinishedFor</c> before passivating: a client that submits the same job id again (a retry after a lost
+/// connection) is re-attached to the running job, or handed the outcome, instead of starting the work twice. The job
+/// lives exactly as long as its coordinator: the region never passivates a coordinator on its own
+/// (<see cref="JobSharding"/>), and a coordinator that stops anyway (its node leaves, a rebalance, a stop from
+/// outside) stops its job with it, whose devices drop its queued batches; a client that submits again then starts the
+/// job afresh at the new home. It watches its client: a client that stops before the job ends (cancelled, or its node
+/// gone) cancels the job.
 /// </summary>
 public sealed class JobCoordinator : MembersOnlyActor, IWithTimers
 {
+    /// <summary>The name of the coordinator's child running its job.</summary>
+    public const string JobName = "job";
+
     private readonly string _jobId;
-    private readonly IActorRef _splitter;
+    private readonly IActorRef _registry;
     private readonly TimeSpan _keepFinishedFor;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
     private IActorRef? _client;
     private JobAccepted? _accepted;
     private object? _outcome;
     private int _rowsDone;
-    private SubmitJob? _awaitingInput;
 
-    public JobCoordinator(string jobId, IActorRef splitter, TimeSpan keepFinishedFor)
+    // The first submission until the job takes it (its input, once fetched, is the coordinator's until then).
+    private SubmitJob? _pending;
+
+    // The devices the job starts on (from the registry; null until it answered), then the job itself.
+    private List<IActorRef>? _devices;
+    private IActorRef? _job;
+
+    /// <param name="jobId">The entity id: the job's id.</param>
+    /// <param name="registry">This node's <see cref="DeviceRegistry"/>, which tells the devices the job may use.</param>
+    /// <param name="keepFinishedFor">How long a finished job's outcome is kept for clients that submit it again.</param>
+    public JobCoordinator(string jobId, IActorRef registry, TimeSpan keepFinishedFor)
     {
         _jobId = jobId;
-        _splitter = splitter;
+        _registry = registry;
         _keepFinishedFor = keepFinishedFor;
         Receive<SubmitJob>(HandleSubmit);
-        Receive<CancelJob>(cancel =>
-        {
-            Context.GetLogger().Info("job {0}: cancelled by its client", _jobId);
-            _splitter.Tell(cancel);
-        });
+        Receive<CancelJob>(HandleCancel);
         Receive<GetJobStatus>(_ => Sender.Tell(Status()));
+        Receive<DeviceList>(_ => Sender.Equals(_registry), HandleDevices);
+        Receive<AddDevice>(_ => Sender.Equals(_registry), add => Devices(add, add.Device, adding: true));
+        Receive<RemoveDevice>(_ => Sender.Equals(_registry), remove => Devices(remove, remove.Device, adding: false));
         Receive<JobAccepted>(accepted =>
         {
             _accepted = accepted;
@@ -57,21 +75,19 @@ public sealed class JobCoordinator : MembersOnlyActor, IWithTimers
         Receive<JobFailed>(Finish);
         Receive<ReceiveTimeout>(_ => Context.Parent.Tell(new Passivate(PoisonPill.Instance)));
         Receive<Terminated>(HandleClientLost);
-        Receive<JobInput>(input => input.JobId == _jobId && _awaitingInput is not null, input =>
+        Receive<JobInput>(input => input.JobId == _jobId && AwaitingInput, input =>
         {
             Timers.Cancel(InputTimedOut.Instance);
-            var submit = _awaitingInput! with { Input = input.Input, InputOnRequest = false };
-            _awaitingInput = null;
-            Start(submit);
+            _pending = _pending! with { Input = input.Input, InputOnRequest = false };
+            StartIfReady();
         });
 
         // An input nobody asked for (a late answer to an ask already answered) is ours to release.
         Receive<JobInput>(input => input.Input.Dispose());
         Receive<InputTimedOut>(_ =>
         {
-            if (_awaitingInput is not null)
+            if (AwaitingInput)
             {
-                _awaitingInput = null;
                 Finish(new JobFailed(_jobId, FetchJobInput.NotSentWithin(InputTimeout)));
             }
         });
@@ -79,14 +95,22 @@ public sealed class JobCoordinator : MembersOnlyActor, IWithTimers
 
     public ITimerScheduler Timers { get; set; } = null!;
 
+    private bool AwaitingInput => _outcome is null && _pending is { InputOnRequest: true };
+
     private TimeSpan InputTimeout => Kernel.Settings.DistributedInferenceSettings.Get(Context.System).SubmitTimeout;
 
-    public static Props Props(string jobId, IActorRef splitter, TimeSpan keepFinishedFor) =>
-        Akka.Actor.Props.Create(() => new JobCoordinator(jobId, splitter, keepFinishedFor)).WithDispatcher(Kernel.Settings.DistributedInferenceConfig.ComputeDispatcher);
+    public static Props Props(string jobId, IActorRef registry, TimeSpan keepFinishedFor) =>
+        Akka.Actor.Props.Create(() => new JobCoordinator(jobId, registry, keepFinishedFor)).WithDispatcher(Kernel.Settings.DistributedInferenceConfig.ComputeDispatcher);
+
+    // A job that throws is stopped, never restarted: it tells the coordinator it failed (see ReplicaJob).
+    protected override SupervisorStrategy SupervisorStrategy() => Kernel.Supervision.Supervision.StopOnFailure();
+
+    // A coordinator without a job (a status query or a cancel for an unknown id made it) passivates when idle.
+    protected override void PreStart() => Context.SetReceiveTimeout(_keepFinishedFor);
 
     private void HandleSubmit(SubmitJob submit)
     {
-        var first = _client is null && _outcome is null;
+        var first = _client is null && _pending is null && _job is null && _outcome is null;
         if (_client is not null && !_client.Equals(submit.ReplyTo))
         {
             Context.Unwatch(_client);
@@ -100,16 +124,16 @@ public sealed class JobCoordinator : MembersOnlyActor, IWithTimers
 
         if (first)
         {
-            Context.GetLogger().Info("job {0}: coordinated here, for {1}", _jobId, submit.ReplyTo.Path.Address);
+            _log.Info("job {0}: coordinated here, for {1}", _jobId, submit.ReplyTo.Path.Address);
+
+            // From here until the job ends the coordinator lives (see JobSharding: the region never passivates by itself).
+            Context.SetReceiveTimeout(null);
+            _pending = submit with { ReplyTo = Self };
+            _registry.Tell(SubscribeDevices.Instance);
             if (submit.InputOnRequest)
             {
-                _awaitingInput = submit;
                 FetchInput();
                 Timers.StartSingleTimer(InputTimedOut.Instance, InputTimedOut.Instance, InputTimeout);
-            }
-            else
-            {
-                Start(submit);
             }
 
             return;
@@ -119,9 +143,8 @@ public sealed class JobCoordinator : MembersOnlyActor, IWithTimers
         submit.Input.Dispose();
 
         // The same submission again before its input came (the first ask may be lost): ask again.
-        if (_awaitingInput is not null)
+        if (AwaitingInput)
         {
-            _awaitingInput = submit;
             FetchInput();
             return;
         }
@@ -137,7 +160,69 @@ public sealed class JobCoordinator : MembersOnlyActor, IWithTimers
         }
     }
 
-    private void Start(SubmitJob submit) => _splitter.Tell(submit with { ReplyTo = Self });
+    private void HandleDevices(DeviceList list)
+    {
+        _devices ??= list.Devices.ToList();
+        StartIfReady();
+    }
+
+    // Before the job starts the coordinator keeps the registry's list up to date; then the job is told every change.
+    private void Devices(object change, IActorRef device, bool adding)
+    {
+        if (_outcome is not null)
+        {
+            return;
+        }
+
+        if (_job is not null)
+        {
+            _job.Forward(change);
+        }
+        else if (_devices is not null)
+        {
+            _devices.Remove(device);
+            if (adding)
+            {
+                _devices.Add(device);
+            }
+        }
+    }
+
+    // The job starts once it has its input and the registry has said which devices it may use.
+    private void StartIfReady()
+    {
+        if (_outcome is not null || _job is not null || _pending is not { InputOnRequest: false } submit || _devices is null)
+        {
+            return;
+        }
+
+        _pending = null;
+        _job = Context.ActorOf(ReplicaJob.Props(submit, _devices), JobName);
+    }
+
+    private void HandleCancel(CancelJob cancel)
+    {
+        if (_outcome is not null)
+        {
+            return;
+        }
+
+        _log.Info("job {0}: cancelled by its client", _jobId);
+        Cancel();
+    }
+
+    // A running job stops and says so (JobFailed "cancelled"); one that has not started yet ends here.
+    private void Cancel()
+    {
+        if (_job is not null)
+        {
+            _job.Tell(new CancelJob(_jobId));
+        }
+        else if (_pending is not null)
+        {
+            Finish(new JobFailed(_jobId, "cancelled"));
+        }
+    }
 
     // The input comes by the data plane, to this node's endpoint (through Akka where there is none).
     private void FetchInput() =>
@@ -152,27 +237,28 @@ public sealed class JobCoordinator : MembersOnlyActor, IWithTimers
             return;
         }
 
-        Context.GetLogger().Info("job {0}: its client at {1} is gone; cancelling the job", _jobId, terminated.ActorRef.Path.Address);
+        _log.Info("job {0}: its client at {1} is gone; cancelling the job", _jobId, terminated.ActorRef.Path.Address);
         _client = null;
-        if (_awaitingInput is not null)
-        {
-            // Nothing runs yet: the job ends here.
-            _awaitingInput = null;
-            Timers.Cancel(InputTimedOut.Instance);
-            Finish(new JobFailed(_jobId, "cancelled"));
-            return;
-        }
-
-        _splitter.Tell(new CancelJob(_jobId));
+        Cancel();
     }
 
     private void Finish(object outcome)
     {
+        if (_outcome is not null)
+        {
+            // The job ends once; anything after that is nobody's.
+            (outcome as ICarriesRows)?.ReleaseRows();
+            return;
+        }
+
         if (_client is not null)
         {
             Context.Unwatch(_client);
         }
 
+        Timers.Cancel(InputTimedOut.Instance);
+        _pending?.Input.Dispose();
+        _pending = null;
         _outcome = outcome;
         ToClient(ForClient(outcome));
         Context.SetReceiveTimeout(_keepFinishedFor);
@@ -183,8 +269,15 @@ public sealed class JobCoordinator : MembersOnlyActor, IWithTimers
         outcome is JobCompleted completed ? completed with { Results = completed.Results?.Clone() } : outcome;
 
     /// <inheritdoc />
+    /// <remarks>The job, a child, has stopped already (its devices were told to drop its batches).</remarks>
     protected override void PostStop()
     {
+        if (_outcome is null && (_job is not null || _pending is not null))
+        {
+            _log.Info("job {0}: its coordinator stopped before the job ended; the job stopped with it", _jobId);
+        }
+
+        _pending?.Input.Dispose();
         if (_outcome is JobCompleted completed)
         {
             completed.Results?.Dispose();
@@ -217,7 +310,7 @@ public sealed class JobCoordinator : MembersOnlyActor, IWithTimers
         JobCompleted => new JobStatus(_jobId, JobState.Completed, _accepted?.Rows ?? _rowsDone, _accepted?.Rows ?? _rowsDone),
         JobFailed failed => new JobStatus(_jobId, JobState.Failed, _rowsDone, _accepted?.Rows ?? 0, failed.Reason),
         _ when _accepted is not null => new JobStatus(_jobId, JobState.Running, _rowsDone, _accepted.Rows),
-        _ when _client is not null => new JobStatus(_jobId, JobState.Submitted, 0, 0),
+        _ when _pending is not null || _job is not null => new JobStatus(_jobId, JobState.Submitted, 0, 0),
         _ => new JobStatus(_jobId, JobState.Unknown, 0, 0),
     };
 }

@@ -9,6 +9,10 @@ namespace DistributedInference.Actors.Cluster.Jobs;
 /// The job shard region: <see cref="JobCoordinator"/> entities keyed by job id, hosted by nodes with the
 /// <see cref="ControlRole"/> role (shard state in distributed data, see hocon/cluster.conf); every other node reaches
 /// them through a proxy. Send it <see cref="SubmitJob"/>, <see cref="CancelJob"/> or <see cref="GetJobStatus"/>.
+/// A coordinator lives as long as its job: the region's automatic passivation of idle entities
+/// (<c>akka.cluster.sharding.passivate-idle-entity-after</c>) is off, since a job's traffic reaches its coordinator
+/// directly, not through the region, and a busy coordinator would look idle; a coordinator passivates itself once its
+/// job has ended and its outcome was kept for <c>keep-finished-jobs-for</c>.
 /// </summary>
 public static class JobSharding
 {
@@ -18,17 +22,18 @@ public static class JobSharding
     private const int MaxShards = 64;
 
     /// <summary>
-    /// On a control node: a splitter (named <see cref="ReplicaSplitter.ActorName"/>, as everywhere) fed with every device of the cluster, and the region hosting job coordinators
-    /// that run their jobs through it.
+    /// On a control node: a device registry (named <see cref="RegistryName"/>) following every device of the cluster,
+    /// the region hosting job coordinators that run their jobs on those devices, and a splitter (named
+    /// <see cref="ReplicaSplitter.ActorName"/>, as everywhere) fed by the same registry, for jobs sent to it directly.
     /// </summary>
     public static IActorRef StartRegion(ActorSystem system, TimeSpan keepFinishedFor)
     {
         var splitter = system.ActorOf(ReplicaSplitter.Props([]), ReplicaSplitter.ActorName);
-        system.ActorOf(DeviceRegistry.Props(splitter), RegistryName);
+        var registry = system.ActorOf(DeviceRegistry.Props(splitter), RegistryName);
         return ClusterSharding.Get(system).Start(
             TypeName,
-            jobId => JobCoordinator.Props(jobId, splitter, keepFinishedFor),
-            ClusterShardingSettings.Create(system).WithRole(ControlRole),
+            jobId => JobCoordinator.Props(jobId, registry, keepFinishedFor),
+            ClusterShardingSettings.Create(system).WithRole(ControlRole).WithPassivateIdleAfter(TimeSpan.Zero),
             new JobMessageExtractor());
     }
 

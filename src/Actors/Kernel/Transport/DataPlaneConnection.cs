@@ -57,6 +57,7 @@ internal sealed class DataPlaneConnection
     // On its own thread: blocking socket writes never hold a thread of the pool that actors and heartbeats share.
     private void Run()
     {
+        _plane.ThreadStarted();
         try
         {
             var endpoint = _plane.EndpointOfAsync(Peer, _closing.Token).GetAwaiter().GetResult()
@@ -108,6 +109,8 @@ internal sealed class DataPlaneConnection
             {
                 Transport.SendByAkka(_plane.System, left.Target, left.Message, left.Sender);
             }
+
+            _plane.ThreadEnded();
         }
     }
 

@@ -49,6 +49,7 @@ public sealed class TensorDataPlane : IExtension, IDisposable
     private readonly Dictionary<string, int> _perPeer = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<Socket, bool> _incoming = new();
     private int _authenticated;
+    private int _threads;
     private long _framesSent;
     private long _framesReceived;
     private long _refused;
@@ -199,6 +200,13 @@ public sealed class TensorDataPlane : IExtension, IDisposable
 
     /// <summary>Outgoing connections open now (one per peer node this node has sent bulk messages to and that is still there).</summary>
     public int OutgoingConnections => _connections.Count;
+
+    /// <summary>Threads of this data plane running now: one per outgoing connection (its writer) and per authenticated incoming one (its reader).</summary>
+    public int Threads => Volatile.Read(ref _threads);
+
+    internal void ThreadStarted() => Interlocked.Increment(ref _threads);
+
+    internal void ThreadEnded() => Interlocked.Decrement(ref _threads);
 
     public void Dispose()
     {
@@ -410,6 +418,7 @@ public sealed class TensorDataPlane : IExtension, IDisposable
     // tensors they carry, with the idle timeout between frames and the read timeout inside one.
     private void Receive(Socket socket, Stream stream, string peerKey, Address peer)
     {
+        ThreadStarted();
         var idle = (int)Math.Min(int.MaxValue, Limits.IdleTimeout.TotalMilliseconds);
         var read = (int)Math.Min(int.MaxValue, Limits.ReadTimeout.TotalMilliseconds);
         var reader = new DataPlaneFrameReader(new BufferedStream(stream, 1 << 16), Limits.MaximumFrameSize, Limits.ReadTimeout, Limits.MinimumBytesPerSecond, inFrame => socket.ReceiveTimeout = inFrame ? read : idle);
@@ -456,6 +465,7 @@ public sealed class TensorDataPlane : IExtension, IDisposable
             stream.Dispose();
             _incoming.TryRemove(socket, out _);
             Release(peerKey);
+            ThreadEnded();
         }
     }
 

@@ -1,0 +1,54 @@
+using Akka.Actor;
+using Akka.Cluster;
+using Akka.Event;
+using Akka.Remote;
+
+namespace DistributedInference.Actors.Kernel.Membership;
+
+/// <summary>
+/// Drops what Akka.Remote keeps for a member that left the cluster: Akka.Cluster quarantines a removed member only
+/// when it was downed, so for every member that left gracefully (each <c>di infer --join</c> client does) a node kept
+/// an endpoint supervisor with its system-message buffers for <c>akka.remote.quarantine-after-silence</c> (2 days):
+/// one more actor and its state per client served. This actor (<c>/system/removed-member-quarantine</c>, one per
+/// cluster process) quarantines each removed member's incarnation (address and uid)
+/// <c>distributed-inference.quarantine-removed-members-after</c> after its removal, as Akka's own Artery remoting
+/// does (<c>ClusterRemoteWatcher</c>, <c>quarantine-removed-node-after</c>): a removed incarnation never comes back
+/// (a process that joins again is a new one), so nothing is lost.
+/// </summary>
+public sealed class RemovedMemberQuarantine : ReceiveActor, IWithTimers
+{
+    public const string ActorName = "removed-member-quarantine";
+
+    private readonly TimeSpan _after;
+
+    public RemovedMemberQuarantine(TimeSpan after)
+    {
+        _after = after;
+        Receive<ClusterEvent.MemberRemoved>(removed => Timers.StartSingleTimer(removed.Member.UniqueAddress, new QuarantineNow(removed.Member.UniqueAddress), _after));
+        Receive<QuarantineNow>(now =>
+        {
+            Context.GetLogger().Debug("quarantining {0} (uid {1}): removed from the cluster {2} ago", now.Member.Address, now.Member.Uid, _after);
+            ((IRemoteActorRefProvider)((ExtendedActorSystem)Context.System).Provider).Quarantine(now.Member.Address, now.Member.Uid);
+        });
+    }
+
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    /// <summary>Starts the quarantine of removed members on <paramref name="system"/> (a cluster process), once.</summary>
+    /// <param name="after">How long after a removal; null: <c>distributed-inference.quarantine-removed-members-after</c>.</param>
+    public static void Start(ActorSystem system, TimeSpan? after = null)
+    {
+        if (system is ExtendedActorSystem { Provider: IClusterActorRefProvider } extended)
+        {
+            var wait = after ?? system.Settings.Config.GetTimeSpan("distributed-inference.quarantine-removed-members-after", TimeSpan.FromSeconds(5));
+            extended.SystemActorOf(Props.Create(() => new RemovedMemberQuarantine(wait)), ActorName);
+        }
+    }
+
+    protected override void PreStart() =>
+        Akka.Cluster.Cluster.Get(Context.System).Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents, typeof(ClusterEvent.MemberRemoved));
+
+    protected override void PostStop() => Akka.Cluster.Cluster.Get(Context.System).Unsubscribe(Self);
+
+    private sealed record QuarantineNow(UniqueAddress Member);
+}
