@@ -9,7 +9,10 @@
 #       - the fixture tests' CLI equivalents: `di infer` on tests/fixtures (Llama, Qwen2, Qwen3, Mistral, GPT-2 logits,
 #         greedy generation and classification, MiniLM embeddings) in fp32 (within 1e-4; ids equal) and bf16 (logits
 #         within 2e-2 of the largest expected logit), compared by bench/check_outputs.py (plain python);
+#       - text-to-image on the sd-tiny fixture (PNDM, DDIM, Euler with its latents; images within 1 level);
 #       - `di bench model` for gpt2 and llama-3.2-1b (random weights) in bf16, next to PyTorch eager of the same shapes;
+#       - `di bench text-to-image`: seconds per denoising step of sd-1.5 at 512x512, batch 1 and 4, fp16 and bf16,
+#         next to a plain PyTorch UNet of the same shapes;
 #       - `di bench replica` (actor overhead) on the device;
 #       then prints one table. Under 10 minutes on one GPU.
 #   scripts/gpu-check.sh --device cpu ...
@@ -146,16 +149,30 @@ if run minilm-tiny-embed "${di[@]}" infer --model "$fixtures/minilm-tiny/model" 
   compare "minilm-tiny embed fp32" "$expected:embeddings" "$out/minilm.safetensors:embeddings" --abs 1e-4
 fi
 
+expected="$fixtures/sd-tiny/expected.safetensors"
+$check prepare "$expected" "$out/sd-latents.safetensors" latents_init=latents
+for run_steps in pndm:4 ddim:3 euler:3; do
+  scheduler=${run_steps%%:*}
+  if run "sd-tiny-$scheduler" "${di[@]}" infer --model "$fixtures/sd-tiny/model" --task text-to-image --devices "$device" --quiet \
+      --prompts "a photo of an astronaut riding a horse on mars" "A painting of a squirrel eating a burger, highly detailed" "a watercolor landscape with mountains and a lake at sunset" \
+      --negative-prompt "blurry, low quality" "" "ugly, distorted" --scheduler "$scheduler" --num-inference-steps "${run_steps##*:}" \
+      --height 32 --width 48 --latents "$out/sd-latents.safetensors" --output "$out/sd-$scheduler.safetensors"; then
+    compare "sd-tiny $scheduler images" "$expected:${scheduler}_image_uint8" "$out/sd-$scheduler.safetensors:images" --abs 1
+  fi
+done
+
 echo "== speed on $device"
 if [ "$device" = cpu ]; then
   # Dry mode: tiny sizes, so CI exercises every step in seconds.
   bench_models=("gpt2-tiny" "$fixtures/llama3-tiny/model")
   bench_args=(--dtype fp32 --batch 2 --sequence 16 --new-tokens 4 --rounds 1 --matmul-size 256 --bandwidth-mb 16)
   replica_args=(--model gpt2-tiny --rows 16 --sequence 16 --max-batch-size 8 --repeats 1)
+  diffusion_args=(--model sd-tiny --size 32 --batches 1 --dtypes fp32 --steps 1)
 else
   bench_models=(gpt2 llama-3.2-1b)
   bench_args=(--dtype bf16 --batch 8 --sequence 1024 --new-tokens 64 --rounds 5 --matmul-size 8192 --bandwidth-mb 4000)
   replica_args=(--model gpt2 --dtype bf16 --rows 256 --sequence 128 --max-batch-size 32 --repeats 5)
+  diffusion_args=(--model sd-1.5 --size 512 --batches 1,4 --dtypes fp16,bf16 --steps 5)
 fi
 for model in "${bench_models[@]}"; do
   label=$(basename "$model")
@@ -167,6 +184,9 @@ for model in "${bench_models[@]}"; do
     row "" "" "$(tail -1 "$out/$name.log" | cut -c1-150)"
   fi
 done
+if run bench-text-to-image "${di[@]}" bench text-to-image --device "$device" "${diffusion_args[@]}"; then
+  while read -r line; do row "bench text-to-image" INFO "$line"; done < <(grep '^| [bf]' "$out/bench-text-to-image.log")
+fi
 if run bench-replica "${di[@]}" bench replica --device "$device" "${replica_args[@]}"; then
   row "bench replica" INFO "$(tail -1 "$out/bench-replica.log" | cut -c1-150)"
 fi

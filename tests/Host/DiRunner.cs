@@ -19,6 +19,24 @@ public static class DiRunner
 
     public static string Fixtures => Path.Combine(AppContext.BaseDirectory, "fixtures");
 
+    /// <summary>
+    /// The dll of a program this repository builds (<paramref name="project"/> is its folder from the repository root, such as
+    /// <c>samples/SplitPrompts</c>), in that program's own build output: run from there it finds the packages its
+    /// deps.json names, which this test project's output (an ASP.NET Core app) does not copy.
+    /// </summary>
+    public static string ProgramDll(string project)
+    {
+        // This output is <repo>/tests/Host/bin/<configuration>/<framework>/<runtime>/.
+        var output = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar));
+        var framework = output.Parent!;
+        var configuration = framework.Parent!;
+        var repository = configuration.Parent!.Parent!.Parent!.Parent!;
+        var dll = Path.Combine(repository.FullName, project, "bin", configuration.Name, framework.Name, output.Name, Path.GetFileName(project) + ".dll");
+        Assert.True(File.Exists(dll), $"{dll} is not built");
+        return dll;
+    }
+
+
     public static string TinyLanguageModel => Path.Combine(Fixtures, "gpt2-tiny", "lm");
 
     public static string TinyClassifier => Path.Combine(Fixtures, "gpt2-tiny", "cls");

@@ -1,6 +1,7 @@
 using DistributedInference.Actors.Cluster.Devices;
 using DistributedInference.Actors.Cluster.Jobs;
 using DistributedInference.Actors.Cluster.Nodes;
+using DistributedInference.Actors.Kernel.Membership;
 using DistributedInference.Models;
 using DistributedInference.Models.Runtime;
 using DistributedInference.Models.Tasks;
@@ -33,6 +34,29 @@ public sealed class ClusterNodeSetup
     public string? Secret { get; set; }
 
     public ServedStages? Stages { get; set; }
+
+    /// <summary>A PKCS#12 certificate every node shares: Akka.Remote and the data plane then run mutual TLS (<c>di cert</c> makes one). Null: no TLS.</summary>
+    public string? TlsCertificate { get; set; }
+
+    /// <summary>The password of <see cref="TlsCertificate"/>.</summary>
+    public string? TlsPassword { get; set; }
+
+    /// <summary>A HOCON file (<c>di config default</c> writes one) under the setup's own values.</summary>
+    public string? ConfigFile { get; set; }
+
+    /// <summary>Runs Akka.Remote and the data plane over mutual TLS with this certificate (see <see cref="TlsCertificate"/>).</summary>
+    public ClusterNodeSetup WithTls(string certificate, string? password = null)
+    {
+        (TlsCertificate, TlsPassword) = (certificate, password);
+        return this;
+    }
+
+    /// <summary>Layers the setup over a HOCON file (see <see cref="ConfigFile"/>).</summary>
+    public ClusterNodeSetup WithConfigFile(string path)
+    {
+        ConfigFile = path;
+        return this;
+    }
 
     public ClusterNodeSetup ListenOn(string host, int port)
     {
@@ -75,8 +99,6 @@ public sealed class ClusterNodeSetup
         return this;
     }
 
-    internal IReadOnlyList<string> SeedAddresses(string systemName) => JoinNodes.Select(node => SeedNode.Parse(node, "Join").Address(systemName)).ToList();
-
     /// <summary>Sets the cluster secret (<see cref="Secret"/>).</summary>
     public ClusterNodeSetup WithSecret(string secret)
     {
@@ -84,13 +106,45 @@ public sealed class ClusterNodeSetup
         return this;
     }
 
-    internal void Validate()
+    /// <summary>Checks the setup before anything starts.</summary>
+    /// <exception cref="InvalidInputException">A port out of range, no or an unknown role, a device node without devices or model.</exception>
+    public void Validate()
     {
-        if (string.IsNullOrWhiteSpace(Secret) && !Kernel.Membership.ClusterSecurity.IsLoopback(Host))
+        ValidateAddress();
+        ValidateServing();
+    }
+
+    /// <summary>Checks where the node listens, whom it joins and its roles (what a command line checks before it resolves a model).</summary>
+    /// <exception cref="InvalidInputException">A port out of range, no or an unknown role, a join address that is not host:port.</exception>
+    public void ValidateAddress()
+    {
+        if (Port is < 0 or > 65535)
         {
-            throw new InvalidInputException($"{Host} is not a loopback address and this node has no cluster secret (WithSecret): {Kernel.Membership.ClusterSecurity.HowToMakeASecret}");
+            throw new InvalidInputException($"--port {Port}: a port is 0-65535 (0: any free port)");
         }
 
+        var roles = $"use {DeviceManager.Role}, {JobSharding.ControlRole} or {DeviceManager.Role},{JobSharding.ControlRole}";
+        if (Roles.Count == 0)
+        {
+            throw new InvalidInputException($"--roles: no role given ({roles})");
+        }
+
+        if (Roles.FirstOrDefault(r => r is not (DeviceManager.Role or JobSharding.ControlRole or ClusterNodeActors.ClientRole)) is { } unknown)
+        {
+            throw new InvalidInputException($"--roles {unknown}: unknown role ({roles})");
+        }
+
+        foreach (var node in JoinNodes)
+        {
+            SeedNode.Parse(node, "--join");
+        }
+
+    }
+
+    /// <summary>Checks that a node with the device role has devices and a model to serve.</summary>
+    /// <exception cref="InvalidInputException">A device node without devices or model.</exception>
+    public void ValidateServing()
+    {
         if (Roles.Contains(DeviceManager.Role) && (Devices.Count == 0 || (Replica is null && Stages is null)))
         {
             throw new InvalidInputException("a node with the device role needs devices (OnDevices) and a model to serve (ServingReplicas or ServingStages)");

@@ -60,26 +60,8 @@ public static class DistributedInferenceHostingExtensions
     /// <see cref="ActorRegistry"/> as <see cref="JobCoordinator"/> the way to the job coordinators (the region on a
     /// control node, a proxy elsewhere).
     /// </summary>
-    public static AkkaConfigurationBuilder WithDistributedInferenceNode(this AkkaConfigurationBuilder builder, ClusterNodeSetup setup, string actorSystemName = "distributed-inference")
-    {
-        setup.Validate();
-        var seeds = setup.SeedAddresses(actorSystemName);
-        var config = DistributedInferenceConfig.Cluster(setup.Host, setup.Port, setup.Roles, seeds);
-        if (setup.Secret is not null)
-        {
-            config = Akka.Configuration.ConfigurationFactory.ParseString($"distributed-inference.security.secret = {System.Text.Json.JsonSerializer.Serialize(setup.Secret)}").WithFallback(config);
-        }
-
-        return builder
-            .AddHocon(config, HoconAddMode.Prepend)
-            .WithActors((system, registry) =>
-            {
-                // Proves the secret to the older members (and checks newer ones) as every di process does.
-                Kernel.NodeServices.Start(system);
-                var jobs = ClusterNodeActors.Start(system, setup.Devices, setup.Replica, setup.Stages) ?? JobSharding.StartProxy(system);
-                registry.Register<JobCoordinator>(jobs);
-            });
-    }
+    public static AkkaConfigurationBuilder WithDistributedInferenceNode(this AkkaConfigurationBuilder builder, ClusterNodeSetup setup, string actorSystemName = NodeBootstrap.SystemName) =>
+        NodeBootstrap.Apply(builder, setup, actorSystemName);
 
     /// <summary>
     /// Starts a cluster node with the host, and registers a <see cref="ReplicaClient"/> that submits replica jobs to

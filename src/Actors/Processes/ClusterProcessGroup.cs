@@ -5,6 +5,7 @@ using System.Text.Json;
 using Akka.Actor;
 using Akka.Cluster;
 using Akka.Configuration;
+using DistributedInference.Actors.Kernel;
 using DistributedInference.Actors.Kernel.Membership;
 using DistributedInference.Actors.Kernel.Settings;
 using DistributedInference.Models;
@@ -83,35 +84,23 @@ public sealed class ClusterProcessGroup : IProcessGroup, IDisposable, IAsyncDisp
         }
 
         var myHost = rank == 0 ? mainHost : host ?? DefaultHost(mainHost);
-        var seed = $"akka.tcp://{SystemName}@{mainHost}:{mainPort}";
         // A process stopped by di launch (SIGTERM) exits at once instead of leaving first: the others are stopped too.
         // Warnings are off: the others retry joining while process 0 starts, and Akka warns at each retry.
         var config = ConfigurationFactory.ParseString("""
             akka.coordinated-shutdown.run-by-clr-shutdown-hook = off
             akka.loglevel = ERROR
-            """).WithFallback(DistributedInferenceConfig.Cluster(myHost, rank == 0 ? mainPort : 0, [Role(rank)], [seed], configFile));
-        if (!string.IsNullOrEmpty(secret))
-        {
-            config = ConfigurationFactory.ParseString($"distributed-inference.security.secret = {JsonSerializer.Serialize(secret)}").WithFallback(config);
-        }
-
-        if (config.GetString("distributed-inference.security.tls.certificate", string.Empty).Length > 0)
-        {
-            seed = $"akka.ssl.tcp://{SystemName}@{mainHost}:{mainPort}";
-            config = ConfigurationFactory.ParseString($"akka.cluster.seed-nodes = [{JsonSerializer.Serialize(seed)}]").WithFallback(config);
-        }
-
-        ClusterSecurity.From(config).RequireSecretOffLoopback(myHost);
+            """).WithFallback(NodeServices.Configure(myHost, rank == 0 ? mainPort : 0, [Role(rank)], [$"{mainHost}:{mainPort}"], secret, configFile: configFile, systemName: SystemName));
+        var seed = config.GetStringList("akka.cluster.seed-nodes")[0];
         if (rank == 0)
         {
             ListenAddress.RequireFree(myHost, mainPort, ProcessEnvironment.MasterPort);
         }
 
         var maximumBytes = config.GetByteSize("akka.remote.dot-netty.tcp.maximum-frame-size", 64 * 1024 * 1024) ?? (64 * 1024 * 1024);
-        var system = ClusterSecurity.CreateSystem(SystemName, config);
+        var system = NodeServices.StartSystem(config, SystemName);
         try
         {
-            var gate = Kernel.NodeServices.Start(system);
+            var gate = MembershipGate.For(system)!;
             ICanTell coordinator = rank == 0
                 ? system.ActorOf(ProcessGroupCoordinator.Props(size, maximumBytes - FrameMargin), ProcessGroupCoordinator.ActorName)
                 : system.ActorSelection($"{seed}/user/{ProcessGroupCoordinator.ActorName}");

@@ -4,6 +4,7 @@ using Akka.Actor;
 using Akka.Cluster;
 using DistributedInference.Actors.Cluster.Nodes;
 using DistributedInference.Actors.Cluster.Planning;
+using DistributedInference.Actors.Kernel.Membership;
 using DistributedInference.Actors.Pipeline;
 using DistributedInference.Actors.Replica;
 using DistributedInference.Host.Inference;

@@ -3,6 +3,7 @@ using DistributedInference.Actors.Cluster.Devices;
 using DistributedInference.Actors.Cluster.Jobs;
 using DistributedInference.Actors.Cluster.Nodes;
 using DistributedInference.Actors.Cluster.Stages;
+using DistributedInference.Actors.Hosting;
 using DistributedInference.Actors.Kernel.Settings;
 using DistributedInference.Models;
 using DistributedInference.Models.Auto;
@@ -19,42 +20,26 @@ namespace DistributedInference.Host.Cluster;
 /// </summary>
 public static class ClusterNode
 {
-    public const string SystemName = "distributed-inference";
+    public const string SystemName = NodeBootstrap.SystemName;
 
     /// <summary>The role of a client process (<c>di infer --join</c>, <c>di launch</c>'s own): no devices, no jobs hosted.</summary>
-    public const string ClientRole = "client";
+    public const string ClientRole = ClusterNodeActors.ClientRole;
 
+    /// <summary>Starts the node <paramref name="options"/> describe, through the one bootstrap (<see cref="NodeBootstrap"/>).</summary>
+    /// <exception cref="InvalidInputException">A bad option, model, device or address; no secret off loopback; a port in use.</exception>
     public static ActorSystem Start(NodeOptions options)
     {
-        if (options.Port is < 0 or > 65535)
+        var setup = new ClusterNodeSetup { Host = options.Host, Port = options.Port, Secret = options.Secret, ConfigFile = options.ConfigFile };
+        setup.WithRoles([.. options.Roles]).Join([.. options.Join]);
+        if (options.TlsCertificate is not null)
         {
-            throw new InvalidInputException($"--port {options.Port}: a port is 0-65535 (0: any free port)");
+            setup.WithTls(options.TlsCertificate, ClusterSecret.TlsPassword());
         }
 
-        if (options.Roles.Count == 0)
-        {
-            throw new InvalidInputException($"--roles: no role given (use {DeviceManager.Role}, {JobSharding.ControlRole} or {DeviceManager.Role},{JobSharding.ControlRole})");
-        }
-
-        var unknownRole = options.Roles.FirstOrDefault(r => r is not (DeviceManager.Role or JobSharding.ControlRole or ClientRole));
-        if (unknownRole is not null)
-        {
-            throw new InvalidInputException($"--roles {unknownRole}: unknown role (use {DeviceManager.Role}, {JobSharding.ControlRole} or {DeviceManager.Role},{JobSharding.ControlRole})");
-        }
-
+        // The addresses and roles first: a wrong one is said before a model is resolved.
+        setup.ValidateAddress();
         Actors.Kernel.Membership.ListenAddress.Resolve(options.Host);
         LibTorch.Initialize(options.LibTorch);
-        Akka.Configuration.Config Build(bool tls) => NodeSecurity.Apply(
-            DistributedInferenceConfig.Cluster(options.Host, options.Port, options.Roles, options.Join.Select(node => SeedNode.Parse(node, "--join").Address(SystemName, tls)).ToList(), options.ConfigFile),
-            options);
-
-        // With a certificate (flag or config file) Akka.Remote speaks akka.ssl.tcp, and so must the addresses joined.
-        var config = Build(tls: false);
-        if (config.GetString("distributed-inference.security.tls.certificate", string.Empty).Length > 0)
-        {
-            config = Build(tls: true);
-        }
-
         var unknown = options.Serving.FirstOrDefault(s => s is not (NodeOptions.ServeReplica or NodeOptions.ServePipeline or NodeOptions.ServeRequests));
         if (unknown is not null)
         {
@@ -80,17 +65,21 @@ public static class ClusterNode
             device.ToTorch();
         }
 
-        var system = NodeSecurity.StartSystem(SystemName, options.Host, options.Port, config);
-        var replica = source is null ? null
+        setup.Devices.AddRange(devices);
+        setup.Replica = source is null ? null
             : options.Serving.Contains(NodeOptions.ServeRequests) && task == InferenceTask.Generate ? Models.Serving.ServingReplica.Factory(source, options.DType.ToScalarType())
             : options.Serving.Contains(NodeOptions.ServeReplica) || options.Serving.Contains(NodeOptions.ServeRequests)
                 ? source.Replica(task, options.DType.ToScalarType(), ((options.Generation ?? GenerationOptions.Greedy) with { MaxNewTokens = options.MaxNewTokens, Seed = options.Seed }).Validate())
                 : null;
-        var stages = source is not null && options.Serving.Contains(NodeOptions.ServePipeline) && ModelTasks.RunsPipelined(source, task)
+        setup.Stages = source is not null && options.Serving.Contains(NodeOptions.ServePipeline) && ModelTasks.RunsPipelined(source, task)
             ? new ServedStages(ModelIdentity.Of(source.Name, source.RandomSeed), task, () => source.LoadStaged(task))
             : null;
-        ClusterNodeActors.Start(system, devices, replica, stages);
-        return system;
+        if (hasDevices && setup.Replica is null && setup.Stages is null)
+        {
+            throw new InvalidInputException($"--serve {string.Join(",", options.Serving)}: the model runs none of these for --task {task.Name()}");
+        }
+
+        return NodeBootstrap.Start(setup);
     }
 
     /// <summary>Whether this node is Up in its own view of the cluster.</summary>

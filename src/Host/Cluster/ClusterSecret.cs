@@ -4,12 +4,18 @@ using DistributedInference.Models;
 namespace DistributedInference.Host.Cluster;
 
 /// <summary>
-/// Where <c>di node</c> and client mode find the cluster secret: <c>--secret-file F</c> (its first line), else the
+/// Where <c>di node</c> and client mode find their credentials (read here only): the cluster secret from <c>--secret-file F</c> (its first line), else the
 /// <see cref="ClusterSecurity.SecretVariable"/> environment variable, else none (loopback only). Never from the command
 /// line itself, which other users of the machine can read.
 /// </summary>
 public static class ClusterSecret
 {
+    /// <summary>The environment variable holding the password of <c>--tls-certificate</c> (none: no password).</summary>
+    public const string TlsPasswordVariable = "DI_TLS_PASSWORD";
+
+    /// <summary>The password of <c>--tls-certificate</c>: <see cref="TlsPasswordVariable"/>, or none.</summary>
+    public static string TlsPassword() => Environment.GetEnvironmentVariable(TlsPasswordVariable) ?? string.Empty;
+
     /// <summary>The secret, or null when neither the file nor the variable gives one.</summary>
     /// <exception cref="InvalidInputException">The file is missing, unreadable or empty.</exception>
     public static string? Read(string? secretFile)

@@ -43,8 +43,9 @@ public static class LaunchedInference
         }
 
         var nodeDevices = launch.DevicesPerProcess ?? options.Devices;
-        var job = PreparedJob.From(options with { Devices = nodeDevices });
-        job.Writer.CheckFinite(stderr, options.Strict);
+        var image = TextToImageJob.IsTextToImage(options) ? TextToImageJob.Prepare(options with { Devices = nodeDevices }) : null;
+        var job = image is null ? PreparedJob.From(options with { Devices = nodeDevices }) : null;
+        job?.Writer.CheckFinite(stderr, options.Strict);
         var nodeArguments = new List<string>
         {
             "--devices", nodeDevices, "--model", options.Model, "--task", options.Task.Name(), "--dtype", options.DType.Name(),
@@ -52,7 +53,10 @@ public static class LaunchedInference
             "--seed", options.Seed.ToString(System.Globalization.CultureInfo.InvariantCulture),
             "--serve", options.Mode == Mode.Pipeline ? NodeOptions.ServePipeline : NodeOptions.ServeReplica,
         };
-        nodeArguments.AddRange(CommandLine.GenerationArguments.ToArguments(job.Generation));
+        if (job is not null)
+        {
+            nodeArguments.AddRange(CommandLine.GenerationArguments.ToArguments(job.Generation));
+        }
         if (launch.ConfigFile is not null)
         {
             nodeArguments.AddRange(["--config-file", launch.ConfigFile]);
@@ -75,7 +79,9 @@ public static class LaunchedInference
         var client = await ClusterInference.JoinAsClientAsync([nodes.Seed], launch.ConfigFile, options, secret, cancellation);
         try
         {
-            await ClusterInference.Run(client, job, options, launch.NumProcesses, stdout, stderr, cancellation);
+            await (image is not null
+                ? TextToImageInference.RunOnCluster(client, image, options, launch.NumProcesses, stderr, cancellation)
+                : ClusterInference.Run(client, job!, options, launch.NumProcesses, stdout, stderr, cancellation));
         }
         finally
         {

@@ -38,6 +38,32 @@ public static class BenchCommand
         return command;
     }
 
+    private static Command TextToImageCommand()
+    {
+        var model = new Option<string>("--model") { Description = "Stable Diffusion folder or built-in (sd-1.5, sd-2.1-base, sd-tiny)", DefaultValueFactory = _ => "sd-1.5" };
+        var size = new Option<int>("--size") { Description = "image height and width in pixels", DefaultValueFactory = _ => 512 };
+        var batches = new Option<string>("--batches") { Description = "comma-separated prompts per step (each runs the UNet on twice as many rows: guidance)", DefaultValueFactory = _ => "1,4" };
+        var dtypes = new Option<string>("--dtypes") { Description = "comma-separated: fp32, bf16, fp16", DefaultValueFactory = _ => "fp32,bf16" };
+        var steps = new Option<int>("--steps") { Description = "denoising steps measured after one warm-up (the median is printed)", DefaultValueFactory = _ => 1 };
+        var threads = new Option<int>("--threads") { Description = "intra-op threads, both sides (0: one per core)", DefaultValueFactory = _ => 0 };
+        var python = new Option<string>("--python") { Description = "python for the PyTorch eager baseline: auto, none, or a path", DefaultValueFactory = _ => "auto" };
+        var device = new Option<string>("--device") { Description = "cpu | cuda:N, both sides", DefaultValueFactory = _ => "cpu" };
+        var libtorch = new Option<string?>("--libtorch") { Description = $"folder holding libtorch (a PyTorch install's torch/lib, CUDA included); also ${Models.Runtime.LibTorch.FolderVariable}" };
+        var command = new Command("text-to-image", "Seconds per denoising step of a Stable Diffusion pipeline, TorchSharp next to PyTorch eager of the same UNet shapes.")
+        {
+            model, size, batches, dtypes, steps, threads, python, device, libtorch,
+        };
+        command.SetAction((result, _) => UserErrors.Run(
+            async () =>
+            {
+                var batchList = result.GetValue(batches)!.Split(',').Select(b => int.Parse(b, System.Globalization.CultureInfo.InvariantCulture)).ToList();
+                await TextToImageBenchmark.Run(result.GetValue(model)!, result.GetValue(size), batchList, result.GetValue(dtypes)!.Split(','), result.GetValue(steps), result.GetValue(threads), result.GetValue(python)!, result.GetValue(device)!, result.GetValue(libtorch), result.InvocationConfiguration.Output);
+                return 0;
+            },
+            result.InvocationConfiguration.Error));
+        return command;
+    }
+
     public static Command Create()
     {
         var model = new Option<string>("--model") { Description = "model folder or built-in name (its logits task is run)", DefaultValueFactory = _ => "gpt2-tiny" };
@@ -111,6 +137,6 @@ public static class BenchCommand
             },
             result.InvocationConfiguration.Error));
 
-        return new Command("bench", "Benchmarks that print ratios measured side by side.") { replica, pipeline, pipelineGenerate, stageMemory, transport, ModelCommand() };
+        return new Command("bench", "Benchmarks that print ratios measured side by side.") { replica, pipeline, pipelineGenerate, stageMemory, transport, ModelCommand(), TextToImageCommand() };
     }
 }

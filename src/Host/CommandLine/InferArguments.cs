@@ -18,7 +18,7 @@ public sealed class InferArguments
     };
 
     private readonly Option<InferenceTask> _task = SharedOptions.Task(
-        "what to compute: llama, mistral, qwen2, qwen3 run logits and generate; gpt2 logits, generate, and classify with a score head; bert (sentence-transformers) embed",
+        "what to compute: llama, mistral, qwen2, qwen3 run logits and generate; gpt2 logits, generate, and classify with a score head; bert (sentence-transformers) embed; stable-diffusion (diffusers folders) text-to-image",
         InferenceTask.Generate);
 
     private readonly Option<string?> _inputIds = new Option<string?>("--input-ids") { Description = "safetensors file with input_ids int64 [B,T] (optional attention_mask [B,T], and seed int64 [B]: each row's sampling seed)" };
@@ -42,6 +42,7 @@ public sealed class InferArguments
     private readonly Option<string?> _tlsCertificate = SharedOptions.TlsCertificate();
     private readonly Option<bool> _strict = new Option<bool>("--strict") { Description = "fail (exit 1, nothing written) when an output holds NaN or Inf, instead of a warning" };
     private readonly GenerationArguments _generation = new();
+    private readonly TextToImageArguments _image = new();
     private readonly Option<bool> _allowPartial = new("--allow-partial") { Description = "replica: when some rows fail alone, still write a .safetensors output: the other rows, the failed ones as zeros, and a row_ok tensor (uint8 [rows], 0 for a failed row)" };
     private readonly Option<bool> _quiet = new("--quiet") { Description = "leave out the informational lines on stderr (the summary a job ends with, the pipeline plan, stages, rates); warnings stay" };
     private readonly Option<string?> _jsonSummary = new("--json-summary") { Description = "also write the job's summary (rows, wall time, rows/s, tokens/s, ...) to this JSON file" };
@@ -54,7 +55,7 @@ public sealed class InferArguments
         {
             _model, _task, _inputIds, _prompts, _promptsFile, _output, _mode, _splitPoints, _numChunks, _maxMemory, _gatherOutput, _devices, _applyPadding, _dtype, _maxBatchSize, _maxNewTokens, _seed, _join, _joinTimeout, _secretFile, _tlsCertificate, _strict, _allowPartial, _quiet, _jsonSummary, _libtorch,
         };
-        foreach (var option in _generation.Options)
+        foreach (var option in _generation.Options.Concat(_image.Options))
         {
             command.Options.Add(option);
         }
@@ -92,5 +93,6 @@ public sealed class InferArguments
         SecretFile: result.GetValue(_secretFile),
         TlsCertificate: result.GetValue(_tlsCertificate),
         MaxMemory: result.GetValue(_maxMemory),
-        AllowPartial: result.GetValue(_allowPartial));
+        AllowPartial: result.GetValue(_allowPartial),
+        Image: _image.Read(result));
 }

@@ -23,13 +23,19 @@ public static class InferCommand
             async () =>
             {
                 var options = arguments.Read(result);
-                var job = PreparedJob.From(options);
                 var (stdout, stderr) = (result.InvocationConfiguration.Output, result.InvocationConfiguration.Error);
                 if (arguments.Warning(result) is { } warning)
                 {
                     await stderr.WriteLineAsync(warning);
                 }
 
+                if (TextToImageJob.IsTextToImage(options))
+                {
+                    await RunTextToImage(options, stderr, cancellation);
+                    return 0;
+                }
+
+                var job = PreparedJob.From(options);
                 job.Writer.CheckFinite(stderr, options.Strict);
                 if (options.OnCluster)
                 {
@@ -56,5 +62,25 @@ public static class InferCommand
             return exit;
         });
         return command;
+    }
+
+    private static async Task RunTextToImage(InferOptions options, TextWriter stderr, CancellationToken cancellation)
+    {
+        var job = TextToImageJob.Prepare(options);
+        if (!options.OnCluster)
+        {
+            await TextToImageInference.Run(job, options, stderr, cancellation);
+            return;
+        }
+
+        var client = await ClusterInference.JoinAsClientAsync(options.ClusterSeeds!, configFile: null, options, cancellation: cancellation);
+        try
+        {
+            await TextToImageInference.RunOnCluster(client, job, options, nodes: null, stderr, cancellation);
+        }
+        finally
+        {
+            await ClusterInference.LeaveAsync(client);
+        }
     }
 }

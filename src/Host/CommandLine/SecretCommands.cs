@@ -29,7 +29,7 @@ public static class SecretCommands
     {
         var file = new Argument<string>("FILE") { Description = "where to write the PKCS#12 certificate (not overwritten)" };
         var days = new Option<int>("--days") { Description = "days the certificate is valid", DefaultValueFactory = _ => 365 };
-        var command = new Command("cert", $"Write a new self-signed cluster certificate for --tls-certificate (password from ${NodeSecurity.TlsPasswordVariable}, none if unset).") { file, days };
+        var command = new Command("cert", $"Write a new self-signed cluster certificate for --tls-certificate (password from ${ClusterSecret.TlsPasswordVariable}, none if unset).") { file, days };
         command.SetAction((result, _) => UserErrors.Run(
             async () =>
             {
@@ -44,7 +44,7 @@ public static class SecretCommands
                     throw new InvalidInputException("--days must be positive");
                 }
 
-                var bytes = ClusterSecurity.NewSelfSignedCertificate(Environment.GetEnvironmentVariable(NodeSecurity.TlsPasswordVariable) ?? string.Empty, TimeSpan.FromDays(result.GetValue(days)));
+                var bytes = ClusterSecurity.NewSelfSignedCertificate(ClusterSecret.TlsPassword(), TimeSpan.FromDays(result.GetValue(days)));
                 try
                 {
                     await File.WriteAllBytesAsync(path, bytes);

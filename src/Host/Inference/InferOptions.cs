@@ -7,7 +7,7 @@ namespace DistributedInference.Host.Inference;
 /// <summary>
 /// A <c>di infer</c> job as the command line gives it (task, mode and dtype parsed once, by the command line), before the
 /// checks of <see cref="PreparedJob.From"/>; <paramref name="SecretFile"/> and <paramref name="TlsCertificate"/> are for
-/// client mode (<c>--join</c>).
+/// client mode (<c>--join</c>); <paramref name="Image"/> holds the options of task text-to-image.
 /// </summary>
 public sealed record InferOptions(
     string Model,
@@ -36,7 +36,8 @@ public sealed record InferOptions(
     string? SecretFile = null,
     string? TlsCertificate = null,
     string? MaxMemory = null,
-    bool AllowPartial = false)
+    bool AllowPartial = false,
+    TextToImageRequest? Image = null)
 {
     /// <summary>How task generate picks tokens: <see cref="Generation"/> if given, else greedy with --max-new-tokens.</summary>
     public GenerationOptions GenerationOrGreedy => (Generation ?? GenerationOptions.Greedy) with { MaxNewTokens = MaxNewTokens, Seed = Seed };

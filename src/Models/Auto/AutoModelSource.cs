@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using DistributedInference.Models.Bert;
+using DistributedInference.Models.Diffusion;
 using DistributedInference.Models.Gpt2;
 using DistributedInference.Models.Llama;
 
@@ -8,7 +9,7 @@ namespace DistributedInference.Models.Auto;
 
 /// <summary>
 /// Resolves a model name to its family, as transformers' <c>AutoConfig</c> does: a folder by its <c>config.json</c>'s
-/// <c>model_type</c>, else a built-in configuration by name.
+/// <c>model_type</c> (a diffusers pipeline folder by its <c>model_index.json</c>), else a built-in configuration by name.
 /// </summary>
 public static class AutoModelSource
 {
@@ -16,13 +17,18 @@ public static class AutoModelSource
     public static IReadOnlyList<string> ModelTypes { get; } = ["gpt2", .. LlamaConfig.SupportedModelTypes, "bert"];
 
     /// <summary>Every built-in name, family by family.</summary>
-    public static IReadOnlyList<string> BuiltIns => [.. Gpt2Config.BuiltIn.Keys, .. LlamaConfig.BuiltIn.Keys, .. BertSource.BuiltIn.Keys];
+    public static IReadOnlyList<string> BuiltIns => [.. Gpt2Config.BuiltIn.Keys, .. LlamaConfig.BuiltIn.Keys, .. BertSource.BuiltIn.Keys, .. StableDiffusionSource.BuiltIn];
 
     /// <param name="model">A Hugging Face model folder, or a built-in name (see <see cref="BuiltIns"/>).</param>
     /// <param name="seed">Seed of a built-in's random weights.</param>
     /// <exception cref="InvalidInputException">Neither a folder nor a built-in, or a folder of an unsupported model_type.</exception>
     public static IModelSource Resolve(string model, long seed = 0)
     {
+        if (Directory.Exists(model) && StableDiffusionSource.IsPipelineFolder(model))
+        {
+            return new StableDiffusionModelSource(StableDiffusionSource.Resolve(model, seed));
+        }
+
         if (Directory.Exists(model))
         {
             var type = ModelType(model);
@@ -49,6 +55,11 @@ public static class AutoModelSource
         if (BertSource.BuiltIn.ContainsKey(model))
         {
             return new BertModelSource(BertSource.Resolve(model, seed));
+        }
+
+        if (StableDiffusionSource.BuiltIn.Contains(model, StringComparer.OrdinalIgnoreCase))
+        {
+            return new StableDiffusionModelSource(StableDiffusionSource.Resolve(model, seed));
         }
 
         throw new InvalidInputException($"unknown model '{model}': not a folder, and not a built-in ({string.Join(", ", BuiltIns)})");

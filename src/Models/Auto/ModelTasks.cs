@@ -18,7 +18,8 @@ public static class ModelTasks
 
     /// <summary>Whether pipeline mode runs <paramref name="task"/> for this model (see <see cref="RequirePipelined"/>).</summary>
     public static bool RunsPipelined(IModelSource source, InferenceTask task) =>
-        source.Tasks.Contains(task) && (task != InferenceTask.Generate || Llama.LlamaConfig.SupportedModelTypes.Contains(source.ModelType));
+        source.Tasks.Contains(task) && task != InferenceTask.TextToImage
+        && (task != InferenceTask.Generate || Llama.LlamaConfig.SupportedModelTypes.Contains(source.ModelType));
 
     /// <summary>
     /// Also checks that pipeline mode runs <paramref name="task"/>: every task; generate for the Llama-family decoders
@@ -27,6 +28,11 @@ public static class ModelTasks
     public static void RequirePipelined(IModelSource source, InferenceTask task)
     {
         Require(source, task);
+        if (task == InferenceTask.TextToImage)
+        {
+            throw new InvalidInputException("pipeline mode does not run text-to-image yet: use --mode replica (each device holds the whole Stable Diffusion pipeline)");
+        }
+
         if (!RunsPipelined(source, task))
         {
             throw new InvalidInputException(

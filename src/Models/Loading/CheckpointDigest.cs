@@ -23,8 +23,9 @@ namespace DistributedInference.Models.Loading;
 /// last write time and digest. The checkpoint folder itself is never written: model folders are often read-only (a
 /// shared mount, a container image, another user's Hugging Face cache), and a file written beside the weights would
 /// change the folder a user copies, syncs or checksums. An entry is used only while the file's size and last write time
-/// are the ones it was computed for (the quick check rsync and make rely on): rewriting a file moves its last write
-/// time, so only a tool that restores an older time on a file of the same size would be fooled; deleting the cache
+/// are the ones it was computed for (the quick check rsync and make rely on), and only for files last written more than
+/// <see cref="RacyWindow"/> before they were hashed (git's rule for racily clean files): rewriting a file moves its last
+/// write time, so only a tool that restores an older time on a file of the same size would be fooled; deleting the cache
 /// folder is always safe. A cache folder that cannot be written (no home, read-only) is not an error: the digest is then
 /// computed once per process.
 /// </remarks>
@@ -32,6 +33,12 @@ public sealed class CheckpointDigest
 {
     /// <summary>Files of this size or more have their digest kept on disk too; smaller ones hash in milliseconds.</summary>
     public const long DiskCacheMinimumBytes = 64L << 20;
+
+    /// <summary>
+    /// Files last written less than this long ago are hashed on each call, never kept: a rewrite within the file system's
+    /// timestamp granularity (a few milliseconds on ext4, 2 s on FAT) would leave size and last write time unchanged.
+    /// </summary>
+    public static readonly TimeSpan RacyWindow = TimeSpan.FromSeconds(2);
 
     /// <summary>How many folders below the checkpoint folder are searched.</summary>
     public const int MaxDepth = 3;
@@ -107,13 +114,25 @@ public sealed class CheckpointDigest
         }
     }
 
-    /// <summary>The SHA-256 of one file's bytes, computed once per path, size and last write time.</summary>
+    /// <summary>
+    /// The SHA-256 of one file's bytes, computed once per path, size and last write time; a file written less than
+    /// <see cref="RacyWindow"/> ago is hashed on every call and its digest is never kept.
+    /// </summary>
     public byte[] OfFile(string path)
     {
         var target = Path.GetFullPath(File.ResolveLinkTarget(path, returnFinalTarget: true)?.FullName ?? path);
         var info = new FileInfo(target);
         var key = (target, info.Length, info.LastWriteTimeUtc.Ticks);
-        return _files.GetOrAdd(key, k => new Lazy<byte[]>(() => Cached(k) ?? Compute(k))).Value;
+        if (_files.TryGetValue(key, out var known))
+        {
+            return known.Value;
+        }
+
+        // Git's "racy clean" rule: file systems stamp writes with a coarse clock, so a file rewritten at the same size
+        // within one tick of the version hashed would keep its key; only files older than that are kept.
+        return info.LastWriteTimeUtc > DateTime.UtcNow - RacyWindow
+            ? Compute(key, keep: false)
+            : _files.GetOrAdd(key, k => new Lazy<byte[]>(() => Cached(k) ?? Compute(k, keep: true))).Value;
     }
 
     // Weights and the configuration; not the tokenizer, not README.md, not other formats' copies (.bin, .onnx, .gguf).
@@ -124,7 +143,7 @@ public sealed class CheckpointDigest
             || (name.EndsWith(".json", StringComparison.Ordinal) && !TokenizerFiles.Contains(name));
     }
 
-    private byte[] Compute((string Path, long Size, long Ticks) key)
+    private byte[] Compute((string Path, long Size, long Ticks) key, bool keep)
     {
         Interlocked.Increment(ref _filesHashed);
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
@@ -137,7 +156,11 @@ public sealed class CheckpointDigest
         }
 
         var digest = hash.GetHashAndReset();
-        Store(key, digest);
+        if (keep)
+        {
+            Store(key, digest);
+        }
+
         return digest;
     }
 

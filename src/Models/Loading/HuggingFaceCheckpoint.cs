@@ -6,12 +6,12 @@ namespace DistributedInference.Models.Loading;
 
 /// <summary>
 /// A Hugging Face model directory: <c>config.json</c> plus weights in <c>model.safetensors</c>, or sharded
-/// across files listed by <c>model.safetensors.index.json</c>.
+/// across files listed by <c>model.safetensors.index.json</c> (diffusers' components: <c>diffusion_pytorch_model.*</c>).
 /// </summary>
 public sealed class HuggingFaceCheckpoint
 {
-    private const string SingleFile = "model.safetensors";
-    private const string IndexFile = "model.safetensors.index.json";
+    /// <summary>The weights' file name stem of transformers' folders (diffusers' components use <c>diffusion_pytorch_model</c>).</summary>
+    public const string TransformersWeights = "model";
 
     private readonly Dictionary<string, SafeTensorsFile> _fileOfTensor;
 
@@ -27,8 +27,13 @@ public sealed class HuggingFaceCheckpoint
 
     public IReadOnlyCollection<string> Names => _fileOfTensor.Keys;
 
-    public static HuggingFaceCheckpoint Open(string directory)
+    /// <param name="directory">The model folder.</param>
+    /// <param name="weights">The weight files' stem: <c>{weights}.safetensors</c> or <c>{weights}.safetensors.index.json</c>.</param>
+    /// <exception cref="InvalidInputException">No folder, no config.json, no weights, or an unusable index (one line).</exception>
+    public static HuggingFaceCheckpoint Open(string directory, string weights = TransformersWeights)
     {
+        var singleFile = $"{weights}.safetensors";
+        var indexFile = $"{weights}.safetensors.index.json";
         if (!System.IO.Directory.Exists(directory))
         {
             throw new InvalidInputException($"{directory}: no such model folder");
@@ -39,8 +44,8 @@ public sealed class HuggingFaceCheckpoint
             throw new InvalidInputException($"{directory}: no config.json (expected a Hugging Face model folder)");
         }
 
-        var single = System.IO.Path.Combine(directory, SingleFile);
-        var index = System.IO.Path.Combine(directory, IndexFile);
+        var single = System.IO.Path.Combine(directory, singleFile);
+        var index = System.IO.Path.Combine(directory, indexFile);
         if (File.Exists(single))
         {
             var file = SafeTensorsFile.Open(single);
@@ -52,10 +57,11 @@ public sealed class HuggingFaceCheckpoint
             return new HuggingFaceCheckpoint(directory, OpenShards(directory, index));
         }
 
-        var hint = File.Exists(System.IO.Path.Combine(directory, "pytorch_model.bin"))
-            ? " (pytorch_model.bin found: only safetensors weights are read; convert them with save_pretrained(safe_serialization=True))"
+        var bin = weights == TransformersWeights ? "pytorch_model.bin" : $"{weights}.bin";
+        var hint = File.Exists(System.IO.Path.Combine(directory, bin))
+            ? $" ({bin} found: only safetensors weights are read; convert them with save_pretrained(safe_serialization=True))"
             : string.Empty;
-        throw new InvalidInputException($"{directory}: no {SingleFile} or {IndexFile}{hint}");
+        throw new InvalidInputException($"{directory}: no {singleFile} or {indexFile}{hint}");
     }
 
     public bool Contains(string name) => _fileOfTensor.ContainsKey(name);

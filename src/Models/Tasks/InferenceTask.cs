@@ -14,6 +14,9 @@ public enum InferenceTask
 
     /// <summary>A sentence embedding [hidden] pooled over the row's real tokens (sentence-transformers models).</summary>
     Embed,
+
+    /// <summary>An image uint8 [H, W, 3] generated from the row's prompt (Stable Diffusion pipelines).</summary>
+    TextToImage,
 }
 
 public static class InferenceTasks
@@ -24,8 +27,9 @@ public static class InferenceTasks
         "classify" => InferenceTask.Classify,
         "generate" => InferenceTask.Generate,
         "embed" => InferenceTask.Embed,
-        _ => throw new InvalidInputException($"unknown task '{text}': use logits, classify, generate or embed"),
+        "text-to-image" => InferenceTask.TextToImage,
+        _ => throw new InvalidInputException($"unknown task '{text}': use logits, classify, generate, embed or text-to-image"),
     };
 
-    public static string Name(this InferenceTask task) => task.ToString().ToLowerInvariant();
+    public static string Name(this InferenceTask task) => task == InferenceTask.TextToImage ? "text-to-image" : task.ToString().ToLowerInvariant();
 }

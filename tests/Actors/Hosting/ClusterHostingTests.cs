@@ -62,4 +62,44 @@ public sealed class ClusterHostingTests : TestKit
         var error = Assert.Throws<InvalidInputException>(() => builder.Services.AddDistributedInferenceNode(setup => setup.OnDevices("cpu")));
         Assert.Contains("needs devices (OnDevices) and a model to serve", error.Message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task Host_app_nodes_run_akka_and_the_data_plane_over_tls_like_di_node_and_a_node_without_the_certificate_cannot_join()
+    {
+        var folder = Directory.CreateTempSubdirectory("di-hosting-tls-").FullName;
+        try
+        {
+            var certificate = Path.Combine(folder, "cluster.pfx");
+            File.WriteAllBytes(certificate, DistributedInference.Actors.Kernel.Membership.ClusterSecurity.NewSelfSignedCertificate("pw", TimeSpan.FromDays(1)));
+            using var first = await Start(setup => setup.WithTls(certificate, "pw").OnDevices("cpu").ServingReplicas(Model()));
+            var firstSystem = first.Services.GetRequiredService<ActorSystem>();
+            var seed = Akka.Cluster.Cluster.Get(firstSystem).SelfAddress;
+            Assert.Equal("akka.ssl.tcp", seed.Protocol);
+            using var second = await Start(setup => setup.WithTls(certificate, "pw").WithRoles(DeviceManager.Role).Join($"{seed.Host}:{seed.Port}").OnDevices("cpu").ServingReplicas(Model()));
+            try
+            {
+                await InProcessCluster.DevicesRegistered(this, firstSystem.ActorSelection($"/user/{ReplicaSplitter.ActorName}"), 2);
+                var ids = cat([Fixtures.Expected("input_ids"), Fixtures.Expected("input_ids")], 0);
+                var result = await second.Services.GetRequiredService<ReplicaClient>().RunAsync(Gpt2Replica.Rows(ids, null), new JobOptions(MaxBatchSize: 1));
+                Assert.True(Fixtures.MaxAbsDiff((Tensor)result.Results!, cat([Fixtures.Expected("lm_logits"), Fixtures.Expected("lm_logits")], 0)) <= 1e-4);
+                Assert.Equal(2, result.Statistics.Devices.Count(d => d.Value.Rows > 0));
+
+                // A node without the certificate: its joins never make it a member.
+                using var plain = await Start(setup => setup.WithRoles("client").Join($"{seed.Host}:{seed.Port}"));
+                var plainCluster = Akka.Cluster.Cluster.Get(plain.Services.GetRequiredService<ActorSystem>());
+                await Task.Delay(TimeSpan.FromSeconds(3));
+                Assert.DoesNotContain(Akka.Cluster.Cluster.Get(firstSystem).State.Members, m => m.Address.Equals(plainCluster.SelfAddress));
+                await plain.StopAsync();
+            }
+            finally
+            {
+                await second.StopAsync();
+                await first.StopAsync();
+            }
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
 }

@@ -27,7 +27,7 @@ public sealed partial class ProcessGroupLaunchTests : IDisposable
     {
         var (exit, stdout, stderr) = await DiRunner.Run(
             "launch", "--num-processes", n.ToString(CultureInfo.InvariantCulture), "--",
-            "dotnet", Path.Combine(AppContext.BaseDirectory, "ProcessGroupProgram.dll"), Fixture, _folder);
+            "dotnet", DiRunner.ProgramDll("tests/Programs/ProcessGroupProgram"), Fixture, _folder);
         Assert.True(exit == 0, stderr);
         AssertTheGroupRan(n, stdout, rank => rank);
     }
@@ -41,7 +41,7 @@ public sealed partial class ProcessGroupLaunchTests : IDisposable
         [
             "launch", "--num-processes", "4", "--num-machines", "2", "--machine-rank", machine.ToString(CultureInfo.InvariantCulture),
             "--main-process-ip", "127.0.0.1", "--main-process-port", port, "--",
-            "dotnet", Path.Combine(AppContext.BaseDirectory, "ProcessGroupProgram.dll"), Fixture, _folder,
+            "dotnet", DiRunner.ProgramDll("tests/Programs/ProcessGroupProgram"), Fixture, _folder,
         ];
         var machines = await Task.WhenAll(DiRunner.Run(Args(0)), DiRunner.Run(Args(1)));
         Assert.All(machines, m => Assert.True(m.ExitCode == 0, m.Stderr));
@@ -59,7 +59,7 @@ public sealed partial class ProcessGroupLaunchTests : IDisposable
         string[] Args(int machine) =>
         [
             "launch", "--num-processes", "2", "--num-machines", "2", "--machine-rank", machine.ToString(CultureInfo.InvariantCulture),
-            "--main-process-port", port, "--", "dotnet", Path.Combine(AppContext.BaseDirectory, "ProcessGroupProgram.dll"), Fixture, _folder, "lost",
+            "--main-process-port", port, "--", "dotnet", DiRunner.ProgramDll("tests/Programs/ProcessGroupProgram"), Fixture, _folder, "lost",
         ];
         var machines = await Task.WhenAll(DiRunner.Run(Args(0)), DiRunner.Run(Args(1))).WaitAsync(TimeSpan.FromMinutes(2));
         Assert.Equal(3, machines[1].ExitCode);
@@ -161,7 +161,7 @@ public sealed partial class ProcessGroupLaunchTests : IDisposable
     {
         var (exit, stdout, stderr) = await DiRunner.Run(
             "launch", "--num-processes", "3", "--",
-            "dotnet", Path.Combine(AppContext.BaseDirectory, "ProcessGroupProgram.dll"), Fixture, _folder, "exit-3").WaitAsync(TimeSpan.FromMinutes(3));
+            "dotnet", DiRunner.ProgramDll("tests/Programs/ProcessGroupProgram"), Fixture, _folder, "exit-3").WaitAsync(TimeSpan.FromMinutes(3));
         Assert.True(exit == 3, $"exit {exit}: {stderr}");
         Assert.Contains("di launch: rank 1 exited with code 3; stopping the others", stderr, StringComparison.Ordinal);
         Assert.DoesNotContain("killed", stderr, StringComparison.Ordinal); // the others stopped on SIGTERM, within its grace

@@ -78,7 +78,7 @@ public sealed class SplitPromptsSampleTests : IDisposable
         Assert.True(exit == 0, stderr);
         Assert.True(File.Exists(Path.Combine(_folder, "config", "di", "launch.conf")), stdout);
 
-        (exit, stdout, stderr) = await Di(_folder, string.Empty, ["launch", "--", "dotnet", Path.Combine(AppContext.BaseDirectory, "SplitPrompts.dll"), "gpt2-tiny", _folder]);
+        (exit, stdout, stderr) = await Di(_folder, string.Empty, ["launch", "--", "dotnet", DiRunner.ProgramDll("samples/SplitPrompts"), "gpt2-tiny", _folder]);
         Assert.True(exit == 0, stderr);
         Assert.Equal(Expected(), stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries));
         AssertEachProcessSavedItsShare(_folder, 3);

@@ -1,8 +1,6 @@
 using DistributedInference.Host.Serving;
 using DistributedInference.Models.Loading;
 using DistributedInference.Models.Runtime;
-using DistributedInference.Samples.ChatClient;
-using DistributedInference.Samples.ChatService;
 using Microsoft.Extensions.AI;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -16,6 +14,7 @@ namespace DistributedInference.Host.Tests.Serving;
 /// samples/ChatClient and samples/ChatService): the whole answer equals the streamed one and the one the official OpenAI
 /// client gets from the sample's HTTP server; cancelling a stream ends it; embeddings equal the fixture.
 /// </summary>
+[Collection(ProcessTests.Collection)]
 public sealed class ChatClientTests
 {
     private static string Model(string fixture) => Path.Combine(DiRunner.Fixtures, fixture, "model");
@@ -25,20 +24,79 @@ public sealed class ChatClientTests
     [Fact]
     public async Task IChatClient_answers_as_the_openai_client_gets_it_from_the_served_api()
     {
-        LibTorch.Initialize();
+        // The ChatClient sample, as a user runs it: the whole answer, then the streamed one.
         const string question = "What is a zebra?";
-        var (whole, streamed) = await ChatClientSample.AskAsync(Model("qwen2-tiny"), QwenTemplate, question);
-        Assert.Equal(whole, streamed);
-        Assert.NotEmpty(whole);
+        var (exit, stdout, stderr) = await RunSample(TimeSpan.FromMinutes(3), "ChatClient", Model("qwen2-tiny"), QwenTemplate, question);
+        Assert.True(exit == 0, stderr);
+        var lines = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(2, lines.Length);
+        Assert.Equal(lines[0], lines[1]);
 
-        using var service = await ChatServiceSample.StartAsync(Model("qwen2-tiny"), QwenTemplate, port: 0);
-        var address = service.Services.GetRequiredService<ServingHost>().Address!;
-        var openai = ChatClientSample.OpenAIChat(address, Model("qwen2-tiny"));
-        ChatCompletion answer = await openai.CompleteChatAsync(
-            [new SystemChatMessage("Answer briefly."), new UserChatMessage(question)],
-            new ChatCompletionOptions { Temperature = 0, MaxOutputTokenCount = 16 });
-        Assert.Equal(whole, answer.Content[0].Text);
-        await service.StopAsync();
+        // The ChatService sample serves the same model; the official OpenAI client gets the same answer from it.
+        using var service = StartSample("ChatService", Model("qwen2-tiny"), QwenTemplate, "0");
+        try
+        {
+            var listening = await ReadUntil(service.StandardError, "ChatService: listening on ").WaitAsync(TimeSpan.FromMinutes(3));
+            _ = service.StandardError.ReadToEndAsync();
+            _ = service.StandardOutput.ReadToEndAsync();
+            var address = new Uri(listening);
+            var openai = new OpenAI.OpenAIClient(new System.ClientModel.ApiKeyCredential("none"), new OpenAI.OpenAIClientOptions { Endpoint = new Uri(address, "/v1") }).GetChatClient(Model("qwen2-tiny"));
+            ChatCompletion answer = await openai.CompleteChatAsync(
+                [new SystemChatMessage("Answer briefly."), new UserChatMessage(question)],
+                new ChatCompletionOptions { Temperature = 0, MaxOutputTokenCount = 16 });
+            Assert.Equal(lines[0], answer.Content[0].Text);
+        }
+        finally
+        {
+            service.Kill(entireProcessTree: true);
+        }
+    }
+
+    private static System.Diagnostics.Process StartSample(string name, params string[] args)
+    {
+        var start = new System.Diagnostics.ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        start.ArgumentList.Add(DiRunner.ProgramDll("samples/" + name));
+        foreach (var arg in args)
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        return System.Diagnostics.Process.Start(start)!;
+    }
+
+    private static async Task<(int ExitCode, string Stdout, string Stderr)> RunSample(TimeSpan bound, string name, params string[] args)
+    {
+        using var process = StartSample(name, args);
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        try
+        {
+            await process.WaitForExitAsync().WaitAsync(bound);
+        }
+        finally
+        {
+            if (!process.HasExited)
+            {
+                process.Kill(entireProcessTree: true);
+            }
+        }
+
+        return (process.ExitCode, await stdout, await stderr);
+    }
+
+    // The rest of the first line that starts with `prefix`.
+    private static async Task<string> ReadUntil(StreamReader reader, string prefix)
+    {
+        while (await reader.ReadLineAsync() is { } line)
+        {
+            var at = line.IndexOf(prefix, StringComparison.Ordinal);
+            if (at >= 0)
+            {
+                return line[(at + prefix.Length)..].Trim();
+            }
+        }
+
+        throw new InvalidOperationException($"the sample ended without printing '{prefix}'");
     }
 
     [Fact]

@@ -78,6 +78,11 @@ public sealed class ModelIdentityTests : IDisposable
     public void Digests_are_computed_once_kept_on_disk_outside_the_folder_and_redone_when_a_file_changes()
     {
         var model = Copy("cached");
+        foreach (var file in Directory.GetFiles(model))
+        {
+            File.SetLastWriteTimeUtc(file, DateTime.UtcNow - TimeSpan.FromMinutes(1)); // older than the racy window
+        }
+
         var cache = Path.Combine(_folder, "cache");
         var before = Directory.GetFiles(model).ToDictionary(f => f, File.GetLastWriteTimeUtc);
 
@@ -106,6 +111,22 @@ public sealed class ModelIdentityTests : IDisposable
         var small = new CheckpointDigest(Path.Combine(_folder, "small-cache"));
         Assert.Equal(digest, small.Of(Fixtures.TinyLanguageModel));
         Assert.False(Directory.Exists(Path.Combine(_folder, "small-cache")));
+    }
+
+    [Fact]
+    public void A_file_written_within_the_racy_window_is_hashed_each_time_so_a_same_size_rewrite_is_seen()
+    {
+        var model = Copy("racy");
+        var config = Path.Combine(model, "config.json");
+        var digests = new CheckpointDigest(null);
+        var stamp = DateTime.UtcNow;
+        File.SetLastWriteTimeUtc(config, stamp);
+        var first = digests.Of(model);
+
+        // Same size, same last write time: only the bytes differ.
+        File.WriteAllText(config, File.ReadAllText(config).Replace("1e-05", "2e-05", StringComparison.Ordinal));
+        File.SetLastWriteTimeUtc(config, stamp);
+        Assert.NotEqual(first, digests.Of(model));
     }
 
     [Fact]

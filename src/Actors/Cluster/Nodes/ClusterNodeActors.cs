@@ -24,6 +24,9 @@ public sealed record ServedStages(ModelIdentity Model, InferenceTask Task, Func<
 /// </summary>
 public static class ClusterNodeActors
 {
+    /// <summary>The role of a client process (<c>di infer --join</c>, <c>di launch</c>'s own): no devices, no jobs hosted.</summary>
+    public const string ClientRole = "client";
+
     public static IActorRef? Start(ActorSystem system, IReadOnlyList<DeviceName> devices, ReplicaModelFactory? replica, ServedStages? stages)
     {
         var roles = Akka.Cluster.Cluster.Get(system).SelfRoles;

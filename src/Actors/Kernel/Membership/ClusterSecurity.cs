@@ -108,23 +108,31 @@ public sealed class ClusterSecurity
 
     /// <summary>
     /// An actor system with <paramref name="config"/>; with a certificate, Akka.Remote's DotNetty transport runs TLS
-    /// with mutual authentication, accepting only peers that present the cluster certificate.
+    /// with mutual authentication, accepting only peers that present the cluster certificate (<see cref="Tls"/>).
     /// </summary>
     public static ActorSystem CreateSystem(string name, Config config)
     {
-        var security = From(config);
-        if (security.Certificate is null)
+        var tls = From(config).Tls();
+        return tls is null ? ActorSystem.Create(name, config) : ActorSystem.Create(name, BootstrapSetup.Create().WithConfig(tls.Value.Config.WithFallback(config)).And(tls.Value.Setup));
+    }
+
+    /// <summary>
+    /// What Akka.Remote needs to run mutual TLS with the cluster certificate (the configuration that turns it on, and the
+    /// setup that holds the certificate and accepts only peers presenting the same); null without a certificate.
+    /// </summary>
+    public (Config Config, DotNettySslSetup Setup)? Tls()
+    {
+        if (Certificate is null)
         {
-            return ActorSystem.Create(name, config);
+            return null;
         }
 
-        var tls = ConfigurationFactory.ParseString("akka.remote.dot-netty.tcp.enable-ssl = on");
-        var ssl = new DotNettySslSetup(
-            security.Certificate,
+        var setup = new DotNettySslSetup(
+            Certificate,
             suppressValidation: false,
             requireMutualAuthentication: true,
-            customValidator: (certificate, _, _, _, _) => security.IsClusterCertificate(certificate));
-        return ActorSystem.Create(name, BootstrapSetup.Create().WithConfig(tls.WithFallback(config)).And(ssl));
+            customValidator: (certificate, _, _, _, _) => IsClusterCertificate(certificate));
+        return (ConfigurationFactory.ParseString("akka.remote.dot-netty.tcp.enable-ssl = on"), setup);
     }
 
     /// <summary>

@@ -1,6 +1,6 @@
 using DistributedInference.Models;
 
-namespace DistributedInference.Actors.Cluster.Nodes;
+namespace DistributedInference.Actors.Kernel.Membership;
 
 /// <summary>A node to join as users write it (<c>--join host:port</c>): one of the cluster's seed nodes.</summary>
 public sealed record SeedNode(string Host, int Port)
