@@ -28,7 +28,7 @@ public sealed class ClusterMember : IAsyncDisposable
     /// <summary>Joins the nodes' cluster with the client role, as <c>di infer --join</c> does.</summary>
     public static async Task<ClusterMember> JoinAsync(LocalCluster nodes)
     {
-        var system = ClusterNode.Start(new NodeOptions("127.0.0.1", 0, [nodes.Seed], [ClusterNode.ClientRole], "cpu", null, "gpt2-tiny", "logits", "fp32", 1, 0, null));
+        var system = ClusterNode.Start(new NodeOptions("127.0.0.1", 0, [nodes.Seed], [ClusterNode.ClientRole], "cpu", null, "gpt2-tiny", Models.Tasks.InferenceTask.Logits, Models.Runtime.Precision.Fp32, 1, 0, null));
         await ClusterJoin.WhenUpAsync(system, [nodes.Seed], Wait);
         return new ClusterMember(system);
     }

@@ -2,7 +2,10 @@ using DistributedInference.Actors.Cluster.Devices;
 using DistributedInference.Actors.Cluster.Jobs;
 using DistributedInference.Actors.Cluster.Stages;
 using DistributedInference.Actors.Kernel.Wire;
+using DistributedInference.Actors.Replica;
+using DistributedInference.Models.Runtime;
 using DistributedInference.Models.Staging;
+using DistributedInference.Models.Tasks;
 
 namespace DistributedInference.Actors.Cluster;
 
@@ -26,18 +29,20 @@ public sealed class ClusterProtocol : WireProtocol
         writer.Int(spec.FirstLayer);
         writer.Int(spec.LayerCount);
         writer.String(spec.Device);
-        writer.String(spec.DType);
+        writer.Enum(spec.DType);
         writer.Bool(spec.Last);
-        writer.String(spec.Model);
+        ReplicaProtocol.Identity(writer, spec.Model);
+        writer.Enum(spec.Task);
     }
 
     private static StageSpec Spec(WireReader reader) =>
-        new(reader.Int(), reader.Int(), reader.Int(), reader.String(), reader.String(), reader.Bool(), reader.String());
+        new(reader.Int(), reader.Int(), reader.Int(), reader.String(), reader.Enum<Precision>(), reader.Bool(), ReplicaProtocol.Identity(reader), reader.Enum<InferenceTask>());
 
     private static void WriteStageHostInfo(WireWriter writer, StageHostInfo info)
     {
         writer.Many(info.Devices, (w, device) => w.String(device));
-        writer.String(info.Model);
+        ReplicaProtocol.Identity(writer, info.Model);
+        writer.Enum(info.Task);
         writer.Many(info.Layers, (w, layer) => { w.String(layer.Name); w.Long(layer.ParameterCount); w.Long(layer.ParameterBytes); w.Long(layer.FlopsPerToken); });
         writer.Many(info.FreeBytes ?? [], (w, bytes) => w.Long(bytes));
     }
@@ -45,9 +50,10 @@ public sealed class ClusterProtocol : WireProtocol
     private static StageHostInfo ReadStageHostInfo(WireReader reader)
     {
         var devices = reader.Many(r => r.String());
-        var model = reader.String();
+        var model = ReplicaProtocol.Identity(reader);
+        var task = reader.Enum<InferenceTask>();
         var layers = reader.Many(r => new StagedLayerInfo(r.String(), r.Long(), r.Long(), r.Long()));
         var free = reader.Many(r => r.Long());
-        return new StageHostInfo(devices, model, layers, free.Count == 0 ? null : free);
+        return new StageHostInfo(devices, model, task, layers, free.Count == 0 ? null : free);
     }
 }

@@ -134,7 +134,7 @@ public sealed class PipelineRuntime : IPipeline
         cancellation.ThrowIfCancellationRequested();
         var rows = RowBatch.FromInput(input).Handles();
         var jobId = Guid.NewGuid().ToString("N");
-        return await Call(replyTo => new RunPipeline(jobId, rows, numChunks ?? Stages.Count, gatherOutput, replyTo), cancellation) switch
+        return await Call(replyTo => new RunPipeline(jobId, rows, MicroBatches.NumChunks(numChunks, Stages.Count), gatherOutput, replyTo), cancellation) switch
         {
             PipelineCompleted completed => completed,
             var other => throw new InvalidOperationException($"unexpected answer {other.GetType().Name}"),

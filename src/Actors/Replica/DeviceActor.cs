@@ -32,6 +32,7 @@ public sealed class DeviceActor : MembersOnlyActor, IWithTimers
     private long _completed;
     private int _reloads;
     private string? _description;
+    private ReplicaSpec? _spec;
 
     public DeviceActor(DeviceName device, ReplicaModelFactory factory, IActorRef? readyTo, DeviceRecovery recovery)
     {
@@ -63,6 +64,7 @@ public sealed class DeviceActor : MembersOnlyActor, IWithTimers
             LibTorch.Initialize();
             _model = _factory(_device);
             _description = _model.Description;
+            _spec = _model.Spec;
         }
         catch (Exception e)
         {
@@ -156,6 +158,7 @@ public sealed class DeviceActor : MembersOnlyActor, IWithTimers
         {
             _model = _factory(_device);
             _description = _model.Description;
+            _spec = _model.Spec;
         }
         catch (Exception e)
         {
@@ -197,7 +200,7 @@ public sealed class DeviceActor : MembersOnlyActor, IWithTimers
     }
 
     private void HandleGetStatus() =>
-        Sender.Tell(new DeviceStatus(_device.ToString(), _description ?? "loading", _queue.Count, _busy, _completed));
+        Sender.Tell(new DeviceStatus(_device.ToString(), _spec, _description ?? "loading", _queue.Count, _busy, _completed));
 
     // One batch per message: whatever arrived meanwhile (status queries, drops) is handled before the next batch.
     private void ScheduleNext()

@@ -1,3 +1,5 @@
+using DistributedInference.Models.Tasks;
+
 namespace DistributedInference.Actors.Replica;
 
 /// <summary>How a replica job is split: accelerate's <c>apply_padding</c>, and rows per forward pass.</summary>
@@ -13,12 +15,11 @@ public sealed record JobOptions(bool ApplyPadding = false, int MaxBatchSize = 8)
     public int MaxAttempts { get; init; } = 3;
 
     /// <summary>
-    /// The model the job is for, as <see cref="DistributedInference.Models.Tasks.ModelIdentity.Of"/> names it (a folder
-    /// by its name, a built-in by its name and seed): the job runs only on devices whose replica description starts
-    /// with it (<see cref="DistributedInference.Models.Tasks.ModelIdentity.Serves"/>), and fails as an input error
-    /// when none does. Null: any device.
+    /// The model the job is for (<see cref="ModelIdentity.Of"/>: a folder by its weights, a built-in by its name and
+    /// seed): the job runs only on devices whose <see cref="DeviceStatus.Spec"/> holds that model, and fails as an input
+    /// error naming what the devices serve when none does. Null: any device.
     /// </summary>
-    public string? Model { get; init; }
+    public ModelIdentity? Model { get; init; }
 
     /// <summary>Options with the configured max batch size, batch timeout and max attempts (hocon <c>distributed-inference</c>).</summary>
     public static JobOptions From(Kernel.Settings.DistributedInferenceSettings settings, bool applyPadding = false) =>

@@ -233,11 +233,12 @@ public sealed class ReplicaJob : MembersOnlyActor, IWithTimers
             return;
         }
 
-        var serves = ModelIdentity.Serves(status.Model, _job.Options.Model!);
+        // The one rule by which replica jobs pick devices: the weights the device holds are the job's.
+        var serves = Equals(status.Spec?.Model, _job.Options.Model);
         if (!serves)
         {
-            _log.Info("job {0}: device {1} serves {2}, not {3}; not used", _job.JobId, device.Path, status.Model, _job.Options.Model);
-            _otherModels.Add(status.Model);
+            _log.Info("job {0}: device {1} serves {2}, not {3}; not used", _job.JobId, device.Path, status.Description, _job.Options.Model);
+            _otherModels.Add(status.Spec?.ToString() ?? status.Description);
             Context.Unwatch(device);
         }
 

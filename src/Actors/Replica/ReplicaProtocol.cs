@@ -1,6 +1,9 @@
 using Akka.Actor;
 using DistributedInference.Actors.Kernel.Rows;
 using DistributedInference.Actors.Kernel.Wire;
+using DistributedInference.Models.Generation;
+using DistributedInference.Models.Runtime;
+using DistributedInference.Models.Tasks;
 
 namespace DistributedInference.Actors.Replica;
 
@@ -19,8 +22,8 @@ public sealed class ReplicaProtocol : WireProtocol
         .Add<BatchFailed>("batch-failed", (w, m) => { w.String(m.JobId); w.Int(m.BatchIndex); w.String(m.Reason); w.Bool(m.Retryable); }, r => new BatchFailed(r.String(), r.Int(), r.String(), r.Bool()))
         .Add<DropJob>("drop-job", (w, m) => w.String(m.JobId), r => new DropJob(r.String()))
         .Add("get-device-status", GetDeviceStatus.Instance)
-        .Add<DeviceStatus>("device-status", (w, m) => { w.String(m.Device); w.String(m.Model); w.Int(m.QueueLength); w.Time(m.BusyTime); w.Long(m.CompletedBatches); }, r => new DeviceStatus(r.String(), r.String(), r.Int(), r.Time(), r.Long()))
-        .Add<DeviceReady>("device-ready", (w, m) => { w.String(m.Device); w.String(m.Model); }, r => new DeviceReady(r.String(), r.String()))
+        .Add<DeviceStatus>("device-status", (w, m) => { w.String(m.Device); Optional(w, m.Spec, Spec); w.String(m.Description); w.Int(m.QueueLength); w.Time(m.BusyTime); w.Long(m.CompletedBatches); }, r => new DeviceStatus(r.String(), Optional(r, Spec), r.String(), r.Int(), r.Time(), r.Long()))
+        .Add<DeviceReady>("device-ready", (w, m) => { w.String(m.Device); w.String(m.Description); }, r => new DeviceReady(r.String(), r.String()))
         .Add<DeviceLoadFailed>("device-load-failed", (w, m) => { w.String(m.Device); w.String(m.Reason); w.Bool(m.InputError); }, r => new DeviceLoadFailed(r.String(), r.String(), r.Bool()))
 
         // Jobs.
@@ -46,11 +49,44 @@ public sealed class ReplicaProtocol : WireProtocol
         writer.Int(options.MaxBatchSize);
         writer.Time(options.BatchTimeout);
         writer.Int(options.MaxAttempts);
-        writer.OptionalString(options.Model);
+        Optional(writer, options.Model, Identity);
     }
 
     private static JobOptions Options(WireReader reader) =>
-        new(reader.Bool(), reader.Int()) { BatchTimeout = reader.Time(), MaxAttempts = reader.Int(), Model = reader.OptionalString() };
+        new(reader.Bool(), reader.Int()) { BatchTimeout = reader.Time(), MaxAttempts = reader.Int(), Model = Optional(reader, Identity) };
+
+    /// <summary>A model's identity: its name and weights digest (the cluster's stage messages use it too).</summary>
+    internal static void Identity(WireWriter writer, ModelIdentity identity)
+    {
+        writer.String(identity.Name);
+        writer.String(identity.WeightsDigest);
+    }
+
+    internal static ModelIdentity Identity(WireReader reader) => new(reader.String(), reader.String());
+
+    private static void Spec(WireWriter writer, ReplicaSpec spec)
+    {
+        Identity(writer, spec.Model);
+        writer.Enum(spec.Task);
+        writer.Enum(spec.Precision);
+        Optional(writer, spec.Generation, (w, g) => { w.Int(g.MaxNewTokens); w.Bool(g.DoSample); w.Double(g.Temperature); w.Int(g.TopK); w.Double(g.TopP); w.Long(g.Seed); });
+    }
+
+    private static ReplicaSpec Spec(WireReader reader) =>
+        new(Identity(reader), reader.Enum<InferenceTask>(), reader.Enum<Precision>(), Optional(reader, r => new GenerationOptions(r.Int(), r.Bool(), r.Double(), r.Int(), r.Double(), r.Long())));
+
+    private static void Optional<T>(WireWriter writer, T? value, Action<WireWriter, T> write)
+        where T : class
+    {
+        writer.Bool(value is not null);
+        if (value is not null)
+        {
+            write(writer, value);
+        }
+    }
+
+    private static T? Optional<T>(WireReader reader, Func<WireReader, T> read)
+        where T : class => reader.Bool() ? read(reader) : null;
 
     private static void Failure(WireWriter writer, RowFailure failure)
     {
@@ -202,11 +238,15 @@ public sealed record GetDeviceStatus : IWireMessage
     public static readonly GetDeviceStatus Instance = new();
 }
 
-/// <summary>What a device reports about itself.</summary>
-public sealed record DeviceStatus(string Device, string Model, int QueueLength, TimeSpan BusyTime, long CompletedBatches) : IWireMessage;
+/// <summary>
+/// What a device reports about itself: what it serves (<see cref="Spec"/>: null while loading, and for a model of the
+/// caller's own), which jobs for a named model compare, and its description for people (<c>lm #1f2e3d4c (logits, fp32) on
+/// cpu</c>, <c>loading</c>).
+/// </summary>
+public sealed record DeviceStatus(string Device, ReplicaSpec? Spec, string Description, int QueueLength, TimeSpan BusyTime, long CompletedBatches) : IWireMessage;
 
-/// <summary>Sent once a device actor has its model loaded (to the ready-to actor given at creation).</summary>
-public sealed record DeviceReady(string Device, string Model) : IWireMessage;
+/// <summary>Sent once a device actor has its model loaded (to the ready-to actor given at creation), with the replica's description.</summary>
+public sealed record DeviceReady(string Device, string Description) : IWireMessage;
 
 /// <summary>Sent when a device actor could not load its model; the actor then stops.</summary>
 public sealed record DeviceLoadFailed(string Device, string Reason, bool InputError) : IWireMessage;

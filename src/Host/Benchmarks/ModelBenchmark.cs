@@ -23,7 +23,7 @@ namespace DistributedInference.Host.Benchmarks;
 /// <param name="BandwidthMb">MB (10^6 bytes) summed and copied to measure memory bandwidth.</param>
 /// <param name="Seed">Seed of a built-in's random weights.</param>
 public sealed record ModelBenchOptions(
-    string Model, string DType, int Batch, int Sequence, int NewTokens, string Device, int Rounds, int Threads, string Python, int MatmulSize, int BandwidthMb, long Seed);
+    string Model, Precision DType, int Batch, int Sequence, int NewTokens, string Device, int Rounds, int Threads, string Python, int MatmulSize, int BandwidthMb, long Seed);
 
 /// <summary>
 /// <c>di bench model</c>: one model's speed against the hardware and against PyTorch eager, in the same run. Each round
@@ -46,7 +46,7 @@ public static class ModelBenchmark
         LibTorch.Initialize(libtorch);
         var device = DeviceName.Parse(options.Device);
         var torchDevice = device.ToTorch();
-        var dtype = Precision.Parse(options.DType);
+        var dtype = options.DType.ToScalarType();
         if (!device.IsCuda && options.Threads > 0)
         {
             set_num_threads(options.Threads);
@@ -67,7 +67,7 @@ public static class ModelBenchmark
         PyTorchBaseline? baseline = null;
         if (python is not null && model.PyTorchSpec is { } spec)
         {
-            spec["dtype"] = Precision.Name(dtype);
+            spec["dtype"] = options.DType.Name();
             spec["device"] = device.ToString();
             spec["threads"] = device.IsCuda ? 0 : threads;
             spec["batch"] = batch;
@@ -84,7 +84,7 @@ public static class ModelBenchmark
         }
 
         using var baselineLifetime = baseline;
-        var name = Precision.Name(dtype);
+        var name = options.DType.Name();
         await output.WriteLineAsync(Invariant($"model bench: {source.Name} ({model.Family}, {model.Parameters / 1e6:F1} M parameters, {model.MatmulWeights / 1e6:F1} M of them in matmuls, {(source.RandomSeed is { } seed ? $"random weights, seed {seed}" : "checkpoint weights")}), {name} on {device}{(device.IsCuda ? string.Empty : $", {threads} intra-op threads on {Environment.ProcessorCount} cores")}"));
         await output.WriteLineAsync($"  TorchSharp side: libtorch via TorchSharp, BLAS {HardwareProbe.Blas()}");
         if (baseline is null)

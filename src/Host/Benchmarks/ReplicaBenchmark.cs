@@ -22,12 +22,12 @@ public static class ReplicaBenchmark
     /// <param name="model">Any model folder or built-in; its logits task is run.</param>
     /// <param name="device">cpu or cuda:N: where both the direct loop and the single device actor run.</param>
     /// <param name="rounds">Rounds measured after one warm-up; each round times the direct loop, then the actors.</param>
-    public static async Task Run(string model, string device, string dtype, string? libtorch, int rows, int sequence, int maxBatchSize, int rounds, TextWriter output)
+    public static async Task Run(string model, string device, Precision dtype, string? libtorch, int rows, int sequence, int maxBatchSize, int rounds, TextWriter output)
     {
         LibTorch.Initialize(libtorch);
         var deviceName = DeviceName.Parse(device);
         deviceName.ToTorch();
-        var precision = Precision.Parse(dtype);
+        var precision = dtype.ToScalarType();
         var source = AutoModelSource.Resolve(model);
         var factory = source.Replica(InferenceTask.Logits, precision, GenerationOptions.Greedy);
         using var ids = randint(0, source.VocabSize, [rows, sequence], ScalarType.Int64);
@@ -69,7 +69,7 @@ public static class ReplicaBenchmark
         var median = measured.OrderBy(m => m.Loop / m.Actors).ElementAt(measured.Count / 2);
         var overhead = median.Loop / median.Actors;
         var batches = (rows + maxBatchSize - 1) / maxBatchSize;
-        await output.WriteLineAsync(Invariant($"replica overhead: {source.Name} logits, {rows} rows x {sequence} tokens in {batches} batches of {maxBatchSize}, {dtype} on {deviceName}; {rounds} round(s), each timing the direct loop then the actors; the round with the median ratio:"));
+        await output.WriteLineAsync(Invariant($"replica overhead: {source.Name} logits, {rows} rows x {sequence} tokens in {batches} batches of {maxBatchSize}, {dtype.Name()} on {deviceName}; {rounds} round(s), each timing the direct loop then the actors; the round with the median ratio:"));
         await output.WriteLineAsync(Invariant($"  direct loop (same replica model, calling thread) {median.Loop * 1e3:F1} ms per job; through the actors {median.Actors * 1e3:F1} ms per job, of which the device actor computed {median.Busy * 1e3:F1} ms (sum of its batch times)"));
         await output.WriteLineAsync(Invariant($"  ratio per round (direct / actors): {string.Join(" ", measured.Select(m => (m.Loop / m.Actors).ToString("F3", CultureInfo.InvariantCulture)))}; median {overhead:F3}x (target >= 0.98x)"));
 

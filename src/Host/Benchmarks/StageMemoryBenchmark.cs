@@ -14,14 +14,14 @@ namespace DistributedInference.Host.Benchmarks;
 /// </summary>
 public static class StageMemoryBenchmark
 {
-    public static async Task Run(string model, IReadOnlyList<int> stageCounts, string dtype, TextWriter output)
+    public static async Task Run(string model, IReadOnlyList<int> stageCounts, Precision dtype, TextWriter output)
     {
         LibTorch.Initialize();
-        var type = Precision.Parse(dtype);
+        var type = dtype.ToScalarType();
         var source = AutoModelSource.Resolve(model);
         var staged = source.LoadStaged(InferenceTask.Logits);
         using var owned = staged as IDisposable;
-        await output.WriteLineAsync(Invariant($"stage memory, {source.Name} ({source.ModelType}), {Precision.Name(type)}, CPU; VmRSS before loading {ProcessMemory.ResidentBytes() / 1e6:F0} MB:"));
+        await output.WriteLineAsync(Invariant($"stage memory, {source.Name} ({source.ModelType}), {dtype.Name()}, CPU; VmRSS before loading {ProcessMemory.ResidentBytes() / 1e6:F0} MB:"));
         foreach (var count in stageCounts)
         {
             var plan = Partitioner.Plan(staged.Layers, Enumerable.Repeat(DeviceName.Cpu, count).ToList(), Partitioner.Auto);

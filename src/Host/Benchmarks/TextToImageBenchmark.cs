@@ -37,7 +37,7 @@ public static class TextToImageBenchmark
         await stdout.WriteLineAsync("|---|---|---|---|---|");
         foreach (var dtypeName in dtypes)
         {
-            var dtype = Precision.Parse(dtypeName);
+            var dtype = Precisions.Parse(dtypeName).ToScalarType();
             using var pipeline = source.CreatePipeline(device, dtype);
             foreach (var batch in batches)
             {

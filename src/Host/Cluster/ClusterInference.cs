@@ -40,7 +40,7 @@ public static class ClusterInference
 
     /// <param name="nodes">Device nodes to wait for; null: those that are Up now (client mode).</param>
     public static Task Run(ActorSystem client, PreparedJob job, InferOptions options, int? nodes, TextWriter stdout, TextWriter stderr, CancellationToken cancellation) =>
-        options.Mode == "pipeline"
+        options.Mode == Mode.Pipeline
             ? RunPipeline(client, job, options, nodes, stdout, stderr, cancellation)
             : RunReplica(client, job, options, nodes, stdout, stderr, cancellation);
 
@@ -50,7 +50,7 @@ public static class ClusterInference
         var log = TextWriter.Synchronized(stderr);
         var planned = 0;
         await using var pipeline = await ClusterPipeline.StartAsync(
-            client, ClusterNode.ServedModelName(job.Source, job.Task), options.SplitPoints, options.DType, nodes,
+            client, ModelIdentity.Of(job.Source.Name, job.Source.RandomSeed), job.Task, options.SplitPoints, job.Precision, nodes,
             message => (Interlocked.Exchange(ref planned, 1) == 0 ? options.Informational(log) : log).Write($"di: {message}{(message.EndsWith('\n') ? string.Empty : Environment.NewLine)}"), cancellation);
         await PipelineInference.RunCalls(pipeline, job, options, stdout, stderr, cancellation);
     }
@@ -59,8 +59,8 @@ public static class ClusterInference
     // policy (ClusterReplicaRoute); this prints it and runs the job with a progress bar, saying when the job is accepted.
     private static async Task RunReplica(ActorSystem client, PreparedJob job, InferOptions options, int? nodes, TextWriter stdout, TextWriter stderr, CancellationToken cancellation)
     {
-        var model = ModelIdentity.Of(job.Source.Name, job.Source.RandomSeed);
-        await using var route = await ClusterReplicaRoute.OpenAsync(client, model, job.Task, Models.Runtime.Precision.Name(job.DType), job.Generation, nodes, cancellation);
+        var spec = new ReplicaSpec(ModelIdentity.Of(job.Source.Name, job.Source.RandomSeed), job.Task, job.Precision, job.Generation);
+        await using var route = await ClusterReplicaRoute.OpenAsync(client, spec, nodes, cancellation);
 
         // None serving the model: the job says so itself (one line), so nothing is said before it.
         if (route.Devices.Count > 0)
@@ -73,7 +73,7 @@ public static class ClusterInference
         var result = await ProgressBar.Track(
             stderr,
             $"{job.Task.Name()} on {route.Devices.Count} device(s)",
-            progress => route.CreateClient(Say, Say).RunAsync(rows, new JobOptions(options.ApplyPadding, options.MaxBatchSize) { Model = model }, progress, cancellation));
+            progress => route.CreateClient(Say, Say).RunAsync(rows, new JobOptions(options.ApplyPadding, options.MaxBatchSize) { Model = spec.Model }, progress, cancellation));
         job.Complete(options, (Tensor)result.Results!, "replica (cluster)", route.Devices.Count, null, stdout, stderr, result.FailedRows);
     }
 

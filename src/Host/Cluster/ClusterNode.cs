@@ -53,7 +53,7 @@ public static class ClusterNode
 
         var hasDevices = options.Roles.Contains(DeviceManager.Role);
         var source = hasDevices ? AutoModelSource.Resolve(options.Model, options.Seed) : null;
-        var task = InferenceTasks.Parse(options.Task);
+        var task = options.Task;
         if (source is not null)
         {
             ModelTasks.Require(source, task);
@@ -67,12 +67,12 @@ public static class ClusterNode
 
         setup.Devices.AddRange(devices);
         setup.Replica = source is null ? null
-            : options.Serving.Contains(NodeOptions.ServeRequests) && task == InferenceTask.Generate ? Models.Serving.ServingReplica.Factory(source, Precision.Parse(options.DType))
+            : options.Serving.Contains(NodeOptions.ServeRequests) && task == InferenceTask.Generate ? Models.Serving.ServingReplica.Factory(source, options.DType.ToScalarType())
             : options.Serving.Contains(NodeOptions.ServeReplica) || options.Serving.Contains(NodeOptions.ServeRequests)
-                ? source.Replica(task, Precision.Parse(options.DType), ((options.Generation ?? GenerationOptions.Greedy) with { MaxNewTokens = options.MaxNewTokens, Seed = options.Seed }).Validate())
+                ? source.Replica(task, options.DType.ToScalarType(), ((options.Generation ?? GenerationOptions.Greedy) with { MaxNewTokens = options.MaxNewTokens, Seed = options.Seed }).Validate())
                 : null;
         setup.Stages = source is not null && options.Serving.Contains(NodeOptions.ServePipeline) && ModelTasks.RunsPipelined(source, task)
-            ? new ServedStages(ServedModelName(source, task), () => source.LoadStaged(task))
+            ? new ServedStages(ModelIdentity.Of(source.Name, source.RandomSeed), task, () => source.LoadStaged(task))
             : null;
         if (hasDevices && setup.Replica is null && setup.Stages is null)
         {
@@ -81,12 +81,6 @@ public static class ClusterNode
 
         return NodeBootstrap.Start(setup);
     }
-
-    /// <summary>
-    /// The name under which a node serves its model's pipeline stages: the folder's name (not its path, which may differ
-    /// between machines) or the built-in with its seed, and the task. A pipeline asks for it by the same name.
-    /// </summary>
-    public static string ServedModelName(IModelSource source, InferenceTask task) => $"{ModelIdentity.Of(source.Name, source.RandomSeed)} ({task.Name()})";
 
     /// <summary>Whether this node is Up in its own view of the cluster.</summary>
     public static bool IsUp(ActorSystem system)

@@ -60,7 +60,7 @@ public sealed record LaunchConfig(int NumProcesses, string Devices, string MainP
     {
         try
         {
-            return Models.Runtime.Precision.Name(Models.Runtime.Precision.Parse(text));
+            return Models.Runtime.Precisions.Name(Models.Runtime.Precisions.Parse(text));
         }
         catch (InvalidInputException)
         {

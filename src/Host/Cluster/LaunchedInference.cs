@@ -48,10 +48,10 @@ public static class LaunchedInference
         job?.Writer.CheckFinite(stderr, options.Strict);
         var nodeArguments = new List<string>
         {
-            "--devices", nodeDevices, "--model", options.Model, "--task", options.Task, "--dtype", options.DType,
+            "--devices", nodeDevices, "--model", options.Model, "--task", options.Task.Name(), "--dtype", options.DType.Name(),
             "--max-new-tokens", options.MaxNewTokens.ToString(System.Globalization.CultureInfo.InvariantCulture),
             "--seed", options.Seed.ToString(System.Globalization.CultureInfo.InvariantCulture),
-            "--serve", options.Mode == "pipeline" ? NodeOptions.ServePipeline : NodeOptions.ServeReplica,
+            "--serve", options.Mode == Mode.Pipeline ? NodeOptions.ServePipeline : NodeOptions.ServeReplica,
         };
         if (job is not null)
         {

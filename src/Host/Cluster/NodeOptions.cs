@@ -1,4 +1,6 @@
 using DistributedInference.Models.Generation;
+using DistributedInference.Models.Runtime;
+using DistributedInference.Models.Tasks;
 
 namespace DistributedInference.Host.Cluster;
 
@@ -18,8 +20,8 @@ public sealed record NodeOptions(
     string Devices,
     string? ConfigFile,
     string Model,
-    string Task,
-    string DType,
+    InferenceTask Task,
+    Precision DType,
     int MaxNewTokens,
     long Seed,
     string? LibTorch,

@@ -9,7 +9,7 @@ public static class BenchCommand
     private static Command ModelCommand()
     {
         var model = new Option<string>("--model") { Description = "model folder or built-in name, any family (gpt2, llama-3.2-1b, qwen3-0.6b, ...)", DefaultValueFactory = _ => "gpt2" };
-        var dtype = new Option<string>("--dtype") { Description = "fp32 | fp16 | bf16", DefaultValueFactory = _ => "fp32" };
+        var dtype = SharedOptions.DType("precision the model runs in", Models.Runtime.Precision.Fp32);
         var batch = new Option<int>("--batch") { Description = "rows per pass", DefaultValueFactory = _ => 8 };
         var sequence = new Option<int>("--sequence") { Description = "prompt tokens per row (random ids)", DefaultValueFactory = _ => 128 };
         var newTokens = new Option<int>("--new-tokens") { Description = "tokens generated per row after the prompt (decoders; 0: forward only)", DefaultValueFactory = _ => 16 };
@@ -29,7 +29,7 @@ public static class BenchCommand
             async () =>
             {
                 var options = new ModelBenchOptions(
-                    result.GetValue(model)!, result.GetValue(dtype)!, result.GetValue(batch), result.GetValue(sequence), result.GetValue(newTokens),
+                    result.GetValue(model)!, result.GetValue(dtype), result.GetValue(batch), result.GetValue(sequence), result.GetValue(newTokens),
                     result.GetValue(device)!, result.GetValue(rounds), result.GetValue(threads), result.GetValue(python)!, result.GetValue(matmul), result.GetValue(bandwidth), result.GetValue(seed));
                 await ModelBenchmark.Run(options, result.GetValue(libtorch), result.InvocationConfiguration.Output);
                 return 0;
@@ -72,13 +72,13 @@ public static class BenchCommand
         var batch = new Option<int>("--max-batch-size") { Description = "rows per forward pass", DefaultValueFactory = _ => 8 };
         var repeats = new Option<int>("--repeats") { Description = "rounds measured after one warm-up, each timing the direct loop then the actors; the median is printed", DefaultValueFactory = _ => 5 };
         var replicaDevice = new Option<string>("--device") { Description = "cpu | cuda:N, for both the direct loop and the device actor", DefaultValueFactory = _ => "cpu" };
-        var replicaDtype = new Option<string>("--dtype") { Description = "fp32 | fp16 | bf16", DefaultValueFactory = _ => "fp32" };
+        var replicaDtype = SharedOptions.DType("precision the model runs in", Models.Runtime.Precision.Fp32);
         var replicaLibtorch = new Option<string?>("--libtorch") { Description = $"folder holding libtorch (a PyTorch install's torch/lib, CUDA included); also ${Models.Runtime.LibTorch.FolderVariable}" };
         var replica = new Command("replica", "Actor overhead against a direct loop over the same replica model, and scaling on simulated devices.") { model, rows, sequence, batch, repeats, replicaDevice, replicaDtype, replicaLibtorch };
         replica.SetAction((result, _) => UserErrors.Run(
             async () =>
             {
-                await ReplicaBenchmark.Run(result.GetValue(model)!, result.GetValue(replicaDevice)!, result.GetValue(replicaDtype)!, result.GetValue(replicaLibtorch), result.GetValue(rows), result.GetValue(sequence), result.GetValue(batch), result.GetValue(repeats), result.InvocationConfiguration.Output);
+                await ReplicaBenchmark.Run(result.GetValue(model)!, result.GetValue(replicaDevice)!, result.GetValue(replicaDtype), result.GetValue(replicaLibtorch), result.GetValue(rows), result.GetValue(sequence), result.GetValue(batch), result.GetValue(repeats), result.InvocationConfiguration.Output);
                 return 0;
             },
             result.InvocationConfiguration.Error));
@@ -111,12 +111,12 @@ public static class BenchCommand
 
         var memoryModel = new Option<string>("--model") { Description = "model folder or built-in (write one with di checkpoint random)", Required = true };
         var memoryStages = new Option<string>("--stages") { Description = "stage counts to measure, comma-separated", DefaultValueFactory = _ => "2,4" };
-        var memoryDtype = new Option<string>("--dtype") { Description = "fp32 | fp16 | bf16", DefaultValueFactory = _ => "bf16" };
+        var memoryDtype = SharedOptions.DType("precision the stages load in", Models.Runtime.Precision.Bf16);
         var stageMemory = new Command("stage-memory", "Peak resident memory of loading each pipeline stage (VmHWM), against its weights.") { memoryModel, memoryStages, memoryDtype };
         stageMemory.SetAction((result, _) => UserErrors.Run(
             async () =>
             {
-                await StageMemoryBenchmark.Run(result.GetValue(memoryModel)!, StageMemoryBenchmark.ParseCounts(result.GetValue(memoryStages)!), result.GetValue(memoryDtype)!, result.InvocationConfiguration.Output);
+                await StageMemoryBenchmark.Run(result.GetValue(memoryModel)!, StageMemoryBenchmark.ParseCounts(result.GetValue(memoryStages)!), result.GetValue(memoryDtype), result.InvocationConfiguration.Output);
                 return 0;
             },
             result.InvocationConfiguration.Error));

@@ -19,7 +19,7 @@ public static class CheckpointCommand
     public static Command Create()
     {
         var config = new Option<string>("--config") { Description = $"a built-in Llama-family name ({string.Join(", ", LlamaConfig.BuiltIn.Keys)}) or a config.json path", Required = true };
-        var dtype = new Option<string>("--dtype") { Description = "stored dtype: fp32, fp16 or bf16", DefaultValueFactory = _ => "bf16" };
+        var dtype = SharedOptions.DType("stored dtype", Precision.Bf16);
         var shards = new Option<int>("--shards") { Description = "weight files (more than 1: with model.safetensors.index.json)", DefaultValueFactory = _ => 1 };
         var output = new Option<string>("--out") { Description = "the folder to write (new or empty)", Required = true };
         var seed = SharedOptions.Seed("seed of the random weights (the built-in's --seed)");
@@ -30,7 +30,7 @@ public static class CheckpointCommand
                 LibTorch.Initialize();
                 var name = result.GetValue(config)!;
                 var (llama, json) = Resolve(name);
-                var type = Precision.Parse(result.GetValue(dtype)!);
+                var type = result.GetValue(dtype).ToScalarType();
                 var folder = result.GetValue(output)!;
                 if (File.Exists(folder))
                 {
@@ -50,7 +50,7 @@ public static class CheckpointCommand
                 var clock = System.Diagnostics.Stopwatch.StartNew();
                 var summary = LlamaRandomCheckpoint.Write(llama, json, result.GetValue(output)!, type, result.GetValue(shards), result.GetValue(seed));
                 await result.InvocationConfiguration.Output.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
-                    $"di: wrote {result.GetValue(output)}: {llama.ModelType}, {summary.Tensors} tensors, {summary.TotalBytes / 1e6:F1} MB in {summary.Files.Count} file(s), {Precision.Name(type)}, seed {result.GetValue(seed)} ({clock.Elapsed.TotalSeconds:F1} s)"));
+                    $"di: wrote {result.GetValue(output)}: {llama.ModelType}, {summary.Tensors} tensors, {summary.TotalBytes / 1e6:F1} MB in {summary.Files.Count} file(s), {result.GetValue(dtype).Name()}, seed {result.GetValue(seed)} ({clock.Elapsed.TotalSeconds:F1} s)"));
                 return 0;
             },
             result.InvocationConfiguration.Error));

@@ -1,6 +1,8 @@
 using System.CommandLine;
 using DistributedInference.Host.Inference;
 using DistributedInference.Models;
+using DistributedInference.Models.Runtime;
+using DistributedInference.Models.Tasks;
 
 namespace DistributedInference.Host.CommandLine;
 
@@ -15,24 +17,22 @@ public sealed class InferArguments
         DefaultValueFactory = _ => "gpt2",
     };
 
-    private readonly Option<string> _task = new Option<string>("--task")
-    {
-        Description = $"{string.Join(" | ", Enum.GetValues<Models.Tasks.InferenceTask>().Select(Models.Tasks.InferenceTasks.Name))}: llama, mistral, qwen2, qwen3 run logits and generate; gpt2 logits, generate, and classify with a score head; bert (sentence-transformers) embed; stable-diffusion (diffusers folders) text-to-image",
-        DefaultValueFactory = _ => "generate",
-    };
+    private readonly Option<InferenceTask> _task = SharedOptions.Task(
+        "what to compute: llama, mistral, qwen2, qwen3 run logits and generate; gpt2 logits, generate, and classify with a score head; bert (sentence-transformers) embed; stable-diffusion (diffusers folders) text-to-image",
+        InferenceTask.Generate);
 
     private readonly Option<string?> _inputIds = new Option<string?>("--input-ids") { Description = "safetensors file with input_ids int64 [B,T] (optional attention_mask [B,T], and seed int64 [B]: each row's sampling seed)" };
     private readonly Option<string[]> _prompts = SharedOptions.Prompts("prompts, tokenized with the model's own tokenizer (a folder's tokenizer.json, BERT's vocab; GPT-2's BPE for gpt2); a prompt that starts with - goes in --prompts-file");
     private readonly Option<string?> _promptsFile = new Option<string?>("--prompts-file") { Description = "text file, one prompt a line, tokenized as --prompts are" };
     private readonly Option<string?> _output = new Option<string?>("--output") { Description = "F.safetensors or F.jsonl; JSON lines on stdout when left out" };
-    private readonly Option<string> _mode = new Option<string>("--mode") { Description = "replica: every device holds the whole model and gets a share of the rows; pipeline: the model is cut into one stage per device", DefaultValueFactory = _ => "replica" };
+    private readonly Option<Mode> _mode = SharedOptions.Choice("--mode", "replica: every device holds the whole model and gets a share of the rows; pipeline: the model is cut into one stage per device", Mode.Replica, Modes.Parse, Enum.GetValues<Mode>().Select(Modes.Name));
     private readonly Option<string> _splitPoints = new Option<string>("--split-points") { Description = "pipeline: auto (balanced by parameter bytes), compute (balanced by estimated FLOPs per token), or the layers that start stages 2, 3, ...: h.1,h.3", DefaultValueFactory = _ => "auto" };
     private readonly Option<int?> _numChunks = new Option<int?>("--num-chunks") { Description = "pipeline: micro-batches per call (default: one per stage)" };
     private readonly Option<string?> _maxMemory = new Option<string?>("--max-memory") { Description = "pipeline: memory budgets per device, as Accelerate's max_memory: cpu=6GiB,cuda:0=20GiB (stages on one device share it); auto balances the stages within them" };
     private readonly Option<bool> _gatherOutput = new Option<bool>("--gather-output") { Description = "pipeline: hand the output to every stage, not only the last" };
     private readonly Option<string> _devices = new Option<string>("--devices") { Description = "comma-separated devices, one device actor each: cpu,cpu | cuda:0,cuda:1", DefaultValueFactory = _ => "cpu" };
     private readonly Option<bool> _applyPadding = new Option<bool>("--apply-padding") { Description = "pad every device's share to the same size with the last row (as accelerate); results still come back without the padding" };
-    private readonly Option<string> _dtype = new Option<string>("--dtype") { Description = "fp32 | fp16 | bf16", DefaultValueFactory = _ => "fp32" };
+    private readonly Option<Precision> _dtype = SharedOptions.DType("precision the model runs in", Precision.Fp32);
     private readonly Option<int> _maxBatchSize = new Option<int>("--max-batch-size") { Description = "replica: rows per forward pass on a device; pipeline: rows per call", DefaultValueFactory = _ => 8 };
     private readonly Option<int> _maxNewTokens = new Option<int>("--max-new-tokens") { Description = "tokens to generate per input (task generate)", DefaultValueFactory = _ => 20 };
     private readonly Option<long> _seed = SharedOptions.Seed("seed of a built-in model's random weights and of sampling (--do-sample)");
@@ -68,15 +68,15 @@ public sealed class InferArguments
 
     public InferOptions Read(ParseResult result) => new(
         Model: result.GetValue(_model)!,
-        Task: result.GetValue(_task)!,
+        Task: result.GetValue(_task),
         InputIdsPath: result.GetValue(_inputIds),
         Prompts: result.GetValue(_prompts),
         PromptsFile: result.GetValue(_promptsFile),
         OutputPath: result.GetValue(_output),
-        Mode: result.GetValue(_mode)!,
+        Mode: result.GetValue(_mode),
         Devices: result.GetValue(_devices)!,
         ApplyPadding: result.GetValue(_applyPadding),
-        DType: result.GetValue(_dtype)!,
+        DType: result.GetValue(_dtype),
         MaxBatchSize: result.GetValue(_maxBatchSize),
         MaxNewTokens: result.GetValue(_maxNewTokens),
         Seed: result.GetValue(_seed),

@@ -52,7 +52,7 @@ public static class InferCommand
                     return 0;
                 }
 
-                await (options.Mode == "pipeline"
+                await (options.Mode == Mode.Pipeline
                     ? PipelineInference.Run(job, options, stdout, stderr, cancellation)
                     : ReplicaInference.Run(job, options, stdout, stderr, cancellation));
                 return 0;

@@ -23,8 +23,8 @@ public static class NodeCommand
         var devices = new Option<string>("--devices") { Description = "this node's devices, one device actor each", DefaultValueFactory = _ => "cpu" };
         var configFile = new Option<string?>("--config-file") { Description = "HOCON file over the defaults (di config default writes one)" };
         var model = new Option<string>("--model") { Description = "the model this node's devices hold (folder or built-in name)", DefaultValueFactory = _ => "gpt2" };
-        var task = new Option<string>("--task") { Description = "the task the devices' model is loaded for: logits | classify | generate | embed (jobs must ask for the same)", DefaultValueFactory = _ => "generate" };
-        var dtype = new Option<string>("--dtype") { Description = "precision of the model on the devices: fp32 | fp16 | bf16", DefaultValueFactory = _ => "fp32" };
+        var task = SharedOptions.Task("the task the devices' model is loaded for (jobs must ask for the same)", Models.Tasks.InferenceTask.Generate);
+        var dtype = SharedOptions.DType("precision of the model on the devices (jobs must ask for the same)", Models.Runtime.Precision.Fp32);
         var maxNewTokens = new Option<int>("--max-new-tokens") { Description = "tokens generated per input (task generate)", DefaultValueFactory = _ => 20 };
         var seed = SharedOptions.Seed("seed of a built-in model's random weights (nodes and clients must agree)");
         var libtorch = new Option<string?>("--libtorch") { Description = $"folder holding libtorch (a PyTorch install's torch/lib, CUDA included); also ${Models.Runtime.LibTorch.FolderVariable}" };
@@ -45,8 +45,8 @@ public static class NodeCommand
                 var options = new NodeOptions(
                     result.GetValue(host)!, result.GetValue(port), result.GetValue(join) ?? [],
                     result.GetValue(roles)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
-                    result.GetValue(devices)!, result.GetValue(configFile), result.GetValue(model)!, result.GetValue(task)!,
-                    result.GetValue(dtype)!, result.GetValue(maxNewTokens), result.GetValue(seed), result.GetValue(libtorch),
+                    result.GetValue(devices)!, result.GetValue(configFile), result.GetValue(model)!, result.GetValue(task),
+                    result.GetValue(dtype), result.GetValue(maxNewTokens), result.GetValue(seed), result.GetValue(libtorch),
                     result.GetValue(serve)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
                     generation.Read(result, result.GetValue(maxNewTokens), result.GetValue(seed)),
                     SharedOptions.Seconds(result.GetValue(joinTimeout)),

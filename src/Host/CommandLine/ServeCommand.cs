@@ -24,7 +24,7 @@ public static class ServeCommand
         var port = new Option<int>("--port") { Description = "port to listen on (0: any free port)", DefaultValueFactory = _ => 8000 };
         var join = SharedOptions.Join("run requests on the cluster of this node (repeatable); nodes serve the model with di node --serve requests");
         var apiKey = new Option<string?>("--api-key") { Description = "requests must send 'Authorization: Bearer KEY' (also $DI_API_KEY)", HelpName = "KEY" };
-        var dtype = new Option<string>("--dtype") { Description = "precision of the model on the devices: fp32 | fp16 | bf16", DefaultValueFactory = _ => "fp32" };
+        var dtype = SharedOptions.DType("precision of the model on the devices", Models.Runtime.Precision.Fp32);
         var seed = SharedOptions.Seed("seed of a built-in model's random weights");
         var servedName = new Option<string?>("--served-model-name") { Description = "the model name the API reports and requests name (default: --model as given)", HelpName = "NAME" };
         var chatTemplate = new Option<string?>("--chat-template") { Description = "a Jinja chat template file to use instead of the folder's", HelpName = "FILE" };
@@ -45,7 +45,7 @@ public static class ServeCommand
             {
                 var options = new ServeOptions(
                     result.GetValue(model)!, result.GetValue(devices)!, result.GetValue(host)!, result.GetValue(port), result.GetValue(join) ?? [],
-                    result.GetValue(apiKey) ?? Environment.GetEnvironmentVariable("DI_API_KEY"), result.GetValue(dtype)!, result.GetValue(seed),
+                    result.GetValue(apiKey) ?? Environment.GetEnvironmentVariable("DI_API_KEY"), result.GetValue(dtype), result.GetValue(seed),
                     result.GetValue(servedName), result.GetValue(chatTemplate), result.GetValue(maxConcurrent), result.GetValue(maxBody),
                     TimeSpan.FromSeconds(result.GetValue(drain)), SharedOptions.Seconds(result.GetValue(joinTimeout)),
                     ClusterSecret.Read(result.GetValue(secretFile)), result.GetValue(tlsCertificate), result.GetValue(libtorch), result.GetValue(https));

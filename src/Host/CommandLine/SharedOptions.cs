@@ -1,6 +1,9 @@
 using System.CommandLine;
 using System.CommandLine.Parsing;
 using System.Globalization;
+using DistributedInference.Models;
+using DistributedInference.Models.Runtime;
+using DistributedInference.Models.Tasks;
 
 namespace DistributedInference.Host.CommandLine;
 
@@ -91,6 +94,45 @@ public static class SharedOptions
     {
         var name = text.StartsWith("--", StringComparison.Ordinal) ? text[2..] : text.StartsWith('-') ? text[1..] : null;
         return name is { Length: > 0 } && char.IsAsciiLetter(name[0]) && name.All(c => char.IsAsciiLetterOrDigit(c) || c == '-');
+    }
+
+    /// <summary><c>--task logits|classify|generate|embed</c>, parsed once into <see cref="InferenceTask"/>.</summary>
+    public static Option<InferenceTask> Task(string description, InferenceTask defaultValue) =>
+        Choice("--task", description, defaultValue, InferenceTasks.Parse, Enum.GetValues<InferenceTask>().Select(InferenceTasks.Name));
+
+    /// <summary><c>--dtype fp32|fp16|bf16</c> (transformers' float32, float16, bfloat16 too), parsed once into <see cref="Precision"/>.</summary>
+    public static Option<Precision> DType(string description, Precision defaultValue) =>
+        Choice("--dtype", description, defaultValue, Precisions.Parse, Precisions.Names);
+
+    /// <summary>
+    /// An option naming one of a few values, parsed once by <paramref name="parse"/>; a bad value is the parser's one-line
+    /// error (<paramref name="parse"/>'s <see cref="InvalidInputException"/> message: <c>unknown dtype 'fp8': use fp32, fp16 or
+    /// bf16</c>), so the command exits 2 before it starts.
+    /// </summary>
+    internal static Option<T> Choice<T>(string name, string description, T defaultValue, Func<string, T> parse, IEnumerable<string> names)
+        where T : struct, Enum
+    {
+        var values = names.ToList();
+        var option = new Option<T>(name)
+        {
+            Description = description,
+            HelpName = string.Join('|', values),
+            DefaultValueFactory = _ => defaultValue,
+            CustomParser = result =>
+            {
+                try
+                {
+                    return parse(result.Tokens.Count == 1 ? result.Tokens[0].Value : string.Empty);
+                }
+                catch (InvalidInputException e)
+                {
+                    result.AddError(e.Message);
+                    return defaultValue;
+                }
+            },
+        };
+        option.CompletionSources.Add(values.ToArray());
+        return option;
     }
 
     /// <summary>The help line that lists a command's options, for errors: <c>di infer --help</c>.</summary>

@@ -1,23 +1,25 @@
 using DistributedInference.Models.Generation;
+using DistributedInference.Models.Runtime;
+using DistributedInference.Models.Tasks;
 
 namespace DistributedInference.Host.Inference;
 
 /// <summary>
-/// A <c>di infer</c> job as the command line gives it, before validation; <paramref name="SecretFile"/> and
-/// <paramref name="TlsCertificate"/> are for client mode (<c>--join</c>); <paramref name="Image"/> holds the options of
-/// task text-to-image.
+/// A <c>di infer</c> job as the command line gives it (task, mode and dtype parsed once, by the command line), before the
+/// checks of <see cref="PreparedJob.From"/>; <paramref name="SecretFile"/> and <paramref name="TlsCertificate"/> are for
+/// client mode (<c>--join</c>); <paramref name="Image"/> holds the options of task text-to-image.
 /// </summary>
 public sealed record InferOptions(
     string Model,
-    string Task,
+    InferenceTask Task,
     string? InputIdsPath,
     IReadOnlyList<string>? Prompts,
     string? PromptsFile,
     string? OutputPath,
-    string Mode,
+    Mode Mode,
     string Devices,
     bool ApplyPadding,
-    string DType,
+    Precision DType,
     int MaxBatchSize,
     int MaxNewTokens,
     long Seed,

@@ -46,7 +46,7 @@ public static class PipelineGenerate
                 job.Generation,
                 job.Source.EosTokenIds,
                 job.Source.PadTokenId,
-                options.NumChunks ?? stages,
+                MicroBatches.NumChunks(options.NumChunks, stages),
                 cancellation: cancellation,
                 maxBatchSize: options.MaxBatchSize,
                 rowsDone: new Progress<int>(rows => progress?.Report(new JobProgress(Interlocked.Add(ref done, rows), total))));

@@ -47,7 +47,7 @@ public static class PipelineInference
             job.DType,
             (int)job.Inputs.Count,
             options.MaxBatchSize,
-            options.NumChunks ?? job.Devices.Count,
+            MicroBatches.NumChunks(options.NumChunks, job.Devices.Count),
             job.Inputs.InputIds.shape[1],
             job.Task == InferenceTask.Generate ? job.Generation.MaxNewTokens : null);
 
@@ -89,7 +89,7 @@ public static class PipelineInference
                 PipelineCompleted completed;
                 try
                 {
-                    completed = await pipeline.RunAsync(part, options.NumChunks ?? stages, options.GatherOutput, cancellation);
+                    completed = await pipeline.RunAsync(part, MicroBatches.NumChunks(options.NumChunks, stages), options.GatherOutput, cancellation);
                 }
                 finally
                 {

@@ -11,13 +11,16 @@ namespace DistributedInference.Host.Inference;
 /// <summary>A <c>di infer</c> job checked end to end before any model is loaded: every error surfaces here first.</summary>
 public sealed record PreparedJob(
     InferenceTask Task,
-    ScalarType DType,
+    Precision Precision,
     IReadOnlyList<DeviceName> Devices,
     ResultWriter Writer,
     IModelSource Source,
     InferenceInputs Inputs,
     GenerationOptions Generation)
 {
+    /// <summary>The dtype the engines run in (<see cref="Precision"/>'s).</summary>
+    public ScalarType DType => Precision.ToScalarType();
+
     /// <summary>Runs from the moment the job was checked: the summary's wall time includes loading.</summary>
     public System.Diagnostics.Stopwatch Clock { get; } = System.Diagnostics.Stopwatch.StartNew();
 
@@ -61,14 +64,8 @@ public sealed record PreparedJob(
     public static PreparedJob From(InferOptions options)
     {
         LibTorch.Initialize(options.LibTorch);
-        var task = InferenceTasks.Parse(options.Task);
-        var dtype = Precision.Parse(options.DType);
+        var task = options.Task;
         var devices = DeviceName.ParseList(options.Devices);
-        if (options.Mode is not ("replica" or "pipeline"))
-        {
-            throw new InvalidInputException($"unknown mode '{options.Mode}': use replica or pipeline");
-        }
-
         if (options.MaxBatchSize <= 0)
         {
             throw new InvalidInputException($"--max-batch-size must be positive, got {options.MaxBatchSize}");
@@ -86,14 +83,14 @@ public sealed record PreparedJob(
             throw new InvalidInputException($"--num-chunks must be positive, got {options.NumChunks}");
         }
 
-        if (options.AllowPartial && options.Mode == "pipeline")
+        if (options.AllowPartial && options.Mode == Mode.Pipeline)
         {
             throw new InvalidInputException("--allow-partial is for --mode replica, where rows that fail alone are isolated; a pipeline job succeeds or fails whole");
         }
 
         if (options.MaxMemory is not null)
         {
-            if (options.Mode != "pipeline" || options.SplitPoints.Trim().ToLowerInvariant() != Models.Partitioning.Partitioner.Auto)
+            if (options.Mode != Mode.Pipeline || options.SplitPoints.Trim().ToLowerInvariant() != Models.Partitioning.Partitioner.Auto)
             {
                 throw new InvalidInputException("--max-memory plans pipeline stages: use it with --mode pipeline and --split-points auto");
             }
@@ -120,7 +117,7 @@ public sealed record PreparedJob(
 
         var source = AutoModelSource.Resolve(options.Model, options.Seed);
         ModelTasks.Require(source, task);
-        if (options.Mode == "pipeline")
+        if (options.Mode == Mode.Pipeline)
         {
             ModelTasks.RequirePipelined(source, task);
         }
@@ -133,6 +130,6 @@ public sealed record PreparedJob(
             inputs = inputs with { AttentionMask = GenerationMask.Infer(inputs.InputIds, source.DeclaredPadTokenId, source.EosTokenIds) };
         }
 
-        return new PreparedJob(task, dtype, devices, writer, source, inputs, generation);
+        return new PreparedJob(task, options.DType, devices, writer, source, inputs, generation);
     }
 }

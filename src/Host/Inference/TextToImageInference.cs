@@ -35,8 +35,8 @@ public static class TextToImageInference
     /// <summary>Runs the job from a client node on the devices of its cluster (<paramref name="nodes"/>: device nodes to wait for; null: those Up now).</summary>
     public static async Task RunOnCluster(ActorSystem client, TextToImageJob job, InferOptions options, int? nodes, TextWriter stderr, CancellationToken cancellation)
     {
-        var model = ModelIdentity.Of(job.Source.Name, job.Source.RandomSeed);
-        await using var route = await ClusterReplicaRoute.OpenAsync(client, model, InferenceTask.TextToImage, Precision.Name(job.DType), null, nodes, cancellation);
+        var spec = new ReplicaSpec(ModelIdentity.Of(job.Source.Name, job.Source.RandomSeed), InferenceTask.TextToImage, Precisions.Of(job.DType));
+        await using var route = await ClusterReplicaRoute.OpenAsync(client, spec, nodes, cancellation);
         if (route.Devices.Count > 0)
         {
             await stderr.WriteLineAsync($"di: {route.Describe()}");
@@ -46,7 +46,7 @@ public static class TextToImageInference
         var result = await ProgressBar.Track(
             stderr,
             $"text-to-image on {route.Devices.Count} device(s)",
-            progress => route.CreateClient(line => stderr.WriteLine($"di: {line}")).RunAsync(rows, JobOptionsOf(options) with { Model = model }, progress, cancellation));
+            progress => route.CreateClient(line => stderr.WriteLine($"di: {line}")).RunAsync(rows, JobOptionsOf(options) with { Model = spec.Model }, progress, cancellation));
         Complete(job, options, result, "replica (cluster)", route.Devices.Count, stderr);
     }
 

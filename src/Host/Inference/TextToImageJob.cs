@@ -76,20 +76,18 @@ public sealed class TextToImageJob
 
     /// <summary>Whether the options ask for text-to-image (then <see cref="Prepare"/> takes the job, not PreparedJob).</summary>
     public static bool IsTextToImage(InferOptions options) =>
-        string.Equals(options.Task.Trim(), InferenceTask.TextToImage.Name(), StringComparison.OrdinalIgnoreCase);
+        options.Task == InferenceTask.TextToImage;
 
     /// <exception cref="InvalidInputException">One line naming what is wrong.</exception>
     public static TextToImageJob Prepare(InferOptions options)
     {
         LibTorch.Initialize(options.LibTorch);
         var request = options.Image ?? new TextToImageRequest();
-        var dtype = Precision.Parse(options.DType);
+        var dtype = options.DType.ToScalarType();
         var devices = DeviceName.ParseList(options.Devices);
-        if (options.Mode != "replica")
+        if (options.Mode == Mode.Pipeline)
         {
-            throw new InvalidInputException(options.Mode == "pipeline"
-                ? "pipeline mode does not run text-to-image yet: use --mode replica (each device holds the whole Stable Diffusion pipeline)"
-                : $"unknown mode '{options.Mode}': use replica or pipeline");
+            throw new InvalidInputException("pipeline mode does not run text-to-image yet: use --mode replica (each device holds the whole Stable Diffusion pipeline)");
         }
 
         if (options.MaxBatchSize <= 0)

@@ -9,7 +9,7 @@ using static TorchSharp.torch;
 namespace DistributedInference.Host.Serving;
 
 /// <summary>The <see cref="IEmbeddingEngine"/> of today's replica path: one replica job of token rows per request.</summary>
-public sealed class ReplicaEmbeddingEngine(Func<CancellationToken, Task<ReplicaClient>> client, string modelIdentity, long padTokenId) : IEmbeddingEngine
+public sealed class ReplicaEmbeddingEngine(Func<CancellationToken, Task<ReplicaClient>> client, ModelIdentity modelIdentity, long padTokenId) : IEmbeddingEngine
 {
     public async Task<IReadOnlyList<float[]>> EmbedAsync(IReadOnlyList<IReadOnlyList<long>> tokenIds, CancellationToken cancellation = default)
     {

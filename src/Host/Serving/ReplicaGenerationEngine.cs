@@ -4,6 +4,7 @@ using DistributedInference.Actors.Kernel.Requests;
 using DistributedInference.Actors.Kernel.Rows;
 using DistributedInference.Actors.Replica;
 using DistributedInference.Models.Serving;
+using DistributedInference.Models.Tasks;
 
 namespace DistributedInference.Host.Serving;
 
@@ -17,7 +18,7 @@ namespace DistributedInference.Host.Serving;
 /// sequence gets exactly the tokens it gets alone, and batching requests that join and leave mid-generation is the
 /// continuous-batching engine's work.
 /// </summary>
-public sealed class ReplicaGenerationEngine(Func<CancellationToken, Task<ReplicaClient>> client, string modelIdentity, long padTokenId) : IGenerationEngine
+public sealed class ReplicaGenerationEngine(Func<CancellationToken, Task<ReplicaClient>> client, ModelIdentity modelIdentity, long padTokenId) : IGenerationEngine
 {
     public async IAsyncEnumerable<GenerationUpdate> GenerateAsync(GenerationRequest request, [EnumeratorCancellation] CancellationToken cancellation = default)
     {

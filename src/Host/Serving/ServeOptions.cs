@@ -1,3 +1,5 @@
+using DistributedInference.Models.Runtime;
+
 namespace DistributedInference.Host.Serving;
 
 /// <summary>
@@ -15,7 +17,7 @@ public sealed record ServeOptions(
     int Port = 8000,
     IReadOnlyList<string>? Join = null,
     string? ApiKey = null,
-    string DType = "fp32",
+    Precision DType = Precision.Fp32,
     long Seed = 0,
     string? ServedModelName = null,
     string? ChatTemplate = null,

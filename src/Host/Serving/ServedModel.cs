@@ -19,6 +19,7 @@ public sealed class ServedModel
     {
         Source = source;
         Name = name;
+        Identity = ModelIdentity.Of(source.Name, source.RandomSeed);
         ChatTemplate = chatTemplate;
         ChatTemplateAbsence = chatTemplateAbsence;
         Generates = ServingReplica.Runs(source);
@@ -41,6 +42,9 @@ public sealed class ServedModel
     public string Name { get; }
 
     public IModelSource Source { get; }
+
+    /// <summary>The model's weights, as devices serving it must hold them (jobs name it).</summary>
+    public ModelIdentity Identity { get; }
 
     /// <summary>The model's tokenizer; null for a built-in with random weights (token-id prompts only).</summary>
     public ITextTokenizer? Tokenizer => Source.Tokenizer;

@@ -40,7 +40,7 @@ public sealed class ServingBackend : IAsyncDisposable
             _serving.TrySetResult();
         }
 
-        var identity = ModelIdentity.Of(model.Source.Name, model.Source.RandomSeed);
+        var identity = model.Identity;
         Generation = model.Generates ? new ReplicaGenerationEngine(ClientAsync, identity, model.Source.PadTokenId) : null;
         Embeddings = model.Embeds ? new ReplicaEmbeddingEngine(ClientAsync, identity, model.Source.PadTokenId) : null;
     }
@@ -64,7 +64,7 @@ public sealed class ServingBackend : IAsyncDisposable
     /// <exception cref="JobFailedException">A local device could not load the model.</exception>
     public static async Task<ServingBackend> StartAsync(ServedModel model, ServeOptions options, CancellationToken cancellation)
     {
-        var dtype = Precision.Parse(options.DType);
+        var dtype = options.DType.ToScalarType();
         if (options.Join is not { Count: > 0 })
         {
             var factory = model.Generates
@@ -76,7 +76,7 @@ public sealed class ServingBackend : IAsyncDisposable
 
         var client = ClusterNode.Start(new NodeOptions(
             ClusterInference.LocalAddressToward(options.Join[0]), 0, options.Join, [ClusterNode.ClientRole], "cpu", null, options.Model,
-            model.Generates ? "generate" : "embed", options.DType, 16, options.Seed, options.LibTorch,
+            model.Generates ? InferenceTask.Generate : InferenceTask.Embed, options.DType, 16, options.Seed, options.LibTorch,
             Secret: options.Secret, TlsCertificate: options.TlsCertificate));
         try
         {
@@ -89,7 +89,7 @@ public sealed class ServingBackend : IAsyncDisposable
         }
 
         var backend = new ServingBackend(model, null, client);
-        _ = backend.FindDevicesAsync(Precision.Name(dtype));
+        _ = backend.FindDevicesAsync(options.DType);
         return backend;
     }
 
@@ -97,10 +97,10 @@ public sealed class ServingBackend : IAsyncDisposable
         Task.FromResult(_client ?? throw new EngineUnavailableException($"no device serves {_model.Name}: {Unavailable}"));
 
     // A cluster: opens the replica route once device nodes are Up and one of their devices serves the model.
-    private async Task FindDevicesAsync(string dtype)
+    private async Task FindDevicesAsync(Precision dtype)
     {
         var task = _model.Generates ? InferenceTask.Generate : InferenceTask.Embed;
-        var identity = ModelIdentity.Of(_model.Source.Name, _model.Source.RandomSeed);
+        var identity = _model.Identity;
         while (!_stopping.IsCancellationRequested)
         {
             try
@@ -112,7 +112,7 @@ public sealed class ServingBackend : IAsyncDisposable
                 }
                 else
                 {
-                    var route = await ClusterReplicaRoute.OpenAsync(_cluster!, identity, task, dtype, null, null, _stopping.Token);
+                    var route = await ClusterReplicaRoute.OpenAsync(_cluster!, new ReplicaSpec(identity, task, dtype), null, _stopping.Token);
                     if (route.Devices.Count > 0)
                     {
                         _route = route;

@@ -28,6 +28,12 @@ public sealed record GenerationOptions(
         System.Globalization.CultureInfo.InvariantCulture,
         $"max_new_tokens {MaxNewTokens}, {(DoSample ? $"sample temperature {Temperature:R} top_k {TopK} top_p {TopP:R} seed {Seed}" : "greedy")}");
 
+    /// <summary>
+    /// The options as far as they change the tokens: greedy decoding ignores temperature, top-k, top-p and the seed, so two
+    /// greedy options with the same <see cref="MaxNewTokens"/> are equal once decoded this way.
+    /// </summary>
+    public GenerationOptions Decoding() => DoSample ? this : new GenerationOptions(MaxNewTokens);
+
     /// <summary>Fails with a one-line <see cref="InvalidInputException"/> naming the first impossible value.</summary>
     public GenerationOptions Validate()
     {

@@ -38,6 +38,6 @@ public sealed class NonFiniteLogitsException : ArithmeticException
 
         var rows = bad.sum().ToInt64();
         throw new NonFiniteLogitsException(string.Create(CultureInfo.InvariantCulture,
-            $"the next-token logits of {rows} of {logits.shape[0]} row(s) in the batch hold NaN or Inf at step {step}{(dtype is { } d ? $" in {Runtime.Precision.Name(d)}" : string.Empty)}: nothing to decode from (fp16 overflows where bf16 and fp32 do not; a corrupt checkpoint does too)"));
+            $"the next-token logits of {rows} of {logits.shape[0]} row(s) in the batch hold NaN or Inf at step {step}{(dtype is { } d ? $" in {Runtime.Precisions.Name(d)}" : string.Empty)}: nothing to decode from (fp16 overflows where bf16 and fp32 do not; a corrupt checkpoint does too)"));
     }
 }

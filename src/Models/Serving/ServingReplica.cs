@@ -10,21 +10,24 @@ namespace DistributedInference.Models.Serving;
 /// A decoder replica that runs served requests: job rows are <see cref="ServingRows"/> (each sequence with its own
 /// prompt, sampling, budget and stop ids), results are <see cref="ServingRows.Results"/>. Each token is also reported
 /// to the request's <see cref="TokenStreams"/> listener when one is in this process, which can cancel the request.
-/// Its description is <c>identity (generate, dtype) on device</c>: the settings are the requests'.
+/// Its spec has no generation options (<c>identity (generate, dtype) on device</c>): they are each request's.
 /// </summary>
 public sealed class ServingReplica : IReplicaModel
 {
     private readonly ICausalLanguageModel _model;
     private readonly IDisposable _module;
 
-    private ServingReplica(ICausalLanguageModel model, IDisposable module, string description)
+    private ServingReplica(ICausalLanguageModel model, IDisposable module, ReplicaSpec spec, DeviceName device)
     {
         _model = model;
         _module = module;
-        Description = description;
+        Spec = spec;
+        Description = spec.On(device);
     }
 
     public string Description { get; }
+
+    public ReplicaSpec Spec { get; }
 
     /// <summary>Whether <paramref name="source"/>'s family is a decoder this replica runs (GPT-2 and the Llama family).</summary>
     public static bool Runs(IModelSource source) => source is LlamaModelSource or Gpt2ModelSource;
@@ -38,7 +41,7 @@ public sealed class ServingReplica : IReplicaModel
             throw new InvalidInputException($"{source.Name} ({source.ModelType}) does not generate: serve a decoder (gpt2, llama, mistral, qwen2, qwen3)");
         }
 
-        var identity = ModelIdentity.Describe(source.Name, source.RandomSeed, InferenceTask.Generate, Precision.Name(dtype), "{0}");
+        var spec = new ReplicaSpec(ModelIdentity.Of(source.Name, source.RandomSeed), InferenceTask.Generate, Precisions.Of(dtype));
         return device =>
         {
             var torchDevice = device.ToTorch();
@@ -48,7 +51,7 @@ public sealed class ServingReplica : IReplicaModel
                 Gpt2ModelSource gpt2 => gpt2.Source.CreateLanguageModel(torchDevice, dtype),
                 _ => throw new InvalidInputException($"{source.ModelType} does not generate"),
             };
-            return new ServingReplica((ICausalLanguageModel)module, module, identity.Replace("{0}", device.ToString(), StringComparison.Ordinal));
+            return new ServingReplica((ICausalLanguageModel)module, module, spec, device);
         };
     }
 

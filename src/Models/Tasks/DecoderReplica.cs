@@ -21,17 +21,20 @@ public sealed class DecoderReplica : IReplicaModel
     private readonly Device _device;
     private readonly Tokenization.ITextTokenizer? _tokenizer;
 
-    private DecoderReplica(LlamaForCausalLM model, InferenceTask task, GenerationOptions generation, Device device, Tokenization.ITextTokenizer? tokenizer, string description)
+    private DecoderReplica(LlamaForCausalLM model, InferenceTask task, GenerationOptions generation, Device device, Tokenization.ITextTokenizer? tokenizer, ReplicaSpec spec, DeviceName deviceName)
     {
         _tokenizer = tokenizer;
         _model = model;
         _task = task;
         _generation = generation;
         _device = device;
-        Description = description;
+        Spec = spec;
+        Description = spec.On(deviceName);
     }
 
     public string Description { get; }
+
+    public ReplicaSpec Spec { get; }
 
     /// <summary>Builds the model from <paramref name="source"/> on each device it is called for.</summary>
     /// <param name="tokenizer">Tokenizes prompts given as strings; null: the replica takes token ids only.</param>
@@ -48,7 +51,8 @@ public sealed class DecoderReplica : IReplicaModel
         {
             var torchDevice = device.ToTorch();
             var model = source.CreateModel(torchDevice, dtype);
-            return new DecoderReplica(model, task, generation, torchDevice, tokenizer, ModelIdentity.Describe(source.Name, source.IsBuiltIn ? source.Seed : null, task, Precision.Name(dtype), generation, device));
+            var spec = new ReplicaSpec(ModelIdentity.Of(source.Name, source.IsBuiltIn ? source.Seed : null), task, Precisions.Of(dtype), generation);
+            return new DecoderReplica(model, task, generation, torchDevice, tokenizer, spec, device);
         };
     }
 

@@ -14,13 +14,16 @@ public sealed class EmbeddingReplica : IReplicaModel
 {
     private readonly SentenceEmbedder _embedder;
 
-    private EmbeddingReplica(SentenceEmbedder embedder, string description)
+    private EmbeddingReplica(SentenceEmbedder embedder, ReplicaSpec spec, DeviceName device)
     {
         _embedder = embedder;
-        Description = description;
+        Spec = spec;
+        Description = spec.On(device);
     }
 
     public string Description { get; }
+
+    public ReplicaSpec Spec { get; }
 
     /// <summary>Builds the embedder from <paramref name="source"/> on each device it is called for.</summary>
     /// <param name="tokenizer">Tokenizes sentences given as strings; null: the replica takes token ids only.</param>
@@ -28,7 +31,8 @@ public sealed class EmbeddingReplica : IReplicaModel
     public static ReplicaModelFactory Factory(BertSource source, ScalarType dtype, SentenceTokenizer? tokenizer = null, long? randomSeed = null) =>
         device => new EmbeddingReplica(
             new SentenceEmbedder(source.CreateModel(device.ToTorch(), dtype), source.Sentence, tokenizer, owns: false),
-            ModelIdentity.Describe(source.Name, randomSeed, InferenceTask.Embed, Precision.Name(dtype), device));
+            new ReplicaSpec(ModelIdentity.Of(source.Name, randomSeed), InferenceTask.Embed, Precisions.Of(dtype)),
+            device);
 
     public object Run(object rows)
     {

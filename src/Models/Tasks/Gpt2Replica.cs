@@ -18,13 +18,16 @@ public sealed class Gpt2Replica : IReplicaModel
 
     private readonly Gpt2TaskModel _model;
 
-    private Gpt2Replica(Gpt2TaskModel model, string description)
+    private Gpt2Replica(Gpt2TaskModel model, ReplicaSpec spec, DeviceName device)
     {
         _model = model;
-        Description = description;
+        Spec = spec;
+        Description = spec.On(device);
     }
 
     public string Description { get; }
+
+    public ReplicaSpec Spec { get; }
 
     public static ReplicaModelFactory Factory(Gpt2Source source, InferenceTask task, ScalarType dtype, int maxNewTokens) =>
         Factory(source, task, dtype, new Generation.GenerationOptions(maxNewTokens));
@@ -34,7 +37,7 @@ public sealed class Gpt2Replica : IReplicaModel
         device =>
         {
             var model = Gpt2TaskModel.Load(source, task, device.ToTorch(), dtype, generation);
-            return new Gpt2Replica(model, ModelIdentity.Describe(source.Name, source.IsRandom ? source.Seed : null, task, Precision.Name(dtype), generation, device));
+            return new Gpt2Replica(model, new ReplicaSpec(ModelIdentity.Of(source.Name, source.IsRandom ? source.Seed : null), task, Precisions.Of(dtype), generation), device);
         };
 
     /// <summary>The rows a job over token ids splits: ids and, when rows are padded, the mask.</summary>

@@ -14,8 +14,15 @@ namespace DistributedInference.Models.Tasks;
 /// </summary>
 public interface IReplicaModel : IDisposable
 {
-    /// <summary>A short description for status reports (model, task, device, dtype).</summary>
+    /// <summary>A short description for status reports and logs (model, task, dtype, device).</summary>
     string Description { get; }
+
+    /// <summary>
+    /// What this replica serves (model, task, precision, decoding), as jobs for a named model check it; null for a model
+    /// that is not one of a <see cref="Auto.IModelSource"/>'s (a module of the caller's own), which only jobs naming no model
+    /// use.
+    /// </summary>
+    ReplicaSpec? Spec { get; }
 
     /// <summary>One result row per row of <paramref name="rows"/>, copied off the device; the caller owns the result.</summary>
     object Run(object rows);

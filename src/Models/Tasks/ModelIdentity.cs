@@ -1,84 +1,39 @@
+using System.Security.Cryptography;
+using System.Text;
+using DistributedInference.Models.Loading;
+
 namespace DistributedInference.Models.Tasks;
 
 /// <summary>
-/// The name under which a model is known across nodes, so a job runs only where its model is: a folder by its name (not
-/// its path, which may differ between machines) and a digest of its <c>config.json</c> and weight index (so two
-/// folders both called <c>model</c> are two models), a built-in by its name and seed (other seeds are other weights).
-/// Replica descriptions start with it (<c>identity (task, dtype[, generation]) on device</c>), and pipeline stage hosts
-/// serve under it.
+/// Which model a device holds, as the cluster tells models apart: by what the model computes, never by what it is called.
+/// A folder is its weights (<see cref="CheckpointDigest"/>: the content of every weight file and the configuration that
+/// says how to use them), so a job naming a copy of the nodes' folder under another name or path runs, and a job naming a
+/// folder of the same configuration and tensor layout but other weights is refused. A built-in is its name and the seed
+/// of its random weights. Equality compares <see cref="WeightsDigest"/> only; <see cref="Name"/> is for people.
 /// </summary>
-public static class ModelIdentity
+/// <param name="Name">The folder's name (not its path, which differs between machines), or a built-in's name and seed.</param>
+/// <param name="WeightsDigest">SHA-256 in 64 lower-case hex digits: of the folder's files, or of a built-in's name and seed.</param>
+public sealed record ModelIdentity(string Name, string WeightsDigest)
 {
     /// <param name="name">A folder path or a built-in name.</param>
     /// <param name="randomSeed">The seed of a built-in's random weights; null for a folder.</param>
-    public static string Of(string name, long? randomSeed) =>
-        randomSeed is { } seed
-            ? $"{name} seed {seed}"
-            : $"{Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(name)))} #{Digest(name)}";
+    /// <exception cref="InvalidInputException">A folder that does not exist or cannot be read.</exception>
+    public static ModelIdentity Of(string name, long? randomSeed) =>
+        randomSeed is { } seed ? BuiltIn(name, seed) : Folder(name);
 
-    /// <summary>The description of a replica of that model: <c>identity (task, dtype) on device</c>.</summary>
-    public static string Describe(string name, long? randomSeed, InferenceTask task, string dtype, object device) =>
-        $"{Of(name, randomSeed)} ({Settings(task, dtype, null)}) on {device}";
+    /// <summary>A Hugging Face folder, by the digest of its weights and configuration (<see cref="CheckpointDigest.Shared"/>).</summary>
+    /// <exception cref="InvalidInputException">A folder that does not exist or cannot be read.</exception>
+    public static ModelIdentity Folder(string path) =>
+        new(Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(path))), CheckpointDigest.Shared.Of(path));
 
-    /// <summary>
-    /// What a replica computes besides its model, as its description says it: task, dtype and, for generate, the
-    /// generation options (a job must ask for the same, since a device generates as it was loaded).
-    /// </summary>
-    public static string Settings(InferenceTask task, string dtype, Generation.GenerationOptions? generation) =>
-        task == InferenceTask.Generate && generation is not null
-            ? $"{task.Name()}, {dtype}, {generation.Describe()}"
-            : $"{task.Name()}, {dtype}";
+    /// <summary>A built-in configuration whose weights are drawn from <paramref name="seed"/>.</summary>
+    public static ModelIdentity BuiltIn(string name, long seed) =>
+        new($"{name} seed {seed}", Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes($"built-in {name} random weights seed {seed}"))));
 
-    /// <summary>The description of a replica that generates: <c>identity (generate, dtype, options) on device</c>.</summary>
-    public static string Describe(string name, long? randomSeed, InferenceTask task, string dtype, Generation.GenerationOptions generation, object device) =>
-        $"{Of(name, randomSeed)} ({Settings(task, dtype, generation)}) on {device}";
+    public bool Equals(ModelIdentity? other) => other is not null && string.Equals(WeightsDigest, other.WeightsDigest, StringComparison.Ordinal);
 
-    // 8 hex digits of SHA-256 over config.json and the weight index (or the single weight file's header), the files
-    // a client has too: enough to tell two folders of the same name apart without reading any weight.
-    private static string Digest(string folder)
-    {
-        using var hash = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
-        // A diffusers pipeline folder has no config.json of its own: its index and its components' configs stand for it.
-        foreach (var file in new[] { "config.json", "model.safetensors.index.json", "model_index.json", "text_encoder/config.json", "unet/config.json", "vae/config.json", "scheduler/scheduler_config.json" })
-        {
-            var path = Path.Combine(folder, file);
-            if (File.Exists(path))
-            {
-                hash.AppendData(File.ReadAllBytes(path));
-            }
-        }
+    public override int GetHashCode() => StringComparer.Ordinal.GetHashCode(WeightsDigest);
 
-        var single = Path.Combine(folder, "model.safetensors");
-        if (File.Exists(single))
-        {
-            using var stream = File.OpenRead(single);
-            var length = new byte[8];
-            if (stream.Read(length) == 8)
-            {
-                var header = new byte[(int)Math.Clamp(BitConverter.ToInt64(length), 0, 1 << 24)];
-                stream.ReadExactly(header.AsSpan(0, (int)Math.Min(header.Length, stream.Length - 8)));
-                hash.AppendData(header);
-            }
-        }
-
-        return Convert.ToHexStringLower(hash.GetHashAndReset())[..8];
-    }
-
-    /// <summary>
-    /// The identity at the start of a replica description (<c>identity (task, dtype) on device</c>); null when the
-    /// description has another form (a replica model of the caller's own, say).
-    /// </summary>
-    public static string? InDescription(string description)
-    {
-        var on = description.LastIndexOf(" on ", StringComparison.Ordinal);
-        var open = on < 0 ? -1 : description.LastIndexOf(" (", on, StringComparison.Ordinal);
-        return open <= 0 ? null : description[..open];
-    }
-
-    /// <summary>
-    /// Whether a replica with that description serves the model of that identity: the one rule by which replica jobs
-    /// (library and CLI) pick their devices.
-    /// </summary>
-    public static bool Serves(string description, string identity) =>
-        string.Equals(InDescription(description), identity, StringComparison.Ordinal);
+    /// <summary>The name and the digest's first 8 hex digits: <c>lm #1f2e3d4c</c>.</summary>
+    public override string ToString() => $"{Name} #{WeightsDigest[..Math.Min(8, WeightsDigest.Length)]}";
 }

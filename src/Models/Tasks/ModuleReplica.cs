@@ -29,6 +29,9 @@ public sealed class ModuleReplica : IReplicaModel
 
     public string Description { get; }
 
+    /// <summary>None: a module of the caller's own serves only jobs that name no model.</summary>
+    public ReplicaSpec? Spec => null;
+
     /// <param name="name">Shown in status reports.</param>
     /// <param name="build">Builds the module (weights included) on the given device.</param>
     /// <param name="toTensor">Input rows to the module's input; by default the rows must already be a tensor.</param>

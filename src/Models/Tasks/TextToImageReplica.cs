@@ -16,15 +16,18 @@ public sealed class TextToImageReplica : IReplicaModel
     private readonly TextToImageOptions _defaults;
     private readonly Action<int>? _onStep;
 
-    private TextToImageReplica(StableDiffusionPipeline pipeline, TextToImageOptions defaults, Action<int>? onStep, string description)
+    private TextToImageReplica(StableDiffusionPipeline pipeline, TextToImageOptions defaults, Action<int>? onStep, ReplicaSpec spec, DeviceName device)
     {
         _pipeline = pipeline;
         _defaults = defaults;
         _onStep = onStep;
-        Description = description;
+        Spec = spec;
+        Description = spec.On(device);
     }
 
     public string Description { get; }
+
+    public ReplicaSpec Spec { get; }
 
     /// <summary>Builds the pipeline from <paramref name="source"/> on each device it is called for.</summary>
     /// <param name="defaults">Options of rows given as prompts.</param>
@@ -32,7 +35,8 @@ public sealed class TextToImageReplica : IReplicaModel
     public static ReplicaModelFactory Factory(StableDiffusionSource source, ScalarType dtype, TextToImageOptions? defaults = null, Action<int>? onStep = null) =>
         device => new TextToImageReplica(
             source.CreatePipeline(device.ToTorch(), dtype), (defaults ?? TextToImageOptions.Default).Validate(), onStep,
-            ModelIdentity.Describe(source.Name, source.IsBuiltIn ? source.Seed : null, InferenceTask.TextToImage, Precision.Name(dtype), device));
+            new ReplicaSpec(ModelIdentity.Of(source.Name, source.IsBuiltIn ? source.Seed : null), InferenceTask.TextToImage, Precisions.Of(dtype)),
+            device);
 
     public object Run(object rows)
     {

@@ -49,6 +49,8 @@ public sealed class ClusterFailoverTests : TestKit, IAsyncLifetime
     {
         public string Description => "slow echo";
 
+        public ReplicaSpec? Spec => null;
+
         public object Run(object rows)
         {
             running.TrySetResult();

@@ -1,9 +1,11 @@
+using DistributedInference.Actors.Cluster.Nodes;
 using DistributedInference.Actors.Cluster.Planning;
 using DistributedInference.Actors.Pipeline;
 using DistributedInference.Actors.Tests.Pipeline;
 using DistributedInference.Models.Generation;
 using DistributedInference.Models.Llama;
 using DistributedInference.Models.Runtime;
+using DistributedInference.Models.Tasks;
 using Xunit.Abstractions;
 using static TorchSharp.torch;
 
@@ -16,7 +18,7 @@ namespace DistributedInference.Actors.Tests.Cluster;
 [Collection(TimedTests.Collection)]
 public sealed class ClusterGenerationTests : IAsyncLifetime
 {
-    private const string Model = "qwen3-tiny fixture";
+    private static readonly ModelIdentity Model = ModelIdentity.Of(PipelineGenerationTests.Folder("qwen3-tiny"), null);
 
     private readonly ITestOutputHelper _output;
     private InProcessCluster? _cluster;
@@ -30,14 +32,14 @@ public sealed class ClusterGenerationTests : IAsyncLifetime
     private static LlamaSource Source => LlamaSource.Resolve(PipelineGenerationTests.Folder("qwen3-tiny"));
 
     public async Task InitializeAsync() =>
-        _cluster = await InProcessCluster.StartAsync(3, model: null, stages: (Model, () => new LlamaStagedModel(Source)));
+        _cluster = await InProcessCluster.StartAsync(3, model: null, stages: new ServedStages(Model, InferenceTask.Generate, () => new LlamaStagedModel(Source)));
 
     public async Task DisposeAsync() => await _cluster!.DisposeAsync();
 
     [Fact]
     public async Task Greedy_ids_across_three_nodes_match_the_fixture()
     {
-        await using var pipeline = await ClusterPipeline.StartAsync(_cluster!.Nodes[0], Model, "auto", "fp32", nodes: 3, log: _output.WriteLine);
+        await using var pipeline = await ClusterPipeline.StartAsync(_cluster!.Nodes[0], Model, InferenceTask.Generate, "auto", Precision.Fp32, nodes: 3, log: _output.WriteLine);
         Assert.Equal(3, pipeline.Stages.Select(s => s.Path.Address).Distinct().Count());
         Assert.All(pipeline.Plan.Hosts, host => Assert.True(host.Info.FreeBytes![0] > 0));
         var result = await PipelineGeneration.GenerateAsync(
@@ -55,7 +57,7 @@ public sealed class ClusterGenerationTests : IAsyncLifetime
         using var model = Source.CreateModel(CPU, ScalarType.Float32);
         using var oneDevice = GenerationLoop.Generate(model, ids, mask, options);
 
-        await using var pipeline = await ClusterPipeline.StartAsync(_cluster!.Nodes[0], Model, "auto", "fp32", nodes: 3, log: _output.WriteLine);
+        await using var pipeline = await ClusterPipeline.StartAsync(_cluster!.Nodes[0], Model, InferenceTask.Generate, "auto", Precision.Fp32, nodes: 3, log: _output.WriteLine);
         var steps = 0;
         var shutdown = new Lazy<Task>(() => _cluster.Nodes[2].Terminate());
         var generation = PipelineGeneration.GenerateAsync(pipeline, ids, mask, null, options, [], 0, numChunks: 2, onStepLogits: (_, _) =>

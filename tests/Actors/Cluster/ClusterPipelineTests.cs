@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Akka.TestKit.Xunit2;
+using DistributedInference.Actors.Cluster.Nodes;
 using DistributedInference.Actors.Cluster.Planning;
 using DistributedInference.Actors.Cluster.Stages;
 using DistributedInference.Actors.Kernel.Requests;
@@ -18,7 +19,7 @@ namespace DistributedInference.Actors.Tests.Cluster;
 [Collection(TimedTests.Collection)]
 public sealed class ClusterPipelineTests : TestKit, IAsyncLifetime
 {
-    private const string Model = "gpt2-tiny fixture";
+    private static readonly ModelIdentity Model = ModelIdentity.Of(Fixtures.Path("lm"), null);
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
 
     private readonly ITestOutputHelper _output;
@@ -32,7 +33,7 @@ public sealed class ClusterPipelineTests : TestKit, IAsyncLifetime
     }
 
     public async Task InitializeAsync() =>
-        _cluster = await InProcessCluster.StartAsync(3, model: null, stages: (Model, () => Gpt2StagedModel.Load(Gpt2Source.Resolve(Fixtures.Path("lm")), InferenceTask.Logits)));
+        _cluster = await InProcessCluster.StartAsync(3, model: null, stages: new ServedStages(Model, InferenceTask.Logits, () => Gpt2StagedModel.Load(Gpt2Source.Resolve(Fixtures.Path("lm")), InferenceTask.Logits)));
 
     public async Task DisposeAsync() => await _cluster!.DisposeAsync();
 
@@ -43,7 +44,7 @@ public sealed class ClusterPipelineTests : TestKit, IAsyncLifetime
     {
         var client = _cluster!.Nodes[0];
         var hosts = await ClusterPipelinePlanner.FindHostsAsync(client, 3, Timeout);
-        var planned = ClusterPipelinePlanner.Plan(hosts, Model, "auto", "fp32");
+        var planned = ClusterPipelinePlanner.Plan(hosts, Model, InferenceTask.Logits, "auto", Precision.Fp32);
         _output.WriteLine(planned.Describe());
         Assert.Equal(3, planned.Hosts.Select(h => h.Node).Distinct().Count());
         Assert.Equal(planned.Hosts[0].Node, Akka.Cluster.Cluster.Get(client).SelfAddress);
@@ -80,7 +81,7 @@ public sealed class ClusterPipelineTests : TestKit, IAsyncLifetime
     public async Task Remote_stages_stop_with_their_pipeline()
     {
         var client = _cluster!.Nodes[0];
-        var planned = ClusterPipelinePlanner.Plan(await ClusterPipelinePlanner.FindHostsAsync(client, 3, Timeout), Model, "auto", "fp32");
+        var planned = ClusterPipelinePlanner.Plan(await ClusterPipelinePlanner.FindHostsAsync(client, 3, Timeout), Model, InferenceTask.Logits, "auto", Precision.Fp32);
         var pipeline = await PipelineRuntime.StartAsync(planned.Placements, client);
         var remote = pipeline.Stages[2];
         var watcher = CreateTestProbe(client);
@@ -96,19 +97,49 @@ public sealed class ClusterPipelineTests : TestKit, IAsyncLifetime
     {
         var client = _cluster!.Nodes[0];
         var hosts = await ClusterPipelinePlanner.FindHostsAsync(client, 3, Timeout);
-        Assert.Contains("start every node with the same --model", Assert.Throws<InvalidInputException>(() => ClusterPipelinePlanner.Plan(hosts, "gpt2", "auto", "fp32")).Message, StringComparison.Ordinal);
+        Assert.Contains("start every node with the job's --model and --task", Assert.Throws<InvalidInputException>(() => ClusterPipelinePlanner.Plan(hosts, ModelIdentity.BuiltIn("gpt2", 0), InferenceTask.Logits, "auto", Precision.Fp32)).Message, StringComparison.Ordinal);
+        Assert.Contains($"serves model {Model} (logits), not {Model} (classify)", Assert.Throws<InvalidInputException>(() => ClusterPipelinePlanner.Plan(hosts, Model, InferenceTask.Classify, "auto", Precision.Fp32)).Message, StringComparison.Ordinal);
 
-        var planned = ClusterPipelinePlanner.Plan(hosts, Model, "auto", "fp32");
+        var planned = ClusterPipelinePlanner.Plan(hosts, Model, InferenceTask.Logits, "auto", Precision.Fp32);
         var wrong = planned.Placements.Select(p => (StagePlacement)(((HostedStage)p) with { Spec = ((HostedStage)p).Spec with { Device = "cuda:7" } })).ToList();
         var error = await Assert.ThrowsAsync<InvalidInputException>(() => PipelineRuntime.StartAsync(wrong, client));
         Assert.Contains("has no device cuda:7", error.Message, StringComparison.Ordinal);
     }
 
     [Fact]
+    public async Task Other_weights_of_the_same_name_and_layout_are_refused_and_a_renamed_copy_runs()
+    {
+        var client = _cluster!.Nodes[0];
+        var hosts = await ClusterPipelinePlanner.FindHostsAsync(client, 3, Timeout);
+        var folder = Directory.CreateTempSubdirectory("di-identity-").FullName;
+        try
+        {
+            var changed = ModelIdentity.Of(Fixtures.CopyModel(Fixtures.Path("lm"), Path.Combine(folder, "lm"), changeOneWeight: true), null);
+            var renamed = ModelIdentity.Of(Fixtures.CopyModel(Fixtures.Path("lm"), Path.Combine(folder, "lm-renamed"), changeOneWeight: false), null);
+
+            // The planner refuses with one line; a stage host asked directly (a planner of its own) refuses too.
+            var refused = Assert.Throws<InvalidInputException>(() => ClusterPipelinePlanner.Plan(hosts, changed, InferenceTask.Logits, "auto", Precision.Fp32));
+            Assert.StartsWith($"node {hosts[0].Node} serves model {Model} (logits), not {changed} (logits): ", refused.Message, StringComparison.Ordinal);
+            Assert.DoesNotContain('\n', refused.Message);
+            var planned = ClusterPipelinePlanner.Plan(hosts, Model, InferenceTask.Logits, "auto", Precision.Fp32);
+            var other = planned.Placements.Select(p => (StagePlacement)(((HostedStage)p) with { Spec = ((HostedStage)p).Spec with { Model = changed } })).ToList();
+            var error = await Assert.ThrowsAsync<InvalidInputException>(() => PipelineRuntime.StartAsync(other, client));
+            Assert.Contains($"this node serves {Model} (logits), not {changed} (logits)", error.Message, StringComparison.Ordinal);
+
+            await using var pipeline = await ClusterPipeline.StartAsync(client, renamed, InferenceTask.Logits, "auto", Precision.Fp32, nodes: 3);
+            Assert.True(Fixtures.MaxAbsDiff((Tensor)(await pipeline.RunAsync(Input(), numChunks: 2)).Output, Fixtures.Expected("lm_logits")) <= 1e-4);
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task A_node_that_leaves_fails_the_pipeline_instead_of_hanging_it()
     {
         var client = _cluster!.Nodes[0];
-        var planned = ClusterPipelinePlanner.Plan(await ClusterPipelinePlanner.FindHostsAsync(client, 3, Timeout), Model, "auto", "fp32");
+        var planned = ClusterPipelinePlanner.Plan(await ClusterPipelinePlanner.FindHostsAsync(client, 3, Timeout), Model, InferenceTask.Logits, "auto", Precision.Fp32);
         await using var pipeline = await PipelineRuntime.StartAsync(planned.Placements, client);
         var last = _cluster.Nodes.Single(n => Akka.Cluster.Cluster.Get(n).SelfAddress == planned.Hosts[2].Node);
         Assert.NotSame(client, last);
@@ -139,7 +170,7 @@ public sealed class ClusterPipelineTests : TestKit, IAsyncLifetime
     {
         var client = _cluster!.Nodes[0];
         var log = new List<string>();
-        await using var pipeline = await ClusterPipeline.StartAsync(client, Model, "auto", "fp32", nodes: 3, log.Add);
+        await using var pipeline = await ClusterPipeline.StartAsync(client, Model, InferenceTask.Logits, "auto", Precision.Fp32, nodes: 3, log.Add);
         Assert.Equal(3, pipeline.Stages.Select(s => s.Path.Address).Distinct().Count());
         Assert.True(Fixtures.MaxAbsDiff((Tensor)(await pipeline.RunAsync(Input(), numChunks: 2)).Output, Fixtures.Expected("lm_logits")) <= 1e-4);
 
@@ -177,7 +208,7 @@ public sealed class ClusterPipelineTests : TestKit, IAsyncLifetime
     public async Task Two_pipelines_share_one_client_actor_system()
     {
         var client = _cluster!.Nodes[0];
-        var planned = ClusterPipelinePlanner.Plan(await ClusterPipelinePlanner.FindHostsAsync(client, 3, Timeout), Model, "auto", "fp32");
+        var planned = ClusterPipelinePlanner.Plan(await ClusterPipelinePlanner.FindHostsAsync(client, 3, Timeout), Model, InferenceTask.Logits, "auto", Precision.Fp32);
         await using var first = await PipelineRuntime.StartAsync(planned.Placements, client);
         await using var second = await PipelineRuntime.StartAsync(planned.Placements, client);
         var outputs = await Task.WhenAll(first.RunAsync(Input(), numChunks: 2), second.RunAsync(Input(), numChunks: 4));
@@ -189,12 +220,12 @@ public sealed class ClusterPipelineTests : TestKit, IAsyncLifetime
     {
         var client = _cluster!.Nodes[0];
         var hosts = await ClusterPipelinePlanner.FindHostsAsync(client, 3, Timeout);
-        var planned = ClusterPipelinePlanner.Plan(hosts, Model, "h.1", "fp32");
+        var planned = ClusterPipelinePlanner.Plan(hosts, Model, InferenceTask.Logits, "h.1", Precision.Fp32);
         Assert.Equal([hosts[0].Node, hosts[1].Node], planned.Hosts.Select(h => h.Node));
         await using var pipeline = await PipelineRuntime.StartAsync(planned.Placements, client);
         Assert.True(Fixtures.MaxAbsDiff((Tensor)(await pipeline.RunAsync(Input(), numChunks: 2)).Output, Fixtures.Expected("lm_logits")) <= 1e-4);
 
-        var error = Assert.Throws<InvalidInputException>(() => ClusterPipelinePlanner.Plan(hosts, Model, "h.0,h.1,ln_f+head", "fp32"));
+        var error = Assert.Throws<InvalidInputException>(() => ClusterPipelinePlanner.Plan(hosts, Model, InferenceTask.Logits, "h.0,h.1,ln_f+head", Precision.Fp32));
         Assert.Contains("make 4 stages, but the cluster's device nodes have 3 device(s)", error.Message, StringComparison.Ordinal);
     }
 }

@@ -58,7 +58,7 @@ public sealed class ClusterReplicaTests : TestKit, IAsyncLifetime
         // A job for another model finds no device serving it on any node: an input error, nothing run.
         var other = await Assert.ThrowsAsync<Models.InvalidInputException>(() =>
             new ReplicaClient(client, splitter).RunAsync(Gpt2Replica.Rows(ids, null), new JobOptions(MaxBatchSize: 1) { Model = ModelIdentity.Of("gpt2-tiny", 0) }));
-        Assert.StartsWith("no device serves model gpt2-tiny seed 0 (they serve lm #", other.Message, StringComparison.Ordinal);
+        Assert.StartsWith($"no device serves model {ModelIdentity.BuiltIn("gpt2-tiny", 0)} (they serve lm #", other.Message, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -68,14 +68,47 @@ public sealed class ClusterReplicaTests : TestKit, IAsyncLifetime
         var model = ModelIdentity.Of(Fixtures.Path("lm"), null);
 
         // A job for another task than the devices were loaded for is refused before it runs (the splitter it started goes).
-        var wrong = await Assert.ThrowsAsync<Models.InvalidInputException>(() => ClusterReplicaRoute.OpenAsync(client, model, InferenceTask.Classify, "fp32", null, nodes: 3));
+        var wrong = await Assert.ThrowsAsync<Models.InvalidInputException>(() => ClusterReplicaRoute.OpenAsync(client, new ReplicaSpec(model, InferenceTask.Classify, Precision.Fp32), nodes: 3));
         Assert.Contains("not task classify: start the nodes with --task classify", wrong.Message, StringComparison.Ordinal);
 
-        await using var route = await ClusterReplicaRoute.OpenAsync(client, model, InferenceTask.Logits, "fp32", null, nodes: 3);
+        await using var route = await ClusterReplicaRoute.OpenAsync(client, new ReplicaSpec(model, InferenceTask.Logits, Precision.Fp32), nodes: 3);
         Assert.Equal(0, route.ControlNodes);
         Assert.False(route.ResubmitOnLoss);
         Assert.Equal("3 node(s), 3 device(s)", route.Describe());
         var result = await route.CreateClient().RunAsync(Gpt2Replica.Rows(Fixtures.Expected("input_ids"), null), new JobOptions(MaxBatchSize: 1) { Model = model });
         Assert.True(Fixtures.MaxAbsDiff((Tensor)result.Results!, Fixtures.Expected("lm_logits")) <= 1e-4);
+    }
+
+    [Fact]
+    public async Task A_job_for_other_weights_of_the_same_name_and_layout_is_refused_and_one_for_a_renamed_copy_runs()
+    {
+        var client = _cluster!.Nodes[0];
+        var folder = Directory.CreateTempSubdirectory("di-identity-").FullName;
+        try
+        {
+            // The devices serve lm; "lm" elsewhere with one weight changed is another model, "lm-renamed" the same one.
+            var changed = ModelIdentity.Of(Fixtures.CopyModel(Fixtures.Path("lm"), Path.Combine(folder, "lm"), changeOneWeight: true), null);
+            var renamed = ModelIdentity.Of(Fixtures.CopyModel(Fixtures.Path("lm"), Path.Combine(folder, "lm-renamed"), changeOneWeight: false), null);
+            var served = ModelIdentity.Of(Fixtures.Path("lm"), null);
+
+            await using (var route = await ClusterReplicaRoute.OpenAsync(client, new ReplicaSpec(changed, InferenceTask.Logits, Precision.Fp32), nodes: 3))
+            {
+                Assert.Empty(route.Devices);
+                var refused = await Assert.ThrowsAsync<Models.InvalidInputException>(() =>
+                    route.CreateClient().RunAsync(Gpt2Replica.Rows(Fixtures.Expected("input_ids"), null), new JobOptions(MaxBatchSize: 1) { Model = changed }));
+                Assert.Equal(
+                    $"no device serves model {changed} (they serve {served} (logits, fp32)): run the job for a model they serve, or start devices with model {changed}",
+                    refused.Message);
+            }
+
+            await using var same = await ClusterReplicaRoute.OpenAsync(client, new ReplicaSpec(renamed, InferenceTask.Logits, Precision.Fp32), nodes: 3);
+            Assert.Equal(3, same.Devices.Count);
+            var result = await same.CreateClient().RunAsync(Gpt2Replica.Rows(Fixtures.Expected("input_ids"), null), new JobOptions(MaxBatchSize: 1) { Model = renamed });
+            Assert.True(Fixtures.MaxAbsDiff((Tensor)result.Results!, Fixtures.Expected("lm_logits")) <= 1e-4);
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
     }
 }

@@ -2,11 +2,11 @@ using Akka.Actor;
 using Akka.TestKit;
 using DistributedInference.Actors.Cluster.Devices;
 using DistributedInference.Actors.Cluster.Jobs;
+using DistributedInference.Actors.Cluster.Nodes;
 using DistributedInference.Actors.Cluster.Stages;
 using DistributedInference.Actors.Kernel.Settings;
 using DistributedInference.Actors.Replica;
 using DistributedInference.Models.Runtime;
-using DistributedInference.Models.Staging;
 using DistributedInference.Models.Tasks;
 
 namespace DistributedInference.Actors.Tests.Cluster;
@@ -23,7 +23,7 @@ public sealed class InProcessCluster : IAsyncDisposable
 
     /// <param name="control">Every node also has the control role and hosts job coordinators (<see cref="Regions"/>).</param>
     /// <param name="keepFinishedJobsFor">How long coordinators keep a finished job (default 1 min).</param>
-    public static async Task<InProcessCluster> StartAsync(int count, ReplicaModelFactory? model, (string Name, Func<IStagedModel> Load)? stages = null, bool control = false, TimeSpan? keepFinishedJobsFor = null)
+    public static async Task<InProcessCluster> StartAsync(int count, ReplicaModelFactory? model, ServedStages? stages = null, bool control = false, TimeSpan? keepFinishedJobsFor = null)
     {
         var nodes = Enumerable.Range(0, count).Select(_ =>
         {
@@ -34,9 +34,9 @@ public sealed class InProcessCluster : IAsyncDisposable
                 node.ActorOf(DeviceManager.Props([DeviceName.Cpu], model), DeviceManager.ActorName);
             }
 
-            if (stages is { } staged)
+            if (stages is not null)
             {
-                node.ActorOf(StageHost.Props([DeviceName.Cpu], staged.Name, staged.Load), StageHost.ActorName);
+                node.ActorOf(StageHost.Props([DeviceName.Cpu], stages.Model, stages.Task, stages.Load), StageHost.ActorName);
             }
 
             return node;

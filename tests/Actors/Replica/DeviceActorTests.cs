@@ -36,7 +36,8 @@ public sealed class DeviceActorTests : TestKit
 
         var status = await device.Ask<DeviceStatus>(GetDeviceStatus.Instance, TimeSpan.FromSeconds(5));
         Assert.Equal("cpu", status.Device);
-        Assert.Contains("logits", status.Model, StringComparison.Ordinal);
+        Assert.Equal(Models.Tasks.InferenceTask.Logits, status.Spec!.Task);
+        Assert.Contains("(logits, fp32) on cpu", status.Description, StringComparison.Ordinal);
         Assert.Equal(2, status.CompletedBatches);
         Assert.Equal(0, status.QueueLength);
         Assert.True(status.BusyTime > TimeSpan.Zero);

@@ -4,6 +4,8 @@ using DistributedInference.Actors.Kernel.Rows;
 using DistributedInference.Actors.Kernel.Settings;
 using DistributedInference.Actors.Replica;
 using DistributedInference.Actors.Replica.Simulation;
+using DistributedInference.Models.Runtime;
+using DistributedInference.Models.Tasks;
 using Xunit.Abstractions;
 
 namespace DistributedInference.Actors.Tests.Replica;
@@ -256,17 +258,19 @@ public sealed class ReplicaJobTests : TestKit
     }
 
     [Fact]
-    public async Task A_job_naming_its_model_runs_only_on_devices_serving_it_late_ones_included()
+    public async Task A_job_naming_its_model_runs_only_on_devices_serving_its_weights_late_ones_included()
     {
-        const string Served = "lm (logits, fp32) on cpu";
+        // The weights are the model: another name for the same weights serves the job, the same name for others does not.
+        var model = new ModelIdentity("lm", new string('a', 64));
+        static ReplicaSpec Serving(ModelIdentity model) => new(model, InferenceTask.Logits, Precision.Fp32);
         var latency = TimeSpan.FromMilliseconds(50);
-        var devices = Devices(3, i => new SimulatedDeviceOptions { BatchLatency = latency, Model = i == 1 ? "gpt2-tiny seed 0 (logits, fp32) on cpu" : Served });
+        var devices = Devices(3, i => new SimulatedDeviceOptions { BatchLatency = latency, Spec = Serving(i == 1 ? model with { WeightsDigest = new string('b', 64) } : model) });
         var splitter = Sys.ActorOf(ReplicaSplitter.Props(devices));
         var client = CreateTestProbe();
-        splitter.Tell(new SubmitJob("job", RowBatch.From(Enumerable.Range(0, 24).ToArray()), new JobOptions(false, 1) { Model = "lm" }, client.Ref));
+        splitter.Tell(new SubmitJob("job", RowBatch.From(Enumerable.Range(0, 24).ToArray()), new JobOptions(false, 1) { Model = model }, client.Ref));
         Assert.Equal(2, (await client.ExpectMsgAsync<JobAccepted>()).Devices);
-        splitter.Tell(new AddDevice(Sys.ActorOf(SimulatedDevice.Props("late-other", new SimulatedDeviceOptions { BatchLatency = latency, Model = "other (logits, fp32) on cpu" }), "late-other")));
-        splitter.Tell(new AddDevice(Sys.ActorOf(SimulatedDevice.Props("late-same", new SimulatedDeviceOptions { BatchLatency = latency, Model = Served }), "late-same")));
+        splitter.Tell(new AddDevice(Sys.ActorOf(SimulatedDevice.Props("late-other", new SimulatedDeviceOptions { BatchLatency = latency, Spec = Serving(ModelIdentity.BuiltIn("other", 0)) }), "late-other")));
+        splitter.Tell(new AddDevice(Sys.ActorOf(SimulatedDevice.Props("late-same", new SimulatedDeviceOptions { BatchLatency = latency, Spec = Serving(model with { Name = "lm-copy" }) }), "late-same")));
         var completed = (JobCompleted)await client.FishForMessageAsync(m => m is JobCompleted, TimeSpan.FromSeconds(10));
         Assert.Equal(Enumerable.Range(0, 24), ((object[])completed.Results!).Cast<int>());
         Assert.Equal(["late-same", "sim-0", "sim-2"], completed.Statistics.Devices.Where(d => d.Value.Batches > 0).Select(d => d.Key).Order());
@@ -275,13 +279,14 @@ public sealed class ReplicaJobTests : TestKit
     [Fact]
     public async Task A_job_for_a_model_no_device_serves_fails_as_an_input_error_naming_what_they_serve()
     {
-        var splitter = Sys.ActorOf(ReplicaSplitter.Props(Devices(2, _ => new SimulatedDeviceOptions { Model = "gpt2-tiny seed 3 (logits, fp32) on cpu" })));
+        var (served, asked) = (ModelIdentity.BuiltIn("gpt2-tiny", 3), ModelIdentity.BuiltIn("gpt2-tiny", 4));
+        var splitter = Sys.ActorOf(ReplicaSplitter.Props(Devices(2, _ => new SimulatedDeviceOptions { Spec = new ReplicaSpec(served, InferenceTask.Logits, Precision.Fp32) })));
         var client = CreateTestProbe();
-        splitter.Tell(new SubmitJob("job", RowBatch.From(new[] { 1, 2, 3 }), new JobOptions() { Model = "gpt2-tiny seed 4" }, client.Ref));
+        splitter.Tell(new SubmitJob("job", RowBatch.From(new[] { 1, 2, 3 }), new JobOptions() { Model = asked }, client.Ref));
         var failed = await client.ExpectMsgAsync<JobFailed>();
         Assert.True(failed.InputError);
         Assert.Equal(
-            "no device serves model gpt2-tiny seed 4 (they serve gpt2-tiny seed 3 (logits, fp32) on cpu): run the job for a model they serve, or start devices with model gpt2-tiny seed 4",
+            $"no device serves model {asked} (they serve {served} (logits, fp32)): run the job for a model they serve, or start devices with model {asked}",
             failed.Reason);
     }
 }

@@ -18,7 +18,7 @@ public sealed class ReplicaRuntimeTests
         await using var runtime = await ReplicaRuntime.StartAsync([DeviceName.Cpu, DeviceName.Cpu], factory);
         var statuses = await runtime.DeviceStatusAsync();
         Assert.Equal(2, statuses.Count);
-        Assert.All(statuses, s => Assert.Equal("linear on cpu", s.Model));
+        Assert.All(statuses, s => Assert.Equal("linear on cpu", s.Description));
 
         var result = await runtime.Client.RunAsync(ones(5, 3), new JobOptions(MaxBatchSize: 2));
         Assert.Equal(new long[] { 5, 2 }, ((Tensor)result.Results!).shape);

@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Akka.TestKit.Xunit2;
+using DistributedInference.Actors.Cluster.Nodes;
 using DistributedInference.Actors.Cluster.Planning;
 using DistributedInference.Actors.Kernel.Settings;
 using DistributedInference.Actors.Kernel.Transport;
@@ -100,7 +101,7 @@ public sealed class TensorOwnershipTests : TestKit
         await using var cluster = await InProcessCluster.StartAsync(
             2,
             ModuleReplica.Factory("mlp", Mlp),
-            ("gpt2-tiny fixture", () => Gpt2StagedModel.Load(Gpt2Source.Resolve(Fixtures.Path("lm")), InferenceTask.Logits)),
+            new ServedStages(ModelIdentity.Of(Fixtures.Path("lm"), null), InferenceTask.Logits, () => Gpt2StagedModel.Load(Gpt2Source.Resolve(Fixtures.Path("lm")), InferenceTask.Logits)),
             control: true);
         var (near, far) = (cluster.Nodes[0], cluster.Nodes[1]);
         var splitter = await EveryDevice(near, near);
@@ -108,7 +109,7 @@ public sealed class TensorOwnershipTests : TestKit
         var local = new ReplicaClient(near, splitter);
         var remote = new ReplicaClient(far, remoteSplitter);
         var hosts = await ClusterPipelinePlanner.FindHostsAsync(near, 2, TimeSpan.FromSeconds(30));
-        await using var pipeline = await PipelineRuntime.StartAsync(ClusterPipelinePlanner.Plan(hosts, "gpt2-tiny fixture", "auto", "fp32").Placements, near);
+        await using var pipeline = await PipelineRuntime.StartAsync(ClusterPipelinePlanner.Plan(hosts, ModelIdentity.Of(Fixtures.Path("lm"), null), InferenceTask.Logits, "auto", Precision.Fp32).Placements, near);
         Assert.Equal(2, pipeline.Stages.Select(s => s.Path.Address).Distinct().Count());
         using var input = arange(52, ScalarType.Float32).mul(0.1).view(13, 4);
         using var ids = Fixtures.Expected("input_ids");

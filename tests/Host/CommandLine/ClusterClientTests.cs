@@ -1,5 +1,6 @@
 using DistributedInference.Host.Cluster;
 using DistributedInference.Models.Loading;
+using DistributedInference.Models.Tasks;
 using Xunit.Abstractions;
 
 namespace DistributedInference.Host.Tests.CommandLine;
@@ -23,11 +24,11 @@ public sealed class ClusterClientTests : IDisposable
     private static Task<LocalCluster> Nodes(int count) => LocalCluster.StartAsync(
         count, _ => ["--devices", "cpu", "--model", DiRunner.TinyLanguageModel, "--task", "logits"], TextWriter.Null, CancellationToken.None);
 
-    private async Task<string> Infer(string seed, string mode)
+    private async Task<string> Infer(string seed, string mode, string? model = null)
     {
         var output = Path.Combine(_folder, $"{mode}-{Guid.NewGuid():N}.safetensors");
         var (exit, _, stderr) = await DiRunner.RunProcess(Timeout, "infer", "--join", seed, "--mode", mode, "--task", "logits",
-            "--model", DiRunner.TinyLanguageModel, "--input-ids", DiRunner.Expected, "--output", output, "--max-batch-size", "1");
+            "--model", model ?? DiRunner.TinyLanguageModel, "--input-ids", DiRunner.Expected, "--output", output, "--max-batch-size", "1");
         _log.WriteLine(stderr);
         Assert.True(exit == 0, stderr);
         Assert.True(DiRunner.MaxAbsDiff(SafeTensorsFile.Open(output).Read("logits"), DiRunner.ExpectedTensor("lm_logits")) <= 1e-4);
@@ -61,7 +62,7 @@ public sealed class ClusterClientTests : IDisposable
             "--model", "gpt2-tiny", "--input-ids", DiRunner.Expected);
         Assert.Equal(2, exit);
         Assert.Equal(string.Empty, stdout);
-        Assert.Contains("di: error: no device serves model gpt2-tiny seed 0 (they serve lm #", stderr, StringComparison.Ordinal);
+        Assert.Contains($"di: error: no device serves model {ModelIdentity.BuiltIn("gpt2-tiny", 0)} (they serve lm #", stderr, StringComparison.Ordinal);
         Assert.Single(stderr.TrimEnd().Split('\n'));
     }
 
@@ -74,7 +75,7 @@ public sealed class ClusterClientTests : IDisposable
             "--model", "gpt2-tiny", "--seed", "4", "--input-ids", DiRunner.Expected);
         Assert.Equal(2, exit);
         Assert.Equal(string.Empty, stdout);
-        Assert.Contains("no device serves model gpt2-tiny seed 4 (they serve gpt2-tiny seed 3 (logits, fp32) on cpu)", stderr, StringComparison.Ordinal);
+        Assert.Contains($"no device serves model {ModelIdentity.BuiltIn("gpt2-tiny", 4)} (they serve {ModelIdentity.BuiltIn("gpt2-tiny", 3)} (logits, fp32))", stderr, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -98,6 +99,36 @@ public sealed class ClusterClientTests : IDisposable
             "--prompts", "hello", "--max-new-tokens", "4");
         Assert.True(exit == 0, stderr);
         Assert.Contains("\"output_ids\":[", stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Other_weights_of_the_same_name_and_layout_are_refused_in_replica_and_pipeline_mode_and_a_renamed_copy_runs()
+    {
+        // The nodes serve lm; the client names "lm" elsewhere with one weight changed, then a renamed copy of lm.
+        var changed = DiRunner.CopyModel(DiRunner.TinyLanguageModel, Path.Combine(_folder, "other", "lm"), changeOneWeight: true);
+        var renamed = DiRunner.CopyModel(DiRunner.TinyLanguageModel, Path.Combine(_folder, "lm-renamed"), changeOneWeight: false);
+        var (served, asked) = (ModelIdentity.Of(DiRunner.TinyLanguageModel, null), ModelIdentity.Of(changed, null));
+        await using var nodes = await Nodes(1);
+
+        foreach (var (mode, start, end) in new[]
+                 {
+                     ("replica", $"di: error: no device serves model {asked} (they serve {served} (logits, fp32))", $": run the job for a model they serve, or start devices with model {asked}"),
+                     ("pipeline", "di: error: node akka", $" serves model {served} (logits), not {asked} (logits): run the job for the model the nodes serve, or start every node with the job's --model and --task"),
+                 })
+        {
+            var output = Path.Combine(_folder, $"{mode}.safetensors");
+            var (exit, stdout, stderr) = await DiRunner.RunProcess(Timeout, "infer", "--join", nodes.Seed, "--mode", mode, "--task", "logits",
+                "--model", changed, "--input-ids", DiRunner.Expected, "--output", output, "--quiet");
+            _log.WriteLine(stderr);
+            Assert.Equal(2, exit);
+            Assert.Equal(string.Empty, stdout);
+            var line = Assert.Single(stderr.TrimEnd().Split('\n'));
+            Assert.StartsWith(start, line, StringComparison.Ordinal);
+            Assert.EndsWith(end, line, StringComparison.Ordinal);
+            Assert.False(File.Exists(output));
+        }
+
+        Assert.Contains("1 node(s), 1 device(s)", await Infer(nodes.Seed, "replica", renamed), StringComparison.Ordinal);
     }
 
     [Fact]

@@ -103,6 +103,8 @@ public sealed class FailedRowsTests : IDisposable
     {
         public string Description => inner.Description;
 
+        public ReplicaSpec? Spec => inner.Spec;
+
         public object Run(object rows)
         {
             var ids = (Tensor)((IReadOnlyDictionary<string, object>)rows)[TokenRows.InputIds];

@@ -5,6 +5,7 @@ using DistributedInference.Models.Loading;
 using DistributedInference.Models.Partitioning;
 using DistributedInference.Models.Runtime;
 using DistributedInference.Models.Staging;
+using DistributedInference.Models.Tasks;
 using static TorchSharp.torch;
 
 namespace DistributedInference.Host.Tests.Inference;
@@ -33,8 +34,8 @@ public sealed class PipelineGenerateReplanTests : IDisposable
         });
         var output = Path.Combine(_folder, "out.safetensors");
         var options = new InferOptions(
-            Path.Combine(DiRunner.Fixtures, "llama3-tiny", "model"), "generate", prompts, null, null, output, "pipeline", "cpu,cpu,cpu",
-            ApplyPadding: false, DType: "fp32", MaxBatchSize: 1, MaxNewTokens: 10, Seed: 0, LibTorch: null, NumChunks: 1);
+            Path.Combine(DiRunner.Fixtures, "llama3-tiny", "model"), InferenceTask.Generate, prompts, null, null, output, Mode.Pipeline, "cpu,cpu,cpu",
+            ApplyPadding: false, DType: Precision.Fp32, MaxBatchSize: 1, MaxNewTokens: 10, Seed: 0, LibTorch: null, NumChunks: 1);
         var job = PreparedJob.From(options);
         var three = job.Source.LoadStaged(job.Task);
         using var ownedThree = three as IDisposable;

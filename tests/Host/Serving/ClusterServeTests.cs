@@ -4,6 +4,7 @@ using System.Text.Json.Nodes;
 using DistributedInference.Host.Cluster;
 using DistributedInference.Host.Serving;
 using DistributedInference.Models.Runtime;
+using DistributedInference.Models.Tasks;
 
 namespace DistributedInference.Host.Tests.Serving;
 
@@ -39,7 +40,7 @@ public sealed class ClusterServeTests
             local = await Complete(server.Address, prompt);
         }
 
-        var node = ClusterNode.Start(new NodeOptions("127.0.0.1", 0, [], ["device", "control"], "cpu", null, Model, "generate", "fp32", 16, 0, null, Serve: [NodeOptions.ServeRequests]));
+        var node = ClusterNode.Start(new NodeOptions("127.0.0.1", 0, [], ["device", "control"], "cpu", null, Model, InferenceTask.Generate, Precision.Fp32, 16, 0, null, Serve: [NodeOptions.ServeRequests]));
         try
         {
             await ClusterJoin.WhenUpAsync(node, [], null);

@@ -114,7 +114,7 @@ public sealed class ServeErrorTests
     public async Task No_device_serving_the_model_is_503_and_health_says_so()
     {
         LibTorch.Initialize();
-        var control = ClusterNode.Start(new NodeOptions("127.0.0.1", 0, [], ["control"], "cpu", null, Model("llama3-tiny"), "generate", "fp32", 16, 0, null));
+        var control = ClusterNode.Start(new NodeOptions("127.0.0.1", 0, [], ["control"], "cpu", null, Model("llama3-tiny"), InferenceTask.Generate, Precision.Fp32, 16, 0, null));
         try
         {
             await ClusterJoin.WhenUpAsync(control, [], null);
@@ -186,6 +186,8 @@ public sealed class ServeErrorTests
         private sealed class Gated(IReplicaModel inner, GatedReplicas gate) : IReplicaModel
         {
             public string Description => inner.Description;
+
+            public ReplicaSpec? Spec => inner.Spec;
 
             public object Run(object rows)
             {

@@ -9,8 +9,11 @@ using DistributedInference.Models.Tasks;
 
 namespace DistributedInference.Actors.Cluster.Nodes;
 
-/// <summary>A staged model a node serves to pipelines, under the name pipelines ask for.</summary>
-public sealed record ServedStages(string Name, Func<IStagedModel> Load);
+/// <summary>
+/// A staged model a node serves to pipelines: the model (its weights) and the task it is staged for, which a pipeline
+/// must ask for, and how to load it.
+/// </summary>
+public sealed record ServedStages(ModelIdentity Model, InferenceTask Task, Func<IStagedModel> Load);
 
 /// <summary>
 /// The actors of one cluster node, by its roles: with <see cref="DeviceManager.Role"/>, device actors holding
@@ -34,7 +37,7 @@ public static class ClusterNodeActors
 
         if (roles.Contains(DeviceManager.Role) && stages is not null)
         {
-            system.ActorOf(StageHost.Props(devices, stages.Name, stages.Load), StageHost.ActorName);
+            system.ActorOf(StageHost.Props(devices, stages.Model, stages.Task, stages.Load), StageHost.ActorName);
         }
 
         var jobs = roles.Contains(JobSharding.ControlRole)

@@ -2,6 +2,8 @@ using Akka.Actor;
 using DistributedInference.Actors.Kernel.Requests;
 using DistributedInference.Actors.Pipeline;
 using DistributedInference.Actors.Replica;
+using DistributedInference.Models.Runtime;
+using DistributedInference.Models.Tasks;
 
 namespace DistributedInference.Actors.Cluster.Planning;
 
@@ -56,13 +58,16 @@ public sealed class ClusterPipeline : IPipeline
 
     /// <param name="nodes">Device nodes to wait for before the first plan; null: those Up now.</param>
     /// <param name="log">Told the plan, and why and how it changes.</param>
-    public static async Task<ClusterPipeline> StartAsync(ActorSystem system, string model, string splitPoints, string dtype, int? nodes, Action<string>? log = null, CancellationToken cancellation = default)
+    /// <param name="model">The model the job is for: the stage hosts must serve these weights (else one-line <see cref="InvalidInputException"/>).</param>
+    /// <param name="task">The task the job runs: the stage hosts must have staged their model for it.</param>
+    public static async Task<ClusterPipeline> StartAsync(
+        ActorSystem system, ModelIdentity model, InferenceTask task, string splitPoints, Precision dtype, int? nodes, Action<string>? log = null, CancellationToken cancellation = default)
     {
         log ??= _ => { };
-        var first = await Build(system, model, splitPoints, dtype, nodes, cancellation);
+        var first = await Build(system, model, task, splitPoints, dtype, nodes, cancellation);
         log(first.Description);
         var failover = system.ActorOf(
-            PipelineFailover.Props(first, token => Build(system, model, splitPoints, dtype, nodes: null, token), log),
+            PipelineFailover.Props(first, token => Build(system, model, task, splitPoints, dtype, nodes: null, token), log),
             PipelineFailover.UniqueName());
         return new ClusterPipeline(system, failover, new PipelineLease(Guid.Empty, 0, first));
     }
@@ -141,10 +146,10 @@ public sealed class ClusterPipeline : IPipeline
         $"pipeline plan over {plan.Hosts.Select(h => h.Node).Distinct().Count()} node(s) ({splitPoints}):{Environment.NewLine}{plan.Describe()}";
 
     private static async Task<PlannedPipeline> Build(
-        ActorSystem system, string model, string splitPoints, string dtype, int? nodes, CancellationToken cancellation)
+        ActorSystem system, ModelIdentity model, InferenceTask task, string splitPoints, Precision dtype, int? nodes, CancellationToken cancellation)
     {
         var hosts = await ClusterPipelinePlanner.FindHostsAsync(system, nodes, FindTimeout, cancellation);
-        var plan = ClusterPipelinePlanner.Plan(hosts, model, splitPoints, dtype);
+        var plan = ClusterPipelinePlanner.Plan(hosts, model, task, splitPoints, dtype);
         return new PlannedPipeline(await PipelineRuntime.StartAsync(plan.Placements, system, cancellation: cancellation), plan, Describe(plan, splitPoints));
     }
 

@@ -9,6 +9,7 @@ using DistributedInference.Actors.Replica;
 using DistributedInference.Models;
 using DistributedInference.Models.Partitioning;
 using DistributedInference.Models.Runtime;
+using DistributedInference.Models.Tasks;
 
 namespace DistributedInference.Actors.Cluster.Planning;
 
@@ -103,9 +104,9 @@ public static class ClusterPipelinePlanner
     /// <c>compute</c> use every device; named split points use as many devices as they make stages, the first ones.
     /// </summary>
     // Refused before any stage loads: the weights a node's stages would hold on a device it reports too little free memory for.
-    private static void CheckFreeMemory(ClusterPipelinePlan planned, IReadOnlyList<Models.Staging.StagedLayerInfo> layers, string dtype)
+    private static void CheckFreeMemory(ClusterPipelinePlan planned, IReadOnlyList<Models.Staging.StagedLayerInfo> layers, Precision dtype)
     {
-        using var probe = TorchSharp.torch.empty([0], Precision.Parse(dtype));
+        using var probe = TorchSharp.torch.empty([0], dtype.ToScalarType());
         var size = probe.ElementSize;
         var groups = planned.Plan.Stages.GroupBy(stage => (planned.Hosts[stage.Stage].Node, Device: stage.Device.ToString()));
         foreach (var group in groups)
@@ -120,21 +121,25 @@ public static class ClusterPipelinePlanner
         }
     }
 
-    public static ClusterPipelinePlan Plan(IReadOnlyList<StageHostOnNode> hosts, string model, string splitPoints, string dtype)
+    /// <param name="model">The model the job is for: every host must serve these weights.</param>
+    /// <param name="task">The task the job runs: every host must have staged its model for it.</param>
+    /// <exception cref="InvalidInputException">No host, a host serving other weights or another task, a plan that does not fit.</exception>
+    public static ClusterPipelinePlan Plan(IReadOnlyList<StageHostOnNode> hosts, ModelIdentity model, InferenceTask task, string splitPoints, Precision dtype)
     {
         if (hosts.Count == 0)
         {
             throw new InvalidInputException("no node with the device role hosts pipeline stages");
         }
 
-        var other = hosts.FirstOrDefault(h => h.Info.Model != model);
+        var other = hosts.FirstOrDefault(h => !h.Info.Model.Equals(model) || h.Info.Task != task);
         if (other is not null)
         {
-            throw new InvalidInputException($"node {other.Node} serves {other.Info.Model}, not {model}: start every node with the same --model");
+            throw new InvalidInputException(
+                $"node {other.Node} serves model {other.Info.Model} ({other.Info.Task.Name()}), not {model} ({task.Name()}): run the job for the model the nodes serve, or start every node with the job's --model and --task");
         }
 
         // Planned at the sizes the stages will load: the run's dtype, whatever the hosts' views were described in.
-        var layers = Models.Staging.StagedLayerInfo.InDtype(hosts[0].Info.Layers, Precision.Parse(dtype));
+        var layers = Models.Staging.StagedLayerInfo.InDtype(hosts[0].Info.Layers, dtype.ToScalarType());
         var slots = hosts.SelectMany(host => host.Info.Devices.Select(device => (Host: host, Device: device))).ToList();
         if (Partitioner.NamedStageCount(splitPoints) is { } stages)
         {
@@ -149,7 +154,7 @@ public static class ClusterPipelinePlanner
         var plan = Partitioner.Plan(layers, slots.Select(s => DeviceName.Parse(s.Device)).ToList(), splitPoints);
         var placements = plan.Stages.Select(stage => (StagePlacement)new HostedStage(
             slots[stage.Stage].Host.Host,
-            new StageSpec(stage.Stage, stage.FirstLayer, stage.LayerCount, slots[stage.Stage].Device, dtype, stage.Stage == plan.Stages.Count - 1, model))).ToList();
+            new StageSpec(stage.Stage, stage.FirstLayer, stage.LayerCount, slots[stage.Stage].Device, dtype, stage.Stage == plan.Stages.Count - 1, model, task))).ToList();
         var planned = new ClusterPipelinePlan(plan, plan.Stages.Select(stage => slots[stage.Stage].Host).ToList(), placements);
         CheckFreeMemory(planned, layers, dtype);
         return planned;

@@ -5,7 +5,6 @@ using DistributedInference.Actors.Cluster.Jobs;
 using DistributedInference.Actors.Kernel.Requests;
 using DistributedInference.Actors.Replica;
 using DistributedInference.Models;
-using DistributedInference.Models.Generation;
 using DistributedInference.Models.Tasks;
 
 namespace DistributedInference.Actors.Cluster.Planning;
@@ -70,14 +69,12 @@ public sealed class ClusterReplicaRoute : IAsyncDisposable
     /// <summary>
     /// Opens the route of one replica job from <paramref name="system"/> (a cluster member) and waits for the devices.
     /// </summary>
-    /// <param name="model">The model's identity (<see cref="ModelIdentity.Of"/>).</param>
-    /// <param name="dtype">The job's dtype name (<c>fp32</c>...).</param>
-    /// <param name="generation">The job's generation options (generate task), or null.</param>
+    /// <param name="job">What the job needs the devices to serve: the model (its weights), task, precision and, for
+    /// generate, the decoding options (null: a serving replica's, which takes them with each request).</param>
     /// <param name="nodes">Device nodes to wait for; null: those that are Up now.</param>
     /// <exception cref="InvalidInputException">The devices serve the model for another task, dtype or generation options.</exception>
     /// <exception cref="JobFailedException">The device nodes did not register their devices within <see cref="RegisterTimeout"/>.</exception>
-    public static async Task<ClusterReplicaRoute> OpenAsync(
-        ActorSystem system, string model, InferenceTask task, string dtype, GenerationOptions? generation, int? nodes, CancellationToken cancellation = default)
+    public static async Task<ClusterReplicaRoute> OpenAsync(ActorSystem system, ReplicaSpec job, int? nodes, CancellationToken cancellation = default)
     {
         var control = Akka.Cluster.Cluster.Get(system).State.Members.Where(m => m.Status == MemberStatus.Up && m.HasRole(JobSharding.ControlRole)).Select(m => m.Address).ToList();
         ClusterReplicaRoute route;
@@ -98,7 +95,7 @@ public sealed class ClusterReplicaRoute : IAsyncDisposable
 
         try
         {
-            route.Devices = await ServingDevices(await WaitForDevices(system, splitters, nodes, cancellation), model, task, dtype, generation, cancellation);
+            route.Devices = await ServingDevices(await WaitForDevices(system, splitters, nodes, cancellation), job, cancellation);
             return route;
         }
         catch
@@ -120,27 +117,23 @@ public sealed class ClusterReplicaRoute : IAsyncDisposable
     }
 
     // The devices serving the job's model (the job itself runs only on those, and fails naming what the devices serve
-    // when there are none: ModelIdentity.Serves is the one rule). They were loaded for a task when their node started;
-    // a job for another would get wrong results.
-    private static async Task<IReadOnlyList<IActorRef>> ServingDevices(
-        IReadOnlyList<IActorRef> devices, string model, InferenceTask task, string dtype, GenerationOptions? generation, CancellationToken cancellation)
+    // when there are none: the weights are the one rule, ReplicaJob's). They were loaded for a task, precision and
+    // decoding options when their node started; a job asking for others would silently get the nodes' settings.
+    private static async Task<IReadOnlyList<IActorRef>> ServingDevices(IReadOnlyList<IActorRef> devices, ReplicaSpec job, CancellationToken cancellation)
     {
         var statuses = await Task.WhenAll(devices.Select(d => d.Ask<DeviceStatus>(GetDeviceStatus.Instance, TimeSpan.FromSeconds(30), cancellation)));
-        var serving = devices.Zip(statuses).Where(pair => ModelIdentity.Serves(pair.Second.Model, model)).ToList();
-        var other = serving.Select(pair => pair.Second).FirstOrDefault(s => !s.Model.Contains($"({task.Name()}, ", StringComparison.Ordinal));
+        var serving = devices.Zip(statuses).Where(pair => job.Model.Equals(pair.Second.Spec?.Model)).ToList();
+        var other = serving.Select(pair => pair.Second).FirstOrDefault(s => s.Spec!.Task != job.Task);
         if (other is not null)
         {
-            throw new InvalidInputException($"the cluster's devices serve {other.Model}, not task {task.Name()}: start the nodes with --task {task.Name()}");
+            throw new InvalidInputException($"the cluster's devices serve {other.Description}, not task {job.Task.Name()}: start the nodes with --task {job.Task.Name()}");
         }
 
-        // Devices compute in the dtype and generate with the options they were loaded with: a job asking for others would
-        // silently get the nodes' settings.
-        var settings = $"({ModelIdentity.Settings(task, dtype, generation)})";
-        var unlike = serving.Select(pair => pair.Second).FirstOrDefault(s => !s.Model.Contains(settings, StringComparison.Ordinal));
+        var unlike = serving.Select(pair => pair.Second).FirstOrDefault(s => !job.Equals(s.Spec));
         if (unlike is not null)
         {
             throw new InvalidInputException(
-                $"the cluster's devices serve {unlike.Model}, but the job asks for {settings}: give the job the nodes' --dtype and generation options, or start the nodes with the job's");
+                $"the cluster's devices serve {unlike.Description}, but the job asks for ({job.Settings}): give the job the nodes' --dtype and generation options, or start the nodes with the job's");
         }
 
         return serving.Select(pair => pair.First).ToList();

@@ -6,6 +6,7 @@ using DistributedInference.Actors.Pipeline;
 using DistributedInference.Models;
 using DistributedInference.Models.Runtime;
 using DistributedInference.Models.Staging;
+using DistributedInference.Models.Tasks;
 
 namespace DistributedInference.Actors.Cluster.Stages;
 
@@ -21,7 +22,8 @@ public sealed class StageHost : MembersOnlyActor, IWithStash
     public const string ActorName = "stages";
 
     private readonly IReadOnlyList<DeviceName> _devices;
-    private readonly string _model;
+    private readonly ModelIdentity _model;
+    private readonly InferenceTask _task;
     private readonly Func<IStagedModel> _load;
     private readonly Dictionary<IActorRef, List<IActorRef>> _stagesByCoordinator = new();
     private readonly ILoggingAdapter _log = Context.GetLogger();
@@ -29,12 +31,14 @@ public sealed class StageHost : MembersOnlyActor, IWithStash
     private int _created;
 
     /// <param name="devices">This node's devices.</param>
-    /// <param name="model">The name of the model served: coordinators must ask for this one.</param>
+    /// <param name="model">The model served (its weights): coordinators must ask for this one.</param>
+    /// <param name="task">The task it is staged for: coordinators must ask for this one too.</param>
     /// <param name="load">Loads the staged model (on the CPU; stages copy their layers to their device).</param>
-    public StageHost(IReadOnlyList<DeviceName> devices, string model, Func<IStagedModel> load)
+    public StageHost(IReadOnlyList<DeviceName> devices, ModelIdentity model, InferenceTask task, Func<IStagedModel> load)
     {
         _devices = devices;
         _model = model;
+        _task = task;
         _load = load;
         Become(Loading);
     }
@@ -43,8 +47,8 @@ public sealed class StageHost : MembersOnlyActor, IWithStash
 
     protected override SupervisorStrategy SupervisorStrategy() => Kernel.Supervision.Supervision.StopOnFailure();
 
-    public static Props Props(IReadOnlyList<DeviceName> devices, string model, Func<IStagedModel> load) =>
-        Akka.Actor.Props.Create(() => new StageHost(devices, model, load));
+    public static Props Props(IReadOnlyList<DeviceName> devices, ModelIdentity model, InferenceTask task, Func<IStagedModel> load) =>
+        Akka.Actor.Props.Create(() => new StageHost(devices, model, task, load));
 
     protected override void PreStart()
     {
@@ -82,7 +86,7 @@ public sealed class StageHost : MembersOnlyActor, IWithStash
 
     private void Serving()
     {
-        Receive<GetStageHostInfo>(_ => Sender.Tell(new StageHostInfo(_devices.Select(d => d.ToString()).ToList(), _model, _staged!.Layers, _devices.Select(DeviceMemory.FreeBytes).ToList())));
+        Receive<GetStageHostInfo>(_ => Sender.Tell(new StageHostInfo(_devices.Select(d => d.ToString()).ToList(), _model, _task, _staged!.Layers, _devices.Select(DeviceMemory.FreeBytes).ToList())));
         Receive<HostStage>(HandleHostStage);
         Receive<Terminated>(HandleTerminated);
     }
@@ -106,7 +110,7 @@ public sealed class StageHost : MembersOnlyActor, IWithStash
         var staged = _staged!;
         var stage = Context.ActorOf(
             PipelineStage.Props(spec.Stage, () => ModelStageWork.Load(
-                () => staged.CreateStage(spec.FirstLayer, spec.LayerCount, DeviceName.Parse(spec.Device).ToTorch(), Precision.Parse(spec.DType)), spec.Last), host.Coordinator),
+                () => staged.CreateStage(spec.FirstLayer, spec.LayerCount, DeviceName.Parse(spec.Device).ToTorch(), spec.DType.ToScalarType()), spec.Last), host.Coordinator),
             $"{PipelineStage.Name(spec.Stage)}-{++_created}");
         Context.Watch(stage);
         if (!_stagesByCoordinator.TryGetValue(host.Coordinator, out var stages))
@@ -121,9 +125,9 @@ public sealed class StageHost : MembersOnlyActor, IWithStash
 
     private string? Check(StageSpec spec)
     {
-        if (spec.Model != _model)
+        if (!spec.Model.Equals(_model) || spec.Task != _task)
         {
-            return $"this node serves {_model}, not {spec.Model}";
+            return $"this node serves {_model} ({_task.Name()}), not {spec.Model} ({spec.Task.Name()})";
         }
 
         if (!_devices.Any(d => d.ToString() == spec.Device))

@@ -27,7 +27,7 @@ public sealed class SimulatedDevice : MembersOnlyActor
         Receive<RunBatch>(HandleRunBatch);
         Receive<Finished>(_ => HandleFinished());
         Receive<DropJob>(HandleDropJob);
-        Receive<GetDeviceStatus>(_ => Sender.Tell(new DeviceStatus(_name, _options.Model, _queue.Count, _busy, _spans.Count)));
+        Receive<GetDeviceStatus>(_ => Sender.Tell(new DeviceStatus(_name, _options.Spec, _options.Spec?.On(_name) ?? "simulated", _queue.Count, _busy, _spans.Count)));
         Receive<GetBatchSpans>(_ => Sender.Tell(_spans.ToList()));
     }
 

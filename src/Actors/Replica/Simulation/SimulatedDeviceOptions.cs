@@ -3,8 +3,11 @@ namespace DistributedInference.Actors.Replica.Simulation;
 /// <summary>How a simulated device behaves: how long a batch takes, what it computes, how it fails.</summary>
 public sealed record SimulatedDeviceOptions
 {
-    /// <summary>What the device says it serves (<see cref="Replica.DeviceStatus.Model"/>).</summary>
-    public string Model { get; init; } = "simulated";
+    /// <summary>
+    /// What the device says it serves (<see cref="Replica.DeviceStatus.Spec"/>, described as <c>spec on name</c>); null: no
+    /// named model (described as <c>simulated</c>).
+    /// </summary>
+    public Models.Tasks.ReplicaSpec? Spec { get; init; }
 
     /// <summary>Time per batch, whatever its size.</summary>
     public TimeSpan BatchLatency { get; init; } = TimeSpan.FromMilliseconds(10);

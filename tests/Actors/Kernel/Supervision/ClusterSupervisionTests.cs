@@ -70,9 +70,9 @@ public sealed class ClusterSupervisionTests : TestKit
     [Fact]
     public async Task A_stage_host_stops_a_stage_that_fails_and_keeps_hosting_others()
     {
-        var host = Sys.ActorOf(StageHost.Props([DeviceName.Cpu], "lm", () => Gpt2StagedModel.Load(Gpt2Source.Resolve(Fixtures.Path("lm")), InferenceTask.Logits)));
+        var host = Sys.ActorOf(StageHost.Props([DeviceName.Cpu], ModelIdentity.Of(Fixtures.Path("lm"), null), InferenceTask.Logits, () => Gpt2StagedModel.Load(Gpt2Source.Resolve(Fixtures.Path("lm")), InferenceTask.Logits)));
         var info = await host.Ask<StageHostInfo>(GetStageHostInfo.Instance, Wait);
-        var spec = new StageSpec(0, 0, info.Layers.Count, "cpu", "fp32", Last: true, "lm");
+        var spec = new StageSpec(0, 0, info.Layers.Count, "cpu", Precision.Fp32, Last: true, info.Model, info.Task);
 
         var coordinator = CreateTestProbe();
         host.Tell(new HostStage(spec, coordinator));
@@ -90,7 +90,7 @@ public sealed class ClusterSupervisionTests : TestKit
     [Fact]
     public void A_stage_host_declares_stop_for_any_error_of_a_stage_where_akka_would_restart()
     {
-        var host = ActorOfAsTestActorRef<StageHost>(StageHost.Props([DeviceName.Cpu], "lm", () => throw new InvalidOperationException("not loaded in this test")));
+        var host = ActorOfAsTestActorRef<StageHost>(StageHost.Props([DeviceName.Cpu], ModelIdentity.BuiltIn("lm", 0), InferenceTask.Logits, () => throw new InvalidOperationException("not loaded in this test")));
         var strategy = (SupervisorStrategy)typeof(StageHost).GetMethod("SupervisorStrategy", BindingFlags.Instance | BindingFlags.NonPublic)!.Invoke(host.UnderlyingActor, null)!;
 
         Assert.Equal(Directive.Stop, strategy.Decider.Decide(new InvalidOperationException("a stage's handler threw")));

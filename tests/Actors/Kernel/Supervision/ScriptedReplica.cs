@@ -16,6 +16,8 @@ internal sealed class ScriptedReplica : IReplicaModel
 
     public string Description => "scripted";
 
+    public ReplicaSpec? Spec => null;
+
     public object Run(object rows)
     {
         var call = Interlocked.Increment(ref _factory.Calls);

@@ -6,7 +6,10 @@ using DistributedInference.Actors.Kernel.Settings;
 using DistributedInference.Actors.Kernel.Wire;
 using DistributedInference.Actors.Pipeline;
 using DistributedInference.Actors.Replica;
+using DistributedInference.Models.Generation;
+using DistributedInference.Models.Runtime;
 using DistributedInference.Models.Staging;
+using DistributedInference.Models.Tasks;
 using static TorchSharp.torch;
 
 namespace DistributedInference.Actors.Tests.Kernel.Wire;
@@ -46,7 +49,11 @@ public sealed class DistributedInferenceSerializerTests : TestKit
         yield return [new BatchFailed("job", 3, "cuda:1: out of memory", true)];
         yield return [new DropJob("job")];
         yield return [GetDeviceStatus.Instance];
-        yield return [new DeviceStatus("cuda:0", "gpt2 (logits, bf16) on cuda:0", 2, TimeSpan.FromSeconds(3), 17)];
+        var logits = new ReplicaSpec(ModelIdentity.BuiltIn("gpt2", 0), InferenceTask.Logits, Precision.Bf16);
+        yield return [new DeviceStatus("cuda:0", logits, logits.On("cuda:0"), 2, TimeSpan.FromSeconds(3), 17)];
+        var sampled = new ReplicaSpec(new ModelIdentity("lm", new string('c', 64)), InferenceTask.Generate, Precision.Fp16, new GenerationOptions(7, DoSample: true, Temperature: 0.7, TopK: 5, TopP: 0.9, Seed: 3));
+        yield return [new DeviceStatus("cpu", sampled, sampled.On("cpu"), 0, TimeSpan.Zero, 0)];
+        yield return [new DeviceStatus("cpu", null, "loading", 0, TimeSpan.Zero, 0)];
         yield return [new DeviceReady("cpu", "mlp on cpu")];
         yield return [new DeviceLoadFailed("cuda:3", "no such device", true)];
         yield return [new CancelJob("job")];
@@ -101,9 +108,10 @@ public sealed class DistributedInferenceSerializerTests : TestKit
     public void Messages_with_actor_references_resolve_them_again()
     {
         var probe = CreateTestProbe();
-        var submit = (SubmitJob)RoundTrip(new SubmitJob("job", new[] { "a", "b" }, new JobOptions(true, 3) { MaxAttempts = 5, BatchTimeout = TimeSpan.FromSeconds(7), Model = "gpt2-tiny seed 4" }, probe.Ref, false));
+        var submit = (SubmitJob)RoundTrip(new SubmitJob("job", new[] { "a", "b" }, new JobOptions(true, 3) { MaxAttempts = 5, BatchTimeout = TimeSpan.FromSeconds(7), Model = ModelIdentity.BuiltIn("gpt2-tiny", 4) }, probe.Ref, false));
         Assert.Equal(probe.Ref, submit.ReplyTo);
-        Assert.Equal(new JobOptions(true, 3) { MaxAttempts = 5, BatchTimeout = TimeSpan.FromSeconds(7), Model = "gpt2-tiny seed 4" }, submit.Options);
+        Assert.Equal(new JobOptions(true, 3) { MaxAttempts = 5, BatchTimeout = TimeSpan.FromSeconds(7), Model = ModelIdentity.BuiltIn("gpt2-tiny", 4) }, submit.Options);
+        Assert.Equal("gpt2-tiny seed 4", submit.Options.Model!.Name);
         Assert.False(submit.StreamResults);
         var run = (RunPipeline)RoundTrip(new RunPipeline("job", RowBatch.From(Rows()), 4, true, probe.Ref));
         Assert.Equal(probe.Ref, run.ReplyTo);
@@ -124,7 +132,7 @@ public sealed class DistributedInferenceSerializerTests : TestKit
         Assert.False(submitted.InputOnRequest);
         Assert.Equal(new FetchJobInput("job", probe.Ref), RoundTrip(new FetchJobInput("job", probe.Ref)));
         Assert.Equal(["a"], ((RunBatch)RoundTrip(new RunBatch("job", 2, new[] { "a" }))).Rows.As<object?[]>());
-        var spec = new Actors.Cluster.Stages.StageSpec(1, 2, 3, "cuda:1", "bf16", true, "tests/fixtures/gpt2-tiny");
+        var spec = new Actors.Cluster.Stages.StageSpec(1, 2, 3, "cuda:1", Precision.Bf16, true, new ModelIdentity("gpt2-tiny", new string('d', 64)), InferenceTask.Classify);
         Assert.Equal(new Actors.Cluster.Stages.HostStage(spec, probe.Ref), RoundTrip(new Actors.Cluster.Stages.HostStage(spec, probe.Ref)));
     }
 
@@ -140,17 +148,17 @@ public sealed class DistributedInferenceSerializerTests : TestKit
     [Fact]
     public void A_stage_host_describes_its_devices_and_every_layer_of_its_model()
     {
-        var info = new Actors.Cluster.Stages.StageHostInfo(["cpu", "cuda:1"], "gpt2", [new StagedLayerInfo("wte+wpe", 10, 40, 0), new StagedLayerInfo("h.0", 20, 80, 123)]);
+        var info = new Actors.Cluster.Stages.StageHostInfo(["cpu", "cuda:1"], ModelIdentity.BuiltIn("gpt2", 0), InferenceTask.Generate, [new StagedLayerInfo("wte+wpe", 10, 40, 0), new StagedLayerInfo("h.0", 20, 80, 123)]);
         var back = (Actors.Cluster.Stages.StageHostInfo)RoundTrip(info);
         Assert.Equal(info.Devices, back.Devices);
-        Assert.Equal(info.Model, back.Model);
+        Assert.Equal((info.Model.Name, info.Model.WeightsDigest, info.Task), (back.Model.Name, back.Model.WeightsDigest, back.Task));
         Assert.Equal(info.Layers, back.Layers);
     }
 
     [Fact]
     public void A_stage_host_says_how_much_memory_each_device_has_free()
     {
-        var info = new Actors.Cluster.Stages.StageHostInfo(["cpu", "cuda:1"], "gpt2", [new StagedLayerInfo("h.0", 20, 80, 123)], [12L << 30, -1]);
+        var info = new Actors.Cluster.Stages.StageHostInfo(["cpu", "cuda:1"], ModelIdentity.BuiltIn("gpt2", 0), InferenceTask.Logits, [new StagedLayerInfo("h.0", 20, 80, 123)], [12L << 30, -1]);
         var back = (Actors.Cluster.Stages.StageHostInfo)RoundTrip(info);
         Assert.Equal(info.FreeBytes, back.FreeBytes);
         Assert.Null(((Actors.Cluster.Stages.StageHostInfo)RoundTrip(info with { FreeBytes = null })).FreeBytes);
