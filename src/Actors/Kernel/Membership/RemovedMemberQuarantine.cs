@@ -1,3 +1,5 @@
+using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
 using Akka.Actor;
 using Akka.Cluster;
 using Akka.Event;
@@ -19,6 +21,10 @@ public sealed class RemovedMemberQuarantine : ReceiveActor, IWithTimers
 {
     public const string ActorName = "removed-member-quarantine";
 
+    // Remembered for a minute each (Akka.Remote logs the quarantine at once): a node serves clients without end.
+    private static readonly TimeSpan Remembered = TimeSpan.FromMinutes(1);
+    private static readonly ConditionalWeakTable<ActorSystem, ConcurrentDictionary<Address, DateTime>> Quarantined = new();
+
     private readonly TimeSpan _after;
 
     public RemovedMemberQuarantine(TimeSpan after)
@@ -28,11 +34,25 @@ public sealed class RemovedMemberQuarantine : ReceiveActor, IWithTimers
         Receive<QuarantineNow>(now =>
         {
             Context.GetLogger().Debug("quarantining {0} (uid {1}): removed from the cluster {2} ago", now.Member.Address, now.Member.Uid, _after);
+            var quarantined = Quarantined.GetValue(Context.System, _ => new ConcurrentDictionary<Address, DateTime>());
+            foreach (var old in quarantined.Where(entry => DateTime.UtcNow - entry.Value > Remembered))
+            {
+                quarantined.TryRemove(old.Key, out _);
+            }
+
+            quarantined[now.Member.Address] = DateTime.UtcNow;
             ((IRemoteActorRefProvider)((ExtendedActorSystem)Context.System).Provider).Quarantine(now.Member.Address, now.Member.Uid);
         });
     }
 
     public ITimerScheduler Timers { get; set; } = null!;
+
+    /// <summary>
+    /// Whether <paramref name="system"/> quarantined <paramref name="address"/> itself after its removal (Akka.Remote then
+    /// logs the quarantine as a warning; it is this node's own housekeeping).
+    /// </summary>
+    public static bool QuarantinedAfterRemoval(ActorSystem system, Address address) =>
+        Quarantined.TryGetValue(system, out var addresses) && addresses.ContainsKey(address);
 
     /// <summary>Starts the quarantine of removed members on <paramref name="system"/> (a cluster process), once.</summary>
     /// <param name="after">How long after a removal; null: <c>distributed-inference.quarantine-removed-members-after</c>.</param>

@@ -10,13 +10,17 @@ namespace DistributedInference.Actors.Kernel.Settings;
 /// the text. They are information, and lowered to <see cref="LogLevel.InfoLevel"/>: an event caused by a connection
 /// its other end closed (Akka.Remote's <c>EndpointDisassociatedException</c>); an event that names only nodes that are
 /// not (or no longer) active members, while this node is one; a remoting event (a refused connection, a gated
-/// address, every few seconds) about nodes the cluster already reports as unreachable, which it says once itself.
-/// Every line is cut to its first line: no stack traces in the log.
+/// address, every few seconds) about nodes the cluster already reports as unreachable, which it says once itself; the
+/// quarantine of a removed member this node made itself (<see cref="Membership.RemovedMemberQuarantine"/>), even while
+/// it leaves. Every line is cut to its first line: no stack traces in the log.
 /// </summary>
 public static partial class ClusterLogNoise
 {
     // Akka.Remote's (internal) exception for a connection its other end closed.
     private const string ClosedByPeer = "EndpointDisassociatedException";
+
+    // Akka.Remote's QuarantinedEvent, as it is logged.
+    private const string Quarantined = "UID is now quarantined";
 
     /// <summary>What this node knows of another node.</summary>
     public enum Peer
@@ -38,7 +42,8 @@ public static partial class ClusterLogNoise
     /// What this node knows of an address; null when it is not an active member itself (still joining, or without a
     /// cluster): then only closed connections are lowered.
     /// </param>
-    public static (LogLevel Level, string Text) Classify(LogEvent logEvent, Address? self, Func<Address, Peer>? peer)
+    /// <param name="quarantinedAfterRemoval">Whether this node quarantined an address itself after its removal; null: none.</param>
+    public static (LogLevel Level, string Text) Classify(LogEvent logEvent, Address? self, Func<Address, Peer>? peer, Func<Address, bool>? quarantinedAfterRemoval = null)
     {
         var message = logEvent.Message?.ToString() ?? string.Empty;
         var text = FirstLine(message);
@@ -67,6 +72,11 @@ public static partial class ClusterLogNoise
         }
 
         var others = AddressPattern().Matches(message).Select(m => Address.Parse(m.Value)).Where(a => !a.Equals(self)).Distinct().ToList();
+        if (quarantinedAfterRemoval is not null && others.Count > 0 && message.Contains(Quarantined, StringComparison.Ordinal) && others.All(quarantinedAfterRemoval))
+        {
+            return (LogLevel.InfoLevel, text);
+        }
+
         if (peer is null || others.Count == 0)
         {
             return (level, text);

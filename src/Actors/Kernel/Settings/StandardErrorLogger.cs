@@ -28,7 +28,8 @@ public sealed class StandardErrorLogger : ReceiveActor
     private void HandleLogEvent(LogEvent logEvent)
     {
         var (self, peer) = Membership();
-        var (level, text) = ClusterLogNoise.Classify(logEvent, self, peer);
+        var system = Context.System;
+        var (level, text) = ClusterLogNoise.Classify(logEvent, self, peer, address => Kernel.Membership.RemovedMemberQuarantine.QuarantinedAfterRemoval(system, address));
         if (level < Logging.LogLevelFor(Context.System.Settings.LogLevel))
         {
             return;

@@ -57,4 +57,14 @@ public sealed class ClusterLogNoiseTests
         var error = new Error(new InvalidOperationException("broken\n   at Somewhere()"), "akka://x/user/a", typeof(object), "it failed");
         Assert.Equal((LogLevel.ErrorLevel, "it failed (InvalidOperationException: broken)"), Classify(error, Self, Peers(Peer.Active)));
     }
+
+    [Fact]
+    public void The_quarantine_of_a_removed_member_this_node_made_itself_is_information_even_while_it_leaves()
+    {
+        var quarantined = new Warning(Remoting, typeof(object),
+            $"Association to [{Client}] having UID [1935099144] is irrecoverably failed. UID is now quarantined and all messages to this UID will be delivered to dead letters. Remote actorsystem must be restarted to recover from this situation.");
+        Assert.Equal(LogLevel.InfoLevel, Classify(quarantined, Self, null, address => address.ToString() == Client).Level);
+        Assert.Equal(LogLevel.WarningLevel, Classify(quarantined, Self, null, _ => false).Level);
+        Assert.Equal(LogLevel.WarningLevel, Classify(quarantined, Self, null).Level);
+    }
 }
