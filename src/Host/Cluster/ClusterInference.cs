@@ -73,7 +73,7 @@ public static class ClusterInference
         var result = await ProgressBar.Track(
             stderr,
             $"{job.Task.Name()} on {route.Devices.Count} device(s)",
-            progress => route.CreateClient(Say, Say).RunAsync(rows, new JobOptions(options.ApplyPadding, options.MaxBatchSize) { Model = spec.Model }, progress, cancellation));
+            progress => route.CreateClient(Say, line => options.Informational(stderr).WriteLine($"di: {line}")).RunAsync(rows, new JobOptions(options.ApplyPadding, options.MaxBatchSize) { Model = spec.Model }, progress, cancellation));
         job.Complete(options, (Tensor)result.Results!, "replica (cluster)", route.Devices.Count, null, stdout, stderr, result.FailedRows);
     }
 
@@ -81,8 +81,7 @@ public static class ClusterInference
     internal static string LocalAddressToward(string seed)
     {
         var host = SeedNode.Parse(seed, "--join").Host;
-        var address = IPAddress.TryParse(host, out var parsed) ? parsed : Dns.GetHostAddresses(host).FirstOrDefault(a => a.AddressFamily == AddressFamily.InterNetwork)
-            ?? throw new InvalidInputException($"--join {seed}: cannot resolve {host}");
+        var address = IPAddress.TryParse(host, out var parsed) ? parsed : Resolve(seed, host);
         if (IPAddress.IsLoopback(address))
         {
             return address.ToString();
@@ -91,5 +90,18 @@ public static class ClusterInference
         using var socket = new Socket(address.AddressFamily, SocketType.Dgram, ProtocolType.Udp);
         socket.Connect(address, 9);
         return ((IPEndPoint)socket.LocalEndPoint!).Address.ToString();
+    }
+
+    private static IPAddress Resolve(string seed, string host)
+    {
+        try
+        {
+            return Dns.GetHostAddresses(host).FirstOrDefault(a => a.AddressFamily == AddressFamily.InterNetwork)
+                ?? throw new InvalidInputException($"--join {seed}: {host} has no IPv4 address");
+        }
+        catch (SocketException e)
+        {
+            throw new InvalidInputException($"--join {seed}: cannot resolve {host}: {e.Message}", e);
+        }
     }
 }

@@ -58,15 +58,23 @@ public static class SharedOptions
     /// <summary><c>--join-timeout SECONDS</c>: how long to try joining; left out: the configuration's join-timeout (15 s).</summary>
     public static Option<double?> JoinTimeout()
     {
-        var timeout = new Option<double?>("--join-timeout") { Description = "seconds to try joining the cluster before giving up (default: distributed-inference.join-timeout, 15 s)", HelpName = "SECONDS" };
-        timeout.Validators.Add(result =>
+        // Parsed here (not validated after System.CommandLine's parse): a value that is no number is one line, not a crash.
+        return new Option<double?>("--join-timeout")
         {
-            if (result.GetValueOrDefault<double?>() is <= 0 or double.NaN or double.PositiveInfinity)
+            Description = "seconds to try joining the cluster before giving up (default: distributed-inference.join-timeout, 15 s)",
+            HelpName = "SECONDS",
+            CustomParser = result =>
             {
-                result.AddError("--join-timeout must be a positive number of seconds");
-            }
-        });
-        return timeout;
+                var text = result.Tokens.Count == 1 ? result.Tokens[0].Value : string.Join(' ', result.Tokens.Select(t => t.Value));
+                if (double.TryParse(text, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var seconds) && seconds > 0 && double.IsFinite(seconds))
+                {
+                    return seconds;
+                }
+
+                result.AddError($"--join-timeout {text}: must be a positive number of seconds");
+                return null;
+            },
+        };
     }
 
     /// <summary>Seconds as given to <c>--join-timeout</c>, as a time span.</summary>

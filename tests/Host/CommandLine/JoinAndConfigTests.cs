@@ -36,6 +36,33 @@ public sealed class JoinAndConfigTests : IDisposable
         AssertOneLine(stderr);
     }
 
+    [Theory]
+    [InlineData("abc")]
+    [InlineData("-1")]
+    [InlineData("1e309")]
+    public async Task A_join_timeout_that_is_no_positive_number_is_one_line_and_exit_2(string seconds)
+    {
+        string[][] commands = [["infer", "--prompts", "a"], ["node"]];
+        foreach (var command in commands)
+        {
+            var (exit, stdout, stderr) = await DiRunner.Run([.. command, "--join", "127.0.0.1:1", "--join-timeout", seconds, "--model", "gpt2-tiny", "--task", "logits"]);
+            Assert.Equal(2, exit);
+            Assert.Equal(string.Empty, stdout);
+            Assert.Contains($"--join-timeout {seconds}: must be a positive number of seconds", stderr, StringComparison.Ordinal);
+            Assert.DoesNotContain(" at ", stderr, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public async Task A_client_joining_a_host_that_does_not_resolve_says_so_in_one_line()
+    {
+        var (exit, stdout, stderr) = await DiRunner.RunProcess(Timeout, "infer", "--join", "nosuchhost.invalid:4053", "--model", "gpt2-tiny", "--task", "logits", "--prompts", "a");
+        Assert.Equal(2, exit);
+        Assert.Equal(string.Empty, stdout);
+        Assert.StartsWith("di: error: --join nosuchhost.invalid:4053: cannot resolve nosuchhost.invalid", stderr, StringComparison.Ordinal);
+        AssertOneLine(stderr);
+    }
+
     [Fact]
     public async Task A_node_that_cannot_join_gives_up_after_the_config_files_join_timeout_and_the_flag_beats_it()
     {
