@@ -69,7 +69,7 @@ public static class ServeCommand
             context.Cancel = true;
             if (Interlocked.Increment(ref signals) > 1)
             {
-                Environment.Exit(context.Signal == PosixSignal.SIGINT ? 130 : 143);
+                TerminationSignals.ExitAtOnce(context.Signal == PosixSignal.SIGINT ? 130 : 143);
             }
 
             signalled.Cancel();

@@ -87,17 +87,15 @@ public sealed class TerminationSignals : IDisposable
         });
     }
 
-    // At once, with the code: Environment.Exit would first run the actor system's shutdown hook (leaving the cluster
-    // takes seconds), the very wait the grace bounds.
-    private void Exit(int code, bool beforeExit = true)
+    /// <summary>
+    /// Ends the process at once with <paramref name="code"/> after flushing stdout and stderr: no shutdown hooks and no
+    /// finalizers, so neither the actor system's leaving (seconds) nor libtorch's teardown under a thread still in a
+    /// kernel (a crash) comes first.
+    /// </summary>
+    public static void ExitAtOnce(int code)
     {
         try
         {
-            if (beforeExit)
-            {
-                _beforeExit?.Invoke();
-            }
-
             Console.Out.Flush();
             Console.Error.Flush();
             if (!OperatingSystem.IsWindows())
@@ -108,6 +106,21 @@ public sealed class TerminationSignals : IDisposable
         finally
         {
             Environment.Exit(code);
+        }
+    }
+
+    private void Exit(int code, bool beforeExit = true)
+    {
+        try
+        {
+            if (beforeExit)
+            {
+                _beforeExit?.Invoke();
+            }
+        }
+        finally
+        {
+            ExitAtOnce(code);
         }
     }
 

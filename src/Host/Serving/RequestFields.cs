@@ -25,11 +25,46 @@ public sealed class RequestFields
                 throw ApiException.BadRequest("The request body must be a JSON object.");
             }
 
+            RequireText(document.RootElement);
             return new RequestFields(document.RootElement.Clone());
         }
         catch (JsonException e)
         {
             throw ApiException.BadRequest($"The request body is not valid JSON: {e.Message.ReplaceLineEndings(" ")}");
+        }
+    }
+
+    // JsonDocument checks a string's bytes only when it is read: every name and string is read once here, so invalid UTF-8
+    // or a lone surrogate escape (\ud800) is a 400 at the start, not a failure wherever the field is read later.
+    private static void RequireText(JsonElement element)
+    {
+        try
+        {
+            switch (element.ValueKind)
+            {
+                case JsonValueKind.String:
+                    element.GetString();
+                    break;
+                case JsonValueKind.Array:
+                    foreach (var item in element.EnumerateArray())
+                    {
+                        RequireText(item);
+                    }
+
+                    break;
+                case JsonValueKind.Object:
+                    foreach (var property in element.EnumerateObject())
+                    {
+                        _ = property.Name;
+                        RequireText(property.Value);
+                    }
+
+                    break;
+            }
+        }
+        catch (InvalidOperationException e)
+        {
+            throw ApiException.BadRequest($"The request body holds a string that is not valid text: {e.Message.ReplaceLineEndings(" ")}");
         }
     }
 

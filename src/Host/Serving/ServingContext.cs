@@ -17,6 +17,7 @@ public sealed class ServingContext(ServedModel model, ServingBackend backend, Se
     {
         if (context.Request.ContentLength > Options.MaxRequestBodyBytes)
         {
+            await DiscardBodyAsync(context);
             throw BodyTooLarge();
         }
 
@@ -31,6 +32,26 @@ public sealed class ServingContext(ServedModel model, ServingBackend backend, Se
         }
 
         return RequestFields.Parse(buffer.ToArray());
+    }
+
+    // A body somewhat over the limit is read and dropped before the 413 goes out: a client still sending it when the server
+    // closed the connection would see the connection reset, not the answer. A larger one is not read at all.
+    private async Task DiscardBodyAsync(HttpContext context)
+    {
+        if (context.Request.ContentLength > Math.Max(1 << 20, Options.MaxRequestBodyBytes))
+        {
+            return;
+        }
+
+        if (context.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit)
+        {
+            limit.MaxRequestBodySize = null;
+        }
+
+        var scratch = new byte[16 * 1024];
+        while (await context.Request.Body.ReadAsync(scratch, context.RequestAborted) > 0)
+        {
+        }
     }
 
     private ApiException BodyTooLarge() =>

@@ -67,6 +67,7 @@ public sealed class ServeErrorTests
         // 1. not JSON; 2. an unsupported parameter (by name); 3. an OpenAI parameter at a value this server does not implement.
         AssertError(HttpStatusCode.BadRequest, await Post(http, "/v1/completions", "{\"prompt\": [1, 2"));
         AssertError(HttpStatusCode.BadRequest, await Post(http, "/v1/completions", """{"prompt": [5], "frobnicate": 1}"""), "frobnicate", "frobnicate");
+        AssertError(HttpStatusCode.BadRequest, await Post(http, "/v1/completions", """{"prompt": "\ud800", "max_tokens": 2}"""));
         AssertError(HttpStatusCode.BadRequest, await Post(http, "/v1/completions", """{"prompt": [5], "presence_penalty": 0.5}"""), "presence_penalty");
 
         // 4. a value out of range; 5. a token id outside the vocabulary; 6. no prompt.
