@@ -24,6 +24,7 @@ public static class SequenceRunner
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
         FinishReason? finish = null;
         object? stopReason = null;
+        long? last = null;
         await foreach (var update in engine.GenerateAsync(request, stop.Token))
         {
             var tokens = new List<GeneratedToken>();
@@ -31,6 +32,7 @@ public static class SequenceRunner
             foreach (var token in update.Tokens)
             {
                 tokens.Add(token);
+                last = token.TokenId;
                 if (text is not null)
                 {
                     delta += text.Append(token.TokenId);
@@ -46,9 +48,10 @@ public static class SequenceRunner
             if (finish is null && update.Finished is { } done)
             {
                 finish = done;
-                if (done == FinishReason.Stop && tokens.Count > 0 && request.StopTokenIds.Contains(tokens[^1].TokenId))
+                // The stop token may have come in an earlier update than the one that says the sequence finished.
+                if (done == FinishReason.Stop && last is { } id && request.StopTokenIds.Contains(id))
                 {
-                    stopReason = tokens[^1].TokenId;
+                    stopReason = id;
                 }
             }
 
