@@ -80,8 +80,7 @@ public static class ClusterInference
     // The local address of the interface that routes to the seed: the address other nodes can reach this client at.
     internal static string LocalAddressToward(string seed)
     {
-        var host = SeedNode.Parse(seed, "--join").Host;
-        var address = IPAddress.TryParse(host, out var parsed) ? parsed : Resolve(seed, host);
+        var address = Resolve(seed);
         if (IPAddress.IsLoopback(address))
         {
             return address.ToString();
@@ -92,8 +91,16 @@ public static class ClusterInference
         return ((IPEndPoint)socket.LocalEndPoint!).Address.ToString();
     }
 
-    private static IPAddress Resolve(string seed, string host)
+    /// <summary>The address of <paramref name="seed"/>'s host (host:port): itself when it is an IP address, else its first IPv4 address.</summary>
+    /// <exception cref="InvalidInputException">Not host:port, or a host that does not resolve.</exception>
+    internal static IPAddress Resolve(string seed)
     {
+        var host = SeedNode.Parse(seed, "--join").Host;
+        if (IPAddress.TryParse(host, out var parsed))
+        {
+            return parsed;
+        }
+
         try
         {
             return Dns.GetHostAddresses(host).FirstOrDefault(a => a.AddressFamily == AddressFamily.InterNetwork)

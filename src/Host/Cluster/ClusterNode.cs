@@ -39,6 +39,11 @@ public static class ClusterNode
         // The addresses and roles first: a wrong one is said before a model is resolved.
         setup.ValidateAddress();
         Actors.Kernel.Membership.ListenAddress.Resolve(options.Host);
+        foreach (var seed in options.Join)
+        {
+            ClusterInference.Resolve(seed);
+        }
+
         LibTorch.Initialize(options.LibTorch);
         var unknown = options.Serving.FirstOrDefault(s => s is not (NodeOptions.ServeReplica or NodeOptions.ServePipeline or NodeOptions.ServeRequests));
         if (unknown is not null)

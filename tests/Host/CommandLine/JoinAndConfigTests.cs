@@ -54,13 +54,17 @@ public sealed class JoinAndConfigTests : IDisposable
     }
 
     [Fact]
-    public async Task A_client_joining_a_host_that_does_not_resolve_says_so_in_one_line()
+    public async Task A_client_or_node_joining_a_host_that_does_not_resolve_says_so_in_one_line()
     {
-        var (exit, stdout, stderr) = await DiRunner.RunProcess(Timeout, "infer", "--join", "nosuchhost.invalid:4053", "--model", "gpt2-tiny", "--task", "logits", "--prompts", "a");
-        Assert.Equal(2, exit);
-        Assert.Equal(string.Empty, stdout);
-        Assert.StartsWith("di: error: --join nosuchhost.invalid:4053: cannot resolve nosuchhost.invalid", stderr, StringComparison.Ordinal);
-        AssertOneLine(stderr);
+        string[][] commands = [["infer", "--prompts", "a"], ["node"]];
+        foreach (var command in commands)
+        {
+            var (exit, stdout, stderr) = await DiRunner.RunProcess(Timeout, [.. command, "--join", "nosuchhost.invalid:4053", "--model", "gpt2-tiny", "--task", "logits"], input: null);
+            Assert.Equal(2, exit);
+            Assert.Equal(string.Empty, stdout);
+            Assert.StartsWith("di: error: --join nosuchhost.invalid:4053: cannot resolve nosuchhost.invalid", stderr, StringComparison.Ordinal);
+            AssertOneLine(stderr);
+        }
     }
 
     [Fact]
