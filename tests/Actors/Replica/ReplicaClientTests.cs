@@ -116,6 +116,15 @@ public sealed class ReplicaClientTests : TestKit
         Assert.Equal(Akka.Cluster.Cluster.Get(cluster.Nodes[1]).SelfAddress, lost.Node);
     }
 
+    [Fact]
+    public async Task An_answerer_on_the_clients_own_node_is_named_by_the_nodes_address()
+    {
+        await using var cluster = await InProcessCluster.StartAsync(1, model: null);
+        var answerer = cluster.Nodes[0].ActorOf(Props.Create(() => new Answerer()), "local-answerer");
+        await using var request = Request.Start(cluster.Nodes[0], answerer, _ => "hello", new RequestPolicy { Watch = RequestWatch.FirstAnswerer, AnnounceAnswerer = true });
+        Assert.Equal(new AnswererFound(Akka.Cluster.Cluster.Get(cluster.Nodes[0]).SelfAddress), await request.NextAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(10)));
+    }
+
     private sealed class Answerer : ReceiveActor
     {
         public Answerer() => ReceiveAny(message => Sender.Tell(message));

@@ -24,7 +24,7 @@ internal sealed class RequestActor : MembersOnlyActor, IWithTimers
         _policy = policy;
         _answers = answers;
         _cancellation = cancellation;
-        Receive<Terminated>(terminated => Timers.StartSingleTimer(Tick.Lost, new Lost(terminated.ActorRef.Path.Address), _policy.LostGrace));
+        Receive<Terminated>(terminated => Timers.StartSingleTimer(Tick.Lost, new Lost(NodeOf(terminated.ActorRef)), _policy.LostGrace));
         Receive<Lost>(lost => End(new AnswererLost(lost.Node)));
         Receive<Outcome>(outcome => End(outcome.Value));
         Receive<WatchActor>(watch => Context.Watch(watch.Actor));
@@ -81,12 +81,16 @@ internal sealed class RequestActor : MembersOnlyActor, IWithTimers
 
             if (_policy.AnnounceAnswerer && !Sender.IsNobody())
             {
-                _answers.TryWrite(new AnswererFound(Sender.Path.Address));
+                _answers.TryWrite(new AnswererFound(NodeOf(Sender)));
             }
         }
 
         _answers.TryWrite(answer);
     }
+
+    // An actor of this node has a local address (akka://system): the node's own, as other nodes know it, is said instead.
+    private Address NodeOf(IActorRef actor) =>
+        actor.Path.Address.HasLocalScope ? ((ExtendedActorSystem)Context.System).Provider.DefaultAddress : actor.Path.Address;
 
     private void HandleTick(Tick tick)
     {
