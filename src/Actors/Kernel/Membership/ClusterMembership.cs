@@ -72,8 +72,21 @@ public static class ClusterMembership
         return false;
     }
 
+    // Exiting or Down in this node's view, or removed within the last minute (RemovedMemberQuarantine remembers).
+    private static bool LeftTheCluster(ActorSystem system, Address address) =>
+        system is ExtendedActorSystem { Provider: IClusterActorRefProvider }
+        && (Akka.Cluster.Cluster.Get(system).State.Members.Any(m => m.Address.Equals(address) && m.Status is MemberStatus.Exiting or MemberStatus.Down)
+            || RemovedMemberQuarantine.RemovedRecently(system, address));
+
     private static void Warn(ActorSystem system, IActorRef self, object message, Address address, string why)
     {
+        // A member that is leaving or just left (its last retries still on the way) is normal cluster life: information.
+        if (LeftTheCluster(system, address))
+        {
+            system.Log.Info("membership: {0} drops {1} from {2}: it left the cluster", self.Path, message.GetType().Name, address);
+            return;
+        }
+
         if (Warned.GetValue(system, _ => new ConcurrentDictionary<Address, byte>()).TryAdd(address, 0))
         {
             system.Log.Warning("membership: {0} drops {1} from {2}: {3} (further messages from there are dropped without notice)", self.Path, message.GetType().Name, address, why);

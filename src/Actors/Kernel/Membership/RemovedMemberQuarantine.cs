@@ -21,26 +21,30 @@ public sealed class RemovedMemberQuarantine : ReceiveActor, IWithTimers
 {
     public const string ActorName = "removed-member-quarantine";
 
-    // Remembered for a minute each (Akka.Remote logs the quarantine at once): a node serves clients without end.
+    // Removed members, remembered for a minute each (their last messages, and the quarantine's log line, come within
+    // seconds): a node serves clients without end.
     private static readonly TimeSpan Remembered = TimeSpan.FromMinutes(1);
-    private static readonly ConditionalWeakTable<ActorSystem, ConcurrentDictionary<Address, DateTime>> Quarantined = new();
+    private static readonly ConditionalWeakTable<ActorSystem, ConcurrentDictionary<Address, DateTime>> Removed = new();
 
     private readonly TimeSpan _after;
 
     public RemovedMemberQuarantine(TimeSpan after)
     {
         _after = after;
-        Receive<ClusterEvent.MemberRemoved>(removed => Timers.StartSingleTimer(removed.Member.UniqueAddress, new QuarantineNow(removed.Member.UniqueAddress), _after));
+        Receive<ClusterEvent.MemberRemoved>(removed =>
+        {
+            var recent = Removed.GetValue(Context.System, _ => new ConcurrentDictionary<Address, DateTime>());
+            foreach (var old in recent.Where(entry => DateTime.UtcNow - entry.Value > Remembered))
+            {
+                recent.TryRemove(old.Key, out _);
+            }
+
+            recent[removed.Member.Address] = DateTime.UtcNow;
+            Timers.StartSingleTimer(removed.Member.UniqueAddress, new QuarantineNow(removed.Member.UniqueAddress), _after);
+        });
         Receive<QuarantineNow>(now =>
         {
             Context.GetLogger().Debug("quarantining {0} (uid {1}): removed from the cluster {2} ago", now.Member.Address, now.Member.Uid, _after);
-            var quarantined = Quarantined.GetValue(Context.System, _ => new ConcurrentDictionary<Address, DateTime>());
-            foreach (var old in quarantined.Where(entry => DateTime.UtcNow - entry.Value > Remembered))
-            {
-                quarantined.TryRemove(old.Key, out _);
-            }
-
-            quarantined[now.Member.Address] = DateTime.UtcNow;
             ((IRemoteActorRefProvider)((ExtendedActorSystem)Context.System).Provider).Quarantine(now.Member.Address, now.Member.Uid);
         });
     }
@@ -48,11 +52,11 @@ public sealed class RemovedMemberQuarantine : ReceiveActor, IWithTimers
     public ITimerScheduler Timers { get; set; } = null!;
 
     /// <summary>
-    /// Whether <paramref name="system"/> quarantined <paramref name="address"/> itself after its removal (Akka.Remote then
-    /// logs the quarantine as a warning; it is this node's own housekeeping).
+    /// Whether <paramref name="address"/> was removed from <paramref name="system"/>'s cluster within the last minute: its
+    /// last messages, and the quarantine this node makes of it (which Akka.Remote logs as a warning), are normal cluster life.
     /// </summary>
-    public static bool QuarantinedAfterRemoval(ActorSystem system, Address address) =>
-        Quarantined.TryGetValue(system, out var addresses) && addresses.ContainsKey(address);
+    public static bool RemovedRecently(ActorSystem system, Address address) =>
+        Removed.TryGetValue(system, out var addresses) && addresses.ContainsKey(address);
 
     /// <summary>Starts the quarantine of removed members on <paramref name="system"/> (a cluster process), once.</summary>
     /// <param name="after">How long after a removal; null: <c>distributed-inference.quarantine-removed-members-after</c>.</param>

@@ -42,7 +42,7 @@ public static partial class ClusterLogNoise
     /// What this node knows of an address; null when it is not an active member itself (still joining, or without a
     /// cluster): then only closed connections are lowered.
     /// </param>
-    /// <param name="quarantinedAfterRemoval">Whether this node quarantined an address itself after its removal; null: none.</param>
+    /// <param name="quarantinedAfterRemoval">Whether an address was removed from this node's cluster lately (this node quarantines it itself); null: none.</param>
     public static (LogLevel Level, string Text) Classify(LogEvent logEvent, Address? self, Func<Address, Peer>? peer, Func<Address, bool>? quarantinedAfterRemoval = null)
     {
         var message = logEvent.Message?.ToString() ?? string.Empty;

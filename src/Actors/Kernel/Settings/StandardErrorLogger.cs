@@ -29,7 +29,7 @@ public sealed class StandardErrorLogger : ReceiveActor
     {
         var (self, peer) = Membership();
         var system = Context.System;
-        var (level, text) = ClusterLogNoise.Classify(logEvent, self, peer, address => Kernel.Membership.RemovedMemberQuarantine.QuarantinedAfterRemoval(system, address));
+        var (level, text) = ClusterLogNoise.Classify(logEvent, self, peer, address => Kernel.Membership.RemovedMemberQuarantine.RemovedRecently(system, address));
         if (level < Logging.LogLevelFor(Context.System.Settings.LogLevel))
         {
             return;
