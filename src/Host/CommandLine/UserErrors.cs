@@ -5,7 +5,8 @@ using DistributedInference.Models;
 namespace DistributedInference.Host.CommandLine;
 
 /// <summary>
-/// Turns failures into one line on stderr and an exit code: 2 for input the user can fix, 1 for anything else.
+/// Turns failures into one line on stderr and an exit code: 2 for input the user can fix, 1 for anything else (a job
+/// that failed, an I/O error such as a full disk said as it is, and "internal error" for what is a bug of ours).
 /// Set DI_DEBUG=1 to see the stack trace of an unexpected failure.
 /// </summary>
 public static class UserErrors
@@ -32,6 +33,12 @@ public static class UserErrors
         catch (OperationCanceledException)
         {
             await error.WriteLineAsync("di: cancelled");
+            return Failure;
+        }
+        catch (Exception e) when (e is IOException and not (FileNotFoundException or DirectoryNotFoundException) || e is UnauthorizedAccessException)
+        {
+            // The machine's trouble, not ours or the input's: a full disk, a read-only folder, a file another process holds.
+            await error.WriteLineAsync($"di: error: {FirstLine(e.Message)}");
             return Failure;
         }
         catch (Exception e)
