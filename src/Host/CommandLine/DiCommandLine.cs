@@ -15,6 +15,7 @@ public static class DiCommandLine
         root.Subcommands.Add(TokenizeCommand.Create());
         root.Subcommands.Add(ChatCommand.Create());
         root.Subcommands.Add(ServeCommand.Create());
+        root.Subcommands.Add(BatchCommand.Create());
         root.Subcommands.Add(EnvCommand.Create());
         root.Subcommands.Add(BenchCommand.Create());
         root.Subcommands.Add(NodeCommand.Create());

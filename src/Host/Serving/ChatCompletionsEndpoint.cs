@@ -21,8 +21,74 @@ public static class ChatCompletionsEndpoint
     {
         var fields = await serving.ReadBodyAsync(context);
         serving.CheckModel(fields);
-        var engine = serving.Backend.Generation ?? throw ApiException.BadRequest($"The model `{serving.Model.Name}` does not support Chat Completions API.", "model");
-        var prompt = Prompt(fields, serving.Model);
+        var engine = serving.Backend.Generation ?? throw NotSupported(serving.Model);
+        var prepared = Prepare(fields, serving.Model);
+        if (serving.Backend.Unavailable is { } reason)
+        {
+            throw ApiException.Unavailable($"No device serves the model `{serving.Model.Name}` now: {reason}");
+        }
+
+        var tokenizer = serving.Model.Tokenizer;
+        var sampling = prepared.Sampling;
+        var deltas = SequenceRunner.RunAllAsync(engine, prepared.Sequences, tokenizer, sampling, context.RequestAborted);
+        if (!sampling.Stream)
+        {
+            await OpenAIJson.WriteAsync(context, prepared.Body(await CompletionsEndpoint.Collect(deltas, prepared.Sequences.Count)));
+            return;
+        }
+
+        var events = await ServerSentEvents.StartAsync(context);
+        var started = new HashSet<int>();
+        var completionTokens = 0;
+        await foreach (var delta in deltas)
+        {
+            completionTokens += delta.Tokens.Count;
+            var message = new JsonObject();
+            if (started.Add(delta.Choice))
+            {
+                message["role"] = "assistant";
+            }
+
+            if (delta.Text.Length > 0 || message.Count > 0)
+            {
+                message["content"] = delta.Text;
+            }
+
+            var choice = new JsonObject
+            {
+                ["index"] = delta.Choice,
+                ["delta"] = message,
+                ["logprobs"] = prepared.Logprobs is not null && delta.Tokens.Count > 0 ? new JsonObject { ["content"] = OpenAIJson.ChatLogprobs(delta.Tokens, tokenizer) } : null,
+                ["finish_reason"] = OpenAIJson.Finish(delta.Finish),
+                ["stop_reason"] = OpenAIJson.StopReason(delta.StopReason),
+            };
+            if (sampling.ReturnTokenIds)
+            {
+                choice["token_ids"] = OpenAIJson.Ids(delta.Tokens.Select(t => t.TokenId));
+            }
+
+            await events.SendAsync(Chunk(prepared.Id, prepared.Created, serving.Model.Name, new JsonArray(choice)), context.RequestAborted);
+        }
+
+        if (sampling.IncludeUsage)
+        {
+            var chunk = Chunk(prepared.Id, prepared.Created, serving.Model.Name, []);
+            chunk["usage"] = OpenAIJson.Usage(prepared.PromptTokens, completionTokens);
+            await events.SendAsync(chunk, context.RequestAborted);
+        }
+
+        await events.DoneAsync(context.RequestAborted);
+    }
+
+    /// <summary>The 400 for a model that does not generate.</summary>
+    public static ApiException NotSupported(ServedModel model) => ApiException.BadRequest($"The model `{model.Name}` does not support Chat Completions API.", "model");
+
+    /// <summary>Checks a chat body (every field read, the rest refused), renders its template and makes its sequences.</summary>
+    /// <param name="defaultSeed">The sampling seed of a body without one (null: a fresh random one per request).</param>
+    /// <exception cref="ApiException">400 or 413 naming the field.</exception>
+    public static PreparedGeneration Prepare(RequestFields fields, ServedModel model, long? defaultSeed = null)
+    {
+        var prompt = Prompt(fields, model);
         var sampling = SamplingRequest.Read(fields, chat: true);
         var logprobs = fields.Bool("logprobs") ?? false;
         var top = fields.Integer("top_logprobs", 0, 20);
@@ -36,98 +102,49 @@ public static class ChatCompletionsEndpoint
         fields.OnlyDefault("tool_choice", v => v.ValueKind == JsonValueKind.String && v.GetString() is "none" or "auto");
         fields.Bool("parallel_tool_calls");
         fields.RefuseTheRest();
-        if (serving.Backend.Unavailable is { } reason)
-        {
-            throw ApiException.Unavailable($"No device serves the model `{serving.Model.Name}` now: {reason}");
-        }
-
-        var requests = PromptChecks.Requests(serving.Model, prompt, sampling, defaultMaxTokens: null, chat: true, logprobs ? (int)(top ?? 0) : null, "chatcmpl");
+        var requests = PromptChecks.Requests(model, prompt, sampling, defaultMaxTokens: null, chat: true, logprobs ? (int)(top ?? 0) : null, "chatcmpl", defaultSeed);
         var id = $"chatcmpl-{Guid.NewGuid():N}";
         var created = OpenAIJson.Now();
-        var tokenizer = serving.Model.Tokenizer;
-        var deltas = SequenceRunner.RunAllAsync(engine, requests, tokenizer, sampling, context.RequestAborted);
-        if (sampling.Stream)
+        JsonObject Body(IReadOnlyList<ChoiceResult> results)
         {
-            var events = await ServerSentEvents.StartAsync(context);
-            var started = new HashSet<int>();
-            var completionTokens = 0;
-            await foreach (var delta in deltas)
+            var choices = new JsonArray();
+            for (var i = 0; i < results.Count; i++)
             {
-                completionTokens += delta.Tokens.Count;
-                var message = new JsonObject();
-                if (started.Add(delta.Choice))
-                {
-                    message["role"] = "assistant";
-                }
-
-                if (delta.Text.Length > 0 || message.Count > 0)
-                {
-                    message["content"] = delta.Text;
-                }
-
+                var result = results[i];
                 var choice = new JsonObject
                 {
-                    ["index"] = delta.Choice,
-                    ["delta"] = message,
-                    ["logprobs"] = logprobs && delta.Tokens.Count > 0 ? new JsonObject { ["content"] = OpenAIJson.ChatLogprobs(delta.Tokens, tokenizer) } : null,
-                    ["finish_reason"] = OpenAIJson.Finish(delta.Finish),
-                    ["stop_reason"] = OpenAIJson.StopReason(delta.StopReason),
+                    ["index"] = i,
+                    ["message"] = new JsonObject { ["role"] = "assistant", ["content"] = result.Text, ["tool_calls"] = new JsonArray() },
+                    ["logprobs"] = logprobs ? new JsonObject { ["content"] = OpenAIJson.ChatLogprobs(result.Tokens, model.Tokenizer) } : null,
+                    ["finish_reason"] = OpenAIJson.Finish(result.Finish),
+                    ["stop_reason"] = OpenAIJson.StopReason(result.StopReason),
                 };
                 if (sampling.ReturnTokenIds)
                 {
-                    choice["token_ids"] = OpenAIJson.Ids(delta.Tokens.Select(t => t.TokenId));
+                    choice["token_ids"] = OpenAIJson.Ids(result.Tokens.Select(t => t.TokenId));
                 }
 
-                await events.SendAsync(Chunk(id, created, serving.Model.Name, new JsonArray(choice)), context.RequestAborted);
+                choices.Add(choice);
             }
 
-            if (sampling.IncludeUsage)
+            var body = new JsonObject
             {
-                var chunk = Chunk(id, created, serving.Model.Name, []);
-                chunk["usage"] = OpenAIJson.Usage(prompt.Count, completionTokens);
-                await events.SendAsync(chunk, context.RequestAborted);
-            }
-
-            await events.DoneAsync(context.RequestAborted);
-            return;
-        }
-
-        var results = await CompletionsEndpoint.Collect(deltas, requests.Count);
-        var choices = new JsonArray();
-        for (var i = 0; i < results.Count; i++)
-        {
-            var (text, tokens, finish, stopReason) = results[i];
-            var choice = new JsonObject
-            {
-                ["index"] = i,
-                ["message"] = new JsonObject { ["role"] = "assistant", ["content"] = text, ["tool_calls"] = new JsonArray() },
-                ["logprobs"] = logprobs ? new JsonObject { ["content"] = OpenAIJson.ChatLogprobs(tokens, tokenizer) } : null,
-                ["finish_reason"] = OpenAIJson.Finish(finish),
-                ["stop_reason"] = OpenAIJson.StopReason(stopReason),
+                ["id"] = id,
+                ["object"] = "chat.completion",
+                ["created"] = created,
+                ["model"] = model.Name,
+                ["choices"] = choices,
+                ["usage"] = OpenAIJson.Usage(prompt.Count, results.Sum(r => r.Tokens.Count)),
             };
             if (sampling.ReturnTokenIds)
             {
-                choice["token_ids"] = OpenAIJson.Ids(tokens.Select(t => t.TokenId));
+                body["prompt_token_ids"] = OpenAIJson.Ids(prompt);
             }
 
-            choices.Add(choice);
+            return body;
         }
 
-        var body = new JsonObject
-        {
-            ["id"] = id,
-            ["object"] = "chat.completion",
-            ["created"] = created,
-            ["model"] = serving.Model.Name,
-            ["choices"] = choices,
-            ["usage"] = OpenAIJson.Usage(prompt.Count, results.Sum(r => r.Tokens.Count)),
-        };
-        if (sampling.ReturnTokenIds)
-        {
-            body["prompt_token_ids"] = OpenAIJson.Ids(prompt);
-        }
-
-        await OpenAIJson.WriteAsync(context, body);
+        return new PreparedGeneration(requests, sampling, logprobs ? (int)(top ?? 0) : null, id, created, prompt.Count, Body);
     }
 
     private static JsonObject Chunk(string id, long created, string model, JsonArray choices) => new()

@@ -16,87 +16,105 @@ public static class CompletionsEndpoint
     {
         var fields = await serving.ReadBodyAsync(context);
         serving.CheckModel(fields);
-        var engine = serving.Backend.Generation ?? throw ApiException.BadRequest($"The model `{serving.Model.Name}` does not support Completions API.", "model");
-        var prompts = ReadPrompts(fields, serving.Model);
-        var sampling = SamplingRequest.Read(fields, chat: false);
-        var logprobs = (int?)fields.Integer("logprobs", 0, 20);
-        fields.OnlyDefault("suffix", v => v.ValueKind == JsonValueKind.String && v.GetString()!.Length == 0);
-        fields.RefuseTheRest();
+        var engine = serving.Backend.Generation ?? throw NotSupported(serving.Model);
+        var prepared = Prepare(fields, serving.Model);
         if (serving.Backend.Unavailable is { } reason)
         {
             throw ApiException.Unavailable($"No device serves the model `{serving.Model.Name}` now: {reason}");
         }
 
-        var requests = prompts.SelectMany(p => PromptChecks.Requests(serving.Model, p, sampling, defaultMaxTokens: 16, chat: false, logprobs, "cmpl")).ToList();
-        var id = $"cmpl-{Guid.NewGuid():N}";
-        var created = OpenAIJson.Now();
         var tokenizer = serving.Model.Tokenizer;
-        if (sampling.Stream)
+        var sampling = prepared.Sampling;
+        var deltas = SequenceRunner.RunAllAsync(engine, prepared.Sequences, tokenizer, sampling, context.RequestAborted);
+        if (!sampling.Stream)
         {
-            var events = await ServerSentEvents.StartAsync(context);
-            var completionTokens = 0;
-            await foreach (var delta in SequenceRunner.RunAllAsync(engine, requests, tokenizer, sampling, context.RequestAborted))
-            {
-                completionTokens += delta.Tokens.Count;
-                var choice = new JsonObject
-                {
-                    ["index"] = delta.Choice,
-                    ["text"] = delta.Text,
-                    ["logprobs"] = logprobs is null ? null : OpenAIJson.CompletionLogprobs(delta.Tokens, tokenizer, 0),
-                    ["finish_reason"] = OpenAIJson.Finish(delta.Finish),
-                    ["stop_reason"] = OpenAIJson.StopReason(delta.StopReason),
-                };
-                if (sampling.ReturnTokenIds)
-                {
-                    choice["token_ids"] = OpenAIJson.Ids(delta.Tokens.Select(t => t.TokenId));
-                }
-
-                await events.SendAsync(Chunk(id, created, serving.Model.Name, new JsonArray(choice)), context.RequestAborted);
-            }
-
-            if (sampling.IncludeUsage)
-            {
-                var chunk = Chunk(id, created, serving.Model.Name, []);
-                chunk["usage"] = OpenAIJson.Usage(requests.Sum(r => r.PromptTokenIds.Count), completionTokens);
-                await events.SendAsync(chunk, context.RequestAborted);
-            }
-
-            await events.DoneAsync(context.RequestAborted);
+            await OpenAIJson.WriteAsync(context, prepared.Body(await Collect(deltas, prepared.Sequences.Count)));
             return;
         }
 
-        var results = await Collect(SequenceRunner.RunAllAsync(engine, requests, tokenizer, sampling, context.RequestAborted), requests.Count);
-        var choices = new JsonArray();
-        for (var i = 0; i < results.Count; i++)
+        var events = await ServerSentEvents.StartAsync(context);
+        var completionTokens = 0;
+        await foreach (var delta in deltas)
         {
-            var (text, tokens, finish, stopReason) = results[i];
+            completionTokens += delta.Tokens.Count;
             var choice = new JsonObject
             {
-                ["index"] = i,
-                ["text"] = text,
-                ["logprobs"] = logprobs is null ? null : OpenAIJson.CompletionLogprobs(tokens, tokenizer, 0),
-                ["finish_reason"] = OpenAIJson.Finish(finish),
-                ["stop_reason"] = OpenAIJson.StopReason(stopReason),
+                ["index"] = delta.Choice,
+                ["text"] = delta.Text,
+                ["logprobs"] = prepared.Logprobs is null ? null : OpenAIJson.CompletionLogprobs(delta.Tokens, tokenizer, 0),
+                ["finish_reason"] = OpenAIJson.Finish(delta.Finish),
+                ["stop_reason"] = OpenAIJson.StopReason(delta.StopReason),
             };
             if (sampling.ReturnTokenIds)
             {
-                choice["token_ids"] = OpenAIJson.Ids(tokens.Select(t => t.TokenId));
-                choice["prompt_token_ids"] = OpenAIJson.Ids(requests[i].PromptTokenIds);
+                choice["token_ids"] = OpenAIJson.Ids(delta.Tokens.Select(t => t.TokenId));
             }
 
-            choices.Add(choice);
+            await events.SendAsync(Chunk(prepared.Id, prepared.Created, serving.Model.Name, new JsonArray(choice)), context.RequestAborted);
         }
 
-        var body = new JsonObject
+        if (sampling.IncludeUsage)
         {
-            ["id"] = id,
-            ["object"] = "text_completion",
-            ["created"] = created,
-            ["model"] = serving.Model.Name,
-            ["choices"] = choices,
-            ["usage"] = OpenAIJson.Usage(requests.Sum(r => r.PromptTokenIds.Count), results.Sum(r => r.Tokens.Count)),
-        };
-        await OpenAIJson.WriteAsync(context, body);
+            var chunk = Chunk(prepared.Id, prepared.Created, serving.Model.Name, []);
+            chunk["usage"] = OpenAIJson.Usage(prepared.PromptTokens, completionTokens);
+            await events.SendAsync(chunk, context.RequestAborted);
+        }
+
+        await events.DoneAsync(context.RequestAborted);
+    }
+
+    /// <summary>The 400 for a model that does not generate.</summary>
+    public static ApiException NotSupported(ServedModel model) => ApiException.BadRequest($"The model `{model.Name}` does not support Completions API.", "model");
+
+    /// <summary>Checks a completions body (every field read, the rest refused) and makes its sequences.</summary>
+    /// <param name="defaultSeed">The sampling seed of a body without one (null: a fresh random one per request).</param>
+    /// <exception cref="ApiException">400 or 413 naming the field.</exception>
+    public static PreparedGeneration Prepare(RequestFields fields, ServedModel model, long? defaultSeed = null)
+    {
+        var prompts = ReadPrompts(fields, model);
+        var sampling = SamplingRequest.Read(fields, chat: false);
+        var logprobs = (int?)fields.Integer("logprobs", 0, 20);
+        fields.OnlyDefault("suffix", v => v.ValueKind == JsonValueKind.String && v.GetString()!.Length == 0);
+        fields.RefuseTheRest();
+        var requests = prompts.SelectMany(p => PromptChecks.Requests(model, p, sampling, defaultMaxTokens: 16, chat: false, logprobs, "cmpl", defaultSeed)).ToList();
+        var id = $"cmpl-{Guid.NewGuid():N}";
+        var created = OpenAIJson.Now();
+        var promptTokens = requests.Sum(r => r.PromptTokenIds.Count);
+        JsonObject Body(IReadOnlyList<ChoiceResult> results)
+        {
+            var choices = new JsonArray();
+            for (var i = 0; i < results.Count; i++)
+            {
+                var result = results[i];
+                var choice = new JsonObject
+                {
+                    ["index"] = i,
+                    ["text"] = result.Text,
+                    ["logprobs"] = logprobs is null ? null : OpenAIJson.CompletionLogprobs(result.Tokens, model.Tokenizer, 0),
+                    ["finish_reason"] = OpenAIJson.Finish(result.Finish),
+                    ["stop_reason"] = OpenAIJson.StopReason(result.StopReason),
+                };
+                if (sampling.ReturnTokenIds)
+                {
+                    choice["token_ids"] = OpenAIJson.Ids(result.Tokens.Select(t => t.TokenId));
+                    choice["prompt_token_ids"] = OpenAIJson.Ids(requests[i].PromptTokenIds);
+                }
+
+                choices.Add(choice);
+            }
+
+            return new JsonObject
+            {
+                ["id"] = id,
+                ["object"] = "text_completion",
+                ["created"] = created,
+                ["model"] = model.Name,
+                ["choices"] = choices,
+                ["usage"] = OpenAIJson.Usage(promptTokens, results.Sum(r => r.Tokens.Count)),
+            };
+        }
+
+        return new PreparedGeneration(requests, sampling, logprobs, id, created, promptTokens, Body);
     }
 
     private static JsonObject Chunk(string id, long created, string model, JsonArray choices) => new()
@@ -108,21 +126,22 @@ public static class CompletionsEndpoint
         ["choices"] = choices,
     };
 
-    /// <summary>Every sequence of a request, each choice's deltas numbered by its place among all choices.</summary>
-
-    /// <summary>The deltas of each choice put together.</summary>
-    internal static async Task<List<(string Text, List<GeneratedToken> Tokens, FinishReason? Finish, object? StopReason)>> Collect(IAsyncEnumerable<SequenceDelta> deltas, int count)
+    /// <summary>The deltas of each choice put together, in choice order.</summary>
+    public static async Task<IReadOnlyList<ChoiceResult>> Collect(IAsyncEnumerable<SequenceDelta> deltas, int count)
     {
-        var results = Enumerable.Range(0, count).Select(_ => (Text: new System.Text.StringBuilder(), Tokens: new List<GeneratedToken>(), Finish: (FinishReason?)null, StopReason: (object?)null)).ToArray();
+        var texts = Enumerable.Range(0, count).Select(_ => new System.Text.StringBuilder()).ToArray();
+        var tokens = Enumerable.Range(0, count).Select(_ => new List<GeneratedToken>()).ToArray();
+        var finishes = new FinishReason?[count];
+        var stopReasons = new object?[count];
         await foreach (var delta in deltas)
         {
-            var r = results[delta.Choice];
-            r.Text.Append(delta.Text);
-            r.Tokens.AddRange(delta.Tokens);
-            results[delta.Choice] = (r.Text, r.Tokens, delta.Finish ?? r.Finish, delta.StopReason ?? r.StopReason);
+            texts[delta.Choice].Append(delta.Text);
+            tokens[delta.Choice].AddRange(delta.Tokens);
+            finishes[delta.Choice] = delta.Finish ?? finishes[delta.Choice];
+            stopReasons[delta.Choice] = delta.StopReason ?? stopReasons[delta.Choice];
         }
 
-        return results.Select(r => (r.Text.ToString(), r.Tokens, r.Finish, r.StopReason)).ToList();
+        return Enumerable.Range(0, count).Select(i => new ChoiceResult(texts[i].ToString(), tokens[i], finishes[i], stopReasons[i])).ToList();
     }
 
     private static List<IReadOnlyList<long>> ReadPrompts(RequestFields fields, ServedModel model)

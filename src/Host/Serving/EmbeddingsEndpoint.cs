@@ -17,7 +17,23 @@ public static class EmbeddingsEndpoint
     {
         var fields = await serving.ReadBodyAsync(context);
         serving.CheckModel(fields);
-        var engine = serving.Backend.Embeddings ?? throw ApiException.BadRequest($"The model `{serving.Model.Name}` does not support Embeddings API.", "model");
+        var engine = serving.Backend.Embeddings ?? throw NotSupported(serving.Model);
+        var prepared = Prepare(fields, serving.Model);
+        if (serving.Backend.Unavailable is { } reason)
+        {
+            throw ApiException.Unavailable($"No device serves the model `{serving.Model.Name}` now: {reason}");
+        }
+
+        await OpenAIJson.WriteAsync(context, prepared.Body(await engine.EmbedAsync(prepared.Rows, context.RequestAborted)));
+    }
+
+    /// <summary>The 400 for a model that does not embed.</summary>
+    public static ApiException NotSupported(ServedModel model) => ApiException.BadRequest($"The model `{model.Name}` does not support Embeddings API.", "model");
+
+    /// <summary>Checks an embeddings body (every field read, the rest refused) and tokenizes its inputs.</summary>
+    /// <exception cref="ApiException">400 or 413 naming the field.</exception>
+    public static PreparedEmbedding Prepare(RequestFields fields, ServedModel model)
+    {
         var input = fields.Get("input") ?? throw ApiException.BadRequest("'input' is required.", "input");
         var format = fields.String("encoding_format") ?? "float";
         if (format is not ("float" or "base64"))
@@ -28,46 +44,45 @@ public static class EmbeddingsEndpoint
         fields.OnlyDefault("dimensions", v => false);
         fields.String("user");
         fields.RefuseTheRest();
-        var rows = Rows(input, serving.Model);
-        if (rows.FirstOrDefault(r => r.Count > serving.Model.ContextLength) is { } tooLong)
+        var rows = Rows(input, model);
+        if (rows.FirstOrDefault(r => r.Count > model.ContextLength) is { } tooLong)
         {
-            throw new ApiException(413, $"This model's maximum input length is {serving.Model.ContextLength} tokens. However, an input is {tooLong.Count} tokens.", param: "input", code: "context_length_exceeded");
+            throw new ApiException(413, $"This model's maximum input length is {model.ContextLength} tokens. However, an input is {tooLong.Count} tokens.", param: "input", code: "context_length_exceeded");
         }
 
-        var vocab = serving.Model.Source.VocabSize;
+        var vocab = model.Source.VocabSize;
         if (rows.SelectMany(r => r).Any(id => id < 0 || id >= vocab))
         {
             var bad = rows.SelectMany(r => r).First(id => id < 0 || id >= vocab);
-            throw ApiException.BadRequest($"Token id {bad} is outside the vocabulary of {serving.Model.Source.VocabSize} tokens.", "input");
+            throw ApiException.BadRequest($"Token id {bad} is outside the vocabulary of {model.Source.VocabSize} tokens.", "input");
         }
 
-        if (serving.Backend.Unavailable is { } reason)
+        JsonObject Body(IReadOnlyList<float[]> vectors)
         {
-            throw ApiException.Unavailable($"No device serves the model `{serving.Model.Name}` now: {reason}");
-        }
-
-        var vectors = await engine.EmbedAsync(rows, context.RequestAborted);
-        var data = new JsonArray();
-        for (var i = 0; i < vectors.Count; i++)
-        {
-            data.Add(new JsonObject
+            var data = new JsonArray();
+            for (var i = 0; i < vectors.Count; i++)
             {
-                ["object"] = "embedding",
-                ["index"] = i,
-                ["embedding"] = format == "base64"
-                    ? Convert.ToBase64String(MemoryMarshal.AsBytes(vectors[i].AsSpan()))
-                    : new JsonArray(vectors[i].Select(v => (JsonNode?)v).ToArray()),
-            });
+                data.Add(new JsonObject
+                {
+                    ["object"] = "embedding",
+                    ["index"] = i,
+                    ["embedding"] = format == "base64"
+                        ? Convert.ToBase64String(MemoryMarshal.AsBytes(vectors[i].AsSpan()))
+                        : new JsonArray(vectors[i].Select(v => (JsonNode?)v).ToArray()),
+                });
+            }
+
+            var tokens = rows.Sum(r => r.Count);
+            return new JsonObject
+            {
+                ["object"] = "list",
+                ["data"] = data,
+                ["model"] = model.Name,
+                ["usage"] = new JsonObject { ["prompt_tokens"] = tokens, ["total_tokens"] = tokens },
+            };
         }
 
-        var tokens = rows.Sum(r => r.Count);
-        await OpenAIJson.WriteAsync(context, new JsonObject
-        {
-            ["object"] = "list",
-            ["data"] = data,
-            ["model"] = serving.Model.Name,
-            ["usage"] = new JsonObject { ["prompt_tokens"] = tokens, ["total_tokens"] = tokens },
-        });
+        return new PreparedEmbedding(rows, Body);
     }
 
     private static List<IReadOnlyList<long>> Rows(JsonElement input, ServedModel model)

@@ -12,9 +12,10 @@ namespace DistributedInference.Host.Serving;
 public static class PromptChecks
 {
     /// <param name="defaultMaxTokens">The budget when the request gives none (null: the rest of the context).</param>
+    /// <param name="defaultSeed">The sampling seed when the request gives none (null: a fresh random one).</param>
     /// <exception cref="ApiException">400 or 413 as above.</exception>
     public static IReadOnlyList<GenerationRequest> Requests(
-        ServedModel model, IReadOnlyList<long> prompt, SamplingRequest sampling, int? defaultMaxTokens, bool chat, int? logprobs, string idPrefix)
+        ServedModel model, IReadOnlyList<long> prompt, SamplingRequest sampling, int? defaultMaxTokens, bool chat, int? logprobs, string idPrefix, long? defaultSeed = null)
     {
         if (prompt.Count == 0)
         {
@@ -53,7 +54,7 @@ public static class PromptChecks
             }
         }
 
-        var seed = sampling.Seed ?? Random.Shared.NextInt64();
+        var seed = sampling.Seed ?? defaultSeed ?? Random.Shared.NextInt64();
         var requestId = $"{idPrefix}-{Guid.NewGuid():N}";
         return Enumerable.Range(0, sampling.N).Select(i => new GenerationRequest(
             $"{requestId}-{i}",

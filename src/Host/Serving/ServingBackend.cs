@@ -93,7 +93,9 @@ public sealed class ServingBackend : IAsyncDisposable
         return backend;
     }
 
-    private Task<ReplicaClient> ClientAsync(CancellationToken cancellation) =>
+    /// <summary>The replica client of the devices serving the model.</summary>
+    /// <exception cref="EngineUnavailableException">No device serves it now.</exception>
+    public Task<ReplicaClient> ClientAsync(CancellationToken cancellation) =>
         Task.FromResult(_client ?? throw new EngineUnavailableException($"no device serves {_model.Name}: {Unavailable}"));
 
     // A cluster: opens the replica route once device nodes are Up and one of their devices serves the model.

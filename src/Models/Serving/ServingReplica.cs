@@ -64,7 +64,7 @@ public sealed class ServingReplica : IReplicaModel
             decoderRows,
             (row, token) => listeners[row]?.OnToken(token),
             row => listeners[row]?.IsCancelled == true);
-        return ServingRows.Results(decoded, decoderRows);
+        return ServingRows.Results(decoded, decoderRows, ServingRows.ResultShape(rows));
     }
 
     public void Dispose() => _module.Dispose();

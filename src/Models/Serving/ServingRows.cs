@@ -8,12 +8,15 @@ namespace DistributedInference.Models.Serving;
 /// Rows: <c>input_ids</c> [B, T] int64 left-padded and <c>attention_mask</c> [B, T] (when padded); per row
 /// <c>max_tokens</c>, <c>top_k</c>, <c>seed</c>, <c>logprobs</c> (-1: none), <c>row_index</c> (int64 [B]),
 /// <c>temperature</c>, <c>top_p</c>, <c>repetition_penalty</c> (float64 [B]), <c>stop_token_ids</c> [B, S] (-1 padded)
-/// and <c>request_id</c> (strings). Results: <c>output_ids</c> [B, M] (-1 after the end), <c>finish_reason</c> [B]
+/// and <c>request_id</c> (strings); <c>result_shape</c> int64 [B, 2] (the job's widest budget and top-logprobs count, on
+/// every row, so results of batches the job was split into have one width and concatenate). Results: <c>output_ids</c> [B, M] (-1 after the end), <c>finish_reason</c> [B]
 /// (0 stop, 1 length), <c>logprobs</c> [B, M] float32 and <c>top_logprob_ids</c> / <c>top_logprobs</c> [B, M, K].
 /// </summary>
 public static class ServingRows
 {
     public const string RequestId = "request_id";
+
+    private const string ResultShapeKey = "result_shape";
 
     /// <summary>The job rows of <paramref name="requests"/> (all of one job); the caller owns the tensors.</summary>
     public static IReadOnlyDictionary<string, object> Of(IReadOnlyList<GenerationRequest> requests, long padTokenId, IReadOnlyList<long>? sequenceIndex = null)
@@ -43,6 +46,9 @@ public static class ServingRows
             ["repetition_penalty"] = tensor(requests.Select(r => r.Sampling.RepetitionPenalty).ToArray()),
             ["stop_token_ids"] = tensor(stops, [requests.Count, stopWidth]),
             [RequestId] = requests.Select(r => r.RequestId).ToArray(),
+            [ResultShapeKey] = tensor(
+                Enumerable.Repeat(new[] { Math.Max(1L, requests.Max(r => r.Sampling.MaxTokens)), Math.Max(1L, requests.Max(r => r.Sampling.Logprobs ?? 0)) }, requests.Count).SelectMany(x => x).ToArray(),
+                [requests.Count, 2]),
         };
         if (batch.AttentionMask is not null)
         {
@@ -95,11 +101,18 @@ public static class ServingRows
         return (decoded, requestIds);
     }
 
+    /// <summary>The width and top-logprobs count of a job's results (<c>result_shape</c>), when the rows carry it.</summary>
+    public static (int Width, int Top)? ResultShape(object rows) =>
+        rows is IReadOnlyDictionary<string, object> named && named.TryGetValue(ResultShapeKey, out var value) && value is Tensor { shape: [> 0, 2] } shape
+            ? ((int)shape[0, 0].ToInt64(), (int)shape[0, 1].ToInt64())
+            : null;
+
     /// <summary>The result rows of decoded rows; the caller owns the tensors.</summary>
-    public static IReadOnlyDictionary<string, object> Results(IReadOnlyList<DecodedRow> decoded, IReadOnlyList<DecoderRow> rows)
+    /// <param name="shape">The job's result width and top-logprobs count (<see cref="ResultShape"/>); null: this batch's own.</param>
+    public static IReadOnlyDictionary<string, object> Results(IReadOnlyList<DecodedRow> decoded, IReadOnlyList<DecoderRow> rows, (int Width, int Top)? shape = null)
     {
-        var width = Math.Max(1, rows.Max(r => r.Sampling.MaxTokens));
-        var top = Math.Max(1, rows.Max(r => r.Sampling.Logprobs ?? 0));
+        var width = Math.Max(shape?.Width ?? 1, rows.Max(r => r.Sampling.MaxTokens));
+        var top = Math.Max(shape?.Top ?? 1, rows.Max(r => r.Sampling.Logprobs ?? 0));
         var count = decoded.Count;
         var ids = new long[count * width];
         var logprobs = new float[count * width];

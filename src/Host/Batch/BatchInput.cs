@@ -1,0 +1,99 @@
+using System.Buffers.Binary;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using DistributedInference.Models;
+
+namespace DistributedInference.Host.Batch;
+
+/// <summary>
+/// An OpenAI batch input file (JSONL, one request a line), read as a stream: <see cref="Scan"/> passes over it once
+/// before anything runs (the request count for progress, and duplicate <c>custom_id</c>s refused as OpenAI's batch API
+/// refuses them); <see cref="Lines"/> yields its lines in order. Memory: 20 bytes per request (a 128-bit hash of each
+/// <c>custom_id</c> and its line), whatever the lines hold. Blank lines are skipped and keep their line numbers.
+/// </summary>
+public sealed class BatchInput
+{
+    private readonly Dictionary<UInt128, long> _ids;
+
+    private BatchInput(string path, Dictionary<UInt128, long> ids, int requests)
+    {
+        Path = path;
+        _ids = ids;
+        Requests = requests;
+    }
+
+    public string Path { get; }
+
+    /// <summary>Non-blank lines: the requests the output will answer.</summary>
+    public int Requests { get; }
+
+    /// <summary>Reads the file through once.</summary>
+    /// <exception cref="InvalidInputException">The file is missing or unreadable, or two lines have the same <c>custom_id</c>.</exception>
+    public static BatchInput Scan(string path)
+    {
+        if (!File.Exists(path))
+        {
+            throw new InvalidInputException($"--input {path}: no such file");
+        }
+
+        var ids = new Dictionary<UInt128, long>();
+        var requests = 0;
+        foreach (var (line, text) in ReadLines(path))
+        {
+            requests++;
+            if (CustomIdOf(text) is not { } id)
+            {
+                continue;
+            }
+
+            if (!ids.TryAdd(Key(id), line))
+            {
+                throw new InvalidInputException($"--input {path}: custom_id '{id}' is on line {ids[Key(id)]} and on line {line}; each request needs its own custom_id");
+            }
+        }
+
+        return new BatchInput(path, ids, requests);
+    }
+
+    /// <summary>Whether a <c>custom_id</c> is one of the input's.</summary>
+    public bool Has(string customId) => _ids.ContainsKey(Key(customId));
+
+    /// <summary>The non-blank lines in order, read.</summary>
+    public IEnumerable<BatchRequestLine> Lines() => ReadLines(Path).Select(l => BatchRequestLine.Parse(l.Line, l.Text));
+
+    /// <summary>A 128-bit key of a <c>custom_id</c> (SHA-256's first 16 bytes).</summary>
+    public static UInt128 Key(string customId)
+    {
+        Span<byte> hash = stackalloc byte[32];
+        SHA256.HashData(Encoding.UTF8.GetBytes(customId), hash);
+        return BinaryPrimitives.ReadUInt128LittleEndian(hash);
+    }
+
+    private static string? CustomIdOf(string text)
+    {
+        try
+        {
+            using var document = JsonDocument.Parse(text);
+            return document.RootElement.ValueKind == JsonValueKind.Object ? BatchRequestLine.CustomIdOf(document.RootElement) : null;
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+    }
+
+    private static IEnumerable<(long Line, string Text)> ReadLines(string path)
+    {
+        using var reader = new StreamReader(new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, 1 << 16), Encoding.UTF8);
+        long line = 0;
+        while (reader.ReadLine() is { } text)
+        {
+            line++;
+            if (!string.IsNullOrWhiteSpace(text))
+            {
+                yield return (line, text);
+            }
+        }
+    }
+}
