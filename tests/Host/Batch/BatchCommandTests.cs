@@ -1,0 +1,146 @@
+using System.Text.Json.Nodes;
+using DistributedInference.Models.Loading;
+using static TorchSharp.torch;
+
+namespace DistributedInference.Host.Tests.Batch;
+
+/// <summary>
+/// <c>di batch</c> on the qwen2-tiny fixture: every request of the input answered exactly once (lines that cannot run
+/// with an error line), greedy completions equal to <c>di infer --task generate</c>'s tokens for the same ids, a torn
+/// output resumed to the uninterrupted answers, duplicate custom_ids refused before anything runs.
+/// </summary>
+public sealed class BatchCommandTests : IDisposable
+{
+    private readonly string _folder = Directory.CreateTempSubdirectory("di-batch-").FullName;
+
+    public void Dispose() => Directory.Delete(_folder, recursive: true);
+
+    [Fact]
+    public async Task Every_request_is_answered_once_and_greedy_completions_equal_di_infer()
+    {
+        const int count = 40;
+        var input = Write("in.jsonl", BatchFiles.Mixed(count));
+        var output = Path.Combine(_folder, "out", "answers.jsonl");
+        var (exit, _, stderr) = await DiRunner.Run("batch", "--model", BatchFiles.Qwen2, "--chat-template", BatchFiles.QwenTemplate,
+            "--input", input, "--output", output, "--job-rows", "8", "--max-batch-size", "4", "--json-summary", Path.Combine(_folder, "summary.json"));
+        Assert.True(exit == 0, stderr);
+
+        var answers = BatchFiles.Answers(output);
+        Assert.Equal(count + 6, answers.Count);
+        Assert.Equal("invalid_json", BatchFiles.Error(answers["line 4"]).GetProperty("code").GetString());
+        Assert.Equal("invalid_json", BatchFiles.Error(answers["line 8"]).GetProperty("code").GetString());
+        Assert.Equal("missing_custom_id", BatchFiles.Error(answers["line 12"]).GetProperty("code").GetString());
+        Assert.Equal("invalid_url", BatchFiles.Error(answers["badurl"]).GetProperty("code").GetString());
+        Assert.Equal("max_tokens", BatchFiles.Error(answers["badbody"]).GetProperty("param").GetString());
+        Assert.Equal("context_length_exceeded", BatchFiles.Error(answers["long"]).GetProperty("code").GetString());
+        Assert.Contains("does not support Embeddings API", BatchFiles.Error(answers["embed4"]).GetProperty("message").GetString(), StringComparison.Ordinal);
+        var chat = JsonNode.Parse(answers["chat3"])!["response"]!["body"]!;
+        Assert.Equal("chat.completion", chat["object"]!.GetValue<string>());
+        var sample = JsonNode.Parse(answers["sample2"])!["response"]!["body"]!["choices"]!.AsArray();
+        Assert.Equal(2, sample.Count);
+        Assert.All(sample, c => Assert.DoesNotContain("e", c!["text"]!.GetValue<string>(), StringComparison.Ordinal));
+
+        var summary = JsonNode.Parse(File.ReadAllText(Path.Combine(_folder, "summary.json")))!;
+        Assert.Equal(count + 6, summary["Ok"]!.GetValue<long>() + summary["Failed"]!.GetValue<long>());
+        Assert.Equal(8 + 6, summary["Failed"]!.GetValue<long>());
+
+        // The same prompts through di infer, left-padded in one tensor: the same greedy tokens.
+        var rows = Enumerable.Range(0, count).Where(i => i % 5 == 0).ToList();
+        var prompts = rows.Select(BatchFiles.IdsPrompt).ToList();
+        var width = prompts.Max(p => p.Count);
+        var ids = new long[rows.Count * width];
+        var mask = new long[rows.Count * width];
+        for (var r = 0; r < rows.Count; r++)
+        {
+            for (var t = 0; t < width; t++)
+            {
+                var real = t - (width - prompts[r].Count);
+                ids[(r * width) + t] = real >= 0 ? prompts[r][real] : 637;
+                mask[(r * width) + t] = real >= 0 ? 1 : 0;
+            }
+        }
+
+        var idsFile = Path.Combine(_folder, "ids.safetensors");
+        SafeTensorsFile.Write(idsFile, new Dictionary<string, Tensor> { ["input_ids"] = tensor(ids, [rows.Count, width]), ["attention_mask"] = tensor(mask, [rows.Count, width]) });
+        var (inferExit, stdout, inferErr) = await DiRunner.Run("infer", "--model", BatchFiles.Qwen2, "--task", "generate", "--input-ids", idsFile,
+            "--max-new-tokens", BatchFiles.IdsMaxTokens.ToString(System.Globalization.CultureInfo.InvariantCulture), "--quiet");
+        Assert.True(inferExit == 0, inferErr);
+        var inferred = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonNode.Parse(l)!["output_ids"]!.AsArray().Select(n => n!.GetValue<long>()).ToList()).ToList();
+        for (var r = 0; r < rows.Count; r++)
+        {
+            var batched = BatchFiles.TokenIds(answers[$"ids{rows[r]}"]);
+            Assert.Equal(inferred[r].Take(batched.Count), batched);
+        }
+    }
+
+    [Fact]
+    public async Task A_torn_output_is_resumed_to_the_uninterrupted_answers_in_input_order()
+    {
+        var input = Write("in.jsonl", BatchFiles.Mixed(20));
+        var whole = Path.Combine(_folder, "whole.jsonl");
+        var (exit, _, stderr) = await DiRunner.Run("batch", "--model", BatchFiles.Qwen2, "--chat-template", BatchFiles.QwenTemplate, "--input", input, "--output", whole, "--ordered", "--quiet");
+        Assert.True(exit == 0, stderr);
+        var expected = BatchFiles.Answers(whole);
+        var order = File.ReadLines(whole).Select(l => JsonNode.Parse(l)!["custom_id"]?.GetValue<string>()).ToList();
+        var inputOrder = File.ReadLines(input).Select(CustomId).ToList();
+        Assert.Equal(inputOrder.Where(id => id is not null), order.Where(id => id is not null));
+
+        // 9 lines answered, the 10th torn mid-line, as a process killed while writing it would leave them.
+        var resumed = Path.Combine(_folder, "resumed.jsonl");
+        var kept = File.ReadLines(whole).Skip(4).Take(9).ToList();
+        var torn = File.ReadLines(whole).Skip(13).First();
+        File.WriteAllText(resumed, string.Join('\n', kept) + "\n" + torn[..(torn.Length / 2)]);
+        (exit, _, stderr) = await DiRunner.Run("batch", "--model", BatchFiles.Qwen2, "--chat-template", BatchFiles.QwenTemplate, "--input", input, "--output", resumed);
+        Assert.True(exit == 0, stderr);
+        Assert.Contains("9 of 26 request(s) already answered; a torn last line", stderr, StringComparison.Ordinal);
+        Assert.Equal(expected.OrderBy(a => a.Key), BatchFiles.Answers(resumed).OrderBy(a => a.Key));
+
+        // Nothing left to do: a third run answers nothing and changes nothing.
+        var before = File.ReadAllText(resumed);
+        (exit, _, stderr) = await DiRunner.Run("batch", "--model", BatchFiles.Qwen2, "--input", input, "--output", resumed);
+        Assert.True(exit == 0, stderr);
+        Assert.Equal(before, File.ReadAllText(resumed));
+    }
+
+    [Fact]
+    public async Task Duplicate_custom_ids_and_another_batchs_output_are_refused_before_anything_runs()
+    {
+        var line = BatchFiles.Line("same", "/v1/completions", new JsonObject { ["prompt"] = "a" });
+        var input = Write("dup.jsonl", [line, BatchFiles.Line("other", "/v1/completions", new JsonObject { ["prompt"] = "b" }), line]);
+        var output = Path.Combine(_folder, "out.jsonl");
+        var (exit, _, stderr) = await DiRunner.Run("batch", "--model", BatchFiles.Qwen2, "--input", input, "--output", output);
+        Assert.Equal(2, exit);
+        Assert.Contains("custom_id 'same' is on line 1 and on line 3", stderr, StringComparison.Ordinal);
+        Assert.False(File.Exists(output));
+
+        var unrelated = Write("unrelated.jsonl", ["""{"id": "batch_req_1", "custom_id": "elsewhere", "response": null, "error": {"code": "x", "message": "y"}}"""]);
+        var good = Write("good.jsonl", [line]);
+        (exit, _, stderr) = await DiRunner.Run("batch", "--model", BatchFiles.Qwen2, "--input", good, "--output", unrelated);
+        Assert.Equal(2, exit);
+        Assert.Contains("answers custom_id 'elsewhere', which is not in --input", stderr, StringComparison.Ordinal);
+        Assert.Single(File.ReadLines(unrelated));
+
+        (exit, _, stderr) = await DiRunner.Run("batch", "--model", BatchFiles.Qwen2, "--input", good, "--output", unrelated, "--restart", "--quiet");
+        Assert.True(exit == 0, stderr);
+        Assert.Equal(["same"], BatchFiles.Answers(unrelated).Keys);
+    }
+
+    private static string? CustomId(string line)
+    {
+        try
+        {
+            return JsonNode.Parse(line) is JsonObject o ? o["custom_id"]?.GetValue<string>() : null;
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            return null;
+        }
+    }
+
+    private string Write(string name, IEnumerable<string> lines)
+    {
+        var path = Path.Combine(_folder, name);
+        File.WriteAllLines(path, lines);
+        return path;
+    }
+}
