@@ -1,0 +1,90 @@
+using System.Diagnostics;
+
+namespace DistributedInference.Host.Tests.Batch;
+
+/// <summary>
+/// Exactly once across crashes: <c>di batch</c> killed with SIGKILL at three moments (after a quarter, half and three
+/// quarters of the answers are in the output) and run again each time ends with every request answered once, with the
+/// answers of a run that was never interrupted.
+/// </summary>
+[Collection(ProcessTests.Collection)]
+public sealed class BatchKillTests : IDisposable
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromMinutes(4);
+
+    private readonly string _folder = Directory.CreateTempSubdirectory("di-batch-kill-").FullName;
+
+    public void Dispose() => Directory.Delete(_folder, recursive: true);
+
+    [Fact]
+    public async Task Kill_9_at_three_moments_and_resumed_each_time_answers_every_request_once_as_an_uninterrupted_run()
+    {
+        const int count = 300;
+        var input = Path.Combine(_folder, "in.jsonl");
+        File.WriteAllLines(input, BatchFiles.Mixed(count));
+        string[] Args(string output) => ["batch", "--model", BatchFiles.Qwen2, "--chat-template", BatchFiles.QwenTemplate, "--input", input, "--output", output,
+            "--max-batch-size", "4", "--job-rows", "8", "--window", "32", "--jobs-in-flight", "2"];
+
+        var whole = Path.Combine(_folder, "whole.jsonl");
+        var (exit, _, stderr) = await DiRunner.RunProcess(Timeout, Args(whole));
+        Assert.True(exit == 0, stderr);
+        var expected = BatchFiles.Answers(whole);
+        Assert.Equal(count + 6, expected.Count);
+
+        var output = Path.Combine(_folder, "killed.jsonl");
+        var kills = 0;
+        foreach (var quarter in new[] { 1, 2, 3 })
+        {
+            var start = new ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true };
+            start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "di.dll"));
+            foreach (var arg in Args(output))
+            {
+                start.ArgumentList.Add(arg);
+            }
+
+            using var batch = Process.Start(start)!;
+            using var reaper = DiRunner.KillOnDispose(batch);
+            var err = batch.StandardError.ReadToEndAsync();
+            _ = batch.StandardOutput.ReadToEndAsync();
+            var clock = Stopwatch.StartNew();
+            while (!batch.HasExited && Lines(output) < (count + 6) * quarter / 4 && clock.Elapsed < Timeout)
+            {
+                await Task.Delay(20);
+            }
+
+            if (!batch.HasExited)
+            {
+                batch.Kill();
+                kills++;
+            }
+
+            await batch.WaitForExitAsync().WaitAsync(Timeout);
+            await err;
+        }
+
+        (exit, _, stderr) = await DiRunner.RunProcess(Timeout, Args(output));
+        Assert.True(exit == 0, stderr);
+        Assert.Equal(3, kills);
+        Assert.Equal(expected.OrderBy(a => a.Key), BatchFiles.Answers(output).OrderBy(a => a.Key));
+    }
+
+    private static int Lines(string path)
+    {
+        try
+        {
+            using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+            var lines = 0;
+            int b;
+            while ((b = stream.ReadByte()) >= 0)
+            {
+                lines += b == '\n' ? 1 : 0;
+            }
+
+            return lines;
+        }
+        catch (FileNotFoundException)
+        {
+            return 0;
+        }
+    }
+}
