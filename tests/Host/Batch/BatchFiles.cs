@@ -78,4 +78,26 @@ public static class BatchFiles
         JsonNode.Parse(answer)!["response"]!["body"]!["choices"]![0]!["token_ids"]!.AsArray().Select(n => n!.GetValue<long>()).ToList();
 
     public static JsonElement Error(string answer) => JsonDocument.Parse(answer).RootElement.GetProperty("error");
+
+    /// <summary>Complete lines in a file another process is appending to (0 when it does not exist yet).</summary>
+    public static int LineCount(string path)
+    {
+        try
+        {
+            using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+            var buffer = new byte[1 << 16];
+            var lines = 0;
+            int read;
+            while ((read = stream.Read(buffer)) > 0)
+            {
+                lines += buffer.AsSpan(0, read).Count((byte)'\n');
+            }
+
+            return lines;
+        }
+        catch (FileNotFoundException)
+        {
+            return 0;
+        }
+    }
 }

@@ -47,7 +47,7 @@ public sealed class BatchKillTests : IDisposable
             var err = batch.StandardError.ReadToEndAsync();
             _ = batch.StandardOutput.ReadToEndAsync();
             var clock = Stopwatch.StartNew();
-            while (!batch.HasExited && Lines(output) < (count + 6) * quarter / 4 && clock.Elapsed < Timeout)
+            while (!batch.HasExited && BatchFiles.LineCount(output) < (count + 6) * quarter / 4 && clock.Elapsed < Timeout)
             {
                 await Task.Delay(20);
             }
@@ -66,25 +66,5 @@ public sealed class BatchKillTests : IDisposable
         Assert.True(exit == 0, stderr);
         Assert.Equal(3, kills);
         Assert.Equal(expected.OrderBy(a => a.Key), BatchFiles.Answers(output).OrderBy(a => a.Key));
-    }
-
-    private static int Lines(string path)
-    {
-        try
-        {
-            using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
-            var lines = 0;
-            int b;
-            while ((b = stream.ReadByte()) >= 0)
-            {
-                lines += b == '\n' ? 1 : 0;
-            }
-
-            return lines;
-        }
-        catch (FileNotFoundException)
-        {
-            return 0;
-        }
     }
 }
