@@ -1,6 +1,6 @@
 using System.Runtime.CompilerServices;
-using DistributedInference.Actors.Kernel.Rows;
 using DistributedInference.Actors.Kernel.Requests;
+using DistributedInference.Actors.Kernel.Rows;
 using DistributedInference.Actors.Replica;
 using DistributedInference.Host.Serving;
 using DistributedInference.Models;
