@@ -70,14 +70,39 @@ public sealed class BatchInput
         return BinaryPrimitives.ReadUInt128LittleEndian(hash);
     }
 
+    // The top-level custom_id of a line, read without building the document; null for a line that is not a JSON object
+    // with a non-empty string custom_id (its answer is keyed by its line).
     private static string? CustomIdOf(string text)
     {
+        var reader = new Utf8JsonReader(Encoding.UTF8.GetBytes(text));
+        string? id = null;
         try
         {
-            using var document = JsonDocument.Parse(text);
-            return document.RootElement.ValueKind == JsonValueKind.Object ? BatchRequestLine.CustomIdOf(document.RootElement) : null;
+            if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
+            {
+                return null;
+            }
+
+            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+            {
+                var isId = reader.ValueTextEquals("custom_id"u8);
+                reader.Read();
+                if (isId)
+                {
+                    id = reader.TokenType == JsonTokenType.String ? reader.GetString() : null;
+                }
+
+                reader.Skip();
+            }
+
+            // The rest must be well-formed too: a line that is not JSON has no custom_id, as BatchRequestLine reads it.
+            while (reader.Read())
+            {
+            }
+
+            return id is { Length: > 0 } ? id : null;
         }
-        catch (JsonException)
+        catch (Exception e) when (e is JsonException or InvalidOperationException)
         {
             return null;
         }

@@ -24,7 +24,7 @@ public sealed record BatchOptions(
     string? ChatTemplate = null,
     int MaxBatchSize = 8,
     int Window = 1024,
-    int JobRows = 64,
+    int JobRows = 256,
     int JobsInFlight = 4,
     bool GroupByLength = true,
     bool Ordered = false,

@@ -1,4 +1,3 @@
-using System.Text;
 using System.Text.Json;
 using DistributedInference.Host.Serving;
 
@@ -66,7 +65,7 @@ public sealed record BatchRequestLine(long Line, string? CustomId, string? Url, 
 
             try
             {
-                return new BatchRequestLine(line, customId, url.GetString(), RequestFields.Parse(Encoding.UTF8.GetBytes(body.GetRawText())), null);
+                return new BatchRequestLine(line, customId, url.GetString(), RequestFields.Of(body), null);
             }
             catch (ApiException e)
             {

@@ -4,6 +4,7 @@ using DistributedInference.Actors.Replica;
 using DistributedInference.Host.Serving;
 using DistributedInference.Models;
 using DistributedInference.Models.Generation;
+using DistributedInference.Models.Runtime;
 using DistributedInference.Models.Templates;
 
 namespace DistributedInference.Host.Batch;
@@ -49,6 +50,11 @@ public static class BatchRunner
         if (todo <= 0)
         {
             return new BatchSummary(options.Output, input.Requests, output.Resumed, 0, 0, 0, 0, clock.Elapsed.TotalSeconds);
+        }
+
+        if (options.Join is not { Count: > 0 })
+        {
+            CpuThreads.LeaveOneCore(DeviceName.ParseList(options.Devices));
         }
 
         await using var backend = await ServingBackend.StartAsync(model, options.Serving(), cancellation);

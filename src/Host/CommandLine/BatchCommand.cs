@@ -29,7 +29,7 @@ public static class BatchCommand
         var chatTemplate = new Option<string?>("--chat-template") { Description = "a Jinja chat template file to use instead of the folder's", HelpName = "FILE" };
         var maxBatch = new Option<int>("--max-batch-size") { Description = "rows per forward pass on a device", DefaultValueFactory = _ => 8 };
         var window = new Option<int>("--window") { Description = "requests read ahead and grouped by length before they are cut into jobs", DefaultValueFactory = _ => 1024 };
-        var jobRows = new Option<int>("--job-rows") { Description = "rows (sequences or embedding inputs) per replica job", DefaultValueFactory = _ => 64 };
+        var jobRows = new Option<int>("--job-rows") { Description = "rows (sequences or embedding inputs) per replica job", DefaultValueFactory = _ => 256 };
         var jobsInFlight = new Option<int>("--jobs-in-flight") { Description = "replica jobs running at once", DefaultValueFactory = _ => 4 };
         var grouping = new Option<bool>("--group-by-length") { Description = "sort each window by prompt length before cutting it into jobs (less padding)", DefaultValueFactory = _ => true };
         var ordered = new Option<bool>("--ordered") { Description = "write the output in input order (default: as requests finish)" };

@@ -20,18 +20,25 @@ public sealed class RequestFields
         try
         {
             using var document = JsonDocument.Parse(body);
-            if (document.RootElement.ValueKind != JsonValueKind.Object)
-            {
-                throw ApiException.BadRequest("The request body must be a JSON object.");
-            }
-
-            RequireText(document.RootElement);
-            return new RequestFields(document.RootElement.Clone());
+            return Of(document.RootElement);
         }
         catch (JsonException e)
         {
             throw ApiException.BadRequest($"The request body is not valid JSON: {e.Message.ReplaceLineEndings(" ")}");
         }
+    }
+
+    /// <summary>The fields of a body already parsed (a batch line's <c>body</c>); the element is copied.</summary>
+    /// <exception cref="ApiException">Not an object, or a string that is not valid text (400).</exception>
+    public static RequestFields Of(JsonElement body)
+    {
+        if (body.ValueKind != JsonValueKind.Object)
+        {
+            throw ApiException.BadRequest("The request body must be a JSON object.");
+        }
+
+        RequireText(body);
+        return new RequestFields(body.Clone());
     }
 
     // JsonDocument checks a string's bytes only when it is read: every name and string is read once here, so invalid UTF-8

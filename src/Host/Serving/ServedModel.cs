@@ -95,6 +95,6 @@ public sealed class ServedModel
             absence = $"{model} is a built-in without a tokenizer or chat template";
         }
 
-        return new ServedModel(source, servedName ?? model, template, absence is null ? null : $"{absence}: give di serve --chat-template FILE");
+        return new ServedModel(source, servedName ?? model, template, absence is null ? null : $"{absence}: give --chat-template FILE");
     }
 }
