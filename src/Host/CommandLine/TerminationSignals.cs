@@ -67,22 +67,28 @@ public sealed class TerminationSignals : IDisposable
             return;
         }
 
-        // Off the signal thread: cancelling runs the job's callbacks, and the grace is waited here.
+        // The grace is kept by a thread of its own, started before anything is cancelled: neither a cancellation callback
+        // that blocks nor a starved thread pool (a loaded machine) can keep the process past it.
+        var grace = new Thread(() =>
+        {
+            if (!_disposed.Token.WaitHandle.WaitOne(Grace))
+            {
+                Exit(code);
+            }
+        })
+        { IsBackground = true, Name = "termination-grace" };
+        grace.Start();
+
+        // Off the signal thread: cancelling runs the job's callbacks.
         _ = Task.Run(async () =>
         {
             try
             {
                 await _cancel.CancelAsync();
-                await Task.Delay(Grace, _disposed.Token);
-                Exit(code);
-            }
-            catch (OperationCanceledException)
-            {
-                // The command ended in time.
             }
             catch (ObjectDisposedException)
             {
-                // The command ended in time.
+                // The command ended before the signal's cancellation ran.
             }
         });
     }

@@ -147,7 +147,9 @@ public sealed class CancellationTests : TestKit
     public async Task Ctrl_c_of_di_launch_exits_130_within_seconds_writes_nothing_and_leaves_no_node_running()
     {
         var input = Path.Combine(_folder, "rows.safetensors");
-        SafeTensorsFile.Write(input, new Dictionary<string, Tensor> { ["input_ids"] = randint(0, 1000, [2000, 16], dtype: ScalarType.Int64) });
+        // Rows enough that the job cannot end before the test has seen it accepted and found the nodes, however loaded the
+        // machine (2000 were done in 8 s at a load average of 40, before the signal came): it is cancelled, never run out.
+        SafeTensorsFile.Write(input, new Dictionary<string, Tensor> { ["input_ids"] = randint(0, 1000, [50000, 16], dtype: ScalarType.Int64) });
 
         // The nodes read this file (a name of this test only): it finds them among the processes afterwards.
         var config = Path.Combine(_folder, $"launch-{Guid.NewGuid():N}.conf");
