@@ -16,11 +16,14 @@ public sealed class BatchInput
 {
     private readonly Dictionary<UInt128, long> _ids;
 
-    private BatchInput(string path, Dictionary<UInt128, long> ids, int requests)
+    private readonly long _maxLineBytes;
+
+    private BatchInput(string path, Dictionary<UInt128, long> ids, int requests, long maxLineBytes)
     {
         Path = path;
         _ids = ids;
         Requests = requests;
+        _maxLineBytes = maxLineBytes;
     }
 
     public string Path { get; }
@@ -29,8 +32,9 @@ public sealed class BatchInput
     public int Requests { get; }
 
     /// <summary>Reads the file through once.</summary>
-    /// <exception cref="InvalidInputException">The file is missing or unreadable, or two lines have the same <c>custom_id</c>.</exception>
-    public static BatchInput Scan(string path)
+    /// <param name="maxLineBytes">Longer lines are requests too large to run (answered with an error line).</param>
+    /// <exception cref="InvalidInputException">The file is missing, not a regular file, or two lines have the same <c>custom_id</c>.</exception>
+    public static BatchInput Scan(string path, long maxLineBytes)
     {
         if (!File.Exists(path))
         {
@@ -39,10 +43,10 @@ public sealed class BatchInput
 
         var ids = new Dictionary<UInt128, long>();
         var requests = 0;
-        foreach (var (line, text) in ReadLines(path))
+        foreach (var (line, text, _) in JsonlLines.Read(path, maxLineBytes))
         {
             requests++;
-            if (CustomIdOf(text) is not { } id)
+            if (text is null || CustomIdOf(text) is not { } id)
             {
                 continue;
             }
@@ -53,14 +57,20 @@ public sealed class BatchInput
             }
         }
 
-        return new BatchInput(path, ids, requests);
+        return new BatchInput(path, ids, requests, maxLineBytes);
     }
 
     /// <summary>Whether a <c>custom_id</c> is one of the input's.</summary>
     public bool Has(string customId) => _ids.ContainsKey(Key(customId));
 
     /// <summary>The non-blank lines in order, read.</summary>
-    public IEnumerable<BatchRequestLine> Lines() => ReadLines(Path).Select(l => BatchRequestLine.Parse(l.Line, l.Text));
+    public IEnumerable<BatchRequestLine> Lines() => JsonlLines.Read(Path, _maxLineBytes).Select(l => l.Text is { } text
+        ? BatchRequestLine.Parse(l.Line, text)
+        : new BatchRequestLine(l.Line, null, null, null, new BatchError(l.Problem!.Contains("UTF-8", StringComparison.Ordinal) ? "invalid_json" : "request_too_large", l.Problem, l.Line)));
+
+    /// <summary>Requests of the input that <paramref name="output"/> does not answer yet (one more pass over the file).</summary>
+    public int Unanswered(BatchOutput output) => JsonlLines.Read(Path, _maxLineBytes)
+        .Count(l => !(l.Text is { } text && CustomIdOf(text) is { } id ? output.IsAnswered(id) : output.IsAnswered(l.Line)));
 
     /// <summary>A 128-bit key of a <c>custom_id</c> (SHA-256's first 16 bytes).</summary>
     public static UInt128 Key(string customId)
@@ -105,20 +115,6 @@ public sealed class BatchInput
         catch (Exception e) when (e is JsonException or InvalidOperationException)
         {
             return null;
-        }
-    }
-
-    private static IEnumerable<(long Line, string Text)> ReadLines(string path)
-    {
-        using var reader = new StreamReader(new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, 1 << 16), Encoding.UTF8);
-        long line = 0;
-        while (reader.ReadLine() is { } text)
-        {
-            line++;
-            if (!string.IsNullOrWhiteSpace(text))
-            {
-                yield return (line, text);
-            }
         }
     }
 }

@@ -12,6 +12,7 @@ namespace DistributedInference.Host.Batch;
 /// <param name="Ordered">Write the output in input order (a reorder buffer of at most the requests in flight).</param>
 /// <param name="Restart">Empty the output and start over instead of resuming.</param>
 /// <param name="ProgressEvery">When stderr is not a terminal: one progress line this often.</param>
+/// <param name="MaxRequestBytes">A longer input line is answered <c>request_too_large</c> without being read whole.</param>
 public sealed record BatchOptions(
     string Model,
     string Input,
@@ -35,7 +36,8 @@ public sealed record BatchOptions(
     TimeSpan? JoinTimeout = null,
     string? Secret = null,
     string? TlsCertificate = null,
-    string? LibTorch = null)
+    string? LibTorch = null,
+    long MaxRequestBytes = 16 * 1024 * 1024)
 {
     /// <summary>The serving back end's settings for the same model, devices and cluster.</summary>
     public Serving.ServeOptions Serving() => new(

@@ -75,8 +75,18 @@ public sealed record BatchRequestLine(long Line, string? CustomId, string? Url, 
     }
 
     /// <summary>The <c>custom_id</c> of a line's object, when it is a non-empty string.</summary>
-    public static string? CustomIdOf(JsonElement root) =>
-        root.TryGetProperty("custom_id", out var id) && id.ValueKind == JsonValueKind.String && id.GetString() is { Length: > 0 } text ? text : null;
+    public static string? CustomIdOf(JsonElement root)
+    {
+        try
+        {
+            return root.TryGetProperty("custom_id", out var id) && id.ValueKind == JsonValueKind.String && id.GetString() is { Length: > 0 } text ? text : null;
+        }
+        catch (InvalidOperationException)
+        {
+            // Not text (a lone surrogate escape): no readable id; the line is answered by its number.
+            return null;
+        }
+    }
 
     private static BatchRequestLine Failed(long line, string? customId, string code, string message) =>
         new(line, customId, null, null, new BatchError(code, message, customId is null ? line : null));

@@ -28,7 +28,7 @@ public static class BatchRunner
     {
         Check(options);
         var clock = Stopwatch.StartNew();
-        var input = BatchInput.Scan(options.Input);
+        var input = BatchInput.Scan(options.Input, options.MaxRequestBytes);
         ServedModel model;
         try
         {
@@ -40,13 +40,13 @@ public static class BatchRunner
         }
 
         using var output = BatchOutput.Open(options.Output, input, options.Restart);
+        var todo = output.Resumed == 0 ? input.Requests : input.Unanswered(output);
         if (!options.Quiet && (output.Resumed > 0 || output.CutBytes > 0))
         {
-            await stderr.WriteLineAsync($"di batch: resuming {options.Output}: {output.Resumed:N0} of {input.Requests:N0} request(s) already answered"
+            await stderr.WriteLineAsync($"di batch: resuming {options.Output}: {output.Resumed:N0} answer(s) in it, {todo:N0} of {input.Requests:N0} request(s) left"
                 + (output.CutBytes > 0 ? $"; a torn last line ({output.CutBytes} bytes) cut off" : string.Empty));
         }
 
-        var todo = input.Requests - output.Resumed;
         if (todo <= 0)
         {
             return new BatchSummary(options.Output, input.Requests, output.Resumed, 0, 0, 0, 0, clock.Elapsed.TotalSeconds);
@@ -90,7 +90,15 @@ public static class BatchRunner
                         continue;
                     }
 
-                    await places.WaitAsync(stop.Token);
+                    // Every request read is dispatched before the reader waits: answers held for --ordered behind requests
+                    // not yet dispatched would otherwise keep the places the reader waits for.
+                    if (!places.Wait(0))
+                    {
+                        await DispatchAsync(window, jobs, options, jobSlots, running, Stop, stop.Token);
+                        window = [];
+                        await places.WaitAsync(stop.Token);
+                    }
+
                     if (Prepare(line, sequence++, model, options, writer) is { } pending)
                     {
                         window.Add(pending);
@@ -133,15 +141,33 @@ public static class BatchRunner
 
     private static void Check(BatchOptions options)
     {
-        if (options.MaxBatchSize < 1 || options.Window < 1 || options.JobRows < 1 || options.JobsInFlight < 1)
+        if (options.MaxBatchSize is < 1 or > 1 << 20 || options.Window is < 1 or > 1 << 20 || options.JobRows is < 1 or > 1 << 20
+            || options.JobsInFlight is < 1 or > 1024 || options.MaxRequestBytes < 1)
         {
-            throw new InvalidInputException("--max-batch-size, --window, --job-rows and --jobs-in-flight must be at least 1");
+            throw new InvalidInputException("--max-batch-size, --window and --job-rows must be 1 to 1048576, --jobs-in-flight 1 to 1024, --max-request-bytes at least 1");
         }
 
-        if (string.Equals(Path.GetFullPath(options.Input), Path.GetFullPath(options.Output), StringComparison.Ordinal))
+        if (string.IsNullOrWhiteSpace(options.Input) || string.IsNullOrWhiteSpace(options.Output))
+        {
+            throw new InvalidInputException("--input and --output must name files");
+        }
+
+        if (string.Equals(RealPath(options.Input), RealPath(options.Output), StringComparison.Ordinal))
         {
             throw new InvalidInputException("--output must not be the --input file");
         }
+
+        if (options.JsonSummary is { } summary)
+        {
+            Inference.InputChecks.Writable("--json-summary", summary);
+        }
+    }
+
+    // A path with its symbolic links resolved (a link to the input is the input).
+    private static string RealPath(string path)
+    {
+        var full = Path.GetFullPath(path);
+        return File.Exists(full) && new FileInfo(full).ResolveLinkTarget(returnFinalTarget: true) is { } target ? Path.GetFullPath(target.FullName) : full;
     }
 
     private static async Task WhenServingAsync(ServingBackend backend, BatchOptions options, CancellationToken cancellation)

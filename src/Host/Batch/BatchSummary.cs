@@ -9,6 +9,9 @@ namespace DistributedInference.Host.Batch;
 /// <see cref="Failed"/> with an error line) and by earlier runs of the same output (<see cref="Resumed"/>); tokens
 /// counted as the responses' usage reports them; wall time in seconds from start to the output synced.
 /// </summary>
+/// <remarks>As JSON (<c>--json-summary</c>) in snake_case like <c>di infer</c>'s summary: <c>requests</c>, <c>resumed</c>,
+/// <c>ok</c>, <c>failed</c>, <c>prompt_tokens</c>, <c>completion_tokens</c>, <c>wall_seconds</c>, ... <c>ok</c> and
+/// <c>failed</c> count this run's answers.</remarks>
 public sealed record BatchSummary(
     string Output,
     int Requests,
@@ -19,6 +22,8 @@ public sealed record BatchSummary(
     long CompletionTokens,
     double WallSeconds)
 {
+    private static readonly JsonSerializerOptions Json = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+
     public double RequestsPerSecond => (Ok + Failed) / Math.Max(WallSeconds, 1e-9);
 
     /// <summary>Generated tokens per second (input tokens for embeddings-only batches).</summary>
@@ -36,7 +41,7 @@ public sealed record BatchSummary(
 
         if (jsonPath is not null)
         {
-            AtomicFile.Write(jsonPath, stream => JsonSerializer.Serialize(stream, this));
+            AtomicFile.Write(jsonPath, stream => JsonSerializer.Serialize(stream, this, Json));
         }
     }
 }

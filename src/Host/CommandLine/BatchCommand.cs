@@ -41,18 +41,19 @@ public static class BatchCommand
         var secretFile = SharedOptions.SecretFile();
         var tlsCertificate = SharedOptions.TlsCertificate();
         var libtorch = new Option<string?>("--libtorch") { Description = $"folder holding libtorch; also ${LibTorch.FolderVariable}" };
+        var maxRequestBytes = new Option<long>("--max-request-bytes") { Description = "longest input line; longer ones are answered request_too_large", DefaultValueFactory = _ => 16 * 1024 * 1024 };
         var command = new Command("batch", "Answer every request of an OpenAI batch file (completions, chat, embeddings) exactly once; resumable after any crash.")
         {
             model, input, output, devices, join, dtype, seed, servedName, chatTemplate, maxBatch, window, jobRows, jobsInFlight, grouping, ordered, restart,
-            progressEvery, quiet, jsonSummary, joinTimeout, secretFile, tlsCertificate, libtorch,
+            progressEvery, quiet, jsonSummary, joinTimeout, secretFile, tlsCertificate, libtorch, maxRequestBytes,
         };
         command.SetAction((result, _) => UserErrors.Run(
             async () =>
             {
                 var every = result.GetValue(progressEvery);
-                if (!(every > 0))
+                if (!(every > 0 && every <= 86400))
                 {
-                    throw new InvalidInputException("--progress-every must be a positive number of seconds");
+                    throw new InvalidInputException("--progress-every must be a number of seconds above 0, at most 86400");
                 }
 
                 var options = new BatchOptions(
@@ -61,7 +62,7 @@ public static class BatchCommand
                     result.GetValue(window), result.GetValue(jobRows), result.GetValue(jobsInFlight), result.GetValue(grouping), result.GetValue(ordered),
                     result.GetValue(restart), TimeSpan.FromSeconds(every), result.GetValue(quiet), result.GetValue(jsonSummary),
                     SharedOptions.Seconds(result.GetValue(joinTimeout)), ClusterSecret.Read(result.GetValue(secretFile)), result.GetValue(tlsCertificate),
-                    result.GetValue(libtorch));
+                    result.GetValue(libtorch), result.GetValue(maxRequestBytes));
                 return await RunAsync(options, result.InvocationConfiguration.Error);
             },
             result.InvocationConfiguration.Error));

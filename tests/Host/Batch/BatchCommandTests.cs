@@ -41,8 +41,8 @@ public sealed class BatchCommandTests : IDisposable
         Assert.All(sample, c => Assert.DoesNotContain("e", c!["text"]!.GetValue<string>(), StringComparison.Ordinal));
 
         var summary = JsonNode.Parse(File.ReadAllText(Path.Combine(_folder, "summary.json")))!;
-        Assert.Equal(count + 6, summary["Ok"]!.GetValue<long>() + summary["Failed"]!.GetValue<long>());
-        Assert.Equal(8 + 6, summary["Failed"]!.GetValue<long>());
+        Assert.Equal(count + 6, summary["ok"]!.GetValue<long>() + summary["failed"]!.GetValue<long>());
+        Assert.Equal(8 + 6, summary["failed"]!.GetValue<long>());
 
         // The same prompts through di infer, left-padded in one tensor: the same greedy tokens.
         var rows = Enumerable.Range(0, count).Where(i => i % 5 == 0).ToList();
@@ -92,7 +92,7 @@ public sealed class BatchCommandTests : IDisposable
         File.WriteAllText(resumed, string.Join('\n', kept) + "\n" + torn[..(torn.Length / 2)]);
         (exit, _, stderr) = await DiRunner.Run("batch", "--model", BatchFiles.Qwen2, "--chat-template", BatchFiles.QwenTemplate, "--input", input, "--output", resumed);
         Assert.True(exit == 0, stderr);
-        Assert.Contains("9 of 26 request(s) already answered; a torn last line", stderr, StringComparison.Ordinal);
+        Assert.Contains("9 answer(s) in it, 17 of 26 request(s) left; a torn last line", stderr, StringComparison.Ordinal);
         Assert.Equal(expected.OrderBy(a => a.Key), BatchFiles.Answers(resumed).OrderBy(a => a.Key));
 
         // Nothing left to do: a third run answers nothing and changes nothing.
@@ -120,9 +120,29 @@ public sealed class BatchCommandTests : IDisposable
         Assert.Contains("answers custom_id 'elsewhere', which is not in --input", stderr, StringComparison.Ordinal);
         Assert.Single(File.ReadLines(unrelated));
 
+        var notes = Write("notes.txt", ["my notes"]);
+        (exit, _, stderr) = await DiRunner.Run("batch", "--model", BatchFiles.Qwen2, "--input", good, "--output", notes);
+        Assert.Equal(2, exit);
+        Assert.Contains("line 1 is not a batch output line", stderr, StringComparison.Ordinal);
+        Assert.Equal("my notes\n", File.ReadAllText(notes));
+
         (exit, _, stderr) = await DiRunner.Run("batch", "--model", BatchFiles.Qwen2, "--input", good, "--output", unrelated, "--restart", "--quiet");
         Assert.True(exit == 0, stderr);
         Assert.Equal(["same"], BatchFiles.Answers(unrelated).Keys);
+    }
+
+    [Fact]
+    public async Task Ordered_answers_held_behind_a_request_never_starve_the_reader_of_places()
+    {
+        // One request, then many lines answered at once with errors: in input order they all wait for the request,
+        // which must be dispatched before the reader runs out of places (three windows of 2 here).
+        var lines = new List<string> { BatchFiles.Line("first", "/v1/completions", new JsonObject { ["prompt"] = "a", ["max_tokens"] = 2 }) };
+        lines.AddRange(Enumerable.Range(0, 50).Select(i => BatchFiles.Line($"e{i}", "/v1/embeddings", new JsonObject { ["input"] = "x" })));
+        var input = Write("held.jsonl", lines);
+        var output = Path.Combine(_folder, "held.out.jsonl");
+        var (exit, _, stderr) = await DiRunner.Run("batch", "--model", BatchFiles.Qwen2, "--input", input, "--output", output, "--ordered", "--window", "2", "--quiet");
+        Assert.True(exit == 0, stderr);
+        Assert.Equal(["first", .. Enumerable.Range(0, 50).Select(i => $"e{i}")], File.ReadLines(output).Select(CustomId));
     }
 
     private static string? CustomId(string line)
