@@ -75,6 +75,7 @@ public sealed class ClientResourceTests : TestKit, IAsyncLifetime
     {
         var seed = Akka.Cluster.Cluster.Get(node).SelfAddress;
         var client = ActorSystem.Create("distributed-inference", DistributedInferenceConfig.Cluster("127.0.0.1", 0, ["client"], [seed.ToString()]));
+        long compactions;
         try
         {
             TensorDataPlane.For(client);
@@ -89,6 +90,7 @@ public sealed class ClientResourceTests : TestKit, IAsyncLifetime
         }
         finally
         {
+            compactions = GC.GetGCMemoryInfo(GCKind.FullBlocking).Index;
             await CoordinatedShutdown.Get(client).Run(CoordinatedShutdown.ClusterLeavingReason.Instance).WaitAsync(Timeout);
             await client.WhenTerminated.WaitAsync(Timeout);
         }
@@ -103,6 +105,9 @@ public sealed class ClientResourceTests : TestKit, IAsyncLifetime
                 Assert.Equal(0, plane.OpenConnections);
                 Assert.Equal(0, plane.Threads);
                 Assert.InRange(Actors(node), 0, actors ?? int.MaxValue);
+
+                // ... and its heap was compacted after it left (RemovedMemberQuarantine), so what it left is given back.
+                Assert.True(GC.GetGCMemoryInfo(GCKind.FullBlocking).Index > compactions, "no full compacting collection after the client left");
                 return Task.CompletedTask;
             },
             Timeout);
