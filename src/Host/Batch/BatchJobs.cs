@@ -15,9 +15,20 @@ namespace DistributedInference.Host.Batch;
 public sealed record BatchUnit(BatchPending Request, int Index)
 {
     /// <summary>What the unit's padding cost goes by: its prompt (or input) tokens, then its token budget.</summary>
-    public (int Tokens, int Budget) Length => Request.Generation is { } g
-        ? (g.Sequences[Index].PromptTokenIds.Count, g.Sequences[Index].Sampling.MaxTokens)
-        : (Request.Embedding!.Rows[Index].Count, 0);
+    public (int Tokens, int Budget) Length => Request switch
+    {
+        { Generation: { } g } => (g.Sequences[Index].PromptTokenIds.Count, g.Sequences[Index].Sampling.MaxTokens),
+        { Embedding: { } e } => (e.Rows[Index].Count, 0),
+        _ => (Request.Images!.Options.Height!.Value * Request.Images.Options.Width!.Value, Request.Images.Options.NumInferenceSteps),
+    };
+
+    /// <summary>What units of one job must share: their kind, and for images their size (a job's images concatenate).</summary>
+    public (int Kind, int Height, int Width) JobKey => Request switch
+    {
+        { Generation: not null } => (0, 0, 0),
+        { Embedding: not null } => (1, 0, 0),
+        _ => (2, Request.Images!.Options.Height!.Value, Request.Images.Options.Width!.Value),
+    };
 }
 
 /// <summary>
@@ -91,6 +102,53 @@ public sealed class BatchJobs(ReplicaClient client, ServedModel model, int maxBa
 
                 using var vector = vectors![i];
                 units[i].Request.Complete(units[i].Index, vector.data<float>().ToArray());
+            }
+        }
+        finally
+        {
+            RowOwnership.Dispose(result.Results);
+        }
+    }
+
+    /// <summary>Runs image units (one size) as one text-to-image job; each image is written as a PNG file in
+    /// <paramref name="folder"/> (response_format url) or kept as base64 (b64_json).</summary>
+    /// <exception cref="JobFailedException">No device could run the job (the batch stops; a new run resumes it).</exception>
+    public async Task RunImagesAsync(IReadOnlyList<BatchUnit> units, string folder, CancellationToken cancellation)
+    {
+        var tokenizer = ((Models.Auto.StableDiffusionModelSource)model.Source).Source.Tokenizer;
+        var requests = units.Select(u => u.Request.Images!).ToList();
+        var ids = tokenizer.Tokenize(requests.Select(r => r.Prompt).ToList());
+        var negative = tokenizer.Tokenize(requests.Select(r => r.NegativePrompt).ToList());
+        var rows = TextToImageRows.Of(ids, negative, requests.Select(r => r.Options).ToList(), tensor(units.Select(u => (long)u.Index).ToArray()));
+        var result = await RunAsync(rows, units, cancellation);
+        if (result is null)
+        {
+            return;
+        }
+
+        try
+        {
+            var failed = result.FailedRows.ToDictionary(f => f.Index, f => f.Error);
+            for (var i = 0; i < units.Count; i++)
+            {
+                var unit = units[i];
+                if (failed.TryGetValue(i, out var error) || result.Results is not Tensor images)
+                {
+                    unit.Request.Fail(new BatchError("row_failed", $"the request failed on every device that tried it: {error ?? "no result"}"));
+                    continue;
+                }
+
+                using var image = images[i];
+                if (requests[i].Base64)
+                {
+                    unit.Request.Complete(unit.Index, Convert.ToBase64String(Models.Diffusion.PngImage.Encode(image)));
+                    continue;
+                }
+
+                Directory.CreateDirectory(folder);
+                var path = Path.Combine(folder, PreparedImages.FileName(unit.Request.Line.CustomId!, unit.Index));
+                Models.Diffusion.PngImage.Save(image, path);
+                unit.Request.Complete(unit.Index, new Uri(path).AbsoluteUri);
             }
         }
         finally

@@ -12,21 +12,24 @@ public sealed class BatchPending
     private readonly object _gate = new();
     private readonly ChoiceResult?[] _choices;
     private readonly float[]?[] _vectors;
+    private readonly string?[] _images;
     private readonly Action<BatchPending> _finished;
     private int _remaining;
 
     /// <param name="sequence">The request's place among the requests this run answers (for --ordered).</param>
     /// <param name="finished">Called once, on the thread of the last unit, when every unit is in or one failed.</param>
-    public BatchPending(long sequence, BatchRequestLine line, PreparedGeneration? generation, PreparedEmbedding? embedding, Action<BatchPending> finished)
+    public BatchPending(long sequence, BatchRequestLine line, PreparedGeneration? generation, PreparedEmbedding? embedding, PreparedImages? images, Action<BatchPending> finished)
     {
         Sequence = sequence;
         Line = line;
         Generation = generation;
         Embedding = embedding;
+        Images = images;
         _finished = finished;
-        _remaining = generation?.Sequences.Count ?? embedding!.Rows.Count;
         _choices = new ChoiceResult?[generation?.Sequences.Count ?? 0];
         _vectors = new float[]?[embedding?.Rows.Count ?? 0];
+        _images = new string?[images?.N ?? 0];
+        _remaining = Units;
     }
 
     public long Sequence { get; }
@@ -37,8 +40,10 @@ public sealed class BatchPending
 
     public PreparedEmbedding? Embedding { get; }
 
-    /// <summary>Units: choices of a generation, rows of an embeddings request.</summary>
-    public int Units => _choices.Length + _vectors.Length;
+    public PreparedImages? Images { get; }
+
+    /// <summary>Units: choices of a generation, rows of an embeddings request, images of an images request.</summary>
+    public int Units => _choices.Length + _vectors.Length + _images.Length;
 
     /// <summary>Why the request failed (set once all units are in); null when it succeeded.</summary>
     public BatchError? Error { get; private set; }
@@ -52,6 +57,9 @@ public sealed class BatchPending
     public void Complete(int unit, ChoiceResult choice) => Arrive(() => _choices[unit] = choice);
 
     public void Complete(int unit, float[] vector) => Arrive(() => _vectors[unit] = vector);
+
+    /// <summary>Image <paramref name="unit"/>'s URL or base64 PNG.</summary>
+    public void Complete(int unit, string image) => Arrive(() => _images[unit] = image);
 
     public void Fail(BatchError error) => Arrive(() => Error ??= error);
 
@@ -72,10 +80,14 @@ public sealed class BatchPending
                     Body = generation.Body(_choices!);
                     Tokens = (generation.PromptTokens, _choices.Sum(c => c!.Tokens.Count));
                 }
+                else if (Embedding is { } embedding)
+                {
+                    Body = embedding.Body(_vectors!);
+                    Tokens = (embedding.Rows.Sum(r => r.Count), 0);
+                }
                 else
                 {
-                    Body = Embedding!.Body(_vectors!);
-                    Tokens = (Embedding.Rows.Sum(r => r.Count), 0);
+                    Body = Images!.Body(_images!);
                 }
             }
         }

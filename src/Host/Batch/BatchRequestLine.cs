@@ -17,9 +17,10 @@ public sealed record BatchRequestLine(long Line, string? CustomId, string? Url, 
     public const string Completions = "/v1/completions";
     public const string ChatCompletions = "/v1/chat/completions";
     public const string Embeddings = "/v1/embeddings";
+    public const string ImageGenerations = "/v1/images/generations";
 
-    /// <summary>The endpoints a batch line may name (OpenAI's batch API's, less those this project does not serve).</summary>
-    public static readonly IReadOnlyList<string> Urls = [Completions, ChatCompletions, Embeddings];
+    /// <summary>The endpoints a batch line may name (OpenAI's batch API's, less those this project does not serve, and images).</summary>
+    public static readonly IReadOnlyList<string> Urls = [Completions, ChatCompletions, Embeddings, ImageGenerations];
 
     /// <summary>Reads one non-blank line of the input.</summary>
     public static BatchRequestLine Parse(long line, string text)

@@ -201,6 +201,7 @@ public static class BatchRunner
             var seed = (long)Seeds.Mix((ulong)options.Seed, (ulong)BatchInput.Key(line.CustomId!));
             PreparedGeneration? generation = null;
             PreparedEmbedding? embedding = null;
+            PreparedImages? images = null;
             switch (line.Url)
             {
                 case BatchRequestLine.Completions:
@@ -208,6 +209,9 @@ public static class BatchRunner
                     break;
                 case BatchRequestLine.ChatCompletions:
                     generation = model.Generates ? ChatCompletionsEndpoint.Prepare(body, model, seed) : throw ChatCompletionsEndpoint.NotSupported(model);
+                    break;
+                case BatchRequestLine.ImageGenerations:
+                    images = model.Draws ? PreparedImages.Prepare(body, model, seed) : throw ApiException.BadRequest($"The model `{model.Name}` does not support Images API (a Stable Diffusion pipeline does).", "model");
                     break;
                 default:
                     embedding = model.Embeds ? EmbeddingsEndpoint.Prepare(body, model) : throw EmbeddingsEndpoint.NotSupported(model);
@@ -219,7 +223,7 @@ public static class BatchRunner
                 throw ApiException.BadRequest("'stream' is not supported in a batch file: each request's response is written whole.", "stream");
             }
 
-            return new BatchPending(sequence, line, generation, embedding, writer.Write);
+            return new BatchPending(sequence, line, generation, embedding, images, writer.Write);
         }
         catch (ApiException e)
         {
@@ -239,20 +243,25 @@ public static class BatchRunner
         }
 
         running.RemoveAll(t => t.IsCompleted);
-        foreach (var generates in new[] { true, false })
+        foreach (var group in units.GroupBy(u => u.JobKey))
         {
-            foreach (var chunk in units.Where(u => (u.Request.Generation is not null) == generates).Chunk(options.JobRows))
+            foreach (var chunk in group.Chunk(options.JobRows))
             {
                 await jobSlots.WaitAsync(cancellation);
-                running.Add(RunAsync(chunk, generates));
+                running.Add(RunAsync(chunk, group.Key.Kind));
             }
         }
 
-        async Task RunAsync(IReadOnlyList<BatchUnit> chunk, bool generates)
+        async Task RunAsync(IReadOnlyList<BatchUnit> chunk, int kind)
         {
             try
             {
-                await (generates ? jobs.RunGenerationAsync(chunk, cancellation) : jobs.RunEmbeddingAsync(chunk, cancellation));
+                await (kind switch
+                {
+                    0 => jobs.RunGenerationAsync(chunk, cancellation),
+                    1 => jobs.RunEmbeddingAsync(chunk, cancellation),
+                    _ => jobs.RunImagesAsync(chunk, PreparedImages.Folder(options.Output), cancellation),
+                });
             }
             catch (OperationCanceledException) when (cancellation.IsCancellationRequested)
             {

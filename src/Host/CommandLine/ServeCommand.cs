@@ -88,6 +88,11 @@ public static class ServeCommand
             throw new InvalidInputException(e.Message);
         }
 
+        if (model.Draws)
+        {
+            throw new InvalidInputException($"{model.Name} is a text-to-image pipeline: di serve has no images endpoint; run its requests with di batch (url /v1/images/generations)");
+        }
+
         await using var backend = await ServingBackend.StartAsync(model, options, signalled.Token);
         await using var server = await OpenAIServer.StartAsync(new ServingContext(model, backend, options), signalled.Token);
         await stderr.WriteLineAsync($"di serve: {model.Name} ({(model.Generates ? "completions, chat" : "embeddings")}) on {backend.Describe()}{(model.Generates && model.ChatTemplate is null ? "; no chat template" : string.Empty)}");

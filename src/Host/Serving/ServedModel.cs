@@ -24,6 +24,7 @@ public sealed class ServedModel
         ChatTemplateAbsence = chatTemplateAbsence;
         Generates = ServingReplica.Runs(source);
         Embeds = source.Tasks.Contains(InferenceTask.Embed);
+        Draws = source.Tasks.Contains(InferenceTask.TextToImage);
         ContextLength = source switch
         {
             LlamaModelSource llama => llama.Source.Config.MaxPositions,
@@ -61,6 +62,12 @@ public sealed class ServedModel
     /// <summary>Whether the model embeds.</summary>
     public bool Embeds { get; }
 
+    /// <summary>Whether the model draws (a Stable Diffusion pipeline: text-to-image, <c>di batch</c> only).</summary>
+    public bool Draws { get; }
+
+    /// <summary>The task its devices run: generate, embed or text-to-image.</summary>
+    public InferenceTask DeviceTask => Generates ? InferenceTask.Generate : Draws ? InferenceTask.TextToImage : InferenceTask.Embed;
+
     /// <summary>Positions the model has: prompt plus generated tokens must fit.</summary>
     public int ContextLength { get; }
 
@@ -79,9 +86,9 @@ public sealed class ServedModel
     public static ServedModel Load(string model, string? servedName, string? chatTemplateFile, long seed)
     {
         var source = AutoModelSource.Resolve(model, seed);
-        if (!ServingReplica.Runs(source) && !source.Tasks.Contains(InferenceTask.Embed))
+        if (!ServingReplica.Runs(source) && !source.Tasks.Contains(InferenceTask.Embed) && !source.Tasks.Contains(InferenceTask.TextToImage))
         {
-            throw new InvalidInputException($"{model} ({source.ModelType}) neither generates nor embeds");
+            throw new InvalidInputException($"{model} ({source.ModelType}) neither generates, embeds nor draws");
         }
 
         HuggingFaceChatTemplate? template = null;

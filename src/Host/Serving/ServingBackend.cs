@@ -69,14 +69,14 @@ public sealed class ServingBackend : IAsyncDisposable
         {
             var factory = model.Generates
                 ? ServingReplica.Factory(model.Source, dtype)
-                : model.Source.Replica(InferenceTask.Embed, dtype, Models.Generation.GenerationOptions.Greedy);
+                : model.Source.Replica(model.DeviceTask, dtype, Models.Generation.GenerationOptions.Greedy);
             var runtime = await ReplicaRuntime.StartAsync(DeviceName.ParseList(options.Devices), Inference.FaultInjection.Apply(factory), cancellation: cancellation);
             return new ServingBackend(model, runtime, null);
         }
 
         var client = ClusterNode.Start(new NodeOptions(
             ClusterInference.LocalAddressToward(options.Join[0]), 0, options.Join, [ClusterNode.ClientRole], "cpu", null, options.Model,
-            model.Generates ? InferenceTask.Generate : InferenceTask.Embed, options.DType, 16, options.Seed, options.LibTorch,
+            model.DeviceTask, options.DType, 16, options.Seed, options.LibTorch,
             Secret: options.Secret, TlsCertificate: options.TlsCertificate));
         try
         {
@@ -101,7 +101,7 @@ public sealed class ServingBackend : IAsyncDisposable
     // A cluster: opens the replica route once device nodes are Up and one of their devices serves the model.
     private async Task FindDevicesAsync(Precision dtype)
     {
-        var task = _model.Generates ? InferenceTask.Generate : InferenceTask.Embed;
+        var task = _model.DeviceTask;
         var identity = _model.Identity;
         while (!_stopping.IsCancellationRequested)
         {

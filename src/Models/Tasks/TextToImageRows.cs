@@ -52,6 +52,24 @@ public static class TextToImageRows
         return rows;
     }
 
+    /// <summary>The rows of a job whose rows each have their own options (seed, size, steps ...); the option columns are new.</summary>
+    /// <param name="inputIds">[B, 77] int64.</param>
+    /// <param name="negativeInputIds">[B, 77] int64.</param>
+    /// <param name="options">One per row.</param>
+    /// <param name="rowIndex">[B] int64: with each row's seed, what its initial latents are drawn from.</param>
+    public static IReadOnlyDictionary<string, object> Of(Tensor inputIds, Tensor negativeInputIds, IReadOnlyList<TextToImageOptions> options, Tensor rowIndex) => new Dictionary<string, object>
+    {
+        [InputIds] = inputIds,
+        [NegativeInputIds] = negativeInputIds,
+        [RowIndex] = rowIndex,
+        [NumInferenceSteps] = tensor(options.Select(o => (long)o.NumInferenceSteps).ToArray()),
+        [GuidanceScale] = tensor(options.Select(o => o.GuidanceScale).ToArray()),
+        [Height] = tensor(options.Select(o => (long)(o.Height ?? 0)).ToArray()),
+        [Width] = tensor(options.Select(o => (long)(o.Width ?? 0)).ToArray()),
+        [Seed] = tensor(options.Select(o => o.Seed).ToArray()),
+        [Scheduler] = options.Select(o => (object)(o.Scheduler ?? string.Empty)).ToArray(),
+    };
+
     /// <summary>Reads rows made by <see cref="Of"/>: the tensors as given, each row's options (height/width 0 = default).</summary>
     /// <exception cref="InvalidInputException">A member missing or of the wrong kind.</exception>
     public static (Tensor InputIds, Tensor NegativeInputIds, Tensor RowIndex, Tensor? Latents, IReadOnlyList<TextToImageOptions> Options) Read(object rows)

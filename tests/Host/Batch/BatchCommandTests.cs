@@ -145,6 +145,36 @@ public sealed class BatchCommandTests : IDisposable
         Assert.Equal(["first", .. Enumerable.Range(0, 50).Select(i => $"e{i}")], File.ReadLines(output).Select(CustomId));
     }
 
+    [Fact]
+    public async Task Image_requests_write_the_images_di_infer_draws_for_the_same_prompt_and_seed()
+    {
+        var model = Path.Combine(DiRunner.Fixtures, "sd-tiny", "model");
+        var input = Write("images.jsonl", [
+            BatchFiles.Line("a cat/1", "/v1/images/generations", new JsonObject { ["prompt"] = "a cat", ["n"] = 2, ["seed"] = 5, ["num_inference_steps"] = 3 }),
+            BatchFiles.Line("inline", "/v1/images/generations", new JsonObject { ["prompt"] = "a cat", ["seed"] = 5, ["num_inference_steps"] = 3, ["response_format"] = "b64_json" }),
+            BatchFiles.Line("odd", "/v1/images/generations", new JsonObject { ["prompt"] = "a cat", ["size"] = "33x9" }),
+            BatchFiles.Line("text", "/v1/completions", new JsonObject { ["prompt"] = "a cat" }),
+        ]);
+        var output = Path.Combine(_folder, "images.out.jsonl");
+        var (exit, _, stderr) = await DiRunner.Run("batch", "--model", model, "--input", input, "--output", output, "--quiet");
+        Assert.True(exit == 0, stderr);
+        var reference = Path.Combine(_folder, "reference");
+        (exit, _, stderr) = await DiRunner.Run("infer", "--model", model, "--task", "text-to-image", "--prompts", "a cat", "a cat", "--seed", "5",
+            "--num-inference-steps", "3", "--output-dir", reference, "--quiet");
+        Assert.True(exit == 0, stderr);
+
+        var answers = BatchFiles.Answers(output);
+        var urls = JsonNode.Parse(answers["a cat/1"])!["response"]!["body"]!["data"]!.AsArray().Select(d => new Uri(d!["url"]!.GetValue<string>()).LocalPath).ToList();
+        Assert.Equal(2, urls.Count);
+        Assert.All(urls, path => Assert.Equal(Path.Combine(_folder, "images.out-images"), Path.GetDirectoryName(path)));
+        Assert.Equal(File.ReadAllBytes(Path.Combine(reference, "image_0.png")), File.ReadAllBytes(urls[0]));
+        Assert.Equal(File.ReadAllBytes(Path.Combine(reference, "image_1.png")), File.ReadAllBytes(urls[1]));
+        var inline = JsonNode.Parse(answers["inline"])!["response"]!["body"]!["data"]![0]!["b64_json"]!.GetValue<string>();
+        Assert.Equal(File.ReadAllBytes(Path.Combine(reference, "image_0.png")), Convert.FromBase64String(inline));
+        Assert.Equal("size", BatchFiles.Error(answers["odd"]).GetProperty("param").GetString());
+        Assert.Contains("does not support Completions API", BatchFiles.Error(answers["text"]).GetProperty("message").GetString(), StringComparison.Ordinal);
+    }
+
     private static string? CustomId(string line)
     {
         try

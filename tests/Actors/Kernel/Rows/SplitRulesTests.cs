@@ -68,7 +68,7 @@ public sealed class SplitRulesTests
         using var input = arange(10, ScalarType.Int64).view(5, 2);
         var parts = SplitRules.SplitAll(input, 3, applyPadding: true).Cast<Tensor>().ToList();
         Assert.Equal([[0L, 1, 2, 3], [4L, 5, 6, 7], [8L, 9, 8, 9]], parts.Select(p => p.data<long>().ToArray()));
-        using var gathered = (Tensor)SplitRules.Gather(parts, 5, applyPadding: true);
+        using var gathered = (Tensor)SplitRules.Gather((IReadOnlyList<object>)parts, 5, applyPadding: true);
         Assert.True(gathered.equal(input).all().ToBoolean());
     }
 
