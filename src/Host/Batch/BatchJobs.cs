@@ -148,7 +148,7 @@ public sealed class BatchJobs(ReplicaClient client, ServedModel model, int maxBa
                 Directory.CreateDirectory(folder);
                 var path = Path.Combine(folder, PreparedImages.FileName(unit.Request.Line.CustomId!, unit.Index));
                 Models.Diffusion.PngImage.Save(image, path);
-                unit.Request.Complete(unit.Index, new Uri(path).AbsoluteUri);
+                unit.Request.Complete(unit.Index, PreparedImages.FileUrl(path));
             }
         }
         finally

@@ -69,6 +69,7 @@ public sealed class BatchOutput : IDisposable
             if (restart)
             {
                 file.SetLength(0);
+                DeleteImages(PreparedImages.Folder(path));
             }
 
             var ids = new HashSet<UInt128>();
@@ -88,6 +89,18 @@ public sealed class BatchOutput : IDisposable
         {
             file.Dispose();
             throw;
+        }
+    }
+
+    // --restart: the images of the answers it empties go with them (only the PNG files this batch names, nothing else).
+    private static void DeleteImages(string folder)
+    {
+        if (Directory.Exists(folder))
+        {
+            foreach (var png in Directory.EnumerateFiles(folder, "*.png"))
+            {
+                File.Delete(png);
+            }
         }
     }
 

@@ -142,9 +142,9 @@ public static class BatchRunner
     private static void Check(BatchOptions options)
     {
         if (options.MaxBatchSize is < 1 or > 1 << 20 || options.Window is < 1 or > 1 << 20 || options.JobRows is < 1 or > 1 << 20
-            || options.JobsInFlight is < 1 or > 1024 || options.MaxRequestBytes < 1)
+            || options.JobsInFlight is < 1 or > 1024 || options.MaxRequestBytes is < 1 or > 1L << 30)
         {
-            throw new InvalidInputException("--max-batch-size, --window and --job-rows must be 1 to 1048576, --jobs-in-flight 1 to 1024, --max-request-bytes at least 1");
+            throw new InvalidInputException("--max-batch-size, --window and --job-rows must be 1 to 1048576, --jobs-in-flight 1 to 1024, --max-request-bytes 1 to 1073741824");
         }
 
         if (string.IsNullOrWhiteSpace(options.Input) || string.IsNullOrWhiteSpace(options.Output))
@@ -152,22 +152,25 @@ public static class BatchRunner
             throw new InvalidInputException("--input and --output must name files");
         }
 
-        if (string.Equals(RealPath(options.Input), RealPath(options.Output), StringComparison.Ordinal))
+        if (SameFile.Check(options.Input, options.Output) || Path.GetFullPath(options.Input) == Path.GetFullPath(options.Output))
         {
             throw new InvalidInputException("--output must not be the --input file");
         }
 
         if (options.JsonSummary is { } summary)
         {
+            if (string.IsNullOrWhiteSpace(summary) || Directory.Exists(summary) || Path.GetFileName(Path.GetFullPath(summary)).Length == 0)
+            {
+                throw new InvalidInputException($"--json-summary '{summary}': give a file");
+            }
+
+            if (SameFile.Check(summary, options.Input) || SameFile.Check(summary, options.Output) || Path.GetFullPath(summary) == Path.GetFullPath(options.Output))
+            {
+                throw new InvalidInputException("--json-summary must not be the --input or --output file");
+            }
+
             Inference.InputChecks.Writable("--json-summary", summary);
         }
-    }
-
-    // A path with its symbolic links resolved (a link to the input is the input).
-    private static string RealPath(string path)
-    {
-        var full = Path.GetFullPath(path);
-        return File.Exists(full) && new FileInfo(full).ResolveLinkTarget(returnFinalTarget: true) is { } target ? Path.GetFullPath(target.FullName) : full;
     }
 
     private static async Task WhenServingAsync(ServingBackend backend, BatchOptions options, CancellationToken cancellation)

@@ -65,7 +65,7 @@ public static class JsonlLines
         void Append(ReadOnlySpan<byte> bytes)
         {
             length += bytes.Length;
-            if (length <= maxBytes + 1)
+            if (length <= maxBytes)
             {
                 line.Write(bytes);
             }

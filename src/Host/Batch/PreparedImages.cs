@@ -65,9 +65,13 @@ public sealed record PreparedImages(string Prompt, string NegativePrompt, int N,
             source.Scheduler(options.Scheduler);
             options = options with { Height = h, Width = w };
         }
+        catch (InvalidInputException e) when (scheduler is not null && e.Message.Contains("scheduler", StringComparison.OrdinalIgnoreCase))
+        {
+            throw ApiException.BadRequest(e.Message, "scheduler");
+        }
         catch (InvalidInputException e)
         {
-            throw ApiException.BadRequest(e.Message, scheduler is not null && e.Message.Contains("scheduler", StringComparison.OrdinalIgnoreCase) ? "scheduler" : "size");
+            throw ApiException.BadRequest($"'size' {width?.ToString(CultureInfo.InvariantCulture) ?? "default"}x{height?.ToString(CultureInfo.InvariantCulture) ?? "default"} cannot be drawn by this pipeline: {e.Message.Replace("--height and --width", "height and width", StringComparison.Ordinal)}", "size");
         }
 
         var created = OpenAIJson.Now();
@@ -83,11 +87,14 @@ public sealed record PreparedImages(string Prompt, string NegativePrompt, int N,
     /// <summary>The PNG file of image <paramref name="index"/> of a request: a name made of its custom_id, safe on any file system.</summary>
     public static string FileName(string customId, int index)
     {
-        var safe = new string(customId.Take(64).Select(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.' ? c : '_').ToArray());
+        var safe = new string(customId.Take(64).Select((c, i) => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' || (c == '.' && i > 0) ? c : '_').ToArray());
         return string.Create(CultureInfo.InvariantCulture, $"{safe}-{(ulong)BatchInput.Key(customId):x16}-{index}.png");
     }
 
-    /// <summary>The folder of a batch's images: next to its output, named after it (<c>out.jsonl</c>: <c>out-images</c>).</summary>
-    public static string Folder(string output) => Path.ChangeExtension(Path.GetFullPath(output), null) + "-images";
+    /// <summary>The folder of a batch's images: next to its output, named after it (<c>out.jsonl</c>: <c>out.jsonl.images</c>).</summary>
+    public static string Folder(string output) => Path.GetFullPath(output) + ".images";
+
+    /// <summary>The <c>file://</c> URL of a local path, each segment escaped (a <c>%</c> in a folder name stays one).</summary>
+    public static string FileUrl(string path) => "file://" + string.Join('/', Path.GetFullPath(path).Split('/').Select(Uri.EscapeDataString));
 
 }
