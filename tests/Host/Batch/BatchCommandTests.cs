@@ -151,7 +151,7 @@ public sealed class BatchCommandTests : IDisposable
         var model = Path.Combine(DiRunner.Fixtures, "sd-tiny", "model");
         var input = Write("images.jsonl", [
             BatchFiles.Line("a cat/1", "/v1/images/generations", new JsonObject { ["prompt"] = "a cat", ["n"] = 2, ["seed"] = 5, ["num_inference_steps"] = 3 }),
-            BatchFiles.Line("inline", "/v1/images/generations", new JsonObject { ["prompt"] = "a cat", ["seed"] = 5, ["num_inference_steps"] = 3, ["response_format"] = "b64_json" }),
+            BatchFiles.Line("inline", "/v1/images/generations", new JsonObject { ["prompt"] = "a dog", ["seed"] = 6, ["num_inference_steps"] = 2, ["response_format"] = "b64_json" }),
             BatchFiles.Line("odd", "/v1/images/generations", new JsonObject { ["prompt"] = "a cat", ["size"] = "33x9" }),
             BatchFiles.Line("text", "/v1/completions", new JsonObject { ["prompt"] = "a cat" }),
         ]);
@@ -166,13 +166,22 @@ public sealed class BatchCommandTests : IDisposable
         var answers = BatchFiles.Answers(output);
         var urls = JsonNode.Parse(answers["a cat/1"])!["response"]!["body"]!["data"]!.AsArray().Select(d => new Uri(d!["url"]!.GetValue<string>()).LocalPath).ToList();
         Assert.Equal(2, urls.Count);
-        Assert.All(urls, path => Assert.Equal(Path.Combine(_folder, "images.out-images"), Path.GetDirectoryName(path)));
+        Assert.All(urls, path => Assert.Equal(Path.Combine(_folder, "images.out.jsonl.images"), Path.GetDirectoryName(path)));
         Assert.Equal(File.ReadAllBytes(Path.Combine(reference, "image_0.png")), File.ReadAllBytes(urls[0]));
         Assert.Equal(File.ReadAllBytes(Path.Combine(reference, "image_1.png")), File.ReadAllBytes(urls[1]));
-        var inline = JsonNode.Parse(answers["inline"])!["response"]!["body"]!["data"]![0]!["b64_json"]!.GetValue<string>();
-        Assert.Equal(File.ReadAllBytes(Path.Combine(reference, "image_0.png")), Convert.FromBase64String(inline));
+        // Its own options, so its own forward pass: a PNG of the pipeline's size.
+        var inline = Convert.FromBase64String(JsonNode.Parse(answers["inline"])!["response"]!["body"]!["data"]![0]!["b64_json"]!.GetValue<string>());
+        using var decoded = Models.Diffusion.PngImage.Load(WriteTemp(inline));
+        Assert.Equal([32L, 32, 3], decoded.shape);
         Assert.Equal("size", BatchFiles.Error(answers["odd"]).GetProperty("param").GetString());
         Assert.Contains("does not support Completions API", BatchFiles.Error(answers["text"]).GetProperty("message").GetString(), StringComparison.Ordinal);
+    }
+
+    private string WriteTemp(byte[] bytes)
+    {
+        var path = Path.Combine(_folder, $"{Guid.NewGuid():N}.png");
+        File.WriteAllBytes(path, bytes);
+        return path;
     }
 
     private static string? CustomId(string line)
