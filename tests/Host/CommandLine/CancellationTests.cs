@@ -54,6 +54,17 @@ public sealed class CancellationTests : TestKit
         throw new Xunit.Sdk.XunitException($"the job was never accepted:\n{stderr}");
     }
 
+    // `dotnet di.dll` with SIGINT and SIGTERM handled as a terminal would (env execs it: the pid is di's). A test run
+    // from a background job (nohup, a CI runner's shell) inherits SIGINT ignored, and an ignored signal stays ignored
+    // across exec: the Ctrl-C these tests send would never reach di.
+    private static ProcessStartInfo SignalledDi()
+    {
+        var start = new ProcessStartInfo("env") { RedirectStandardOutput = true, RedirectStandardError = true };
+        start.ArgumentList.Add("--default-signal=INT,TERM");
+        start.ArgumentList.Add("dotnet");
+        return start;
+    }
+
     private static async Task Signal(Process process, string signal)
     {
         using var kill = Process.Start("kill", [$"-{signal}", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
@@ -73,7 +84,7 @@ public sealed class CancellationTests : TestKit
         await using var member = await ClusterMember.JoinAsync(nodes);
 
         var output = Path.Combine(_folder, "out.safetensors");
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        var start = SignalledDi();
         foreach (var arg in new[] { Path.Combine(AppContext.BaseDirectory, "di.dll"), "infer", "--join", nodes.Seed, "--mode", "replica", "--task", "classify",
                      "--model", DiRunner.TinyClassifier, "--input-ids", input, "--output", output, "--max-batch-size", "1" })
         {
@@ -120,7 +131,7 @@ public sealed class CancellationTests : TestKit
         var port = ((System.Net.IPEndPoint)seed.LocalEndpoint).Port;
         var input = Path.Combine(_folder, "rows.safetensors");
         SafeTensorsFile.Write(input, new Dictionary<string, Tensor> { ["input_ids"] = randint(0, 1000, [4, 8], dtype: ScalarType.Int64) });
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        var start = SignalledDi();
         foreach (var arg in new[] { Path.Combine(AppContext.BaseDirectory, "di.dll"), "infer", "--join", $"127.0.0.1:{port}", "--join-timeout", "60",
                      "--task", "classify", "--model", DiRunner.TinyClassifier, "--input-ids", input })
         {
@@ -155,7 +166,7 @@ public sealed class CancellationTests : TestKit
         var config = Path.Combine(_folder, $"launch-{Guid.NewGuid():N}.conf");
         await File.WriteAllTextAsync(config, "distributed-inference.launch { }\n");
         var output = Path.Combine(_folder, "out.safetensors");
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        var start = SignalledDi();
         foreach (var arg in new[] { Path.Combine(AppContext.BaseDirectory, "di.dll"), "launch", "--num-processes", "2", "--config-file", config, "--", "infer", "--mode", "replica",
                      "--task", "classify", "--model", DiRunner.TinyClassifier, "--input-ids", input, "--output", output, "--max-batch-size", "1" })
         {
