@@ -54,22 +54,12 @@ public sealed class BatchJobs(ReplicaClient client, ServedModel model, int maxBa
 
         try
         {
-            var failed = result.FailedRows.ToDictionary(f => f.Index, f => f.Error);
-            for (var i = 0; i < units.Count; i++)
+            await EachRowAsync(result, units, async (i, unit) =>
             {
-                var unit = units[i];
-                if (failed.TryGetValue(i, out var error) || result.Results is null)
-                {
-                    unit.Request.Fail(new BatchError("row_failed", $"the request failed on every device that tried it: {error ?? "no result"}"));
-                    continue;
-                }
-
-                var (tokens, finish) = ServingRows.ReadResult(result.Results, i, requests[i].Sampling.Logprobs);
-                var prepared = unit.Request.Generation!;
-                var deltas = SequenceRunner.RunAsync(new Finished(tokens, finish), requests[i], unit.Index, model.Tokenizer, prepared.Sampling, cancellation);
-                var choice = (await CompletionsEndpoint.Collect(Renumbered(deltas), 1))[0];
-                unit.Request.Complete(unit.Index, choice);
-            }
+                var (tokens, finish) = ServingRows.ReadResult(result.Results!, i, requests[i].Sampling.Logprobs);
+                var deltas = SequenceRunner.RunAsync(new Finished(tokens, finish), requests[i], unit.Index, model.Tokenizer, unit.Request.Generation!.Sampling, cancellation);
+                unit.Request.Complete(unit.Index, (await CompletionsEndpoint.Collect(Renumbered(deltas), 1))[0]);
+            });
         }
         finally
         {
@@ -90,19 +80,13 @@ public sealed class BatchJobs(ReplicaClient client, ServedModel model, int maxBa
 
         try
         {
-            var failed = result.FailedRows.ToDictionary(f => f.Index, f => f.Error);
             using var vectors = result.Results is Tensor t ? t.to(ScalarType.Float32).cpu() : null;
-            for (var i = 0; i < units.Count; i++)
+            await EachRowAsync(result, units, (i, unit) =>
             {
-                if (failed.TryGetValue(i, out var error) || vectors is null)
-                {
-                    units[i].Request.Fail(new BatchError("row_failed", $"the request failed on every device that tried it: {error ?? "no result"}"));
-                    continue;
-                }
-
                 using var vector = vectors![i];
-                units[i].Request.Complete(units[i].Index, vector.data<float>().ToArray());
-            }
+                unit.Request.Complete(unit.Index, vector.data<float>().ToArray());
+                return Task.CompletedTask;
+            });
         }
         finally
         {
@@ -128,32 +112,41 @@ public sealed class BatchJobs(ReplicaClient client, ServedModel model, int maxBa
 
         try
         {
-            var failed = result.FailedRows.ToDictionary(f => f.Index, f => f.Error);
-            for (var i = 0; i < units.Count; i++)
+            await EachRowAsync(result, units, (i, unit) =>
             {
-                var unit = units[i];
-                if (failed.TryGetValue(i, out var error) || result.Results is not Tensor images)
-                {
-                    unit.Request.Fail(new BatchError("row_failed", $"the request failed on every device that tried it: {error ?? "no result"}"));
-                    continue;
-                }
-
-                using var image = images[i];
+                using var image = ((Tensor)result.Results!)[i];
                 if (requests[i].Base64)
                 {
                     unit.Request.Complete(unit.Index, Convert.ToBase64String(Models.Diffusion.PngImage.Encode(image)));
-                    continue;
+                    return Task.CompletedTask;
                 }
 
                 Directory.CreateDirectory(folder);
                 var path = Path.Combine(folder, PreparedImages.FileName(unit.Request.Line.CustomId!, unit.Index));
                 Models.Diffusion.PngImage.Save(image, path);
                 unit.Request.Complete(unit.Index, PreparedImages.FileUrl(path));
-            }
+                return Task.CompletedTask;
+            });
         }
         finally
         {
             RowOwnership.Dispose(result.Results);
+        }
+    }
+
+    // Hands each row's result to its unit; a row that failed alone (or a job without results) fails its unit's request.
+    private static async Task EachRowAsync(JobResult result, IReadOnlyList<BatchUnit> units, Func<int, BatchUnit, Task> complete)
+    {
+        var failed = result.FailedRows.ToDictionary(f => f.Index, f => f.Error);
+        for (var i = 0; i < units.Count; i++)
+        {
+            if (failed.TryGetValue(i, out var error) || result.Results is null)
+            {
+                units[i].Request.Fail(new BatchError("row_failed", $"the request failed on every device that tried it: {error ?? "no result"}"));
+                continue;
+            }
+
+            await complete(i, units[i]);
         }
     }
 
