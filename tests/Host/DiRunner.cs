@@ -119,6 +119,19 @@ public static class DiRunner
         return (process.ExitCode, await stdout, await stderr);
     }
 
+    /// <summary>Starts the real <c>di</c> program (dotnet di.dll) with stdout and stderr redirected, and returns at once.</summary>
+    public static Process StartProcess(IEnumerable<string> args)
+    {
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "di.dll"));
+        foreach (var arg in args)
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        return Process.Start(start)!;
+    }
+
     /// <summary>Kills <paramref name="process"/> (and its children) when disposed, so a failed test leaves no process behind.</summary>
     public static IDisposable KillOnDispose(Process process) => new Reaper(process);
 

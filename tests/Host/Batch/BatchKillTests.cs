@@ -35,14 +35,7 @@ public sealed class BatchKillTests : IDisposable
         var kills = 0;
         foreach (var quarter in new[] { 1, 2, 3 })
         {
-            var start = new ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true };
-            start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "di.dll"));
-            foreach (var arg in Args(output))
-            {
-                start.ArgumentList.Add(arg);
-            }
-
-            using var batch = Process.Start(start)!;
+            using var batch = DiRunner.StartProcess(Args(output));
             using var reaper = DiRunner.KillOnDispose(batch);
             var err = batch.StandardError.ReadToEndAsync();
             _ = batch.StandardOutput.ReadToEndAsync();

@@ -35,14 +35,7 @@ public sealed class BatchNodeLossTests : IDisposable
         await using var nodes = await LocalCluster.StartAsync(
             3, _ => ["--devices", "cpu", "--model", BatchFiles.Qwen2, "--task", "generate", "--serve", "requests"], log, CancellationToken.None, forwardStderr: true);
         var output = Path.Combine(_folder, "cluster.jsonl");
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "di.dll"));
-        foreach (var arg in Args(output).Concat(["--join", nodes.Seed]))
-        {
-            start.ArgumentList.Add(arg);
-        }
-
-        using var batch = Process.Start(start)!;
+        using var batch = DiRunner.StartProcess(Args(output).Concat(["--join", nodes.Seed]));
         using var reaper = DiRunner.KillOnDispose(batch);
         var err = batch.StandardError.ReadToEndAsync();
         _ = batch.StandardOutput.ReadToEndAsync();
