@@ -4,6 +4,7 @@ using Akka.Actor;
 using Akka.Cluster;
 using Akka.Event;
 using Akka.Remote;
+using DistributedInference.Actors.Kernel.Memory;
 
 namespace DistributedInference.Actors.Kernel.Membership;
 
@@ -58,9 +59,9 @@ public sealed class RemovedMemberQuarantine : ReceiveActor, IWithTimers
         });
         Receive<CompactHeap>(_ =>
         {
-            var before = GC.GetGCMemoryInfo().TotalCommittedBytes;
-            GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
-            Context.GetLogger().Debug("compacted the heap after members left: {0:0.0} -> {1:0.0} MB committed", before / 1e6, GC.GetGCMemoryInfo().TotalCommittedBytes / 1e6);
+            var released = ProcessMemory.Release();
+            Context.GetLogger().Debug("released memory after members left: GC heap {0:0.0} -> {1:0.0} MB committed, native heap {2}",
+                released.CommittedBefore / 1e6, released.CommittedAfter / 1e6, released.NativeTrimmed ? "trimmed" : "not trimmed");
         });
     }
 
