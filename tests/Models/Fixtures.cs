@@ -64,4 +64,28 @@ public static class Fixtures
         Assert.True(diff <= tolerance, $"max |diff| {diff:E3} > {tolerance:E1}");
         return diff;
     }
+
+    /// <summary>
+    /// float32 accumulated in another order (another CPU's SIMD width, another thread count) is off by a few ulps of the
+    /// value, and an ulp grows with it: PyTorch's own <c>torch.testing.assert_close</c> allows float32
+    /// <c>|actual - expected| &lt;= atol + rtol * |expected|</c> with <c>rtol = 1.3e-6</c>.
+    /// </summary>
+    public const double Float32RelativeTolerance = 1.3e-6;
+
+    /// <summary>
+    /// Asserts <c>|actual - expected| &lt;= tolerance + relative * |expected|</c> at every element (torch.testing.assert_close's
+    /// rule); with <paramref name="relative"/> 0 it is <see cref="AssertClose(Tensor, Tensor, double)"/>.
+    /// </summary>
+    /// <returns>The max |diff|, for the test's output.</returns>
+    public static double AssertClose(Tensor expected, Tensor actual, double tolerance, double relative)
+    {
+        Assert.Equal(expected.shape, actual.shape);
+        using var scope = NewDisposeScope();
+        var e = expected.to(ScalarType.Float64).cpu();
+        var diff = (actual.to(ScalarType.Float64).cpu() - e).abs();
+        var excess = (diff - (tolerance + (relative * e.abs()))).max().ToDouble();
+        var max = diff.max().ToDouble();
+        Assert.True(excess <= 0, $"max |diff| {max:E3}: over {tolerance:E1} + {relative:E1} * |expected| by {excess:E3} at the worst element");
+        return max;
+    }
 }
