@@ -17,7 +17,7 @@ namespace DistributedInference.Actors.Kernel.Membership;
 /// <c>distributed-inference.quarantine-removed-members-after</c> after its removal, as Akka's own Artery remoting
 /// does (<c>ClusterRemoteWatcher</c>, <c>quarantine-removed-node-after</c>): a removed incarnation never comes back
 /// (a process that joins again is a new one), so nothing is lost. Once the removals of a burst are quarantined it also
-/// runs one aggressive garbage collection (compacting, decommitting the free heap): what a departed client left behind is
+/// runs one aggressive garbage collection and trims glibc's heap (<see cref="MemoryRelease"/>; one per burst of removals): what a departed client left behind is
 /// garbage by then, and without it the GC's generation-2 budget grows over the first clients a node serves (measured:
 /// RSS +20 MB over 15 sequential <c>--join</c> clients of which the live heap kept 15 KB each; docs/design.md), so a
 /// long-running node's memory would not settle where it was after its first clients. One collection per burst of
@@ -32,7 +32,7 @@ public sealed class RemovedMemberQuarantine : ReceiveActor, IWithTimers
     private static readonly TimeSpan Remembered = TimeSpan.FromMinutes(1);
     private static readonly ConditionalWeakTable<ActorSystem, ConcurrentDictionary<Address, DateTime>> Removed = new();
 
-    // After the last quarantine of a burst: the endpoint's state it dropped is garbage by then.
+    // After the first quarantine of a burst: the endpoint's state it dropped is garbage by then.
     private static readonly TimeSpan CompactAfterQuarantine = TimeSpan.FromSeconds(1);
 
     private readonly TimeSpan _after;
@@ -50,7 +50,12 @@ public sealed class RemovedMemberQuarantine : ReceiveActor, IWithTimers
 
             recent[removed.Member.Address] = DateTime.UtcNow;
             Timers.StartSingleTimer(removed.Member.UniqueAddress, new QuarantineNow(removed.Member.UniqueAddress), _after);
-            Timers.StartSingleTimer(CompactHeap.Instance, CompactHeap.Instance, _after + CompactAfterQuarantine);
+            // One release per burst, due after the burst's first quarantine: not pushed back by each removal (clients
+            // leaving every few seconds would postpone it for ever).
+            if (!Timers.IsTimerActive(CompactHeap.Instance))
+            {
+                Timers.StartSingleTimer(CompactHeap.Instance, CompactHeap.Instance, _after + CompactAfterQuarantine);
+            }
         });
         Receive<QuarantineNow>(now =>
         {
@@ -59,7 +64,7 @@ public sealed class RemovedMemberQuarantine : ReceiveActor, IWithTimers
         });
         Receive<CompactHeap>(_ =>
         {
-            var released = ProcessMemory.Release();
+            var released = MemoryRelease.Run();
             Context.GetLogger().Debug("released memory after members left: GC heap {0:0.0} -> {1:0.0} MB committed, native heap {2}",
                 released.CommittedBefore / 1e6, released.CommittedAfter / 1e6, released.NativeTrimmed ? "trimmed" : "not trimmed");
         });

@@ -4,11 +4,14 @@ using DistributedInference.Actors.Kernel.Memory;
 namespace DistributedInference.Actors.Tests.Kernel.Memory;
 
 /// <summary>
-/// Memory a process freed goes back to the operating system when <see cref="ProcessMemory.Release"/> runs: glibc keeps
+/// Memory a process freed goes back to the operating system when <see cref="MemoryRelease.Run"/> runs: glibc keeps
 /// the free chunks of its heap in the process (in the RSS) until the heap is trimmed, which is what a node serving
 /// clients for a month showed as growth (docs/design.md).
+/// Alone (no test of this assembly runs beside it): other threads allocating from the same glibc arena would reuse the
+/// freed chunks the test measures.
 /// </summary>
-public sealed class ProcessMemoryTests
+[Collection(TimedTests.Collection)]
+public sealed class MemoryReleaseTests
 {
     [Fact]
     public void Native_memory_freed_inside_the_heap_leaves_the_resident_set()
@@ -45,7 +48,7 @@ public sealed class ProcessMemoryTests
             // Measured over the mappings that held the blocks only: other tests of this assembly run meanwhile.
             var held = blocks.SkipLast(1).ToArray();
             var before = ResidentKiB(held);
-            var released = ProcessMemory.Release();
+            var released = MemoryRelease.Run();
             var after = ResidentKiB(held);
 
             Assert.True(before > 90 * 1024, $"the freed blocks' mappings hold {before} KiB: the test did not set up what it means to");
