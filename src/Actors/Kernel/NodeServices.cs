@@ -106,6 +106,7 @@ public static class NodeServices
     {
         TensorDataPlane.For(system);
         RemovedMemberQuarantine.Start(system);
+        ClusterMetrics.Track(system);
         return MembershipGate.Start(system);
     }
 

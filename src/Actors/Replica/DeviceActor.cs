@@ -24,7 +24,8 @@ public sealed class DeviceActor : MembersOnlyActor, IWithTimers
     private readonly ReplicaModelFactory _factory;
     private readonly IActorRef? _readyTo;
     private readonly DeviceRecovery _recovery;
-    private readonly Queue<(RunBatch Batch, IActorRef ReplyTo)> _queue = new();
+    private readonly Queue<(RunBatch Batch, IActorRef ReplyTo, long QueuedAt)> _queue = new();
+    private readonly DeviceMetrics _metrics;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private IReplicaModel? _model;
     private bool _processing;
@@ -40,6 +41,7 @@ public sealed class DeviceActor : MembersOnlyActor, IWithTimers
         _factory = factory;
         _readyTo = readyTo;
         _recovery = recovery;
+        _metrics = new DeviceMetrics(device.ToString());
         Receive<RunBatch>(HandleRunBatch);
         Receive<ProcessNext>(_ => HandleProcessNext());
         Receive<ReloadModel>(_ => HandleReloadModel());
@@ -80,9 +82,10 @@ public sealed class DeviceActor : MembersOnlyActor, IWithTimers
 
     protected override void PostStop()
     {
-        foreach (var (batch, _) in _queue)
+        foreach (var (batch, _, _) in _queue)
         {
             batch.Rows.Dispose();
+            _metrics.Dropped();
         }
 
         DisposeModel();
@@ -90,7 +93,7 @@ public sealed class DeviceActor : MembersOnlyActor, IWithTimers
 
     private void HandleRunBatch(RunBatch batch)
     {
-        _queue.Enqueue((batch, Sender));
+        _queue.Enqueue((batch, Sender, _metrics.Queued()));
         ScheduleNext();
     }
 
@@ -102,7 +105,9 @@ public sealed class DeviceActor : MembersOnlyActor, IWithTimers
             return;
         }
 
-        var (batch, replyTo) = next;
+        var (batch, replyTo, queuedAt) = next;
+        _metrics.Started(queuedAt);
+        var rows = batch.Rows.Count;
         var clock = Stopwatch.StartNew();
         try
         {
@@ -111,17 +116,20 @@ public sealed class DeviceActor : MembersOnlyActor, IWithTimers
             var results = batch.Rows.TakeResult(_model!.Run(batch.Rows.Value), "the model");
 
             _busy += clock.Elapsed;
+            _metrics.Ran(rows, clock.Elapsed, completed: true);
             _completed++;
             _reloads = 0;
             Reply(replyTo, batch, new BatchCompleted(batch.JobId, batch.BatchIndex, results, clock.Elapsed));
         }
         catch (InvalidInputException e)
         {
+            _metrics.Ran(rows, clock.Elapsed, completed: false);
             batch.Rows.Dispose();
             Reply(replyTo, batch, new BatchFailed(batch.JobId, batch.BatchIndex, e.Message, Retryable: false));
         }
         catch (Exception e)
         {
+            _metrics.Ran(rows, clock.Elapsed, completed: false);
             batch.Rows.Dispose();
             _log.Warning("{0}: batch {1} of job {2} failed: {3}", _device, batch.BatchIndex, batch.JobId, e.Message);
             Reply(replyTo, batch, new BatchFailed(batch.JobId, batch.BatchIndex, $"{_device}: {e.GetType().Name}: {e.Message.Split('\n', 2)[0]}", Retryable: true));
@@ -191,9 +199,10 @@ public sealed class DeviceActor : MembersOnlyActor, IWithTimers
 
     private void HandleDropJob(DropJob drop)
     {
-        foreach (var (batch, _) in _queue.Where(item => item.Batch.JobId == drop.JobId))
+        foreach (var (batch, _, _) in _queue.Where(item => item.Batch.JobId == drop.JobId))
         {
             batch.Rows.Dispose();
+            _metrics.Dropped();
         }
 
         _queue.RemoveWhere(item => item.Batch.JobId == drop.JobId);

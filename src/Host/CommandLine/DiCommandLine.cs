@@ -19,6 +19,7 @@ public static class DiCommandLine
         root.Subcommands.Add(EnvCommand.Create());
         root.Subcommands.Add(BenchCommand.Create());
         root.Subcommands.Add(NodeCommand.Create());
+        root.Subcommands.Add(StatusCommand.Create());
         root.Subcommands.Add(LaunchCommand.Create());
         root.Subcommands.Add(ConfigCommand.Create());
         root.Subcommands.Add(SecretCommands.CreateSecret());

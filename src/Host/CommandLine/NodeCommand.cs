@@ -2,6 +2,7 @@ using System.CommandLine;
 using DistributedInference.Actors.Cluster.Devices;
 using DistributedInference.Actors.Cluster.Jobs;
 using DistributedInference.Host.Cluster;
+using DistributedInference.Host.Telemetry;
 
 namespace DistributedInference.Host.CommandLine;
 
@@ -29,10 +30,11 @@ public static class NodeCommand
         var seed = SharedOptions.Seed("seed of a built-in model's random weights (nodes and clients must agree)");
         var libtorch = new Option<string?>("--libtorch") { Description = $"folder holding libtorch (a PyTorch install's torch/lib, CUDA included); also ${Models.Runtime.LibTorch.FolderVariable}" };
         var generation = new GenerationArguments();
+        var metricsPort = new Option<int?>("--metrics-port") { Description = "serve /metrics (Prometheus), /health/live and /health/ready over plain HTTP on --host and this port (0: any free port); none: off" };
         var serve = new Option<string>("--serve") { Description = "what the devices offer: replica (each device loads the whole model at start), pipeline (stages built on request), or both; requests: the model for di serve --join (per-request sampling)", DefaultValueFactory = _ => "replica,pipeline" };
         var command = new Command("node", "Join a cluster and offer this machine's devices until stopped.")
         {
-            host, port, join, joinTimeout, secretFile, tlsCertificate, roles, devices, configFile, model, task, dtype, maxNewTokens, seed, libtorch, serve,
+            host, port, join, joinTimeout, secretFile, tlsCertificate, roles, devices, configFile, model, task, dtype, maxNewTokens, seed, libtorch, serve, metricsPort,
         };
         foreach (var option in generation.Options)
         {
@@ -58,15 +60,51 @@ public static class NodeCommand
                 }
 
                 var system = ClusterNode.Start(options);
-                await ClusterJoin.WhenUpAsync(system, options.Join, options.JoinTimeout);
                 var self = Akka.Cluster.Cluster.Get(system).SelfAddress;
+                await using var operations = result.GetValue(metricsPort) is { } operationsPort
+                    ? await OperationsServer.StartAsync(options.Host, operationsPort, $"{self.Host}:{self.Port}", c => NotReady(system, options, c), cancellation)
+                    : null;
+                await ClusterJoin.WhenUpAsync(system, options.Join, options.JoinTimeout);
                 var dataPlane = Actors.Kernel.Transport.TensorDataPlane.For(system);
                 await result.InvocationConfiguration.Output.WriteLineAsync($"di node: up at {self.Host}:{self.Port}{(dataPlane is null ? string.Empty : $" (data plane {dataPlane.Endpoint})")}");
+                if (operations is not null)
+                {
+                    await result.InvocationConfiguration.Output.WriteLineAsync($"di node: metrics and health at {operations.Address}");
+                }
+
                 await result.InvocationConfiguration.Output.FlushAsync(cancellation);
                 await system.WhenTerminated;
                 return 0;
             },
             result.InvocationConfiguration.Error));
         return command;
+    }
+
+    // Ready: Up in the cluster, and every device that loads a replica has its model loaded.
+    private static async Task<string?> NotReady(Akka.Actor.ActorSystem system, NodeOptions options, CancellationToken cancellation)
+    {
+        if (!ClusterNode.IsUp(system))
+        {
+            return "not Up in the cluster yet";
+        }
+
+        var loadsReplicas = options.Roles.Contains(DeviceManager.Role)
+            && (options.Serving.Contains(NodeOptions.ServeReplica) || options.Serving.Contains(NodeOptions.ServeRequests));
+        if (!loadsReplicas)
+        {
+            return null;
+        }
+
+        var expected = Models.Runtime.DeviceName.ParseList(options.Devices).Count;
+        try
+        {
+            var devices = await NodeDevices.AskAsync(system, Akka.Cluster.Cluster.Get(system).SelfAddress, TimeSpan.FromSeconds(2), cancellation);
+            var loaded = devices.Count(d => d is { Spec: not null });
+            return loaded == expected ? null : $"{loaded} of {expected} device(s) have their model loaded";
+        }
+        catch (Akka.Actor.AskTimeoutException)
+        {
+            return "the device manager did not answer";
+        }
     }
 }

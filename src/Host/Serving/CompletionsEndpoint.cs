@@ -14,6 +14,7 @@ public static class CompletionsEndpoint
 {
     public static async Task HandleAsync(HttpContext context, ServingContext serving)
     {
+        var startedAt = System.Diagnostics.Stopwatch.GetTimestamp();
         var fields = await serving.ReadBodyAsync(context);
         serving.CheckModel(fields);
         var engine = serving.Backend.Generation ?? throw NotSupported(serving.Model);
@@ -25,7 +26,8 @@ public static class CompletionsEndpoint
 
         var tokenizer = serving.Model.Tokenizer;
         var sampling = prepared.Sampling;
-        var deltas = SequenceRunner.RunAllAsync(engine, prepared.Sequences, tokenizer, sampling, context.RequestAborted);
+        var deltas = ServingMetrics.Measure(
+            SequenceRunner.RunAllAsync(engine, prepared.Sequences, tokenizer, sampling, context.RequestAborted), ServingMetrics.TextCompletion, serving.Model.Name, prepared.PromptTokens, startedAt);
         if (!sampling.Stream)
         {
             await OpenAIJson.WriteAsync(context, prepared.Body(await Collect(deltas, prepared.Sequences.Count)));

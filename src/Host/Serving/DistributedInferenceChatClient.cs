@@ -45,6 +45,7 @@ public sealed class DistributedInferenceChatClient(ServingHost host) : IChatClie
 
     public async IAsyncEnumerable<ChatResponseUpdate> GetStreamingResponseAsync(IEnumerable<ChatMessage> messages, ChatOptions? options = null, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
+        var startedAt = System.Diagnostics.Stopwatch.GetTimestamp();
         await host.Started.WaitAsync(cancellationToken);
         var model = host.Model;
         var engine = host.Backend.Generation ?? throw new NotSupportedException($"{model.Name} does not generate");
@@ -73,7 +74,9 @@ public sealed class DistributedInferenceChatClient(ServingHost host) : IChatClie
         var request = new GenerationRequest($"chat-{Guid.NewGuid():N}", prompt, sampling.Parameters(maxTokens, options?.Seed ?? PromptChecks.RandomSeed(), null), stops);
         var responseId = $"chatcmpl-{Guid.NewGuid():N}";
         var completion = 0;
-        await foreach (var delta in SequenceRunner.RunAsync(engine, request, 0, model.Tokenizer, sampling, cancellationToken))
+        var deltas = ServingMetrics.Measure(
+            SequenceRunner.RunAsync(engine, request, 0, model.Tokenizer, sampling, cancellationToken), ServingMetrics.Chat, model.Name, prompt.Count, startedAt);
+        await foreach (var delta in deltas)
         {
             completion += delta.Tokens.Count;
             var update = new ChatResponseUpdate(ChatRole.Assistant, delta.Text) { ResponseId = responseId, ModelId = model.Name, CreatedAt = DateTimeOffset.UtcNow };

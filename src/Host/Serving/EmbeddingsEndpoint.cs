@@ -15,6 +15,7 @@ public static class EmbeddingsEndpoint
 {
     public static async Task HandleAsync(HttpContext context, ServingContext serving)
     {
+        var startedAt = System.Diagnostics.Stopwatch.GetTimestamp();
         var fields = await serving.ReadBodyAsync(context);
         serving.CheckModel(fields);
         var engine = serving.Backend.Embeddings ?? throw NotSupported(serving.Model);
@@ -24,7 +25,19 @@ public static class EmbeddingsEndpoint
             throw ApiException.Unavailable($"No device serves the model `{serving.Model.Name}` now: {reason}");
         }
 
-        await OpenAIJson.WriteAsync(context, prepared.Body(await engine.EmbedAsync(prepared.Rows, context.RequestAborted)));
+        IReadOnlyList<float[]> vectors;
+        try
+        {
+            vectors = await engine.EmbedAsync(prepared.Rows, context.RequestAborted);
+        }
+        catch (Exception e)
+        {
+            ServingMetrics.Ended(ServingMetrics.Embeddings, serving.Model.Name, startedAt, 0, e);
+            throw;
+        }
+
+        ServingMetrics.Ended(ServingMetrics.Embeddings, serving.Model.Name, startedAt, prepared.Rows.Sum(r => r.Count));
+        await OpenAIJson.WriteAsync(context, prepared.Body(vectors));
     }
 
     /// <summary>The 400 for a model that does not embed.</summary>

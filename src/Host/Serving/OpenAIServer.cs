@@ -1,5 +1,6 @@
 using System.Net;
 using System.Text.Json.Nodes;
+using DistributedInference.Host.Telemetry;
 using DistributedInference.Models;
 using DistributedInference.Models.Serving;
 using Microsoft.AspNetCore.Builder;
@@ -15,7 +16,7 @@ namespace DistributedInference.Host.Serving;
 /// <summary>
 /// The OpenAI-compatible HTTP server of <c>di serve</c>, on Kestrel with minimal APIs: <c>GET /v1/models</c>,
 /// <c>POST /v1/completions</c>, <c>POST /v1/chat/completions</c>, <c>POST /v1/embeddings</c>, vLLM's <c>POST /tokenize</c>
-/// and <c>POST /detokenize</c>, <c>GET /health</c>. With an API key every route but <c>/health</c> wants
+/// and <c>POST /detokenize</c>, <c>GET /health</c>; <c>GET /metrics</c>, <c>GET /health/live</c> and <c>GET /health/ready</c> (<see cref="Operations"/>). With an API key every route but these four wants
 /// <c>Authorization: Bearer KEY</c> (401). At most <see cref="ServeOptions.MaxConcurrentRequests"/> generation and
 /// embedding requests are in flight (429 with <c>Retry-After</c> beyond). Errors are OpenAI's error object; the server
 /// stays up whatever a request does. <see cref="StopAsync"/> drains: no new connections, in-flight requests finish
@@ -46,6 +47,7 @@ public sealed class OpenAIServer : IAsyncDisposable
         builder.Logging.ClearProviders();
         builder.Services.AddSingleton<IHostLifetime, QuietLifetime>();
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = options.Drain);
+        builder.Services.AddOperations($"{options.Host}:{options.Port}", () => serving.Backend.Unavailable);
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.Limits.MaxRequestBodySize = options.MaxRequestBodyBytes;
@@ -129,7 +131,7 @@ public sealed class OpenAIServer : IAsyncDisposable
                     throw ApiException.Unavailable("The server is shutting down.");
                 }
 
-                if (serving.Options.ApiKey is { } key && context.Request.Path != "/health"
+                if (serving.Options.ApiKey is { } key && context.Request.Path != "/health" && !Operations.IsOperationsPath(context.Request.Path)
                     && context.Request.Headers.Authorization.ToString() != $"Bearer {key}")
                 {
                     throw new ApiException(401, "Incorrect API key provided. Send it as 'Authorization: Bearer KEY'.", code: "invalid_api_key");
@@ -160,6 +162,7 @@ public sealed class OpenAIServer : IAsyncDisposable
         });
         _app.MapGet("/health", (HttpContext context) =>
             serving.Backend.Unavailable is { } reason ? Results.Json(new { status = "unavailable", reason }, statusCode: 503) : Results.Ok());
+        _app.MapOperations();
         _app.MapGet("/v1/models", (HttpContext context) => Results.Text(Models(serving).ToJsonString(OpenAIJson.Options), "application/json"));
         _app.MapPost("/v1/completions", context => Limited(context, c => CompletionsEndpoint.HandleAsync(c, serving)));
         _app.MapPost("/v1/chat/completions", context => Limited(context, c => ChatCompletionsEndpoint.HandleAsync(c, serving)));
@@ -188,11 +191,13 @@ public sealed class OpenAIServer : IAsyncDisposable
         if (Interlocked.Increment(ref _inFlight) > Serving.Options.MaxConcurrentRequests)
         {
             Interlocked.Decrement(ref _inFlight);
+            ServingMetrics.Refused();
             throw new ApiException(429, $"Too many requests in flight (at most {Serving.Options.MaxConcurrentRequests}); retry later.", "rate_limit_error", code: "rate_limit_exceeded") { RetryAfterSeconds = 1 };
         }
 
         try
         {
+            using var running = ServingMetrics.Enter();
             await handle(context);
         }
         finally

@@ -30,6 +30,7 @@ internal static class DataPlaneFrame
         output.Write(header);
         WriteBody(output, serializer, target, sender, manifest, outgoing.Message);
         output.Flush();
+        DataPlaneMetrics.Wrote(HeaderSize + counter.Length);
     }
 
     private static void WriteBody(Stream stream, DistributedInferenceSerializer serializer, string target, string sender, string manifest, object message)
@@ -100,6 +101,9 @@ internal sealed class DataPlaneFrameReader(Stream stream, long maximumFrameSize,
 
     private readonly byte[] _header = new byte[DataPlaneFrame.HeaderSize];
 
+    /// <summary>The bytes of the last frame <see cref="Next"/> read (its header included).</summary>
+    public long LastFrameBytes { get; private set; }
+
     /// <summary>
     /// The next frame's target and sender paths and message, or null when the other side closed between frames.
     /// <paramref name="check"/> sees target, sender and manifest first and throws to refuse the frame.
@@ -128,6 +132,7 @@ internal sealed class DataPlaneFrameReader(Stream stream, long maximumFrameSize,
                 throw new SerializationException($"frame of {length} bytes (at most {maximumFrameSize})");
             }
 
+            LastFrameBytes = _header.Length + length;
             var deadline = readTimeout + TimeSpan.FromSeconds((double)length / minimumBytesPerSecond);
             using var reader = new BinaryReader(new FrameStream(stream, length, deadline), System.Text.Encoding.UTF8, leaveOpen: true);
             var target = ValueCodec.ReadString(reader, MaximumPathBytes);

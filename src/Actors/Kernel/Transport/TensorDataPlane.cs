@@ -82,6 +82,7 @@ public sealed class TensorDataPlane : IExtension, IDisposable
         _ = AcceptAsync();
         system.SystemActorOf(DataPlaneDirectory.Props(this), DataPlaneDirectory.ActorName);
         system.RegisterOnTermination(Dispose);
+        DataPlaneMetrics.Track(this);
     }
 
     /// <summary>host:port where this node receives bulk messages.</summary>
@@ -207,6 +208,9 @@ public sealed class TensorDataPlane : IExtension, IDisposable
     internal void ThreadStarted() => Interlocked.Increment(ref _threads);
 
     internal void ThreadEnded() => Interlocked.Decrement(ref _threads);
+
+    /// <summary>Whether this data plane was stopped (its actor system terminated).</summary>
+    public bool Disposed => _stopping.IsCancellationRequested;
 
     public void Dispose()
     {
@@ -447,6 +451,7 @@ public sealed class TensorDataPlane : IExtension, IDisposable
             while (reader.Next(_serializer, Check) is var (_, _, message))
             {
                 Interlocked.Increment(ref _framesReceived);
+                DataPlaneMetrics.Read(reader.LastFrameBytes);
                 target!.Tell(message, sender);
             }
         }
