@@ -1,3 +1,7 @@
 using DistributedInference.Host.CommandLine;
+using DistributedInference.Host.Telemetry;
 
-return await DiCommandLine.InvokeAsync(args, new System.CommandLine.InvocationConfiguration { EnableDefaultExceptionHandler = false });
+using (OtlpExport.StartIfConfigured())
+{
+    return await DiCommandLine.InvokeAsync(args, new System.CommandLine.InvocationConfiguration { EnableDefaultExceptionHandler = false });
+}

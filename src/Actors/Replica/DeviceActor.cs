@@ -4,6 +4,7 @@ using Akka.Event;
 using DistributedInference.Actors.Kernel.Membership;
 using DistributedInference.Actors.Kernel.Rows;
 using DistributedInference.Actors.Kernel.Settings;
+using DistributedInference.Actors.Kernel.Telemetry;
 using DistributedInference.Models;
 using DistributedInference.Models.Runtime;
 using DistributedInference.Models.Tasks;
@@ -26,6 +27,7 @@ public sealed class DeviceActor : MembersOnlyActor, IWithTimers
     private readonly DeviceRecovery _recovery;
     private readonly Queue<(RunBatch Batch, IActorRef ReplyTo, long QueuedAt)> _queue = new();
     private readonly DeviceMetrics _metrics;
+    private readonly string _node;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private IReplicaModel? _model;
     private bool _processing;
@@ -42,6 +44,7 @@ public sealed class DeviceActor : MembersOnlyActor, IWithTimers
         _readyTo = readyTo;
         _recovery = recovery;
         _metrics = new DeviceMetrics(device.ToString());
+        _node = ((ExtendedActorSystem)Context.System).Provider.DefaultAddress.ToString();
         Receive<RunBatch>(HandleRunBatch);
         Receive<ProcessNext>(_ => HandleProcessNext());
         Receive<ReloadModel>(_ => HandleReloadModel());
@@ -108,6 +111,9 @@ public sealed class DeviceActor : MembersOnlyActor, IWithTimers
         var (batch, replyTo, queuedAt) = next;
         _metrics.Started(queuedAt);
         var rows = batch.Rows.Count;
+        using var span = TraceContext.StartDetached("di.batch", ActivityKind.Internal, batch.TraceParent,
+            new("di.job.id", batch.JobId), new("di.batch.index", batch.BatchIndex), new("di.batch.rows", rows), new("di.device", _device.ToString()),
+            new("di.node", _node));
         var clock = Stopwatch.StartNew();
         try
         {
@@ -123,12 +129,14 @@ public sealed class DeviceActor : MembersOnlyActor, IWithTimers
         }
         catch (InvalidInputException e)
         {
+            span?.SetStatus(ActivityStatusCode.Error, e.Message);
             _metrics.Ran(rows, clock.Elapsed, completed: false);
             batch.Rows.Dispose();
             Reply(replyTo, batch, new BatchFailed(batch.JobId, batch.BatchIndex, e.Message, Retryable: false));
         }
         catch (Exception e)
         {
+            span?.SetStatus(ActivityStatusCode.Error, e.Message);
             _metrics.Ran(rows, clock.Elapsed, completed: false);
             batch.Rows.Dispose();
             _log.Warning("{0}: batch {1} of job {2} failed: {3}", _device, batch.BatchIndex, batch.JobId, e.Message);

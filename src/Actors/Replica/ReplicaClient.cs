@@ -333,7 +333,11 @@ public sealed class ReplicaClient
             Watch = RequestWatch.FirstAnswerer,
             AnnounceAnswerer = true,
         };
-        SubmitJob Submission(IActorRef replyTo) => new(jobId, byDataPlane ? RowBatch.From(Array.Empty<object>()) : input.Handles(), options, replyTo, streamResults, byDataPlane);
+        // The job's span on this side (a child of the caller's, a served request's for one): coordinator and devices continue it.
+        using var span = Kernel.Telemetry.Instrumentation.Source.StartActivity("di.job", ActivityKind.Client);
+        span?.SetTag("di.job.id", jobId);
+        span?.SetTag("di.job.rows", input.Count);
+        SubmitJob Submission(IActorRef replyTo) => new(jobId, byDataPlane ? RowBatch.From(Array.Empty<object>()) : input.Handles(), options, replyTo, streamResults, byDataPlane, span?.Id);
         var clock = Stopwatch.StartNew();
         await using var request = Request.Start(_system, splitter, Submission, policy, cancellation);
         await foreach (var message in request.ReadAllAsync(CancellationToken.None))

@@ -4,6 +4,7 @@ using Akka.Event;
 using DistributedInference.Actors.Kernel.Membership;
 using DistributedInference.Actors.Kernel.Rows;
 using DistributedInference.Actors.Kernel.Settings;
+using DistributedInference.Actors.Kernel.Telemetry;
 using DistributedInference.Models;
 using DistributedInference.Models.Tasks;
 using Transport = DistributedInference.Actors.Kernel.Transport.Transport;
@@ -39,6 +40,8 @@ public sealed class ReplicaJob : MembersOnlyActor, IWithTimers
     private RowAssembler? _results;
     private bool _ended;
     private Exception? _crash;
+    private string? _failure;
+    private Activity? _span;
 
     public ReplicaJob(SubmitJob job, IReadOnlyList<IActorRef> devices)
     {
@@ -61,6 +64,8 @@ public sealed class ReplicaJob : MembersOnlyActor, IWithTimers
 
     protected override void PreStart()
     {
+        _span = TraceContext.StartDetached("di.job.coordinate", ActivityKind.Server, _job.TraceParent,
+            new("di.job.id", _job.JobId), new("di.node", ((ExtendedActorSystem)Context.System).Provider.DefaultAddress.ToString()));
         if (_job.InputOnRequest)
         {
             // The input stays with the client until asked for, and comes as a bulk message (never in a control message).
@@ -99,6 +104,7 @@ public sealed class ReplicaJob : MembersOnlyActor, IWithTimers
     {
         _results?.Dispose();
         _job.Input.Dispose();
+        TraceContext.Stop(_span, _ended ? _failure : "stopped before the job ended");
         if (_ended)
         {
             return;
@@ -483,7 +489,7 @@ public sealed class ReplicaJob : MembersOnlyActor, IWithTimers
             // The device owns (and disposes) what it is sent: views of the input, tensors in a list cloned. A batch lost
             // on the way times out and goes to another device like any batch that is not answered.
             var rows = _job.Input.Cut(batch.Start, batch.Count, batch.Padding);
-            Transport.Send(Context.System, device, new RunBatch(_job.JobId, index, rows), Self);
+            Transport.Send(Context.System, device, new RunBatch(_job.JobId, index, rows, _span?.Id), Self);
             var attempt = _scheduler.Attempt(index);
             Timers.StartSingleTimer((index, attempt), new BatchTimedOut(index, attempt), _job.Options.BatchTimeout);
         }
@@ -513,6 +519,7 @@ public sealed class ReplicaJob : MembersOnlyActor, IWithTimers
         }
 
         _ended = true;
+        _failure = reason;
         DropOnDevices();
         ToClient(new JobFailed(_job.JobId, reason, inputError));
         Context.Stop(Self);

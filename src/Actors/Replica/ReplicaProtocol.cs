@@ -17,7 +17,7 @@ public sealed class ReplicaProtocol : WireProtocol
 {
     public override void Register(WireRegistry registry) => registry
         // Devices.
-        .Add<RunBatch>("run-batch", (w, m) => { w.String(m.JobId); w.Int(m.BatchIndex); w.Rows(m.Rows); }, r => new RunBatch(r.String(), r.Int(), r.Rows()))
+        .Add<RunBatch>("run-batch", (w, m) => { w.String(m.JobId); w.Int(m.BatchIndex); w.Rows(m.Rows); w.String(m.TraceParent ?? string.Empty); }, r => new RunBatch(r.String(), r.Int(), r.Rows(), NullIfEmpty(r.String())))
         .Add<BatchCompleted>("batch-completed", (w, m) => { w.String(m.JobId); w.Int(m.BatchIndex); w.Rows(m.Results); w.Time(m.Busy); }, r => new BatchCompleted(r.String(), r.Int(), r.Rows(), r.Time()))
         .Add<BatchFailed>("batch-failed", (w, m) => { w.String(m.JobId); w.Int(m.BatchIndex); w.String(m.Reason); w.Bool(m.Retryable); }, r => new BatchFailed(r.String(), r.Int(), r.String(), r.Bool()))
         .Add<DropJob>("drop-job", (w, m) => w.String(m.JobId), r => new DropJob(r.String()))
@@ -27,7 +27,7 @@ public sealed class ReplicaProtocol : WireProtocol
         .Add<DeviceLoadFailed>("device-load-failed", (w, m) => { w.String(m.Device); w.String(m.Reason); w.Bool(m.InputError); }, r => new DeviceLoadFailed(r.String(), r.String(), r.Bool()))
 
         // Jobs.
-        .Add<SubmitJob>("submit-job", (w, m) => { w.String(m.JobId); w.Rows(m.Input); Options(w, m.Options); w.Ref(m.ReplyTo); w.Bool(m.StreamResults); w.Bool(m.InputOnRequest); }, r => new SubmitJob(r.String(), r.Rows(), Options(r), r.Ref(), r.Bool(), r.Bool()))
+        .Add<SubmitJob>("submit-job", (w, m) => { w.String(m.JobId); w.Rows(m.Input); Options(w, m.Options); w.Ref(m.ReplyTo); w.Bool(m.StreamResults); w.Bool(m.InputOnRequest); w.String(m.TraceParent ?? string.Empty); }, r => new SubmitJob(r.String(), r.Rows(), Options(r), r.Ref(), r.Bool(), r.Bool(), NullIfEmpty(r.String())))
         .Add<FetchJobInput>("fetch-job-input", (w, m) => { w.String(m.JobId); w.Ref(m.ReplyTo); }, r => new FetchJobInput(r.String(), r.Ref()))
         .Add<JobInput>("job-input", (w, m) => { w.String(m.JobId); w.Rows(m.Input); }, r => new JobInput(r.String(), r.Rows()))
         .Add<CancelJob>("cancel-job", (w, m) => w.String(m.JobId), r => new CancelJob(r.String()))
@@ -42,6 +42,8 @@ public sealed class ReplicaProtocol : WireProtocol
         .Add<DeviceList>("device-list", (w, m) => w.Many(m.Devices, (w, d) => w.Ref(d)), r => new DeviceList(r.Many(r => r.Ref())))
         .Add<AddDevice>("add-device", (w, m) => w.Ref(m.Device), r => new AddDevice(r.Ref()))
         .Add<RemoveDevice>("remove-device", (w, m) => w.Ref(m.Device), r => new RemoveDevice(r.Ref()));
+
+    private static string? NullIfEmpty(string value) => value.Length == 0 ? null : value;
 
     private static void Options(WireWriter writer, JobOptions options)
     {
@@ -119,8 +121,9 @@ public sealed class ReplicaProtocol : WireProtocol
 /// <see cref="JobFailed"/>. With <see cref="InputOnRequest"/>, <see cref="Input"/> is a placeholder: the input stays with
 /// the client until the job's home asks for it (<see cref="FetchJobInput"/>) and it comes as a bulk message
 /// (<see cref="JobInput"/>), so user data never rides in this control message (Akka's frame limit would drop a large one).
+/// <see cref="TraceParent"/>: the submitting span (W3C <c>traceparent</c>, <see cref="Kernel.Telemetry.TraceContext"/>), or null.
 /// </summary>
-public sealed record SubmitJob(string JobId, RowBatch Input, JobOptions Options, IActorRef ReplyTo, bool StreamResults = true, bool InputOnRequest = false) : ICarriesRows, IWireMessage
+public sealed record SubmitJob(string JobId, RowBatch Input, JobOptions Options, IActorRef ReplyTo, bool StreamResults = true, bool InputOnRequest = false, string? TraceParent = null) : ICarriesRows, IWireMessage
 {
     RowBatch? ICarriesRows.Payload => Input;
 }
@@ -210,9 +213,9 @@ public sealed record DeviceList(IReadOnlyList<IActorRef> Devices) : IWireMessage
 /// Run a model over a slice of a job's rows; the device answers its sender <see cref="BatchCompleted"/> or
 /// <see cref="BatchFailed"/>. Rows are user data: to a device on another node the batch goes as a bulk message.
 /// Ownership (<see cref="RowBatch"/>): the device owns <see cref="Rows"/> and disposes it once the batch ran or was
-/// dropped; the job owns <see cref="BatchCompleted.Results"/>.
+/// dropped; the job owns <see cref="BatchCompleted.Results"/>. <see cref="TraceParent"/>: the job's span (W3C <c>traceparent</c>), or null.
 /// </summary>
-public sealed record RunBatch(string JobId, int BatchIndex, RowBatch Rows) : ICarriesRows, IBulkMessage
+public sealed record RunBatch(string JobId, int BatchIndex, RowBatch Rows, string? TraceParent = null) : ICarriesRows, IBulkMessage
 {
     RowBatch? ICarriesRows.Payload => Rows;
 }

@@ -136,10 +136,12 @@ public sealed class BatchWriter
             Interlocked.Increment(ref _ok);
             Interlocked.Add(ref _promptTokens, tokens.Prompt);
             Interlocked.Add(ref _completionTokens, tokens.Completion);
+            BatchMetrics.Completed(tokens.Prompt, tokens.Completion);
         }
         else
         {
             Interlocked.Increment(ref _failed);
+            BatchMetrics.Failed();
         }
 
         _written();

@@ -100,7 +100,10 @@ public sealed class LocalCluster : IAsyncDisposable
     /// <param name="secret">The cluster secret, given to the nodes in their environment (<c>DI_CLUSTER_SECRET</c>).</param>
     /// <param name="cpuThreads">libtorch's intra-op threads in each node (<c>OMP_NUM_THREADS</c>, see
     /// <see cref="Models.Runtime.CpuThreads.PerProcess"/>); null: each node's own default.</param>
-    public static async Task<LocalCluster> StartAsync(int processes, Func<int, IReadOnlyList<string>> nodeArguments, TextWriter log, CancellationToken cancellation, bool forwardStderr = false, string? secret = null, int? cpuThreads = null)
+    /// <param name="environment">More variables for every node's environment (OpenTelemetry's <c>OTEL_*</c>, say).</param>
+    public static async Task<LocalCluster> StartAsync(
+        int processes, Func<int, IReadOnlyList<string>> nodeArguments, TextWriter log, CancellationToken cancellation, bool forwardStderr = false, string? secret = null, int? cpuThreads = null,
+        IReadOnlyDictionary<string, string>? environment = null)
     {
         if (processes <= 0)
         {
@@ -112,7 +115,7 @@ public sealed class LocalCluster : IAsyncDisposable
         {
             try
             {
-                return await StartOnceAsync(processes, nodeArguments, log, cancellation, forwardStderr, secret, cpuThreads);
+                return await StartOnceAsync(processes, nodeArguments, log, cancellation, forwardStderr, secret, cpuThreads, environment);
             }
             catch (InvalidInputException e) when (attempt < 3 && e.Message.Contains("is already in use", StringComparison.Ordinal))
             {
@@ -121,7 +124,9 @@ public sealed class LocalCluster : IAsyncDisposable
         }
     }
 
-    private static async Task<LocalCluster> StartOnceAsync(int processes, Func<int, IReadOnlyList<string>> nodeArguments, TextWriter log, CancellationToken cancellation, bool forwardStderr, string? secret, int? cpuThreads)
+    private static async Task<LocalCluster> StartOnceAsync(
+        int processes, Func<int, IReadOnlyList<string>> nodeArguments, TextWriter log, CancellationToken cancellation, bool forwardStderr, string? secret, int? cpuThreads,
+        IReadOnlyDictionary<string, string>? environment)
     {
         var ports = FreePorts(processes);
         var cluster = new LocalCluster(ports, TextWriter.Synchronized(log));
@@ -131,6 +136,11 @@ public sealed class LocalCluster : IAsyncDisposable
             {
                 string[] args = ["node", "--host", "127.0.0.1", "--port", ports[i].ToString(System.Globalization.CultureInfo.InvariantCulture), .. (i == 0 ? [] : new[] { "--join", cluster.Seed }), .. nodeArguments(i)];
                 var start = DiStartInfo(args);
+                foreach (var (name, value) in environment ?? new Dictionary<string, string>())
+                {
+                    start.Environment[name] = value;
+                }
+
                 if (secret is not null)
                 {
                     start.Environment[Actors.Kernel.Membership.ClusterSecurity.SecretVariable] = secret;

@@ -6,15 +6,13 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Resources;
-using OpenTelemetry.Trace;
 
 namespace DistributedInference.Host.Telemetry;
 
 /// <summary>
 /// What an operator probes on a process that serves (<c>di serve</c>, <c>di node --metrics-port</c>): the
 /// <see cref="Instrumentation"/> meter exported for Prometheus at <c>GET /metrics</c> (OpenTelemetry's Prometheus
-/// exporter: text format 0.0.4, or OpenMetrics when asked) and by OTLP when <c>OTEL_EXPORTER_OTLP_ENDPOINT</c> is set
-/// (spans of the <see cref="Instrumentation.Source"/> too; OpenTelemetry's <c>OTEL_*</c> variables configure it);
+/// exporter: text format 0.0.4, or OpenMetrics when asked; OTLP export is the process's, <see cref="OtlpExport"/>);
 /// <c>GET /health/live</c> (200 while the process answers) and <c>GET /health/ready</c> (200 once it can do its work,
 /// 503 with the reason before), ASP.NET Core's health checks, as Kubernetes probes expect them.
 /// </summary>
@@ -28,7 +26,7 @@ public static class Operations
 
     private const string ReadyTag = "ready";
 
-    /// <summary>Registers the meter provider (Prometheus, and OTLP when configured), the tracer provider (OTLP only) and the readiness check.</summary>
+    /// <summary>Registers the meter provider of the Prometheus endpoint and the readiness check.</summary>
     /// <param name="service">The <c>service.instance.id</c> of the resource (the node's address, or host:port of the server).</param>
     /// <param name="notReady">Why the process cannot do its work now; null once it can.</param>
     public static IServiceCollection AddOperations(this IServiceCollection services, string service, Func<string?> notReady) =>
@@ -37,21 +35,9 @@ public static class Operations
     /// <inheritdoc cref="AddOperations(IServiceCollection, string, Func{string?})"/>
     public static IServiceCollection AddOperations(this IServiceCollection services, string service, Func<CancellationToken, Task<string?>> notReady)
     {
-        var otlp = !string.IsNullOrWhiteSpace(Environment.GetEnvironmentVariable(OtlpEndpointVariable));
-        var telemetry = services.AddOpenTelemetry()
+        services.AddOpenTelemetry()
             .ConfigureResource(resource => resource.AddService("di", serviceInstanceId: service))
-            .WithMetrics(metrics =>
-            {
-                metrics.AddMeter(Instrumentation.Name).AddPrometheusExporter();
-                if (otlp)
-                {
-                    metrics.AddOtlpExporter();
-                }
-            });
-        if (otlp)
-        {
-            telemetry.WithTracing(tracing => tracing.AddSource(Instrumentation.Name).AddOtlpExporter());
-        }
+            .WithMetrics(metrics => metrics.AddMeter(Instrumentation.Name).AddPrometheusExporter());
 
         services.AddHealthChecks().Add(new HealthCheckRegistration("ready", new ReadyCheck(notReady), HealthStatus.Unhealthy, [ReadyTag]));
         return services;

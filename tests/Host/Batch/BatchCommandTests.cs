@@ -19,6 +19,27 @@ public sealed class BatchCommandTests : IDisposable
     public async Task Every_request_is_answered_once_and_greedy_completions_equal_di_infer()
     {
         const int count = 40;
+        // di batch's instruments, as an OpenTelemetry exporter would see them (this class runs the in-process batches one at a time).
+        var recorded = new System.Collections.Concurrent.ConcurrentDictionary<string, long>();
+        using var listener = new System.Diagnostics.Metrics.MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (instrument.Meter.Name == DistributedInference.Actors.Kernel.Telemetry.Instrumentation.Name && instrument.Name.StartsWith("di.batch.", StringComparison.Ordinal))
+            {
+                l.EnableMeasurementEvents(instrument);
+            }
+        };
+        listener.SetMeasurementEventCallback<long>((instrument, value, tags, _) =>
+        {
+            var key = instrument.Name;
+            foreach (var tag in tags)
+            {
+                key += $" {tag.Key}={tag.Value}";
+            }
+
+            recorded.AddOrUpdate(key, value, (_, sum) => sum + value);
+        });
+        listener.Start();
         var input = Write("in.jsonl", BatchFiles.Mixed(count));
         var output = Path.Combine(_folder, "out", "answers.jsonl");
         var (exit, _, stderr) = await DiRunner.Run("batch", "--model", BatchFiles.Qwen2, "--chat-template", BatchFiles.QwenTemplate,
@@ -27,6 +48,11 @@ public sealed class BatchCommandTests : IDisposable
 
         var answers = BatchFiles.Answers(output);
         Assert.Equal(count + 6, answers.Count);
+        var bodies = answers.Values.Select(a => JsonNode.Parse(a)!["response"]?["body"]).Where(b => b is not null).ToList();
+        Assert.Equal(bodies.Count, recorded.GetValueOrDefault("di.batch.requests outcome=completed"));
+        Assert.Equal(answers.Count - bodies.Count, recorded.GetValueOrDefault("di.batch.requests outcome=failed"));
+        Assert.Equal(bodies.Sum(b => b!["usage"]!["prompt_tokens"]!.GetValue<long>()), recorded.GetValueOrDefault("di.batch.tokens gen_ai.token.type=input"));
+        Assert.Equal(bodies.Sum(b => b!["usage"]!["completion_tokens"]!.GetValue<long>()), recorded.GetValueOrDefault("di.batch.tokens gen_ai.token.type=output"));
         Assert.Equal("invalid_json", BatchFiles.Error(answers["line 4"]).GetProperty("code").GetString());
         Assert.Equal("invalid_json", BatchFiles.Error(answers["line 8"]).GetProperty("code").GetString());
         Assert.Equal("missing_custom_id", BatchFiles.Error(answers["line 12"]).GetProperty("code").GetString());
