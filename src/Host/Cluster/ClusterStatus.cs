@@ -11,7 +11,8 @@ namespace DistributedInference.Host.Cluster;
 /// <param name="Model">The model identity it serves, null while it loads or when it did not answer.</param>
 /// <param name="DType">The replica's dtype (<c>fp32</c>, <c>bf16</c>, ...), null while it loads.</param>
 /// <param name="Task">The replica's task (<c>generate</c>, <c>classify</c>, ...), null while it loads.</param>
-/// <param name="State"><c>idle</c>, <c>busy</c> (batches queued), <c>loading</c> or <c>not answering</c>.</param>
+/// <param name="State"><c>idle</c>, <c>busy</c> (batches queued), <c>loading</c>, or <c>not answering</c> (a device answers
+/// between two batches: one computing a long batch, or loading its model, answers late).</param>
 /// <param name="Queue">Batches waiting on it.</param>
 /// <param name="CompletedBatches">Batches it finished since it started.</param>
 /// <param name="BusySeconds">Seconds it spent computing since it started.</param>
@@ -24,8 +25,8 @@ public sealed record DeviceView(string Device, string? Model, [property: System.
 /// <param name="Reachable">Whether the observer's failure detector reaches it.</param>
 /// <param name="AgeRank">1 for the oldest member (the one that became Up first), 2 for the next, ...; 0 for one not Up yet.</param>
 /// <param name="Self">Whether it is the observing client itself.</param>
-/// <param name="Devices">Its device actors (empty for a member without the device role, or one that did not answer).</param>
-public sealed record MemberView(string Address, IReadOnlyList<string> Roles, string Status, bool Reachable, int AgeRank, bool Self, IReadOnlyList<DeviceView> Devices);
+/// <param name="Devices">Its device actors (empty for a member without the device role); null when its device manager did not answer.</param>
+public sealed record MemberView(string Address, IReadOnlyList<string> Roles, string Status, bool Reachable, int AgeRank, bool Self, IReadOnlyList<DeviceView>? Devices);
 
 /// <summary>A cluster's members and their devices, seen from one member.</summary>
 /// <param name="Leader">The leader's host:port, null while there is none.</param>
@@ -47,7 +48,7 @@ public static class ClusterStatus
         var members = state.Members.OrderBy(m => m.Address.Host).ThenBy(m => m.Address.Port).Select(async member =>
         {
             var reachable = !state.Unreachable.Contains(member);
-            var devices = reachable && member.HasRole(DeviceManager.Role) ? await DevicesAsync(client, member.Address, timeout, cancellation) : [];
+            var devices = !member.HasRole(DeviceManager.Role) ? [] : reachable ? await DevicesAsync(client, member.Address, timeout, cancellation) : null;
             return new MemberView(
                 HostPort(member.Address), member.Roles.Order(StringComparer.Ordinal).ToList(), member.Status.ToString(), reachable,
                 byAge.IndexOf(member) + 1, member.Address.Equals(cluster.SelfAddress), devices);
@@ -55,19 +56,19 @@ public static class ClusterStatus
         return new ClusterView(await Task.WhenAll(members), state.Leader is { } leader ? HostPort(leader) : null);
     }
 
-    private static async Task<IReadOnlyList<DeviceView>> DevicesAsync(ActorSystem client, Address node, TimeSpan timeout, CancellationToken cancellation)
+    private static async Task<IReadOnlyList<DeviceView>?> DevicesAsync(ActorSystem client, Address node, TimeSpan timeout, CancellationToken cancellation)
     {
         try
         {
             var statuses = await NodeDevices.AskAsync(client, node, timeout, cancellation);
-            return statuses.Select((status, i) => status is null
-                ? new DeviceView($"device-{i}", null, null, null, "not answering", 0, 0, 0)
+            return statuses.Select(answer => answer.Status is not { } status
+                ? new DeviceView(answer.Device.Path.Name, null, null, null, "not answering", 0, 0, 0)
                 : new DeviceView(status.Device, status.Spec?.Model.ToString(), status.Spec?.Precision.Name(), status.Spec?.Task.Name(),
                     status.Spec is null ? "loading" : status.QueueLength > 0 ? "busy" : "idle", status.QueueLength, status.CompletedBatches, status.BusyTime.TotalSeconds)).ToList();
         }
         catch (AskTimeoutException)
         {
-            return [];
+            return null;
         }
     }
 

@@ -11,11 +11,12 @@ namespace DistributedInference.Host.Cluster;
 public static class NodeDevices
 {
     /// <summary>
-    /// The status of each device actor of the node at <paramref name="node"/>, in the manager's order; null for a device
-    /// that did not answer within <paramref name="timeout"/> (one loading its model answers once loaded).
+    /// Each device actor of the node at <paramref name="node"/> with its status, in the manager's order; the status is
+    /// null for a device that did not answer within <paramref name="timeout"/>: a device answers between two batches,
+    /// so one computing a long batch (or loading its model) answers late.
     /// </summary>
     /// <exception cref="AskTimeoutException">The node's device manager did not answer (no such node, or no device role).</exception>
-    public static async Task<IReadOnlyList<DeviceStatus?>> AskAsync(ActorSystem system, Address node, TimeSpan timeout, CancellationToken cancellation = default)
+    public static async Task<IReadOnlyList<(IActorRef Device, DeviceStatus? Status)>> AskAsync(ActorSystem system, Address node, TimeSpan timeout, CancellationToken cancellation = default)
     {
         var manager = system.ActorSelection(new RootActorPath(node) / "user" / DeviceManager.ActorName);
         var list = await manager.Ask<DeviceList>(GetLocalDevices.Instance, timeout, cancellation);
@@ -23,11 +24,11 @@ public static class NodeDevices
         {
             try
             {
-                return await device.Ask<DeviceStatus>(GetDeviceStatus.Instance, timeout, cancellation);
+                return (device, await device.Ask<DeviceStatus>(GetDeviceStatus.Instance, timeout, cancellation));
             }
             catch (AskTimeoutException)
             {
-                return null;
+                return (device, (DeviceStatus?)null);
             }
         });
         return await Task.WhenAll(answers);

@@ -59,11 +59,21 @@ public static class NodeCommand
                     await result.InvocationConfiguration.Error.WriteLineAsync(warning);
                 }
 
-                var system = ClusterNode.Start(options);
-                var self = Akka.Cluster.Cluster.Get(system).SelfAddress;
+                // The operations endpoint first: a bad port is said before a model loads, and probes get answers while it does.
+                if (result.GetValue(metricsPort) is < 0 or > 65535)
+                {
+                    throw new Models.InvalidInputException($"--metrics-port {result.GetValue(metricsPort)}: a port is 0-65535 (0: any free port)");
+                }
+
+                Akka.Actor.ActorSystem? system = null;
+                var loaded = new System.Collections.Concurrent.ConcurrentDictionary<Akka.Actor.IActorRef, bool>();
                 await using var operations = result.GetValue(metricsPort) is { } operationsPort
-                    ? await OperationsServer.StartAsync(options.Host, operationsPort, $"{self.Host}:{self.Port}", c => NotReady(system, options, c), cancellation)
+                    ? await OperationsServer.StartAsync(
+                        options.Host, operationsPort, $"{options.Host}:{options.Port}",
+                        c => system is null ? Task.FromResult<string?>("starting: loading the model") : NotReady(system, options, loaded, c), cancellation)
                     : null;
+                system = ClusterNode.Start(options);
+                var self = Akka.Cluster.Cluster.Get(system).SelfAddress;
                 await ClusterJoin.WhenUpAsync(system, options.Join, options.JoinTimeout);
                 var dataPlane = Actors.Kernel.Transport.TensorDataPlane.For(system);
                 await result.InvocationConfiguration.Output.WriteLineAsync($"di node: up at {self.Host}:{self.Port}{(dataPlane is null ? string.Empty : $" (data plane {dataPlane.Endpoint})")}");
@@ -80,8 +90,10 @@ public static class NodeCommand
         return command;
     }
 
-    // Ready: Up in the cluster, and every device that loads a replica has its model loaded.
-    private static async Task<string?> NotReady(Akka.Actor.ActorSystem system, NodeOptions options, CancellationToken cancellation)
+    // Ready: Up in the cluster, and every device that loads a replica has its model loaded. A device answers between
+    // two batches, so one that said it was loaded and is silent now is computing: still loaded (`loaded` remembers).
+    private static async Task<string?> NotReady(
+        Akka.Actor.ActorSystem system, NodeOptions options, System.Collections.Concurrent.ConcurrentDictionary<Akka.Actor.IActorRef, bool> loaded, CancellationToken cancellation)
     {
         if (!ClusterNode.IsUp(system))
         {
@@ -99,8 +111,16 @@ public static class NodeCommand
         try
         {
             var devices = await NodeDevices.AskAsync(system, Akka.Cluster.Cluster.Get(system).SelfAddress, TimeSpan.FromSeconds(2), cancellation);
-            var loaded = devices.Count(d => d is { Spec: not null });
-            return loaded == expected ? null : $"{loaded} of {expected} device(s) have their model loaded";
+            foreach (var (device, status) in devices)
+            {
+                if (status is { Spec: not null })
+                {
+                    loaded[device] = true;
+                }
+            }
+
+            var ready = devices.Count(d => loaded.ContainsKey(d.Device));
+            return ready == expected ? null : $"{ready} of {expected} device(s) have their model loaded";
         }
         catch (Akka.Actor.AskTimeoutException)
         {

@@ -79,11 +79,11 @@ public static class StatusCommand
             var name = member.Address + (member.Self ? " (this client)" : member.Address == view.Leader ? " (leader)" : string.Empty);
             members.AddRow(
                 Markup.Escape(name), string.Join(",", member.Roles), member.Status, member.Reachable ? "yes" : "[red]no[/]",
-                member.AgeRank.ToString(CultureInfo.InvariantCulture), member.Devices.Count.ToString(CultureInfo.InvariantCulture));
+                member.AgeRank.ToString(CultureInfo.InvariantCulture), member.Devices?.Count.ToString(CultureInfo.InvariantCulture) ?? "no answer");
         }
 
         console.Write(members);
-        var devices = view.Members.SelectMany(m => m.Devices.Select(d => (m.Address, Device: d))).ToList();
+        var devices = view.Members.SelectMany(m => (m.Devices ?? []).Select(d => (m.Address, Device: d))).ToList();
         if (devices.Count == 0)
         {
             return;

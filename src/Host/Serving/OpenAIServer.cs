@@ -1,4 +1,5 @@
 using System.Net;
+using System.Runtime.CompilerServices;
 using System.Text.Json.Nodes;
 using DistributedInference.Host.Telemetry;
 using DistributedInference.Models;
@@ -47,7 +48,9 @@ public sealed class OpenAIServer : IAsyncDisposable
         builder.Logging.ClearProviders();
         builder.Services.AddSingleton<IHostLifetime, QuietLifetime>();
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = options.Drain);
-        builder.Services.AddOperations($"{options.Host}:{options.Port}", () => serving.Backend.Unavailable);
+        // Draining: not ready (a load balancer stops sending), still live, still scraped.
+        var draining = new StrongBox<bool>();
+        builder.Services.AddOperations($"{options.Host}:{options.Port}", () => draining.Value ? "shutting down" : serving.Backend.Unavailable);
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.Limits.MaxRequestBodySize = options.MaxRequestBodyBytes;
@@ -71,6 +74,7 @@ public sealed class OpenAIServer : IAsyncDisposable
             }
         });
         var app = builder.Build();
+        app.Lifetime.ApplicationStopping.Register(() => draining.Value = true);
         var server = new OpenAIServer(app, serving);
         server.Configure();
         try
@@ -126,7 +130,7 @@ public sealed class OpenAIServer : IAsyncDisposable
         {
             try
             {
-                if (stopping.IsCancellationRequested)
+                if (stopping.IsCancellationRequested && !Operations.IsOperationsPath(context.Request.Path))
                 {
                     throw ApiException.Unavailable("The server is shutting down.");
                 }

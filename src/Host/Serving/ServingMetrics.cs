@@ -13,7 +13,9 @@ namespace DistributedInference.Host.Serving;
 /// <c>gen_ai.server.time_per_output_token</c> (s, after the first token, per token), <c>gen_ai.client.token.usage</c>
 /// ({token}, <c>gen_ai.token.type</c> <c>input</c> or <c>output</c>: per request, the usage its response reports), and ours:
 /// <c>di.serve.requests.running</c> (requests in flight) and <c>di.serve.requests.rejected</c> (429 answers).
-/// di serve, its <c>IChatClient</c> and <c>di batch</c> record through this one class.
+/// Every measurement also carries <c>gen_ai.provider.name</c> <c>distributed-inference</c>. di serve and its
+/// <c>IChatClient</c> record through this one class (<c>di batch</c> has its own counters, <c>BatchMetrics</c>).
+/// Requests refused before they reach a model (400, 401, 404, 429) are not timed.
 /// </summary>
 public static class ServingMetrics
 {
@@ -77,6 +79,8 @@ public static class ServingMetrics
         var tags = Tags(operation, model);
         TimeSpan? first = null;
         var output = 0;
+        // Each choice's first and last token and its count: with n > 1 the choices decode side by side.
+        var choices = new Dictionary<int, (TimeSpan First, TimeSpan Last, int Tokens)>();
         string? error = "cancelled";
         await using var enumerator = deltas.GetAsyncEnumerator(cancellation);
         try
@@ -92,14 +96,16 @@ public static class ServingMetrics
                 }
                 catch (Exception e)
                 {
-                    error = e is OperationCanceledException ? "cancelled" : e is ApiException api ? api.Status.ToString(System.Globalization.CultureInfo.InvariantCulture) : e.GetType().Name;
+                    error = ErrorType(e);
                     throw;
                 }
 
                 var delta = enumerator.Current;
-                if (first is null && delta.Tokens.Count > 0)
+                if (delta.Tokens.Count > 0)
                 {
-                    first = Stopwatch.GetElapsedTime(startedAt);
+                    var now = Stopwatch.GetElapsedTime(startedAt);
+                    first ??= now;
+                    choices[delta.Choice] = choices.TryGetValue(delta.Choice, out var seen) ? (seen.First, now, seen.Tokens + delta.Tokens.Count) : (now, now, delta.Tokens.Count);
                 }
 
                 output += delta.Tokens.Count;
@@ -114,7 +120,7 @@ public static class ServingMetrics
             var duration = Stopwatch.GetElapsedTime(startedAt);
             if (error is null)
             {
-                Succeeded(tags, duration, promptTokens, output, first);
+                Succeeded(tags, duration, promptTokens, output, first, choices.Values);
             }
             else
             {
@@ -130,7 +136,7 @@ public static class ServingMetrics
         var duration = Stopwatch.GetElapsedTime(startedAt);
         if (error is not null)
         {
-            Failed(tags, duration, error is OperationCanceledException ? "cancelled" : error.GetType().Name);
+            Failed(tags, duration, ErrorType(error));
             return;
         }
 
@@ -138,7 +144,9 @@ public static class ServingMetrics
         Tokens.Record(inputTokens, [.. tags, new("gen_ai.token.type", "input")]);
     }
 
-    private static void Succeeded(KeyValuePair<string, object?>[] tags, TimeSpan duration, int input, int output, TimeSpan? first)
+    // Time per output token: each choice's (last - first) / (tokens - 1), averaged over the choices that made 2 or more.
+    private static void Succeeded(
+        KeyValuePair<string, object?>[] tags, TimeSpan duration, int input, int output, TimeSpan? first, IEnumerable<(TimeSpan First, TimeSpan Last, int Tokens)> choices)
     {
         Duration.Record(duration.TotalSeconds, tags);
         Tokens.Record(input, [.. tags, new("gen_ai.token.type", "input")]);
@@ -146,18 +154,26 @@ public static class ServingMetrics
         if (first is { } ttft)
         {
             FirstToken.Record(ttft.TotalSeconds, tags);
-            if (output > 1)
-            {
-                PerOutputToken.Record((duration - ttft).TotalSeconds / (output - 1), tags);
-            }
+        }
+
+        var perToken = choices.Where(c => c.Tokens > 1).Select(c => (c.Last - c.First).TotalSeconds / (c.Tokens - 1)).ToList();
+        if (perToken.Count > 0)
+        {
+            PerOutputToken.Record(perToken.Average(), tags);
         }
     }
+
+    // error.type: the HTTP status of an API error, "cancelled", or the exception's type.
+    private static string ErrorType(Exception e) =>
+        e is OperationCanceledException ? "cancelled"
+        : e is ApiException api ? api.Status.ToString(System.Globalization.CultureInfo.InvariantCulture)
+        : e.GetType().Name;
 
     private static void Failed(KeyValuePair<string, object?>[] tags, TimeSpan duration, string error) =>
         Duration.Record(duration.TotalSeconds, [.. tags, new("error.type", error)]);
 
     private static KeyValuePair<string, object?>[] Tags(string operation, string model) =>
-        [new("gen_ai.operation.name", operation), new("gen_ai.request.model", model)];
+        [new("gen_ai.operation.name", operation), new("gen_ai.request.model", model), new("gen_ai.provider.name", "distributed-inference")];
 
     private sealed class Leave : IDisposable
     {

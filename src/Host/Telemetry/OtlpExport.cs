@@ -8,8 +8,8 @@ namespace DistributedInference.Host.Telemetry;
 
 /// <summary>
 /// OTLP export for every <c>di</c> process (a node, a client, a server, a batch) while
-/// <c>OTEL_EXPORTER_OTLP_ENDPOINT</c> is set: spans of <see cref="Instrumentation.Source"/> (and of ASP.NET Core's
-/// incoming requests, which continue a caller's <c>traceparent</c>) and the <see cref="Instrumentation.Meter"/>'s
+/// <c>OTEL_EXPORTER_OTLP_ENDPOINT</c> is set: spans of <see cref="Instrumentation.Source"/> (and of <c>di serve</c>'s
+/// incoming API requests, which continue a caller's <c>traceparent</c>; probes and scrapes are left out) and the <see cref="Instrumentation.Meter"/>'s
 /// metrics, configured by OpenTelemetry's own variables (<c>OTEL_EXPORTER_OTLP_PROTOCOL</c>: <c>grpc</c> by default or
 /// <c>http/protobuf</c>; <c>OTEL_EXPORTER_OTLP_HEADERS</c>, <c>OTEL_BSP_SCHEDULE_DELAY</c>, <c>OTEL_SERVICE_NAME</c>, ...).
 /// The resource is <c>service.name</c> <c>di</c> (unless <c>OTEL_SERVICE_NAME</c> says otherwise) and
@@ -27,7 +27,10 @@ public static class OtlpExport
 
         var instance = $"{Environment.MachineName}:{Environment.ProcessId}";
         void Resource(ResourceBuilder resource) => resource.AddService(Environment.GetEnvironmentVariable("OTEL_SERVICE_NAME") ?? "di", serviceInstanceId: instance);
-        var tracing = Sdk.CreateTracerProviderBuilder().ConfigureResource(Resource).AddSource(Instrumentation.Name, "Microsoft.AspNetCore").AddOtlpExporter().Build();
+        // Incoming HTTP requests of di serve (method, route, status; a caller's traceparent continued), not the probes and scrapes.
+        var tracing = Sdk.CreateTracerProviderBuilder().ConfigureResource(Resource).AddSource(Instrumentation.Name)
+            .AddAspNetCoreInstrumentation(http => http.Filter = context => !Operations.IsOperationsPath(context.Request.Path) && context.Request.Path != "/health")
+            .AddOtlpExporter().Build();
         var metrics = Sdk.CreateMeterProviderBuilder().ConfigureResource(Resource).AddMeter(Instrumentation.Name).AddOtlpExporter().Build();
         return new Providers(tracing, metrics);
     }

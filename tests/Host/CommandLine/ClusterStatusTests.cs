@@ -74,6 +74,17 @@ public sealed class ClusterStatusTests
         Assert.Single(stderr.Trim().Split('\n'));
     }
 
+    [Theory]
+    [InlineData("70000")]
+    [InlineData("-1")]
+    public async Task A_metrics_port_out_of_range_is_exit_2_before_anything_starts(string port)
+    {
+        var (exit, stdout, stderr) = await DiRunner.Run("node", "--model", DiRunner.TinyClassifier, "--task", "classify", "--metrics-port", port);
+        Assert.Equal(2, exit);
+        Assert.Equal(string.Empty, stdout);
+        Assert.Equal($"di: error: --metrics-port {port}: a port is 0-65535 (0: any free port)", stderr.Trim());
+    }
+
     private static async Task<IReadOnlyList<JsonElement>> Status(string seed)
     {
         var (exit, stdout, stderr) = await DiRunner.RunProcess(Timeout, "status", "--join", seed, "--json");

