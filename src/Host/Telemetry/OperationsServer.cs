@@ -1,4 +1,3 @@
-using System.Net;
 using DistributedInference.Models;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -29,14 +28,13 @@ public sealed class OperationsServer : IAsyncDisposable
     /// <summary>Starts listening on <paramref name="host"/>:<paramref name="port"/> (0: any free port).</summary>
     /// <param name="service">The <c>service.instance.id</c> of the metrics' resource (the node's address).</param>
     /// <param name="notReady">Why the process cannot do its work now; null once it can.</param>
-    /// <exception cref="InvalidInputException">The address is not this machine's, or the port is taken.</exception>
+    /// <exception cref="InvalidInputException">The host does not resolve, or the port is taken.</exception>
     public static async Task<OperationsServer> StartAsync(string host, int port, string service, Func<CancellationToken, Task<string?>> notReady, CancellationToken cancellation = default)
     {
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ApplicationName = typeof(OperationsServer).Assembly.GetName().Name });
         builder.Logging.ClearProviders();
         builder.Services.AddOperations(service, notReady);
-        var address = host == "localhost" ? IPAddress.Loopback : IPAddress.TryParse(host, out var parsed) ? parsed
-            : (await Dns.GetHostAddressesAsync(host, cancellation)).FirstOrDefault() ?? throw new InvalidInputException($"--metrics-host {host}: no address");
+        var address = Actors.Kernel.Membership.ListenAddress.Resolve(host);
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;
