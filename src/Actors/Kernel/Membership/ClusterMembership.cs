@@ -11,9 +11,12 @@ namespace DistributedInference.Actors.Kernel.Membership;
 /// current members of its cluster (Joining, WeaklyUp, Up or Leaving; not Exiting, Down or Removed, nor a process that
 /// never joined); the <see cref="MembershipGate"/> downs members that do not prove the cluster secret. Akka.Remote
 /// without TLS delivers a message from any process that reaches the Akka port, so every actor that takes messages
-/// from other nodes drops, through <see cref="MembersOnlyActor"/>, those from anyone else, logging each such sender
-/// address once at WARNING. A system without the cluster provider (in-process runtimes, tests) sends only to itself,
-/// so there every sender is allowed.
+/// from other nodes judges each message through <see cref="MembersOnlyActor"/>: a member's is handled; one from an
+/// address this node's view does not know yet is held until it does (a member's first message can arrive before
+/// the gossip that announces it reaches <see cref="Akka.Cluster.Cluster.State"/>, Akka's read view, updated
+/// asynchronously) and dropped, with one WARNING per address, if it never does; one from a member that left is dropped
+/// at INFO. A system without the cluster provider (in-process runtimes, tests) sends only to itself, so there every
+/// sender is allowed.
 /// </summary>
 public static class ClusterMembership
 {
@@ -37,16 +40,18 @@ public static class ClusterMembership
     }
 
     /// <summary>
-    /// Whether the message the actor of <paramref name="context"/> is about to handle may be handled: its sender is
-    /// a member (<see cref="IsMember"/>), and, on a cluster node, a message that only ever comes from an actor
-    /// (<paramref name="senderRequired"/>) has a sender at all (a remote message without one arrives from dead
-    /// letters). Death-watch notices and receive timeouts are always admitted. Logs a refused sender's address once.
+    /// What the actor of <paramref name="context"/> does with the message it is about to handle:
+    /// <see cref="Admission.Admit"/> when its sender is a member (<see cref="IsMember"/>) or the message is a
+    /// death-watch notice or a receive timeout; <see cref="Admission.Drop"/> when, on a cluster node, a message that
+    /// only ever comes from an actor (<paramref name="senderRequired"/>) has no sender (a remote message without one
+    /// arrives from dead letters), or its sender has left the cluster; <see cref="Admission.Hold"/> when its sender
+    /// is not (yet) a member in this node's view. Logs a dropped sender's address once.
     /// </summary>
-    public static bool Admits(IActorContext context, object message, bool senderRequired)
+    public static Admission Judge(IActorContext context, object message, bool senderRequired)
     {
         if (message is Terminated or ReceiveTimeout)
         {
-            return true;
+            return Admission.Admit;
         }
 
         var system = context.System;
@@ -55,32 +60,35 @@ public static class ClusterMembership
         {
             if (!senderRequired || system is not ExtendedActorSystem { Provider: IClusterActorRefProvider })
             {
-                return true;
+                return Admission.Admit;
             }
 
-            Warn(system, context.Self, message, sender?.Path.Address ?? system.DeadLetters.Path.Address, "it has no sender");
-            return false;
+            Refuse(system, context.Self, message, sender?.Path.Address ?? system.DeadLetters.Path.Address, "it has no sender");
+            return Admission.Drop;
         }
 
         var address = sender.Path.Address;
         if (IsMember(system, address))
         {
-            return true;
+            return Admission.Admit;
         }
 
-        Warn(system, context.Self, message, address, "the sender is not a member of this cluster");
-        return false;
+        if (LeftTheCluster(system, address))
+        {
+            Refuse(system, context.Self, message, address, "it left the cluster");
+            return Admission.Drop;
+        }
+
+        return Admission.Hold;
     }
 
-    // Exiting or Down in this node's view, or removed within the last minute (RemovedMemberQuarantine remembers).
-    private static bool LeftTheCluster(ActorSystem system, Address address) =>
-        system is ExtendedActorSystem { Provider: IClusterActorRefProvider }
-        && (Akka.Cluster.Cluster.Get(system).State.Members.Any(m => m.Address.Equals(address) && m.Status is MemberStatus.Exiting or MemberStatus.Down)
-            || RemovedMemberQuarantine.RemovedRecently(system, address));
-
-    private static void Warn(ActorSystem system, IActorRef self, object message, Address address, string why)
+    /// <summary>
+    /// Logs that <paramref name="self"/> drops <paramref name="message"/> from <paramref name="address"/>: at INFO
+    /// when that address is leaving or has just left the cluster (normal cluster life), otherwise at WARNING once per
+    /// address with <paramref name="why"/>.
+    /// </summary>
+    public static void Refuse(ActorSystem system, IActorRef self, object message, Address address, string why)
     {
-        // A member that is leaving or just left (its last retries still on the way) is normal cluster life: information.
         if (LeftTheCluster(system, address))
         {
             system.Log.Info("membership: {0} drops {1} from {2}: it left the cluster", self.Path, message.GetType().Name, address);
@@ -92,21 +100,10 @@ public static class ClusterMembership
             system.Log.Warning("membership: {0} drops {1} from {2}: {3} (further messages from there are dropped without notice)", self.Path, message.GetType().Name, address, why);
         }
     }
-}
 
-/// <summary>
-/// A <see cref="ReceiveActor"/> that handles only what <see cref="ClusterMembership.Admits"/> admits: messages from
-/// this node and from current cluster members. Every actor that takes messages from other nodes derives from it.
-/// </summary>
-public abstract class MembersOnlyActor : ReceiveActor
-{
-    /// <summary>
-    /// Whether <paramref name="message"/> only ever comes from an actor (so that, on a cluster node, one without a
-    /// sender is dropped); false unless overridden.
-    /// </summary>
-    protected virtual bool SenderRequired(object message) => false;
-
-    /// <summary>Drops (as handled) a message <see cref="ClusterMembership.Admits"/> refuses; handles the rest.</summary>
-    protected override bool AroundReceive(Receive receive, object message) =>
-        !ClusterMembership.Admits(Context, message, SenderRequired(message)) || base.AroundReceive(receive, message);
+    /// <summary>Exiting or Down in this node's view, or removed recently (<see cref="RemovedMemberQuarantine"/>).</summary>
+    public static bool LeftTheCluster(ActorSystem system, Address address) =>
+        system is ExtendedActorSystem { Provider: IClusterActorRefProvider }
+        && (Akka.Cluster.Cluster.Get(system).State.Members.Any(m => m.Address.Equals(address) && m.Status is MemberStatus.Exiting or MemberStatus.Down)
+            || RemovedMemberQuarantine.RemovedRecently(system, address));
 }

@@ -91,15 +91,4 @@ public sealed class NonMemberTests : TestKit, IAsyncLifetime
         Assert.True(ClusterMembership.IsMember(node, Akka.Cluster.Cluster.Get(member).SelfAddress));
         Assert.False(ClusterMembership.IsMember(node, ((ExtendedActorSystem)_outsider).Provider.DefaultAddress));
     }
-
-    private sealed class Recorder : ReceiveActor
-    {
-        public Recorder(List<object> heard) => ReceiveAny(message =>
-        {
-            lock (heard)
-            {
-                heard.Add(message);
-            }
-        });
-    }
 }
