@@ -1,6 +1,7 @@
 using DistributedInference.Actors.Cluster.Devices;
 using DistributedInference.Actors.Cluster.Jobs;
 using DistributedInference.Actors.Cluster.Nodes;
+using DistributedInference.Actors.Kernel.Discovery;
 using DistributedInference.Actors.Kernel.Membership;
 using DistributedInference.Models;
 using DistributedInference.Models.Runtime;
@@ -20,6 +21,9 @@ public sealed class ClusterNodeSetup
 
     /// <summary>Nodes of the cluster to join, as host:port (<c>di node --join</c>); none: this node starts the cluster.</summary>
     public List<string> JoinNodes { get; } = [];
+
+    /// <summary>Finds the cluster through Cluster Bootstrap instead of <see cref="JoinNodes"/> (<c>di node --discovery</c>). Null: seed nodes.</summary>
+    public ClusterDiscovery? Discovery { get; set; }
 
     public List<string> Roles { get; } = [DeviceManager.Role, JobSharding.ControlRole];
 
@@ -71,6 +75,13 @@ public sealed class ClusterNodeSetup
         return this;
     }
 
+    /// <summary>Finds the cluster by discovery (see <see cref="Discovery"/>), as <c>di node --discovery</c> does.</summary>
+    public ClusterNodeSetup WithDiscovery(ClusterDiscovery discovery)
+    {
+        Discovery = discovery;
+        return this;
+    }
+
     /// <summary>Replaces the roles (default: device and control); a client-only node has none of them.</summary>
     public ClusterNodeSetup WithRoles(params string[] roles)
     {
@@ -115,7 +126,8 @@ public sealed class ClusterNodeSetup
     }
 
     /// <summary>Checks where the node listens, whom it joins and its roles (what a command line checks before it resolves a model).</summary>
-    /// <exception cref="InvalidInputException">A port out of range, no or an unknown role, a join address that is not host:port.</exception>
+    /// <exception cref="InvalidInputException">A port out of range, no or an unknown role, a join address that is not
+    /// host:port, seed nodes and discovery both, invalid discovery settings.</exception>
     public void ValidateAddress()
     {
         if (Port is < 0 or > 65535)
@@ -139,6 +151,15 @@ public sealed class ClusterNodeSetup
             SeedNode.Parse(node, "--join");
         }
 
+        if (Discovery is not null)
+        {
+            if (JoinNodes.Count > 0)
+            {
+                throw new InvalidInputException($"--join and --discovery {Discovery.Method}: a node either joins given nodes or finds them by discovery; give one");
+            }
+
+            Discovery.Validate();
+        }
     }
 
     /// <summary>Checks that a node with the device role has devices and a model to serve.</summary>

@@ -27,7 +27,7 @@ public static class NodeBootstrap
     public static Config Configure(ClusterNodeSetup setup, string systemName = SystemName)
     {
         setup.Validate();
-        var config = NodeServices.Configure(setup.Host, setup.Port, setup.Roles, setup.JoinNodes, setup.Secret, setup.TlsCertificate, setup.TlsPassword, setup.ConfigFile, systemName);
+        var config = NodeServices.Configure(setup.Host, setup.Port, setup.Roles, setup.JoinNodes, setup.Secret, setup.TlsCertificate, setup.TlsPassword, setup.ConfigFile, systemName, setup.Discovery);
 
         // A secret may come from the setup or the file: the one check is on what the node will run with.
         ClusterSecurity.From(config).RequireSecretOffLoopback(setup.Host);

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Akka.Actor;
 using Akka.Configuration;
+using DistributedInference.Actors.Kernel.Discovery;
 using DistributedInference.Actors.Kernel.Membership;
 using DistributedInference.Actors.Kernel.Settings;
 using DistributedInference.Actors.Kernel.Transport;
@@ -27,10 +28,12 @@ public static class NodeServices
     /// join <paramref name="join"/> (host:port each; none: this process starts the cluster) with <paramref name="roles"/>,
     /// the cluster <paramref name="secret"/> and TLS <paramref name="certificate"/> (a PKCS#12 file) when given, over the
     /// user's <paramref name="configFile"/>, the cluster defaults and ours. With a certificate (given, or in the file) Akka
-    /// speaks <c>akka.ssl.tcp</c>, and so do the addresses joined.
+    /// speaks <c>akka.ssl.tcp</c>, and so do the addresses joined. With <paramref name="discovery"/> (and no
+    /// <paramref name="join"/>) the process finds its cluster through Cluster Bootstrap instead of seed nodes.
     /// </summary>
     /// <param name="systemName">The cluster's actor system name (the same on every process).</param>
-    /// <exception cref="InvalidInputException">A join address that is not host:port; a missing or malformed file.</exception>
+    /// <exception cref="InvalidInputException">A join address that is not host:port; both seed nodes and discovery, or
+    /// invalid discovery settings (<see cref="ClusterDiscovery.Validate"/>); a missing or malformed file.</exception>
     public static Config Configure(
         string host,
         int port,
@@ -40,9 +43,20 @@ public static class NodeServices
         string? certificate = null,
         string? certificatePassword = null,
         string? configFile = null,
-        string systemName = SystemName)
+        string systemName = SystemName,
+        ClusterDiscovery? discovery = null)
     {
         var seeds = join.Select(node => SeedNode.Parse(node, "--join")).ToList();
+        if (discovery is not null)
+        {
+            if (seeds.Count > 0)
+            {
+                throw new InvalidInputException($"--join and --discovery {discovery.Method}: a node either joins given nodes or finds them by discovery; give one");
+            }
+
+            discovery.Validate();
+        }
+
         var security = new List<string>();
         if (!string.IsNullOrEmpty(secret))
         {
@@ -57,7 +71,8 @@ public static class NodeServices
 
         Config Build(bool tls)
         {
-            var node = DistributedInferenceConfig.Cluster(host, port, roles, seeds.Select(s => s.Address(systemName, tls)).ToList(), configFile);
+            var node = DistributedInferenceConfig.Cluster(host, port, roles, seeds.Select(s => s.Address(systemName, tls)).ToList(), configFile, discovery is null ? null : ClusterDiscovery.Defaults);
+            node = discovery is null ? node : discovery.ToConfig(host).WithFallback(node);
             return security.Count == 0 ? node : ConfigurationFactory.ParseString(string.Join(Environment.NewLine, security)).WithFallback(node);
         }
 
@@ -77,6 +92,11 @@ public static class NodeServices
         ListenAddress.Resolve(host);
         ClusterSecurity.From(config).RequireSecretOffLoopback(host);
         ListenAddress.RequireFree(host, port, "--port");
+        if (ClusterDiscovery.Configured(config))
+        {
+            ListenAddress.RequireFree(host, config.GetInt("akka.management.http.port"), "--management-port");
+        }
+
         ActorSystem system;
         try
         {
@@ -100,14 +120,24 @@ public static class NodeServices
         return system;
     }
 
-    /// <summary>Starts the data plane, the removed members' quarantine and the membership gate of <paramref name="system"/> (a cluster node or client).</summary>
-    /// <exception cref="InvalidInputException">The security settings are invalid, or the data plane's port is taken.</exception>
+    /// <summary>
+    /// Starts the data plane, the removed members' quarantine and the membership gate of <paramref name="system"/> (a
+    /// cluster node or client), and, when it is configured to find its cluster by discovery, Akka.Management and the
+    /// Cluster Bootstrap (<see cref="ClusterDiscovery.Start"/>).
+    /// </summary>
+    /// <exception cref="InvalidInputException">The security settings are invalid, or the data plane's or management port is taken.</exception>
     public static MembershipGate Start(ActorSystem system)
     {
         TensorDataPlane.For(system);
         RemovedMemberQuarantine.Start(system);
         ClusterMetrics.Track(system);
-        return MembershipGate.Start(system);
+        var gate = MembershipGate.Start(system);
+        if (ClusterDiscovery.Configured(system.Settings.Config))
+        {
+            ClusterDiscovery.Start(system);
+        }
+
+        return gate;
     }
 
     private static IEnumerable<Exception> Flatten(Exception e)

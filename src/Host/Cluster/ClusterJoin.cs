@@ -1,5 +1,6 @@
 using System.Globalization;
 using Akka.Actor;
+using DistributedInference.Actors.Kernel.Discovery;
 using DistributedInference.Actors.Kernel.Membership;
 using DistributedInference.Actors.Kernel.Settings;
 using DistributedInference.Models;
@@ -15,9 +16,14 @@ namespace DistributedInference.Host.Cluster;
 /// </summary>
 public static class ClusterJoin
 {
-    /// <summary>The join timeout of a node: the option when given, else its configuration's.</summary>
+    /// <summary>
+    /// The join timeout of a node: the option when given, else its configuration's (a node that finds its cluster by
+    /// discovery: <c>distributed-inference.discovery.join-timeout</c>, 5 min, as its peers may start minutes apart).
+    /// </summary>
     public static TimeSpan Timeout(ActorSystem system, TimeSpan? option) =>
-        option ?? DistributedInferenceSettings.Get(system).JoinTimeout;
+        option ?? (ClusterDiscovery.Configured(system.Settings.Config)
+            ? system.Settings.Config.GetTimeSpan("distributed-inference.discovery.join-timeout", TimeSpan.FromMinutes(5))
+            : DistributedInferenceSettings.Get(system).JoinTimeout);
 
     /// <summary>Waits until <paramref name="system"/> is Up; on time-out terminates it.</summary>
     /// <param name="join">The host:port the node was told to join, for the message.</param>
@@ -51,6 +57,19 @@ public static class ClusterJoin
             await system.Terminate();
             throw new InvalidInputException(string.Create(CultureInfo.InvariantCulture,
                 $"no member of the cluster at {string.Join(", ", join)} accepted this node's proof of the cluster secret within {timeout.TotalSeconds:0.#} s"));
+        }
+        catch (TimeoutException) when (ClusterDiscovery.Configured(system.Settings.Config))
+        {
+            var config = system.Settings.Config;
+            var method = config.GetString("distributed-inference.discovery.method");
+            var required = config.GetInt("akka.management.cluster.bootstrap.contact-point-discovery.required-contact-point-nr");
+            var points = config.GetStringList($"akka.discovery.config.services.{config.GetString("akka.management.cluster.bootstrap.contact-point-discovery.service-name")}.endpoints");
+            await system.Terminate();
+            var what = method == ClusterDiscovery.Config
+                ? $"at least {required} of the contact points {string.Join(", ", points)} must be di nodes run with --discovery config and the same list"
+                : $"at least {required} running pods labelled app={config.GetString("akka.management.cluster.bootstrap.contact-point-discovery.service-name")} must serve a container port named {ClusterDiscovery.ManagementPortName}, and this pod's service account must be allowed to list pods";
+            throw new InvalidInputException(string.Create(CultureInfo.InvariantCulture,
+                $"could not find or form a cluster by {method} discovery within {timeout.TotalSeconds:0.#} s: {what} (--join-timeout SECONDS to wait longer)"));
         }
         catch (TimeoutException)
         {

@@ -36,6 +36,11 @@ public static class ClusterNode
             setup.WithTls(options.TlsCertificate, ClusterSecret.TlsPassword());
         }
 
+        if (options.Discovery is not null)
+        {
+            setup.WithDiscovery(options.Discovery);
+        }
+
         // The addresses and roles first: a wrong one is said before a model is resolved.
         setup.ValidateAddress();
         Actors.Kernel.Membership.ListenAddress.Resolve(options.Host);

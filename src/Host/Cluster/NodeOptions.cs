@@ -1,3 +1,4 @@
+using DistributedInference.Actors.Kernel.Discovery;
 using DistributedInference.Models.Generation;
 using DistributedInference.Models.Runtime;
 using DistributedInference.Models.Tasks;
@@ -10,7 +11,8 @@ namespace DistributedInference.Host.Cluster;
 /// <paramref name="JoinTimeout"/> (<c>--join-timeout</c>) overrides the configuration's <c>distributed-inference.join-timeout</c>;
 /// <paramref name="Secret"/> is the cluster secret (<see cref="ClusterSecret.Read"/>; null: none, loopback only) and
 /// <paramref name="TlsCertificate"/> a PKCS#12 file for mutual TLS (<c>--tls-certificate</c>, password in
-/// <c>DI_TLS_PASSWORD</c>), both over the configuration's <c>distributed-inference.security</c>.
+/// <c>DI_TLS_PASSWORD</c>), both over the configuration's <c>distributed-inference.security</c>;
+/// <paramref name="Discovery"/> (<c>--discovery</c>) finds the cluster through Cluster Bootstrap instead of <paramref name="Join"/>.
 /// </summary>
 public sealed record NodeOptions(
     string Host,
@@ -29,7 +31,8 @@ public sealed record NodeOptions(
     GenerationOptions? Generation = null,
     TimeSpan? JoinTimeout = null,
     string? Secret = null,
-    string? TlsCertificate = null)
+    string? TlsCertificate = null,
+    ClusterDiscovery? Discovery = null)
 {
     public const string ServeReplica = "replica";
     public const string ServePipeline = "pipeline";

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using DistributedInference.Actors.Cluster.Devices;
 using DistributedInference.Actors.Cluster.Jobs;
+using DistributedInference.Actors.Kernel.Discovery;
 using DistributedInference.Host.Cluster;
 using DistributedInference.Host.Telemetry;
 
@@ -32,9 +33,15 @@ public static class NodeCommand
         var generation = new GenerationArguments();
         var metricsPort = new Option<int?>("--metrics-port") { Description = "serve /metrics (Prometheus), /health/live and /health/ready over plain HTTP on --host and this port (0: any free port); none: off" };
         var serve = new Option<string>("--serve") { Description = "what the devices offer: replica (each device loads the whole model at start), pipeline (stages built on request), or both; requests: the model for di serve --join (per-request sampling)", DefaultValueFactory = _ => "replica,pipeline" };
+        var discovery = new Option<string?>("--discovery") { Description = "find the cluster without --join (Akka Cluster Bootstrap): config (every node's --contact-point) or kubernetes (pods labelled app=SERVICE-NAME, found through the Kubernetes API)", HelpName = "config|kubernetes" };
+        var contactPoints = new Option<string[]>("--contact-point") { Description = "with --discovery config: a node's management endpoint (repeat for every node, this one's included)", HelpName = "HOST:PORT", AllowMultipleArgumentsPerToken = false };
+        var requiredContactPoints = new Option<int?>("--required-contact-points") { Description = "with --discovery: contact points that must answer before a new cluster is formed (default: all --contact-point; kubernetes: 2)", HelpName = "N" };
+        var managementPort = new Option<int>("--management-port") { Description = "with --discovery: port of this node's Akka.Management endpoint on --host (bootstrap contact point)", DefaultValueFactory = _ => ClusterDiscovery.DefaultManagementPort };
+        var serviceName = new Option<string>("--service-name") { Description = "with --discovery: the cluster's name in discovery (kubernetes: the pods' app label)", DefaultValueFactory = _ => ClusterDiscovery.DefaultServiceName };
         var command = new Command("node", "Join a cluster and offer this machine's devices until stopped.")
         {
             host, port, join, joinTimeout, secretFile, tlsCertificate, roles, devices, configFile, model, task, dtype, maxNewTokens, seed, libtorch, serve, metricsPort,
+            discovery, contactPoints, requiredContactPoints, managementPort, serviceName,
         };
         foreach (var option in generation.Options)
         {
@@ -53,7 +60,8 @@ public static class NodeCommand
                     generation.Read(result, result.GetValue(maxNewTokens), result.GetValue(seed)),
                     SharedOptions.Seconds(result.GetValue(joinTimeout)),
                     ClusterSecret.Read(result.GetValue(secretFile)),
-                    result.GetValue(tlsCertificate));
+                    result.GetValue(tlsCertificate),
+                    Discovery(result, discovery, contactPoints, requiredContactPoints, managementPort, serviceName));
                 if (generation.IgnoredSamplingWarning(result) is { } warning)
                 {
                     await result.InvocationConfiguration.Error.WriteLineAsync(warning);
@@ -82,12 +90,30 @@ public static class NodeCommand
                     await result.InvocationConfiguration.Output.WriteLineAsync($"di node: metrics and health at {operations.Address}");
                 }
 
+                if (options.Discovery is { } found)
+                {
+                    await result.InvocationConfiguration.Output.WriteLineAsync($"di node: found by {found.Method} discovery; bootstrap contact point http://{options.Host}:{found.ManagementPort}/bootstrap/seed-nodes");
+                }
+
                 await result.InvocationConfiguration.Output.FlushAsync(cancellation);
                 await system.WhenTerminated;
                 return 0;
             },
             result.InvocationConfiguration.Error));
         return command;
+    }
+
+    // --discovery and its settings; the settings without --discovery are a mistake worth one line.
+    private static ClusterDiscovery? Discovery(
+        System.CommandLine.ParseResult result, Option<string?> method, Option<string[]> contactPoints, Option<int?> required, Option<int> managementPort, Option<string> serviceName)
+    {
+        if (result.GetValue(method) is not { } chosen)
+        {
+            var stray = new Option[] { contactPoints, required, managementPort, serviceName }.FirstOrDefault(o => result.GetResult(o) is { Implicit: false });
+            return stray is null ? null : throw new Models.InvalidInputException($"{stray.Name}: goes with --discovery config|kubernetes");
+        }
+
+        return new ClusterDiscovery(chosen, result.GetValue(contactPoints) ?? [], result.GetValue(required), result.GetValue(managementPort), result.GetValue(serviceName)!);
     }
 
     // Ready: Up in the cluster, and every device that loads a replica has its model loaded. A device answers between

@@ -2,6 +2,7 @@ using Akka.Actor;
 using DistributedInference.Actors.Cluster.Devices;
 using DistributedInference.Actors.Cluster.Jobs;
 using DistributedInference.Actors.Cluster.Stages;
+using DistributedInference.Actors.Kernel.Discovery;
 using DistributedInference.Actors.Kernel.Settings;
 using DistributedInference.Models.Runtime;
 using DistributedInference.Models.Staging;
@@ -20,7 +21,7 @@ public sealed record ServedStages(ModelIdentity Model, InferenceTask Task, Func<
 /// <c>replica</c> and a stage host serving <c>stages</c> (either may be left out); with
 /// <see cref="JobSharding.ControlRole"/>, a home for job coordinators: the job region it returns (null without the
 /// role; <see cref="JobSharding.StartProxy"/> reaches the region from any node). A node configured without seed nodes
-/// starts the cluster: it joins itself.
+/// and without discovery (<see cref="ClusterDiscovery"/>, whose bootstrap decides) starts the cluster: it joins itself.
 /// </summary>
 public static class ClusterNodeActors
 {
@@ -44,7 +45,7 @@ public static class ClusterNodeActors
             ? JobSharding.StartRegion(system, DistributedInferenceSettings.Get(system).KeepFinishedJobsFor)
             : null;
         var cluster = Akka.Cluster.Cluster.Get(system);
-        if (cluster.Settings.SeedNodes.Count == 0)
+        if (cluster.Settings.SeedNodes.Count == 0 && !ClusterDiscovery.Configured(system.Settings.Config))
         {
             cluster.Join(cluster.SelfAddress);
         }

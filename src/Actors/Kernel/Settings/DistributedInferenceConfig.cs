@@ -36,9 +36,10 @@ public static class DistributedInferenceConfig
     /// with these roles and seed nodes (<c>akka.tcp://system@host:port</c>), over the user's
     /// <paramref name="configFile"/> (if any), over the cluster defaults and ours. The arguments win over the file (a
     /// file from <c>di config default</c> holds hostname and port too); with no seed nodes given, the file's count.
+    /// <paramref name="overDefaults"/> lies beneath the file and over the cluster defaults.
     /// </summary>
     /// <exception cref="InvalidInputException">The file is missing or not valid HOCON.</exception>
-    public static Config Cluster(string host, int port, IEnumerable<string> roles, IEnumerable<string>? seeds = null, string? configFile = null)
+    public static Config Cluster(string host, int port, IEnumerable<string> roles, IEnumerable<string>? seeds = null, string? configFile = null, Config? overDefaults = null)
     {
         static string List(IEnumerable<string> items) => "[" + string.Join(", ", items.Select(i => $"\"{i}\"")) + "]";
         var seedList = seeds?.ToList() ?? [];
@@ -49,7 +50,8 @@ public static class DistributedInferenceConfig
             {{(seedList.Count > 0 ? $"akka.cluster.seed-nodes = {List(seedList)}" : string.Empty)}}
             """);
         var file = configFile is null ? null : ReadFile(configFile);
-        return (file is null ? node : node.WithFallback(file)).WithFallback(ClusterDefaults.Value).WithFallback(Default());
+        var defaults = overDefaults is null ? ClusterDefaults.Value : overDefaults.WithFallback(ClusterDefaults.Value);
+        return (file is null ? node : node.WithFallback(file)).WithFallback(defaults).WithFallback(Default());
     }
 
     /// <summary>A user's HOCON file over the defaults; a missing or malformed file is a clear error.</summary>

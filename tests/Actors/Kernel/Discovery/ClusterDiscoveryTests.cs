@@ -1,0 +1,59 @@
+using DistributedInference.Actors.Kernel;
+using DistributedInference.Actors.Kernel.Discovery;
+
+namespace DistributedInference.Actors.Tests.Kernel.Discovery;
+
+/// <summary>
+/// The configuration a bootstrapping node runs with: no seed nodes, the bootstrap's discovery settings, keep-majority
+/// split-brain resolution unless the user's file says otherwise; a seed-list node keeps keep-oldest.
+/// </summary>
+public sealed class ClusterDiscoveryTests
+{
+    [Fact]
+    public void Config_discovery_lists_the_contact_points_and_resolves_splits_by_majority()
+    {
+        var discovery = new ClusterDiscovery(ClusterDiscovery.Config, ["10.0.0.1:8558", "10.0.0.2:8558", "10.0.0.3:8558"]);
+        var config = NodeServices.Configure("10.0.0.1", 4053, ["device"], [], secret: new string('s', 32), discovery: discovery);
+
+        Assert.True(ClusterDiscovery.Configured(config));
+        Assert.Empty(config.GetStringList("akka.cluster.seed-nodes"));
+        Assert.Equal("keep-majority", config.GetString("akka.cluster.split-brain-resolver.active-strategy"));
+        Assert.Equal("10.0.0.1", config.GetString("akka.management.http.hostname"));
+        Assert.Equal(8558, config.GetInt("akka.management.http.port"));
+        Assert.Equal("config", config.GetString("akka.management.cluster.bootstrap.contact-point-discovery.discovery-method"));
+        Assert.Equal(3, config.GetInt("akka.management.cluster.bootstrap.contact-point-discovery.required-contact-point-nr"));
+        Assert.False(config.GetBoolean("akka.management.cluster.bootstrap.contact-point.filter-on-fallback-port"));
+        Assert.Equal(discovery.ContactPoints, config.GetStringList("akka.discovery.config.services.distributed-inference.endpoints"));
+    }
+
+    [Fact]
+    public void Kubernetes_discovery_finds_pods_by_app_label_and_management_port_name()
+    {
+        var discovery = new ClusterDiscovery(ClusterDiscovery.Kubernetes, [], RequiredContactPoints: 3, ServiceName: "di-node");
+        var config = NodeServices.Configure("10.1.2.3", 4053, ["device"], [], secret: new string('s', 32), discovery: discovery);
+
+        Assert.Equal("kubernetes-api", config.GetString("akka.management.cluster.bootstrap.contact-point-discovery.discovery-method"));
+        Assert.Equal("di-node", config.GetString("akka.management.cluster.bootstrap.contact-point-discovery.service-name"));
+        Assert.Equal(ClusterDiscovery.ManagementPortName, config.GetString("akka.management.cluster.bootstrap.contact-point-discovery.port-name"));
+        Assert.Equal(3, config.GetInt("akka.management.cluster.bootstrap.contact-point-discovery.required-contact-point-nr"));
+        Assert.Equal("app={0}", config.GetString("akka.discovery.kubernetes-api.pod-label-selector"));
+    }
+
+    [Fact]
+    public void A_seed_list_node_keeps_keep_oldest_and_the_users_file_wins_over_keep_majority()
+    {
+        Assert.Equal("keep-oldest", NodeServices.Configure("127.0.0.1", 0, ["device"], []).GetString("akka.cluster.split-brain-resolver.active-strategy"));
+
+        var file = Path.GetTempFileName();
+        try
+        {
+            File.WriteAllText(file, "akka.cluster.split-brain-resolver.active-strategy = keep-oldest");
+            var config = NodeServices.Configure("127.0.0.1", 0, ["device"], [], configFile: file, discovery: new ClusterDiscovery(ClusterDiscovery.Config, ["127.0.0.1:8558"]));
+            Assert.Equal("keep-oldest", config.GetString("akka.cluster.split-brain-resolver.active-strategy"));
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+}
