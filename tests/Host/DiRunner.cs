@@ -17,6 +17,18 @@ public static class DiRunner
         return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
     }
 
+    /// <summary>The clone the tests were built in: the folder above the test binaries that holds DistributedInference.sln.</summary>
+    public static string RepositoryRoot()
+    {
+        var folder = new DirectoryInfo(AppContext.BaseDirectory);
+        while (folder is not null && !File.Exists(Path.Combine(folder.FullName, "DistributedInference.sln")))
+        {
+            folder = folder.Parent;
+        }
+
+        return folder?.FullName ?? throw new InvalidOperationException("repository root not found");
+    }
+
     public static string Fixtures => Path.Combine(AppContext.BaseDirectory, "fixtures");
 
     /// <summary>

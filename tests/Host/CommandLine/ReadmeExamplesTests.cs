@@ -5,17 +5,6 @@ namespace DistributedInference.Host.Tests.CommandLine;
 /// <summary>README's examples write their files into <c>out/</c>, which git ignores, or into /tmp: never into the repository's tracked tree.</summary>
 public sealed partial class ReadmeExamplesTests
 {
-    private static string RepositoryRoot()
-    {
-        var folder = new DirectoryInfo(AppContext.BaseDirectory);
-        while (folder is not null && !File.Exists(Path.Combine(folder.FullName, "DistributedInference.sln")))
-        {
-            folder = folder.Parent;
-        }
-
-        return folder?.FullName ?? throw new InvalidOperationException("repository root not found");
-    }
-
     // The commands README gives to run: the lines of its sh blocks, and inline code that starts with di or dotnet.
     private static IEnumerable<string> Commands(string[] readme)
     {
@@ -47,7 +36,7 @@ public sealed partial class ReadmeExamplesTests
     [Fact]
     public void Every_file_an_example_writes_is_in_out_or_tmp_and_git_ignores_out()
     {
-        var root = RepositoryRoot();
+        var root = DiRunner.RepositoryRoot();
         var written = Commands(File.ReadAllLines(Path.Combine(root, "README.md")))
             .SelectMany(command => WrittenFile().Matches(command).Select(m => m.Groups[2].Value))
             .ToList();

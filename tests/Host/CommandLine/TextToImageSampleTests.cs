@@ -15,21 +15,10 @@ public sealed class TextToImageSampleTests : IDisposable
 
     public void Dispose() => Directory.Delete(_folder, recursive: true);
 
-    private static string RepositoryRoot()
-    {
-        var folder = new DirectoryInfo(AppContext.BaseDirectory);
-        while (folder is not null && !File.Exists(Path.Combine(folder.FullName, "DistributedInference.sln")))
-        {
-            folder = folder.Parent;
-        }
-
-        return folder?.FullName ?? throw new InvalidOperationException("repository root not found");
-    }
-
     // README's command, "di" replaced by this build's di.dll, the project path made absolute.
     private async Task Launch(params string[] extra)
     {
-        var root = RepositoryRoot();
+        var root = DiRunner.RepositoryRoot();
         var command = File.ReadAllLines(Path.Combine(root, "README.md")).Single(l => l.StartsWith("di launch --num-processes 2 -- dotnet run --no-build --project samples/TextToImage", StringComparison.Ordinal));
         var words = command.Split(' ', StringSplitOptions.RemoveEmptyEntries).Skip(1)
             .Select(w => w == "samples/TextToImage" ? Path.Combine(root, "samples", "TextToImage") : w).ToList();
