@@ -371,7 +371,9 @@ public sealed class PipelineCoordinator : MembersOnlyActor
             }
         }
 
-        call.ReplyTo.Tell(new PipelineCompleted(jobId, output, Metrics(call.Timings, call.Submitted)));
+        var metrics = Metrics(call.Timings, call.Submitted);
+        PipelineCallMetrics.Completed(metrics);
+        call.ReplyTo.Tell(new PipelineCompleted(jobId, output, metrics));
     }
 
     private void Fail(string jobId, string reason, bool inputError)

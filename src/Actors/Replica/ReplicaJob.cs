@@ -445,6 +445,11 @@ public sealed class ReplicaJob : MembersOnlyActor, IWithTimers
     private void Report(BatchScheduler<IActorRef>.Retry retry)
     {
         var batch = _scheduler!.Batches[retry.Batch];
+        if (retry.Kind is RetryKind.Queued or RetryKind.Split)
+        {
+            JobMetrics.Retried(batch.Count);
+        }
+
         switch (retry.Kind)
         {
             case RetryKind.Split when batch.Count > 1:
@@ -452,6 +457,7 @@ public sealed class ReplicaJob : MembersOnlyActor, IWithTimers
                 break;
             case RetryKind.RowFailed:
                 _log.Warning("job {0}: row {1} {2}; reported failed", _job.JobId, retry.FailedRow, retry.Reason);
+                JobMetrics.Failed();
                 _results!.Fail(retry.FailedRow!.Value, retry.Reason);
                 ToClient(new RowsFailed(_job.JobId, [retry.FailedRow.Value], retry.Reason, _results.Done, _rows));
                 break;
