@@ -158,7 +158,7 @@ public sealed class ClusterNodeSetup
                 throw new InvalidInputException($"--join and --discovery {Discovery.Method}: a node either joins given nodes or finds them by discovery; give one");
             }
 
-            Discovery.Validate();
+            Discovery.ValidateFor(Host, Port);
         }
     }
 

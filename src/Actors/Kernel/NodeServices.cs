@@ -54,7 +54,7 @@ public static class NodeServices
                 throw new InvalidInputException($"--join and --discovery {discovery.Method}: a node either joins given nodes or finds them by discovery; give one");
             }
 
-            discovery.Validate();
+            discovery.ValidateFor(host, port);
         }
 
         var security = new List<string>();

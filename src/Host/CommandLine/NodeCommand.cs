@@ -82,7 +82,33 @@ public static class NodeCommand
                     : null;
                 system = ClusterNode.Start(options);
                 var self = Akka.Cluster.Cluster.Get(system).SelfAddress;
-                await ClusterJoin.WhenUpAsync(system, options.Join, options.JoinTimeout);
+                // SIGTERM before the node is Up (peers that never come, with discovery's 5 min wait) stops the actor system
+                // (Akka's shutdown hook): that ends the wait, and the process, at once.
+                using var stopped = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
+                _ = system.WhenTerminated.ContinueWith(
+                    _ =>
+                    {
+                        try
+                        {
+                            stopped.Cancel();
+                        }
+                        catch (ObjectDisposedException)
+                        {
+                            // The node ran and the command is over.
+                        }
+                    },
+                    CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
+                try
+                {
+                    await ClusterJoin.WhenUpAsync(system, options.Join, options.JoinTimeout, stopped.Token);
+                }
+                catch (OperationCanceledException)
+                {
+                    await system.Terminate();
+                    await result.InvocationConfiguration.Error.WriteLineAsync("di node: stopped before it joined its cluster");
+                    return 0;
+                }
+
                 var dataPlane = Actors.Kernel.Transport.TensorDataPlane.For(system);
                 await result.InvocationConfiguration.Output.WriteLineAsync($"di node: up at {self.Host}:{self.Port}{(dataPlane is null ? string.Empty : $" (data plane {dataPlane.Endpoint})")}");
                 if (operations is not null)

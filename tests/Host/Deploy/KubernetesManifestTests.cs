@@ -73,7 +73,7 @@ public sealed class KubernetesManifestTests
         Assert.Equal("status.podIP", Text(Assert.Single(Items(container, "env"), e => Text(e, "name") == "POD_IP"), "valueFrom", "fieldRef", "fieldPath"));
 
         // The probes are the operations endpoint's, on its port.
-        foreach (var (probe, path) in new[] { ("startupProbe", Operations.LivePath), ("livenessProbe", Operations.LivePath), ("readinessProbe", Operations.ReadyPath) })
+        foreach (var (probe, path) in new[] { ("livenessProbe", Operations.LivePath), ("readinessProbe", Operations.ReadyPath) })
         {
             Assert.Equal(path, Text(container, probe, "httpGet", "path"));
             Assert.Equal("metrics", Text(container, probe, "httpGet", "port"));
@@ -85,6 +85,13 @@ public sealed class KubernetesManifestTests
         // A new cluster forms once --required-contact-points pods run: they must start together, and be that many.
         Assert.Equal("Parallel", Text(set, "spec", "podManagementPolicy"));
         Assert.True(discovery.Required <= int.Parse(Text(set, "spec", "replicas"), CultureInfo.InvariantCulture));
+
+        // A locally built image is used as it is (":latest" would otherwise be pulled every time); at most one node is
+        // drained at a time (keep-majority).
+        Assert.Equal("IfNotPresent", Text(container, "imagePullPolicy"));
+        var budget = Kind(nodes, "PodDisruptionBudget");
+        Assert.Equal("1", Text(budget, "spec", "maxUnavailable"));
+        Assert.Equal(Text(pod, "metadata", "labels", "app"), Text(budget, "spec", "selector", "matchLabels", "app"));
 
         // The cluster secret is a file in a mounted Secret.
         var mount = Assert.Single(Items(container, "volumeMounts"));
@@ -121,5 +128,11 @@ public sealed class KubernetesManifestTests
         Assert.DoesNotContain(cpu, l => l.Contains("BringYourOwnLibTorch", StringComparison.Ordinal));
         Assert.Contains(gpu, l => l.StartsWith("RUN dotnet publish ", StringComparison.Ordinal) && l.Contains("-p:BringYourOwnLibTorch=true", StringComparison.Ordinal));
         Assert.Contains($"ENV {LibTorch.FolderVariable}=/opt/libtorch", gpu);
+
+        // The build context is the repository: its build outputs (gigabytes, host paths in obj/) stay out.
+        var ignored = File.ReadAllLines(Path.Combine(DiRunner.RepositoryRoot(), ".dockerignore"));
+        Assert.Contains("**/bin/", ignored);
+        Assert.Contains("**/obj/", ignored);
+        Assert.Contains(".git/", ignored);
     }
 }

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json;
 using Akka.Actor;
 using Akka.Configuration;
+using Akka.Event;
 using Akka.Management.Cluster.Bootstrap;
 using Akka.Management.Dsl;
 using DistributedInference.Actors.Kernel.Membership;
@@ -25,7 +26,8 @@ namespace DistributedInference.Actors.Kernel.Discovery;
 /// <param name="Method"><see cref="Config"/> or <see cref="Kubernetes"/>.</param>
 /// <param name="ContactPoints">Config discovery: every node's management endpoint as host:port (this node's too).</param>
 /// <param name="RequiredContactPoints">Contact points that must answer before a new cluster is started (null: all of
-/// <see cref="ContactPoints"/> with config discovery, 2 with Kubernetes).</param>
+/// <see cref="ContactPoints"/> with config discovery, where at least a majority of them; 2 with Kubernetes, where
+/// every pod found must answer as well).</param>
 /// <param name="ManagementPort">Where this node serves Akka.Management's HTTP endpoint (on the node's host).</param>
 /// <param name="ServiceName">The cluster's name in discovery: the pods' <c>app</c> label on Kubernetes.</param>
 public sealed record ClusterDiscovery(
@@ -89,10 +91,44 @@ public sealed record ClusterDiscovery(
             SeedNode.Parse(point, "--contact-point");
         }
 
-        if (Required < 1 || (Method == Config && Required > ContactPoints.Count))
+        if (ContactPoints.GroupBy(p => p, StringComparer.OrdinalIgnoreCase).FirstOrDefault(g => g.Count() > 1) is { } twice)
+        {
+            throw new InvalidInputException($"--contact-point {twice.Key}: given twice (list each node's management endpoint once)");
+        }
+
+        // A majority of the list: two groups of nodes that cannot see each other at start can never both form a cluster.
+        var least = Method == Config ? (ContactPoints.Count / 2) + 1 : 1;
+        if (Required < least || (Method == Config && Required > ContactPoints.Count))
         {
             throw new InvalidInputException(string.Create(CultureInfo.InvariantCulture,
-                $"--required-contact-points {Required}: between 1 and {(Method == Config ? ContactPoints.Count.ToString(CultureInfo.InvariantCulture) : "the number of pods")}"));
+                $"--required-contact-points {Required}: between {least} and {(Method == Config ? $"{ContactPoints.Count} (a majority of the --contact-point list, so that no two groups can each form a cluster)" : "the number of pods")}"));
+        }
+    }
+
+    /// <summary>
+    /// Checks the settings against where this node listens: a contact point is recognised as this node's own only when
+    /// it is spelled as <paramref name="host"/> is (Akka.Management compares the two), so with config discovery the list
+    /// must hold <paramref name="host"/>:<see cref="ManagementPort"/>, and a wildcard host is no contact point at all.
+    /// </summary>
+    /// <exception cref="InvalidInputException">A wildcard host, this node's contact point missing from the list, or the
+    /// management port equal to <paramref name="port"/>.</exception>
+    public void ValidateFor(string host, int port)
+    {
+        Validate();
+        if (host is "0.0.0.0" or "::" or "*" or "+")
+        {
+            throw new InvalidInputException($"--host {host} with --discovery: give the address the other nodes reach this one at (its contact point and Akka address are spelled so)");
+        }
+
+        if (ManagementPort == port)
+        {
+            throw new InvalidInputException($"--management-port {ManagementPort}: the same as --port; the contact point needs a port of its own");
+        }
+
+        var self = string.Create(CultureInfo.InvariantCulture, $"{host}:{ManagementPort}");
+        if (Method == Config && !ContactPoints.Contains(self, StringComparer.OrdinalIgnoreCase))
+        {
+            throw new InvalidInputException($"--contact-point: the list must hold this node's own, {self}, spelled as --host is (each node's contact point as that node's --host)");
         }
     }
 
@@ -117,11 +153,13 @@ public sealed record ClusterDiscovery(
               required-contact-point-nr = {{Required}}
               {{(Method == Kubernetes ? $"port-name = {Quote(ManagementPortName)}" : string.Empty)}}
             }
-            # The contact points are exact endpoints: several nodes on one host differ by port only.
+            # The contact points are exact endpoints: several nodes on one host differ by port only. A fixed list forms a
+            # cluster once the required majority answers (not all of it: a machine gone for good would block it for ever).
             akka.management.cluster.bootstrap.contact-point.filter-on-fallback-port = {{(Method == Config ? "false" : "true")}}
+            akka.management.cluster.bootstrap.contact-point-discovery.contact-with-all-contact-points = {{(Method == Config ? "false" : "true")}}
             akka.discovery.config.services.{{Quote(ServiceName)}}.endpoints = {{endpoints}}
             akka.discovery.kubernetes-api.pod-label-selector = "app={0}"
-            """));
+            """)).WithFallback(Akka.Discovery.KubernetesApi.KubernetesDiscovery.DefaultConfiguration());
     }
 
     /// <summary>What a bootstrapping node runs beneath the user's file: keep-majority split-brain resolution.</summary>
@@ -151,10 +189,29 @@ public sealed record ClusterDiscovery(
             throw new InvalidInputException($"--management-port {port}: cannot serve the bootstrap contact point on {host}:{port}: {e.Message}", e);
         }
 
+        var method = config.GetString("akka.management.cluster.bootstrap.contact-point-discovery.discovery-method");
+        if (method == "kubernetes-api" && string.IsNullOrEmpty(Environment.GetEnvironmentVariable(config.GetString("akka.discovery.kubernetes-api.api-service-host-env-name"))))
+        {
+            throw new InvalidInputException($"--discovery kubernetes: not in a Kubernetes pod ({config.GetString("akka.discovery.kubernetes-api.api-service-host-env-name")} is not set); outside Kubernetes use --discovery config or --join");
+        }
+
+        try
+        {
+            Akka.Discovery.Discovery.Get(system).LoadServiceDiscovery(method);
+        }
+        catch (Exception e) when (e is ArgumentException or Akka.Configuration.ConfigurationException or InvalidOperationException)
+        {
+            throw new InvalidInputException($"--discovery {config.GetString(MethodKey)}: the discovery method {method} does not load: {e.GetBaseException().Message}", e);
+        }
+
         var bootstrap = ClusterBootstrap.Get(system);
         var self = new UriBuilder("http", host, port).Uri;
         // Akka.Management's way to tell the bootstrap its own contact point when the routes are served elsewhere.
         bootstrap.Routes(ManagementRouteProviderSettings.Create(self, readOnly: true));
-        _ = bootstrap.Start();
+        bootstrap.Start().ContinueWith(
+            started => system.Log.Error(started.Exception!.GetBaseException(), "cluster bootstrap did not start: {0}", started.Exception.GetBaseException().Message),
+            CancellationToken.None,
+            TaskContinuationOptions.OnlyOnFaulted,
+            TaskScheduler.Default);
     }
 }

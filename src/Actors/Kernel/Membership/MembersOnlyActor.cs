@@ -24,10 +24,14 @@ public abstract class MembersOnlyActor : ReceiveActor
     {
         switch (message)
         {
-            case UnknownSenders.Released released:
-                _unknown?.Handled(Sender.Path.Address);
+            case UnknownSenders.Released released when _unknown is not null && _unknown.Gave(released):
+                _unknown.Handled(Sender.Path.Address);
                 return base.AroundReceive(receive, released.Message);
+            case UnknownSenders.Released:
+                // Forged (a deserialized copy carries another token): it would skip the membership check.
+                return true;
             case UnknownSenders.Recheck:
+                // Harmless from anyone: it only makes the holder look at the cluster's view again.
                 _unknown?.Check(Context);
                 return true;
         }

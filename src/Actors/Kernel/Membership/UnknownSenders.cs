@@ -24,8 +24,14 @@ internal sealed class UnknownSenders
     internal UnknownSenders(ActorSystem system) =>
         _holdFor = system.Settings.Config.GetTimeSpan("distributed-inference.hold-unknown-senders-for", TimeSpan.FromSeconds(10));
 
-    /// <summary>A held message given back to its actor, told with its original sender.</summary>
-    internal sealed record Released(object Message);
+    /// <summary>
+    /// A held message given back to its actor, told with its original sender; <paramref name="Token"/> is the holder
+    /// itself, which no message from another process can carry (a deserialized copy is another object).
+    /// </summary>
+    internal sealed record Released(object Message, UnknownSenders Token);
+
+    /// <summary>Whether <paramref name="released"/> was given back by this holder (not forged by a sender).</summary>
+    internal bool Gave(Released released) => ReferenceEquals(released.Token, this);
 
     /// <summary>Time to check the held addresses against the cluster's view again.</summary>
     internal sealed class Recheck
@@ -126,6 +132,6 @@ internal sealed class UnknownSenders
     private void Release(IActorRef self, Address address, object message, IActorRef sender)
     {
         _released[address] = _released.GetValueOrDefault(address) + 1;
-        self.Tell(new Released(message), sender);
+        self.Tell(new Released(message, this), sender);
     }
 }
