@@ -60,7 +60,7 @@ public sealed class KubernetesManifestTests
         Assert.Equal(ClusterDiscovery.Kubernetes, discovery.Method);
 
         // Discovery finds the pods by their app label and the container port named "management": both are there.
-        var label = string.Format(CultureInfo.InvariantCulture, discovery.ToConfig("10.0.0.1").GetString("akka.discovery.kubernetes-api.pod-label-selector"), discovery.ServiceName);
+        var label = string.Format(CultureInfo.InvariantCulture, Actors.Kernel.NodeServices.Configure("10.0.0.1", 4053, ["device"], [], secret: new string('s', 32), discovery: discovery).GetString("akka.discovery.kubernetes-api.pod-label-selector"), discovery.ServiceName);
         Assert.Equal($"app={Text(pod, "metadata", "labels", "app")}", label);
         Assert.Equal(Text(pod, "metadata", "labels", "app"), Text(set, "spec", "selector", "matchLabels", "app"));
         Assert.Equal(Text(pod, "metadata", "labels", "app"), Text(service, "spec", "selector", "app"));

@@ -158,12 +158,16 @@ public sealed record ClusterDiscovery(
             akka.management.cluster.bootstrap.contact-point.filter-on-fallback-port = {{(Method == Config ? "false" : "true")}}
             akka.management.cluster.bootstrap.contact-point-discovery.contact-with-all-contact-points = {{(Method == Config ? "false" : "true")}}
             akka.discovery.config.services.{{Quote(ServiceName)}}.endpoints = {{endpoints}}
-            akka.discovery.kubernetes-api.pod-label-selector = "app={0}"
-            """)).WithFallback(Akka.Discovery.KubernetesApi.KubernetesDiscovery.DefaultConfiguration());
+            """));
     }
 
-    /// <summary>What a bootstrapping node runs beneath the user's file: keep-majority split-brain resolution.</summary>
-    public static Akka.Configuration.Config Defaults { get; } = ConfigurationFactory.ParseString("akka.cluster.split-brain-resolver.active-strategy = keep-majority");
+    /// <summary>
+    /// What a bootstrapping node runs beneath the user's file: keep-majority split-brain resolution, and the Kubernetes
+    /// discovery method's own settings (its class; the pod's service-account files; pods selected by <c>app={0}</c>,
+    /// {0} the service name), which a file may change.
+    /// </summary>
+    public static Akka.Configuration.Config Defaults { get; } = ConfigurationFactory.ParseString("akka.cluster.split-brain-resolver.active-strategy = keep-majority")
+        .WithFallback(Akka.Discovery.KubernetesApi.KubernetesDiscovery.DefaultConfiguration());
 
     /// <summary>Whether <paramref name="config"/> (from <see cref="ToConfig"/>) bootstraps by discovery.</summary>
     public static bool Configured(Akka.Configuration.Config config) => config.GetString(MethodKey, string.Empty).Length > 0;
@@ -204,7 +208,16 @@ public sealed record ClusterDiscovery(
             throw new InvalidInputException($"--discovery {config.GetString(MethodKey)}: the discovery method {method} does not load: {e.GetBaseException().Message}", e);
         }
 
-        var bootstrap = ClusterBootstrap.Get(system);
+        ClusterBootstrap bootstrap;
+        try
+        {
+            bootstrap = ClusterBootstrap.Get(system);
+        }
+        catch (Akka.Configuration.ConfigurationException e)
+        {
+            throw new InvalidInputException($"--discovery {config.GetString(MethodKey)}: the cluster bootstrap's settings are wrong: {e.GetBaseException().Message}", e);
+        }
+
         var self = new UriBuilder("http", host, port).Uri;
         // Akka.Management's way to tell the bootstrap its own contact point when the routes are served elsewhere.
         bootstrap.Routes(ManagementRouteProviderSettings.Create(self, readOnly: true));

@@ -84,16 +84,21 @@ public sealed class ClusterDiscoveryTests
     }
 
     [Fact]
-    public void A_seed_list_node_keeps_keep_oldest_and_the_users_file_wins_over_keep_majority()
+    public void A_seed_list_node_keeps_keep_oldest_and_the_users_file_wins_over_keep_majority_and_the_kubernetes_defaults()
     {
         Assert.Equal("keep-oldest", NodeServices.Configure("127.0.0.1", 0, ["device"], []).GetString("akka.cluster.split-brain-resolver.active-strategy"));
 
         var file = Path.GetTempFileName();
         try
         {
-            File.WriteAllText(file, "akka.cluster.split-brain-resolver.active-strategy = keep-oldest");
+            File.WriteAllText(file, "akka.cluster.split-brain-resolver.active-strategy = keep-oldest\nakka.discovery.kubernetes-api.api-ca-path = \"/etc/di/ca.crt\"");
             var config = NodeServices.Configure("127.0.0.1", 0, ["device"], [], configFile: file, discovery: new ClusterDiscovery(ClusterDiscovery.Config, ["127.0.0.1:8558"]));
             Assert.Equal("keep-oldest", config.GetString("akka.cluster.split-brain-resolver.active-strategy"));
+
+            // The Kubernetes method's own settings lie beneath the file too.
+            config = NodeServices.Configure("127.0.0.1", 0, ["device"], [], configFile: file, discovery: new ClusterDiscovery(ClusterDiscovery.Kubernetes, []));
+            Assert.Equal("/etc/di/ca.crt", config.GetString("akka.discovery.kubernetes-api.api-ca-path"));
+            Assert.Equal("/var/run/secrets/kubernetes.io/serviceaccount/token", config.GetString("akka.discovery.kubernetes-api.api-token-path"));
         }
         finally
         {
