@@ -151,15 +151,7 @@ public sealed class ClusterNodeSetup
             SeedNode.Parse(node, "--join");
         }
 
-        if (Discovery is not null)
-        {
-            if (JoinNodes.Count > 0)
-            {
-                throw new InvalidInputException($"--join and --discovery {Discovery.Method}: a node either joins given nodes or finds them by discovery; give one");
-            }
-
-            Discovery.ValidateFor(Host, Port);
-        }
+        Discovery?.ValidateFor(Host, Port, JoinNodes.Count);
     }
 
     /// <summary>Checks that a node with the device role has devices and a model to serve.</summary>

@@ -47,15 +47,7 @@ public static class NodeServices
         ClusterDiscovery? discovery = null)
     {
         var seeds = join.Select(node => SeedNode.Parse(node, "--join")).ToList();
-        if (discovery is not null)
-        {
-            if (seeds.Count > 0)
-            {
-                throw new InvalidInputException($"--join and --discovery {discovery.Method}: a node either joins given nodes or finds them by discovery; give one");
-            }
-
-            discovery.ValidateFor(host, port);
-        }
+        discovery?.ValidateFor(host, port, seeds.Count);
 
         var security = new List<string>();
         if (!string.IsNullOrEmpty(secret))

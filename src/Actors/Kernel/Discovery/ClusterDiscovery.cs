@@ -110,10 +110,16 @@ public sealed record ClusterDiscovery(
     /// it is spelled as <paramref name="host"/> is (Akka.Management compares the two), so with config discovery the list
     /// must hold <paramref name="host"/>:<see cref="ManagementPort"/>, and a wildcard host is no contact point at all.
     /// </summary>
-    /// <exception cref="InvalidInputException">A wildcard host, this node's contact point missing from the list, or the
-    /// management port equal to <paramref name="port"/>.</exception>
-    public void ValidateFor(string host, int port)
+    /// <param name="joinNodes">The seed nodes the node was also given (<c>--join</c>): none may be.</param>
+    /// <exception cref="InvalidInputException">Seed nodes given too, a wildcard host, this node's contact point missing
+    /// from the list, or the management port equal to <paramref name="port"/>.</exception>
+    public void ValidateFor(string host, int port, int joinNodes)
     {
+        if (joinNodes > 0)
+        {
+            throw new InvalidInputException($"--join and --discovery {Method}: a node either joins given nodes or finds them by discovery; give one");
+        }
+
         Validate();
         if (host is "0.0.0.0" or "::" or "*" or "+")
         {
