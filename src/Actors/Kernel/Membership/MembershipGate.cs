@@ -23,8 +23,8 @@ public sealed record MemberRefused(string Reason) : IWireMessage;
 
 /// <summary>
 /// Akka's own join, authenticated by the cluster secret: Akka.Remote admits any node that reaches its port (without
-/// TLS), so every member challenges each member younger than itself (Joining, WeaklyUp, or Up later) as soon as it
-/// sees it, with the data plane's HMAC-SHA256 challenge-response over Akka messages, the newer member proving first.
+/// TLS), so every admitted member challenges each member younger than itself (Joining, WeaklyUp, or Up later) as soon
+/// as it sees it, with the data plane's HMAC-SHA256 challenge-response over Akka messages, the newer member proving first.
 /// A member whose proof is wrong, or that gives none within the timeout
 /// (<c>distributed-inference.security.join-proof-timeout</c>, 20 s by default), is told so and downed.
 /// <see cref="Admitted"/> completes for this node once an older member has accepted its proof and proved the secret
@@ -149,7 +149,7 @@ internal sealed class MembershipGateActor : ReceiveActor, IWithTimers
 
     private bool IsUpMember(Address address) => _cluster.State.Members.Any(m => m.Address.Equals(address) && m.Status == MemberStatus.Up);
 
-    // Challenges every member younger than this one (once this one is Up), and admits this one when it is the oldest.
+    // Admits this one when it is the oldest; once admitted (and Up), challenges every member younger than this one.
     private void Review()
     {
         var members = _cluster.State.Members;
@@ -163,6 +163,12 @@ internal sealed class MembershipGateActor : ReceiveActor, IWithTimers
         {
             _admitted = true;
             _gate.Admit();
+        }
+
+        // Only an admitted member judges others: a node with another secret would find every honest proof wrong and down the member.
+        if (!_admitted)
+        {
+            return;
         }
 
         foreach (var member in members)
