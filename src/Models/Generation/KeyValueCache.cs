@@ -98,6 +98,16 @@ public sealed class KeyValueCache : IDisposable
         return (_keys[layer].narrow(2, 0, Length + steps), _values[layer].narrow(2, 0, Length + steps));
     }
 
+    /// <summary>Attention layers held.</summary>
+    public int Layers => _keys.Length;
+
+    /// <summary>
+    /// The whole key and value buffers of the <paramref name="index"/>-th layer held ([batch, heads, capacity, head size],
+    /// owned by this cache): a paged store fills the past positions before a step (then <see cref="Advance"/>s) and reads
+    /// the step's new positions back after it.
+    /// </summary>
+    public (Tensor Keys, Tensor Values) Buffers(int index) => (_keys[index], _values[index]);
+
     /// <summary>Called once every layer has appended the step's positions.</summary>
     public void Advance(long steps) => Length += steps;
 

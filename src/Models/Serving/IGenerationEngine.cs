@@ -19,3 +19,6 @@ public interface IGenerationEngine
 
 /// <summary>No device serves the model now (none yet, or all lost): the request may succeed later (HTTP 503).</summary>
 public sealed class EngineUnavailableException(string message, Exception? inner = null) : Exception(message, inner);
+
+/// <summary>The engine's waiting queue is full: the request may succeed later (HTTP 429, vLLM's and OpenAI's "too many requests").</summary>
+public sealed class EngineOverloadedException(string message) : Exception(message);

@@ -144,7 +144,7 @@ public static class ServingDecoder
     }
 
     // One row's token: penalised, warped and drawn (or the best, when greedy with a penalty). scores: [vocab] float32.
-    private static long Choose(Tensor scores, SamplingParameters sampling, HashSet<long> seen, RowSampler? sampler)
+    internal static long Choose(Tensor scores, SamplingParameters sampling, HashSet<long> seen, RowSampler? sampler)
     {
         if (sampling.RepetitionPenalty != 1.0 && seen.Count > 0)
         {
@@ -163,7 +163,7 @@ public static class ServingDecoder
         return sampler.Sample(LogitsWarpers.Apply(scores.unsqueeze(0), options)).cpu().data<long>()[0];
     }
 
-    private static GeneratedToken WithLogprobs(Tensor logits, long token, int top)
+    internal static GeneratedToken WithLogprobs(Tensor logits, long token, int top)
     {
         var logprobs = logits.log_softmax(-1);
         var chosen = logprobs[token].ToDouble();

@@ -1,0 +1,305 @@
+using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
+using System.Threading.Channels;
+using DistributedInference.Models.Generation;
+using static TorchSharp.torch;
+
+namespace DistributedInference.Models.Serving.Batching;
+
+/// <summary>
+/// Continuous batching on one device (vLLM's <c>EngineCore.step</c> loop): a thread of its own owns the model's device
+/// and, iteration after iteration, asks the <see cref="IterationScheduler"/> what to run, runs it over the
+/// <see cref="PagedKvStore"/> (every one-token chunk, decode steps and one-token prefills, in one forward pass; each
+/// longer prefill chunk in a pass of its own), picks each sampled sequence's token with its own sampling parameters
+/// (greedy, or a <see cref="RowSampler"/> of the sequence's seed, as <see cref="ServingDecoder"/> does), and streams it.
+/// Requests join at the next iteration and leave the moment they stop, run out of budget or are cancelled (at the next
+/// iteration). A greedy sequence's logits come from its own tokens only (its past through its own blocks, padding
+/// masked), so what runs beside it changes no token of it. Does not own the model.
+/// </summary>
+public sealed class ContinuousBatchingEngine : IGenerationEngine, IDisposable
+{
+    private readonly ICausalLanguageModel _model;
+    private readonly Device _device;
+    private readonly PagedKvStore _store;
+    private readonly ConcurrentQueue<Work> _incoming = new();
+    private readonly List<Work> _live = [];
+    private readonly SemaphoreSlim _signal = new(0);
+    private readonly Thread _loop;
+    private readonly CancellationTokenSource _stopping = new();
+
+    /// <param name="model">A decoder on <paramref name="device"/>, used by this engine's thread only while it runs.</param>
+    /// <param name="device">The model's device.</param>
+    /// <param name="options">Cache size and scheduler limits.</param>
+    /// <exception cref="InvalidInputException">Impossible options.</exception>
+    public ContinuousBatchingEngine(ICausalLanguageModel model, Device device, ContinuousBatchingOptions? options = null)
+    {
+        options ??= new ContinuousBatchingOptions();
+        _model = model;
+        _device = device;
+        var blocks = options.Blocks(PagedKvStore.BytesPerPosition(model, device));
+        Scheduler = new IterationScheduler(new KvBlockPool(blocks, options.BlockSize), options.Scheduler);
+        _store = new PagedKvStore(model, blocks, options.BlockSize, device);
+        _loop = new Thread(Loop) { IsBackground = true, Name = $"di-engine-{device}" };
+        _loop.Start();
+    }
+
+    /// <summary>The scheduler (read its counts only between iterations: <see cref="Iterations"/> tells them apart).</summary>
+    internal IterationScheduler Scheduler { get; }
+
+    /// <summary>Iterations run so far.</summary>
+    public long Iterations => Interlocked.Read(ref _iterations);
+
+    /// <summary>The engine's state after its last iteration (see <see cref="EngineLoad"/>).</summary>
+    public EngineLoad Load => Volatile.Read(ref _load);
+
+    private long _iterations;
+    private long _preemptions;
+    private EngineLoad _load = new(0, 0, 0, 0, 0, 0, 0);
+
+    public async IAsyncEnumerable<GenerationUpdate> GenerateAsync(GenerationRequest request, [EnumeratorCancellation] CancellationToken cancellation = default)
+    {
+        request.Sampling.Validate();
+        if (request.PromptTokenIds.Count == 0)
+        {
+            throw new InvalidInputException("the prompt has no tokens");
+        }
+
+        using (var ids = tensor(request.PromptTokenIds.ToArray()).unsqueeze(0))
+        {
+            _model.CheckInput(ids, request.Sampling.MaxTokens);
+        }
+
+        if (_stopping.IsCancellationRequested)
+        {
+            throw new EngineUnavailableException("the engine has stopped");
+        }
+
+        var work = new Work(request);
+        _incoming.Enqueue(work);
+        _signal.Release();
+        using var registration = cancellation.Register(() =>
+        {
+            work.Cancelled = true;
+            _signal.Release();
+        });
+        await foreach (var update in work.Updates.Reader.ReadAllAsync(cancellation))
+        {
+            yield return update;
+        }
+    }
+
+    /// <summary>Stops the loop; requests still running fail with <see cref="EngineUnavailableException"/>.</summary>
+    public void Dispose()
+    {
+        if (_stopping.IsCancellationRequested)
+        {
+            return;
+        }
+
+        _stopping.Cancel();
+        _signal.Release();
+        _loop.Join();
+        _store.Dispose();
+        _signal.Dispose();
+    }
+
+    private void Loop()
+    {
+        while (true)
+        {
+            Admit();
+            Drop(w => w.Cancelled, _ => null);
+            if (_stopping.IsCancellationRequested)
+            {
+                Drop(_ => true, _ => new EngineUnavailableException("the engine stopped while the request ran"));
+                return;
+            }
+
+            if (Scheduler.IsIdle)
+            {
+                Publish();
+                _signal.Wait();
+                continue;
+            }
+
+            var step = Scheduler.Schedule();
+            _preemptions += step.Preempted.Count;
+            try
+            {
+                Run(step);
+            }
+            catch (Exception e)
+            {
+                var failed = step.Chunks.Select(c => (Work)c.Sequence.Tag!).ToHashSet();
+                Drop(failed.Contains, _ => e is InvalidInputException ? e : new EngineUnavailableException($"the device failed the request: {e.Message}", e));
+            }
+
+            Interlocked.Increment(ref _iterations);
+            Publish();
+        }
+    }
+
+    private void Publish()
+    {
+        var pool = Scheduler.Pool;
+        var (queried, hit) = Scheduler.PrefixCacheTokens;
+        Volatile.Write(ref _load, new EngineLoad(pool.UsedBlocks, pool.TotalBlocks, Scheduler.Running.Count, Scheduler.Waiting, queried, hit, _preemptions));
+    }
+
+    private void Admit()
+    {
+        while (_incoming.TryDequeue(out var work))
+        {
+            var sequence = new BatchSequence(work.Request.RequestId, work.Request.PromptTokenIds, work.Request.Sampling.MaxTokens) { Tag = work };
+            try
+            {
+                if (!Scheduler.TryAdd(sequence))
+                {
+                    work.Updates.Writer.TryComplete(new EngineOverloadedException($"{Scheduler.Waiting} requests are waiting already; try again later"));
+                    continue;
+                }
+            }
+            catch (InvalidInputException e)
+            {
+                work.Updates.Writer.TryComplete(e);
+                continue;
+            }
+
+            work.Start(sequence);
+            _live.Add(work);
+        }
+    }
+
+    // Ends the live requests that match: their sequences leave the scheduler, their streams end (with the error, if any).
+    private void Drop(Func<Work, bool> which, Func<Work, Exception?> error)
+    {
+        for (var i = _live.Count - 1; i >= 0; i--)
+        {
+            var work = _live[i];
+            if (which(work))
+            {
+                Scheduler.Finish(work.Sequence!);
+                work.Updates.Writer.TryComplete(error(work));
+                work.Dispose();
+                _live.RemoveAt(i);
+            }
+        }
+    }
+
+    private void Run(SchedulerStep step)
+    {
+        using var scope = NewDisposeScope();
+        using var inference = inference_mode();
+        var single = step.Chunks.Where(c => c.Count == 1).ToList();
+        var groups = step.Chunks.Where(c => c.Count > 1).Select(c => (IReadOnlyList<ScheduledChunk>)[c]).ToList();
+        if (single.Count > 0)
+        {
+            groups.Insert(0, single);
+        }
+
+        foreach (var group in groups)
+        {
+            var logits = Forward(group);
+            long[]? greedy = null;
+            for (var r = 0; r < group.Count; r++)
+            {
+                var chunk = group[r];
+                if (!chunk.SamplesToken)
+                {
+                    Scheduler.Completed(chunk, null);
+                    continue;
+                }
+
+                var work = (Work)chunk.Sequence.Tag!;
+                var sampling = work.Request.Sampling;
+                long token;
+                if (sampling.IsGreedy && sampling.RepetitionPenalty == 1.0)
+                {
+                    greedy ??= logits.argmax(-1).cpu().data<long>().ToArray();
+                    token = greedy[r];
+                }
+                else
+                {
+                    token = ServingDecoder.Choose(logits[r], sampling, work.Seen, work.Sampler);
+                }
+
+                Scheduler.Completed(chunk, token);
+                Emit(work, sampling.Logprobs is { } k ? ServingDecoder.WithLogprobs(logits[r], token, k) : new GeneratedToken(token));
+            }
+        }
+    }
+
+    // One forward pass of chunks of equal length: [rows, vocab] float32 logits at each row's last new position.
+    private Tensor Forward(IReadOnlyList<ScheduledChunk> group)
+    {
+        var length = group[0].Count;
+        var ids = new long[group.Count * length];
+        var positions = new long[group.Count * length];
+        for (var r = 0; r < group.Count; r++)
+        {
+            var chunk = group[r];
+            for (var t = 0; t < length; t++)
+            {
+                ids[(r * length) + t] = chunk.Sequence.Tokens[chunk.Start + t];
+                positions[(r * length) + t] = chunk.Start + t;
+            }
+        }
+
+        var (cache, mask, slots) = _store.Gather(_model, group.Select(c => ((IReadOnlyList<int>)c.Sequence.Blocks, c.Start)).ToList(), length, _device);
+        using (cache)
+        {
+            var logits = _model.NextTokenLogits(
+                tensor(ids, device: _device).view(group.Count, length),
+                tensor(positions, device: _device).view(group.Count, length),
+                mask,
+                cache).to(ScalarType.Float32);
+            _store.Scatter(cache, slots, length);
+            return logits;
+        }
+    }
+
+    private void Emit(Work work, GeneratedToken token)
+    {
+        var sequence = work.Sequence!;
+        work.Seen.Add(token.TokenId);
+        FinishReason? finish = work.Request.StopTokenIds.Contains(token.TokenId) ? FinishReason.Stop
+            : sequence.OutputLength >= sequence.MaxNewTokens ? FinishReason.Length
+            : null;
+        work.Updates.Writer.TryWrite(new GenerationUpdate([token], finish));
+        if (finish is not null)
+        {
+            Scheduler.Finish(sequence);
+            work.Updates.Writer.TryComplete();
+            work.Dispose();
+            _live.Remove(work);
+        }
+    }
+
+    private sealed class Work(GenerationRequest request) : IDisposable
+    {
+        public GenerationRequest Request { get; } = request;
+
+        public Channel<GenerationUpdate> Updates { get; } = Channel.CreateUnbounded<GenerationUpdate>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+
+        public volatile bool Cancelled;
+
+        public BatchSequence? Sequence { get; private set; }
+
+        public HashSet<long> Seen { get; } = [.. request.PromptTokenIds];
+
+        public RowSampler? Sampler { get; private set; }
+
+        public void Start(BatchSequence sequence)
+        {
+            Sequence = sequence;
+            var row = new DecoderRow(Request.PromptTokenIds, Request.Sampling, Request.StopTokenIds, Request.SequenceIndex);
+            Sampler = Request.Sampling.IsGreedy ? null : new RowSampler([ServingDecoder.SequenceSeed(row)]);
+        }
+
+        public void Dispose() => Sampler?.Dispose();
+    }
+}
+
+/// <summary>What a <see cref="ContinuousBatchingEngine"/> holds: KV blocks used and in all, sequences running and waiting;
+/// since it started, prompt tokens looked up in the prefix cache and found there, and sequences preempted.</summary>
+public sealed record EngineLoad(int UsedBlocks, int TotalBlocks, int Running, int Waiting, long PrefixQueriedTokens, long PrefixHitTokens, long Preemptions);

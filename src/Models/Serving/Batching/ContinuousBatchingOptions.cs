@@ -1,0 +1,26 @@
+namespace DistributedInference.Models.Serving.Batching;
+
+/// <summary>How a <see cref="ContinuousBatchingEngine"/> sizes its paged cache and schedules.</summary>
+/// <param name="BlockSize">Positions per KV cache block (vLLM's default 16).</param>
+/// <param name="KvCacheBytes">Bytes of keys and values the pool holds (all layers); the blocks are this over a block's bytes.</param>
+/// <param name="Scheduler">The iteration scheduler's limits; null: its defaults.</param>
+public sealed record ContinuousBatchingOptions(int BlockSize = 16, long KvCacheBytes = 1L << 30, IterationSchedulerOptions? Scheduler = null)
+{
+    /// <summary>Blocks of <paramref name="bytesPerPosition"/>-byte positions that fit in <see cref="KvCacheBytes"/>.</summary>
+    /// <exception cref="InvalidInputException">A block size below 1, or a cache too small for one block.</exception>
+    public int Blocks(long bytesPerPosition)
+    {
+        if (BlockSize < 1)
+        {
+            throw new InvalidInputException($"the KV cache block size must be at least 1, got {BlockSize}");
+        }
+
+        var blocks = KvCacheBytes / (bytesPerPosition * BlockSize);
+        if (blocks < 1)
+        {
+            throw new InvalidInputException($"a KV cache of {KvCacheBytes} bytes holds no block of {BlockSize} positions ({bytesPerPosition * BlockSize} bytes each)");
+        }
+
+        return (int)Math.Min(blocks, int.MaxValue / BlockSize);
+    }
+}

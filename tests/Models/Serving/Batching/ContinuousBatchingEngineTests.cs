@@ -1,0 +1,216 @@
+using DistributedInference.Models.Generation;
+using DistributedInference.Models.Gpt2;
+using DistributedInference.Models.Llama;
+using DistributedInference.Models.Serving;
+using DistributedInference.Models.Serving.Batching;
+using DistributedInference.Models.Tests.Llama;
+using static TorchSharp.torch;
+
+namespace DistributedInference.Models.Tests.Serving.Batching;
+
+/// <summary>
+/// The continuous-batching engine on the fixture decoders (real weights, fp32, CPU): requests with different prompt and
+/// output lengths join while others run and each returns exactly the greedy tokens of <c>di infer</c>'s loop
+/// (<see cref="GenerationLoop"/>) for that prompt alone; with a cache small enough to preempt and prompts sharing a
+/// prefix too; a seeded sampled request draws the same tokens alone and batched; cancelling frees its blocks; a full
+/// waiting queue refuses.
+/// </summary>
+public sealed class ContinuousBatchingEngineTests
+{
+    public static readonly TheoryData<string> Families = new() { "llama3-tiny", "qwen2-tiny", "qwen3-tiny", "mistral-tiny", "gpt2-tiny" };
+
+    private static ICausalLanguageModel Load(string name)
+    {
+        DistributedInference.Models.Runtime.LibTorch.Initialize();
+        return name == "gpt2-tiny"
+            ? Gpt2Source.Resolve(Fixtures.TinyLanguageModel).CreateLanguageModel(CPU, ScalarType.Float32)
+            : LlamaSource.Resolve(LlamaFixtures.ModelFolder(name)).CreateModel(CPU, ScalarType.Float32);
+    }
+
+    private static ContinuousBatchingEngine Engine(ICausalLanguageModel model, int blocks, IterationSchedulerOptions scheduler, int blockSize = 4) =>
+        new(model, CPU, new ContinuousBatchingOptions(blockSize, PagedKvStore.BytesPerPosition(model, CPU) * blockSize * blocks, scheduler));
+
+    // Ids inside the vocabulary that end nothing, from a fixed generator.
+    private static List<long> Prompt(ICausalLanguageModel model, int length, int seed, IReadOnlyList<long>? prefix = null)
+    {
+        var random = new Random(seed);
+        var ids = new List<long>(prefix ?? []);
+        while (ids.Count < (prefix?.Count ?? 0) + length)
+        {
+            var id = random.Next(3, model.VocabSize);
+            if (!model.EndOfSequenceIds.Contains(id))
+            {
+                ids.Add(id);
+            }
+        }
+
+        return ids;
+    }
+
+    private static List<long> Reference(ICausalLanguageModel model, IReadOnlyList<long> prompt, int newTokens)
+    {
+        using var ids = tensor(prompt.ToArray()).unsqueeze(0);
+        using var output = GenerationLoop.Generate(model, ids, null, new GenerationOptions(MaxNewTokens: newTokens));
+        return Continuation.Of(output[0], prompt.Count, model.EndOfSequenceIds).ToList();
+    }
+
+    private static GenerationRequest Request(ICausalLanguageModel model, string id, IReadOnlyList<long> prompt, SamplingParameters sampling) =>
+        new(id, prompt, sampling, model.EndOfSequenceIds);
+
+    private static async Task<List<long>> Collect(IAsyncEnumerable<GenerationUpdate> updates, TaskCompletionSource? firstToken = null, CancellationToken cancellation = default)
+    {
+        var tokens = new List<long>();
+        await foreach (var update in updates.WithCancellation(cancellation))
+        {
+            tokens.AddRange(update.Tokens.Select(t => t.TokenId));
+            if (tokens.Count > 0)
+            {
+                firstToken?.TrySetResult();
+            }
+        }
+
+        return tokens;
+    }
+
+    // Starts each request once the one before has its first token, so each joins a batch that is already generating.
+    private static Task<List<long>[]> Staggered(ContinuousBatchingEngine engine, IReadOnlyList<GenerationRequest> requests) =>
+        Staggered(engine, requests, out _);
+
+    // widest: the most sequences the engine ran side by side, as seen each time a request got its first token.
+    private static Task<List<long>[]> Staggered(ContinuousBatchingEngine engine, IReadOnlyList<GenerationRequest> requests, out Func<int> widest)
+    {
+        var most = 0;
+        widest = () => most;
+        return Run();
+
+        async Task<List<long>[]> Run()
+        {
+            var runs = new List<Task<List<long>>>();
+            foreach (var request in requests)
+            {
+                var first = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                runs.Add(Collect(engine.GenerateAsync(request), first));
+                await Task.WhenAny(first.Task, runs[^1]).WaitAsync(TimeSpan.FromMinutes(2));
+                most = Math.Max(most, engine.Load.Running);
+            }
+
+            return await Task.WhenAll(runs).WaitAsync(TimeSpan.FromMinutes(5));
+        }
+    }
+
+    private static async Task Eventually(Func<bool> condition, string what)
+    {
+        // A failure bound only: the condition is met within an iteration or two.
+        using var deadline = new CancellationTokenSource(TimeSpan.FromMinutes(1));
+        while (!condition())
+        {
+            Assert.False(deadline.IsCancellationRequested, what);
+            await Task.Delay(10);
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Families))]
+    public async Task Sixteen_greedy_requests_joining_at_different_times_each_get_their_tokens_alone(string family)
+    {
+        using var module = (IDisposable)Load(family);
+        var model = (ICausalLanguageModel)module;
+        var prompts = Enumerable.Range(0, 16).Select(i => Prompt(model, 3 + (i * 7 % 37), seed: i)).ToList();
+        var budgets = Enumerable.Range(0, 16).Select(i => 4 + (i * 5 % 21)).ToList();
+        var expected = prompts.Select((p, i) => Reference(model, p, budgets[i])).ToList();
+
+        using var engine = Engine(model, blocks: 512, new IterationSchedulerOptions(MaxSequences: 16, MaxTokensPerStep: 64, PrefillChunk: 8));
+        var requests = prompts.Select((p, i) => Request(model, $"r{i}", p, new SamplingParameters(budgets[i], Temperature: 0))).ToList();
+        var batched = await Staggered(engine, requests, out var widest);
+        Assert.True(widest() >= 4, $"at most {widest()} sequences ran side by side: the requests did not overlap");
+        for (var i = 0; i < 16; i++)
+        {
+            Assert.True(expected[i].SequenceEqual(batched[i]), $"{family} request {i} (prompt {prompts[i].Count}, budget {budgets[i]}): batched [{string.Join(' ', batched[i])}] alone [{string.Join(' ', expected[i])}]");
+        }
+
+        await Eventually(() => engine.Load is { Running: 0, UsedBlocks: 0 }, "blocks still held after every request ended");
+    }
+
+    [Fact]
+    public async Task Preempted_and_prefix_sharing_requests_get_their_tokens_alone()
+    {
+        using var module = (IDisposable)Load("llama3-tiny");
+        var model = (ICausalLanguageModel)module;
+        var system = Prompt(model, 24, seed: 99);
+        var prompts = Enumerable.Range(0, 8).Select(i => Prompt(model, 2 + i, seed: 200 + i, prefix: system)).ToList();
+        var expected = prompts.Select(p => Reference(model, p, 24)).ToList();
+
+        // 40 blocks of 4 positions: 8 requests of 26-33 + 24 positions cannot all grow side by side without the shared
+        // prefix, and not even with it: the newest are preempted and recomputed.
+        using var engine = Engine(model, blocks: 40, new IterationSchedulerOptions(MaxSequences: 8, MaxTokensPerStep: 64, PrefillChunk: 8));
+        var batched = await Staggered(engine, prompts.Select((p, i) => Request(model, $"s{i}", p, new SamplingParameters(24, Temperature: 0))).ToList());
+        for (var i = 0; i < prompts.Count; i++)
+        {
+            Assert.True(expected[i].SequenceEqual(batched[i]), $"request {i}: batched [{string.Join(' ', batched[i])}] alone [{string.Join(' ', expected[i])}]");
+        }
+
+        await Eventually(() => engine.Load is { Running: 0, UsedBlocks: 0 }, "blocks still held after every request ended");
+        var load = engine.Load;
+        Assert.True(load.Preemptions > 0, "nothing was preempted: the test no longer covers recompute");
+        Assert.True(load.PrefixHitTokens >= 7 * 24, $"prefix cache hits: {load.PrefixHitTokens} tokens");
+    }
+
+    [Fact]
+    public async Task A_seeded_sampled_request_draws_the_same_tokens_alone_and_batched()
+    {
+        using var module = (IDisposable)Load("qwen2-tiny");
+        var model = (ICausalLanguageModel)module;
+        var prompt = Prompt(model, 9, seed: 5);
+        var sampling = new SamplingParameters(16, Temperature: 0.9, TopK: 40, TopP: 0.95, Seed: 1234);
+        var decoder = ServingDecoder.Decode(model, [new DecoderRow(prompt, sampling, model.EndOfSequenceIds)])[0].Tokens.Select(t => t.TokenId).ToList();
+
+        using var engine = Engine(model, blocks: 256, new IterationSchedulerOptions(MaxSequences: 8, MaxTokensPerStep: 64, PrefillChunk: 8));
+        var alone = await Collect(engine.GenerateAsync(Request(model, "alone", prompt, sampling)));
+        var others = Enumerable.Range(0, 5).Select(i => Request(model, $"o{i}", Prompt(model, 4 + i, seed: 50 + i), sampling with { Seed = i })).ToList();
+        var batched = await Staggered(engine, [others[0], others[1], Request(model, "batched", prompt, sampling), .. others.Skip(2)]);
+
+        Assert.Equal(decoder, alone);
+        Assert.Equal(alone, batched[2]);
+    }
+
+    [Fact]
+    public async Task A_cancelled_request_leaves_at_the_next_iteration_and_frees_its_blocks()
+    {
+        using var module = (IDisposable)Load("gpt2-tiny");
+        var model = (ICausalLanguageModel)module;
+        using var engine = Engine(model, blocks: 64, new IterationSchedulerOptions(MaxSequences: 4, MaxTokensPerStep: 16, PrefillChunk: 8));
+        using var cancel = new CancellationTokenSource();
+        var first = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var running = Collect(engine.GenerateAsync(Request(model, "long", Prompt(model, 8, 1), new SamplingParameters(100, Temperature: 0)), cancel.Token), first, cancel.Token);
+        await first.Task.WaitAsync(TimeSpan.FromMinutes(1));
+        cancel.Cancel();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => running);
+
+        var after = await Collect(engine.GenerateAsync(Request(model, "short", Prompt(model, 5, 2), new SamplingParameters(3, Temperature: 0))));
+        Assert.Equal(3, after.Count);
+        await Eventually(() => engine.Load is { Running: 0, Waiting: 0, UsedBlocks: 0 }, "the cancelled request still holds blocks");
+    }
+
+    [Fact]
+    public async Task A_full_waiting_queue_refuses_and_an_impossible_request_is_one_line()
+    {
+        using var module = (IDisposable)Load("gpt2-tiny");
+        var model = (ICausalLanguageModel)module;
+        using var engine = Engine(model, blocks: 16, new IterationSchedulerOptions(MaxSequences: 1, MaxTokensPerStep: 8, PrefillChunk: 8, MaxWaiting: 1));
+        using var cancel = new CancellationTokenSource();
+        var first = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var running = Collect(engine.GenerateAsync(Request(model, "a", Prompt(model, 4, 1), new SamplingParameters(40, Temperature: 0)), cancel.Token), first, cancel.Token);
+        await first.Task.WaitAsync(TimeSpan.FromMinutes(1));
+        var waiting = Collect(engine.GenerateAsync(Request(model, "b", Prompt(model, 4, 2), new SamplingParameters(4, Temperature: 0))));
+        var refused = await Assert.ThrowsAsync<EngineOverloadedException>(() => Collect(engine.GenerateAsync(Request(model, "c", Prompt(model, 4, 3), new SamplingParameters(4, Temperature: 0)))));
+        Assert.Contains("waiting", refused.Message, StringComparison.Ordinal);
+
+        var tooLong = await Assert.ThrowsAsync<InvalidInputException>(() => Collect(engine.GenerateAsync(Request(model, "d", Prompt(model, 40, 4), new SamplingParameters(40, Temperature: 0)))));
+        Assert.Contains("KV cache blocks", tooLong.Message, StringComparison.Ordinal);
+        await Assert.ThrowsAsync<InvalidInputException>(() => Collect(engine.GenerateAsync(Request(model, "e", [model.VocabSize + 5], new SamplingParameters(4, Temperature: 0)))));
+
+        cancel.Cancel();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => running);
+        Assert.Equal(4, (await waiting).Count);
+    }
+}
