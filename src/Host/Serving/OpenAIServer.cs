@@ -155,6 +155,11 @@ public sealed class OpenAIServer : IAsyncDisposable
             {
                 await Answer(context, ApiException.Unavailable(e.Message));
             }
+            catch (EngineOverloadedException e)
+            {
+                ServingMetrics.Refused();
+                await Answer(context, new ApiException(429, $"Too many requests waiting: {e.Message}.", "rate_limit_error", code: "rate_limit_exceeded") { RetryAfterSeconds = 1 });
+            }
             catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
             {
                 // The client went away; its sequences were cancelled with the request.

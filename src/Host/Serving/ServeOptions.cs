@@ -9,6 +9,9 @@ namespace DistributedInference.Host.Serving;
 /// <paramref name="MaxConcurrentRequests"/> requests run or wait at once (more get 429); request bodies are at most
 /// <paramref name="MaxRequestBodyBytes"/> (more get 413); on SIGTERM in-flight requests get <paramref name="DrainTimeout"/>.
 /// <paramref name="HttpsCertificate"/>: a PKCS#12 file; the server speaks HTTPS with it (Kestrel's certificate).
+/// <paramref name="ContinuousBatching"/> (decoders on this process's devices): each device runs a
+/// <see cref="Models.Serving.Batching.ContinuousBatchingEngine"/> with <paramref name="Batching"/>'s cache and limits; false: each
+/// request is a replica job of its own, as on a cluster (<paramref name="Join"/>), which always runs that way today.
 /// </summary>
 public sealed record ServeOptions(
     string Model,
@@ -28,7 +31,9 @@ public sealed record ServeOptions(
     string? Secret = null,
     string? TlsCertificate = null,
     string? LibTorch = null,
-    string? HttpsCertificate = null)
+    string? HttpsCertificate = null,
+    bool ContinuousBatching = true,
+    Models.Serving.Batching.ContinuousBatchingOptions? Batching = null)
 {
     /// <summary>The password of <see cref="HttpsCertificate"/> (a PKCS#12 file): <c>DI_HTTPS_PASSWORD</c>.</summary>
     public const string HttpsPasswordVariable = "DI_HTTPS_PASSWORD";

@@ -7,13 +7,16 @@ using DistributedInference.Host.Cluster;
 using DistributedInference.Models;
 using DistributedInference.Models.Runtime;
 using DistributedInference.Models.Serving;
+using DistributedInference.Models.Serving.Batching;
 using DistributedInference.Models.Tasks;
 
 namespace DistributedInference.Host.Serving;
 
 /// <summary>
-/// Where <c>di serve</c>'s requests run: this process's device actors (a <see cref="ReplicaRuntime"/>, started before
-/// the server listens), or the devices of a cluster joined as a client (the replica route of <c>di infer --join</c>,
+/// Where <c>di serve</c>'s requests run: for a decoder on this process's devices, one
+/// <see cref="ContinuousBatchingEngine"/> per device behind an <see cref="EngineRouter"/> (unless
+/// <see cref="ServeOptions.ContinuousBatching"/> is off); else this process's device actors (a <see cref="ReplicaRuntime"/>,
+/// started before the server listens), or the devices of a cluster joined as a client (the replica route of <c>di infer --join</c>,
 /// <see cref="ClusterReplicaRoute"/>), looked for again while none serves the model, so requests get 503 until one does.
 /// </summary>
 public sealed class ServingBackend : IAsyncDisposable
@@ -25,23 +28,27 @@ public sealed class ServingBackend : IAsyncDisposable
     private readonly ActorSystem? _cluster;
     private readonly CancellationTokenSource _stopping = new();
     private readonly TaskCompletionSource _serving = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly EngineRouter? _engines;
+    private readonly List<IDisposable> _owned = [];
     private ClusterReplicaRoute? _route;
     private ReplicaClient? _client;
     private string? _unavailable;
 
-    private ServingBackend(ServedModel model, ReplicaRuntime? runtime, ActorSystem? cluster)
+    private ServingBackend(ServedModel model, ReplicaRuntime? runtime, ActorSystem? cluster, EngineRouter? engines = null, IEnumerable<IDisposable>? owned = null)
     {
         _model = model;
         _runtime = runtime;
         _cluster = cluster;
+        _engines = engines;
+        _owned.AddRange(owned ?? []);
         _client = runtime?.Client;
-        if (_client is not null)
+        if (_client is not null || engines is not null)
         {
             _serving.TrySetResult();
         }
 
         var identity = model.Identity;
-        Generation = model.Generates ? new ReplicaGenerationEngine(ClientAsync, identity, model.Source.PadTokenId) : null;
+        Generation = (IGenerationEngine?)engines ?? (model.Generates ? new ReplicaGenerationEngine(ClientAsync, identity, model.Source.PadTokenId) : null);
         Embeddings = model.Embeds ? new ReplicaEmbeddingEngine(ClientAsync, identity, model.Source.PadTokenId) : null;
     }
 
@@ -52,19 +59,27 @@ public sealed class ServingBackend : IAsyncDisposable
     public IEmbeddingEngine? Embeddings { get; }
 
     /// <summary>Why no device serves the model now; null when one does.</summary>
-    public string? Unavailable => _client is null ? Volatile.Read(ref _unavailable) ?? "looking for devices that serve the model" : null;
+    public string? Unavailable => _client is null && _engines is null ? Volatile.Read(ref _unavailable) ?? "looking for devices that serve the model" : null;
 
     /// <summary>Completes once a device serves the model (at once for this machine's devices).</summary>
     public Task WhenServing => _serving.Task;
 
     /// <summary>What runs the requests, for the start line: <c>1 device(s) here</c>, <c>2 node(s), 3 device(s)</c>.</summary>
-    public string Describe() => _runtime is not null ? $"{_runtime.Devices.Count} device(s) here" : _route is { } route ? route.Describe() : "no device yet";
+    public string Describe() =>
+        _engines is not null ? $"{_engines.Engines.Count} device(s) here, continuous batching ({((ContinuousBatchingEngine)_engines.Engines[0]).Load.TotalBlocks} KV blocks per device)"
+        : _runtime is not null ? $"{_runtime.Devices.Count} device(s) here"
+        : _route is { } route ? route.Describe() : "no device yet";
 
     /// <exception cref="InvalidInputException">A bad device list, dtype or cluster address, or a model the devices reject.</exception>
     /// <exception cref="JobFailedException">A local device could not load the model.</exception>
     public static async Task<ServingBackend> StartAsync(ServedModel model, ServeOptions options, CancellationToken cancellation)
     {
         var dtype = options.DType.ToScalarType();
+        if (options.Join is not { Count: > 0 } && model.Generates && options.ContinuousBatching)
+        {
+            return StartEngines(model, options, dtype);
+        }
+
         if (options.Join is not { Count: > 0 })
         {
             var factory = model.Generates
@@ -91,6 +106,41 @@ public sealed class ServingBackend : IAsyncDisposable
         var backend = new ServingBackend(model, null, client);
         _ = backend.FindDevicesAsync(options.DType);
         return backend;
+    }
+
+    // One engine per device, each with the model loaded on its device; what was built is disposed if a later device fails.
+    private static ServingBackend StartEngines(ServedModel model, ServeOptions options, TorchSharp.torch.ScalarType dtype)
+    {
+        var owned = new List<IDisposable>();
+        var engines = new List<IGenerationEngine>();
+        var batching = options.Batching ?? new ContinuousBatchingOptions();
+        batching = batching with { Scheduler = (batching.Scheduler ?? new IterationSchedulerOptions()) with { MaxWaiting = options.MaxConcurrentRequests } };
+        try
+        {
+            foreach (var device in DeviceName.ParseList(options.Devices))
+            {
+                var module = ServingReplica.CreateDecoder(model.Source, device.ToTorch(), dtype);
+                owned.Add(module);
+                var engine = new ContinuousBatchingEngine((Models.Generation.ICausalLanguageModel)module, device.ToTorch(), batching);
+                engines.Add(engine);
+                owned.Add(EngineMetrics.Register(engine, device.ToString()));
+            }
+        }
+        catch
+        {
+            Dispose(engines.OfType<IDisposable>().Concat(owned));
+            throw;
+        }
+
+        return new ServingBackend(model, null, null, new EngineRouter(engines), owned);
+    }
+
+    private static void Dispose(IEnumerable<IDisposable> owned)
+    {
+        foreach (var item in owned)
+        {
+            item.Dispose();
+        }
     }
 
     /// <summary>The replica client of the devices serving the model.</summary>
@@ -164,6 +214,10 @@ public sealed class ServingBackend : IAsyncDisposable
         {
             await ClusterInference.LeaveAsync(_cluster);
         }
+
+        // The engines first (their threads stop using the models), then the metrics registrations and the models.
+        _engines?.Dispose();
+        Dispose(Enumerable.Reverse(_owned));
 
         _stopping.Dispose();
     }

@@ -44,16 +44,20 @@ public sealed class ServingReplica : IReplicaModel
         var spec = new ReplicaSpec(ModelIdentity.Of(source.Name, source.RandomSeed), InferenceTask.Generate, Precisions.Of(dtype));
         return device =>
         {
-            var torchDevice = device.ToTorch();
-            nn.Module<Tensor, Tensor> module = source switch
-            {
-                LlamaModelSource llama => llama.Source.CreateModel(torchDevice, dtype),
-                Gpt2ModelSource gpt2 => gpt2.Source.CreateLanguageModel(torchDevice, dtype),
-                _ => throw new InvalidInputException($"{source.ModelType} does not generate"),
-            };
+            var module = CreateDecoder(source, device.ToTorch(), dtype);
             return new ServingReplica((ICausalLanguageModel)module, module, spec, device);
         };
     }
+
+    /// <summary>The decoder of <paramref name="source"/> on <paramref name="device"/> in <paramref name="dtype"/>: a module that
+    /// is an <see cref="ICausalLanguageModel"/>; the caller owns (disposes) it.</summary>
+    /// <exception cref="InvalidInputException">The model is not a decoder.</exception>
+    public static nn.Module<Tensor, Tensor> CreateDecoder(IModelSource source, Device device, ScalarType dtype) => source switch
+    {
+        LlamaModelSource llama => llama.Source.CreateModel(device, dtype),
+        Gpt2ModelSource gpt2 => gpt2.Source.CreateLanguageModel(device, dtype),
+        _ => throw new InvalidInputException($"{source.Name} ({source.ModelType}) does not generate: serve a decoder (gpt2, llama, mistral, qwen2, qwen3)"),
+    };
 
     public object Run(object rows)
     {

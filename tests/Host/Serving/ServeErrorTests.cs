@@ -57,7 +57,7 @@ public sealed class ServeErrorTests
         LibTorch.Initialize();
         var gate = new GatedReplicas();
         var gemma = Path.Combine(DiRunner.Fixtures, "chat-templates", "google-gemma-2-2b-it", "template.jinja");
-        var options = new ServeOptions(Model("llama3-tiny"), Port: 0, ApiKey: Key, ChatTemplate: gemma, MaxConcurrentRequests: 1, MaxRequestBodyBytes: 8192);
+        var options = new ServeOptions(Model("llama3-tiny"), Port: 0, ApiKey: Key, ChatTemplate: gemma, MaxConcurrentRequests: 1, MaxRequestBodyBytes: 8192, ContinuousBatching: false);
         var model = ServedModel.Load(options.Model, "tiny", options.ChatTemplate, 0);
         await using var backend = await StartGated(model, options, gate);
         await using var server = await OpenAIServer.StartAsync(new ServingContext(model, backend, options));

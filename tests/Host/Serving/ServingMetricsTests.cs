@@ -75,9 +75,11 @@ public sealed class ServingMetricsTests
         Assert.Equal(prompt, Sum(metrics, "gen_ai_client_token_usage_sum", "gen_ai_token_type=\"input\""));
         Assert.Equal(completion, Sum(metrics, "gen_ai_client_token_usage_sum", "gen_ai_token_type=\"output\""));
         Assert.InRange(Sum(metrics, "di_serve_requests_running"), 0, 1); // the last request may not have left its handler yet
-        Assert.Equal(0, Sum(metrics, "di_device_queue_size"));
-        Assert.Equal(20, Sum(metrics, "di_device_rows_total", "outcome=\"completed\""));
-        Assert.True(Sum(metrics, "di_device_busy_time_seconds_total") > 0, metrics);
+        // The continuous-batching engine's own: nothing waits, every prompt but its last token was looked up in the prefix cache.
+        Assert.Equal(0, Sum(metrics, "di_serve_sequences_waiting"));
+        Assert.True(Sum(metrics, "di_kv_cache_blocks_free") > 0, metrics);
+        Assert.Equal(prompt - 20, Sum(metrics, "di_kv_cache_prefix_queried_total"));
+        Assert.True(Sum(metrics, "di_serve_engine_busy_time_seconds_total") > 0, metrics);
     }
 
     [Fact]

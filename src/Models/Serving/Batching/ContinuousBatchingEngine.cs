@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Threading.Channels;
 using DistributedInference.Models.Generation;
@@ -54,7 +55,8 @@ public sealed class ContinuousBatchingEngine : IGenerationEngine, IDisposable
 
     private long _iterations;
     private long _preemptions;
-    private EngineLoad _load = new(0, 0, 0, 0, 0, 0, 0);
+    private TimeSpan _busy;
+    private EngineLoad _load = new(0, 0, 0, 0, 0, 0, 0, TimeSpan.Zero);
 
     public async IAsyncEnumerable<GenerationUpdate> GenerateAsync(GenerationRequest request, [EnumeratorCancellation] CancellationToken cancellation = default)
     {
@@ -84,6 +86,8 @@ public sealed class ContinuousBatchingEngine : IGenerationEngine, IDisposable
         });
         await foreach (var update in work.Updates.Reader.ReadAllAsync(cancellation))
         {
+            // Tokens already queued are nobody's once the caller cancelled.
+            cancellation.ThrowIfCancellationRequested();
             yield return update;
         }
     }
@@ -124,6 +128,7 @@ public sealed class ContinuousBatchingEngine : IGenerationEngine, IDisposable
 
             var step = Scheduler.Schedule();
             _preemptions += step.Preempted.Count;
+            var started = Stopwatch.GetTimestamp();
             try
             {
                 Run(step);
@@ -134,6 +139,7 @@ public sealed class ContinuousBatchingEngine : IGenerationEngine, IDisposable
                 Drop(failed.Contains, _ => e is InvalidInputException ? e : new EngineUnavailableException($"the device failed the request: {e.Message}", e));
             }
 
+            _busy += Stopwatch.GetElapsedTime(started);
             Interlocked.Increment(ref _iterations);
             Publish();
         }
@@ -143,7 +149,7 @@ public sealed class ContinuousBatchingEngine : IGenerationEngine, IDisposable
     {
         var pool = Scheduler.Pool;
         var (queried, hit) = Scheduler.PrefixCacheTokens;
-        Volatile.Write(ref _load, new EngineLoad(pool.UsedBlocks, pool.TotalBlocks, Scheduler.Running.Count, Scheduler.Waiting, queried, hit, _preemptions));
+        Volatile.Write(ref _load, new EngineLoad(pool.UsedBlocks, pool.TotalBlocks, Scheduler.Running.Count, Scheduler.Waiting, queried, hit, _preemptions, _busy));
     }
 
     private void Admit()
@@ -301,5 +307,6 @@ public sealed class ContinuousBatchingEngine : IGenerationEngine, IDisposable
 }
 
 /// <summary>What a <see cref="ContinuousBatchingEngine"/> holds: KV blocks used and in all, sequences running and waiting;
-/// since it started, prompt tokens looked up in the prefix cache and found there, and sequences preempted.</summary>
-public sealed record EngineLoad(int UsedBlocks, int TotalBlocks, int Running, int Waiting, long PrefixQueriedTokens, long PrefixHitTokens, long Preemptions);
+/// since it started, prompt tokens looked up in the prefix cache and found there, sequences preempted, and the time spent
+/// running iterations (the device's busy time).</summary>
+public sealed record EngineLoad(int UsedBlocks, int TotalBlocks, int Running, int Waiting, long PrefixQueriedTokens, long PrefixHitTokens, long Preemptions, TimeSpan Busy);
