@@ -3,7 +3,7 @@ using DistributedInference.Host.Benchmarks;
 
 namespace DistributedInference.Host.CommandLine;
 
-/// <summary><c>di bench replica|pipeline|transport</c>: ratios measured side by side in one run (medians; the machine is shared).</summary>
+/// <summary><c>di bench replica|pipeline|transport|model|text-to-image|serve</c>: ratios measured side by side in one run (medians; the machine is shared).</summary>
 public static class BenchCommand
 {
     private static Command ModelCommand()
@@ -32,6 +32,40 @@ public static class BenchCommand
                     result.GetValue(model)!, result.GetValue(dtype), result.GetValue(batch), result.GetValue(sequence), result.GetValue(newTokens),
                     result.GetValue(device)!, result.GetValue(rounds), result.GetValue(threads), result.GetValue(python)!, result.GetValue(matmul), result.GetValue(bandwidth), result.GetValue(seed));
                 await ModelBenchmark.Run(options, result.GetValue(libtorch), result.InvocationConfiguration.Output);
+                return 0;
+            },
+            result.InvocationConfiguration.Error));
+        return command;
+    }
+
+    private static Command ServeCommand()
+    {
+        var model = new Option<string>("--model") { Description = "in-process engine: a decoder folder or built-in name (random weights)", DefaultValueFactory = _ => "gpt2" };
+        var dtype = SharedOptions.DType("precision of the in-process engine", Models.Runtime.Precision.Fp32);
+        var streams = new Option<int>("--streams") { Description = "requests sent at once (then the same requests one at a time)", DefaultValueFactory = _ => 16 };
+        var promptTokens = new Option<int>("--prompt-tokens") { Description = "random prompt ids per request", DefaultValueFactory = _ => 32 };
+        var newTokens = new Option<int>("--new-tokens") { Description = "tokens generated per request (end of sequence ignored)", DefaultValueFactory = _ => 64 };
+        var requests = new Option<string?>("--requests") { Description = "JSONL of requests instead ({\"prompt\": text or ids, \"max_tokens\": n} per line)", HelpName = "FILE" };
+        var url = new Option<string?>("--url") { Description = "a running di serve (its base address) instead of an in-process engine", HelpName = "URL" };
+        var apiKey = new Option<string?>("--api-key") { Description = "the server's key (also $DI_API_KEY)", HelpName = "KEY" };
+        var device = new Option<string>("--device") { Description = "cpu | cuda:N (in-process engine)", DefaultValueFactory = _ => "cpu" };
+        var threads = new Option<int>("--threads") { Description = "libtorch intra-op threads (0: one per core)", DefaultValueFactory = _ => 0 };
+        var seed = SharedOptions.Seed("seed of the prompts and of a built-in model's random weights");
+        var maxSeqs = new Option<int>("--max-num-seqs") { Description = "in-process engine: sequences side by side at most", DefaultValueFactory = _ => 64 };
+        var kvMemory = new Option<double>("--kv-cache-memory") { Description = "in-process engine: MiB of KV cache", DefaultValueFactory = _ => 1024, HelpName = "MIB" };
+        var libtorch = new Option<string?>("--libtorch") { Description = $"folder holding libtorch; also ${Models.Runtime.LibTorch.FolderVariable}" };
+        var command = new Command("serve", "Continuous batching under load: concurrent streams against the same requests one at a time (TTFT, inter-token latency, tokens/s); the last line is the speed-up.")
+        {
+            model, dtype, streams, promptTokens, newTokens, requests, url, apiKey, device, threads, seed, maxSeqs, kvMemory, libtorch,
+        };
+        command.SetAction((result, cancellation) => UserErrors.Run(
+            async () =>
+            {
+                var options = new ServeBenchOptions(
+                    result.GetValue(model)!, result.GetValue(dtype), result.GetValue(streams), result.GetValue(promptTokens), result.GetValue(newTokens),
+                    result.GetValue(requests), result.GetValue(url), result.GetValue(apiKey) ?? Environment.GetEnvironmentVariable("DI_API_KEY"),
+                    result.GetValue(device)!, result.GetValue(threads), result.GetValue(seed), result.GetValue(maxSeqs), result.GetValue(kvMemory));
+                await ServeBenchmark.Run(options, result.GetValue(libtorch), result.InvocationConfiguration.Output, cancellation);
                 return 0;
             },
             result.InvocationConfiguration.Error));
@@ -137,6 +171,6 @@ public static class BenchCommand
             },
             result.InvocationConfiguration.Error));
 
-        return new Command("bench", "Benchmarks that print ratios measured side by side.") { replica, pipeline, pipelineGenerate, stageMemory, transport, ModelCommand(), TextToImageCommand() };
+        return new Command("bench", "Benchmarks that print ratios measured side by side.") { replica, pipeline, pipelineGenerate, stageMemory, transport, ModelCommand(), TextToImageCommand(), ServeCommand() };
     }
 }

@@ -34,6 +34,21 @@ public sealed class KeyValueCache : IDisposable
         Batch = batch;
     }
 
+    private KeyValueCache(Tensor[] keys, Tensor[] values)
+    {
+        _keys = keys;
+        _values = values;
+        Capacity = keys[0].shape[2];
+        Batch = keys[0].shape[0];
+    }
+
+    /// <summary>
+    /// A cache over buffers someone else keeps (a paged store's workspace, reused step after step): one key and one value
+    /// tensor per layer, [batch, heads, capacity, head size]. The cache owns these tensor handles (pass views; disposing
+    /// a view leaves its storage to the tensor it views).
+    /// </summary>
+    public static KeyValueCache Over(Tensor[] keys, Tensor[] values) => new(keys, values);
+
     /// <summary>
     /// A cache of the attention layers [<paramref name="firstLayer"/>, <paramref name="firstLayer"/> +
     /// <paramref name="layers"/>) only, addressed by their index in the whole model: what one pipeline stage holds.

@@ -27,6 +27,8 @@ public sealed class ContinuousBatchingEngine : IGenerationEngine, IDisposable
     private readonly SemaphoreSlim _signal = new(0);
     private readonly Thread _loop;
     private readonly CancellationTokenSource _stopping = new();
+    private readonly long _workspacePositions;
+    private readonly Action<long>? _beforeIteration;
 
     /// <param name="model">A decoder on <paramref name="device"/>, used by this engine's thread only while it runs.</param>
     /// <param name="device">The model's device.</param>
@@ -37,9 +39,13 @@ public sealed class ContinuousBatchingEngine : IGenerationEngine, IDisposable
         options ??= new ContinuousBatchingOptions();
         _model = model;
         _device = device;
-        var blocks = options.Blocks(PagedKvStore.BytesPerPosition(model, device));
+        var bytesPerPosition = PagedKvStore.BytesPerPosition(model, device);
+        var blocks = options.Blocks(bytesPerPosition);
+        _workspacePositions = Math.Max(1, options.WorkspaceBytes / bytesPerPosition);
+        _beforeIteration = options.BeforeIteration;
         Scheduler = new IterationScheduler(new KvBlockPool(blocks, options.BlockSize), options.Scheduler);
         _store = new PagedKvStore(model, blocks, options.BlockSize, device);
+        Publish();
         _loop = new Thread(Loop) { IsBackground = true, Name = $"di-engine-{device}" };
         _loop.Start();
     }
@@ -111,6 +117,18 @@ public sealed class ContinuousBatchingEngine : IGenerationEngine, IDisposable
     {
         while (true)
         {
+            if (!_stopping.IsCancellationRequested && Scheduler.IsIdle && _incoming.IsEmpty)
+            {
+                Publish();
+                _signal.Wait();
+                continue;
+            }
+
+            if (!_stopping.IsCancellationRequested)
+            {
+                _beforeIteration?.Invoke(Iterations);
+            }
+
             Admit();
             Drop(w => w.Cancelled, _ => null);
             if (_stopping.IsCancellationRequested)
@@ -121,8 +139,6 @@ public sealed class ContinuousBatchingEngine : IGenerationEngine, IDisposable
 
             if (Scheduler.IsIdle)
             {
-                Publish();
-                _signal.Wait();
                 continue;
             }
 
@@ -196,12 +212,20 @@ public sealed class ContinuousBatchingEngine : IGenerationEngine, IDisposable
     {
         using var scope = NewDisposeScope();
         using var inference = inference_mode();
-        var single = step.Chunks.Where(c => c.Count == 1).ToList();
-        var groups = step.Chunks.Where(c => c.Count > 1).Select(c => (IReadOnlyList<ScheduledChunk>)[c]).ToList();
-        if (single.Count > 0)
+        var groups = new List<IReadOnlyList<ScheduledChunk>>();
+        List<ScheduledChunk>? current = null;
+        foreach (var chunk in step.Chunks.Where(c => c.Count == 1).OrderBy(c => c.Start))
         {
-            groups.Insert(0, single);
+            // Sorted by past length, so this row's past is the group's longest: the view is rows x (past + 1) positions.
+            if (current is null || (current.Count + 1L) * (chunk.Start + 1) > _workspacePositions)
+            {
+                groups.Add(current = []);
+            }
+
+            current.Add(chunk);
         }
+
+        groups.AddRange(step.Chunks.Where(c => c.Count > 1).Select(c => (IReadOnlyList<ScheduledChunk>)[c]));
 
         foreach (var group in groups)
         {
@@ -251,7 +275,7 @@ public sealed class ContinuousBatchingEngine : IGenerationEngine, IDisposable
             }
         }
 
-        var (cache, mask, slots) = _store.Gather(_model, group.Select(c => ((IReadOnlyList<int>)c.Sequence.Blocks, c.Start)).ToList(), length, _device);
+        var (cache, mask, slots) = _store.Gather(group.Select(c => ((IReadOnlyList<int>)c.Sequence.Blocks, c.Start)).ToList(), length);
         using (cache)
         {
             var logits = _model.NextTokenLogits(

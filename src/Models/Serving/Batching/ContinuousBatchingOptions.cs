@@ -4,7 +4,11 @@ namespace DistributedInference.Models.Serving.Batching;
 /// <param name="BlockSize">Positions per KV cache block (vLLM's default 16).</param>
 /// <param name="KvCacheBytes">Bytes of keys and values the pool holds (all layers); the blocks are this over a block's bytes.</param>
 /// <param name="Scheduler">The iteration scheduler's limits; null: its defaults.</param>
-public sealed record ContinuousBatchingOptions(int BlockSize = 16, long KvCacheBytes = 1L << 30, IterationSchedulerOptions? Scheduler = null)
+/// <param name="WorkspaceBytes">Bytes of the contiguous per-step view the decode rows' past is gathered into: rows x their
+/// longest past x a position's bytes. Decode rows beyond it (sorted by past length) run in further passes of the same step.</param>
+/// <param name="BeforeIteration">Called on the engine's thread before each iteration (its number) admits requests: a test
+/// paces the engine with it (a virtual clock); null in production.</param>
+public sealed record ContinuousBatchingOptions(int BlockSize = 16, long KvCacheBytes = 1L << 30, IterationSchedulerOptions? Scheduler = null, long WorkspaceBytes = 256L << 20, Action<long>? BeforeIteration = null)
 {
     /// <summary>Blocks of <paramref name="bytesPerPosition"/>-byte positions that fit in <see cref="KvCacheBytes"/>.</summary>
     /// <exception cref="InvalidInputException">A block size below 1, or a cache too small for one block.</exception>

@@ -15,6 +15,9 @@ public sealed class PagedKvStore : IDisposable
 {
     private readonly Tensor[] _keys;
     private readonly Tensor[] _values;
+    private readonly Tensor[] _workKeys;
+    private readonly Tensor[] _workValues;
+    private readonly Device _device;
 
     /// <param name="model">The decoder whose keys and values are stored (its layers, heads and dtype).</param>
     /// <param name="blocks">Blocks in the pool.</param>
@@ -23,14 +26,19 @@ public sealed class PagedKvStore : IDisposable
     public PagedKvStore(ICausalLanguageModel model, int blocks, int blockSize, Device device)
     {
         using var probe = model.CreateCache(1, 1, device);
+        _device = device;
         _keys = new Tensor[probe.Layers];
         _values = new Tensor[probe.Layers];
+        _workKeys = new Tensor[probe.Layers];
+        _workValues = new Tensor[probe.Layers];
         for (var layer = 0; layer < probe.Layers; layer++)
         {
             var (keys, _) = probe.Buffers(layer);
             var (heads, headSize) = (keys.shape[1], keys.shape[3]);
             _keys[layer] = empty([(long)blocks * blockSize, heads, headSize], keys.dtype, device).DetachFromDisposeScope();
             _values[layer] = empty([(long)blocks * blockSize, heads, headSize], keys.dtype, device).DetachFromDisposeScope();
+            _workKeys[layer] = empty([1, heads, 1, headSize], keys.dtype, device).DetachFromDisposeScope();
+            _workValues[layer] = empty([1, heads, 1, headSize], keys.dtype, device).DetachFromDisposeScope();
         }
 
         BlockSize = blockSize;
@@ -46,17 +54,17 @@ public sealed class PagedKvStore : IDisposable
     }
 
     /// <summary>
-    /// A cache for one forward pass of <paramref name="rows"/> rows that each add <paramref name="newTokens"/> positions:
+    /// A cache for one forward pass of <paramref name="rows"/> rows (a view of this store's workspace: valid until the next call) that each add <paramref name="newTokens"/> positions:
     /// each row's past positions [0, pastLengths[i]) copied from its blocks, right-aligned so that the new positions of
     /// every row share columns [P, P + newTokens) with P the longest past. Columns before a shorter row's past are
     /// padding: the returned mask ([rows, P + newTokens] int64, 1 = real) hides them.
     /// </summary>
     /// <returns>The cache (its length P; the caller disposes it), the mask and the new positions' slot numbers
     /// ([rows x newTokens] int64, for <see cref="Scatter"/>); the tensors are in the caller's dispose scope.</returns>
-    public (KeyValueCache Cache, Tensor Mask, Tensor NewSlots) Gather(ICausalLanguageModel model, IReadOnlyList<(IReadOnlyList<int> Blocks, int Past)> rows, int newTokens, Device device)
+    public (KeyValueCache Cache, Tensor Mask, Tensor NewSlots) Gather(IReadOnlyList<(IReadOnlyList<int> Blocks, int Past)> rows, int newTokens)
     {
         var longest = rows.Max(r => r.Past);
-        var cache = model.CreateCache(rows.Count, longest + newTokens, device);
+        var cache = Workspace(rows.Count, longest + newTokens);
         var pastSlots = new long[rows.Count * longest];
         var newSlots = new long[rows.Count * newTokens];
         var mask = new long[rows.Count * (longest + newTokens)];
@@ -79,7 +87,7 @@ public sealed class PagedKvStore : IDisposable
 
         if (longest > 0)
         {
-            using var index = tensor(pastSlots, device: device);
+            using var index = tensor(pastSlots, device: _device);
             for (var layer = 0; layer < _keys.Length; layer++)
             {
                 var (keys, values) = cache.Buffers(layer);
@@ -98,7 +106,7 @@ public sealed class PagedKvStore : IDisposable
             }
         }
 
-        return (cache, tensor(mask, device: device).view(rows.Count, longest + newTokens), tensor(newSlots, device: device));
+        return (cache, tensor(mask, device: _device).view(rows.Count, longest + newTokens), tensor(newSlots, device: _device));
     }
 
     /// <summary>Writes the positions a forward pass added to <paramref name="cache"/> (columns [P, P + newTokens)) into their slots.</summary>
@@ -124,10 +132,36 @@ public sealed class PagedKvStore : IDisposable
 
     public void Dispose()
     {
-        foreach (var tensor in _keys.Concat(_values))
+        foreach (var tensor in _keys.Concat(_values).Concat(_workKeys).Concat(_workValues))
         {
             tensor.Dispose();
         }
+    }
+
+    // The step's contiguous view, in buffers kept from step to step (a fresh allocation per step costs page faults on
+    // the CPU); grown by half again when a step needs more rows or positions, never shrunk. Zeroed when allocated and then
+    // only ever written with keys and values: a padding column a row does not use holds finite numbers, which its
+    // masked attention weighs by exactly 0 (uninitialised memory could hold NaN, and 0 x NaN is NaN).
+    private KeyValueCache Workspace(int rows, int positions)
+    {
+        var (haveRows, haveCapacity) = (_workKeys[0].shape[0], _workKeys[0].shape[2]);
+        if (rows > haveRows || positions > haveCapacity)
+        {
+            var newRows = Math.Max(rows, haveRows + (haveRows / 2));
+            var newCapacity = Math.Max(positions, haveCapacity + (haveCapacity / 2));
+            for (var layer = 0; layer < _workKeys.Length; layer++)
+            {
+                var (heads, headSize, dtype) = (_workKeys[layer].shape[1], _workKeys[layer].shape[3], _workKeys[layer].dtype);
+                _workKeys[layer].Dispose();
+                _workValues[layer].Dispose();
+                _workKeys[layer] = zeros([newRows, heads, newCapacity, headSize], dtype, _device).DetachFromDisposeScope();
+                _workValues[layer] = zeros([newRows, heads, newCapacity, headSize], dtype, _device).DetachFromDisposeScope();
+            }
+        }
+
+        return KeyValueCache.Over(
+            _workKeys.Select(k => k.narrow(0, 0, rows).DetachFromDisposeScope()).ToArray(),
+            _workValues.Select(v => v.narrow(0, 0, rows).DetachFromDisposeScope()).ToArray());
     }
 
     private long Slot(IReadOnlyList<int> blocks, int position) => ((long)blocks[position / BlockSize] * BlockSize) + (position % BlockSize);

@@ -27,8 +27,11 @@ public sealed class ContinuousBatchingEngineTests
             : LlamaSource.Resolve(LlamaFixtures.ModelFolder(name)).CreateModel(CPU, ScalarType.Float32);
     }
 
-    private static ContinuousBatchingEngine Engine(ICausalLanguageModel model, int blocks, IterationSchedulerOptions scheduler, int blockSize = 4) =>
-        new(model, CPU, new ContinuousBatchingOptions(blockSize, PagedKvStore.BytesPerPosition(model, CPU) * blockSize * blocks, scheduler));
+    private static ContinuousBatchingEngine Engine(ICausalLanguageModel model, int blocks, IterationSchedulerOptions scheduler, int blockSize = 4, int workspacePositions = 1 << 16, Pace? pace = null)
+    {
+        var bytes = PagedKvStore.BytesPerPosition(model, CPU);
+        return new(model, CPU, new ContinuousBatchingOptions(blockSize, bytes * blockSize * blocks, scheduler, bytes * workspacePositions, pace is null ? null : pace.Hook));
+    }
 
     // Ids inside the vocabulary that end nothing, from a fixed generator.
     private static List<long> Prompt(ICausalLanguageModel model, int length, int seed, IReadOnlyList<long>? prefix = null)
@@ -57,44 +60,100 @@ public sealed class ContinuousBatchingEngineTests
     private static GenerationRequest Request(ICausalLanguageModel model, string id, IReadOnlyList<long> prompt, SamplingParameters sampling) =>
         new(id, prompt, sampling, model.EndOfSequenceIds);
 
-    private static async Task<List<long>> Collect(IAsyncEnumerable<GenerationUpdate> updates, TaskCompletionSource? firstToken = null, CancellationToken cancellation = default)
+    private static async Task<List<long>> Collect(IAsyncEnumerable<GenerationUpdate> updates, CancellationToken cancellation = default)
     {
         var tokens = new List<long>();
         await foreach (var update in updates.WithCancellation(cancellation))
         {
             tokens.AddRange(update.Tokens.Select(t => t.TokenId));
-            if (tokens.Count > 0)
-            {
-                firstToken?.TrySetResult();
-            }
         }
 
         return tokens;
     }
 
     // Starts each request once the one before has its first token, so each joins a batch that is already generating.
-    private static Task<List<long>[]> Staggered(ContinuousBatchingEngine engine, IReadOnlyList<GenerationRequest> requests) =>
-        Staggered(engine, requests, out _);
-
-    // widest: the most sequences the engine ran side by side, as seen each time a request got its first token.
-    private static Task<List<long>[]> Staggered(ContinuousBatchingEngine engine, IReadOnlyList<GenerationRequest> requests, out Func<int> widest)
+    // Request i arrives before iteration 3i (iterations counted from the first request's): each joins a batch that is
+    // already generating, at the same iterations whatever the machine's speed.
+    private static async Task<List<long>[]> Staggered(ContinuousBatchingEngine engine, Pace pace, IReadOnlyList<GenerationRequest> requests)
     {
-        var most = 0;
-        widest = () => most;
-        return Run();
-
-        async Task<List<long>[]> Run()
+        var runs = new List<Task<List<long>>>();
+        try
         {
-            var runs = new List<Task<List<long>>>();
             foreach (var request in requests)
             {
-                var first = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-                runs.Add(Collect(engine.GenerateAsync(request), first));
-                await Task.WhenAny(first.Task, runs[^1]).WaitAsync(TimeSpan.FromMinutes(2));
-                most = Math.Max(most, engine.Load.Running);
+                runs.Add(Collect(engine.GenerateAsync(request)));
+                for (var i = 0; i < 3; i++)
+                {
+                    await pace.Step(engine);
+                }
             }
 
-            return await Task.WhenAll(runs).WaitAsync(TimeSpan.FromMinutes(5));
+            var all = Task.WhenAll(runs);
+            while (!all.IsCompleted)
+            {
+                await pace.Step(engine, until: all);
+            }
+
+            return await all;
+        }
+        catch
+        {
+            pace.Open();
+            throw;
+        }
+    }
+
+    /// <summary>Lets the engine run one iteration at a time (its <see cref="ContinuousBatchingOptions.BeforeIteration"/>).</summary>
+    private sealed class Pace
+    {
+        private readonly SemaphoreSlim _entered = new(0);
+        private readonly SemaphoreSlim _gate = new(0);
+        private volatile bool _open;
+
+        /// <summary>The most sequences the engine ran side by side, as seen before each iteration.</summary>
+        public int Widest { get; private set; }
+
+        public void Hook(long iteration)
+        {
+            if (!_open)
+            {
+                _entered.Release();
+                _gate.Wait();
+            }
+        }
+
+        // Waits (failure bound only) until the engine stands before its next iteration, then lets it run it.
+        public async Task Step(ContinuousBatchingEngine engine, Task? until = null)
+        {
+            using var stop = new CancellationTokenSource();
+            var entered = _entered.WaitAsync(TimeSpan.FromMinutes(2), stop.Token);
+            if (until is not null && await Task.WhenAny(entered, until) == until && !entered.IsCompleted)
+            {
+                // Done: withdraw the wait, so that it takes no later iteration's signal.
+                stop.Cancel();
+                try
+                {
+                    if (await entered)
+                    {
+                        _gate.Release();
+                    }
+                }
+                catch (OperationCanceledException)
+                {
+                }
+
+                return;
+            }
+
+            Assert.True(await entered, "the engine never reached its next iteration");
+            Widest = Math.Max(Widest, engine.Load.Running);
+            _gate.Release();
+        }
+
+        public void Open()
+        {
+            _open = true;
+            _gate.Release(1000);
         }
     }
 
@@ -119,10 +178,11 @@ public sealed class ContinuousBatchingEngineTests
         var budgets = Enumerable.Range(0, 16).Select(i => 4 + (i * 5 % 21)).ToList();
         var expected = prompts.Select((p, i) => Reference(model, p, budgets[i])).ToList();
 
-        using var engine = Engine(model, blocks: 512, new IterationSchedulerOptions(MaxSequences: 16, MaxTokensPerStep: 64, PrefillChunk: 8));
+        var pace = new Pace();
+        using var engine = Engine(model, blocks: 512, new IterationSchedulerOptions(MaxSequences: 16, MaxTokensPerStep: 64, PrefillChunk: 8), pace: pace);
         var requests = prompts.Select((p, i) => Request(model, $"r{i}", p, new SamplingParameters(budgets[i], Temperature: 0))).ToList();
-        var batched = await Staggered(engine, requests, out var widest);
-        Assert.True(widest() >= 4, $"at most {widest()} sequences ran side by side: the requests did not overlap");
+        var batched = await Staggered(engine, pace, requests);
+        Assert.True(pace.Widest >= 4, $"at most {pace.Widest} sequences ran side by side: the requests did not overlap");
         for (var i = 0; i < 16; i++)
         {
             Assert.True(expected[i].SequenceEqual(batched[i]), $"{family} request {i} (prompt {prompts[i].Count}, budget {budgets[i]}): batched [{string.Join(' ', batched[i])}] alone [{string.Join(' ', expected[i])}]");
@@ -141,9 +201,11 @@ public sealed class ContinuousBatchingEngineTests
         var expected = prompts.Select(p => Reference(model, p, 24)).ToList();
 
         // 40 blocks of 4 positions: 8 requests of 26-33 + 24 positions cannot all grow side by side without the shared
-        // prefix, and not even with it: the newest are preempted and recomputed.
-        using var engine = Engine(model, blocks: 40, new IterationSchedulerOptions(MaxSequences: 8, MaxTokensPerStep: 64, PrefillChunk: 8));
-        var batched = await Staggered(engine, prompts.Select((p, i) => Request(model, $"s{i}", p, new SamplingParameters(24, Temperature: 0))).ToList());
+        // prefix, and not even with it: the newest are preempted and recomputed. A workspace of 100 positions splits the
+        // decode rows (pasts of 26-56) into passes of 1-3 rows.
+        var pace = new Pace();
+        using var engine = Engine(model, blocks: 40, new IterationSchedulerOptions(MaxSequences: 8, MaxTokensPerStep: 64, PrefillChunk: 8), workspacePositions: 100, pace: pace);
+        var batched = await Staggered(engine, pace, prompts.Select((p, i) => Request(model, $"s{i}", p, new SamplingParameters(24, Temperature: 0))).ToList());
         for (var i = 0; i < prompts.Count; i++)
         {
             Assert.True(expected[i].SequenceEqual(batched[i]), $"request {i}: batched [{string.Join(' ', batched[i])}] alone [{string.Join(' ', expected[i])}]");
@@ -164,13 +226,14 @@ public sealed class ContinuousBatchingEngineTests
         var sampling = new SamplingParameters(16, Temperature: 0.9, TopK: 40, TopP: 0.95, Seed: 1234);
         var decoder = ServingDecoder.Decode(model, [new DecoderRow(prompt, sampling, model.EndOfSequenceIds)])[0].Tokens.Select(t => t.TokenId).ToList();
 
-        using var engine = Engine(model, blocks: 256, new IterationSchedulerOptions(MaxSequences: 8, MaxTokensPerStep: 64, PrefillChunk: 8));
-        var alone = await Collect(engine.GenerateAsync(Request(model, "alone", prompt, sampling)));
+        var pace = new Pace();
+        using var engine = Engine(model, blocks: 256, new IterationSchedulerOptions(MaxSequences: 8, MaxTokensPerStep: 64, PrefillChunk: 8), pace: pace);
+        var alone = await Staggered(engine, pace, [Request(model, "alone", prompt, sampling)]);
         var others = Enumerable.Range(0, 5).Select(i => Request(model, $"o{i}", Prompt(model, 4 + i, seed: 50 + i), sampling with { Seed = i })).ToList();
-        var batched = await Staggered(engine, [others[0], others[1], Request(model, "batched", prompt, sampling), .. others.Skip(2)]);
+        var batched = await Staggered(engine, pace, [others[0], others[1], Request(model, "batched", prompt, sampling), .. others.Skip(2)]);
 
-        Assert.Equal(decoder, alone);
-        Assert.Equal(alone, batched[2]);
+        Assert.Equal(decoder, alone[0]);
+        Assert.Equal(alone[0], batched[2]);
     }
 
     [Fact]
@@ -178,12 +241,14 @@ public sealed class ContinuousBatchingEngineTests
     {
         using var module = (IDisposable)Load("gpt2-tiny");
         var model = (ICausalLanguageModel)module;
-        using var engine = Engine(model, blocks: 64, new IterationSchedulerOptions(MaxSequences: 4, MaxTokensPerStep: 16, PrefillChunk: 8));
+        var pace = new Pace();
+        using var engine = Engine(model, blocks: 64, new IterationSchedulerOptions(MaxSequences: 4, MaxTokensPerStep: 16, PrefillChunk: 8), pace: pace);
         using var cancel = new CancellationTokenSource();
-        var first = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var running = Collect(engine.GenerateAsync(Request(model, "long", Prompt(model, 8, 1), new SamplingParameters(100, Temperature: 0)), cancel.Token), first, cancel.Token);
-        await first.Task.WaitAsync(TimeSpan.FromMinutes(1));
+        var running = Collect(engine.GenerateAsync(Request(model, "long", Prompt(model, 8, 1), new SamplingParameters(100, Temperature: 0)), cancel.Token), cancel.Token);
+        await pace.Step(engine);
+        await pace.Step(engine);
         cancel.Cancel();
+        pace.Open();
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => running);
 
         var after = await Collect(engine.GenerateAsync(Request(model, "short", Prompt(model, 5, 2), new SamplingParameters(3, Temperature: 0))));
@@ -196,20 +261,24 @@ public sealed class ContinuousBatchingEngineTests
     {
         using var module = (IDisposable)Load("gpt2-tiny");
         var model = (ICausalLanguageModel)module;
-        using var engine = Engine(model, blocks: 16, new IterationSchedulerOptions(MaxSequences: 1, MaxTokensPerStep: 8, PrefillChunk: 8, MaxWaiting: 1));
+        var pace = new Pace();
+        using var engine = Engine(model, blocks: 16, new IterationSchedulerOptions(MaxSequences: 1, MaxTokensPerStep: 8, PrefillChunk: 8, MaxWaiting: 1), pace: pace);
         using var cancel = new CancellationTokenSource();
-        var first = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var running = Collect(engine.GenerateAsync(Request(model, "a", Prompt(model, 4, 1), new SamplingParameters(40, Temperature: 0)), cancel.Token), first, cancel.Token);
-        await first.Task.WaitAsync(TimeSpan.FromMinutes(1));
-        var waiting = Collect(engine.GenerateAsync(Request(model, "b", Prompt(model, 4, 2), new SamplingParameters(4, Temperature: 0))));
-        var refused = await Assert.ThrowsAsync<EngineOverloadedException>(() => Collect(engine.GenerateAsync(Request(model, "c", Prompt(model, 4, 3), new SamplingParameters(4, Temperature: 0)))));
-        Assert.Contains("waiting", refused.Message, StringComparison.Ordinal);
+        var running = Collect(engine.GenerateAsync(Request(model, "a", Prompt(model, 4, 1), new SamplingParameters(40, Temperature: 0)), cancel.Token), cancel.Token);
+        await pace.Step(engine);
 
-        var tooLong = await Assert.ThrowsAsync<InvalidInputException>(() => Collect(engine.GenerateAsync(Request(model, "d", Prompt(model, 40, 4), new SamplingParameters(40, Temperature: 0)))));
-        Assert.Contains("KV cache blocks", tooLong.Message, StringComparison.Ordinal);
+        // a runs (one sequence at most), b takes the one waiting place, c finds none.
+        var waiting = Collect(engine.GenerateAsync(Request(model, "b", Prompt(model, 4, 2), new SamplingParameters(4, Temperature: 0))));
+        var full = Collect(engine.GenerateAsync(Request(model, "c", Prompt(model, 4, 3), new SamplingParameters(4, Temperature: 0))));
+        var tooLong = Collect(engine.GenerateAsync(Request(model, "d", Prompt(model, 40, 4), new SamplingParameters(40, Temperature: 0))));
+        await pace.Step(engine);
+        var refused = await Assert.ThrowsAsync<EngineOverloadedException>(() => full);
+        Assert.Contains("waiting", refused.Message, StringComparison.Ordinal);
+        Assert.Contains("KV cache blocks", (await Assert.ThrowsAsync<InvalidInputException>(() => tooLong)).Message, StringComparison.Ordinal);
         await Assert.ThrowsAsync<InvalidInputException>(() => Collect(engine.GenerateAsync(Request(model, "e", [model.VocabSize + 5], new SamplingParameters(4, Temperature: 0)))));
 
         cancel.Cancel();
+        pace.Open();
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => running);
         Assert.Equal(4, (await waiting).Count);
     }
