@@ -81,11 +81,21 @@ public sealed class ContinuousBatchingEngineTests
         {
             foreach (var request in requests)
             {
-                runs.Add(Collect(engine.GenerateAsync(request)));
-                for (var i = 0; i < 3; i++)
+                // Sent while the engine stands before an iteration (or idles before the first): admitted by the next one.
+                if (runs.Count > 0)
                 {
-                    await pace.Step(engine);
+                    await pace.Parked(engine);
                 }
+
+                runs.Add(Collect(engine.GenerateAsync(request)));
+                if (runs.Count == 1)
+                {
+                    await pace.Parked(engine);
+                }
+
+                pace.Release();
+                await pace.Step(engine);
+                await pace.Step(engine);
             }
 
             var all = Task.WhenAll(runs);
@@ -125,6 +135,16 @@ public sealed class ContinuousBatchingEngineTests
         // Waits (failure bound only) until the engine stands before its next iteration, then lets it run it.
         public async Task Step(ContinuousBatchingEngine engine, Task? until = null)
         {
+            if (await Parked(engine, until))
+            {
+                Release();
+            }
+        }
+
+        // Waits (failure bound only) until the engine stands before its next iteration, or until `until` completes
+        // (false: the engine has nothing more to do).
+        public async Task<bool> Parked(ContinuousBatchingEngine engine, Task? until = null)
+        {
             using var stop = new CancellationTokenSource();
             var entered = _entered.WaitAsync(TimeSpan.FromMinutes(2), stop.Token);
             if (until is not null && await Task.WhenAny(entered, until) == until && !entered.IsCompleted)
@@ -135,20 +155,22 @@ public sealed class ContinuousBatchingEngineTests
                 {
                     if (await entered)
                     {
-                        _gate.Release();
+                        return true;
                     }
                 }
                 catch (OperationCanceledException)
                 {
                 }
 
-                return;
+                return false;
             }
 
             Assert.True(await entered, "the engine never reached its next iteration");
             Widest = Math.Max(Widest, engine.Load.Running);
-            _gate.Release();
+            return true;
         }
+
+        public void Release() => _gate.Release();
 
         public void Open()
         {
@@ -218,6 +240,41 @@ public sealed class ContinuousBatchingEngineTests
     }
 
     [Fact]
+    public async Task Sixty_four_requests_sharing_a_992_token_system_prompt_hold_its_blocks_once()
+    {
+        using var module = (IDisposable)Load("mistral-tiny");
+        var model = (ICausalLanguageModel)module;
+        var system = Prompt(model, 992, seed: 7);
+        var prompts = Enumerable.Range(0, 64).Select(i => Prompt(model, 10, seed: 300 + i, prefix: system)).ToList();
+
+        // 512 blocks of 16 positions: without sharing, 64 x 1006 positions need 4096 blocks.
+        var pace = new Pace();
+        using var engine = Engine(model, blocks: 512, new IterationSchedulerOptions(MaxSequences: 64, MaxTokensPerStep: 1024, PrefillChunk: 256), blockSize: 16, pace: pace);
+        var runs = new List<Task<List<long>>> { Collect(engine.GenerateAsync(Request(model, "first", prompts[0], new SamplingParameters(4, Temperature: 0)))) };
+        for (var i = 0; i < 4; i++)
+        {
+            await pace.Step(engine);
+        }
+
+        // The first prompt is computed (4 chunks of at most 256) and its blocks cached: the other 63 arrive, are admitted
+        // by the next iteration, and all 64 decode in the one after.
+        await pace.Parked(engine);
+        runs.AddRange(prompts.Skip(1).Select((p, i) => Collect(engine.GenerateAsync(Request(model, $"r{i}", p, new SamplingParameters(4, Temperature: 0))))));
+        pace.Release();
+        await pace.Step(engine);
+        await pace.Parked(engine);
+        var load = engine.Load;
+        pace.Open();
+        var outputs = await Task.WhenAll(runs).WaitAsync(TimeSpan.FromMinutes(5));
+
+        Assert.Equal(64, load.Running);
+        Assert.True(load.UsedBlocks <= 62 + (64 * 2), $"{load.UsedBlocks} blocks held by 64 requests sharing 62 blocks of prompt");
+        Assert.Equal(63L * 992, load.PrefixHitTokens);
+        Assert.Equal(0, load.Preemptions);
+        Assert.Equal(Reference(model, prompts[40], 4), outputs[40]);
+    }
+
+    [Fact]
     public async Task A_seeded_sampled_request_draws_the_same_tokens_alone_and_batched()
     {
         using var module = (IDisposable)Load("qwen2-tiny");
@@ -266,12 +323,13 @@ public sealed class ContinuousBatchingEngineTests
         using var cancel = new CancellationTokenSource();
         var running = Collect(engine.GenerateAsync(Request(model, "a", Prompt(model, 4, 1), new SamplingParameters(40, Temperature: 0)), cancel.Token), cancel.Token);
         await pace.Step(engine);
+        await pace.Parked(engine);
 
         // a runs (one sequence at most), b takes the one waiting place, c finds none.
         var waiting = Collect(engine.GenerateAsync(Request(model, "b", Prompt(model, 4, 2), new SamplingParameters(4, Temperature: 0))));
         var full = Collect(engine.GenerateAsync(Request(model, "c", Prompt(model, 4, 3), new SamplingParameters(4, Temperature: 0))));
         var tooLong = Collect(engine.GenerateAsync(Request(model, "d", Prompt(model, 40, 4), new SamplingParameters(40, Temperature: 0))));
-        await pace.Step(engine);
+        pace.Release();
         var refused = await Assert.ThrowsAsync<EngineOverloadedException>(() => full);
         Assert.Contains("waiting", refused.Message, StringComparison.Ordinal);
         Assert.Contains("KV cache blocks", (await Assert.ThrowsAsync<InvalidInputException>(() => tooLong)).Message, StringComparison.Ordinal);
