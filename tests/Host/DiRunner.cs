@@ -132,13 +132,20 @@ public static class DiRunner
     }
 
     /// <summary>Starts the real <c>di</c> program (dotnet di.dll) with stdout and stderr redirected, and returns at once.</summary>
-    public static Process StartProcess(IEnumerable<string> args)
+    /// <param name="args">di's arguments.</param>
+    /// <param name="environment">Variables set for it, beside this process's.</param>
+    public static Process StartProcess(IEnumerable<string> args, IReadOnlyDictionary<string, string>? environment = null)
     {
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
         start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "di.dll"));
         foreach (var arg in args)
         {
             start.ArgumentList.Add(arg);
+        }
+
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>())
+        {
+            start.Environment[name] = value;
         }
 
         return Process.Start(start)!;

@@ -40,7 +40,9 @@ public sealed record BatchOptions(
     long MaxRequestBytes = 16 * 1024 * 1024)
 {
     /// <summary>The serving back end's settings for the same model, devices and cluster.</summary>
+    /// <remarks>di batch sends its requests as replica jobs of many rows (<c>--job-rows</c>), not one by one: the replica
+    /// runtime, not the continuous-batching engine.</remarks>
     public Serving.ServeOptions Serving() => new(
         Model, Devices, Join: Join, DType: DType, Seed: Seed, ServedModelName: ServedModelName, ChatTemplate: ChatTemplate,
-        JoinTimeout: JoinTimeout, Secret: Secret, TlsCertificate: TlsCertificate, LibTorch: LibTorch);
+        JoinTimeout: JoinTimeout, Secret: Secret, TlsCertificate: TlsCertificate, LibTorch: LibTorch, ContinuousBatching: false);
 }

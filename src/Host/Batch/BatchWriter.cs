@@ -24,6 +24,14 @@ public sealed class BatchWriter
     private long _completionTokens;
 
     /// <param name="broken">Called once when the output cannot be written (a full disk): the run stops.</param>
+    /// <summary>
+    /// A test seam: with <c>DI_TEST_BATCH_HOLD_AFTER_LINES=N</c>, the writer stops for good after appending N lines in this
+    /// run (the crash tests kill the process there, at a moment that does not depend on the machine's speed).
+    /// </summary>
+    private static readonly long HoldAfter = long.TryParse(Environment.GetEnvironmentVariable("DI_TEST_BATCH_HOLD_AFTER_LINES"), out var lines) && lines > 0 ? lines : -1;
+
+    private long _appended;
+
     public BatchWriter(BatchOutput output, bool ordered, Action written, Action<Exception> broken)
     {
         _output = output;
@@ -131,6 +139,12 @@ public sealed class BatchWriter
     private void Append(Answer answer)
     {
         _output.Append(answer.Json);
+        if (++_appended == HoldAfter)
+        {
+            // The kill tests' seam: the process stands still with exactly this many new lines written, to be killed there.
+            Thread.Sleep(Timeout.Infinite);
+        }
+
         if (answer.Tokens is { } tokens)
         {
             Interlocked.Increment(ref _ok);

@@ -62,7 +62,7 @@ public static class ServeBenchmark
             var sequential = await Phase(target, requests, concurrently: false, cancellation);
             await output.WriteLineAsync("| run | requests | output tokens | wall s | output tok/s | req/s | TTFT p50 ms | TTFT p99 ms | ITL p50 ms | ITL p99 ms |");
             await output.WriteLineAsync("|---|---|---|---|---|---|---|---|---|---|");
-            await output.WriteLineAsync(concurrent.Row($"{options.Streams} concurrent"));
+            await output.WriteLineAsync(concurrent.Row($"{requests.Count} concurrent"));
             await output.WriteLineAsync(sequential.Row("one at a time"));
             var speedup = concurrent.TokensPerSecond / sequential.TokensPerSecond;
             await output.WriteLineAsync($"load average after: {LoadAverage()}");
@@ -304,7 +304,7 @@ public static class ServeBenchmark
                     yield return (int)usage - counted;
                     counted = (int)usage;
                 }
-                else if (!string.IsNullOrEmpty(chunk?["choices"]?[0]?["text"]?.GetValue<string>()))
+                else if (chunk?["choices"] is JsonArray { Count: > 0 } choices && !string.IsNullOrEmpty(choices[0]?["text"]?.GetValue<string>()))
                 {
                     counted++;
                     yield return 1;

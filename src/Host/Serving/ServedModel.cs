@@ -68,8 +68,12 @@ public sealed class ServedModel
     /// <summary>The task its devices run: generate, embed or text-to-image.</summary>
     public InferenceTask DeviceTask => Generates ? InferenceTask.Generate : Draws ? InferenceTask.TextToImage : InferenceTask.Embed;
 
-    /// <summary>Positions the model has: prompt plus generated tokens must fit.</summary>
-    public int ContextLength { get; }
+    /// <summary>Positions a request may use: prompt plus generated tokens must fit (the model's, or fewer when the
+    /// devices' KV cache holds fewer: vLLM's <c>max_model_len</c>).</summary>
+    public int ContextLength { get; private set; }
+
+    /// <summary>Lowers <see cref="ContextLength"/> to <paramref name="positions"/> when that is fewer.</summary>
+    public void LimitContext(int positions) => ContextLength = Math.Min(ContextLength, positions);
 
     /// <summary>The model's end-of-sequence ids (generation stops at any).</summary>
     public IReadOnlyList<long> EndOfSequenceIds => Source.EosTokenIds;

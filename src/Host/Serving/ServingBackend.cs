@@ -66,7 +66,7 @@ public sealed class ServingBackend : IAsyncDisposable
 
     /// <summary>What runs the requests, for the start line: <c>1 device(s) here</c>, <c>2 node(s), 3 device(s)</c>.</summary>
     public string Describe() =>
-        _engines is not null ? $"{_engines.Engines.Count} device(s) here, continuous batching ({((ContinuousBatchingEngine)_engines.Engines[0]).Load.TotalBlocks} KV blocks per device)"
+        _engines is not null ? $"{_engines.Engines.Count} device(s) here, continuous batching ({((ContinuousBatchingEngine)_engines.Engines[0]).Load.TotalBlocks} KV blocks per device; requests up to {_model.ContextLength} positions)"
         : _runtime is not null ? $"{_runtime.Devices.Count} device(s) here"
         : _route is { } route ? route.Describe() : "no device yet";
 
@@ -114,17 +114,27 @@ public sealed class ServingBackend : IAsyncDisposable
         var owned = new List<IDisposable>();
         var engines = new List<IGenerationEngine>();
         var batching = options.Batching ?? new ContinuousBatchingOptions();
-        batching = batching with { Scheduler = (batching.Scheduler ?? new IterationSchedulerOptions()) with { MaxWaiting = options.MaxConcurrentRequests } };
+
+        // The server admits requests (--max-concurrent-requests), each of up to 16 sequences (n): the engine queues sequences.
+        var scheduler = (batching.Scheduler ?? new IterationSchedulerOptions()) with { MaxWaiting = options.MaxConcurrentRequests * 16 };
+        batching = batching with { Scheduler = scheduler };
         try
         {
             foreach (var device in DeviceName.ParseList(options.Devices))
             {
                 var module = ServingReplica.CreateDecoder(model.Source, device.ToTorch(), dtype);
                 owned.Add(module);
-                var engine = new ContinuousBatchingEngine((Models.Generation.ICausalLanguageModel)module, device.ToTorch(), batching);
+                var decoder = (Models.Generation.ICausalLanguageModel)module;
+
+                // More than every running sequence at full context is never used: the cache stops there.
+                var useful = (long)scheduler.MaxSequences * model.ContextLength * PagedKvStore.BytesPerPosition(decoder, device.ToTorch());
+                var engine = new ContinuousBatchingEngine(decoder, device.ToTorch(), batching with { KvCacheBytes = Math.Min(batching.KvCacheBytes, useful) });
                 engines.Add(engine);
                 owned.Add(EngineMetrics.Register(engine, device.ToString()));
             }
+
+            // A cache smaller than one full-context sequence limits what a request may use (vLLM's max_model_len).
+            model.LimitContext(engines.Cast<ContinuousBatchingEngine>().Min(e => e.Load.TotalBlocks) * batching.BlockSize);
         }
         catch
         {

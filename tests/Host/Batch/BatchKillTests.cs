@@ -35,22 +35,28 @@ public sealed class BatchKillTests : IDisposable
         var kills = 0;
         foreach (var quarter in new[] { 1, 2, 3 })
         {
-            using var batch = DiRunner.StartProcess(Args(output));
+            // The run holds still once the output has a quarter, half, three quarters of the answers (the writer's test
+            // seam), and is killed there: the moment does not depend on how fast the machine is.
+            var target = (count + 6) * quarter / 4;
+            var environment = new Dictionary<string, string> { ["DI_TEST_BATCH_HOLD_AFTER_LINES"] = $"{target - BatchFiles.LineCount(output)}" };
+            using var batch = DiRunner.StartProcess(Args(output), environment);
             using var reaper = DiRunner.KillOnDispose(batch);
             var err = batch.StandardError.ReadToEndAsync();
             _ = batch.StandardOutput.ReadToEndAsync();
             var clock = Stopwatch.StartNew();
-            while (!batch.HasExited && BatchFiles.LineCount(output) < (count + 6) * quarter / 4 && clock.Elapsed < Timeout)
+            while (!batch.HasExited && BatchFiles.LineCount(output) < target && clock.Elapsed < Timeout)
             {
                 await Task.Delay(20);
             }
 
-            if (!batch.HasExited)
+            if (batch.HasExited)
             {
-                batch.Kill();
-                kills++;
+                Assert.Fail($"the run ended before its {target}th answer: {await err}");
             }
 
+            Assert.Equal(target, BatchFiles.LineCount(output));
+            batch.Kill();
+            kills++;
             await batch.WaitForExitAsync().WaitAsync(Timeout);
             await err;
         }

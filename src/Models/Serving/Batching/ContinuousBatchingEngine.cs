@@ -44,7 +44,15 @@ public sealed class ContinuousBatchingEngine : IGenerationEngine, IDisposable
         _workspacePositions = Math.Max(1, options.WorkspaceBytes / bytesPerPosition);
         _beforeIteration = options.BeforeIteration;
         Scheduler = new IterationScheduler(new KvBlockPool(blocks, options.BlockSize), options.Scheduler);
-        _store = new PagedKvStore(model, blocks, options.BlockSize, device);
+        try
+        {
+            _store = new PagedKvStore(model, blocks, options.BlockSize, device);
+        }
+        catch (Exception e) when (e is System.Runtime.InteropServices.ExternalException or OutOfMemoryException)
+        {
+            throw new InvalidInputException($"could not allocate a KV cache of {(double)blocks * options.BlockSize * bytesPerPosition / (1 << 20):0.#} MiB on {device} ({e.Message.Split('\n')[0]}): give it less memory");
+        }
+
         Publish();
         _loop = new Thread(Loop) { IsBackground = true, Name = $"di-engine-{device}" };
         _loop.Start();
@@ -85,16 +93,34 @@ public sealed class ContinuousBatchingEngine : IGenerationEngine, IDisposable
         var work = new Work(request);
         _incoming.Enqueue(work);
         _signal.Release();
-        using var registration = cancellation.Register(() =>
+        if (_stopping.IsCancellationRequested)
         {
+            // Disposed meanwhile: the loop may be gone, and nobody would answer.
             work.Cancelled = true;
-            _signal.Release();
-        });
-        await foreach (var update in work.Updates.Reader.ReadAllAsync(cancellation))
+            throw new EngineUnavailableException("the engine has stopped");
+        }
+
+        using var registration = cancellation.Register(() => Abandon(work));
+        var ended = false;
+        try
         {
-            // Tokens already queued are nobody's once the caller cancelled.
-            cancellation.ThrowIfCancellationRequested();
-            yield return update;
+            await foreach (var update in work.Updates.Reader.ReadAllAsync(cancellation))
+            {
+                // Tokens already queued are nobody's once the caller cancelled.
+                cancellation.ThrowIfCancellationRequested();
+                ended = update.Finished is not null;
+                yield return update;
+            }
+
+            ended = true;
+        }
+        finally
+        {
+            // A caller that stops reading early (a stop string matched above the engine) ends the sequence too.
+            if (!ended)
+            {
+                Abandon(work);
+            }
         }
     }
 
@@ -110,10 +136,38 @@ public sealed class ContinuousBatchingEngine : IGenerationEngine, IDisposable
         _signal.Release();
         _loop.Join();
         _store.Dispose();
-        _signal.Dispose();
+    }
+
+    // The sequence leaves at the next iteration (its stream ends there); the semaphore is never disposed, so a late
+    // cancellation after Dispose is harmless.
+    private void Abandon(Work work)
+    {
+        work.Cancelled = true;
+        _signal.Release();
     }
 
     private void Loop()
+    {
+        try
+        {
+            Iterate();
+        }
+        catch (Exception e)
+        {
+            // The scheduler's state can no longer be trusted: every request ends, and the engine refuses new ones.
+            _stopping.Cancel();
+            Drop(_ => true, _ => new EngineUnavailableException($"the engine failed: {e.GetType().Name}: {e.Message}", e));
+        }
+        finally
+        {
+            while (_incoming.TryDequeue(out var work))
+            {
+                work.Updates.Writer.TryComplete(new EngineUnavailableException("the engine has stopped"));
+            }
+        }
+    }
+
+    private void Iterate()
     {
         while (true)
         {
@@ -200,7 +254,15 @@ public sealed class ContinuousBatchingEngine : IGenerationEngine, IDisposable
             var work = _live[i];
             if (which(work))
             {
-                Scheduler.Finish(work.Sequence!);
+                try
+                {
+                    Scheduler.Finish(work.Sequence!);
+                }
+                catch (InvalidOperationException) when (_stopping.IsCancellationRequested)
+                {
+                    // The engine is failing anyway: the request must still end.
+                }
+
                 work.Updates.Writer.TryComplete(error(work));
                 work.Dispose();
                 _live.RemoveAt(i);

@@ -310,7 +310,34 @@ public sealed class ContinuousBatchingEngineTests
 
         var after = await Collect(engine.GenerateAsync(Request(model, "short", Prompt(model, 5, 2), new SamplingParameters(3, Temperature: 0))));
         Assert.Equal(3, after.Count);
+
         await Eventually(() => engine.Load is { Running: 0, Waiting: 0, UsedBlocks: 0 }, "the cancelled request still holds blocks");
+    }
+
+    [Fact]
+    public async Task A_reader_that_stops_early_ends_its_sequence_at_the_next_iteration()
+    {
+        // What a stop string matched above the engine does: it stops reading, without cancelling.
+        using var module = (IDisposable)Load("gpt2-tiny");
+        var model = (ICausalLanguageModel)module;
+        var pace = new Pace();
+        using var engine = Engine(model, blocks: 64, new IterationSchedulerOptions(MaxSequences: 4, MaxTokensPerStep: 16, PrefillChunk: 8), pace: pace);
+        var stream = engine.GenerateAsync(Request(model, "stopped", Prompt(model, 6, 3), new SamplingParameters(100, Temperature: 0))).GetAsyncEnumerator();
+        var first = stream.MoveNextAsync();
+        await pace.Step(engine);
+        Assert.True(await first);
+        await stream.DisposeAsync();
+
+        // The next iteration drops it and the engine idles (a sequence still running would hold it at the next one).
+        await pace.Step(engine);
+        try
+        {
+            await Eventually(() => engine.Load is { Running: 0, UsedBlocks: 0 }, "the sequence still runs after its reader stopped");
+        }
+        finally
+        {
+            pace.Open();
+        }
     }
 
     [Fact]
