@@ -10,8 +10,8 @@ namespace DistributedInference.Models.Serving.Batching;
 /// <summary>
 /// Continuous batching on one device (vLLM's <c>EngineCore.step</c> loop): a thread of its own owns the model's device
 /// and, iteration after iteration, asks the <see cref="IterationScheduler"/> what to run, runs it over the
-/// <see cref="PagedKvStore"/> (every one-token chunk, decode steps and one-token prefills, in one forward pass; each
-/// longer prefill chunk in a pass of its own), picks each sampled sequence's token with its own sampling parameters
+/// <see cref="PagedKvStore"/> (chunks of equal length share a forward pass: the decode steps, and prompt chunks of one
+/// length; rows are split into further passes by the workspace budget), picks each sampled sequence's token with its own sampling parameters
 /// (greedy, or a <see cref="RowSampler"/> of the sequence's seed, as <see cref="ServingDecoder"/> does), and streams it.
 /// Requests join at the next iteration and leave the moment they stop, run out of budget or are cancelled (at the next
 /// iteration). A greedy sequence's logits come from its own tokens only (its past through its own blocks, padding
@@ -275,19 +275,20 @@ public sealed class ContinuousBatchingEngine : IGenerationEngine, IDisposable
         using var scope = NewDisposeScope();
         using var inference = inference_mode();
         var groups = new List<IReadOnlyList<ScheduledChunk>>();
-        List<ScheduledChunk>? current = null;
-        foreach (var chunk in step.Chunks.Where(c => c.Count == 1).OrderBy(c => c.Start))
+        foreach (var sameLength in step.Chunks.GroupBy(c => c.Count))
         {
-            // Sorted by past length, so this row's past is the group's longest: the view is rows x (past + 1) positions.
-            if (current is null || (current.Count + 1L) * (chunk.Start + 1) > _workspacePositions)
+            List<ScheduledChunk>? current = null;
+            foreach (var chunk in sameLength.OrderBy(c => c.Start))
             {
-                groups.Add(current = []);
+                // Sorted by past length, so this row's past is the group's longest: the view is rows x (past + chunk) positions.
+                if (current is null || (current.Count + 1L) * (chunk.Start + chunk.Count) > _workspacePositions)
+                {
+                    groups.Add(current = []);
+                }
+
+                current.Add(chunk);
             }
-
-            current.Add(chunk);
         }
-
-        groups.AddRange(step.Chunks.Where(c => c.Count > 1).Select(c => (IReadOnlyList<ScheduledChunk>)[c]));
 
         foreach (var group in groups)
         {
