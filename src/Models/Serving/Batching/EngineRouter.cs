@@ -70,17 +70,12 @@ public sealed class EngineRouter : IGenerationEngine, IDisposable
         }
 
         var key = Prefix(request.PromptTokenIds);
-        int first, second;
-        lock (_affinity)
-        {
-            first = _random.Next(_engines.Count);
-            second = (first + 1 + _random.Next(_engines.Count - 1)) % _engines.Count;
-        }
-
-        var (a, b) = (Outstanding(first), Outstanding(second));
         int chosen;
         lock (_affinity)
         {
+            var first = _random.Next(_engines.Count);
+            var second = (first + 1 + _random.Next(_engines.Count - 1)) % _engines.Count;
+            var (a, b) = (Outstanding(first), Outstanding(second));
             chosen = a != b ? (a < b ? first : second)
                 : _affinity.TryGetValue(key, out var warm) && (warm == first || warm == second) ? warm
                 : first;
