@@ -3,6 +3,7 @@ using DistributedInference.Actors.Cluster.Jobs;
 using DistributedInference.Actors.Cluster.Nodes;
 using DistributedInference.Actors.Kernel.Discovery;
 using DistributedInference.Actors.Kernel.Membership;
+using DistributedInference.Actors.Serving;
 using DistributedInference.Models;
 using DistributedInference.Models.Runtime;
 using DistributedInference.Models.Tasks;
@@ -38,6 +39,9 @@ public sealed class ClusterNodeSetup
     public string? Secret { get; set; }
 
     public ServedStages? Stages { get; set; }
+
+    /// <summary>Continuous-batching engines the cluster's servers send sequences to (<c>di serve --join</c>); null: none.</summary>
+    public ServedGenerationSetup? Generation { get; set; }
 
     /// <summary>A PKCS#12 certificate every node shares: Akka.Remote and the data plane then run mutual TLS (<c>di cert</c> makes one). Null: no TLS.</summary>
     public string? TlsCertificate { get; set; }
@@ -110,6 +114,13 @@ public sealed class ClusterNodeSetup
         return this;
     }
 
+    /// <summary>Runs servers' sequences on continuous-batching engines over this node's devices (<see cref="Generation"/>).</summary>
+    public ClusterNodeSetup ServingGeneration(ServedGenerationSetup generation)
+    {
+        Generation = generation;
+        return this;
+    }
+
     /// <summary>Sets the cluster secret (<see cref="Secret"/>).</summary>
     public ClusterNodeSetup WithSecret(string secret)
     {
@@ -158,9 +169,9 @@ public sealed class ClusterNodeSetup
     /// <exception cref="InvalidInputException">A device node without devices or model.</exception>
     public void ValidateServing()
     {
-        if (Roles.Contains(DeviceManager.Role) && (Devices.Count == 0 || (Replica is null && Stages is null)))
+        if (Roles.Contains(DeviceManager.Role) && (Devices.Count == 0 || (Replica is null && Stages is null && Generation is null)))
         {
-            throw new InvalidInputException("a node with the device role needs devices (OnDevices) and a model to serve (ServingReplicas or ServingStages)");
+            throw new InvalidInputException("a node with the device role needs devices (OnDevices) and a model to serve (ServingReplicas, ServingStages or ServingGeneration)");
         }
     }
 }

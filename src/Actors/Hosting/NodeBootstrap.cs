@@ -88,5 +88,5 @@ public static class NodeBootstrap
     }
 
     private static IActorRef StartActors(ActorSystem system, ClusterNodeSetup setup) =>
-        ClusterNodeActors.Start(system, setup.Devices, setup.Replica, setup.Stages) ?? JobSharding.StartProxy(system);
+        ClusterNodeActors.Start(system, setup.Devices, setup.Replica, setup.Stages, setup.Generation) ?? JobSharding.StartProxy(system);
 }

@@ -5,10 +5,13 @@ using DistributedInference.Actors.Cluster.Nodes;
 using DistributedInference.Actors.Cluster.Stages;
 using DistributedInference.Actors.Hosting;
 using DistributedInference.Actors.Kernel.Settings;
+using DistributedInference.Actors.Serving;
 using DistributedInference.Models;
 using DistributedInference.Models.Auto;
 using DistributedInference.Models.Generation;
 using DistributedInference.Models.Runtime;
+using DistributedInference.Models.Serving;
+using DistributedInference.Models.Serving.Batching;
 using DistributedInference.Models.Tasks;
 
 namespace DistributedInference.Host.Cluster;
@@ -76,8 +79,19 @@ public static class ClusterNode
         }
 
         setup.Devices.AddRange(devices);
+
+        // Requests of a decoder: one copy of the weights per device, for di batch's jobs and di serve's engines alike.
+        var decoders = source is not null && options.Serving.Contains(NodeOptions.ServeRequests) && task == InferenceTask.Generate
+            ? new DeviceDecoders(source, options.DType.ToScalarType())
+            : null;
+        if (decoders is not null)
+        {
+            var context = ModelContext.Positions(decoders.Source);
+            setup.Generation = new ServedGenerationSetup(ModelIdentity.Of(decoders.Source.Name, decoders.Source.RandomSeed), options.DType, () => RunningEngines.Of(DeviceEngines.Start(decoders, devices, options.Batching ?? new ContinuousBatchingOptions(), context)));
+        }
+
         setup.Replica = source is null ? null
-            : options.Serving.Contains(NodeOptions.ServeRequests) && task == InferenceTask.Generate ? Models.Serving.ServingReplica.Factory(source, options.DType.ToScalarType())
+            : decoders is not null ? ServingReplica.Factory(decoders)
             : options.Serving.Contains(NodeOptions.ServeReplica) || options.Serving.Contains(NodeOptions.ServeRequests)
                 ? source.Replica(task, options.DType.ToScalarType(), ((options.Generation ?? GenerationOptions.Greedy) with { MaxNewTokens = options.MaxNewTokens, Seed = options.Seed }).Validate())
                 : null;
@@ -89,7 +103,22 @@ public static class ClusterNode
             throw new InvalidInputException($"--serve {string.Join(",", options.Serving)}: the model runs none of these for --task {task.Name()}");
         }
 
-        return NodeBootstrap.Start(setup);
+        try
+        {
+            var system = NodeBootstrap.Start(setup);
+            if (decoders is not null)
+            {
+                // After every actor stopped: the device actors and the engines no longer run the modules.
+                system.RegisterOnTermination(decoders.Dispose);
+            }
+
+            return system;
+        }
+        catch
+        {
+            decoders?.Dispose();
+            throw;
+        }
     }
 
     /// <summary>Whether this node is Up in its own view of the cluster.</summary>

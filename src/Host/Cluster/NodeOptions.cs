@@ -12,7 +12,8 @@ namespace DistributedInference.Host.Cluster;
 /// <paramref name="Secret"/> is the cluster secret (<see cref="ClusterSecret.Read"/>; null: none, loopback only) and
 /// <paramref name="TlsCertificate"/> a PKCS#12 file for mutual TLS (<c>--tls-certificate</c>, password in
 /// <c>DI_TLS_PASSWORD</c>), both over the configuration's <c>distributed-inference.security</c>;
-/// <paramref name="Discovery"/> (<c>--discovery</c>) finds the cluster through Cluster Bootstrap instead of <paramref name="Join"/>.
+/// <paramref name="Discovery"/> (<c>--discovery</c>) finds the cluster through Cluster Bootstrap instead of <paramref name="Join"/>;
+/// <paramref name="Batching"/>: the cache and limits of the continuous-batching engines of <c>--serve requests</c> (null: the defaults).
 /// </summary>
 public sealed record NodeOptions(
     string Host,
@@ -32,7 +33,8 @@ public sealed record NodeOptions(
     TimeSpan? JoinTimeout = null,
     string? Secret = null,
     string? TlsCertificate = null,
-    ClusterDiscovery? Discovery = null)
+    ClusterDiscovery? Discovery = null,
+    Models.Serving.Batching.ContinuousBatchingOptions? Batching = null)
 {
     public const string ServeReplica = "replica";
     public const string ServePipeline = "pipeline";

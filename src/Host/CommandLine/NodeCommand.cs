@@ -31,6 +31,7 @@ public static class NodeCommand
         var seed = SharedOptions.Seed("seed of a built-in model's random weights (nodes and clients must agree)");
         var libtorch = new Option<string?>("--libtorch") { Description = $"folder holding libtorch (a PyTorch install's torch/lib, CUDA included); also ${Models.Runtime.LibTorch.FolderVariable}" };
         var generation = new GenerationArguments();
+        var continuous = new ContinuousBatchingArguments();
         var metricsPort = new Option<int?>("--metrics-port") { Description = "serve /metrics (Prometheus), /health/live and /health/ready over plain HTTP on --host and this port (0: any free port); none: off" };
         var serve = new Option<string>("--serve") { Description = "what the devices offer: replica (each device loads the whole model at start), pipeline (stages built on request), or both; requests: the model for di serve --join (per-request sampling)", DefaultValueFactory = _ => "replica,pipeline" };
         var discovery = new Option<string?>("--discovery") { Description = "find the cluster without --join (Akka Cluster Bootstrap): config (every node's --contact-point) or kubernetes (pods labelled app=SERVICE-NAME, found through the Kubernetes API)", HelpName = "config|kubernetes" };
@@ -43,7 +44,7 @@ public static class NodeCommand
             host, port, join, joinTimeout, secretFile, tlsCertificate, roles, devices, configFile, model, task, dtype, maxNewTokens, seed, libtorch, serve, metricsPort,
             discovery, contactPoints, requiredContactPoints, managementPort, serviceName,
         };
-        foreach (var option in generation.Options)
+        foreach (var option in generation.Options.Concat(continuous.Options))
         {
             command.Options.Add(option);
         }
@@ -61,7 +62,8 @@ public static class NodeCommand
                     SharedOptions.Seconds(result.GetValue(joinTimeout)),
                     ClusterSecret.Read(result.GetValue(secretFile)),
                     result.GetValue(tlsCertificate),
-                    Discovery(result, discovery, contactPoints, requiredContactPoints, managementPort, serviceName));
+                    Discovery(result, discovery, contactPoints, requiredContactPoints, managementPort, serviceName),
+                    continuous.Read(result));
                 if (generation.IgnoredSamplingWarning(result) is { } warning)
                 {
                     await result.InvocationConfiguration.Error.WriteLineAsync(warning);

@@ -37,18 +37,19 @@ public static class ServeCommand
         var tlsCertificate = SharedOptions.TlsCertificate();
         var libtorch = new Option<string?>("--libtorch") { Description = $"folder holding libtorch; also ${LibTorch.FolderVariable}" };
         var https = new Option<string?>("--https-certificate") { Description = $"serve HTTPS with this PKCS#12 certificate (password in ${ServeOptions.HttpsPasswordVariable})", HelpName = "FILE" };
-        var batching = new Option<string>("--batching") { Description = "continuous: each device runs requests side by side, joining and leaving at every decode step (vLLM's scheduling); per-request: one request at a time per device, as with --join", DefaultValueFactory = _ => "continuous" };
+        var batching = new Option<string>("--batching") { Description = "continuous: each device runs requests side by side, joining and leaving at every decode step (vLLM's scheduling); per-request: one request at a time per device (with --join: through the cluster's job coordinators)", DefaultValueFactory = _ => "continuous" };
         batching.AcceptOnlyFromAmong("continuous", "per-request");
-        var maxSeqs = new Option<int>("--max-num-seqs") { Description = "continuous batching: sequences a device runs side by side at most", DefaultValueFactory = _ => 64 };
-        var maxTokens = new Option<int>("--max-num-batched-tokens") { Description = "continuous batching: tokens one step computes at most (decode and prompt chunks together); a long prompt is prefilled in chunks of at most min(256, this)", DefaultValueFactory = _ => 512 };
-        var blockSize = new Option<int>("--block-size") { Description = "continuous batching: positions per KV cache block", DefaultValueFactory = _ => 16 };
-        var kvMemory = new Option<double>("--kv-cache-memory") { Description = "continuous batching: MiB of keys and values each device holds (all layers); memory, not the number of requests, bounds a batch", DefaultValueFactory = _ => 1024, HelpName = "MIB" };
-        var noPrefixCaching = new Option<bool>("--no-prefix-caching") { Description = "continuous batching: do not share the KV blocks of equal prompt prefixes between requests" };
+        var continuous = new ContinuousBatchingArguments();
         var command = new Command("serve", "Serve a model over an OpenAI-compatible HTTP API (completions, chat, embeddings).")
         {
             model, devices, host, port, join, apiKey, dtype, seed, servedName, chatTemplate, maxConcurrent, maxBody, drain, joinTimeout, secretFile, tlsCertificate, libtorch, https,
-            batching, maxSeqs, maxTokens, blockSize, kvMemory, noPrefixCaching,
+            batching,
         };
+        foreach (var option in continuous.Options)
+        {
+            command.Options.Add(option);
+        }
+
         command.SetAction((result, _) => UserErrors.Run(
             async () =>
             {
@@ -59,25 +60,11 @@ public static class ServeCommand
                     TimeSpan.FromSeconds(result.GetValue(drain)), SharedOptions.Seconds(result.GetValue(joinTimeout)),
                     ClusterSecret.Read(result.GetValue(secretFile)), result.GetValue(tlsCertificate), result.GetValue(libtorch), result.GetValue(https),
                     result.GetValue(batching) == "continuous",
-                    Batching(result.GetValue(maxSeqs), result.GetValue(maxTokens), result.GetValue(blockSize), result.GetValue(kvMemory), !result.GetValue(noPrefixCaching)));
+                    continuous.Read(result));
                 return await RunAsync(options, result.InvocationConfiguration.Error);
             },
             result.InvocationConfiguration.Error));
         return command;
-    }
-
-    /// <exception cref="InvalidInputException">A limit below 1 (one line naming the option).</exception>
-    private static ContinuousBatchingOptions Batching(int maxSeqs, int maxTokens, int blockSize, double kvMebibytes, bool prefixCaching)
-    {
-        if (maxSeqs < 1 || maxTokens < maxSeqs || blockSize < 1 || !(kvMebibytes > 0))
-        {
-            throw new InvalidInputException($"--max-num-seqs ({maxSeqs}) and --block-size ({blockSize}) must be at least 1, --max-num-batched-tokens ({maxTokens}) at least --max-num-seqs, --kv-cache-memory ({kvMebibytes}) positive");
-        }
-
-        return new ContinuousBatchingOptions(
-            blockSize,
-            (long)(kvMebibytes * 1024 * 1024),
-            new IterationSchedulerOptions(maxSeqs, maxTokens, Math.Min(256, maxTokens), PrefixCaching: prefixCaching));
     }
 
     private static async Task<int> RunAsync(ServeOptions options, TextWriter stderr)

@@ -9,9 +9,10 @@ namespace DistributedInference.Host.Serving;
 /// <paramref name="MaxConcurrentRequests"/> requests run or wait at once (more get 429); request bodies are at most
 /// <paramref name="MaxRequestBodyBytes"/> (more get 413); on SIGTERM in-flight requests get <paramref name="DrainTimeout"/>.
 /// <paramref name="HttpsCertificate"/>: a PKCS#12 file; the server speaks HTTPS with it (Kestrel's certificate).
-/// <paramref name="ContinuousBatching"/> (decoders on this process's devices): each device runs a
-/// <see cref="Models.Serving.Batching.ContinuousBatchingEngine"/> with <paramref name="Batching"/>'s cache and limits; false: each
-/// request is a replica job of its own, as on a cluster (<paramref name="Join"/>), which always runs that way today.
+/// <paramref name="ContinuousBatching"/> (decoders): each device runs a
+/// <see cref="Models.Serving.Batching.ContinuousBatchingEngine"/>, with <paramref name="Batching"/>'s cache and limits on this
+/// process's devices, with the nodes' defaults on a cluster (<paramref name="Join"/>); false: each request is a replica job
+/// of its own.
 /// </summary>
 public sealed record ServeOptions(
     string Model,

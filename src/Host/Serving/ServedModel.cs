@@ -25,13 +25,7 @@ public sealed class ServedModel
         Generates = ServingReplica.Runs(source);
         Embeds = source.Tasks.Contains(InferenceTask.Embed);
         Draws = source.Tasks.Contains(InferenceTask.TextToImage);
-        ContextLength = source switch
-        {
-            LlamaModelSource llama => llama.Source.Config.MaxPositions,
-            Gpt2ModelSource gpt2 => gpt2.Source.Config.MaxPositions,
-            BertModelSource bert => bert.Source.Config.MaxPositions,
-            _ => int.MaxValue,
-        };
+        ContextLength = ModelContext.Positions(source);
         if (chatTemplate?.SpecialToken("eos_token") is { } eos && Tokenizer is { } tokenizer)
         {
             var ids = tokenizer.Encode(eos, addSpecialTokens: false);

@@ -3,6 +3,7 @@ using DistributedInference.Actors.Cluster.Devices;
 using DistributedInference.Actors.Cluster.Planning;
 using DistributedInference.Actors.Kernel.Requests;
 using DistributedInference.Actors.Replica;
+using DistributedInference.Actors.Serving;
 using DistributedInference.Host.Cluster;
 using DistributedInference.Models;
 using DistributedInference.Models.Runtime;
@@ -14,10 +15,12 @@ namespace DistributedInference.Host.Serving;
 
 /// <summary>
 /// Where <c>di serve</c>'s requests run: for a decoder on this process's devices, one
-/// <see cref="ContinuousBatchingEngine"/> per device behind an <see cref="EngineRouter"/> (unless
-/// <see cref="ServeOptions.ContinuousBatching"/> is off); else this process's device actors (a <see cref="ReplicaRuntime"/>,
-/// started before the server listens), or the devices of a cluster joined as a client (the replica route of <c>di infer --join</c>,
-/// <see cref="ClusterReplicaRoute"/>), looked for again while none serves the model, so requests get 503 until one does.
+/// <see cref="ContinuousBatchingEngine"/> per device behind an <see cref="EngineRouter"/>; for a decoder on a cluster
+/// joined as a client, the nodes' continuous-batching engines (<see cref="ClusterGenerationEngine"/>: a sequence whose
+/// node is lost goes on on another); with <see cref="ServeOptions.ContinuousBatching"/> off, and for embedders, this
+/// process's device actors (a <see cref="ReplicaRuntime"/>, started before the server listens) or the cluster's (the
+/// replica route of <c>di infer --join</c>, <see cref="ClusterReplicaRoute"/>), looked for again while none serves the
+/// model, so requests get 503 until one does.
 /// </summary>
 public sealed class ServingBackend : IAsyncDisposable
 {
@@ -29,17 +32,19 @@ public sealed class ServingBackend : IAsyncDisposable
     private readonly CancellationTokenSource _stopping = new();
     private readonly TaskCompletionSource _serving = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly EngineRouter? _engines;
+    private readonly GenerationHosts? _hosts;
     private readonly List<IDisposable> _owned = [];
     private ClusterReplicaRoute? _route;
     private ReplicaClient? _client;
     private string? _unavailable;
 
-    private ServingBackend(ServedModel model, ReplicaRuntime? runtime, ActorSystem? cluster, EngineRouter? engines = null, IEnumerable<IDisposable>? owned = null)
+    private ServingBackend(ServedModel model, ReplicaRuntime? runtime, ActorSystem? cluster, EngineRouter? engines = null, IEnumerable<IDisposable>? owned = null, GenerationHosts? hosts = null)
     {
         _model = model;
         _runtime = runtime;
         _cluster = cluster;
         _engines = engines;
+        _hosts = hosts;
         _owned.AddRange(owned ?? []);
         _client = runtime?.Client;
         if (_client is not null || engines is not null)
@@ -48,7 +53,13 @@ public sealed class ServingBackend : IAsyncDisposable
         }
 
         var identity = model.Identity;
-        Generation = (IGenerationEngine?)engines ?? (model.Generates ? new ReplicaGenerationEngine(ClientAsync, identity, model.Source.PadTokenId) : null);
+        Generation = (IGenerationEngine?)engines
+            ?? (hosts is not null ? new ClusterGenerationEngine(cluster!, hosts, identity) : (IGenerationEngine?)null)
+            ?? (model.Generates ? new ReplicaGenerationEngine(ClientAsync, identity, model.Source.PadTokenId) : null);
+        if (hosts is not null)
+        {
+            hosts.WhenFound.ContinueWith(_ => _serving.TrySetResult(), TaskScheduler.Default);
+        }
         Embeddings = model.Embeds ? new ReplicaEmbeddingEngine(ClientAsync, identity, model.Source.PadTokenId) : null;
     }
 
@@ -59,7 +70,8 @@ public sealed class ServingBackend : IAsyncDisposable
     public IEmbeddingEngine? Embeddings { get; }
 
     /// <summary>Why no device serves the model now; null when one does.</summary>
-    public string? Unavailable => _client is null && _engines is null ? Volatile.Read(ref _unavailable) ?? "looking for devices that serve the model" : null;
+    public string? Unavailable => _hosts is not null ? _hosts.Unavailable
+        : _client is null && _engines is null ? Volatile.Read(ref _unavailable) ?? "looking for devices that serve the model" : null;
 
     /// <summary>Completes once a device serves the model (at once for this machine's devices).</summary>
     public Task WhenServing => _serving.Task;
@@ -67,6 +79,7 @@ public sealed class ServingBackend : IAsyncDisposable
     /// <summary>What runs the requests, for the start line: <c>1 device(s) here</c>, <c>2 node(s), 3 device(s)</c>.</summary>
     public string Describe() =>
         _engines is not null ? $"{_engines.Engines.Count} device(s) here, continuous batching ({((ContinuousBatchingEngine)_engines.Engines[0]).Load.TotalBlocks} KV blocks per device; requests up to {_model.ContextLength} positions)"
+        : _hosts is not null ? (_hosts.Current.Length is > 0 and var nodes ? $"{nodes} node(s) generating, continuous batching on each" : "no node generating with the model yet (looking for one)")
         : _runtime is not null ? $"{_runtime.Devices.Count} device(s) here"
         : _route is { } route ? route.Describe() : "no device yet";
 
@@ -103,6 +116,12 @@ public sealed class ServingBackend : IAsyncDisposable
             throw;
         }
 
+        if (model.Generates && options.ContinuousBatching)
+        {
+            // Each node runs continuous batching; a sequence whose node is lost goes on on another one.
+            return new ServingBackend(model, null, client, hosts: GenerationHosts.Start(client, model.Identity, options.DType, DeviceManager.Role));
+        }
+
         var backend = new ServingBackend(model, null, client);
         _ = backend.FindDevicesAsync(options.DType);
         return backend;
@@ -112,37 +131,32 @@ public sealed class ServingBackend : IAsyncDisposable
     private static ServingBackend StartEngines(ServedModel model, ServeOptions options, TorchSharp.torch.ScalarType dtype)
     {
         var owned = new List<IDisposable>();
-        var engines = new List<IGenerationEngine>();
         var batching = options.Batching ?? new ContinuousBatchingOptions();
 
         // The server admits requests (--max-concurrent-requests), each of up to 16 sequences (n): the engine queues sequences.
         var scheduler = (batching.Scheduler ?? new IterationSchedulerOptions()) with { MaxWaiting = options.MaxConcurrentRequests * 16 };
         batching = batching with { Scheduler = scheduler };
+        var decoders = new DeviceDecoders(model.Source, dtype);
+        owned.Add(decoders);
+        DeviceEngines engines;
         try
         {
-            foreach (var device in DeviceName.ParseList(options.Devices))
+            engines = DeviceEngines.Start(decoders, DeviceName.ParseList(options.Devices), batching, model.ContextLength);
+            for (var i = 0; i < engines.Engines.Count; i++)
             {
-                var module = ServingReplica.CreateDecoder(model.Source, device.ToTorch(), dtype);
-                owned.Add(module);
-                var decoder = (Models.Generation.ICausalLanguageModel)module;
-
-                // More than every running sequence at full context is never used: the cache stops there.
-                var useful = (long)scheduler.MaxSequences * model.ContextLength * PagedKvStore.BytesPerPosition(decoder, device.ToTorch());
-                var engine = new ContinuousBatchingEngine(decoder, device.ToTorch(), batching with { KvCacheBytes = Math.Min(batching.KvCacheBytes, useful) });
-                engines.Add(engine);
-                owned.Add(EngineMetrics.Register(engine, device.ToString()));
+                owned.Add(EngineMetrics.Register(engines.Engines[i], engines.Devices[i].ToString()));
             }
 
             // A cache smaller than one full-context sequence limits what a request may use (vLLM's max_model_len).
-            model.LimitContext(engines.Cast<ContinuousBatchingEngine>().Min(e => e.Load.TotalBlocks) * batching.BlockSize);
+            model.LimitContext(engines.MaxPositions);
         }
         catch
         {
-            Dispose(engines.OfType<IDisposable>().Concat(owned));
+            Dispose(Enumerable.Reverse(owned));
             throw;
         }
 
-        return new ServingBackend(model, null, null, new EngineRouter(engines), owned);
+        return new ServingBackend(model, null, null, engines.Router, owned);
     }
 
     private static void Dispose(IEnumerable<IDisposable> owned)
@@ -220,6 +234,7 @@ public sealed class ServingBackend : IAsyncDisposable
             await _runtime.DisposeAsync();
         }
 
+        _hosts?.Dispose();
         if (_cluster is not null)
         {
             await ClusterInference.LeaveAsync(_cluster);

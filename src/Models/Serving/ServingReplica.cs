@@ -15,9 +15,10 @@ namespace DistributedInference.Models.Serving;
 public sealed class ServingReplica : IReplicaModel
 {
     private readonly ICausalLanguageModel _model;
-    private readonly IDisposable _module;
+    private readonly IDisposable? _module;
 
-    private ServingReplica(ICausalLanguageModel model, IDisposable module, ReplicaSpec spec, DeviceName device)
+    // module: what this replica owns and disposes; null for a model shared through DeviceDecoders.
+    private ServingReplica(ICausalLanguageModel model, IDisposable? module, ReplicaSpec spec, DeviceName device)
     {
         _model = model;
         _module = module;
@@ -49,6 +50,17 @@ public sealed class ServingReplica : IReplicaModel
         };
     }
 
+    /// <summary>
+    /// Replicas over <paramref name="decoders"/>' modules, built on first use and shared with the node's continuous-batching
+    /// engines; a replica does not own its module (a restarted device actor gets the same one back).
+    /// </summary>
+    public static ReplicaModelFactory Factory(DeviceDecoders decoders)
+    {
+        var source = decoders.Source;
+        var spec = new ReplicaSpec(ModelIdentity.Of(source.Name, source.RandomSeed), InferenceTask.Generate, Precisions.Of(decoders.DType));
+        return device => new ServingReplica(decoders.Model(device), null, spec, device);
+    }
+
     /// <summary>The decoder of <paramref name="source"/> on <paramref name="device"/> in <paramref name="dtype"/>: a module that
     /// is an <see cref="ICausalLanguageModel"/>; the caller owns (disposes) it.</summary>
     /// <exception cref="InvalidInputException">The model is not a decoder.</exception>
@@ -63,13 +75,20 @@ public sealed class ServingReplica : IReplicaModel
     {
         var (decoderRows, requestIds) = ServingRows.Read(rows);
         var listeners = requestIds.Select(id => id is null ? null : TokenStreams.Find(id)).ToArray();
-        var decoded = ServingDecoder.Decode(
+        IReadOnlyList<DecodedRow> decoded;
+
+        // A model shared with an engine (DeviceDecoders): one forward at a time on it.
+        lock (_model)
+        {
+            decoded = ServingDecoder.Decode(
             _model,
             decoderRows,
             (row, token) => listeners[row]?.OnToken(token),
             row => listeners[row]?.IsCancelled == true);
+        }
+
         return ServingRows.Results(decoded, decoderRows, ServingRows.ResultShape(rows));
     }
 
-    public void Dispose() => _module.Dispose();
+    public void Dispose() => _module?.Dispose();
 }

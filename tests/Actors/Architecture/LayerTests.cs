@@ -18,7 +18,7 @@ public sealed class LayerTests
     private const string Hosting = Root + ".Hosting";
 
     /// <summary>The features: each imports only the kernel and src/Models.</summary>
-    public static readonly string[] Features = [Root + ".Replica", Root + ".Pipeline", Root + ".Processes"];
+    public static readonly string[] Features = [Root + ".Replica", Root + ".Pipeline", Root + ".Processes", Root + ".Serving"];
 
     private static readonly Assembly Actors = typeof(DistributedInference.Actors.Kernel.Rows.RowBatch).Assembly;
 

@@ -1,6 +1,8 @@
+using System.Diagnostics.Metrics;
 using System.Net;
 using System.Text;
 using System.Text.Json.Nodes;
+using DistributedInference.Actors.Serving;
 using DistributedInference.Host.Cluster;
 using DistributedInference.Host.Serving;
 using DistributedInference.Models.Runtime;
@@ -9,9 +11,11 @@ using DistributedInference.Models.Tasks;
 namespace DistributedInference.Host.Tests.Serving;
 
 /// <summary>
-/// <c>di serve --join</c>: a cluster node started with <c>--serve requests</c> runs the requests (through the job
-/// coordinators, as <c>di infer --join</c> runs its jobs) and greedy completions equal those of local devices.
+/// <c>di serve --join</c>: nodes started with <c>--serve requests</c> run the requests on their continuous-batching
+/// engines; greedy completions equal those of local devices, and a stream whose node is killed goes on on another node
+/// with the text it would have had.
 /// </summary>
+[Collection(ProcessTests.Collection)]
 public sealed class ClusterServeTests
 {
     private static string Model => Path.Combine(DiRunner.Fixtures, "llama3-tiny", "model");
@@ -50,12 +54,100 @@ public sealed class ClusterServeTests
             await using var server = await OpenAIServer.StartAsync(new ServingContext(model, backend, options));
             await backend.WhenServing.WaitAsync(TimeSpan.FromMinutes(2));
 
-            Assert.Contains("1 node(s), 1 device(s)", backend.Describe());
+            Assert.Contains("1 node(s) generating", backend.Describe());
             Assert.Equal(local, await Complete(server.Address, prompt));
         }
         finally
         {
             await node.Terminate();
         }
+    }
+
+    [Fact]
+    public async Task Streams_whose_node_is_killed_mid_stream_go_on_elsewhere_with_the_same_text()
+    {
+        const int streams = 32;
+        const int holdAfter = 4;
+        var log = new LogLines();
+        await using var nodes = await LocalCluster.StartAsync(
+            3, _ => ["--devices", "cpu", "--model", Model, "--task", "generate", "--serve", "requests"], log, CancellationToken.None, forwardStderr: true,
+            environment: new Dictionary<string, string> { [GenerationHost.HoldAfterTokensVariable] = holdAfter.ToString() });
+        var model = ServedModel.Load(Model, null, null, 0);
+        var options = new ServeOptions(Model, Port: 0, Join: [nodes.Seed]);
+        await using var backend = await ServingBackend.StartAsync(model, options, CancellationToken.None);
+        await using var server = await OpenAIServer.StartAsync(new ServingContext(model, backend, options));
+        await backend.WhenServing.WaitAsync(TimeSpan.FromMinutes(2));
+        using var resumed = new CounterReader("di.serve.sequences.resumed");
+
+        // Every stream gets its first tokens, then every node holds it (the seam) until a member leaves: the kill is
+        // mid-stream for all 32, whatever this machine's speed.
+        var midway = Enumerable.Range(0, streams).Select(_ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).ToArray();
+        var killed = Enumerable.Range(0, streams).Select(i => Stream(server.Address, i, holdAfter, midway[i])).ToArray();
+        await Task.WhenAll(midway.Select(m => m.Task)).WaitAsync(TimeSpan.FromMinutes(5));
+        nodes.Processes[1].Kill();
+        var texts = await Task.WhenAll(killed).WaitAsync(TimeSpan.FromMinutes(5));
+
+        // The same requests again, on the two nodes left: what a run without the kill gives.
+        var again = await Task.WhenAll(Enumerable.Range(0, streams).Select(i => Stream(server.Address, i, 0, new TaskCompletionSource()))).WaitAsync(TimeSpan.FromMinutes(5));
+        Assert.Equal(again, texts);
+        Assert.All(texts, t => Assert.EndsWith("|length", t));
+        Assert.True(resumed.Total > 0, $"no stream went on on another node:\n{log}");
+        using var http = new HttpClient { BaseAddress = server.Address };
+        Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/health/ready")).StatusCode);
+    }
+
+    // Stream i (greedy when even, seeded sampling when odd): its text and finish reason; midway completes after `after` chunks.
+    private static async Task<string> Stream(Uri server, int i, int after, TaskCompletionSource midway)
+    {
+        using var http = new HttpClient { BaseAddress = server, Timeout = TimeSpan.FromMinutes(10) };
+        var sampling = i % 2 == 0 ? "\"temperature\": 0" : $"\"temperature\": 0.9, \"seed\": {1000 + i}";
+        var body = $$"""{"prompt": [637, {{5 + i}}, 17, 42, 99], "max_tokens": 24, "stream": true, {{sampling}}}""";
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/completions") { Content = new StringContent(body, Encoding.UTF8, "application/json") };
+        using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
+        var (text, finish, chunks) = (new StringBuilder(), (string?)null, 0);
+        while (await reader.ReadLineAsync() is { } line)
+        {
+            if (!line.StartsWith("data: ", StringComparison.Ordinal) || line == "data: [DONE]")
+            {
+                continue;
+            }
+
+            var choice = JsonNode.Parse(line[6..])!["choices"]![0]!;
+            text.Append((string?)choice["text"]);
+            finish = (string?)choice["finish_reason"] ?? finish;
+            if (++chunks >= after)
+            {
+                midway.TrySetResult();
+            }
+        }
+
+        midway.TrySetResult();
+        return $"{text}|{finish}";
+    }
+
+    // Sums what this process records on one counter of DistributedInference's meter while it is alive.
+    private sealed class CounterReader : IDisposable
+    {
+        private readonly MeterListener _listener = new();
+        private long _total;
+
+        public CounterReader(string name)
+        {
+            _listener.InstrumentPublished = (instrument, listener) =>
+            {
+                if (instrument.Meter.Name == Actors.Kernel.Telemetry.Instrumentation.Name && instrument.Name == name)
+                {
+                    listener.EnableMeasurementEvents(instrument);
+                }
+            };
+            _listener.SetMeasurementEventCallback<long>((_, value, _, _) => Interlocked.Add(ref _total, value));
+            _listener.Start();
+        }
+
+        public long Total => Interlocked.Read(ref _total);
+
+        public void Dispose() => _listener.Dispose();
     }
 }

@@ -15,7 +15,8 @@ namespace DistributedInference.Models.Serving.Batching;
 /// (greedy, or a <see cref="RowSampler"/> of the sequence's seed, as <see cref="ServingDecoder"/> does), and streams it.
 /// Requests join at the next iteration and leave the moment they stop, run out of budget or are cancelled (at the next
 /// iteration). A greedy sequence's logits come from its own tokens only (its past through its own blocks, padding
-/// masked), so what runs beside it changes no token of it. Does not own the model.
+/// masked), so what runs beside it changes no token of it. Does not own the model; each iteration holds the model's
+/// monitor, so a model shared with a <see cref="ServingReplica"/> (<see cref="DeviceDecoders"/>) runs one forward at a time.
 /// </summary>
 public sealed class ContinuousBatchingEngine : IGenerationEngine, IDisposable
 {
@@ -201,7 +202,11 @@ public sealed class ContinuousBatchingEngine : IGenerationEngine, IDisposable
             var started = Stopwatch.GetTimestamp();
             try
             {
-                Run(step);
+                // A model shared with a node's device actor (DeviceDecoders) runs one forward at a time.
+                lock (_model)
+                {
+                    Run(step);
+                }
             }
             catch (Exception e)
             {

@@ -137,6 +137,34 @@ public sealed class DistributedInferenceSerializerTests : TestKit
     }
 
     [Fact]
+    public void Serving_messages_keep_their_requests_and_tokens()
+    {
+        var probe = CreateTestProbe();
+        var model = new ModelIdentity("llama", new string('e', 64));
+        var request = new Models.Serving.GenerationRequest("cmpl-1-0", [5, 17, 42], new Models.Serving.SamplingParameters(24, 0.9, 5, 0.95, 1.1, 1003, 3), [2, 7]) { SequenceIndex = 2 };
+        var generate = (Actors.Serving.GenerateSequence)RoundTrip(new Actors.Serving.GenerateSequence(request, model, probe.Ref));
+        Assert.Equal((request.RequestId, request.Sampling, request.SequenceIndex, model, probe.Ref), (generate.Request.RequestId, generate.Request.Sampling, generate.Request.SequenceIndex, generate.Model, generate.ReplyTo));
+        Assert.Equal(request.PromptTokenIds, generate.Request.PromptTokenIds);
+        Assert.Equal(request.StopTokenIds, generate.Request.StopTokenIds);
+        var greedy = request with { Sampling = new Models.Serving.SamplingParameters(1, 0) };
+        Assert.Null(((Actors.Serving.GenerateSequence)RoundTrip(new Actors.Serving.GenerateSequence(greedy, model, probe.Ref))).Request.Sampling.Logprobs);
+
+        Models.Serving.GeneratedToken[] tokens = [new(9), new(11, -0.25, [new(11, -0.25), new(3, -2.5)]), new(4, -1, [])];
+        var back = (Actors.Serving.SequenceTokens)RoundTrip(new Actors.Serving.SequenceTokens("cmpl-1-0", tokens, Models.Serving.FinishReason.Stop));
+        Assert.Equal(("cmpl-1-0", Models.Serving.FinishReason.Stop), (back.RequestId, back.Finished));
+        Assert.Equal(tokens.Select(t => (t.TokenId, t.Logprob, t.TopLogprobs?.Count)), back.Tokens.Select(t => (t.TokenId, t.Logprob, t.TopLogprobs?.Count)));
+        Assert.Equal(tokens[1].TopLogprobs, back.Tokens[1].TopLogprobs);
+        Assert.Null(((Actors.Serving.SequenceTokens)RoundTrip(new Actors.Serving.SequenceTokens("x", [], null))).Finished);
+
+        var failed = new Actors.Serving.SequenceFailed("x", Actors.Serving.SequenceFailure.Overloaded, "256 requests are waiting");
+        Assert.Equal(failed, RoundTrip(failed));
+        Assert.Equal(new Actors.Serving.CancelSequence("x"), RoundTrip(new Actors.Serving.CancelSequence("x")));
+        Assert.Same(Actors.Serving.GetServedGeneration.Instance, RoundTrip(Actors.Serving.GetServedGeneration.Instance));
+        var served = new Actors.Serving.ServedGeneration(model, Precision.Bf16, 2, 4096);
+        Assert.Equal(served, RoundTrip(served));
+    }
+
+    [Fact]
     public void Gathered_outputs_keep_their_job_ids_and_tensors()
     {
         var back = (GatheredOutputs)RoundTrip(new GatheredOutputs([new OutputGathered("a", ones(2, 3)), new OutputGathered("b", arange(4, ScalarType.Int64))]));

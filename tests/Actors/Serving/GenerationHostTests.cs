@@ -1,0 +1,139 @@
+using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
+using Akka.Actor;
+using Akka.TestKit.Xunit2;
+using DistributedInference.Actors.Serving;
+using DistributedInference.Models;
+using DistributedInference.Models.Runtime;
+using DistributedInference.Models.Serving;
+using DistributedInference.Models.Tasks;
+
+namespace DistributedInference.Actors.Tests.Serving;
+
+/// <summary>
+/// A node's generation host over a scripted engine: tokens stream to the requester in order, a cancel or the requester's
+/// end stops the sequence on the engine, and the engine's refusals come back as what they are.
+/// </summary>
+public sealed class GenerationHostTests : TestKit
+{
+    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(20);
+    private static readonly ModelIdentity Model = new("lm", new string('a', 64));
+
+    private readonly ScriptedEngine _engine = new();
+
+    // A host whose engines run: it says so (unanswered while they start).
+    private async Task<IActorRef> StartedHost()
+    {
+        var host = Sys.ActorOf(GenerationHost.Props(new ServedGenerationSetup(Model, Precision.Fp32, () => new RunningEngines(_engine, 1, 512, _engine))));
+        var asking = CreateTestProbe();
+        await AwaitAssertAsync(
+            async () =>
+            {
+                host.Tell(GetServedGeneration.Instance, asking.Ref);
+                Assert.Equal(new ServedGeneration(Model, Precision.Fp32, 1, 512), await asking.ExpectMsgAsync<ServedGeneration>(TimeSpan.FromMilliseconds(500)));
+            },
+            Bound);
+        return host;
+    }
+
+    private static GenerationRequest Request(string id, long first, int maxTokens = 3) =>
+        new(id, [first, 7], new SamplingParameters(maxTokens, 0), []);
+
+    [Fact]
+    public async Task Tokens_stream_to_the_requester_in_order_and_the_last_says_why_it_ended()
+    {
+        var host = await StartedHost();
+        var client = CreateTestProbe();
+        host.Tell(new GenerateSequence(Request("a", 10), Model, client.Ref));
+        var tokens = new List<long>();
+        FinishReason? finished = null;
+        while (finished is null)
+        {
+            var update = await client.ExpectMsgAsync<SequenceTokens>(Bound);
+            Assert.Equal("a", update.RequestId);
+            tokens.AddRange(update.Tokens.Select(t => t.TokenId));
+            finished = update.Finished;
+        }
+
+        Assert.Equal([10, 11, 12], tokens);
+        Assert.Equal(FinishReason.Length, finished);
+    }
+
+    [Fact]
+    public async Task A_cancel_or_the_requester_stopping_ends_the_sequence_on_the_engine()
+    {
+        var host = await StartedHost();
+        var client = CreateTestProbe();
+        _engine.HoldAfterFirst = true;
+        host.Tell(new GenerateSequence(Request("a", 10, 100), Model, client.Ref));
+        Assert.Equal(10, (await client.ExpectMsgAsync<SequenceTokens>(Bound)).Tokens[0].TokenId);
+        host.Tell(new CancelSequence("a"), client.Ref);
+        await _engine.Cancelled("a").WaitAsync(Bound);
+
+        var leaving = CreateTestProbe();
+        host.Tell(new GenerateSequence(Request("b", 20, 100), Model, leaving.Ref));
+        await leaving.ExpectMsgAsync<SequenceTokens>(Bound);
+        Sys.Stop(leaving.Ref);
+        await _engine.Cancelled("b").WaitAsync(Bound);
+    }
+
+    [Fact]
+    public async Task Refusals_come_back_as_invalid_overloaded_or_another_model()
+    {
+        var host = await StartedHost();
+        var client = CreateTestProbe();
+        host.Tell(new GenerateSequence(Request("bad", ScriptedEngine.Invalid), Model, client.Ref));
+        var invalid = await client.ExpectMsgAsync<SequenceFailed>(Bound);
+        Assert.Equal((SequenceFailure.Invalid, "id 1 is outside the vocabulary"), (invalid.Reason, invalid.Message));
+        host.Tell(new GenerateSequence(Request("full", ScriptedEngine.Overloaded), Model, client.Ref));
+        Assert.Equal(SequenceFailure.Overloaded, (await client.ExpectMsgAsync<SequenceFailed>(Bound)).Reason);
+        host.Tell(new GenerateSequence(Request("other", 10), new ModelIdentity("other", new string('b', 64)), client.Ref));
+        var other = await client.ExpectMsgAsync<SequenceFailed>(Bound);
+        Assert.Equal(SequenceFailure.Unavailable, other.Reason);
+        Assert.Contains("it generates with lm", other.Message);
+    }
+
+    // Yields the prompt's first id, then one more each step, one token an update; holds after the first when told.
+    private sealed class ScriptedEngine : IGenerationEngine, IDisposable
+    {
+        public const long Invalid = 1;
+        public const long Overloaded = 2;
+
+        private readonly ConcurrentDictionary<string, TaskCompletionSource> _cancelled = new();
+
+        public volatile bool HoldAfterFirst;
+
+        public Task Cancelled(string id) => _cancelled.GetOrAdd(id, _ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
+
+        public async IAsyncEnumerable<GenerationUpdate> GenerateAsync(GenerationRequest request, [EnumeratorCancellation] CancellationToken cancellation = default)
+        {
+            var first = request.PromptTokenIds[0];
+            if (first == Invalid)
+            {
+                throw new InvalidInputException("id 1 is outside the vocabulary");
+            }
+
+            if (first == Overloaded)
+            {
+                throw new EngineOverloadedException("256 requests are waiting already");
+            }
+
+            using var registration = cancellation.Register(() => _cancelled.GetOrAdd(request.RequestId, _ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult());
+            for (var i = 0; i < request.Sampling.MaxTokens; i++)
+            {
+                if (i == 1 && HoldAfterFirst)
+                {
+                    await Task.Delay(Timeout.Infinite, cancellation);
+                }
+
+                await Task.Yield();
+                var last = i == request.Sampling.MaxTokens - 1;
+                yield return new GenerationUpdate([new GeneratedToken(first + i)], last ? FinishReason.Length : null);
+            }
+        }
+
+        public void Dispose()
+        {
+        }
+    }
+}
