@@ -22,8 +22,20 @@ public sealed record ServedGenerationSetup(ModelIdentity Model, Precision DType,
 /// </summary>
 public sealed record RunningEngines(IGenerationEngine Engine, int Devices, int MaxPositions, IDisposable Owner)
 {
-    /// <summary>The engines of <paramref name="engines"/>.</summary>
-    public static RunningEngines Of(DeviceEngines engines) => new(engines.Router, engines.Devices.Count, engines.MaxPositions, engines);
+    /// <summary>The engines of <paramref name="engines"/>; <paramref name="alongside"/> (their metrics, say) is disposed before them.</summary>
+    public static RunningEngines Of(DeviceEngines engines, IReadOnlyList<IDisposable>? alongside = null) =>
+        new(engines.Router, engines.Devices.Count, engines.MaxPositions, new Owned([.. alongside ?? [], engines]));
+
+    private sealed class Owned(IReadOnlyList<IDisposable> parts) : IDisposable
+    {
+        public void Dispose()
+        {
+            foreach (var part in parts)
+            {
+                part.Dispose();
+            }
+        }
+    }
 }
 
 /// <summary>

@@ -87,7 +87,11 @@ public static class ClusterNode
         if (decoders is not null)
         {
             var context = ModelContext.Positions(decoders.Source);
-            setup.Generation = new ServedGenerationSetup(ModelIdentity.Of(decoders.Source.Name, decoders.Source.RandomSeed), options.DType, () => RunningEngines.Of(DeviceEngines.Start(decoders, devices, options.Batching ?? new ContinuousBatchingOptions(), context)));
+            setup.Generation = new ServedGenerationSetup(ModelIdentity.Of(decoders.Source.Name, decoders.Source.RandomSeed), options.DType, () =>
+            {
+                var engines = DeviceEngines.Start(decoders, devices, options.Batching ?? new ContinuousBatchingOptions(), context);
+                return RunningEngines.Of(engines, [.. engines.Engines.Select((engine, i) => Serving.EngineMetrics.Register(engine, engines.Devices[i].ToString()))]);
+            });
         }
 
         setup.Replica = source is null ? null
