@@ -10,7 +10,7 @@ namespace DistributedInference.Actors.Serving;
 /// <summary>
 /// The <see cref="GenerationHost"/>s of a cluster that generate with one model in one dtype, as a member (a server)
 /// sees them: every Up member with the devices' role is asked which model it generates with (again every second until
-/// it answers: its engines may still be loading); a host that matches is used until its member is unreachable (back
+/// it answers, every ten after half a minute: its engines may still be loading); a host that matches is used until its member is unreachable (back
 /// when it is reachable again), removed, or the host stops. Thread-safe reads of a snapshot; disposing stops looking.
 /// </summary>
 public sealed class GenerationHosts : IDisposable
@@ -63,7 +63,7 @@ public sealed class GenerationHosts : IDisposable
         private readonly ModelIdentity _model;
         private readonly Precision _dtype;
         private readonly string _role;
-        private readonly HashSet<Address> _probing = [];
+        private readonly Dictionary<Address, int> _probing = [];
         private readonly HashSet<Address> _unreachable = [];
         private readonly Dictionary<Address, Host> _hosts = [];
         private readonly Dictionary<Address, string> _refused = [];
@@ -75,7 +75,7 @@ public sealed class GenerationHosts : IDisposable
             {
                 if (up.Member.HasRole(role))
                 {
-                    _probing.Add(up.Member.Address);
+                    _probing.TryAdd(up.Member.Address, 0);
                     Probe();
                 }
             });
@@ -114,11 +114,16 @@ public sealed class GenerationHosts : IDisposable
 
         protected override void PostStop() => Akka.Cluster.Cluster.Get(Context.System).Unsubscribe(Self);
 
+        // Every second for half a minute, then every ten seconds (a node that serves no requests never answers).
         private void Probe()
         {
-            foreach (var node in _probing)
+            foreach (var (node, probes) in _probing.ToList())
             {
-                Context.ActorSelection(new RootActorPath(node) / "user" / GenerationHost.ActorName).Tell(GetServedGeneration.Instance);
+                _probing[node] = probes + 1;
+                if (probes < 30 || probes % 10 == 0)
+                {
+                    Context.ActorSelection(new RootActorPath(node) / "user" / GenerationHost.ActorName).Tell(GetServedGeneration.Instance);
+                }
             }
         }
 

@@ -79,7 +79,7 @@ public sealed class ServingBackend : IAsyncDisposable
     /// <summary>What runs the requests, for the start line: <c>1 device(s) here</c>, <c>2 node(s), 3 device(s)</c>.</summary>
     public string Describe() =>
         _engines is not null ? $"{_engines.Engines.Count} device(s) here, continuous batching ({((ContinuousBatchingEngine)_engines.Engines[0]).Load.TotalBlocks} KV blocks per device; requests up to {_model.ContextLength} positions)"
-        : _hosts is not null ? (_hosts.Current.Length is > 0 and var nodes ? $"{nodes} node(s) generating, continuous batching on each" : "no node generating with the model yet (looking for one)")
+        : _hosts is not null ? (_hosts.Current.Length is > 0 and var nodes ? $"{nodes} node(s) generating, continuous batching on each" : "the cluster's nodes (none generating with the model yet)")
         : _runtime is not null ? $"{_runtime.Devices.Count} device(s) here"
         : _route is { } route ? route.Describe() : "no device yet";
 
