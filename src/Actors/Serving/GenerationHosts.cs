@@ -164,9 +164,9 @@ public sealed class GenerationHosts : IDisposable
         private void Publish()
         {
             var hosts = _hosts.Where(h => !_unreachable.Contains(h.Key)).Select(h => h.Value).ToImmutableArray();
-            var why = _refused.Count > 0 ? string.Join("; ", _refused.Values)
-                : _hosts.Count > 0 ? "every node that generates with the model is unreachable"
-                : _probing.Count > 0 ? $"{_probing.Count} device node(s) are up, none generating with {_model} yet (still loading, or started without --serve requests)"
+            var silent = _probing.Count > 0 ? $"{_probing.Count} device node(s) generate with nothing yet (still loading, or started without --serve requests)" : null;
+            var why = _hosts.Count > 0 ? "every node that generates with the model is unreachable"
+                : _refused.Count > 0 || silent is not null ? string.Join("; ", _refused.Values.Append(silent).OfType<string>())
                 : "no device node is up in the cluster";
             _owner.Publish(hosts, why);
         }

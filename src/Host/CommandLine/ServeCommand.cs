@@ -110,17 +110,16 @@ public static class ServeCommand
         await stderr.WriteLineAsync($"di serve: {model.Name} ({(model.Generates ? "completions, chat" : "embeddings")}) on {backend.Describe()}{(model.Generates && model.ChatTemplate is null ? "; no chat template" : string.Empty)}");
         await stderr.WriteLineAsync($"di serve: listening on {server.Address.ToString().TrimEnd('/')}");
         await stderr.FlushAsync();
-        try
+        // Until a signal, or until the cluster it joined has removed it: then it can serve nothing, and a supervisor restarts it.
+        var stopped = await Task.WhenAny(Task.Delay(Timeout.Infinite, signalled.Token), backend.Lost);
+        if (stopped == backend.Lost)
         {
-            await Task.Delay(Timeout.Infinite, signalled.Token);
-        }
-        catch (OperationCanceledException)
-        {
+            await stderr.WriteLineAsync($"di: error: {await backend.Lost}");
         }
 
         await stderr.WriteLineAsync($"di serve: draining (in-flight requests get up to {options.Drain.TotalSeconds:0.#} s)");
         await server.StopAsync();
         await stderr.WriteLineAsync("di serve: stopped");
-        return 0;
+        return stopped == backend.Lost ? 1 : 0;
     }
 }

@@ -60,11 +60,23 @@ public sealed class ServingBackend : IAsyncDisposable
         {
             hosts.WhenFound.ContinueWith(_ => _serving.TrySetResult(), TaskScheduler.Default);
         }
+
+        Lost = cluster is null
+            ? new TaskCompletionSource<string>().Task
+            : cluster.WhenTerminated.ContinueWith(
+                _ => "this server is no longer a member of its cluster (downed by the split-brain resolver: it lost the nodes that decide); restart it to join again",
+                CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
         Embeddings = model.Embeds ? new ReplicaEmbeddingEngine(ClientAsync, identity, model.Source.PadTokenId) : null;
     }
 
     /// <summary>The generation engine (decoders), or null.</summary>
     public IGenerationEngine? Generation { get; }
+
+    /// <summary>
+    /// Completes, with why in one line, when the cluster this server joined as a client has removed it (its actor system
+    /// stopped: downed, say): it can serve nothing more. Never completes on this process's devices.
+    /// </summary>
+    public Task<string> Lost { get; }
 
     /// <summary>The embedding engine (BERT), or null.</summary>
     public IEmbeddingEngine? Embeddings { get; }

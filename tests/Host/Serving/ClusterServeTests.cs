@@ -96,6 +96,32 @@ public sealed class ClusterServeTests
         Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/health/ready")).StatusCode);
     }
 
+    [Fact]
+    public async Task A_server_its_cluster_downs_says_so_and_exits_instead_of_serving_nothing()
+    {
+        var log = new LogLines();
+        await using var nodes = await LocalCluster.StartAsync(1, _ => ["--devices", "cpu", "--model", Model, "--task", "generate", "--serve", "requests"], log, CancellationToken.None, forwardStderr: true);
+        using var serve = DiRunner.StartProcess(["serve", "--join", nodes.Seed, "--model", Model, "--port", "0"]);
+        using var reaper = DiRunner.KillOnDispose(serve);
+        _ = serve.StandardOutput.ReadToEndAsync();
+        var lines = new List<string>();
+        while (await serve.StandardError.ReadLineAsync().WaitAsync(TimeSpan.FromMinutes(2)) is { } line)
+        {
+            lines.Add(line);
+            if (line.StartsWith("di serve: listening on", StringComparison.Ordinal))
+            {
+                break;
+            }
+        }
+
+        // Alone without the oldest member, the server's side of the cluster downs itself (keep-oldest, down-if-alone).
+        nodes.Processes[0].Kill();
+        var rest = await serve.StandardError.ReadToEndAsync().WaitAsync(TimeSpan.FromMinutes(2));
+        await serve.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(1));
+        Assert.True(serve.ExitCode == 1, $"exit {serve.ExitCode}:\n{string.Join('\n', lines)}\n{rest}");
+        Assert.Contains("di: error: this server is no longer a member of its cluster", rest);
+    }
+
     // Stream i (greedy when even, seeded sampling when odd): its text and finish reason; midway completes after `after` chunks.
     private static async Task<string> Stream(Uri server, int i, int after, TaskCompletionSource midway)
     {
