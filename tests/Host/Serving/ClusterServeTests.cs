@@ -77,6 +77,15 @@ public sealed class ClusterServeTests
         await using var backend = await ServingBackend.StartAsync(model, options, CancellationToken.None);
         await using var server = await OpenAIServer.StartAsync(new ServingContext(model, backend, options));
         await backend.WhenServing.WaitAsync(TimeSpan.FromMinutes(2));
+
+        // All three nodes' engines found (each starts when first asked), so the node killed has streams of its own.
+        var found = System.Diagnostics.Stopwatch.StartNew();
+        while (!backend.Describe().StartsWith("3 node(s)", StringComparison.Ordinal) && found.Elapsed < TimeSpan.FromMinutes(2))
+        {
+            await Task.Delay(100);
+        }
+
+        Assert.StartsWith("3 node(s)", backend.Describe());
         using var resumed = new CounterReader("di.serve.sequences.resumed");
 
         // Every stream gets its first tokens, then every node holds it (the seam) until a member leaves: the kill is
