@@ -64,7 +64,7 @@ public sealed class GenerationHostTests : TestKit
     {
         var host = await StartedHost();
         var client = CreateTestProbe();
-        _engine.HoldAfterFirst = true;
+        _engine.HoldAfter = 1;
         host.Tell(new GenerateSequence(Request("a", 10, 100), Model, client.Ref));
         Assert.Equal(10, (await client.ExpectMsgAsync<SequenceTokens>(Bound)).Tokens[0].TokenId);
         host.Tell(new CancelSequence("a"), client.Ref);
@@ -91,49 +91,5 @@ public sealed class GenerationHostTests : TestKit
         var other = await client.ExpectMsgAsync<SequenceFailed>(Bound);
         Assert.Equal(SequenceFailure.Unavailable, other.Reason);
         Assert.Contains("it generates with lm", other.Message);
-    }
-
-    // Yields the prompt's first id, then one more each step, one token an update; holds after the first when told.
-    private sealed class ScriptedEngine : IGenerationEngine, IDisposable
-    {
-        public const long Invalid = 1;
-        public const long Overloaded = 2;
-
-        private readonly ConcurrentDictionary<string, TaskCompletionSource> _cancelled = new();
-
-        public volatile bool HoldAfterFirst;
-
-        public Task Cancelled(string id) => _cancelled.GetOrAdd(id, _ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
-
-        public async IAsyncEnumerable<GenerationUpdate> GenerateAsync(GenerationRequest request, [EnumeratorCancellation] CancellationToken cancellation = default)
-        {
-            var first = request.PromptTokenIds[0];
-            if (first == Invalid)
-            {
-                throw new InvalidInputException("id 1 is outside the vocabulary");
-            }
-
-            if (first == Overloaded)
-            {
-                throw new EngineOverloadedException("256 requests are waiting already");
-            }
-
-            using var registration = cancellation.Register(() => _cancelled.GetOrAdd(request.RequestId, _ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult());
-            for (var i = 0; i < request.Sampling.MaxTokens; i++)
-            {
-                if (i == 1 && HoldAfterFirst)
-                {
-                    await Task.Delay(Timeout.Infinite, cancellation);
-                }
-
-                await Task.Yield();
-                var last = i == request.Sampling.MaxTokens - 1;
-                yield return new GenerationUpdate([new GeneratedToken(first + i)], last ? FinishReason.Length : null);
-            }
-        }
-
-        public void Dispose()
-        {
-        }
     }
 }
