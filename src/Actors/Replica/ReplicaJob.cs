@@ -112,6 +112,7 @@ public sealed class ReplicaJob : MembersOnlyActor, IWithTimers
 
         _ended = true;
         DropOnDevices();
+        Ending();
         ToClient(new JobFailed(_job.JobId, _crash is null ? "the job's actor was stopped before the job ended" : $"the job's actor failed: {Describe(_crash)}"));
     }
 
@@ -506,6 +507,7 @@ public sealed class ReplicaJob : MembersOnlyActor, IWithTimers
         var results = _results?.Join();
         var failed = _results?.Failures.Select(f => new RowFailure(f.Row, f.Error)).ToList() ?? [];
         var devices = _usage.ToDictionary(pair => DeviceLabel(pair.Key), pair => pair.Value);
+        Ending();
         ToClient(new JobCompleted(_job.JobId, results, new JobStatistics(_clock.Elapsed, devices, _scheduler?.Resent ?? 0)) { FailedRows = failed });
         _ended = true;
         Context.Stop(Self);
@@ -527,6 +529,7 @@ public sealed class ReplicaJob : MembersOnlyActor, IWithTimers
         _ended = true;
         _failure = reason;
         DropOnDevices();
+        Ending();
         ToClient(new JobFailed(_job.JobId, reason, inputError));
         Context.Stop(Self);
     }
@@ -539,10 +542,16 @@ public sealed class ReplicaJob : MembersOnlyActor, IWithTimers
         }
     }
 
+    // The parent hears it first: a client that submits the same id again once told the job ended finds the id free.
+    private void Ending() => Context.Parent.Tell(new JobEnding(_job.JobId), Self);
+
     // Everything for the client takes one way (the data plane when it is on another node that has one), so it keeps its order.
     private void ToClient(object message) => Transport.Send(Context.System, _job.ReplyTo, message, Self);
 
     private sealed record BatchTimedOut(int Batch, int Attempt);
+
+    /// <summary>Told to the job's parent just before the job's last message to its client (completed or failed).</summary>
+    public sealed record JobEnding(string JobId);
 
     private sealed class InputTimedOut
     {

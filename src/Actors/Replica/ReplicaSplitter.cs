@@ -30,7 +30,8 @@ public sealed class ReplicaSplitter : MembersOnlyActor
         Receive<RemoveDevice>(HandleRemoveDevice);
         Receive<GetDevices>(_ => Sender.Tell(new DeviceList(_devices.ToList())));
         Receive<Terminated>(HandleTerminated);
-        Receive<JobEnded>(ended => _jobs.Remove(ended.JobId));
+        Receive<JobEnded>(ended => Forget(ended.JobId, ended.Job));
+        Receive<ReplicaJob.JobEnding>(ending => Forget(ending.JobId, Sender));
     }
 
     public static Props Props(IEnumerable<IActorRef> devices) => Akka.Actor.Props.Create(() => new ReplicaSplitter(devices.ToList()));
@@ -50,7 +51,7 @@ public sealed class ReplicaSplitter : MembersOnlyActor
         }
 
         var child = Context.ActorOf(ReplicaJob.Props(job, _devices.ToList()), $"job-{++_jobCounter}");
-        Context.WatchWith(child, new JobEnded(job.JobId));
+        Context.WatchWith(child, new JobEnded(job.JobId, child));
         _jobs[job.JobId] = child;
     }
 
@@ -96,5 +97,14 @@ public sealed class ReplicaSplitter : MembersOnlyActor
         _devices.Remove(terminated.ActorRef);
     }
 
-    private sealed record JobEnded(string JobId);
+    // Only the job that ended: a later job of the same id may run already.
+    private void Forget(string jobId, IActorRef job)
+    {
+        if (_jobs.TryGetValue(jobId, out var running) && running.Equals(job))
+        {
+            _jobs.Remove(jobId);
+        }
+    }
+
+    private sealed record JobEnded(string JobId, IActorRef Job);
 }

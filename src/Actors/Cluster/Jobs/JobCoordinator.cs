@@ -73,6 +73,9 @@ public sealed class JobCoordinator : MembersOnlyActor, IWithTimers
         });
         Receive<JobCompleted>(Finish);
         Receive<JobFailed>(Finish);
+
+        // The job's own actor is this coordinator's only one: its end arrives as the job's last message.
+        Receive<ReplicaJob.JobEnding>(_ => { });
         Receive<ReceiveTimeout>(_ => Context.Parent.Tell(new Passivate(PoisonPill.Instance)));
         Receive<Terminated>(HandleClientLost);
         Receive<JobInput>(input => input.JobId == _jobId && AwaitingInput, input =>

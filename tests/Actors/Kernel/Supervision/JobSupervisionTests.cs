@@ -93,6 +93,22 @@ public sealed class JobSupervisionTests : TestKit
     }
 
     [Fact]
+    public async Task A_job_id_is_free_again_the_moment_its_client_hears_the_job_ended()
+    {
+        var device = Sys.ActorOf(SimulatedDevice.Props("sim"));
+        var splitter = Sys.ActorOf(ReplicaSplitter.Props([device]));
+        var client = CreateTestProbe();
+        for (var run = 0; run < 20; run++)
+        {
+            // At once, without waiting for the job's actor to stop: the splitter heard of the end before the client did.
+            splitter.Tell(new SubmitJob("job", Ints(2), new JobOptions(MaxBatchSize: 2), client.Ref));
+            await client.ExpectMsgAsync<JobAccepted>(TimeSpan.FromSeconds(30));
+            await client.ExpectMsgAsync<RowsCompleted>(TimeSpan.FromSeconds(30));
+            await client.ExpectMsgAsync<JobCompleted>(TimeSpan.FromSeconds(30));
+        }
+    }
+
+    [Fact]
     public async Task Bad_input_never_throws_from_the_jobs_start_it_fails_the_job()
     {
         var device = Sys.ActorOf(SimulatedDevice.Props("sim"));
