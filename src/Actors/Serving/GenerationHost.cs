@@ -65,6 +65,7 @@ public sealed class GenerationHost : MembersOnlyActor
     private RunningEngines? _engines;
     private string _unavailable = "its engines are still starting";
     private bool _starting;
+    private bool _failed;
 
     public GenerationHost(ServedGenerationSetup setup)
     {
@@ -79,6 +80,7 @@ public sealed class GenerationHost : MembersOnlyActor
         Receive<StartFailed>(failed =>
         {
             _unavailable = $"its engines could not start: {failed.Error}";
+            _failed = true;
             _log.Error("The generation engines could not start: {0}", failed.Error);
         });
         Receive<GetServedGeneration>(_ =>
@@ -87,6 +89,10 @@ public sealed class GenerationHost : MembersOnlyActor
             if (_engines is not null)
             {
                 Sender.Tell(new ServedGeneration(setup.Model, setup.DType, _engines.Devices, _engines.MaxPositions));
+            }
+            else if (_failed)
+            {
+                Sender.Tell(new ServedGeneration(setup.Model, setup.DType, 0, 0, _unavailable));
             }
         });
         Receive<GenerateSequence>(Generate);

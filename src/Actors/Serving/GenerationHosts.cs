@@ -77,6 +77,7 @@ public sealed class GenerationHosts : IDisposable
                 {
                     _probing.TryAdd(up.Member.Address, 0);
                     Probe();
+                    Publish();
                 }
             });
             Receive<ClusterEvent.MemberRemoved>(removed => Forget(removed.Member.Address));
@@ -135,7 +136,11 @@ public sealed class GenerationHosts : IDisposable
                 return;
             }
 
-            if (served.Model.Equals(_model) && served.DType == _dtype)
+            if (served.Unavailable is { } why)
+            {
+                _refused[node] = $"node {node}: {why}";
+            }
+            else if (served.Model.Equals(_model) && served.DType == _dtype)
             {
                 _hosts[node] = new Host(Sender, served.MaxPositions);
                 Context.Watch(Sender);

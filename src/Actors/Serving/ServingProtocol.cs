@@ -18,7 +18,7 @@ public sealed class ServingProtocol : WireProtocol
         .Add<SequenceFailed>("sequence-failed", (w, m) => { w.String(m.RequestId); w.Enum(m.Reason); w.String(m.Message); }, r => new SequenceFailed(r.String(), r.Enum<SequenceFailure>(), r.String()))
         .Add<CancelSequence>("cancel-sequence", (w, m) => w.String(m.RequestId), r => new CancelSequence(r.String()))
         .Add("get-served-generation", GetServedGeneration.Instance)
-        .Add<ServedGeneration>("served-generation", (w, m) => { Identity(w, m.Model); w.Enum(m.DType); w.Int(m.Devices); w.Int(m.MaxPositions); }, r => new ServedGeneration(Identity(r), r.Enum<Precision>(), r.Int(), r.Int()));
+        .Add<ServedGeneration>("served-generation", (w, m) => { Identity(w, m.Model); w.Enum(m.DType); w.Int(m.Devices); w.Int(m.MaxPositions); w.OptionalString(m.Unavailable); }, r => new ServedGeneration(Identity(r), r.Enum<Precision>(), r.Int(), r.Int(), r.OptionalString()));
 
     private static void Identity(WireWriter writer, ModelIdentity model)
     {
@@ -126,5 +126,6 @@ public sealed record GetServedGeneration : IWireMessage
 }
 
 /// <summary>A node generates with <paramref name="Model"/> in <paramref name="DType"/> on <paramref name="Devices"/> devices,
-/// sequences of up to <paramref name="MaxPositions"/> positions (its KV cache's limit); the sender is its host actor.</summary>
-public sealed record ServedGeneration(ModelIdentity Model, Precision DType, int Devices, int MaxPositions) : IWireMessage;
+/// sequences of up to <paramref name="MaxPositions"/> positions (its KV cache's limit); the sender is its host actor.
+/// <paramref name="Unavailable"/>: why its engines could not start (one line; then it generates nothing).</summary>
+public sealed record ServedGeneration(ModelIdentity Model, Precision DType, int Devices, int MaxPositions, string? Unavailable = null) : IWireMessage;

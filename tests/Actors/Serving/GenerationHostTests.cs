@@ -78,6 +78,24 @@ public sealed class GenerationHostTests : TestKit
     }
 
     [Fact]
+    public async Task A_host_whose_engines_cannot_start_says_why_when_asked()
+    {
+        var host = Sys.ActorOf(GenerationHost.Props(new ServedGenerationSetup(Model, Precision.Fp32, () => throw new InvalidInputException("a KV cache of 1048576 bytes holds no block of 2048 positions"))));
+        var asking = CreateTestProbe();
+        ServedGeneration? served = null;
+        await AwaitAssertAsync(
+            async () =>
+            {
+                host.Tell(GetServedGeneration.Instance, asking.Ref);
+                served = await asking.ExpectMsgAsync<ServedGeneration>(TimeSpan.FromMilliseconds(500));
+            },
+            Bound);
+        Assert.Equal("its engines could not start: a KV cache of 1048576 bytes holds no block of 2048 positions", served!.Unavailable);
+        host.Tell(new GenerateSequence(Request("a", 10), Model, asking.Ref));
+        Assert.Contains("its engines could not start", (await asking.FishForMessageAsync<SequenceFailed>(_ => true, Bound)).Message);
+    }
+
+    [Fact]
     public async Task Refusals_come_back_as_invalid_overloaded_or_another_model()
     {
         var host = await StartedHost();

@@ -162,6 +162,7 @@ public sealed class DistributedInferenceSerializerTests : TestKit
         Assert.Same(Actors.Serving.GetServedGeneration.Instance, RoundTrip(Actors.Serving.GetServedGeneration.Instance));
         var served = new Actors.Serving.ServedGeneration(model, Precision.Bf16, 2, 4096);
         Assert.Equal(served, RoundTrip(served));
+        Assert.Equal(served with { Unavailable = "its engines could not start" }, RoundTrip(served with { Unavailable = "its engines could not start" }));
     }
 
     [Fact]
