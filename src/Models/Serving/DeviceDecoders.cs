@@ -24,11 +24,7 @@ public sealed class DeviceDecoders : IDisposable
     /// <exception cref="InvalidInputException">The model is not a decoder.</exception>
     public DeviceDecoders(IModelSource source, ScalarType dtype)
     {
-        if (!ServingReplica.Runs(source))
-        {
-            throw new InvalidInputException($"{source.Name} ({source.ModelType}) does not generate: serve a decoder (gpt2, llama, mistral, qwen2, qwen3)");
-        }
-
+        ServingReplica.RequireDecoder(source);
         _source = source;
         _dtype = dtype;
     }

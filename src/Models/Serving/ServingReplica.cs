@@ -33,14 +33,24 @@ public sealed class ServingReplica : IReplicaModel
     /// <summary>Whether <paramref name="source"/>'s family is a decoder this replica runs (GPT-2 and the Llama family).</summary>
     public static bool Runs(IModelSource source) => source is LlamaModelSource or Gpt2ModelSource;
 
+    /// <summary>Fails unless <paramref name="source"/> is a decoder this replica runs.</summary>
+    /// <exception cref="InvalidInputException">The model is not a decoder (one line).</exception>
+    public static void RequireDecoder(IModelSource source)
+    {
+        if (!Runs(source))
+        {
+            throw NotADecoder(source);
+        }
+    }
+
+    private static InvalidInputException NotADecoder(IModelSource source) =>
+        new($"{source.Name} ({source.ModelType}) does not generate: serve a decoder (gpt2, llama, mistral, qwen2, qwen3)");
+
     /// <summary>Builds the decoder of <paramref name="source"/> on each device it is called for.</summary>
     /// <exception cref="InvalidInputException">The model is not a decoder.</exception>
     public static ReplicaModelFactory Factory(IModelSource source, ScalarType dtype)
     {
-        if (!Runs(source))
-        {
-            throw new InvalidInputException($"{source.Name} ({source.ModelType}) does not generate: serve a decoder (gpt2, llama, mistral, qwen2, qwen3)");
-        }
+        RequireDecoder(source);
 
         var spec = new ReplicaSpec(ModelIdentity.Of(source.Name, source.RandomSeed), InferenceTask.Generate, Precisions.Of(dtype));
         return device =>
@@ -68,7 +78,7 @@ public sealed class ServingReplica : IReplicaModel
     {
         LlamaModelSource llama => llama.Source.CreateModel(device, dtype),
         Gpt2ModelSource gpt2 => gpt2.Source.CreateLanguageModel(device, dtype),
-        _ => throw new InvalidInputException($"{source.Name} ({source.ModelType}) does not generate: serve a decoder (gpt2, llama, mistral, qwen2, qwen3)"),
+        _ => throw NotADecoder(source),
     };
 
     public object Run(object rows)

@@ -1,4 +1,3 @@
-using System.Diagnostics.Metrics;
 using Akka.Actor;
 using Akka.TestKit.Xunit2;
 using DistributedInference.Actors.Cluster.Devices;
@@ -7,6 +6,8 @@ using DistributedInference.Actors.Tests.Serving;
 using DistributedInference.Models.Runtime;
 using DistributedInference.Models.Serving;
 using DistributedInference.Models.Tasks;
+
+using DistributedInference.Tests.Shared;
 
 namespace DistributedInference.Actors.Tests.Cluster;
 
@@ -62,28 +63,4 @@ public sealed class ClusterServingTests : TestKit
 
     private static IActorRef Host(ActorSystem node, ScriptedEngine engine) =>
         node.ActorOf(GenerationHost.Props(new ServedGenerationSetup(Model, Precision.Fp32, () => new RunningEngines(engine, 1, 512, engine))), GenerationHost.ActorName);
-
-    // The sum of what this process records on one of DistributedInference's counters while it is alive.
-    private sealed class CounterSum : IDisposable
-    {
-        private readonly MeterListener _listener = new();
-        private long _total;
-
-        public CounterSum(string name)
-        {
-            _listener.InstrumentPublished = (instrument, listener) =>
-            {
-                if (instrument.Meter.Name == Actors.Kernel.Telemetry.Instrumentation.Name && instrument.Name == name)
-                {
-                    listener.EnableMeasurementEvents(instrument);
-                }
-            };
-            _listener.SetMeasurementEventCallback<long>((_, value, _, _) => Interlocked.Add(ref _total, value));
-            _listener.Start();
-        }
-
-        public long Total => Interlocked.Read(ref _total);
-
-        public void Dispose() => _listener.Dispose();
-    }
 }

@@ -1,4 +1,3 @@
-using System.Diagnostics.Metrics;
 using System.Net;
 using System.Text;
 using System.Text.Json.Nodes;
@@ -7,6 +6,8 @@ using DistributedInference.Host.Cluster;
 using DistributedInference.Host.Serving;
 using DistributedInference.Models.Runtime;
 using DistributedInference.Models.Tasks;
+
+using DistributedInference.Tests.Shared;
 
 namespace DistributedInference.Host.Tests.Serving;
 
@@ -86,7 +87,7 @@ public sealed class ClusterServeTests
         }
 
         Assert.StartsWith("3 node(s)", backend.Describe());
-        using var resumed = new CounterReader("di.serve.sequences.resumed");
+        using var resumed = new CounterSum("di.serve.sequences.resumed");
 
         // Every stream gets its first tokens, then every node holds it (the seam) until a member leaves: the kill is
         // mid-stream for all 32, whatever this machine's speed.
@@ -160,29 +161,5 @@ public sealed class ClusterServeTests
 
         midway.TrySetResult();
         return $"{text}|{finish}";
-    }
-
-    // Sums what this process records on one counter of DistributedInference's meter while it is alive.
-    private sealed class CounterReader : IDisposable
-    {
-        private readonly MeterListener _listener = new();
-        private long _total;
-
-        public CounterReader(string name)
-        {
-            _listener.InstrumentPublished = (instrument, listener) =>
-            {
-                if (instrument.Meter.Name == Actors.Kernel.Telemetry.Instrumentation.Name && instrument.Name == name)
-                {
-                    listener.EnableMeasurementEvents(instrument);
-                }
-            };
-            _listener.SetMeasurementEventCallback<long>((_, value, _, _) => Interlocked.Add(ref _total, value));
-            _listener.Start();
-        }
-
-        public long Total => Interlocked.Read(ref _total);
-
-        public void Dispose() => _listener.Dispose();
     }
 }
