@@ -19,6 +19,10 @@ public sealed class ClusterJobShardingTests : TestKit, IAsyncLifetime
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
 
     private readonly ITestOutputHelper _output;
+
+    // Open unless a test closes it: while closed, every device waits in its forward, so a job cannot end before the
+    // test acts on it, however slow or fast the machine.
+    private readonly ManualResetEventSlim _devicesMayRun = new(true);
     private InProcessCluster? _cluster;
 
     public ClusterJobShardingTests(ITestOutputHelper output)
@@ -28,10 +32,18 @@ public sealed class ClusterJobShardingTests : TestKit, IAsyncLifetime
         LibTorch.Initialize();
     }
 
-    public async Task InitializeAsync() =>
-        _cluster = await InProcessCluster.StartAsync(3, Gpt2Replica.Factory(Gpt2Source.Resolve(Fixtures.Path("lm")), InferenceTask.Logits, ScalarType.Float32, 0), control: true);
+    public async Task InitializeAsync()
+    {
+        var model = Gpt2Replica.Factory(Gpt2Source.Resolve(Fixtures.Path("lm")), InferenceTask.Logits, ScalarType.Float32, 0);
+        _cluster = await InProcessCluster.StartAsync(3, device => new HeldReplica(model(device), _devicesMayRun), control: true);
+    }
 
-    public async Task DisposeAsync() => await _cluster!.DisposeAsync();
+    public async Task DisposeAsync()
+    {
+        _devicesMayRun.Set();
+        await _cluster!.DisposeAsync();
+        _devicesMayRun.Dispose();
+    }
 
     private static object Rows() => Gpt2Replica.Rows(Fixtures.Expected("input_ids"), null);
 
@@ -104,7 +116,7 @@ public sealed class ClusterJobShardingTests : TestKit, IAsyncLifetime
         Assert.Contains(_cluster.Nodes, node => line.EndsWith($" at {Akka.Cluster.Cluster.Get(node).SelfAddress}", StringComparison.Ordinal));
     }
 
-    // 2000 rows, one per batch: seconds of work, so a cancel sent on JobAccepted finds the job running.
+    // 2000 rows, one per batch: with the devices held, the job is still running when the test acts on it.
     private static object ManyRows() => Gpt2Replica.Rows(cat(Enumerable.Repeat(Fixtures.Expected("input_ids"), 500).ToArray(), 0), null);
 
     // A reply address of the test's own: what is sent to it is read in order.
@@ -124,6 +136,7 @@ public sealed class ClusterJobShardingTests : TestKit, IAsyncLifetime
     public async Task CancelJob_through_any_node_stops_the_job_at_its_home()
     {
         await EveryDeviceRegistered();
+        _devicesMayRun.Reset();
         var inbox = Inbox(_cluster!.Nodes[2]);
         var (bridge, reader) = (inbox.Actor, inbox);
         _cluster.Regions[2].Tell(new SubmitJob("job-cancel", RowBatch.From(ManyRows()), new JobOptions(MaxBatchSize: 1), bridge, StreamResults: false));
@@ -138,6 +151,7 @@ public sealed class ClusterJobShardingTests : TestKit, IAsyncLifetime
     public async Task A_job_whose_client_goes_away_is_cancelled()
     {
         await EveryDeviceRegistered();
+        _devicesMayRun.Reset();
         var inbox = Inbox(_cluster!.Nodes[2]);
         var (bridge, reader) = (inbox.Actor, inbox);
         _cluster.Regions[2].Tell(new SubmitJob("job-orphan", RowBatch.From(ManyRows()), new JobOptions(MaxBatchSize: 1), bridge, StreamResults: false));
@@ -157,5 +171,21 @@ public sealed class ClusterJobShardingTests : TestKit, IAsyncLifetime
 
         Assert.Equal("cancelled", status!.Reason);
         Assert.True(status.RowsDone < status.RowsTotal, status.ToString());
+    }
+
+    // A replica whose forward waits while the test holds the devices (at most a minute: a held test never hangs CI).
+    private sealed class HeldReplica(IReplicaModel model, ManualResetEventSlim mayRun) : IReplicaModel
+    {
+        public string Description => model.Description;
+
+        public ReplicaSpec? Spec => model.Spec;
+
+        public object Run(object rows)
+        {
+            mayRun.Wait(TimeSpan.FromMinutes(1));
+            return model.Run(rows);
+        }
+
+        public void Dispose() => model.Dispose();
     }
 }

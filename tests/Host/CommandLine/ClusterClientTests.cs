@@ -260,7 +260,10 @@ public sealed class ClusterClientTests : IDisposable
         Assert.True(DiRunner.MaxAbsDiff(SafeTensorsFile.Open(output).Read("logits"), Repeated(DiRunner.ExpectedTensor("lm_logits"))) <= 1e-4);
         Assert.DoesNotContain(stderr, l => l.StartsWith("[ERROR]", StringComparison.Ordinal));
         Assert.DoesNotContain(stderr, l => l.Length > 0 && char.IsWhiteSpace(l[0]));
-        Assert.InRange(stderr.Count(l => l.StartsWith("[WARNING]", StringComparison.Ordinal)), 0, 6);
+        // What a verbose client may warn of is the node lost (marked unreachable, downed, retried until it is removed):
+        // how many such lines depends on how long the job runs, so only their subject is checked.
+        var lost = $"127.0.0.1:{nodes.Ports[1]}";
+        Assert.All(stderr.Where(l => l.StartsWith("[WARNING]", StringComparison.Ordinal)), l => Assert.Contains(lost, l, StringComparison.Ordinal));
     }
 
     [Theory]

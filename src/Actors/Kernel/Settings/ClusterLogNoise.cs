@@ -9,7 +9,7 @@ namespace DistributedInference.Actors.Kernel.Settings;
 /// a connection closed by its other end: Akka.Remote reports these as warnings and errors, often with a stack trace in
 /// the text. They are information, and lowered to <see cref="LogLevel.InfoLevel"/>: an event caused by a connection
 /// its other end closed (Akka.Remote's <c>EndpointDisassociatedException</c>); an event that names only nodes that are
-/// not (or no longer) active members, while this node is one; a remoting event (a refused connection, a gated
+/// not (or no longer) active members, while this node is a member (leaving included); a remoting event (a refused connection, a gated
 /// address, every few seconds) about nodes the cluster already reports as unreachable, which it says once itself; the
 /// quarantine of a removed member this node made itself (<see cref="Membership.RemovedMemberQuarantine"/>), even while
 /// it leaves. Every line is cut to its first line: no stack traces in the log.
@@ -40,7 +40,7 @@ public static partial class ClusterLogNoise
     /// <param name="self">This node's own address (never counted as another node).</param>
     /// <param name="peer">
     /// What this node knows of an address; null when it is not an active member itself (still joining, or without a
-    /// cluster): then only closed connections are lowered.
+    /// cluster, or removed): then only closed connections are lowered.
     /// </param>
     /// <param name="quarantinedAfterRemoval">Whether an address was removed from this node's cluster lately (this node quarantines it itself); null: none.</param>
     public static (LogLevel Level, string Text) Classify(LogEvent logEvent, Address? self, Func<Address, Peer>? peer, Func<Address, bool>? quarantinedAfterRemoval = null)

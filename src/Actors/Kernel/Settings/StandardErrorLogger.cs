@@ -38,8 +38,9 @@ public sealed class StandardErrorLogger : ReceiveActor
         (Output ?? Console.Error).WriteLine($"[{level.ToString().Replace("Level", string.Empty, StringComparison.Ordinal).ToUpperInvariant()}] {logEvent.LogSource}: {text}");
     }
 
-    // What this node knows of other nodes; nothing while it is not an active member itself (or before its cluster
-    // extension exists: the logger never creates it).
+    // What this node knows of other nodes; nothing before it is a member itself (or before its cluster extension
+    // exists: the logger never creates it). A node that leaves still knows its cluster: a client leaving at the end of
+    // its job hears of a node lost during the job as everyone else does.
     private (Address? Self, Func<Address, ClusterLogNoise.Peer>? Peer) Membership()
     {
         if (!Context.System.HasExtension<Akka.Cluster.Cluster>())
@@ -53,6 +54,8 @@ public sealed class StandardErrorLogger : ReceiveActor
         var unreachable = state.Unreachable.Select(m => m.Address).ToHashSet();
         ClusterLogNoise.Peer Peer(Address address) =>
             !active.Contains(address) ? ClusterLogNoise.Peer.Departed : unreachable.Contains(address) ? ClusterLogNoise.Peer.Unreachable : ClusterLogNoise.Peer.Active;
-        return (cluster.SelfAddress, active.Contains(cluster.SelfAddress) ? Peer : null);
+        var member = cluster.SelfMember.Status is MemberStatus.Joining or MemberStatus.WeaklyUp or MemberStatus.Up or MemberStatus.Leaving or MemberStatus.Exiting
+                     && state.Members.Any(m => m.Address.Equals(cluster.SelfAddress));
+        return (cluster.SelfAddress, member ? Peer : null);
     }
 }
