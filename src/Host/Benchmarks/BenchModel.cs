@@ -23,7 +23,7 @@ public sealed class BenchModel : IDisposable
     private readonly long _attentionWidth;
     private readonly long _cacheWidth;
 
-    private BenchModel(nn.Module module, ICausalLanguageModel? decoder, Func<Tensor, Tensor> forward, string family, int layers, long attentionWidth, long cacheWidth, long headWeights, JsonObject? spec)
+    private BenchModel(nn.Module module, ICausalLanguageModel? decoder, Func<Tensor, Tensor> forward, string family, int layers, long attentionWidth, long cacheWidth, long headWeights, JsonObject? spec, Tensor? linearHead = null)
     {
         _module = module;
         Decoder = decoder;
@@ -40,7 +40,23 @@ public sealed class BenchModel : IDisposable
         var lookupOnly = new[] { "embed_tokens", "wte", "wpe", "word_embeddings", "position_embeddings", "token_type_embeddings" };
         MatmulWeights = parameters.Where(p => p.parameter.dim() == 2 && !lookupOnly.Any(p.name.Contains)).Sum(p => p.parameter.NumberOfElements)
             + (parameters.Any(p => p.name.Contains("lm_head", StringComparison.Ordinal)) ? 0 : headWeights);
+        if (linearHead is not null)
+        {
+            // Layer weights in the order a step multiplies by them (parameters are registered in forward order).
+            DecodeMatmuls = parameters
+                .Where(p => p.parameter.dim() == 2 && p.name.StartsWith("model.layers.", StringComparison.Ordinal))
+                .Select(p => (Kind: p.name.Split('.')[^2], Weight: (Tensor)p.parameter))
+                .Append(("lm_head", linearHead))
+                .ToList();
+        }
     }
+
+    /// <summary>
+    /// Every [out, in] weight a decode step multiplies by through <c>SkinnyLinear</c>, in the order it does, named by kind
+    /// (<c>q_proj</c> ... <c>down_proj</c>, <c>lm_head</c>); empty for families whose layers are not <c>nn.Linear</c>
+    /// (GPT-2's <c>Conv1D</c> stores [in, out]; BERT does not decode).
+    /// </summary>
+    public IReadOnlyList<(string Kind, Tensor Weight)> DecodeMatmuls { get; } = [];
 
     /// <summary>gpt2, llama, mistral, qwen2, qwen3 or bert.</summary>
     public string Family { get; }
@@ -107,7 +123,7 @@ public sealed class BenchModel : IDisposable
                         ["eps"] = config.RmsNormEps,
                     };
                     return new BenchModel(model, model, ids => model.Logits(ids), config.ModelType, config.LayerCount,
-                        (long)config.HeadCount * config.HeadDim, (long)config.KeyValueHeadCount * config.HeadDim, model.HeadWeight.NumberOfElements, spec);
+                        (long)config.HeadCount * config.HeadDim, (long)config.KeyValueHeadCount * config.HeadDim, model.HeadWeight.NumberOfElements, spec, model.HeadWeight);
                 }
 
             case BertModelSource bert:

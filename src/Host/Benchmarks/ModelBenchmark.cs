@@ -4,6 +4,7 @@ using System.Text.Json.Nodes;
 using DistributedInference.Models;
 using DistributedInference.Models.Auto;
 using DistributedInference.Models.Generation;
+using DistributedInference.Models.Kernels;
 using DistributedInference.Models.Runtime;
 using static TorchSharp.torch;
 
@@ -108,6 +109,15 @@ public static class ModelBenchmark
             }
         }
 
+        // Whether a decode step's matmuls go through SkinnyLinear (fp32 rows on the CPU): then each round also times the
+        // step through libtorch's linear, and the step's matmuls alone, both ways.
+        bool skinny;
+        using (var probe = zeros([options.Batch, 8], dtype, torchDevice))
+        using (var weight = zeros([8, 8], dtype, torchDevice))
+        {
+            skinny = generate && model.DecodeMatmuls.Count > 0 && SkinnyLinear.Applies(probe, weight, null);
+        }
+
         baseline?.Ask("warmup");
         var rounds = new List<Round>();
         for (var r = 0; r < options.Rounds; r++)
@@ -124,6 +134,15 @@ public static class ModelBenchmark
             if (generate)
             {
                 (round.Prefill, round.Decode, round.DecodeSteps) = Generate(model.Decoder!, ids, options.NewTokens, torchDevice);
+                if (skinny)
+                {
+                    using (SkinnyLinear.Bypass())
+                    {
+                        round.LibTorchDecode = Generate(model.Decoder!, ids, options.NewTokens, torchDevice).Decode;
+                    }
+
+                    round.Matmuls = TimeDecodeMatmuls(model, options.Batch, dtype, torchDevice);
+                }
             }
 
             if (baseline is not null)
@@ -155,6 +174,32 @@ public static class ModelBenchmark
         }
     }
 
+    // Seconds per kind of matmul in one decode step of `rows` rows, summed over its layers, timed in the step's order (so
+    // each weight comes from memory, as in the step): SkinnyLinear, then libtorch's linear on the same weights.
+    private static Dictionary<string, (double Skinny, double LibTorch)> TimeDecodeMatmuls(BenchModel model, int rows, ScalarType dtype, Device device)
+    {
+        var times = new Dictionary<string, (double Skinny, double LibTorch)>();
+        using var inference = inference_mode();
+        foreach (var bypass in new[] { false, true })
+        {
+            using var scope = NewDisposeScope();
+            using var way = bypass ? SkinnyLinear.Bypass() : null;
+            foreach (var (kind, weight) in model.DecodeMatmuls)
+            {
+                var input = randn([rows, weight.shape[1]], dtype, device);
+                var clock = Stopwatch.StartNew();
+                using (SkinnyLinear.Linear(input, weight))
+                {
+                    var seconds = clock.Elapsed.TotalSeconds;
+                    var (skinny, libtorch) = times.GetValueOrDefault(kind);
+                    times[kind] = bypass ? (skinny, libtorch + seconds) : (skinny + seconds, libtorch);
+                }
+            }
+        }
+
+        return times;
+    }
+
     // Prefill seconds, seconds per decode step, decode steps: the loop's step callbacks come right after each step's logits.
     private static (double Prefill, double Decode, int Steps) Generate(ICausalLanguageModel model, Tensor ids, int newTokens, Device device)
     {
@@ -181,6 +226,10 @@ public static class ModelBenchmark
         if (generate)
         {
             line += Invariant($"; prefill {round.Prefill:F3} s; decode {round.Decode * 1e3:F1} ms per step");
+            if (round.Matmuls is { } matmuls)
+            {
+                line += Invariant($" (through libtorch's linear {round.LibTorchDecode * 1e3:F1} ms; its matmuls alone {matmuls.Values.Sum(t => t.Skinny) * 1e3:F1} ms, {matmuls.Values.Sum(t => t.LibTorch) * 1e3:F1} ms through libtorch)");
+            }
         }
 
         if (pytorch)
@@ -236,12 +285,30 @@ public static class ModelBenchmark
             }
 
             await output.WriteLineAsync(decodeLine);
+            if (rounds.All(r => r.Matmuls is not null))
+            {
+                await output.WriteLineAsync(DecodeBreakdown(rounds, batch, decode));
+            }
         }
 
         var fraction = model.Flops(batch, sequence, 0, model.Decoder is null ? 0 : sequence, model.Decoder is not null) / forward / peak;
         await output.WriteLineAsync(pytorch
             ? Invariant($"headline: TorchSharp/PyTorch eager speed, forward {forwardRatio:F2}x{(decodeRatio is { } d ? $", decode {d:F2}x" : string.Empty)} ({o.Model}, {batch}x{sequence}, {dtype}, {device}, median of {n})")
             : Invariant($"headline: forward at {fraction:P0} of the matmul peak measured in the same run ({o.Model}, {batch}x{sequence}, {dtype}, {device}, median of {n}; no PyTorch baseline)"));
+    }
+
+    // Where a decode step's time goes: the step through libtorch's linear beside it, then its matmuls kind by kind (both
+    // ways), then what is left of the step (attention over the cache, norms, rotary embedding, activations, cache writes,
+    // the choice of the next token). Medians over the rounds.
+    private static string DecodeBreakdown(List<Round> rounds, long batch, double decode)
+    {
+        var libtorch = Median(rounds.Select(r => r.LibTorchDecode));
+        var kinds = rounds[0].Matmuls!.Keys.ToList();
+        var byKind = kinds.Select(k => (Kind: k, Skinny: Median(rounds.Select(r => r.Matmuls![k].Skinny)), LibTorch: Median(rounds.Select(r => r.Matmuls![k].LibTorch)))).ToList();
+        var matmuls = Median(rounds.Select(r => r.Matmuls!.Values.Sum(t => t.Skinny)));
+        var parts = string.Join(", ", byKind.Select(k => Invariant($"{k.Kind} {k.Skinny * 1e3:F1}/{k.LibTorch * 1e3:F1}")));
+        return Invariant($"  decode step of {batch} row(s) through libtorch's linear (MKL sgemm) instead: {libtorch * 1e3:F1} ms, speed with SkinnyLinear / without {PerRound(rounds, r => r.LibTorchDecode / r.Decode)}")
+            + Invariant($"\n  decode step by op, ms (SkinnyLinear/libtorch linear, each kind summed over its layers, in the step's order): {parts}; matmuls {matmuls * 1e3:F1} ms = {matmuls / decode:P0} of the step; the rest (attention over the cache, norms, rotary, activations, cache writes, next-token choice) {(decode - matmuls) * 1e3:F1} ms");
     }
 
     // "1.06x" for one round; "1.02 1.06 1.31 per round, median 1.06x" for several (noisy machines: the spread shows).
@@ -280,6 +347,12 @@ public static class ModelBenchmark
         public double PyTorchPrefill { get; set; }
 
         public double PyTorchDecode { get; set; }
+
+        /// <summary>Seconds per decode step with every linear layer through libtorch's <c>linear</c>.</summary>
+        public double LibTorchDecode { get; set; }
+
+        /// <summary>Per kind of matmul: seconds in one decode step, summed over layers; null when not measured.</summary>
+        public Dictionary<string, (double Skinny, double LibTorch)>? Matmuls { get; set; }
     }
 
     // Above the peak means the peak was mis-measured (too small a --matmul-size, or a noisy round), not a fast model.

@@ -1,4 +1,5 @@
 using DistributedInference.Models.Generation;
+using DistributedInference.Models.Kernels;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -71,5 +72,5 @@ public sealed class Gpt2LMHeadModel : nn.Module<Tensor, Tensor>, ICausalLanguage
     public Tensor NextTokenLogits(Tensor inputIds, Tensor positionIds, Tensor? attentionMask, KeyValueCache cache) =>
         Head(transformer.Forward(inputIds, attentionMask, positionIds, cache).select(1, -1));
 
-    internal Tensor Head(Tensor hidden) => nn.functional.linear(hidden, HeadWeight);
+    internal Tensor Head(Tensor hidden) => SkinnyLinear.Linear(hidden, HeadWeight);
 }

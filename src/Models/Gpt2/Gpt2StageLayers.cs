@@ -1,3 +1,4 @@
+using DistributedInference.Models.Kernels;
 using DistributedInference.Models.Staging;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -60,7 +61,7 @@ public sealed class Gpt2LanguageHeadLayer : StageLayer
     }
 
     public override StagedBatch forward(StagedBatch input) =>
-        input with { Hidden = nn.functional.linear(ln_f.forward(input.Hidden), weight) };
+        input with { Hidden = SkinnyLinear.Linear(ln_f.forward(input.Hidden), weight) };
 }
 
 /// <summary><c>ln_f+head</c> of the classifier: final norm, then logits [B, labels] at each row's last token.</summary>

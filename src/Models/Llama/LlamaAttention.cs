@@ -1,3 +1,4 @@
+using DistributedInference.Models.Kernels;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -56,9 +57,9 @@ public sealed class LlamaAttention : nn.Module<Tensor, Tensor>
     public Tensor Forward(Tensor input, Tensor cos, Tensor sin, LlamaAttentionMask mask, int layer, bool sliding)
     {
         var (batch, steps) = (input.shape[0], input.shape[1]);
-        var query = q_proj.forward(input).view(batch, steps, _heads, _headDim);
-        var key = k_proj.forward(input).view(batch, steps, _kvHeads, _headDim);
-        var value = v_proj.forward(input).view(batch, steps, _kvHeads, _headDim).transpose(1, 2);
+        var query = q_proj.Apply(input).view(batch, steps, _heads, _headDim);
+        var key = k_proj.Apply(input).view(batch, steps, _kvHeads, _headDim);
+        var value = v_proj.Apply(input).view(batch, steps, _kvHeads, _headDim).transpose(1, 2);
         if (q_norm is not null)
         {
             query = q_norm.forward(query);
@@ -96,7 +97,7 @@ public sealed class LlamaAttention : nn.Module<Tensor, Tensor>
             attended = nn.functional.scaled_dot_product_attention(query, Repeat(key), Repeat(value), allowed, 0.0, true);
         }
 
-        return o_proj.forward(attended.transpose(1, 2).reshape(batch, steps, (long)_heads * _headDim));
+        return o_proj.Apply(attended.transpose(1, 2).reshape(batch, steps, (long)_heads * _headDim));
     }
 
     // [B, kv heads, S, d] to [B, heads, S, d], each key/value head repeated for its group of query heads.

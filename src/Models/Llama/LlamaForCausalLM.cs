@@ -1,4 +1,5 @@
 using DistributedInference.Models.Generation;
+using DistributedInference.Models.Kernels;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -95,5 +96,5 @@ public sealed class LlamaForCausalLM : nn.Module<Tensor, Tensor>, ICausalLanguag
         Head(model.Forward(inputIds, positionIds, attentionMask, cache).select(1, -1));
 
     /// <summary>The head: [.., hidden] to [.., vocab].</summary>
-    public Tensor Head(Tensor hidden) => nn.functional.linear(hidden, HeadWeight);
+    public Tensor Head(Tensor hidden) => SkinnyLinear.Linear(hidden, HeadWeight);
 }

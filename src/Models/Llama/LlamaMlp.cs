@@ -1,3 +1,4 @@
+using DistributedInference.Models.Kernels;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -23,5 +24,5 @@ public sealed class LlamaMlp : nn.Module<Tensor, Tensor>
     /// <param name="input">[B, T, hidden].</param>
     /// <returns>[B, T, hidden].</returns>
     public override Tensor forward(Tensor input) =>
-        down_proj.forward(nn.functional.silu(gate_proj.forward(input)) * up_proj.forward(input));
+        down_proj.Apply(nn.functional.silu(gate_proj.Apply(input)) * up_proj.Apply(input));
 }

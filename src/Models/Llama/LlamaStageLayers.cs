@@ -1,3 +1,4 @@
+using DistributedInference.Models.Kernels;
 using DistributedInference.Models.Staging;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -87,11 +88,11 @@ public sealed class LlamaHeadLayer : StageLayer, IGenerativeStageLayer
     }
 
     /// <summary>Logits [B, T, vocab] in the stage's dtype.</summary>
-    public override StagedBatch forward(StagedBatch input) => input with { Hidden = lm_head.forward(norm.forward(input.Hidden)) };
+    public override StagedBatch forward(StagedBatch input) => input with { Hidden = lm_head.Apply(norm.forward(input.Hidden)) };
 
     /// <inheritdoc/>
     public CacheSlot? CacheSlot => null;
 
     /// <summary>Logits [B, vocab] of each row's last new position, in the stage's dtype.</summary>
-    public Tensor Step(Tensor hidden, GenerationContext context) => lm_head.forward(norm.forward(hidden.select(1, -1)));
+    public Tensor Step(Tensor hidden, GenerationContext context) => lm_head.Apply(norm.forward(hidden.select(1, -1)));
 }

@@ -25,6 +25,28 @@ public sealed class BenchModelTests
     }
 
     [Fact]
+    public async Task A_decoder_of_linear_layers_shows_its_decode_step_both_ways_and_its_matmuls_kind_by_kind()
+    {
+        var model = Path.Combine(DiRunner.Fixtures, "llama3-tiny", "model");
+        var (exit, stdout, stderr) = await DiRunner.Run("bench", "model", "--model", model, "--batch", "2", "--sequence", "8", "--new-tokens", "3",
+            "--rounds", "1", "--python", "none", "--matmul-size", "32", "--bandwidth-mb", "1", "--threads", "1");
+        Assert.True(exit == 0, stderr);
+        if (!System.Runtime.Intrinsics.X86.Fma.IsSupported || !System.Runtime.Intrinsics.X86.Avx2.IsSupported)
+        {
+            Assert.DoesNotContain("decode step by op", stdout, StringComparison.Ordinal);
+            return;
+        }
+
+        Assert.Matches(@"round 1/1: .*; decode [0-9.]+ ms per step \(through libtorch's linear [0-9.]+ ms; its matmuls alone [0-9.]+ ms, [0-9.]+ ms through libtorch\)", stdout);
+        Assert.Matches(@"decode step of 2 row\(s\) through libtorch's linear \(MKL sgemm\) instead: [0-9.]+ ms, speed with SkinnyLinear / without [0-9.]+x", stdout);
+        var byOp = stdout.Split('\n').Single(l => l.StartsWith("  decode step by op", StringComparison.Ordinal));
+        foreach (var kind in new[] { "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "lm_head" })
+        {
+            Assert.Matches($" {kind} [0-9.]+/[0-9.]+[,;]", byOp);
+        }
+    }
+
+    [Fact]
     public void The_probe_reports_the_fastest_of_its_matmuls()
     {
         Models.Runtime.LibTorch.Initialize();
