@@ -21,6 +21,7 @@ public sealed class SkinnyLinearTests
     [InlineData(8, 896, 130)]
     [InlineData(15, 100, 7)]
     [InlineData(16, 4864, 896)]
+    [InlineData(64, 300, 65)]
     public void Equals_libtorch_linear_for_every_shape_it_takes(int rows, long features, long outputs)
     {
         using var scope = NewDisposeScope();
