@@ -35,6 +35,9 @@ public static class SkinnyLinear
     // Weights smaller than this (elements) run on one thread: splitting them costs more than it saves.
     private const long ParallelWeights = 1 << 18;
 
+    // A block of 4 weight rows larger than this is not prefetched (it would not stay in the L1 cache over the passes).
+    private const int PrefetchBlockBytes = 16 * 1024;
+
     [ThreadStatic]
     private static bool t_bypassed;
 
@@ -132,28 +135,37 @@ public static class SkinnyLinear
     /// <summary><paramref name="linear"/>'s forward (its own weight and bias) through <see cref="Linear(Tensor, Tensor, Tensor?, int?)"/>.</summary>
     public static Tensor Apply(this Linear linear, Tensor input) => Linear(input, linear.weight!, linear.bias);
 
-    // Output features [from, to) of every row.
-    private static void Run(Tensor input, Tensor weight, Tensor? bias, Tensor result, int rows, int features, int from, int to)
+    // Output features [from, to) of every row. libtorch's memory is native (never moved by the GC): pointers to it are
+    // stable while the tensors live, and the caller holds them.
+    private static unsafe void Run(Tensor input, Tensor weight, Tensor? bias, Tensor result, int rows, int features, int from, int to)
     {
-        var x = MemoryMarshal.Cast<byte, float>(input.bytes);
-        var w = MemoryMarshal.Cast<byte, float>(weight.bytes);
-        var y = MemoryMarshal.Cast<byte, float>(result.bytes);
-        var b = bias is null ? default : MemoryMarshal.Cast<byte, float>(bias.bytes);
-        var outputs = (int)weight.shape[0];
-        ref var x0 = ref MemoryMarshal.GetReference(x);
-        ref var w0 = ref MemoryMarshal.GetReference(w);
-        var n = from;
+        var x = (float*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(input.bytes));
+        var w = (float*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(weight.bytes));
+        var y = (float*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(result.bytes));
+        var outputs = weight.shape[0];
+        var k = (long)features;
+
+        // With two passes or more over a block of 4 weight rows (from the L1 cache after the first), the next block is
+        // fetched during them, one cache line a step; without, the memory would idle while the passes compute
+        // (measured: 7.1 -> 9.4 GB/s of weights at 8 rows, in = 896). A block over 16 KB would not stay in L1: no prefetch.
+        var passes = (rows / 2) + (rows % 2);
+        var prefetch = passes >= 2 && features * 4 * sizeof(float) <= PrefetchBlockBytes;
+        var end = w + (outputs * k);
+        long n = from;
         for (; n + 4 <= to; n += 4)
         {
+            var block = w + (n * k);
+            var cursor = prefetch ? block + (4 * k) : end;
+            var next = cursor + (4 * k) < end ? cursor + (4 * k) : end;
             var m = 0;
             for (; m + 2 <= rows; m += 2)
             {
-                FourByTwo(ref w0, (nuint)n * (nuint)features, ref x0, (nuint)m * (nuint)features, features, y, m * outputs + n, outputs);
+                FourByTwo(block, x + (m * k), features, y + (m * outputs) + n, outputs, ref cursor, next);
             }
 
             if (m < rows)
             {
-                FourByOne(ref w0, (nuint)n * (nuint)features, ref x0, (nuint)m * (nuint)features, features, y, m * outputs + n);
+                FourByOne(block, x + (m * k), features, y + (m * outputs) + n, ref cursor, next);
             }
         }
 
@@ -161,15 +173,16 @@ public static class SkinnyLinear
         {
             for (var m = 0; m < rows; m++)
             {
-                y[(m * outputs) + n] = Dot(ref w0, (nuint)n * (nuint)features, ref x0, (nuint)m * (nuint)features, features);
+                y[(m * outputs) + n] = Dot(w + (n * k), x + (m * k), features);
             }
         }
 
         if (bias is not null)
         {
+            var b = (float*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(bias.bytes));
             for (var m = 0; m < rows; m++)
             {
-                for (var i = from; i < to; i++)
+                for (long i = from; i < to; i++)
                 {
                     y[(m * outputs) + i] += b[i];
                 }
@@ -177,87 +190,98 @@ public static class SkinnyLinear
         }
     }
 
-    // Weight rows n..n+3 (from element w) against input rows m, m+1 (from element x); results at y[at + i] and
-    // y[at + stride + i]. Each sum in the same order as Dot.
+    // Weight rows w[0..3] (each `features` long) against input rows x and x + features; results at y[0..3] and
+    // y[stride + 0..3]. Each sum in the same order as Dot. One prefetch a step while cursor < next.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void FourByTwo(ref float w, nuint wAt, ref float x, nuint xAt, int features, Span<float> y, int at, int stride)
+    private static unsafe void FourByTwo(float* w, float* x, int features, float* y, long stride, ref float* cursor, float* next)
     {
-        var k = (nuint)features;
-        nuint w1 = wAt + k, w2 = w1 + k, w3 = w2 + k, xb = xAt + k;
+        float* w1 = w + features, w2 = w1 + features, w3 = w2 + features, xb = x + features;
         Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, b0 = default, b1 = default, b2 = default, b3 = default;
-        nuint i = 0;
-        var whole = (nuint)(features & ~7);
-        for (; i < whole; i += 8)
+        var whole = features & ~7;
+        var line = cursor;
+        for (var i = 0; i < whole; i += 8)
         {
-            var v0 = Vector256.LoadUnsafe(ref w, wAt + i);
-            var v1 = Vector256.LoadUnsafe(ref w, w1 + i);
-            var v2 = Vector256.LoadUnsafe(ref w, w2 + i);
-            var v3 = Vector256.LoadUnsafe(ref w, w3 + i);
-            var p = Vector256.LoadUnsafe(ref x, xAt + i);
+            if (line < next)
+            {
+                Sse.Prefetch0(line);
+                line += 16;
+            }
+
+            var v0 = Avx.LoadVector256(w + i);
+            var v1 = Avx.LoadVector256(w1 + i);
+            var v2 = Avx.LoadVector256(w2 + i);
+            var v3 = Avx.LoadVector256(w3 + i);
+            var p = Avx.LoadVector256(x + i);
             a0 = Fma.MultiplyAdd(v0, p, a0);
             a1 = Fma.MultiplyAdd(v1, p, a1);
             a2 = Fma.MultiplyAdd(v2, p, a2);
             a3 = Fma.MultiplyAdd(v3, p, a3);
-            p = Vector256.LoadUnsafe(ref x, xb + i);
+            p = Avx.LoadVector256(xb + i);
             b0 = Fma.MultiplyAdd(v0, p, b0);
             b1 = Fma.MultiplyAdd(v1, p, b1);
             b2 = Fma.MultiplyAdd(v2, p, b2);
             b3 = Fma.MultiplyAdd(v3, p, b3);
         }
 
-        y[at] = Vector256.Sum(a0) + Tail(ref w, wAt, ref x, xAt, whole, k);
-        y[at + 1] = Vector256.Sum(a1) + Tail(ref w, w1, ref x, xAt, whole, k);
-        y[at + 2] = Vector256.Sum(a2) + Tail(ref w, w2, ref x, xAt, whole, k);
-        y[at + 3] = Vector256.Sum(a3) + Tail(ref w, w3, ref x, xAt, whole, k);
-        y[at + stride] = Vector256.Sum(b0) + Tail(ref w, wAt, ref x, xb, whole, k);
-        y[at + stride + 1] = Vector256.Sum(b1) + Tail(ref w, w1, ref x, xb, whole, k);
-        y[at + stride + 2] = Vector256.Sum(b2) + Tail(ref w, w2, ref x, xb, whole, k);
-        y[at + stride + 3] = Vector256.Sum(b3) + Tail(ref w, w3, ref x, xb, whole, k);
+        cursor = line;
+        y[0] = Vector256.Sum(a0) + Tail(w, x, whole, features);
+        y[1] = Vector256.Sum(a1) + Tail(w1, x, whole, features);
+        y[2] = Vector256.Sum(a2) + Tail(w2, x, whole, features);
+        y[3] = Vector256.Sum(a3) + Tail(w3, x, whole, features);
+        y[stride] = Vector256.Sum(b0) + Tail(w, xb, whole, features);
+        y[stride + 1] = Vector256.Sum(b1) + Tail(w1, xb, whole, features);
+        y[stride + 2] = Vector256.Sum(b2) + Tail(w2, xb, whole, features);
+        y[stride + 3] = Vector256.Sum(b3) + Tail(w3, xb, whole, features);
     }
 
-    // Weight rows n..n+3 against input row m: FourByTwo's first half.
+    // FourByTwo's first half, for an odd last row.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void FourByOne(ref float w, nuint wAt, ref float x, nuint xAt, int features, Span<float> y, int at)
+    private static unsafe void FourByOne(float* w, float* x, int features, float* y, ref float* cursor, float* next)
     {
-        var k = (nuint)features;
-        nuint w1 = wAt + k, w2 = w1 + k, w3 = w2 + k;
+        float* w1 = w + features, w2 = w1 + features, w3 = w2 + features;
         Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
-        nuint i = 0;
-        var whole = (nuint)(features & ~7);
-        for (; i < whole; i += 8)
+        var whole = features & ~7;
+        var line = cursor;
+        for (var i = 0; i < whole; i += 8)
         {
-            var p = Vector256.LoadUnsafe(ref x, xAt + i);
-            a0 = Fma.MultiplyAdd(Vector256.LoadUnsafe(ref w, wAt + i), p, a0);
-            a1 = Fma.MultiplyAdd(Vector256.LoadUnsafe(ref w, w1 + i), p, a1);
-            a2 = Fma.MultiplyAdd(Vector256.LoadUnsafe(ref w, w2 + i), p, a2);
-            a3 = Fma.MultiplyAdd(Vector256.LoadUnsafe(ref w, w3 + i), p, a3);
+            if (line < next)
+            {
+                Sse.Prefetch0(line);
+                line += 16;
+            }
+
+            var p = Avx.LoadVector256(x + i);
+            a0 = Fma.MultiplyAdd(Avx.LoadVector256(w + i), p, a0);
+            a1 = Fma.MultiplyAdd(Avx.LoadVector256(w1 + i), p, a1);
+            a2 = Fma.MultiplyAdd(Avx.LoadVector256(w2 + i), p, a2);
+            a3 = Fma.MultiplyAdd(Avx.LoadVector256(w3 + i), p, a3);
         }
 
-        y[at] = Vector256.Sum(a0) + Tail(ref w, wAt, ref x, xAt, whole, k);
-        y[at + 1] = Vector256.Sum(a1) + Tail(ref w, w1, ref x, xAt, whole, k);
-        y[at + 2] = Vector256.Sum(a2) + Tail(ref w, w2, ref x, xAt, whole, k);
-        y[at + 3] = Vector256.Sum(a3) + Tail(ref w, w3, ref x, xAt, whole, k);
+        cursor = line;
+        y[0] = Vector256.Sum(a0) + Tail(w, x, whole, features);
+        y[1] = Vector256.Sum(a1) + Tail(w1, x, whole, features);
+        y[2] = Vector256.Sum(a2) + Tail(w2, x, whole, features);
+        y[3] = Vector256.Sum(a3) + Tail(w3, x, whole, features);
     }
 
-    private static float Dot(ref float w, nuint wAt, ref float x, nuint xAt, int features)
+    private static unsafe float Dot(float* w, float* x, int features)
     {
         var acc = Vector256<float>.Zero;
-        nuint i = 0;
-        var whole = (nuint)(features & ~7);
-        for (; i < whole; i += 8)
+        var whole = features & ~7;
+        for (var i = 0; i < whole; i += 8)
         {
-            acc = Fma.MultiplyAdd(Vector256.LoadUnsafe(ref w, wAt + i), Vector256.LoadUnsafe(ref x, xAt + i), acc);
+            acc = Fma.MultiplyAdd(Avx.LoadVector256(w + i), Avx.LoadVector256(x + i), acc);
         }
 
-        return Vector256.Sum(acc) + Tail(ref w, wAt, ref x, xAt, whole, (nuint)features);
+        return Vector256.Sum(acc) + Tail(w, x, whole, features);
     }
 
-    private static float Tail(ref float w, nuint wAt, ref float x, nuint xAt, nuint from, nuint to)
+    private static unsafe float Tail(float* w, float* x, int from, int to)
     {
         var sum = 0f;
         for (var i = from; i < to; i++)
         {
-            sum = MathF.FusedMultiplyAdd(Unsafe.Add(ref w, wAt + i), Unsafe.Add(ref x, xAt + i), sum);
+            sum = MathF.FusedMultiplyAdd(w[i], x[i], sum);
         }
 
         return sum;
