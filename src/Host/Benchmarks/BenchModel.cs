@@ -43,20 +43,21 @@ public sealed class BenchModel : IDisposable
         if (linearHead is not null)
         {
             // Layer weights in the order a step multiplies by them (parameters are registered in forward order).
+            var byName = parameters.ToDictionary(p => p.name, p => (Tensor)p.parameter);
             DecodeMatmuls = parameters
                 .Where(p => p.parameter.dim() == 2 && p.name.StartsWith("model.layers.", StringComparison.Ordinal))
-                .Select(p => (Kind: p.name.Split('.')[^2], Weight: (Tensor)p.parameter))
-                .Append(("lm_head", linearHead))
+                .Select(p => (Kind: p.name.Split('.')[^2], Weight: (Tensor)p.parameter, Bias: byName.GetValueOrDefault(p.name[..^"weight".Length] + "bias")))
+                .Append(("lm_head", linearHead, null))
                 .ToList();
         }
     }
 
     /// <summary>
-    /// Every [out, in] weight a decode step multiplies by through <c>SkinnyLinear</c>, in the order it does, named by kind
+    /// Every [out, in] weight (with its bias, if any) a decode step multiplies by through <c>SkinnyLinear</c>, in the order it does, named by kind
     /// (<c>q_proj</c> ... <c>down_proj</c>, <c>lm_head</c>); empty for families whose layers are not <c>nn.Linear</c>
     /// (GPT-2's <c>Conv1D</c> stores [in, out]; BERT does not decode).
     /// </summary>
-    public IReadOnlyList<(string Kind, Tensor Weight)> DecodeMatmuls { get; } = [];
+    public IReadOnlyList<(string Kind, Tensor Weight, Tensor? Bias)> DecodeMatmuls { get; } = [];
 
     /// <summary>gpt2, llama, mistral, qwen2, qwen3 or bert.</summary>
     public string Family { get; }

@@ -106,6 +106,10 @@ public static class ModelBenchmark
             if (generate)
             {
                 Generate(model.Decoder!, warmIds, 2, torchDevice);
+                using (SkinnyLinear.Bypass())
+                {
+                    Generate(model.Decoder!, warmIds, 2, torchDevice);
+                }
             }
         }
 
@@ -116,6 +120,13 @@ public static class ModelBenchmark
         using (var weight = zeros([8, 8], dtype, torchDevice))
         {
             skinny = generate && model.DecodeMatmuls.Count > 0 && SkinnyLinear.Applies(probe, weight, null);
+        }
+
+        if (generate && !skinny)
+        {
+            await output.WriteLineAsync(model.DecodeMatmuls.Count == 0
+                ? "  decode matmuls: this family's layers are not nn.Linear (GPT-2's Conv1D): only its head can take SkinnyLinear, so no breakdown"
+                : Invariant($"  decode matmuls: through libtorch's linear (SkinnyLinear takes fp32 rows on the CPU, at most {SkinnyLinear.MaxRows}, with AVX2 and FMA): no breakdown"));
         }
 
         baseline?.Ask("warmup");
@@ -141,7 +152,8 @@ public static class ModelBenchmark
                         round.LibTorchDecode = Generate(model.Decoder!, ids, options.NewTokens, torchDevice).Decode;
                     }
 
-                    round.Matmuls = TimeDecodeMatmuls(model, options.Batch, dtype, torchDevice);
+                    // Each way first in every other round: neither always finds the caches and the pools as the other left them.
+                    round.Matmuls = TimeDecodeMatmuls(model, options.Batch, dtype, torchDevice, libTorchFirst: r % 2 == 1);
                 }
             }
 
@@ -176,19 +188,19 @@ public static class ModelBenchmark
 
     // Seconds per kind of matmul in one decode step of `rows` rows, summed over its layers, timed in the step's order (so
     // each weight comes from memory, as in the step): SkinnyLinear, then libtorch's linear on the same weights.
-    private static Dictionary<string, (double Skinny, double LibTorch)> TimeDecodeMatmuls(BenchModel model, int rows, ScalarType dtype, Device device)
+    private static Dictionary<string, (double Skinny, double LibTorch)> TimeDecodeMatmuls(BenchModel model, int rows, ScalarType dtype, Device device, bool libTorchFirst)
     {
         var times = new Dictionary<string, (double Skinny, double LibTorch)>();
         using var inference = inference_mode();
-        foreach (var bypass in new[] { false, true })
+        foreach (var bypass in libTorchFirst ? new[] { true, false } : [false, true])
         {
             using var scope = NewDisposeScope();
             using var way = bypass ? SkinnyLinear.Bypass() : null;
-            foreach (var (kind, weight) in model.DecodeMatmuls)
+            foreach (var (kind, weight, bias) in model.DecodeMatmuls)
             {
                 var input = randn([rows, weight.shape[1]], dtype, device);
                 var clock = Stopwatch.StartNew();
-                using (SkinnyLinear.Linear(input, weight))
+                using (SkinnyLinear.Linear(input, weight, bias))
                 {
                     var seconds = clock.Elapsed.TotalSeconds;
                     var (skinny, libtorch) = times.GetValueOrDefault(kind);
@@ -228,7 +240,7 @@ public static class ModelBenchmark
             line += Invariant($"; prefill {round.Prefill:F3} s; decode {round.Decode * 1e3:F1} ms per step");
             if (round.Matmuls is { } matmuls)
             {
-                line += Invariant($" (through libtorch's linear {round.LibTorchDecode * 1e3:F1} ms; its matmuls alone {matmuls.Values.Sum(t => t.Skinny) * 1e3:F1} ms, {matmuls.Values.Sum(t => t.LibTorch) * 1e3:F1} ms through libtorch)");
+                line += Invariant($" ({round.LibTorchDecode * 1e3:F1} ms through libtorch's linear; the step's matmuls alone {matmuls.Values.Sum(t => t.Skinny) * 1e3:F1} ms on SkinnyLinear, {matmuls.Values.Sum(t => t.LibTorch) * 1e3:F1} ms through libtorch)");
             }
         }
 
@@ -306,8 +318,8 @@ public static class ModelBenchmark
         var kinds = rounds[0].Matmuls!.Keys.ToList();
         var byKind = kinds.Select(k => (Kind: k, Skinny: Median(rounds.Select(r => r.Matmuls![k].Skinny)), LibTorch: Median(rounds.Select(r => r.Matmuls![k].LibTorch)))).ToList();
         var matmuls = Median(rounds.Select(r => r.Matmuls!.Values.Sum(t => t.Skinny)));
-        var parts = string.Join(", ", byKind.Select(k => Invariant($"{k.Kind} {k.Skinny * 1e3:F1}/{k.LibTorch * 1e3:F1}")));
-        return Invariant($"  decode step of {batch} row(s) through libtorch's linear (MKL sgemm) instead: {libtorch * 1e3:F1} ms, speed with SkinnyLinear / without {PerRound(rounds, r => r.LibTorchDecode / r.Decode)}")
+        var parts = string.Join(", ", byKind.Select(k => Invariant($"{k.Kind} {k.Skinny * 1e3:F2}/{k.LibTorch * 1e3:F2}")));
+        return Invariant($"  decode step of {batch} row(s) with every matmul through libtorch's linear (its BLAS above) instead: {libtorch * 1e3:F1} ms, speed with SkinnyLinear / without {PerRound(rounds, r => r.LibTorchDecode / r.Decode)}")
             + Invariant($"\n  decode step by op, ms (SkinnyLinear/libtorch linear, each kind summed over its layers, in the step's order): {parts}; matmuls {matmuls * 1e3:F1} ms = {matmuls / decode:P0} of the step; the rest (attention over the cache, norms, rotary, activations, cache writes, next-token choice) {(decode - matmuls) * 1e3:F1} ms");
     }
 

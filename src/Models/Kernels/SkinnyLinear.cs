@@ -10,7 +10,8 @@ namespace DistributedInference.Models.Kernels;
 /// <summary>
 /// <c>torch.nn.functional.linear</c> (y = x·Wᵀ + b, W as <c>nn.Linear</c> stores it, [out, in]) for a skinny input:
 /// at most <see cref="MaxRows"/> rows, as in a decode step (one row per sequence), fp32 on an x86 CPU with AVX2 and
-/// FMA. Other inputs go to libtorch's <c>linear</c> unchanged.
+/// FMA. Other inputs go to libtorch's <c>linear</c> unchanged: other dtypes and devices, strided tensors, autograd, more
+/// rows, and tensors of 2 GiB or more.
 /// </summary>
 /// <remarks>
 /// A decode step is a matrix-vector product per weight: it should run at the speed weights stream from memory. The
@@ -26,9 +27,10 @@ public static class SkinnyLinear
 {
     /// <summary>
     /// The most rows (the product of every dimension of the input but the last) this kernel takes: the default
-    /// <c>max_num_seqs</c> of continuous batching, so every decode step of a default engine runs here (and a sequence's
-    /// rows get the same bits whatever its step's batch). At 32 and 64 rows it still beat libtorch's sgemm on qwen2.5-0.5b's
-    /// shapes here; longer inputs (prompts) go to libtorch.
+    /// <c>max_num_seqs</c> of continuous batching, so every decode step of a default engine runs here, and a sequence's
+    /// decode-step projections get the same bits whatever its step's batch. Prompts (a pass of rows x tokens over 64,
+    /// and the head of a prompt pass, which reads a strided last position) go to libtorch, whose bits may depend on the
+    /// batch. At 32 and 64 rows the kernel still beat libtorch's sgemm on qwen2.5-0.5b's shapes here.
     /// </summary>
     public const int MaxRows = 64;
 
@@ -53,42 +55,7 @@ public static class SkinnyLinear
     }
 
     /// <summary>Whether <see cref="Linear(Tensor, Tensor, Tensor?, int?)"/> computes <paramref name="input"/> itself.</summary>
-    public static bool Applies(Tensor input, Tensor weight, Tensor? bias)
-    {
-        if (t_bypassed || !Fma.IsSupported || !Avx2.IsSupported)
-        {
-            return false;
-        }
-
-        if (input.dtype != ScalarType.Float32 || weight.dtype != ScalarType.Float32 || (bias is not null && bias.dtype != ScalarType.Float32))
-        {
-            return false;
-        }
-
-        if (input.device_type != DeviceType.CPU || weight.device_type != DeviceType.CPU || (bias is not null && bias.device_type != DeviceType.CPU))
-        {
-            return false;
-        }
-
-        if (weight.dim() != 2 || input.dim() < 1 || input.shape[^1] != weight.shape[1] || (bias is not null && (bias.dim() != 1 || bias.shape[0] != weight.shape[0])))
-        {
-            return false;
-        }
-
-        var features = weight.shape[1];
-        var rows = features == 0 ? 0 : input.numel() / features;
-        if (rows is < 1 or > MaxRows || weight.numel() * sizeof(float) > int.MaxValue)
-        {
-            return false;
-        }
-
-        if (!input.is_contiguous() || !weight.is_contiguous() || (bias is not null && !bias.is_contiguous()))
-        {
-            return false;
-        }
-
-        return !is_grad_enabled() || !(input.requires_grad || weight.requires_grad || (bias?.requires_grad ?? false));
-    }
+    public static bool Applies(Tensor input, Tensor weight, Tensor? bias) => Plan(input, weight, bias) is not null;
 
     /// <summary>y = x·Wᵀ + b, as <c>torch.nn.functional.linear</c>.</summary>
     /// <param name="input">x: [..., in], float32 for this kernel (any dtype libtorch takes otherwise).</param>
@@ -98,33 +65,30 @@ public static class SkinnyLinear
     /// <returns>[..., out], a new tensor the caller owns.</returns>
     public static Tensor Linear(Tensor input, Tensor weight, Tensor? bias = null, int? threads = null)
     {
-        if (!Applies(input, weight, bias))
+        if (Plan(input, weight, bias) is not { } plan)
         {
             return nn.functional.linear(input, weight, bias);
         }
 
-        var outputs = weight.shape[0];
-        var features = (int)weight.shape[1];
-        var rows = (int)(input.numel() / features);
-        var shape = input.shape.ToArray();
+        var (shape, rows, features, outputs) = plan;
         shape[^1] = outputs;
         var result = empty(shape, ScalarType.Float32);
         var workers = Math.Max(1, threads ?? (outputs * features >= ParallelWeights ? get_num_threads() : 1));
-        var blocks = (int)((outputs + 3) / 4);
         if (workers == 1)
         {
-            Run(input, weight, bias, result, rows, features, 0, (int)outputs);
+            Run(input, weight, bias, result, rows, features, outputs, 0, outputs);
         }
         else
         {
+            var blocks = (outputs + 3) / 4;
             var per = (blocks + workers - 1) / workers;
             Parallel.For(0, workers, new ParallelOptions { MaxDegreeOfParallelism = workers }, t =>
             {
                 var from = t * per * 4;
-                var to = (int)Math.Min(outputs, (long)(t + 1) * per * 4);
+                var to = Math.Min(outputs, (t + 1) * per * 4);
                 if (from < to)
                 {
-                    Run(input, weight, bias, result, rows, features, from, to);
+                    Run(input, weight, bias, result, rows, features, outputs, from, to);
                 }
             });
         }
@@ -132,17 +96,70 @@ public static class SkinnyLinear
         return result;
     }
 
+    // The input's shape, its rows, in and out features when the kernel takes these tensors; null otherwise. Reads each
+    // shape once: TorchSharp's `shape` costs ~1.5 µs a read, and a decode step calls this ~170 times.
+    private static (long[] Shape, int Rows, int Features, int Outputs)? Plan(Tensor input, Tensor weight, Tensor? bias)
+    {
+        if (t_bypassed || !Fma.IsSupported || !Avx2.IsSupported)
+        {
+            return null;
+        }
+
+        if (input.dtype != ScalarType.Float32 || weight.dtype != ScalarType.Float32 || (bias is not null && bias.dtype != ScalarType.Float32))
+        {
+            return null;
+        }
+
+        if (input.device_type != DeviceType.CPU || weight.device_type != DeviceType.CPU || (bias is not null && bias.device_type != DeviceType.CPU))
+        {
+            return null;
+        }
+
+        var weightShape = weight.shape;
+        var shape = input.shape;
+        if (weightShape.Length != 2 || shape.Length < 1 || shape[^1] != weightShape[1] || weightShape[1] == 0)
+        {
+            return null;
+        }
+
+        var (outputs, features) = (weightShape[0], weightShape[1]);
+        if (bias is not null && (bias.dim() != 1 || bias.size(0) != outputs))
+        {
+            return null;
+        }
+
+        var rows = 1L;
+        for (var i = 0; i < shape.Length - 1; i++)
+        {
+            rows *= shape[i];
+        }
+
+        // TorchSharp's byte spans end at 2 GiB: every tensor the kernel reads or writes stays below that.
+        const long Largest = int.MaxValue / sizeof(float);
+        if (rows is < 1 or > MaxRows || outputs * features > Largest || rows * features > Largest || rows * outputs > Largest)
+        {
+            return null;
+        }
+
+        if (!input.is_contiguous() || !weight.is_contiguous() || (bias is not null && !bias.is_contiguous()))
+        {
+            return null;
+        }
+
+        var learning = is_grad_enabled() && (input.requires_grad || weight.requires_grad || (bias?.requires_grad ?? false));
+        return learning ? null : (shape, (int)rows, (int)features, (int)outputs);
+    }
+
     /// <summary><paramref name="linear"/>'s forward (its own weight and bias) through <see cref="Linear(Tensor, Tensor, Tensor?, int?)"/>.</summary>
     public static Tensor Apply(this Linear linear, Tensor input) => Linear(input, linear.weight!, linear.bias);
 
     // Output features [from, to) of every row. libtorch's memory is native (never moved by the GC): pointers to it are
     // stable while the tensors live, and the caller holds them.
-    private static unsafe void Run(Tensor input, Tensor weight, Tensor? bias, Tensor result, int rows, int features, int from, int to)
+    private static unsafe void Run(Tensor input, Tensor weight, Tensor? bias, Tensor result, int rows, int features, long outputs, int from, int to)
     {
         var x = (float*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(input.bytes));
         var w = (float*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(weight.bytes));
         var y = (float*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(result.bytes));
-        var outputs = weight.shape[0];
         var k = (long)features;
 
         // With two passes or more over a block of 4 weight rows (from the L1 cache after the first), the next block is

@@ -76,6 +76,13 @@ public sealed class SkinnyLinearTests
         Assert.False(SkinnyLinear.Applies(input[..4], weight[.., ..32], null));
         Assert.False(SkinnyLinear.Applies(zeros(0, 64), weight, null));
 
+        // An output of 2 GiB or more (64 x 2^23 floats) from a 32 MiB weight: libtorch's, not a span that cannot be made.
+        using (var tall = zeros((1L << 23) + 4, 1))
+        {
+            Assert.False(SkinnyLinear.Applies(zeros(64, 1), tall, null));
+            Assert.True(SkinnyLinear.Applies(zeros(2, 1), tall, null) == System.Runtime.Intrinsics.X86.Fma.IsSupported);
+        }
+
         var small = input[..4];
         using (SkinnyLinear.Bypass())
         {
