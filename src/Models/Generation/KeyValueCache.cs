@@ -34,8 +34,9 @@ public sealed class KeyValueCache : IDisposable
         Batch = batch;
     }
 
-    private KeyValueCache(Tensor[] keys, Tensor[] values)
+    private KeyValueCache(Tensor[] keys, Tensor[] values, int firstLayer)
     {
+        _firstLayer = firstLayer;
         _keys = keys;
         _values = values;
         Capacity = keys[0].shape[2];
@@ -47,7 +48,13 @@ public sealed class KeyValueCache : IDisposable
     /// tensor per layer, [batch, heads, capacity, head size]. The cache owns these tensor handles (pass views; disposing
     /// a view leaves its storage to the tensor it views).
     /// </summary>
-    public static KeyValueCache Over(Tensor[] keys, Tensor[] values) => new(keys, values);
+    public static KeyValueCache Over(Tensor[] keys, Tensor[] values) => new(keys, values, 0);
+
+    /// <summary>
+    /// <see cref="Over(Tensor[], Tensor[])"/> for the attention layers [<paramref name="firstLayer"/>,
+    /// <paramref name="firstLayer"/> + keys.Length) only, addressed by their index in the whole model (a pipeline stage's).
+    /// </summary>
+    public static KeyValueCache Over(Tensor[] keys, Tensor[] values, int firstLayer) => new(keys, values, firstLayer);
 
     /// <summary>
     /// A cache of the attention layers [<paramref name="firstLayer"/>, <paramref name="firstLayer"/> +

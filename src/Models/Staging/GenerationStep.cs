@@ -17,6 +17,10 @@ namespace DistributedInference.Models.Staging;
 /// <param name="KeepRows">[B] int64: the rows of the previous step that go on (finished rows leave, their cache is
 /// freed); null = all.</param>
 /// <param name="Release">Frees the sequence's cache on every stage; nothing is computed.</param>
+/// <param name="Paged">Set: a step of continuous batching, whose rows' keys and values live in a paged store named by
+/// <see cref="Sequence"/> (a pool) on each stage; <see cref="Capacity"/> and <see cref="KeepRows"/> are unused.</param>
+/// <param name="Lost">Set by a stage that holds no store for a paged step's pool (it was lost with a stage and the
+/// pipeline planned again): nothing was computed, and the stages after it pass the step on unchanged.</param>
 public sealed record GenerationStep(
     string Sequence,
     Tensor Hidden,
@@ -24,7 +28,9 @@ public sealed record GenerationStep(
     Tensor? AttentionMask,
     long Capacity,
     Tensor? KeepRows = null,
-    bool Release = false)
+    bool Release = false,
+    PagedStep? Paged = null,
+    bool Lost = false)
 {
     private const string SequenceKey = "generation_sequence";
     private const string HiddenKey = "hidden";
@@ -33,6 +39,12 @@ public sealed record GenerationStep(
     private const string CapacityKey = "capacity";
     private const string KeepRowsKey = "keep_rows";
     private const string ReleaseKey = "release";
+    private const string PastSlotsKey = "paged_past_slots";
+    private const string NewSlotsKey = "paged_new_slots";
+    private const string BlocksKey = "paged_blocks";
+    private const string BlockSizeKey = "paged_block_size";
+    private const string CreateKey = "paged_create";
+    private const string LostKey = "paged_lost";
 
     /// <summary>A step that frees <paramref name="sequence"/>'s cache on every stage.</summary>
     public static GenerationStep Free(string sequence) => new(sequence, empty(0, ScalarType.Int64), empty(0, ScalarType.Int64), null, 0, null, Release: true);
@@ -58,6 +70,16 @@ public sealed record GenerationStep(
             payload[KeepRowsKey] = KeepRows;
         }
 
+        if (Paged is not null)
+        {
+            payload[PastSlotsKey] = Paged.PastSlots;
+            payload[NewSlotsKey] = Paged.NewSlots;
+            payload[BlocksKey] = Paged.Blocks;
+            payload[BlockSizeKey] = Paged.BlockSize;
+            payload[CreateKey] = Paged.Create;
+            payload[LostKey] = Lost;
+        }
+
         return payload;
     }
 
@@ -75,14 +97,20 @@ public sealed record GenerationStep(
             ? typed
             : throw new InvalidInputException($"generation step: {key} is missing or not a {typeof(T).Name}");
         Tensor? Optional(string key) => named.TryGetValue(key, out var value) ? value as Tensor : null;
+        long Number(string key) => Convert.ToInt64(Get<object>(key), System.Globalization.CultureInfo.InvariantCulture);
+        var paged = named.ContainsKey(PastSlotsKey)
+            ? new PagedStep(Get<Tensor>(PastSlotsKey), Get<Tensor>(NewSlotsKey), Number(BlocksKey), Number(BlockSizeKey), Get<bool>(CreateKey))
+            : null;
         step = new GenerationStep(
             sequence as string ?? throw new InvalidInputException("generation step: the sequence id is not a string"),
             Get<Tensor>(HiddenKey),
             Get<Tensor>(PositionsKey),
             Optional(MaskKey),
-            Convert.ToInt64(Get<object>(CapacityKey), System.Globalization.CultureInfo.InvariantCulture),
+            Number(CapacityKey),
             Optional(KeepRowsKey),
-            Get<bool>(ReleaseKey));
+            Get<bool>(ReleaseKey),
+            paged,
+            paged is not null && Get<bool>(LostKey));
         return true;
     }
 }

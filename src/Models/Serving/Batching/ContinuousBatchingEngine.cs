@@ -15,14 +15,18 @@ namespace DistributedInference.Models.Serving.Batching;
 /// (greedy, or a <see cref="RowSampler"/> of the sequence's seed, as <see cref="ServingDecoder"/> does), and streams it.
 /// Requests join at the next iteration and leave the moment they stop, run out of budget or are cancelled (at the next
 /// iteration). A greedy sequence's logits come from its own tokens only (its past through its own blocks, padding
-/// masked), so what runs beside it changes no token of it. Does not own the model; each iteration holds the model's
-/// monitor, so a model shared with a <see cref="ServingReplica"/> (<see cref="DeviceDecoders"/>) runs one forward at a time.
+/// masked), so what runs beside it changes no token of it. The passes run on an <see cref="IModelExecutor"/>: the model
+/// on one device (<see cref="LocalModelExecutor"/>: does not own the model; each pass holds the model's monitor, so a
+/// model shared with a <see cref="ServingReplica"/> runs one forward at a time), or a pipeline's stages. When the
+/// executor loses its cache (<see cref="KvCacheLostException"/>) every running sequence is preempted and recomputed and
+/// the prefix cache forgets every block (<see cref="IterationScheduler.ForgetCache"/>).
 /// </summary>
 public sealed class ContinuousBatchingEngine : IGenerationEngine, IDisposable
 {
-    private readonly ICausalLanguageModel _model;
-    private readonly Device _device;
-    private readonly PagedKvStore _store;
+    /// <summary>Times in a row the executor may lose its cache (every sequence recomputed) before the engine gives up.</summary>
+    public const int MaxCacheLosses = 3;
+
+    private readonly IModelExecutor _executor;
     private readonly ConcurrentQueue<Work> _incoming = new();
     private readonly List<Work> _live = [];
     private readonly SemaphoreSlim _signal = new(0);
@@ -30,32 +34,42 @@ public sealed class ContinuousBatchingEngine : IGenerationEngine, IDisposable
     private readonly CancellationTokenSource _stopping = new();
     private readonly long _workspacePositions;
     private readonly Action<long>? _beforeIteration;
+    private int _cacheLosses;
 
     /// <param name="model">A decoder on <paramref name="device"/>, used by this engine's thread only while it runs.</param>
     /// <param name="device">The model's device.</param>
     /// <param name="options">Cache size and scheduler limits.</param>
     /// <exception cref="InvalidInputException">Impossible options.</exception>
     public ContinuousBatchingEngine(ICausalLanguageModel model, Device device, ContinuousBatchingOptions? options = null)
+        : this(new LocalModelExecutor(model, device), options)
     {
-        options ??= new ContinuousBatchingOptions();
-        _model = model;
-        _device = device;
-        var bytesPerPosition = PagedKvStore.BytesPerPosition(model, device);
-        var blocks = options.Blocks(bytesPerPosition);
-        _workspacePositions = Math.Max(1, options.WorkspaceBytes / bytesPerPosition);
-        _beforeIteration = options.BeforeIteration;
-        Scheduler = new IterationScheduler(new KvBlockPool(blocks, options.BlockSize), options.Scheduler);
+    }
+
+    /// <summary>An engine over any executor (a pipeline's stages: see <see cref="IModelExecutor"/>).</summary>
+    /// <param name="executor">Runs the passes; the engine owns it from now on (disposes it, also when this throws).</param>
+    /// <param name="options">Cache size and scheduler limits.</param>
+    /// <exception cref="InvalidInputException">Impossible options, or a cache that cannot be allocated.</exception>
+    public ContinuousBatchingEngine(IModelExecutor executor, ContinuousBatchingOptions? options = null)
+    {
+        _executor = executor;
         try
         {
-            _store = new PagedKvStore(model, blocks, options.BlockSize, device);
+            options ??= new ContinuousBatchingOptions();
+            var bytesPerPosition = executor.BytesPerPosition;
+            var blocks = options.Blocks(bytesPerPosition);
+            _workspacePositions = Math.Max(1, options.WorkspaceBytes / bytesPerPosition);
+            _beforeIteration = options.BeforeIteration;
+            Scheduler = new IterationScheduler(new KvBlockPool(blocks, options.BlockSize), options.Scheduler);
+            executor.InitializeCache(blocks, options.BlockSize);
         }
-        catch (Exception e) when (e is System.Runtime.InteropServices.ExternalException or OutOfMemoryException)
+        catch
         {
-            throw new InvalidInputException($"could not allocate a KV cache of {(double)blocks * options.BlockSize * bytesPerPosition / (1 << 20):0.#} MiB on {device} ({e.Message.Split('\n')[0]}): give it less memory");
+            executor.Dispose();
+            throw;
         }
 
         Publish();
-        _loop = new Thread(Loop) { IsBackground = true, Name = $"di-engine-{device}" };
+        _loop = new Thread(Loop) { IsBackground = true, Name = $"di-engine-{executor.Name}" };
         _loop.Start();
     }
 
@@ -81,10 +95,7 @@ public sealed class ContinuousBatchingEngine : IGenerationEngine, IDisposable
             throw new InvalidInputException("the prompt has no tokens");
         }
 
-        using (var ids = tensor(request.PromptTokenIds.ToArray()).unsqueeze(0))
-        {
-            _model.CheckInput(ids, request.Sampling.MaxTokens);
-        }
+        _executor.CheckInput(request.PromptTokenIds, request.Sampling.MaxTokens);
 
         if (_stopping.IsCancellationRequested)
         {
@@ -136,7 +147,7 @@ public sealed class ContinuousBatchingEngine : IGenerationEngine, IDisposable
         _stopping.Cancel();
         _signal.Release();
         _loop.Join();
-        _store.Dispose();
+        _executor.Dispose();
     }
 
     // The sequence leaves at the next iteration (its stream ends there); the semaphore is never disposed, so a late
@@ -202,10 +213,18 @@ public sealed class ContinuousBatchingEngine : IGenerationEngine, IDisposable
             var started = Stopwatch.GetTimestamp();
             try
             {
-                // A model shared with a node's device actor (DeviceDecoders) runs one forward at a time.
-                lock (_model)
+                Run(step);
+                _cacheLosses = 0;
+            }
+            catch (KvCacheLostException e)
+            {
+                // No block holds what the scheduler thinks: every running sequence is recomputed from its tokens, and
+                // no later request may match a cached prefix.
+                _preemptions += Scheduler.ForgetCache().Count;
+                if (++_cacheLosses > MaxCacheLosses)
                 {
-                    Run(step);
+                    _cacheLosses = 0;
+                    Drop(_ => true, _ => new EngineUnavailableException($"the KV cache was lost {MaxCacheLosses + 1} times in a row: {e.Message}", e));
                 }
             }
             catch (Exception e)
@@ -297,7 +316,7 @@ public sealed class ContinuousBatchingEngine : IGenerationEngine, IDisposable
 
         foreach (var group in groups)
         {
-            var logits = Forward(group);
+            var logits = _executor.ExecuteModel(group);
             long[]? greedy = null;
             for (var r = 0; r < group.Count; r++)
             {
@@ -324,35 +343,6 @@ public sealed class ContinuousBatchingEngine : IGenerationEngine, IDisposable
                 Scheduler.Completed(chunk, token);
                 Emit(work, sampling.Logprobs is { } k ? ServingDecoder.WithLogprobs(logits[r], token, k) : new GeneratedToken(token));
             }
-        }
-    }
-
-    // One forward pass of chunks of equal length: [rows, vocab] float32 logits at each row's last new position.
-    private Tensor Forward(IReadOnlyList<ScheduledChunk> group)
-    {
-        var length = group[0].Count;
-        var ids = new long[group.Count * length];
-        var positions = new long[group.Count * length];
-        for (var r = 0; r < group.Count; r++)
-        {
-            var chunk = group[r];
-            for (var t = 0; t < length; t++)
-            {
-                ids[(r * length) + t] = chunk.Sequence.Tokens[chunk.Start + t];
-                positions[(r * length) + t] = chunk.Start + t;
-            }
-        }
-
-        var (cache, mask, slots) = _store.Gather(group.Select(c => ((IReadOnlyList<int>)c.Sequence.Blocks, c.Start)).ToList(), length);
-        using (cache)
-        {
-            var logits = _model.NextTokenLogits(
-                tensor(ids, device: _device).view(group.Count, length),
-                tensor(positions, device: _device).view(group.Count, length),
-                mask,
-                cache).to(ScalarType.Float32);
-            _store.Scatter(cache, slots, length);
-            return logits;
         }
     }
 

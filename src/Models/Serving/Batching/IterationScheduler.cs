@@ -179,6 +179,24 @@ public sealed class IterationScheduler
         sequence.State = SequenceState.Finished;
     }
 
+    /// <summary>
+    /// The blocks' contents are gone (the executor lost its cache): every running sequence is preempted (its blocks
+    /// released, its tokens kept: it is recomputed, before the sequences that waited already, in admission order) and the
+    /// prefix cache forgets every block, so no sequence reads a block it did not compute since.
+    /// </summary>
+    /// <returns>The sequences preempted.</returns>
+    public IReadOnlyList<BatchSequence> ForgetCache()
+    {
+        var preempted = _running.ToList();
+        for (var i = preempted.Count - 1; i >= 0; i--)
+        {
+            Preempt(preempted[i]);
+        }
+
+        Pool.ForgetCache();
+        return preempted;
+    }
+
     private bool Reserve(BatchSequence sequence, int positions)
     {
         var missing = Pool.BlocksFor(positions) - sequence.Blocks.Count;

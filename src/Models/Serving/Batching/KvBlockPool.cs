@@ -146,4 +146,11 @@ public sealed class KvBlockPool
         _hashes[block] = hash;
         _cached[hash] = block;
     }
+
+    /// <summary>Unregisters every block from the prefix cache (their contents are gone); references are unchanged.</summary>
+    public void ForgetCache()
+    {
+        _cached.Clear();
+        Array.Clear(_hashes);
+    }
 }

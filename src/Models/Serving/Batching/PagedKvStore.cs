@@ -1,4 +1,5 @@
 using DistributedInference.Models.Generation;
+using DistributedInference.Models.Staging;
 using static TorchSharp.torch;
 
 namespace DistributedInference.Models.Serving.Batching;
@@ -9,6 +10,8 @@ namespace DistributedInference.Models.Serving.Batching;
 /// family). A step reads a sequence's past through its block table and writes its new positions back; attention itself
 /// runs on a contiguous per-step view (<see cref="Gather"/>), so every decoder family's attention is used unchanged.
 /// On the CPU the gather is one <c>index_select</c> per layer and tensor; its cost is measured in docs/benchmarks.md.
+/// A store may hold a range of the model's layers only (a pipeline stage's); where a pass reads and writes is a
+/// <see cref="PagedKvPlan"/>, computed once from the block tables.
 /// Owns its tensors until disposed.
 /// </summary>
 public sealed class PagedKvStore : IDisposable
@@ -18,33 +21,53 @@ public sealed class PagedKvStore : IDisposable
     private readonly Tensor[] _workKeys;
     private readonly Tensor[] _workValues;
     private readonly Device _device;
+    private readonly int _firstLayer;
 
     /// <param name="model">The decoder whose keys and values are stored (its layers, heads and dtype).</param>
     /// <param name="blocks">Blocks in the pool.</param>
     /// <param name="blockSize">Positions per block.</param>
     /// <param name="device">The model's device.</param>
     public PagedKvStore(ICausalLanguageModel model, int blocks, int blockSize, Device device)
+        : this(Slots(model, device), blocks, blockSize, device)
     {
-        using var probe = model.CreateCache(1, 1, device);
-        _device = device;
-        _keys = new Tensor[probe.Layers];
-        _values = new Tensor[probe.Layers];
-        _workKeys = new Tensor[probe.Layers];
-        _workValues = new Tensor[probe.Layers];
-        for (var layer = 0; layer < probe.Layers; layer++)
+    }
+
+    /// <summary>A store for some attention layers only (a pipeline stage's), addressed by their index in the whole model.</summary>
+    /// <param name="slots">The layers held, consecutive and in order (the first one's index is the caches' first layer).</param>
+    /// <param name="blocks">Blocks in the pool.</param>
+    /// <param name="blockSize">Positions per block.</param>
+    /// <param name="device">The layers' device.</param>
+    /// <exception cref="ArgumentException">No slot.</exception>
+    public PagedKvStore(IReadOnlyList<CacheSlot> slots, int blocks, int blockSize, Device device)
+    {
+        if (slots.Count == 0)
         {
-            var (keys, _) = probe.Buffers(layer);
-            var (heads, headSize) = (keys.shape[1], keys.shape[3]);
-            _keys[layer] = empty([(long)blocks * blockSize, heads, headSize], keys.dtype, device).DetachFromDisposeScope();
-            _values[layer] = empty([(long)blocks * blockSize, heads, headSize], keys.dtype, device).DetachFromDisposeScope();
-            _workKeys[layer] = empty([1, heads, 1, headSize], keys.dtype, device).DetachFromDisposeScope();
-            _workValues[layer] = empty([1, heads, 1, headSize], keys.dtype, device).DetachFromDisposeScope();
+            throw new ArgumentException("a paged store needs at least one attention layer", nameof(slots));
+        }
+
+        _device = device;
+        _firstLayer = slots[0].Layer;
+        _keys = new Tensor[slots.Count];
+        _values = new Tensor[slots.Count];
+        _workKeys = new Tensor[slots.Count];
+        _workValues = new Tensor[slots.Count];
+        for (var layer = 0; layer < slots.Count; layer++)
+        {
+            var slot = slots[layer];
+            _keys[layer] = empty([(long)blocks * blockSize, slot.Heads, slot.HeadSize], slot.Dtype, device).DetachFromDisposeScope();
+            _values[layer] = empty([(long)blocks * blockSize, slot.Heads, slot.HeadSize], slot.Dtype, device).DetachFromDisposeScope();
+            _workKeys[layer] = empty([1, slot.Heads, 1, slot.HeadSize], slot.Dtype, device).DetachFromDisposeScope();
+            _workValues[layer] = empty([1, slot.Heads, 1, slot.HeadSize], slot.Dtype, device).DetachFromDisposeScope();
         }
 
         BlockSize = blockSize;
+        Blocks = blocks;
     }
 
     public int BlockSize { get; }
+
+    /// <summary>Blocks in the pool.</summary>
+    public int Blocks { get; }
 
     /// <summary>Bytes of keys and values one position takes over all layers: what sizes the pool.</summary>
     public static long BytesPerPosition(ICausalLanguageModel model, Device device)
@@ -53,41 +76,42 @@ public sealed class PagedKvStore : IDisposable
         return probe.AllocatedBytes;
     }
 
+    /// <summary>The cache slots of every attention layer of <paramref name="model"/>.</summary>
+    public static IReadOnlyList<CacheSlot> Slots(ICausalLanguageModel model, Device device)
+    {
+        using var probe = model.CreateCache(1, 1, device);
+        return Enumerable.Range(0, probe.Layers).Select(layer =>
+        {
+            var (keys, _) = probe.Buffers(layer);
+            return new CacheSlot(layer, (int)keys.shape[1], keys.shape[3], keys.dtype);
+        }).ToList();
+    }
+
     /// <summary>
-    /// A cache for one forward pass of <paramref name="rows"/> rows (a view of this store's workspace: valid until the next call) that each add <paramref name="newTokens"/> positions:
-    /// each row's past positions [0, pastLengths[i]) copied from its blocks, right-aligned so that the new positions of
-    /// every row share columns [P, P + newTokens) with P the longest past. Columns before a shorter row's past are
-    /// padding: the returned mask ([rows, P + newTokens] int64, 1 = real) hides them.
+    /// A cache for one forward pass of <paramref name="rows"/> rows (a view of this store's workspace: valid until the next call) that each add <paramref name="newTokens"/> positions,
+    /// as <see cref="PagedKvPlan"/> lays them out.
     /// </summary>
-    /// <returns>The cache (its length P; the caller disposes it), the mask and the new positions' slot numbers
+    /// <returns>The cache (its length P; the caller disposes it), the mask ([rows, P + newTokens] int64) and the new positions' slot numbers
     /// ([rows x newTokens] int64, for <see cref="Scatter"/>); the tensors are in the caller's dispose scope.</returns>
     public (KeyValueCache Cache, Tensor Mask, Tensor NewSlots) Gather(IReadOnlyList<(IReadOnlyList<int> Blocks, int Past)> rows, int newTokens)
     {
-        var longest = rows.Max(r => r.Past);
-        var cache = Workspace(rows.Count, longest + newTokens);
-        var pastSlots = new long[rows.Count * longest];
-        var newSlots = new long[rows.Count * newTokens];
-        var mask = new long[rows.Count * (longest + newTokens)];
-        for (var r = 0; r < rows.Count; r++)
-        {
-            var (blocks, past) = rows[r];
-            var offset = longest - past;
-            for (var q = 0; q < past; q++)
-            {
-                pastSlots[(r * longest) + offset + q] = Slot(blocks, q);
-            }
+        var plan = PagedKvPlan.Of(rows, newTokens, BlockSize);
+        using var pastSlots = plan.PastSlotsTensor(_device);
+        return (Gather(pastSlots, newTokens), plan.MaskTensor(_device), plan.NewSlotsTensor(_device));
+    }
 
-            for (var t = 0; t < newTokens; t++)
-            {
-                newSlots[(r * newTokens) + t] = Slot(blocks, past + t);
-            }
-
-            Array.Fill(mask, 1L, (r * (longest + newTokens)) + offset, past + newTokens);
-        }
-
+    /// <summary>
+    /// A cache for one forward pass (a view of this store's workspace: valid until the next call) holding each row's past
+    /// from <paramref name="pastSlots"/> (a <see cref="PagedKvPlan"/>'s, [rows, P] int64 on any device), with room for
+    /// <paramref name="newTokens"/> more positions. The caller disposes the cache (its length P).
+    /// </summary>
+    public KeyValueCache Gather(Tensor pastSlots, int newTokens)
+    {
+        var (rows, longest) = ((int)pastSlots.shape[0], (int)pastSlots.shape[1]);
+        var cache = Workspace(rows, longest + newTokens);
         if (longest > 0)
         {
-            using var index = tensor(pastSlots, device: _device);
+            using var index = pastSlots.reshape(-1).to(_device);
             for (var layer = 0; layer < _keys.Length; layer++)
             {
                 var (keys, values) = cache.Buffers(layer);
@@ -100,22 +124,23 @@ public sealed class PagedKvStore : IDisposable
             void Copy(Tensor pool, Tensor buffer)
             {
                 using var past = pool.index_select(0, index);
-                using var rowsFirst = past.view(rows.Count, longest, past.shape[1], past.shape[2]);
+                using var rowsFirst = past.view(rows, longest, past.shape[1], past.shape[2]);
                 using var target = buffer.narrow(2, 0, longest);
                 target.copy_(rowsFirst.permute(0, 2, 1, 3));
             }
         }
 
-        return (cache, tensor(mask, device: _device).view(rows.Count, longest + newTokens), tensor(newSlots, device: _device));
+        return cache;
     }
 
     /// <summary>Writes the positions a forward pass added to <paramref name="cache"/> (columns [P, P + newTokens)) into their slots.</summary>
     /// <param name="cache">The cache <see cref="Gather"/> returned, after the pass.</param>
-    /// <param name="newSlots">The slots <see cref="Gather"/> returned.</param>
+    /// <param name="newSlots">The plan's new slots ([rows x newTokens] int64, on any device).</param>
     /// <param name="newTokens">Positions each row added.</param>
     public void Scatter(KeyValueCache cache, Tensor newSlots, int newTokens)
     {
         var past = cache.Length - newTokens;
+        using var index = newSlots.reshape(-1).to(_device);
         for (var layer = 0; layer < _keys.Length; layer++)
         {
             var (keys, values) = cache.Buffers(layer);
@@ -126,7 +151,7 @@ public sealed class PagedKvStore : IDisposable
         void Write(Tensor pool, Tensor buffer)
         {
             using var added = buffer.narrow(2, past, newTokens).permute(0, 2, 1, 3).reshape(-1, pool.shape[1], pool.shape[2]);
-            pool.index_copy_(0, newSlots, added);
+            pool.index_copy_(0, index, added);
         }
     }
 
@@ -161,8 +186,7 @@ public sealed class PagedKvStore : IDisposable
 
         return KeyValueCache.Over(
             _workKeys.Select(k => k.narrow(0, 0, rows).DetachFromDisposeScope()).ToArray(),
-            _workValues.Select(v => v.narrow(0, 0, rows).DetachFromDisposeScope()).ToArray());
+            _workValues.Select(v => v.narrow(0, 0, rows).DetachFromDisposeScope()).ToArray(),
+            _firstLayer);
     }
-
-    private long Slot(IReadOnlyList<int> blocks, int position) => ((long)blocks[position / BlockSize] * BlockSize) + (position % BlockSize);
 }

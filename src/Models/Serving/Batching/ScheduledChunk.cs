@@ -10,6 +10,25 @@ public sealed record ScheduledChunk(BatchSequence Sequence, int Start, int Count
 {
     /// <summary>Whether this chunk ends at the sequence's last known token, so its logits pick the next one.</summary>
     public bool SamplesToken => Start + Count == Sequence.Tokens.Count;
+
+    /// <summary>The token ids and positions of chunks of equal length, row after row (rows x length each, int64).</summary>
+    public static (long[] Ids, long[] Positions) Inputs(IReadOnlyList<ScheduledChunk> chunks)
+    {
+        var length = chunks[0].Count;
+        var ids = new long[chunks.Count * length];
+        var positions = new long[chunks.Count * length];
+        for (var r = 0; r < chunks.Count; r++)
+        {
+            var chunk = chunks[r];
+            for (var t = 0; t < length; t++)
+            {
+                ids[(r * length) + t] = chunk.Sequence.Tokens[chunk.Start + t];
+                positions[(r * length) + t] = chunk.Start + t;
+            }
+        }
+
+        return (ids, positions);
+    }
 }
 
 /// <summary>What one iteration runs: chunks in scheduling order (running sequences first, then new admissions).</summary>
