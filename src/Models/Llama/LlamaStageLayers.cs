@@ -93,6 +93,7 @@ public sealed class LlamaHeadLayer : StageLayer, IGenerativeStageLayer
     /// <inheritdoc/>
     public CacheSlot? CacheSlot => null;
 
-    /// <summary>Logits [B, vocab] of each row's last new position, in the stage's dtype.</summary>
-    public Tensor Step(Tensor hidden, GenerationContext context) => lm_head.Apply(norm.forward(hidden.select(1, -1)));
+    /// <summary>Logits [B, vocab] of each row's last new position, in the stage's dtype: the norm over every position
+    /// first, as <see cref="LlamaForCausalLM.NextTokenLogits"/> does, so the logits are the whole model's to the bit.</summary>
+    public Tensor Step(Tensor hidden, GenerationContext context) => lm_head.Apply(norm.forward(hidden).select(1, -1));
 }
