@@ -54,8 +54,10 @@ public sealed class PagedKvStore : IDisposable
         for (var layer = 0; layer < slots.Count; layer++)
         {
             var slot = slots[layer];
-            _keys[layer] = empty([(long)blocks * blockSize, slot.Heads, slot.HeadSize], slot.Dtype, device).DetachFromDisposeScope();
-            _values[layer] = empty([(long)blocks * blockSize, slot.Heads, slot.HeadSize], slot.Dtype, device).DetachFromDisposeScope();
+            // Zeroed: a padding column of a step reads slot 0 (masked, so weighed by exactly 0), and 0 x NaN from
+            // uninitialised memory would be NaN when block 0 holds nothing yet.
+            _keys[layer] = zeros([(long)blocks * blockSize, slot.Heads, slot.HeadSize], slot.Dtype, device).DetachFromDisposeScope();
+            _values[layer] = zeros([(long)blocks * blockSize, slot.Heads, slot.HeadSize], slot.Dtype, device).DetachFromDisposeScope();
             _workKeys[layer] = empty([1, slot.Heads, 1, slot.HeadSize], slot.Dtype, device).DetachFromDisposeScope();
             _workValues[layer] = empty([1, slot.Heads, 1, slot.HeadSize], slot.Dtype, device).DetachFromDisposeScope();
         }
