@@ -39,11 +39,14 @@ public static class ServeCommand
         var https = new Option<string?>("--https-certificate") { Description = $"serve HTTPS with this PKCS#12 certificate (password in ${ServeOptions.HttpsPasswordVariable})", HelpName = "FILE" };
         var batching = new Option<string>("--batching") { Description = "continuous: each device runs requests side by side, joining and leaving at every decode step (vLLM's scheduling); per-request: one request at a time per device (with --join: through the cluster's job coordinators)", DefaultValueFactory = _ => "continuous" };
         batching.AcceptOnlyFromAmong("continuous", "per-request");
+        var mode = SharedOptions.Choice("--mode", "replica: every device holds the whole model; pipeline: the decoder is cut into one stage per device, and continuous batching runs micro-batches of sequences through the stages", Inference.Mode.Replica, Inference.Modes.Parse, Enum.GetValues<Inference.Mode>().Select(Inference.Modes.Name));
+        var splitPoints = new Option<string>("--split-points") { Description = "pipeline: auto (balanced by parameter bytes), compute (balanced by estimated FLOPs per token), or the layers that start stages 2, 3, ...: layers.2,layers.5", DefaultValueFactory = _ => "auto" };
+        var numChunks = new Option<int?>("--num-chunks") { Description = "pipeline: continuous-batching engines, one micro-batch of sequences in flight each, sharing the stages' KV cache (default: one per stage)" };
         var continuous = new ContinuousBatchingArguments();
         var command = new Command("serve", "Serve a model over an OpenAI-compatible HTTP API (completions, chat, embeddings).")
         {
             model, devices, host, port, join, apiKey, dtype, seed, servedName, chatTemplate, maxConcurrent, maxBody, drain, joinTimeout, secretFile, tlsCertificate, libtorch, https,
-            batching,
+            batching, mode, splitPoints, numChunks,
         };
         foreach (var option in continuous.Options)
         {
@@ -60,7 +63,10 @@ public static class ServeCommand
                     TimeSpan.FromSeconds(result.GetValue(drain)), SharedOptions.Seconds(result.GetValue(joinTimeout)),
                     ClusterSecret.Read(result.GetValue(secretFile)), result.GetValue(tlsCertificate), result.GetValue(libtorch), result.GetValue(https),
                     result.GetValue(batching) == "continuous",
-                    continuous.Read(result));
+                    continuous.Read(result),
+                    result.GetValue(mode),
+                    result.GetValue(splitPoints)!,
+                    result.GetValue(numChunks));
                 return await RunAsync(options, result.InvocationConfiguration.Error);
             },
             result.InvocationConfiguration.Error));

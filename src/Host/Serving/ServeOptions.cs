@@ -12,7 +12,9 @@ namespace DistributedInference.Host.Serving;
 /// <paramref name="ContinuousBatching"/> (decoders): each device runs a
 /// <see cref="Models.Serving.Batching.ContinuousBatchingEngine"/>, with <paramref name="Batching"/>'s cache and limits on this
 /// process's devices, with the nodes' defaults on a cluster (<paramref name="Join"/>); false: each request is a replica job
-/// of its own.
+/// of its own. <paramref name="Mode"/> pipeline (a decoder bigger than one device): the model is cut into one stage per
+/// device of <paramref name="Devices"/> (at <paramref name="SplitPoints"/>) and served by <paramref name="NumChunks"/>
+/// continuous-batching engines over the stages (<see cref="Actors.Pipeline.PipelineEngines"/>; default: one per stage).
 /// </summary>
 public sealed record ServeOptions(
     string Model,
@@ -34,7 +36,10 @@ public sealed record ServeOptions(
     string? LibTorch = null,
     string? HttpsCertificate = null,
     bool ContinuousBatching = true,
-    Models.Serving.Batching.ContinuousBatchingOptions? Batching = null)
+    Models.Serving.Batching.ContinuousBatchingOptions? Batching = null,
+    Inference.Mode Mode = Inference.Mode.Replica,
+    string SplitPoints = "auto",
+    int? NumChunks = null)
 {
     /// <summary>The password of <see cref="HttpsCertificate"/> (a PKCS#12 file): <c>DI_HTTPS_PASSWORD</c>.</summary>
     public const string HttpsPasswordVariable = "DI_HTTPS_PASSWORD";

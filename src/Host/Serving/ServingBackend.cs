@@ -2,20 +2,26 @@ using Akka.Actor;
 using DistributedInference.Actors.Cluster.Devices;
 using DistributedInference.Actors.Cluster.Planning;
 using DistributedInference.Actors.Kernel.Requests;
+using DistributedInference.Actors.Pipeline;
 using DistributedInference.Actors.Replica;
 using DistributedInference.Actors.Serving;
 using DistributedInference.Host.Cluster;
 using DistributedInference.Models;
+using DistributedInference.Models.Llama;
+using DistributedInference.Models.Partitioning;
 using DistributedInference.Models.Runtime;
 using DistributedInference.Models.Serving;
 using DistributedInference.Models.Serving.Batching;
+using DistributedInference.Models.Staging;
 using DistributedInference.Models.Tasks;
 
 namespace DistributedInference.Host.Serving;
 
 /// <summary>
 /// Where <c>di serve</c>'s requests run: for a decoder on this process's devices, one
-/// <see cref="ContinuousBatchingEngine"/> per device behind an <see cref="EngineRouter"/>; for a decoder on a cluster
+/// <see cref="ContinuousBatchingEngine"/> per device behind an <see cref="EngineRouter"/>; with <c>--mode pipeline</c>,
+/// the decoder cut into one stage per device of this process and served by continuous-batching engines over the stages
+/// (<see cref="PipelineEngines"/>: micro-batches of sequences); for a decoder on a cluster
 /// joined as a client, the nodes' continuous-batching engines (<see cref="ClusterGenerationEngine"/>: a sequence whose
 /// node is lost goes on on another); with <see cref="ServeOptions.ContinuousBatching"/> off, and for embedders, this
 /// process's device actors (a <see cref="ReplicaRuntime"/>, started before the server listens) or the cluster's (the
@@ -34,12 +40,16 @@ public sealed class ServingBackend : IAsyncDisposable
     private readonly EngineRouter? _engines;
     private readonly GenerationHosts? _hosts;
     private readonly List<IDisposable> _owned = [];
+    private readonly IPipeline? _pipeline;
+    private readonly string? _description;
     private ClusterReplicaRoute? _route;
     private ReplicaClient? _client;
     private string? _unavailable;
 
-    private ServingBackend(ServedModel model, ReplicaRuntime? runtime, ActorSystem? cluster, EngineRouter? engines = null, IEnumerable<IDisposable>? owned = null, GenerationHosts? hosts = null)
+    private ServingBackend(ServedModel model, ReplicaRuntime? runtime, ActorSystem? cluster, EngineRouter? engines = null, IEnumerable<IDisposable>? owned = null, GenerationHosts? hosts = null, IPipeline? pipeline = null, string? description = null)
     {
+        _pipeline = pipeline;
+        _description = description;
         _model = model;
         _runtime = runtime;
         _cluster = cluster;
@@ -90,7 +100,8 @@ public sealed class ServingBackend : IAsyncDisposable
 
     /// <summary>What runs the requests, for the start line: <c>1 device(s) here</c>, <c>2 node(s), 3 device(s)</c>.</summary>
     public string Describe() =>
-        _engines is not null ? $"{_engines.Engines.Count} device(s) here, continuous batching ({((ContinuousBatchingEngine)_engines.Engines[0]).Load.TotalBlocks} KV blocks per device; requests up to {_model.ContextLength} positions)"
+        _description is not null ? _description
+        : _engines is not null ? $"{_engines.Engines.Count} device(s) here, continuous batching ({((ContinuousBatchingEngine)_engines.Engines[0]).Load.TotalBlocks} KV blocks per device; requests up to {_model.ContextLength} positions)"
         : _hosts is not null ? (_hosts.Current.Length is > 0 and var nodes ? $"{nodes} node(s) generating, continuous batching on each" : "the cluster's nodes (none generating with the model yet)")
         : _runtime is not null ? $"{_runtime.Devices.Count} device(s) here"
         : _route is { } route ? route.Describe() : "no device yet";
@@ -100,6 +111,16 @@ public sealed class ServingBackend : IAsyncDisposable
     public static async Task<ServingBackend> StartAsync(ServedModel model, ServeOptions options, CancellationToken cancellation)
     {
         var dtype = options.DType.ToScalarType();
+        if (options.Mode == Inference.Mode.Pipeline)
+        {
+            if (options.Join is { Count: > 0 } || !model.Generates || !options.ContinuousBatching)
+            {
+                throw new InvalidInputException("--mode pipeline serves a decoder with continuous batching on this process's devices (not with --join, --batching per-request or an embedder)");
+            }
+
+            return await StartPipelineAsync(model, options, dtype, cancellation);
+        }
+
         if (options.Join is not { Count: > 0 } && model.Generates && options.ContinuousBatching)
         {
             return StartEngines(model, options, dtype);
@@ -169,6 +190,50 @@ public sealed class ServingBackend : IAsyncDisposable
         }
 
         return new ServingBackend(model, null, null, engines.Router, owned);
+    }
+
+    // The decoder cut into one stage per device, and the engines over the stages; what was started is stopped if a later step fails.
+    private static async Task<ServingBackend> StartPipelineAsync(ServedModel model, ServeOptions options, TorchSharp.torch.ScalarType dtype, CancellationToken cancellation)
+    {
+        var staged = model.Source.LoadStaged(InferenceTask.Generate);
+        var owned = new List<IDisposable>();
+        if (staged is IDisposable disposable)
+        {
+            owned.Add(disposable);
+        }
+
+        PipelineRuntime? pipeline = null;
+        PipelineEngines? engines = null;
+        try
+        {
+            var decoder = staged is LlamaStagedModel llama
+                ? PipelineDecoder.Of(llama.Config, dtype)
+                : throw new InvalidInputException($"--mode pipeline serves Llama-family decoders ({string.Join(", ", LlamaConfig.SupportedModelTypes)}): {model.Source.ModelType}'s stages cannot generate");
+            var plan = Partitioner.Plan(StagedLayerInfo.InDtype(staged.Layers, dtype), DeviceName.ParseList(options.Devices), options.SplitPoints);
+            pipeline = await PipelineRuntime.StartAsync(staged, plan, dtype, cancellation: cancellation);
+            var batching = options.Batching ?? new ContinuousBatchingOptions();
+            var scheduler = (batching.Scheduler ?? new IterationSchedulerOptions()) with { MaxWaiting = options.MaxConcurrentRequests * 16 };
+            engines = PipelineEngines.Start(pipeline, decoder, batching with { Scheduler = scheduler }, options.NumChunks);
+            for (var i = 0; i < engines.Engines.Count; i++)
+            {
+                owned.Add(EngineMetrics.Register(engines.Engines[i], $"pipeline-{i}"));
+            }
+
+            model.LimitContext(engines.MaxPositions);
+            var description = $"{pipeline.Stages.Count} pipeline stage(s) here ({string.Join(", ", plan.Stages.Select(s => s.Device))}), continuous batching with {engines.Engines.Count} micro-batch(es) of sequences ({engines.Engines[0].Load.TotalBlocks} KV blocks each; requests up to {model.ContextLength} positions)";
+            return new ServingBackend(model, null, null, engines.Router, owned, pipeline: pipeline, description: description);
+        }
+        catch
+        {
+            engines?.Dispose();
+            Dispose(Enumerable.Reverse(owned));
+            if (pipeline is not null)
+            {
+                await pipeline.DisposeAsync();
+            }
+
+            throw;
+        }
     }
 
     private static void Dispose(IEnumerable<IDisposable> owned)
@@ -252,8 +317,13 @@ public sealed class ServingBackend : IAsyncDisposable
             await ClusterInference.LeaveAsync(_cluster);
         }
 
-        // The engines first (their threads stop using the models), then the metrics registrations and the models.
+        // The engines first (their threads stop using the models), then the pipeline, the metrics registrations and the models.
         _engines?.Dispose();
+        if (_pipeline is not null)
+        {
+            await _pipeline.DisposeAsync();
+        }
+
         Dispose(Enumerable.Reverse(_owned));
 
         _stopping.Dispose();
