@@ -9,7 +9,7 @@ namespace DistributedInference.Models.Staging;
 /// mask ([rows, P + T] int64) and its positions the rows' own ([rows, T] int64).
 /// </summary>
 /// <param name="PastSlots">[rows, P] int64: each row's past slots, right-aligned (padding columns are masked).</param>
-/// <param name="NewSlots">[rows x T] int64: the slots the new positions are written to.</param>
+/// <param name="NewSlots">[rows, T] int64: the slots the new positions are written to.</param>
 /// <param name="Blocks">Blocks in the pool: a stage allocates its store with this many on a <paramref name="Create"/> step.</param>
 /// <param name="BlockSize">Positions per block.</param>
 /// <param name="Create">The first step of the pool (or the first after it was lost): each stage allocates its store

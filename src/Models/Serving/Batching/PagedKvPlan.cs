@@ -50,8 +50,8 @@ public sealed record PagedKvPlan(int Rows, int Past, int NewTokens, long[] PastS
     /// <summary>[rows, P] int64 past slots on <paramref name="device"/>, in the caller's dispose scope.</summary>
     public Tensor PastSlotsTensor(Device? device = null) => tensor(PastSlots, device: device).view(Rows, Past);
 
-    /// <summary>[rows x new tokens] int64 new slots on <paramref name="device"/>, in the caller's dispose scope.</summary>
-    public Tensor NewSlotsTensor(Device? device = null) => tensor(NewSlots, device: device);
+    /// <summary>[rows, new tokens] int64 new slots on <paramref name="device"/>, in the caller's dispose scope.</summary>
+    public Tensor NewSlotsTensor(Device? device = null) => tensor(NewSlots, device: device).view(Rows, NewTokens);
 
     /// <summary>[rows, P + new tokens] int64 mask on <paramref name="device"/>, in the caller's dispose scope.</summary>
     public Tensor MaskTensor(Device? device = null) => tensor(Mask, device: device).view(Rows, Past + NewTokens);

@@ -94,7 +94,7 @@ public sealed class PagedKvStore : IDisposable
     /// as <see cref="PagedKvPlan"/> lays them out.
     /// </summary>
     /// <returns>The cache (its length P; the caller disposes it), the mask ([rows, P + newTokens] int64) and the new positions' slot numbers
-    /// ([rows x newTokens] int64, for <see cref="Scatter"/>); the tensors are in the caller's dispose scope.</returns>
+    /// ([rows, newTokens] int64, for <see cref="Scatter"/>); the tensors are in the caller's dispose scope.</returns>
     public (KeyValueCache Cache, Tensor Mask, Tensor NewSlots) Gather(IReadOnlyList<(IReadOnlyList<int> Blocks, int Past)> rows, int newTokens)
     {
         var plan = PagedKvPlan.Of(rows, newTokens, BlockSize);
@@ -137,7 +137,7 @@ public sealed class PagedKvStore : IDisposable
 
     /// <summary>Writes the positions a forward pass added to <paramref name="cache"/> (columns [P, P + newTokens)) into their slots.</summary>
     /// <param name="cache">The cache <see cref="Gather"/> returned, after the pass.</param>
-    /// <param name="newSlots">The plan's new slots ([rows x newTokens] int64, on any device).</param>
+    /// <param name="newSlots">The plan's new slots ([rows, newTokens] int64, on any device).</param>
     /// <param name="newTokens">Positions each row added.</param>
     public void Scatter(KeyValueCache cache, Tensor newSlots, int newTokens)
     {

@@ -280,6 +280,27 @@ public sealed class DistributedInferenceSerializerTests : TestKit
         Assert.Throws<SerializationException>(() => Serializer.ToBinary(new RunBatch("job", 0, complex.alias())));
     }
 
+    [Fact]
+    public void A_paged_generation_step_crosses_nodes_whole()
+    {
+        var step = new GenerationStep(
+            "pool-0",
+            tensor(new long[] { 5, 6, 7, 8 }).view(2, 2),
+            tensor(new long[] { 3, 4, 0, 1 }).view(2, 2),
+            tensor(new long[] { 1, 1, 1, 1, 0, 0, 1, 1 }).view(2, 4),
+            0,
+            Paged: new PagedStep(tensor(new long[] { 8, 9, 0, 0 }).view(2, 2), tensor(new long[] { 10, 11, 12, 13 }).view(2, 2), 64, 4, Create: true));
+        var first = ((MicroBatch)RoundTrip(new MicroBatch("job", 0, RowBatch.From(step.ToPayload())))).Payload.Value;
+        Assert.True(GenerationStep.TryRead(first, out var back));
+        Assert.Equal(Describe(step), Describe(back));
+
+        // The first prefill has no past: [rows, 0] slots.
+        var empty = step with { Paged = step.Paged! with { PastSlots = zeros(2, 0, ScalarType.Int64), Create = false }, Lost = true };
+        var second = ((MicroBatch)RoundTrip(new MicroBatch("job", 1, RowBatch.From(empty.ToPayload())))).Payload.Value;
+        Assert.True(GenerationStep.TryRead(second, out var emptyBack));
+        Assert.Equal(Describe(empty), Describe(emptyBack));
+    }
+
     // A comparable text form of a message: tensors by dtype, shape and values; collections item by item.
     private static string Describe(object? value) => value switch
     {
