@@ -195,4 +195,37 @@ public sealed class IterationSchedulerTests
         Assert.Throws<InvalidInputException>(() => new IterationScheduler(pool, new IterationSchedulerOptions(MaxSequences: 64, MaxTokensPerStep: 32)));
         Assert.Throws<InvalidInputException>(() => new IterationScheduler(pool, new IterationSchedulerOptions(MaxTokensPerStep: 128, PrefillChunk: 256)));
     }
+
+    [Fact]
+    public void After_the_cache_is_lost_every_running_sequence_is_recomputed_and_no_stale_prefix_is_read()
+    {
+        var h = new SchedulerHarness(blocks: 64, blockSize: 4);
+        var system = Enumerable.Range(100, 16).Select(t => (long)t).ToList();
+        var a = h.Add(SchedulerHarness.Sequence("a", prompt: 3, newTokens: 4, prefix: system));
+        h.RunUntilIdle();
+        var b = h.Add(SchedulerHarness.Sequence("b", prompt: 6, newTokens: 12, seed: 1));
+        var c = h.Add(SchedulerHarness.Sequence("c", prompt: 2, newTokens: 12, seed: 2, prefix: system));
+        for (var i = 0; i < 3; i++)
+        {
+            h.Step();
+        }
+
+        Assert.True(c.CachedPromptTokens >= 16, "c did not reuse a's prefix: the test no longer covers a stale prefix");
+        var preempted = h.Scheduler.ForgetCache();
+        h.Model.Lose();
+
+        Assert.Equal([b, c], preempted);
+        Assert.Empty(h.Scheduler.Running);
+        Assert.Equal(2, h.Scheduler.Waiting);
+        Assert.Equal(0, h.Pool.CachedBlocks);
+        Assert.Equal(0, h.Pool.UsedBlocks);
+
+        // The simulated model fails any read of a slot not computed since the loss.
+        var d = h.Add(SchedulerHarness.Sequence("d", prompt: 5, newTokens: 3, seed: 3, prefix: system));
+        h.RunUntilIdle();
+        Assert.Equal(SchedulerHarness.Alone(a, 64, 4), SchedulerHarness.Output(a));
+        Assert.Equal(SchedulerHarness.Alone(b, 64, 4), SchedulerHarness.Output(b));
+        Assert.Equal(SchedulerHarness.Alone(c, 64, 4), SchedulerHarness.Output(c));
+        Assert.Equal(SchedulerHarness.Alone(d, 64, 4), SchedulerHarness.Output(d));
+    }
 }

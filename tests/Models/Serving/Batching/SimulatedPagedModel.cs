@@ -50,6 +50,9 @@ internal sealed class SimulatedPagedModel(KvBlockPool pool, int vocabulary = 50_
 
     public void Tick(SchedulerStep step) => Clock += 1 + (0.1 * step.Tokens);
 
+    /// <summary>Every slot's contents are gone (a pipeline stage holding the cache was lost).</summary>
+    public void Lose() => Array.Clear(_slots);
+
     private int Slot(BatchSequence sequence, int position) =>
         (sequence.Blocks[position / pool.BlockSize] * pool.BlockSize) + (position % pool.BlockSize);
 }
