@@ -25,7 +25,9 @@ public sealed class NonFiniteLogitsException : ArithmeticException
     public static void ThrowIfAny(Tensor logits, Tensor? active, int step, ScalarType? dtype)
     {
         using var scope = NewDisposeScope();
-        var bad = logits.isfinite().all(-1).logical_not();
+        // A row's largest and smallest logit are both finite only when all are: max and min propagate NaN. Two reductions
+        // to [rows], where isfinite().all() wrote a bool per logit first (~6 ms a step for 8 rows of 152k at one thread).
+        var bad = logits.amax(-1).isfinite().logical_and(logits.amin(-1).isfinite()).logical_not();
         if (active is not null)
         {
             bad = bad.logical_and(active);

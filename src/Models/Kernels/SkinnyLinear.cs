@@ -37,9 +37,6 @@ public static class SkinnyLinear
     // Weights smaller than this (elements) run on one thread: splitting them costs more than it saves.
     private const long ParallelWeights = 1 << 18;
 
-    // A block of 4 weight rows larger than this is not prefetched (it would not stay in the L1 cache over the passes).
-    private const int PrefetchBlockBytes = 16 * 1024;
-
     [ThreadStatic]
     private static bool t_bypassed;
 
@@ -162,11 +159,23 @@ public static class SkinnyLinear
         var y = (float*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(result.bytes));
         var k = (long)features;
 
-        // With two passes or more over a block of 4 weight rows (from the L1 cache after the first), the next block is
-        // fetched during them, one cache line a step; without, the memory would idle while the passes compute
-        // (measured: 7.1 -> 9.4 GB/s of weights at 8 rows, in = 896). A block over 16 KB would not stay in L1: no prefetch.
+        // With two passes or more over a block of 4 weight rows (from the cache after the first), the next block is
+        // fetched during them, one cache line every `every` steps: spread over all the passes, the stream from memory
+        // stays steady instead of a burst the miss buffers cannot take (measured at 8 rows, in = 896: 7.1 GB/s of weights
+        // with no prefetch, 8.0 with a line every step, 10-12.7 spread; in = 4864, whose block does not fit in L1, 7.2-7.9
+        // without and 7.9-8.4 spread).
         var passes = (rows / 2) + (rows % 2);
-        var prefetch = passes >= 2 && features * 4 * sizeof(float) <= PrefetchBlockBytes;
+        var prefetch = passes >= 2;
+
+        // A block is features / 4 lines and its passes take passes x features / 8 steps: one line every passes / 2 steps
+        // (a power of two, as the step counter is masked) fetches it by the last pass.
+        var every = 1;
+        while (every * 4 <= passes)
+        {
+            every *= 2;
+        }
+
+        var stepMask = (8 * every) - 1;
         var end = w + (outputs * k);
         long n = from;
         for (; n + 4 <= to; n += 4)
@@ -177,12 +186,12 @@ public static class SkinnyLinear
             var m = 0;
             for (; m + 2 <= rows; m += 2)
             {
-                FourByTwo(block, x + (m * k), features, y + (m * outputs) + n, outputs, ref cursor, next);
+                FourByTwo(block, x + (m * k), features, y + (m * outputs) + n, outputs, ref cursor, next, stepMask);
             }
 
             if (m < rows)
             {
-                FourByOne(block, x + (m * k), features, y + (m * outputs) + n, ref cursor, next);
+                FourByOne(block, x + (m * k), features, y + (m * outputs) + n, ref cursor, next, stepMask);
             }
         }
 
@@ -208,9 +217,9 @@ public static class SkinnyLinear
     }
 
     // Weight rows w[0..3] (each `features` long) against input rows x and x + features; results at y[0..3] and
-    // y[stride + 0..3]. Each sum in the same order as Dot. One prefetch a step while cursor < next.
+    // y[stride + 0..3]. Each sum in the same order as Dot. One prefetch every (stepMask + 1) / 8 steps while cursor < next.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static unsafe void FourByTwo(float* w, float* x, int features, float* y, long stride, ref float* cursor, float* next)
+    private static unsafe void FourByTwo(float* w, float* x, int features, float* y, long stride, ref float* cursor, float* next, int stepMask)
     {
         float* w1 = w + features, w2 = w1 + features, w3 = w2 + features, xb = x + features;
         Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, b0 = default, b1 = default, b2 = default, b3 = default;
@@ -218,7 +227,7 @@ public static class SkinnyLinear
         var line = cursor;
         for (var i = 0; i < whole; i += 8)
         {
-            if (line < next)
+            if (line < next && (i & stepMask) == 0)
             {
                 Sse.Prefetch0(line);
                 line += 16;
@@ -253,7 +262,7 @@ public static class SkinnyLinear
 
     // FourByTwo's first half, for an odd last row.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static unsafe void FourByOne(float* w, float* x, int features, float* y, ref float* cursor, float* next)
+    private static unsafe void FourByOne(float* w, float* x, int features, float* y, ref float* cursor, float* next, int stepMask)
     {
         float* w1 = w + features, w2 = w1 + features, w3 = w2 + features;
         Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
@@ -261,7 +270,7 @@ public static class SkinnyLinear
         var line = cursor;
         for (var i = 0; i < whole; i += 8)
         {
-            if (line < next)
+            if (line < next && (i & stepMask) == 0)
             {
                 Sse.Prefetch0(line);
                 line += 16;

@@ -35,6 +35,21 @@ public sealed class NonFiniteLogitsTests : IDisposable
     }
 
     [Theory]
+    [InlineData(float.NaN)]
+    [InlineData(float.PositiveInfinity)]
+    [InlineData(float.NegativeInfinity)]
+    public void Any_non_finite_logit_of_an_active_row_fails_the_step_and_only_then(float value)
+    {
+        using var scope = NewDisposeScope();
+        var logits = randn(3, 50);
+        NonFiniteLogitsException.ThrowIfAny(logits, null, 0, null);
+        logits[1, 17] = tensor(value);
+        Assert.Throws<NonFiniteLogitsException>(() => NonFiniteLogitsException.ThrowIfAny(logits, null, 0, null));
+        Assert.Throws<NonFiniteLogitsException>(() => NonFiniteLogitsException.ThrowIfAny(logits, tensor(new[] { false, true, false }), 0, null));
+        NonFiniteLogitsException.ThrowIfAny(logits, tensor(new[] { true, false, true }), 0, null);
+    }
+
+    [Theory]
     [InlineData(false)]
     [InlineData(true)]
     public void Fp16_overflow_fails_generation_where_fp32_generates(bool sample)
