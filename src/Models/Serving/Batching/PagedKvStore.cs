@@ -54,10 +54,20 @@ public sealed class PagedKvStore : IDisposable
         for (var layer = 0; layer < slots.Count; layer++)
         {
             var slot = slots[layer];
-            // Zeroed: a padding column of a step reads slot 0 (masked, so weighed by exactly 0), and 0 x NaN from
-            // uninitialised memory would be NaN when block 0 holds nothing yet.
-            _keys[layer] = zeros([(long)blocks * blockSize, slot.Heads, slot.HeadSize], slot.Dtype, device).DetachFromDisposeScope();
-            _values[layer] = zeros([(long)blocks * blockSize, slot.Heads, slot.HeadSize], slot.Dtype, device).DetachFromDisposeScope();
+            // A padding column of a step reads slot 0 (masked, so weighed by exactly 0), and 0 x NaN from uninitialised
+            // memory would be NaN while block 0 holds nothing yet: slot 0 starts at zero. The rest stays untouched until
+            // written (zeroing all of it would make the whole pool resident at once).
+            _keys[layer] = empty([(long)blocks * blockSize, slot.Heads, slot.HeadSize], slot.Dtype, device).DetachFromDisposeScope();
+            _values[layer] = empty([(long)blocks * blockSize, slot.Heads, slot.HeadSize], slot.Dtype, device).DetachFromDisposeScope();
+            using (var first = _keys[layer].narrow(0, 0, 1))
+            {
+                first.zero_();
+            }
+
+            using (var first = _values[layer].narrow(0, 0, 1))
+            {
+                first.zero_();
+            }
             _workKeys[layer] = empty([1, slot.Heads, 1, slot.HeadSize], slot.Dtype, device).DetachFromDisposeScope();
             _workValues[layer] = empty([1, slot.Heads, 1, slot.HeadSize], slot.Dtype, device).DetachFromDisposeScope();
         }
