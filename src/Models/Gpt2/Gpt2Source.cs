@@ -90,6 +90,7 @@ public sealed class Gpt2Source
         }
 
         model.to(dtype).to(device);
+        Runtime.HugePages.Collapse(model.parameters());
         model.eval();
         return model;
     }

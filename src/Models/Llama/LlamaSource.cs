@@ -125,7 +125,8 @@ public sealed class LlamaSource
         LlamaWeights.RejectUnused(_checkpoint, names, Config);
     }
 
-    /// <summary>Fills parameters named by their checkpoint keys: from the checkpoint, or randomly for a built-in.</summary>
+    /// <summary>Fills parameters named by their checkpoint keys: from the checkpoint, or randomly for a built-in; large CPU
+    /// weights then move to huge pages (<see cref="Runtime.HugePages"/>).</summary>
     /// <exception cref="InvalidInputException">A tensor is missing or has another shape.</exception>
     public void Fill(IEnumerable<(string CheckpointName, Tensor Parameter)> parameters)
     {
@@ -137,5 +138,7 @@ public sealed class LlamaSource
         {
             LlamaWeights.Load(parameters, _checkpoint);
         }
+
+        Runtime.HugePages.Collapse(parameters.Select(p => p.Parameter));
     }
 }
