@@ -310,8 +310,8 @@ public static class ModelBenchmark
     }
 
     // Where a decode step's time goes: the step through libtorch's linear beside it, then its matmuls kind by kind (both
-    // ways), then what is left of the step (attention over the cache, norms, rotary embedding, activations, cache writes,
-    // the choice of the next token). Medians over the rounds.
+    // ways, back to back), then what is left of the step: the other ops, and the matmuls' own slowdown inside the step
+    // (they ran slower there than back to back in an instrumented run: docs/benchmarks.md). Medians over the rounds.
     private static string DecodeBreakdown(List<Round> rounds, long batch, double decode)
     {
         var libtorch = Median(rounds.Select(r => r.LibTorchDecode));
@@ -320,7 +320,7 @@ public static class ModelBenchmark
         var matmuls = Median(rounds.Select(r => r.Matmuls!.Values.Sum(t => t.Skinny)));
         var parts = string.Join(", ", byKind.Select(k => Invariant($"{k.Kind} {k.Skinny * 1e3:F2}/{k.LibTorch * 1e3:F2}")));
         return Invariant($"  decode step of {batch} row(s) with every matmul through libtorch's linear (its BLAS above) instead: {libtorch * 1e3:F1} ms, speed with SkinnyLinear / without {PerRound(rounds, r => r.LibTorchDecode / r.Decode)}")
-            + Invariant($"\n  decode step by op, ms (SkinnyLinear/libtorch linear, each kind summed over its layers, in the step's order): {parts}; matmuls {matmuls * 1e3:F1} ms = {matmuls / decode:P0} of the step; the rest (attention over the cache, norms, rotary, activations, cache writes, next-token choice) {(decode - matmuls) * 1e3:F1} ms");
+            + Invariant($"\n  decode step by op, ms (SkinnyLinear/libtorch linear, each kind summed over its layers, in the step's order): {parts}; matmuls timed back to back {matmuls * 1e3:F1} ms = {matmuls / decode:P0} of the step; the step less that {(decode - matmuls) * 1e3:F1} ms (attention over the cache, norms, rotary, activations, cache writes and next-token choice, plus whatever the matmuls lose between those ops inside the step)");
     }
 
     // "1.06x" for one round; "1.02 1.06 1.31 per round, median 1.06x" for several (noisy machines: the spread shows).
