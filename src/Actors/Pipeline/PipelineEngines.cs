@@ -42,7 +42,12 @@ public sealed class PipelineEngines : IDisposable
         var count = numChunks ?? pipeline.Stages.Count;
         if (count < 1)
         {
-            throw new InvalidInputException($"num_chunks must be positive, got {count}");
+            throw new InvalidInputException($"--num-chunks must be at least 1, got {count}");
+        }
+
+        if (options.BlockSize >= 1 && options.KvCacheBytes / count < decoder.BytesPerPosition * options.BlockSize)
+        {
+            throw new InvalidInputException($"a KV cache of {options.KvCacheBytes} bytes shared by {count} engines (one per micro-batch: --num-chunks) leaves each {options.KvCacheBytes / count} bytes, less than one block of {options.BlockSize} positions ({decoder.BytesPerPosition * options.BlockSize} bytes): give the cache more memory or run fewer engines");
         }
 
         var sequences = (options.Scheduler ?? new IterationSchedulerOptions()).MaxSequences;

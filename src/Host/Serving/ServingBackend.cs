@@ -111,11 +111,21 @@ public sealed class ServingBackend : IAsyncDisposable
     public static async Task<ServingBackend> StartAsync(ServedModel model, ServeOptions options, CancellationToken cancellation)
     {
         var dtype = options.DType.ToScalarType();
+        if (options.Mode != Inference.Mode.Pipeline && (options.NumChunks is not null || options.SplitPoints != "auto"))
+        {
+            throw new InvalidInputException("--num-chunks and --split-points cut a model into pipeline stages: they need --mode pipeline");
+        }
+
         if (options.Mode == Inference.Mode.Pipeline)
         {
             if (options.Join is { Count: > 0 } || !model.Generates || !options.ContinuousBatching)
             {
                 throw new InvalidInputException("--mode pipeline serves a decoder with continuous batching on this process's devices (not with --join, --batching per-request or an embedder)");
+            }
+
+            if (options.NumChunks is < 1)
+            {
+                throw new InvalidInputException($"--num-chunks must be at least 1, got {options.NumChunks}");
             }
 
             return await StartPipelineAsync(model, options, dtype, cancellation);

@@ -64,4 +64,24 @@ public sealed class PipelineServeTests
         Assert.Contains("pipeline", e.Message, StringComparison.Ordinal);
         Assert.DoesNotContain('\n', e.Message);
     }
+
+    [Fact]
+    public async Task Pipeline_options_are_refused_without_pipeline_mode_and_a_bad_engine_count_names_its_flag()
+    {
+        LibTorch.Initialize();
+        var model = ServedModel.Load(Model("llama3-tiny"), null, null, 0);
+        foreach (var options in new[]
+        {
+            new ServeOptions(Model("llama3-tiny"), Devices: "cpu,cpu", Port: 0, NumChunks: 2),
+            new ServeOptions(Model("llama3-tiny"), Devices: "cpu,cpu", Port: 0, SplitPoints: "model.layers.1"),
+        })
+        {
+            var e = await Assert.ThrowsAsync<InvalidInputException>(() => ServingBackend.StartAsync(model, options, CancellationToken.None));
+            Assert.Contains("--mode pipeline", e.Message, StringComparison.Ordinal);
+        }
+
+        var zero = new ServeOptions(Model("llama3-tiny"), Devices: "cpu,cpu", Port: 0, Mode: Mode.Pipeline, NumChunks: 0);
+        var error = await Assert.ThrowsAsync<InvalidInputException>(() => ServingBackend.StartAsync(model, zero, CancellationToken.None));
+        Assert.Contains("--num-chunks", error.Message, StringComparison.Ordinal);
+    }
 }
