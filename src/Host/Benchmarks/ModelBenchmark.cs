@@ -110,6 +110,11 @@ public static class ModelBenchmark
                 {
                     Generate(model.Decoder!, warmIds, 2, torchDevice);
                 }
+
+                using (SkinnyLinear.Narrow())
+                {
+                    Generate(model.Decoder!, warmIds, 2, torchDevice);
+                }
             }
         }
 
@@ -150,6 +155,14 @@ public static class ModelBenchmark
                     using (SkinnyLinear.Bypass())
                     {
                         round.LibTorchDecode = Generate(model.Decoder!, ids, options.NewTokens, torchDevice).Decode;
+                    }
+
+                    if (SkinnyLinear.Lanes == 16)
+                    {
+                        using (SkinnyLinear.Narrow())
+                        {
+                            round.NarrowDecode = Generate(model.Decoder!, ids, options.NewTokens, torchDevice).Decode;
+                        }
                     }
 
                     // Each way first in every other round: neither always finds the caches and the pools as the other left them.
@@ -319,7 +332,11 @@ public static class ModelBenchmark
         var byKind = kinds.Select(k => (Kind: k, Skinny: Median(rounds.Select(r => r.Matmuls![k].Skinny)), LibTorch: Median(rounds.Select(r => r.Matmuls![k].LibTorch)))).ToList();
         var matmuls = Median(rounds.Select(r => r.Matmuls!.Values.Sum(t => t.Skinny)));
         var parts = string.Join(", ", byKind.Select(k => Invariant($"{k.Kind} {k.Skinny * 1e3:F2}/{k.LibTorch * 1e3:F2}")));
+        var narrow = rounds.All(r => r.NarrowDecode > 0)
+            ? Invariant($"\n  decode step of {batch} row(s) on SkinnyLinear's 8-lane AVX2 kernel instead of its 16-lane AVX-512 one: {Median(rounds.Select(r => r.NarrowDecode)) * 1e3:F1} ms, speed 16 lanes / 8 {PerRound(rounds, r => r.NarrowDecode / r.Decode)}")
+            : Invariant($"\n  SkinnyLinear ran {SkinnyLinear.Lanes} lanes (AVX-512 would run 16)");
         return Invariant($"  decode step of {batch} row(s) with every matmul through libtorch's linear (its BLAS above) instead: {libtorch * 1e3:F1} ms, speed with SkinnyLinear / without {PerRound(rounds, r => r.LibTorchDecode / r.Decode)}")
+            + narrow
             + Invariant($"\n  decode step by op, ms (SkinnyLinear/libtorch linear, each kind summed over its layers, in the step's order): {parts}; matmuls timed back to back {matmuls * 1e3:F1} ms = {matmuls / decode:P0} of the step; the step less that {(decode - matmuls) * 1e3:F1} ms (attention over the cache, norms, rotary, activations, cache writes and next-token choice, plus whatever the matmuls lose between those ops inside the step)");
     }
 
@@ -362,6 +379,9 @@ public static class ModelBenchmark
 
         /// <summary>Seconds per decode step with every linear layer through libtorch's <c>linear</c>.</summary>
         public double LibTorchDecode { get; set; }
+
+        /// <summary>Seconds per decode step on SkinnyLinear's 8-lane AVX2 kernel where the 16-lane one runs; 0 otherwise.</summary>
+        public double NarrowDecode { get; set; }
 
         /// <summary>Per kind of matmul: seconds in one decode step, summed over layers; null when not measured.</summary>
         public Dictionary<string, (double Skinny, double LibTorch)>? Matmuls { get; set; }

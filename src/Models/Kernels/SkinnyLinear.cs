@@ -40,6 +40,27 @@ public static class SkinnyLinear
     [ThreadStatic]
     private static bool t_bypassed;
 
+    [ThreadStatic]
+    private static bool t_narrow;
+
+    /// <summary>
+    /// The vector width, in floats, of the kernel that <see cref="Linear(Tensor, Tensor, Tensor?, int?)"/> runs on this
+    /// thread: 16 (AVX-512), 8 (AVX2 and FMA), or 0 where the CPU has neither and everything goes to libtorch. A row's
+    /// bits depend on it: two machines of different widths agree to rounding, not to the bit.
+    /// </summary>
+    public static int Lanes => !Fma.IsSupported || !Avx2.IsSupported ? 0 : SkinnyLinearAvx512.IsSupported && !t_narrow ? 16 : 8;
+
+    /// <summary>
+    /// Until disposed, this thread runs the 8-lane AVX2 kernel even where AVX-512 is there (<c>di bench model</c> and the
+    /// tests compare both). Other threads are unaffected.
+    /// </summary>
+    public static IDisposable Narrow()
+    {
+        var before = t_narrow;
+        t_narrow = true;
+        return new Restore(() => t_narrow = before);
+    }
+
     /// <summary>
     /// Until disposed, <see cref="Linear(Tensor, Tensor, Tensor?, int?)"/> on this thread sends everything to libtorch's
     /// <c>linear</c> (<c>di bench model</c> times a decode step both ways, side by side). Other threads are unaffected.
@@ -48,7 +69,7 @@ public static class SkinnyLinear
     {
         var before = t_bypassed;
         t_bypassed = true;
-        return new Restore(before);
+        return new Restore(() => t_bypassed = before);
     }
 
     /// <summary>Whether <see cref="Linear(Tensor, Tensor, Tensor?, int?)"/> computes <paramref name="input"/> itself.</summary>
@@ -68,12 +89,13 @@ public static class SkinnyLinear
         }
 
         var (shape, rows, features, outputs) = plan;
+        var wide = Lanes == 16;
         shape[^1] = outputs;
         var result = empty(shape, ScalarType.Float32);
         var workers = Math.Max(1, threads ?? (outputs * features >= ParallelWeights ? get_num_threads() : 1));
         if (workers == 1)
         {
-            Run(input, weight, bias, result, rows, features, outputs, 0, outputs);
+            Run(input, weight, bias, result, rows, features, outputs, 0, outputs, wide);
         }
         else
         {
@@ -85,7 +107,7 @@ public static class SkinnyLinear
                 var to = Math.Min(outputs, (t + 1) * per * 4);
                 if (from < to)
                 {
-                    Run(input, weight, bias, result, rows, features, outputs, from, to);
+                    Run(input, weight, bias, result, rows, features, outputs, from, to, wide);
                 }
             });
         }
@@ -152,11 +174,35 @@ public static class SkinnyLinear
 
     // Output features [from, to) of every row. libtorch's memory is native (never moved by the GC): pointers to it are
     // stable while the tensors live, and the caller holds them.
-    private static unsafe void Run(Tensor input, Tensor weight, Tensor? bias, Tensor result, int rows, int features, long outputs, int from, int to)
+    private static unsafe void Run(Tensor input, Tensor weight, Tensor? bias, Tensor result, int rows, int features, long outputs, int from, int to, bool wide)
     {
         var x = (float*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(input.bytes));
         var w = (float*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(weight.bytes));
         var y = (float*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(result.bytes));
+        if (wide)
+        {
+            SkinnyLinearAvx512.Run(w, x, y, rows, features, outputs, from, to);
+        }
+        else
+        {
+            RunNarrow(w, x, y, rows, features, outputs, from, to);
+        }
+
+        if (bias is not null)
+        {
+            var b = (float*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(bias.bytes));
+            for (var m = 0; m < rows; m++)
+            {
+                for (long i = from; i < to; i++)
+                {
+                    y[(m * outputs) + i] += b[i];
+                }
+            }
+        }
+    }
+
+    private static unsafe void RunNarrow(float* w, float* x, float* y, int rows, int features, long outputs, int from, int to)
+    {
         var k = (long)features;
 
         // With two passes or more over a block of 4 weight rows (from the cache after the first), the next block is
@@ -200,18 +246,6 @@ public static class SkinnyLinear
             for (var m = 0; m < rows; m++)
             {
                 y[(m * outputs) + n] = Dot(w + (n * k), x + (m * k), features);
-            }
-        }
-
-        if (bias is not null)
-        {
-            var b = (float*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(bias.bytes));
-            for (var m = 0; m < rows; m++)
-            {
-                for (long i = from; i < to; i++)
-                {
-                    y[(m * outputs) + i] += b[i];
-                }
             }
         }
     }
@@ -313,8 +347,8 @@ public static class SkinnyLinear
         return sum;
     }
 
-    private sealed class Restore(bool before) : IDisposable
+    private sealed class Restore(Action undo) : IDisposable
     {
-        public void Dispose() => t_bypassed = before;
+        public void Dispose() => undo();
     }
 }

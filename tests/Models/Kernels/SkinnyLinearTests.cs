@@ -27,36 +27,67 @@ public sealed class SkinnyLinearTests
         using var scope = NewDisposeScope();
         var (input, weight, bias) = Random(rows * 1000 + features, [rows, features], outputs);
         Assert.True(SkinnyLinear.Applies(input, weight, bias) == (System.Runtime.Intrinsics.X86.Fma.IsSupported && System.Runtime.Intrinsics.X86.Avx2.IsSupported));
-        foreach (var b in new[] { bias, null })
+        foreach (var narrow in new[] { false, true })
         {
-            var expected = nn.functional.linear(input, weight, b);
-            var actual = SkinnyLinear.Linear(input, weight, b);
-            Assert.Equal(expected.shape, actual.shape);
-            var scale = expected.abs().max().item<float>();
-            Assert.True((actual - expected).abs().max().item<float>() <= 1e-5 * scale * Math.Sqrt(features), $"rows {rows}, in {features}, out {outputs}");
+            using var width = narrow ? SkinnyLinear.Narrow() : null;
+            foreach (var b in new[] { bias, null })
+            {
+                var expected = nn.functional.linear(input, weight, b);
+                var actual = SkinnyLinear.Linear(input, weight, b);
+                Assert.Equal(expected.shape, actual.shape);
+                var scale = expected.abs().max().item<float>();
+                Assert.True((actual - expected).abs().max().item<float>() <= 1e-5 * scale * Math.Sqrt(features), $"rows {rows}, in {features}, out {outputs}, {SkinnyLinear.Lanes} lanes");
+            }
         }
+    }
+
+    [Fact]
+    public void Runs_sixteen_lanes_where_the_cpu_has_avx512_and_eight_when_told()
+    {
+        var avx2 = System.Runtime.Intrinsics.X86.Fma.IsSupported && System.Runtime.Intrinsics.X86.Avx2.IsSupported;
+        var avx512 = System.Runtime.Intrinsics.X86.Avx512F.IsSupported && System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated;
+        Assert.Equal(!avx2 ? 0 : avx512 ? 16 : 8, SkinnyLinear.Lanes);
+        using (SkinnyLinear.Narrow())
+        {
+            Assert.Equal(avx2 ? 8 : 0, SkinnyLinear.Lanes);
+            var other = -1;
+            var thread = new Thread(() => other = SkinnyLinear.Lanes);
+            thread.Start();
+            thread.Join();
+            Assert.Equal(!avx2 ? 0 : avx512 ? 16 : 8, other);
+        }
+
+        Assert.Equal(!avx2 ? 0 : avx512 ? 16 : 8, SkinnyLinear.Lanes);
     }
 
     [Fact]
     public void A_row_gets_the_same_bits_alone_in_any_batch_and_on_any_number_of_threads()
     {
-        using var scope = NewDisposeScope();
-        var (input, weight, bias) = Random(7, [2, 5, 4864], 898);
-        var batch = SkinnyLinear.Linear(input, weight, bias, threads: 1);
-        Assert.Equal(new long[] { 2, 5, 898 }, batch.shape);
-        for (var threads = 1; threads <= 3; threads++)
+        foreach (var narrow in new[] { false, true })
         {
-            Assert.True(SkinnyLinear.Linear(input, weight, bias, threads).eq(batch).all().item<bool>());
-        }
+            using var width = narrow ? SkinnyLinear.Narrow() : null;
+            using var scope = NewDisposeScope();
+            var (input, weight, bias) = Random(7, [2, 5, 4864], 898);
+            var batch = SkinnyLinear.Linear(input, weight, bias, threads: 1);
+            Assert.Equal(new long[] { 2, 5, 898 }, batch.shape);
+            for (var threads = 1; threads <= 3; threads++)
+            {
+                Assert.True(SkinnyLinear.Linear(input, weight, bias, threads).eq(batch).all().item<bool>(), $"{threads} threads, {SkinnyLinear.Lanes} lanes");
+            }
 
-        var rows = input.reshape(10, 4864);
-        var flat = batch.reshape(10, 898);
-        for (var i = 0; i < 10; i++)
-        {
-            using var alone = SkinnyLinear.Linear(rows[i].unsqueeze(0), weight, bias);
-            Assert.True(alone[0].eq(flat[i]).all().item<bool>(), $"row {i}");
-            using var third = SkinnyLinear.Linear(cat([rows[(i + 1) % 10].unsqueeze(0), rows[(i + 2) % 10].unsqueeze(0), rows[i].unsqueeze(0)], 0), weight, bias);
-            Assert.True(third[2].eq(flat[i]).all().item<bool>(), $"row {i} third of three");
+            // Every way a row can meet a block of weight rows: alone, second of two, third of three (after a pair), fourth
+            // and eighth of a 4 + 4, and the last of 7 (4 + 2 + 1).
+            var rows = input.reshape(10, 4864);
+            var flat = batch.reshape(10, 898);
+            for (var i = 0; i < 10; i++)
+            {
+                foreach (var size in new[] { 1, 2, 3, 4, 7, 8 })
+                {
+                    var others = Enumerable.Range(1, size - 1).Select(j => rows[(i + j) % 10].unsqueeze(0)).Append(rows[i].unsqueeze(0)).ToArray();
+                    using var together = SkinnyLinear.Linear(cat(others, 0), weight, bias);
+                    Assert.True(together[size - 1].eq(flat[i]).all().item<bool>(), $"row {i} last of {size}, {SkinnyLinear.Lanes} lanes");
+                }
+            }
         }
     }
 
