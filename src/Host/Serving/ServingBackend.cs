@@ -199,7 +199,9 @@ public sealed class ServingBackend : IAsyncDisposable
             throw;
         }
 
-        return new ServingBackend(model, null, null, engines.Router, owned);
+        var sizing = string.Join("; ", engines.CacheSizing.Select(p => $"{p.Key}: {p.Value}"));
+        var description = $"{engines.Engines.Count} device(s) here, continuous batching ({engines.Engines[0].Load.TotalBlocks} KV blocks of {batching.BlockSize} positions per device; {sizing}; requests up to {model.ContextLength} positions)";
+        return new ServingBackend(model, null, null, engines.Router, owned, description: description);
     }
 
     // The decoder cut into one stage per device, and the engines over the stages; what was started is stopped if a later step fails.
@@ -223,6 +225,20 @@ public sealed class ServingBackend : IAsyncDisposable
             pipeline = await PipelineRuntime.StartAsync(staged, plan, dtype, cancellation: cancellation);
             var batching = options.Batching ?? new ContinuousBatchingOptions();
             var scheduler = (batching.Scheduler ?? new IterationSchedulerOptions()) with { MaxWaiting = options.MaxConcurrentRequests * 16 };
+            var sizing = "as given";
+            if (batching.Budget is { } budget)
+            {
+                // The stages' caches together, sized from this machine's free memory once every stage holds its weights.
+                if (budget.MaxMemory is not null)
+                {
+                    throw new InvalidInputException("--max-memory sizes each device's KV cache in replica mode; with --mode pipeline give the stages' cache as --kv-cache-memory");
+                }
+
+                var device = plan.Stages.All(s => s.Device == DeviceName.Cpu) ? DeviceName.Cpu : plan.Stages[0].Device;
+                var (bytes, how) = budget.Resolve(device, 1, 0, batching.WorkspaceBytes, device == DeviceName.Cpu ? DeviceMemory.FreeBytes(device) : -1);
+                (batching, sizing) = (batching with { KvCacheBytes = bytes }, how);
+            }
+
             engines = PipelineEngines.Start(pipeline, decoder, batching with { Scheduler = scheduler }, options.NumChunks);
             for (var i = 0; i < engines.Engines.Count; i++)
             {
@@ -230,7 +246,7 @@ public sealed class ServingBackend : IAsyncDisposable
             }
 
             model.LimitContext(engines.MaxPositions);
-            var description = $"{pipeline.Stages.Count} pipeline stage(s) here ({string.Join(", ", plan.Stages.Select(s => s.Device))}), continuous batching with {engines.Engines.Count} micro-batch(es) of sequences ({engines.Engines[0].Load.TotalBlocks} KV blocks each; requests up to {model.ContextLength} positions)";
+            var description = $"{pipeline.Stages.Count} pipeline stage(s) here ({string.Join(", ", plan.Stages.Select(s => s.Device))}), continuous batching with {engines.Engines.Count} micro-batch(es) of sequences ({engines.Engines[0].Load.TotalBlocks} KV blocks each; the stages' cache {sizing}; requests up to {model.ContextLength} positions)";
             return new ServingBackend(model, null, null, engines.Router, owned, pipeline: pipeline, description: description);
         }
         catch

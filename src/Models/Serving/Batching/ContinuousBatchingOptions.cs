@@ -8,7 +8,9 @@ namespace DistributedInference.Models.Serving.Batching;
 /// longest past x a position's bytes. Decode rows beyond it (sorted by past length) run in further passes of the same step.</param>
 /// <param name="BeforeIteration">Called on the engine's thread before each iteration (its number) admits requests: a test
 /// paces the engine with it (a virtual clock); null in production.</param>
-public sealed record ContinuousBatchingOptions(int BlockSize = 16, long KvCacheBytes = 1L << 30, IterationSchedulerOptions? Scheduler = null, long WorkspaceBytes = 256L << 20, Action<long>? BeforeIteration = null)
+/// <param name="Budget">Where set, <see cref="DeviceEngines"/> sizes each device's cache with it once the weights are loaded
+/// (replacing <paramref name="KvCacheBytes"/>); null: <paramref name="KvCacheBytes"/> as given.</param>
+public sealed record ContinuousBatchingOptions(int BlockSize = 16, long KvCacheBytes = 1L << 30, IterationSchedulerOptions? Scheduler = null, long WorkspaceBytes = 256L << 20, Action<long>? BeforeIteration = null, KvCacheBudget? Budget = null)
 {
     /// <summary>Blocks of <paramref name="bytesPerPosition"/>-byte positions that fit in <see cref="KvCacheBytes"/>.</summary>
     /// <exception cref="InvalidInputException">A block size below 1, or a cache too small for one block.</exception>
