@@ -18,13 +18,13 @@ public sealed record ServedGenerationSetup(ModelIdentity Model, Precision DType,
 
 /// <summary>
 /// A node's started engines: where its sequences go (a <see cref="DeviceEngines.Router"/>), on how many devices, the
-/// longest sequence they take (positions), and what disposing stops them.
+/// longest sequence they take (positions), what disposing stops them, and how their KV caches were sized (for the log).
 /// </summary>
-public sealed record RunningEngines(IGenerationEngine Engine, int Devices, int MaxPositions, IDisposable Owner)
+public sealed record RunningEngines(IGenerationEngine Engine, int Devices, int MaxPositions, IDisposable Owner, string CacheSizing = "")
 {
     /// <summary>The engines of <paramref name="engines"/>; <paramref name="alongside"/> (their metrics, say) is disposed before them.</summary>
     public static RunningEngines Of(DeviceEngines engines, IReadOnlyList<IDisposable>? alongside = null) =>
-        new(engines.Router, engines.Devices.Count, engines.MaxPositions, new Owned([.. alongside ?? [], engines]));
+        new(engines.Router, engines.Devices.Count, engines.MaxPositions, new Owned([.. alongside ?? [], engines]), engines.DescribeCache());
 
     private sealed class Owned(IReadOnlyList<IDisposable> parts) : IDisposable
     {
@@ -75,7 +75,7 @@ public sealed class GenerationHost : MembersOnlyActor
         Receive<Started>(started =>
         {
             _engines = started.Engines;
-            _log.Info("Generating with {0} ({1}) on {2} device(s), continuous batching, sequences of up to {3} positions", setup.Model, setup.DType.Name(), started.Engines.Devices, started.Engines.MaxPositions);
+            _log.Info("Generating with {0} ({1}) on {2} device(s), continuous batching, sequences of up to {3} positions; {4}", setup.Model, setup.DType.Name(), started.Engines.Devices, started.Engines.MaxPositions, started.Engines.CacheSizing);
         });
         Receive<StartFailed>(failed =>
         {

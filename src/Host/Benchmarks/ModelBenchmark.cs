@@ -152,16 +152,22 @@ public static class ModelBenchmark
                 (round.Prefill, round.Decode, round.DecodeSteps) = Generate(model.Decoder!, ids, options.NewTokens, torchDevice);
                 if (skinny)
                 {
-                    using (SkinnyLinear.Bypass())
+                    // The other two ways of the step, in alternate order from round to round.
+                    foreach (var way in r % 2 == 0 ? new[] { "libtorch", "narrow" } : ["narrow", "libtorch"])
                     {
-                        round.LibTorchDecode = Generate(model.Decoder!, ids, options.NewTokens, torchDevice).Decode;
-                    }
-
-                    if (SkinnyLinear.Lanes == 16)
-                    {
-                        using (SkinnyLinear.Narrow())
+                        if (way == "libtorch")
                         {
-                            round.NarrowDecode = Generate(model.Decoder!, ids, options.NewTokens, torchDevice).Decode;
+                            using (SkinnyLinear.Bypass())
+                            {
+                                round.LibTorchDecode = Generate(model.Decoder!, ids, options.NewTokens, torchDevice).Decode;
+                            }
+                        }
+                        else if (SkinnyLinear.Lanes == 16)
+                        {
+                            using (SkinnyLinear.Narrow())
+                            {
+                                round.NarrowDecode = Generate(model.Decoder!, ids, options.NewTokens, torchDevice).Decode;
+                            }
                         }
                     }
 

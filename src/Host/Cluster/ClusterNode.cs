@@ -80,6 +80,20 @@ public static class ClusterNode
 
         setup.Devices.AddRange(devices);
 
+        // The cache's size is checked when the engines start (with the weights loaded); what can be said now is said now.
+        if (options.Batching?.Budget is { Bytes: not null } or { MaxMemory: not null })
+        {
+            if (!options.Serving.Contains(NodeOptions.ServeRequests))
+            {
+                throw new InvalidInputException("--kv-cache-memory and --max-memory size the KV cache of di serve's requests: they need --serve requests");
+            }
+
+            foreach (var device in devices.Distinct())
+            {
+                options.Batching.Budget.MaxMemory?.Of(device);
+            }
+        }
+
         // Requests of a decoder: one copy of the weights per device, for di batch's jobs and di serve's engines alike.
         var decoders = source is not null && options.Serving.Contains(NodeOptions.ServeRequests) && task == InferenceTask.Generate
             ? new DeviceDecoders(source, options.DType.ToScalarType())

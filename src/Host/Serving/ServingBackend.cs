@@ -116,11 +116,22 @@ public sealed class ServingBackend : IAsyncDisposable
             throw new InvalidInputException("--num-chunks and --split-points cut a model into pipeline stages: they need --mode pipeline");
         }
 
+        if (options.Batching?.Budget is { Bytes: not null } or { MaxMemory: not null }
+            && (options.Join is { Count: > 0 } || !model.Generates || !options.ContinuousBatching))
+        {
+            throw new InvalidInputException("--kv-cache-memory and --max-memory size the continuous-batching KV cache of a decoder on this process's devices: not with --join (give them to di node --serve requests), --batching per-request or an embedder");
+        }
+
         if (options.Mode == Inference.Mode.Pipeline)
         {
             if (options.Join is { Count: > 0 } || !model.Generates || !options.ContinuousBatching)
             {
                 throw new InvalidInputException("--mode pipeline serves a decoder with continuous batching on this process's devices (not with --join, --batching per-request or an embedder)");
+            }
+
+            if (options.Batching?.Budget?.MaxMemory is not null)
+            {
+                throw new InvalidInputException("--max-memory sizes each device's KV cache in replica mode; with --mode pipeline give the stages' cache as --kv-cache-memory");
             }
 
             if (options.NumChunks is < 1)
@@ -199,8 +210,7 @@ public sealed class ServingBackend : IAsyncDisposable
             throw;
         }
 
-        var sizing = string.Join("; ", engines.CacheSizing.Select(p => $"{p.Key}: {p.Value}"));
-        var description = $"{engines.Engines.Count} device(s) here, continuous batching ({engines.Engines[0].Load.TotalBlocks} KV blocks of {batching.BlockSize} positions per device; {sizing}; requests up to {model.ContextLength} positions)";
+        var description = $"{engines.Engines.Count} device(s) here, continuous batching ({engines.DescribeCache()}; requests up to {model.ContextLength} positions)";
         return new ServingBackend(model, null, null, engines.Router, owned, description: description);
     }
 
@@ -228,14 +238,11 @@ public sealed class ServingBackend : IAsyncDisposable
             var sizing = "as given";
             if (batching.Budget is { } budget)
             {
-                // The stages' caches together, sized from this machine's free memory once every stage holds its weights.
-                if (budget.MaxMemory is not null)
-                {
-                    throw new InvalidInputException("--max-memory sizes each device's KV cache in replica mode; with --mode pipeline give the stages' cache as --kv-cache-memory");
-                }
-
+                // The stages' caches together, sized from this machine's free memory once every stage holds its weights,
+                // never more than every engine's sequences at full context use (PipelineEngines' cap).
                 var device = plan.Stages.All(s => s.Device == DeviceName.Cpu) ? DeviceName.Cpu : plan.Stages[0].Device;
-                var (bytes, how) = budget.Resolve(device, 1, 0, batching.WorkspaceBytes, device == DeviceName.Cpu ? DeviceMemory.FreeBytes(device) : -1);
+                var useful = (long)(options.NumChunks ?? pipeline.Stages.Count) * scheduler.MaxSequences * decoder.MaxPositions * decoder.BytesPerPosition;
+                var (bytes, how) = budget.Resolve(device, 1, 0, batching.WorkspaceBytes, device == DeviceName.Cpu ? DeviceMemory.FreeBytes(device) : -1, useful);
                 (batching, sizing) = (batching with { KvCacheBytes = bytes }, how);
             }
 

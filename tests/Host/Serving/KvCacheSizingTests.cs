@@ -51,5 +51,35 @@ public sealed class KvCacheSizingTests
         (exit, _, stderr) = await DiRunner.Run("serve", "--model", Model("llama3-tiny"), "--port", "0", "--max-memory", "cpu=lots");
         Assert.Equal(2, exit);
         Assert.Contains("--max-memory: 'cpu=lots' is not DEVICE=SIZE", stderr, StringComparison.Ordinal);
+
+        (exit, _, stderr) = await DiRunner.Run("serve", "--model", Model("llama3-tiny"), "--port", "0", "--kv-cache-memory", "0");
+        Assert.Equal(2, exit);
+        Assert.Contains("--kv-cache-memory must be a positive number of MiB (at most 2^40), got 0", stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task The_flags_are_refused_where_no_engine_of_this_process_would_use_them()
+    {
+        LibTorch.Initialize();
+        var sized = new ContinuousBatchingOptions(Budget: new KvCacheBudget(Bytes: 64L << 20));
+        foreach (var options in new[]
+        {
+            new ServeOptions(Model("llama3-tiny"), Port: 0, Batching: sized, ContinuousBatching: false),
+            new ServeOptions(Model("llama3-tiny"), Port: 0, Batching: sized, Join: ["127.0.0.1:1"]),
+            new ServeOptions(Model("minilm-tiny"), Port: 0, Batching: sized),
+        })
+        {
+            var model = ServedModel.Load(options.Model, null, null, 0);
+            var e = await Assert.ThrowsAsync<InvalidInputException>(() => ServingBackend.StartAsync(model, options, CancellationToken.None));
+            Assert.StartsWith("--kv-cache-memory and --max-memory size the continuous-batching KV cache", e.Message, StringComparison.Ordinal);
+        }
+
+        // A node: only with --serve requests, and a budget for each of its devices, said before it joins anything.
+        var (exit, _, stderr) = await DiRunner.Run("node", "--port", "0", "--serve", "replica", "--model", Model("llama3-tiny"), "--kv-cache-memory", "64");
+        Assert.Equal(2, exit);
+        Assert.Contains("they need --serve requests", stderr, StringComparison.Ordinal);
+        (exit, _, stderr) = await DiRunner.Run("node", "--port", "0", "--serve", "requests", "--model", Model("llama3-tiny"), "--max-memory", "cuda:0=1GiB");
+        Assert.Equal(2, exit);
+        Assert.Contains("--max-memory gives no budget for cpu", stderr, StringComparison.Ordinal);
     }
 }

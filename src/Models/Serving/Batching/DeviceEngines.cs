@@ -11,9 +11,12 @@ namespace DistributedInference.Models.Serving.Batching;
 /// </summary>
 public sealed class DeviceEngines : IDisposable
 {
+    private readonly int _blockSize;
+
     private DeviceEngines(IReadOnlyList<ContinuousBatchingEngine> engines, IReadOnlyList<DeviceName> devices, int blockSize, IReadOnlyDictionary<DeviceName, string> sizing)
     {
         CacheSizing = sizing;
+        _blockSize = blockSize;
         Engines = engines;
         Devices = devices;
         Router = new EngineRouter(engines);
@@ -28,6 +31,10 @@ public sealed class DeviceEngines : IDisposable
 
     /// <summary>How each device's cache was sized (<see cref="KvCacheBudget.Resolve"/>'s account; "as given" without a budget).</summary>
     public IReadOnlyDictionary<DeviceName, string> CacheSizing { get; }
+
+    /// <summary>The caches for a start line: <c>2048 KV blocks of 16 positions per engine (cpu: auto: ...)</c>.</summary>
+    public string DescribeCache() =>
+        $"{string.Join(", ", Engines.Select(e => e.Load.TotalBlocks).Distinct())} KV blocks of {_blockSize} positions per engine ({string.Join("; ", CacheSizing.Select(p => $"{p.Key}: {p.Value}"))})";
 
     /// <summary>Spreads requests over the engines.</summary>
     public EngineRouter Router { get; }

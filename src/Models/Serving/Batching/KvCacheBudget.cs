@@ -38,7 +38,7 @@ public sealed record KvCacheBudget(long? Bytes = null, MaxMemory? MaxMemory = nu
         var (perEngine, how) = Sized(device, engines, weightBytes, workspaceBytes, freeBytes);
         if (limitBytes < perEngine)
         {
-            (perEngine, how) = (limitBytes, $"{how}, capped at {Size(limitBytes)}: the engine's sequences at full context");
+            (perEngine, how) = (limitBytes, $"{how}, capped at {Size(limitBytes)}: all its sequences at full context");
         }
 
         if (MaxMemory is not null || Bytes is not null)
@@ -96,8 +96,15 @@ public sealed record KvCacheBudget(long? Bytes = null, MaxMemory? MaxMemory = nu
         return (auto / engines, $"auto: the smaller of {Size(AutoLimit)} and half the {Size(freeBytes)} free on {device} after the weights{share}");
     }
 
-    /// <summary>Bytes as MiB below 1 GiB, else as GiB with one decimal.</summary>
-    public static string Size(long bytes) => bytes < (1L << 30)
-        ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{bytes / (double)(1L << 20):F0} MiB")
-        : Partitioning.MaxMemory.GiB(bytes);
+    /// <summary>Bytes as MiB below 1 GiB (whole, else with one decimal), else as GiB with one decimal.</summary>
+    public static string Size(long bytes)
+    {
+        if (bytes >= (1L << 30))
+        {
+            return Partitioning.MaxMemory.GiB(bytes);
+        }
+
+        var mebibytes = bytes / (double)(1L << 20);
+        return mebibytes.ToString(mebibytes == Math.Floor(mebibytes) ? "F0" : "F1", System.Globalization.CultureInfo.InvariantCulture) + " MiB";
+    }
 }

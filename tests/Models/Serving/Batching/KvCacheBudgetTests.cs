@@ -29,7 +29,7 @@ public sealed class KvCacheBudgetTests
         // What no sequence could use is not asked of the free memory.
         var (capped, how) = budget.Resolve(DeviceName.Cpu, 2, 3 * GiB, 256 * MiB, 900 * MiB, limitBytes: 16 * MiB);
         Assert.Equal(16 * MiB, capped);
-        Assert.Equal("--kv-cache-memory 512 MiB, capped at 16 MiB: the engine's sequences at full context", how);
+        Assert.Equal("--kv-cache-memory 512 MiB, capped at 16 MiB: all its sequences at full context", how);
     }
 
     [Fact]
