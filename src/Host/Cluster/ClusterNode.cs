@@ -83,9 +83,9 @@ public static class ClusterNode
         // The cache's size is checked when the engines start (with the weights loaded); what can be said now is said now.
         if (options.Batching?.Budget is { Bytes: not null } or { MaxMemory: not null })
         {
-            if (!options.Serving.Contains(NodeOptions.ServeRequests))
+            if (!options.Serving.Contains(NodeOptions.ServeRequests) || !hasDevices || options.Task != InferenceTask.Generate)
             {
-                throw new InvalidInputException("--kv-cache-memory and --max-memory size the KV cache of di serve's requests: they need --serve requests");
+                throw new InvalidInputException("--kv-cache-memory and --max-memory size the KV cache of di serve's requests: they need --serve requests, the device role and a decoder");
             }
 
             foreach (var device in devices.Distinct())

@@ -38,7 +38,7 @@ public sealed class ContinuousBatchingArguments
             throw new InvalidInputException($"--max-num-batched-tokens ({maxTokens}) must be at least --max-num-seqs ({maxSeqs})");
         }
 
-        if (kvMebibytes is { } given && !(given is > 0 and <= MostMebibytes))
+        if (kvMebibytes is { } given && !(given * 1024 * 1024 >= 1 && given <= MostMebibytes))
         {
             throw new InvalidInputException($"--kv-cache-memory must be a positive number of MiB (at most 2^40), got {given.ToString(System.Globalization.CultureInfo.InvariantCulture)}");
         }

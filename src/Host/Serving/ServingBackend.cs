@@ -240,9 +240,11 @@ public sealed class ServingBackend : IAsyncDisposable
             {
                 // The stages' caches together, sized from this machine's free memory once every stage holds its weights,
                 // never more than every engine's sequences at full context use (PipelineEngines' cap).
-                var device = plan.Stages.All(s => s.Device == DeviceName.Cpu) ? DeviceName.Cpu : plan.Stages[0].Device;
+                // Stages on other devices than the CPU: their free memory is unknown (budget's default).
+                var allCpu = plan.Stages.All(s => s.Device == DeviceName.Cpu);
+                var device = allCpu ? DeviceName.Cpu : plan.Stages.First(s => s.Device != DeviceName.Cpu).Device;
                 var useful = (long)(options.NumChunks ?? pipeline.Stages.Count) * scheduler.MaxSequences * decoder.MaxPositions * decoder.BytesPerPosition;
-                var (bytes, how) = budget.Resolve(device, 1, 0, batching.WorkspaceBytes, device == DeviceName.Cpu ? DeviceMemory.FreeBytes(device) : -1, useful);
+                var (bytes, how) = budget.Resolve(device, 1, 0, batching.WorkspaceBytes, allCpu ? DeviceMemory.FreeBytes(device) : -1, useful);
                 (batching, sizing) = (batching with { KvCacheBytes = bytes }, how);
             }
 

@@ -12,14 +12,17 @@ namespace DistributedInference.Models.Kernels;
 /// bit-identical to the AVX2 kernel (8 lanes).
 /// </summary>
 /// <remarks>
-/// Measured on an Ice Lake Xeon (docs/benchmarks.md): at 8 rows, qwen2.5-0.5b's projections stream their weights 10-30%
-/// faster than with the AVX2 kernel; at one row both run at the read bandwidth. The next block of 4 weight rows is
-/// fetched into L2 (<c>prefetcht1</c>) one line per step during the passes over the current block: into L1, at two
-/// lines a step, it ran slower there.
+/// Measured on an Ice Lake Xeon (docs/benchmarks.md): at 8 rows, in one harness run, qwen2.5-0.5b's projections streamed
+/// their weights 1-70% faster than with the AVX2 kernel (gate/up least, q_proj most), and a whole decode step ran -3% to
+/// +9% faster (medians of three runs); at one row both run at the read bandwidth. During the passes over a block of 4
+/// weight rows, the next block is fetched into L2 (<c>prefetcht1</c>) one line per step: at 2 or 3 passes (5 to 12 rows)
+/// that is half or three quarters of it, the rest left to the hardware prefetcher; two lines a step, or into L1, ran
+/// slower there.
 /// </remarks>
 internal static class SkinnyLinearAvx512
 {
-    /// <summary>Whether this CPU runs the kernel: AVX-512F, and .NET treats 512-bit vectors as accelerated on it.</summary>
+    /// <summary>Whether this CPU runs the kernel: AVX-512F, and .NET treats 512-bit vectors as accelerated on it (by default
+    /// not on Intel CPUs that slow down for them, Skylake-SP and Cascade Lake: those run the 8-lane kernel).</summary>
     public static bool IsSupported => Avx512F.IsSupported && Vector512.IsHardwareAccelerated;
 
     /// <summary>y[m, n] = Σₖ x[m, k]·w[n, k] for output features n in [<paramref name="from"/>, <paramref name="to"/>) of every row m; no bias.</summary>
@@ -27,8 +30,9 @@ internal static class SkinnyLinearAvx512
     {
         var k = (long)features;
 
-        // Passes over one block of 4 weight rows: 4 input rows each, then 2, then 1. With two or more, the next block is
-        // fetched during them, one line every `every` steps.
+        // Passes over one block of 4 weight rows: 4 input rows each, then 2, then 1. With two or more, the next block
+        // (features / 4 lines) is fetched during them, one line every `every` steps (passes x features / 16 steps): all
+        // of it from 4 passes on, part of it at 2 or 3.
         var passes = (rows / 4) + ((rows % 4) switch { 0 => 0, 3 => 2, _ => 1 });
         var prefetch = passes >= 2;
         var every = 1;

@@ -20,6 +20,9 @@ public sealed record KvCacheBudget(long? Bytes = null, MaxMemory? MaxMemory = nu
     /// <summary>Where free memory is unknown (a CUDA device through TorchSharp), an automatic cache takes this per device: 1 GiB.</summary>
     public const long UnknownFreeDefault = 1L << 30;
 
+    // Below this an automatic cache is refused: the free memory read is then more likely wrong than the cache useful.
+    private const long MinimumAuto = 1L << 20;
+
     /// <summary>Neither a size nor a budget: sized from the memory free after the weights.</summary>
     public static KvCacheBudget Auto { get; } = new();
 
@@ -43,9 +46,9 @@ public sealed record KvCacheBudget(long? Bytes = null, MaxMemory? MaxMemory = nu
 
         if (MaxMemory is not null || Bytes is not null)
         {
-            if (freeBytes >= 0 && perEngine * engines > freeBytes)
+            if (freeBytes >= 0 && (perEngine + workspaceBytes) * engines > freeBytes)
             {
-                throw new InvalidInputException($"{how} gives {device}'s KV cache {Size(perEngine * engines)}, more than the {Size(freeBytes)} free there after the weights: give less");
+                throw new InvalidInputException($"{how} gives {device}'s KV cache {Size(perEngine * engines)}, which with {Size(workspaceBytes * engines)} of workspace is more than the {Size(freeBytes)} free there after the weights: give less");
             }
         }
         else if (freeBytes < 0)
@@ -93,6 +96,11 @@ public sealed record KvCacheBudget(long? Bytes = null, MaxMemory? MaxMemory = nu
         }
 
         var auto = Math.Min(AutoLimit, freeBytes / 2);
+        if (auto / engines < MinimumAuto)
+        {
+            throw new InvalidInputException($"{device} has {Size(freeBytes)} free after the weights: too little for an automatic KV cache; give --kv-cache-memory or --max-memory");
+        }
+
         return (auto / engines, $"auto: the smaller of {Size(AutoLimit)} and half the {Size(freeBytes)} free on {device} after the weights{share}");
     }
 

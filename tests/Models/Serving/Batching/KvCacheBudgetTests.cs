@@ -24,7 +24,8 @@ public sealed class KvCacheBudgetTests
         Assert.Equal(512 * MiB, budget.Resolve(DeviceName.Cpu, 2, 3 * GiB, 256 * MiB, 8 * GiB).PerEngine);
         Assert.Equal(512 * MiB, budget.Resolve(DeviceName.Cpu, 1, 3 * GiB, 256 * MiB, -1).PerEngine);
         var e = Assert.Throws<InvalidInputException>(() => budget.Resolve(DeviceName.Cpu, 2, 3 * GiB, 256 * MiB, 900 * MiB));
-        Assert.Equal("--kv-cache-memory 512 MiB gives cpu's KV cache 1.0 GiB, more than the 900 MiB free there after the weights: give less", e.Message);
+        Assert.Equal("--kv-cache-memory 512 MiB gives cpu's KV cache 1.0 GiB, which with 512 MiB of workspace is more than the 900 MiB free there after the weights: give less", e.Message);
+        Assert.Throws<InvalidInputException>(() => budget.Resolve(DeviceName.Cpu, 1, 3 * GiB, 256 * MiB, 700 * MiB));
 
         // What no sequence could use is not asked of the free memory.
         var (capped, how) = budget.Resolve(DeviceName.Cpu, 2, 3 * GiB, 256 * MiB, 900 * MiB, limitBytes: 16 * MiB);
@@ -44,7 +45,7 @@ public sealed class KvCacheBudgetTests
         Assert.Contains("leaves no KV cache: the weights take 2.0 GiB and 1 engine workspace(s) 256 MiB", tight.Message, StringComparison.Ordinal);
 
         var beyond = Assert.Throws<InvalidInputException>(() => budget.Resolve(DeviceName.Cpu, 1, 1 * GiB, 256 * MiB, 2 * GiB));
-        Assert.Contains("more than the 2.0 GiB free there after the weights", beyond.Message, StringComparison.Ordinal);
+        Assert.Contains("is more than the 2.0 GiB free there after the weights", beyond.Message, StringComparison.Ordinal);
 
         var elsewhere = Assert.Throws<InvalidInputException>(() => budget.Resolve(DeviceName.Parse("cuda:0"), 1, GiB, 256 * MiB, -1));
         Assert.Contains("no budget for cuda:0", elsewhere.Message, StringComparison.Ordinal);
@@ -58,6 +59,8 @@ public sealed class KvCacheBudgetTests
         Assert.Equal(4 * GiB, KvCacheBudget.Auto.Resolve(DeviceName.Cpu, 1, GiB, 256 * MiB, 20 * GiB).PerEngine);
         Assert.Equal(3 * GiB / 2, KvCacheBudget.Auto.Resolve(DeviceName.Cpu, 1, GiB, 256 * MiB, 3 * GiB).PerEngine);
         Assert.Equal(2 * GiB, KvCacheBudget.Auto.Resolve(DeviceName.Cpu, 2, GiB, 256 * MiB, 20 * GiB).PerEngine);
+        var starved = Assert.Throws<InvalidInputException>(() => KvCacheBudget.Auto.Resolve(DeviceName.Cpu, 1, GiB, 256 * MiB, MiB));
+        Assert.Contains("too little for an automatic KV cache", starved.Message, StringComparison.Ordinal);
         var (unknown, how) = KvCacheBudget.Auto.Resolve(DeviceName.Parse("cuda:0"), 1, GiB, 256 * MiB, -1);
         Assert.Equal(GiB, unknown);
         Assert.Equal("auto: 1.0 GiB (free memory on cuda:0 is unknown: give --kv-cache-memory or --max-memory)", how);
