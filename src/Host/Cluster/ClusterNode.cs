@@ -81,7 +81,7 @@ public static class ClusterNode
         setup.Devices.AddRange(devices);
 
         // The cache's size is checked when the engines start (with the weights loaded); what can be said now is said now.
-        if (options.Batching?.Budget is { Bytes: not null } or { MaxMemory: not null })
+        if (options.Batching?.Budget is { IsSet: true })
         {
             if (!options.Serving.Contains(NodeOptions.ServeRequests) || !hasDevices || options.Task != InferenceTask.Generate)
             {

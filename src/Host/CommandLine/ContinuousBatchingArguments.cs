@@ -44,16 +44,11 @@ public sealed class ContinuousBatchingArguments
         }
 
         var maxMemory = result.GetValue(_maxMemory) is { } text ? MaxMemory.Parse(text) : null;
-        if (maxMemory is not null && kvMebibytes is not null)
-        {
-            throw new InvalidInputException("--kv-cache-memory and --max-memory both size the KV cache: give one");
-        }
-
         var bytes = kvMebibytes is { } mebibytes ? (long)(mebibytes * 1024 * 1024) : (long?)null;
         return new ContinuousBatchingOptions(
             blockSize,
             bytes ?? KvCacheBudget.UnknownFreeDefault,
             new IterationSchedulerOptions(maxSeqs, maxTokens, Math.Min(256, maxTokens), PrefixCaching: !result.GetValue(_noPrefixCaching)),
-            Budget: new KvCacheBudget(bytes, maxMemory));
+            Budget: new KvCacheBudget(bytes, maxMemory).Validated());
     }
 }

@@ -116,7 +116,7 @@ public sealed class ServingBackend : IAsyncDisposable
             throw new InvalidInputException("--num-chunks and --split-points cut a model into pipeline stages: they need --mode pipeline");
         }
 
-        if (options.Batching?.Budget is { Bytes: not null } or { MaxMemory: not null }
+        if (options.Batching?.Budget is { IsSet: true }
             && (options.Join is { Count: > 0 } || !model.Generates || !options.ContinuousBatching))
         {
             throw new InvalidInputException("--kv-cache-memory and --max-memory size the continuous-batching KV cache of a decoder on this process's devices: not with --join (give them to di node --serve requests), --batching per-request or an embedder");
@@ -235,27 +235,16 @@ public sealed class ServingBackend : IAsyncDisposable
             pipeline = await PipelineRuntime.StartAsync(staged, plan, dtype, cancellation: cancellation);
             var batching = options.Batching ?? new ContinuousBatchingOptions();
             var scheduler = (batching.Scheduler ?? new IterationSchedulerOptions()) with { MaxWaiting = options.MaxConcurrentRequests * 16 };
-            var sizing = "as given";
-            if (batching.Budget is { } budget)
-            {
-                // The stages' caches together, sized from this machine's free memory once every stage holds its weights,
-                // never more than every engine's sequences at full context use (PipelineEngines' cap).
-                // Stages on other devices than the CPU: their free memory is unknown (budget's default).
-                var allCpu = plan.Stages.All(s => s.Device == DeviceName.Cpu);
-                var device = allCpu ? DeviceName.Cpu : plan.Stages.First(s => s.Device != DeviceName.Cpu).Device;
-                var useful = (long)(options.NumChunks ?? pipeline.Stages.Count) * scheduler.MaxSequences * decoder.MaxPositions * decoder.BytesPerPosition;
-                var (bytes, how) = budget.Resolve(device, 1, 0, batching.WorkspaceBytes, allCpu ? DeviceMemory.FreeBytes(device) : -1, useful);
-                (batching, sizing) = (batching with { KvCacheBytes = bytes }, how);
-            }
-
-            engines = PipelineEngines.Start(pipeline, decoder, batching with { Scheduler = scheduler }, options.NumChunks);
+            // A stage off the CPU: the cache is sized as for that device (its free memory unknown through TorchSharp).
+            var cacheDevice = plan.Stages.FirstOrDefault(s => s.Device != DeviceName.Cpu)?.Device ?? DeviceName.Cpu;
+            engines = PipelineEngines.Start(pipeline, decoder, batching with { Scheduler = scheduler }, options.NumChunks, cacheDevice);
             for (var i = 0; i < engines.Engines.Count; i++)
             {
                 owned.Add(EngineMetrics.Register(engines.Engines[i], $"pipeline-{i}"));
             }
 
             model.LimitContext(engines.MaxPositions);
-            var description = $"{pipeline.Stages.Count} pipeline stage(s) here ({string.Join(", ", plan.Stages.Select(s => s.Device))}), continuous batching with {engines.Engines.Count} micro-batch(es) of sequences ({engines.Engines[0].Load.TotalBlocks} KV blocks each; the stages' cache {sizing}; requests up to {model.ContextLength} positions)";
+            var description = $"{pipeline.Stages.Count} pipeline stage(s) here ({string.Join(", ", plan.Stages.Select(s => s.Device))}), continuous batching with {engines.Engines.Count} micro-batch(es) of sequences ({engines.Engines[0].Load.TotalBlocks} KV blocks each; the stages' cache {engines.CacheSizing}; requests up to {model.ContextLength} positions)";
             return new ServingBackend(model, null, null, engines.Router, owned, pipeline: pipeline, description: description);
         }
         catch

@@ -336,7 +336,8 @@ public static class SkinnyLinear
         return Vector256.Sum(acc) + Tail(w, x, whole, features);
     }
 
-    private static unsafe float Tail(float* w, float* x, int from, int to)
+    // Σ w[i]·x[i] for i in [from, to), one fused multiply-add at a time: the tail of k past the last whole vector (both kernels).
+    internal static unsafe float Tail(float* w, float* x, int from, int to)
     {
         var sum = 0f;
         for (var i = from; i < to; i++)

@@ -191,10 +191,10 @@ internal static class SkinnyLinearAvx512
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static unsafe void Finish(float* y, Vector512<float> s0, Vector512<float> s1, Vector512<float> s2, Vector512<float> s3, float* w, float* x, int whole, int features)
     {
-        y[0] = Vector512.Sum(s0) + Tail(w, x, whole, features);
-        y[1] = Vector512.Sum(s1) + Tail(w + features, x, whole, features);
-        y[2] = Vector512.Sum(s2) + Tail(w + (2 * features), x, whole, features);
-        y[3] = Vector512.Sum(s3) + Tail(w + (3 * features), x, whole, features);
+        y[0] = Vector512.Sum(s0) + SkinnyLinear.Tail(w, x, whole, features);
+        y[1] = Vector512.Sum(s1) + SkinnyLinear.Tail(w + features, x, whole, features);
+        y[2] = Vector512.Sum(s2) + SkinnyLinear.Tail(w + (2 * features), x, whole, features);
+        y[3] = Vector512.Sum(s3) + SkinnyLinear.Tail(w + (3 * features), x, whole, features);
     }
 
     private static unsafe float Dot(float* w, float* x, int features)
@@ -206,17 +206,6 @@ internal static class SkinnyLinearAvx512
             acc = Avx512F.FusedMultiplyAdd(Avx512F.LoadVector512(w + i), Avx512F.LoadVector512(x + i), acc);
         }
 
-        return Vector512.Sum(acc) + Tail(w, x, whole, features);
-    }
-
-    private static unsafe float Tail(float* w, float* x, int from, int to)
-    {
-        var sum = 0f;
-        for (var i = from; i < to; i++)
-        {
-            sum = MathF.FusedMultiplyAdd(w[i], x[i], sum);
-        }
-
-        return sum;
+        return Vector512.Sum(acc) + SkinnyLinear.Tail(w, x, whole, features);
     }
 }

@@ -23,6 +23,9 @@ public sealed record KvCacheBudget(long? Bytes = null, MaxMemory? MaxMemory = nu
     // Below this an automatic cache is refused: the free memory read is then more likely wrong than the cache useful.
     private const long MinimumAuto = 1L << 20;
 
+    /// <summary>Whether a size or a budget was given (otherwise the cache is sized automatically).</summary>
+    public bool IsSet => Bytes is not null || MaxMemory is not null;
+
     /// <summary>Neither a size nor a budget: sized from the memory free after the weights.</summary>
     public static KvCacheBudget Auto { get; } = new();
 
@@ -62,19 +65,10 @@ public sealed record KvCacheBudget(long? Bytes = null, MaxMemory? MaxMemory = nu
     private (long PerEngine, string How) Sized(DeviceName device, int engines, long weightBytes, long workspaceBytes, long freeBytes)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(engines, 1);
-        if (Bytes is not null && MaxMemory is not null)
-        {
-            throw new InvalidInputException("--kv-cache-memory and --max-memory both size the KV cache: give one");
-        }
-
+        Validated();
         var share = engines == 1 ? string.Empty : $", shared by {engines} engines";
         if (Bytes is { } fixedBytes)
         {
-            if (fixedBytes <= 0)
-            {
-                throw new InvalidInputException($"--kv-cache-memory must be positive, got {fixedBytes} bytes");
-            }
-
             return (fixedBytes, $"--kv-cache-memory {Size(fixedBytes)}");
         }
 
@@ -102,6 +96,18 @@ public sealed record KvCacheBudget(long? Bytes = null, MaxMemory? MaxMemory = nu
         }
 
         return (auto / engines, $"auto: the smaller of {Size(AutoLimit)} and half the {Size(freeBytes)} free on {device} after the weights{share}");
+    }
+
+    /// <summary>This budget, checked: not both a size and a budget, and a size of at least one byte.</summary>
+    /// <exception cref="InvalidInputException">Either fault (one line).</exception>
+    public KvCacheBudget Validated()
+    {
+        if (Bytes is not null && MaxMemory is not null)
+        {
+            throw new InvalidInputException("--kv-cache-memory and --max-memory both size the KV cache: give one");
+        }
+
+        return Bytes is <= 0 ? throw new InvalidInputException($"--kv-cache-memory must be positive, got {Bytes} bytes") : this;
     }
 
     /// <summary>Bytes as MiB below 1 GiB (whole, else with one decimal), else as GiB with one decimal.</summary>
