@@ -162,7 +162,10 @@ public sealed class ClusterPipelineTests : TestKit, IAsyncLifetime
 
         _output.WriteLine(error!.Message);
         Assert.IsType<JobFailedException>(error);
-        Assert.Contains("stage 2 stopped", error.Message, StringComparison.Ordinal);
+
+        // Which the coordinator hears of first is a race: the stage's termination, or its leaving node going unreachable
+        // as it shuts down (seen once in CI under load). Either breaks the pipeline, naming the last stage.
+        Assert.Matches(@"^pipeline stage 2 (stopped\b|is unreachable \(node )", error.Message);
     }
 
     [Fact]
