@@ -59,10 +59,14 @@ public sealed class ClusterSupervisionTests : TestKit
         var script = new ScriptedReplicaFactory();
         var manager = Sys.ActorOf(DeviceManager.Props([DeviceName.Cpu, DeviceName.Cpu], script.Factory));
         var devices = (await manager.Ask<DeviceList>(GetLocalDevices.Instance, Wait)).Devices;
+
+        // Each device loads its model as it starts, after the node has listed it: kill one only once both have loaded.
+        await AwaitAssertAsync(() => Assert.Equal(2, Volatile.Read(ref script.Loads)), Wait);
         Watch(devices[0]);
         devices[0].Tell(Kill.Instance);
         await ExpectTerminatedAsync(devices[0], Wait);
 
+        // A restart would have loaded a third model in the same actor; a stopped device is gone instead.
         Assert.Equal(2, Volatile.Read(ref script.Loads));
         await AwaitAssertAsync(async () => Assert.Equal([devices[1]], (await manager.Ask<DeviceList>(GetLocalDevices.Instance, Wait)).Devices), Wait);
     }
