@@ -23,7 +23,7 @@ public sealed class BenchModel : IDisposable
     private readonly long _attentionWidth;
     private readonly long _cacheWidth;
 
-    private BenchModel(nn.Module module, ICausalLanguageModel? decoder, Func<Tensor, Tensor> forward, string family, int layers, long attentionWidth, long cacheWidth, long headWeights, JsonObject? spec, Tensor? linearHead = null)
+    private BenchModel(nn.Module module, ICausalLanguageModel? decoder, Func<Tensor, Tensor> forward, string family, int layers, long attentionWidth, long cacheWidth, long headWeights, JsonObject? spec, Func<IReadOnlyList<(string Name, Tensor Parameter)>, IReadOnlyList<(string Kind, Tensor Weight, Tensor? Bias)>>? decodeMatmuls = null)
     {
         _module = module;
         Decoder = decoder;
@@ -40,22 +40,29 @@ public sealed class BenchModel : IDisposable
         var lookupOnly = new[] { "embed_tokens", "wte", "wpe", "word_embeddings", "position_embeddings", "token_type_embeddings" };
         MatmulWeights = parameters.Where(p => p.parameter.dim() == 2 && !lookupOnly.Any(p.name.Contains)).Sum(p => p.parameter.NumberOfElements)
             + (parameters.Any(p => p.name.Contains("lm_head", StringComparison.Ordinal)) ? 0 : headWeights);
-        if (linearHead is not null)
+        if (decodeMatmuls is not null)
         {
-            // Layer weights in the order a step multiplies by them (parameters are registered in forward order).
-            var byName = parameters.ToDictionary(p => p.name, p => (Tensor)p.parameter);
-            DecodeMatmuls = parameters
-                .Where(p => p.parameter.dim() == 2 && p.name.StartsWith("model.layers.", StringComparison.Ordinal))
-                .Select(p => (Kind: p.name.Split('.')[^2], Weight: (Tensor)p.parameter, Bias: byName.GetValueOrDefault(p.name[..^"weight".Length] + "bias")))
-                .Append(("lm_head", linearHead, null))
-                .ToList();
+            DecodeMatmuls = decodeMatmuls(parameters.Select(p => (p.name, (Tensor)p.parameter)).ToList());
         }
     }
 
+    // A decoder's layer matmuls in the order a step multiplies by them (parameters are registered in forward order), then
+    // its head: each weight as [out, in] (a GPT-2 Conv1D's [in, out] parameter transposed back, a view of the same memory).
+    private static Func<IReadOnlyList<(string Name, Tensor Parameter)>, IReadOnlyList<(string Kind, Tensor Weight, Tensor? Bias)>> LayerMatmuls(
+        string layerPrefix, Func<string, string> kind, bool transposed, Tensor head) => parameters =>
+    {
+        var byName = parameters.ToDictionary(p => p.Name, p => p.Parameter);
+        return parameters
+            .Where(p => p.Parameter.dim() == 2 && p.Name.StartsWith(layerPrefix, StringComparison.Ordinal))
+            .Select(p => (Kind: kind(p.Name), Weight: transposed ? p.Parameter.t() : p.Parameter, Bias: byName.GetValueOrDefault(p.Name[..^"weight".Length] + "bias")))
+            .Append(("lm_head", head, null))
+            .ToList();
+    };
+
     /// <summary>
     /// Every [out, in] weight (with its bias, if any) a decode step multiplies by through <c>SkinnyLinear</c>, in the order it does, named by kind
-    /// (<c>q_proj</c> ... <c>down_proj</c>, <c>lm_head</c>); empty for families whose layers are not <c>nn.Linear</c>
-    /// (GPT-2's <c>Conv1D</c> stores [in, out]; BERT does not decode).
+    /// (<c>q_proj</c> ... <c>down_proj</c>, <c>lm_head</c>; GPT-2: <c>attn.c_attn</c> ... <c>mlp.c_proj</c>, <c>lm_head</c>); empty for BERT,
+    /// which does not decode.
     /// </summary>
     public IReadOnlyList<(string Kind, Tensor Weight, Tensor? Bias)> DecodeMatmuls { get; } = [];
 
@@ -101,7 +108,8 @@ public sealed class BenchModel : IDisposable
                         ["tied"] = true,
                         ["eps"] = config.LayerNormEpsilon,
                     };
-                    return new BenchModel(model, model, ids => model.Logits(ids), "gpt2", config.LayerCount, config.EmbeddingSize, config.EmbeddingSize, model.HeadWeight.NumberOfElements, spec);
+                    return new BenchModel(model, model, ids => model.Logits(ids), "gpt2", config.LayerCount, config.EmbeddingSize, config.EmbeddingSize, model.HeadWeight.NumberOfElements, spec,
+                        LayerMatmuls("transformer.h.", name => string.Join('.', name.Split('.')[^3..^1]), transposed: true, model.HeadWeight));
                 }
 
             case LlamaModelSource llama:
@@ -124,7 +132,8 @@ public sealed class BenchModel : IDisposable
                         ["eps"] = config.RmsNormEps,
                     };
                     return new BenchModel(model, model, ids => model.Logits(ids), config.ModelType, config.LayerCount,
-                        (long)config.HeadCount * config.HeadDim, (long)config.KeyValueHeadCount * config.HeadDim, model.HeadWeight.NumberOfElements, spec, model.HeadWeight);
+                        (long)config.HeadCount * config.HeadDim, (long)config.KeyValueHeadCount * config.HeadDim, model.HeadWeight.NumberOfElements, spec,
+                        LayerMatmuls("model.layers.", name => name.Split('.')[^2], transposed: false, model.HeadWeight));
                 }
 
             case BertModelSource bert:

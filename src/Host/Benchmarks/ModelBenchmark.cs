@@ -129,9 +129,7 @@ public static class ModelBenchmark
 
         if (generate && !skinny)
         {
-            await output.WriteLineAsync(model.DecodeMatmuls.Count == 0
-                ? "  decode matmuls: this family's layers are not nn.Linear (GPT-2's Conv1D): only its head can take SkinnyLinear, so no breakdown"
-                : Invariant($"  decode matmuls: through libtorch's linear (SkinnyLinear takes fp32 rows on the CPU, at most {SkinnyLinear.MaxRows}, with AVX2 and FMA): no breakdown"));
+            await output.WriteLineAsync(Invariant($"  decode matmuls: through libtorch's linear (SkinnyLinear takes fp32 rows on the CPU, at most {SkinnyLinear.MaxRows}, with AVX2 and FMA): no breakdown"));
         }
 
         baseline?.Ask("warmup");

@@ -32,7 +32,16 @@ public static class Gpt2Weights
                 var std = name.EndsWith("c_proj.weight", StringComparison.Ordinal)
                     ? InitializerRange / Math.Sqrt(2.0 * config.LayerCount)
                     : InitializerRange;
-                parameter.normal_(0.0, std, generator);
+                if (parameter.is_contiguous())
+                {
+                    parameter.normal_(0.0, std, generator);
+                }
+                else
+                {
+                    // A Conv1D weight is a transposed view: drawn in its logical order, as a contiguous one always was.
+                    using var values = empty(parameter.shape, parameter.dtype, parameter.device).normal_(0.0, std, generator);
+                    parameter.copy_(values);
+                }
             }
         }
     }

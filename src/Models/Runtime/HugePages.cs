@@ -18,7 +18,7 @@ public static class HugePages
     private const long HugePage = 1L << 21;
 
     /// <summary>
-    /// Collapses the whole 2 MiB pages inside each contiguous CPU tensor of at least 4 MiB (and under 2 GiB, the span
+    /// Collapses the whole 2 MiB pages inside each contiguous (or transposed contiguous) CPU tensor of at least 4 MiB (and under 2 GiB, the span
     /// TorchSharp exposes) into huge pages; other tensors are left alone.
     /// </summary>
     /// <param name="tensors">Tensors to back (a model's parameters); their values are not changed.</param>
@@ -34,12 +34,19 @@ public static class HugePages
         foreach (var tensor in tensors)
         {
             var bytes = tensor.NumberOfElements * tensor.ElementSize;
-            if (tensor.device_type != DeviceType.CPU || bytes < 2 * HugePage || bytes > int.MaxValue || !tensor.is_contiguous())
+            if (tensor.device_type != DeviceType.CPU || bytes < 2 * HugePage || bytes > int.MaxValue)
             {
                 continue;
             }
 
-            var start = (long)Unsafe.AsPointer(ref MemoryMarshal.GetReference(tensor.bytes));
+            // A transposed matrix (GPT-2's Conv1D weight) is one dense block too: its transpose is contiguous.
+            using var dense = tensor.is_contiguous() ? tensor.alias() : tensor.dim() == 2 ? tensor.t() : null;
+            if (dense is null || !dense.is_contiguous())
+            {
+                continue;
+            }
+
+            var start = (long)Unsafe.AsPointer(ref MemoryMarshal.GetReference(dense.bytes));
             var from = (start + HugePage - 1) & ~(HugePage - 1);
             var length = ((start + bytes) & ~(HugePage - 1)) - from;
             if (length <= 0)

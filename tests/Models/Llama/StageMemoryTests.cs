@@ -12,6 +12,7 @@ namespace DistributedInference.Models.Tests.Llama;
 /// process: each stage's load raises the resident peak by at most 1.25x its weights (it reads only its own tensors,
 /// straight into its parameters), and the 4 stages compute the one-device logits.
 /// </summary>
+[Collection(AloneTests.Collection)]
 public sealed class StageMemoryTests : IDisposable
 {
     private static readonly LlamaConfig Config = LlamaConfig.BuiltIn["llama-tiny"] with

@@ -3,7 +3,7 @@ using static TorchSharp.torch;
 
 namespace DistributedInference.Models.Tests.Runtime;
 
-/// <summary>Moving weights to huge pages keeps every value, and touches only whole 2 MiB pages of large contiguous CPU tensors.</summary>
+/// <summary>Moving weights to huge pages keeps every value, and touches only whole 2 MiB pages of large contiguous (or transposed contiguous) CPU tensors.</summary>
 public sealed class HugePagesTests
 {
     public HugePagesTests() => LibTorch.Initialize();
@@ -15,7 +15,7 @@ public sealed class HugePagesTests
         var large = randn(3_000_000);
         var expected = large.clone();
         var small = randn(1000);
-        var strided = randn(2000, 2000).t();
+        var strided = randn(2000, 4000).slice(1, 0, 4000, 2);
 
         var collapsed = HugePages.Collapse([large, small, strided]);
 
@@ -23,5 +23,20 @@ public sealed class HugePagesTests
         Assert.Equal(0, collapsed % (1L << 21));
         Assert.InRange(collapsed, 0, large.NumberOfElements * sizeof(float));
         Assert.Equal(0, HugePages.Collapse([small, strided]));
+    }
+
+    [Fact]
+    public void A_transposed_matrix_is_one_dense_block_and_is_collapsed_as_one()
+    {
+        using var scope = NewDisposeScope();
+        var rows = randn(2000, 2000);
+        var transposed = rows.t();
+        var expected = transposed.clone();
+
+        var collapsed = HugePages.Collapse([transposed]);
+
+        Assert.True(transposed.eq(expected).all().item<bool>());
+        Assert.Equal(0, collapsed % (1L << 21));
+        Assert.InRange(collapsed, 0, rows.NumberOfElements * sizeof(float));
     }
 }
