@@ -177,5 +177,17 @@ public sealed class BenchModel : IDisposable
     public double DecodeBytes(long rows, long context) =>
         (double)MatmulWeights * ElementSize + (2.0 * _layers * _cacheWidth * context * rows * ElementSize);
 
-    public void Dispose() => _module.Dispose();
+    public void Dispose()
+    {
+        // The transposed views of GPT-2's Conv1D weights, which would keep the weights' memory until collected.
+        foreach (var (_, weight, _) in DecodeMatmuls)
+        {
+            if (!_module.parameters().Any(p => p.Handle == weight.Handle))
+            {
+                weight.Dispose();
+            }
+        }
+
+        _module.Dispose();
+    }
 }

@@ -34,19 +34,11 @@ public static class HugePages
         foreach (var tensor in tensors)
         {
             var bytes = tensor.NumberOfElements * tensor.ElementSize;
-            if (tensor.device_type != DeviceType.CPU || bytes < 2 * HugePage || bytes > int.MaxValue)
+            if (tensor.device_type != DeviceType.CPU || bytes < 2 * HugePage || bytes > int.MaxValue || DenseStart(tensor) is not { } start)
             {
                 continue;
             }
 
-            // A transposed matrix (GPT-2's Conv1D weight) is one dense block too: its transpose is contiguous.
-            using var dense = tensor.is_contiguous() ? tensor.alias() : tensor.dim() == 2 ? tensor.t() : null;
-            if (dense is null || !dense.is_contiguous())
-            {
-                continue;
-            }
-
-            var start = (long)Unsafe.AsPointer(ref MemoryMarshal.GetReference(dense.bytes));
             var from = (start + HugePage - 1) & ~(HugePage - 1);
             var length = ((start + bytes) & ~(HugePage - 1)) - from;
             if (length <= 0)
@@ -62,6 +54,18 @@ public static class HugePages
         }
 
         return collapsed;
+    }
+
+    /// <summary>
+    /// The address of a CPU tensor's first byte when its elements fill one block of memory: a contiguous tensor, or a
+    /// transposed matrix (GPT-2's Conv1D weight), whose transpose is contiguous; null for any other layout.
+    /// </summary>
+    internal static unsafe long? DenseStart(Tensor tensor)
+    {
+        using var dense = tensor.is_contiguous() ? tensor.alias() : tensor.dim() == 2 ? tensor.t() : null;
+        return dense is null || !dense.is_contiguous() || dense.NumberOfElements == 0
+            ? null
+            : (long)Unsafe.AsPointer(ref MemoryMarshal.GetReference(dense.bytes));
     }
 
     [DllImport("libc", SetLastError = true)]

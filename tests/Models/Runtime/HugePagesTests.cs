@@ -33,6 +33,11 @@ public sealed class HugePagesTests
         var transposed = rows.t();
         var expected = transposed.clone();
 
+        Assert.Equal(HugePages.DenseStart(rows), HugePages.DenseStart(transposed));
+        Assert.NotNull(HugePages.DenseStart(transposed));
+        Assert.Null(HugePages.DenseStart(randn(2000, 4000).slice(1, 0, 4000, 2)));
+        Assert.Null(HugePages.DenseStart(randn(20, 30, 40).permute(2, 0, 1)));
+
         var collapsed = HugePages.Collapse([transposed]);
 
         Assert.True(transposed.eq(expected).all().item<bool>());
