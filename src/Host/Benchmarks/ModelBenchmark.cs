@@ -341,7 +341,7 @@ public static class ModelBenchmark
             : Invariant($"\n  SkinnyLinear ran {SkinnyLinear.Lanes} lanes (AVX-512 would run 16)");
         return Invariant($"  decode step of {batch} row(s) with every matmul through libtorch's linear (its BLAS above) instead: {libtorch * 1e3:F1} ms, speed with SkinnyLinear / without {PerRound(rounds, r => r.LibTorchDecode / r.Decode)}")
             + narrow
-            + Invariant($"\n  decode step by op, ms (SkinnyLinear/libtorch linear, each kind summed over its layers, in the step's order): {parts}; matmuls timed back to back {matmuls * 1e3:F1} ms = {matmuls / decode:P0} of the step; the step less that {(decode - matmuls) * 1e3:F1} ms (attention over the cache, norms, rotary, activations, cache writes and next-token choice, plus whatever the matmuls lose between those ops inside the step)");
+            + Invariant($"\n  decode step by op, ms (SkinnyLinear/libtorch linear, each kind summed over its layers, in the step's order): {parts}; matmuls timed back to back {matmuls * 1e3:F1} ms = {matmuls / decode:P0} of the step; the step less that {(decode - matmuls) * 1e3:F1} ms (attention over the cache, norms, position encoding, activations, cache writes and next-token choice, plus whatever the matmuls lose between those ops inside the step)");
     }
 
     // "1.06x" for one round; "1.02 1.06 1.31 per round, median 1.06x" for several (noisy machines: the spread shows).

@@ -97,7 +97,7 @@ public sealed class ServedModel
         }
         else
         {
-            absence = $"{model} is a built-in without a tokenizer or chat template";
+            absence = $"{model} is a built-in configuration, which has no chat template";
         }
 
         return new ServedModel(source, servedName ?? model, template, absence is null ? null : $"{absence}: give --chat-template FILE");
