@@ -23,6 +23,10 @@ public sealed class BenchModel : IDisposable
     private readonly long _attentionWidth;
     private readonly long _cacheWidth;
 
+    // The weights of DecodeMatmuls that are views made here (GPT-2's Conv1D weights transposed back), not parameters:
+    // disposed with the model, as they would keep its memory until collected.
+    private readonly IReadOnlyList<Tensor> _views = [];
+
     private BenchModel(nn.Module module, ICausalLanguageModel? decoder, Func<Tensor, Tensor> forward, string family, int layers, long attentionWidth, long cacheWidth, long headWeights, JsonObject? spec, Func<IReadOnlyList<(string Name, Tensor Parameter)>, IReadOnlyList<(string Kind, Tensor Weight, Tensor? Bias)>>? decodeMatmuls = null)
     {
         _module = module;
@@ -43,6 +47,8 @@ public sealed class BenchModel : IDisposable
         if (decodeMatmuls is not null)
         {
             DecodeMatmuls = decodeMatmuls(parameters.Select(p => (p.name, (Tensor)p.parameter)).ToList());
+            var handles = parameters.Select(p => p.parameter.Handle).ToHashSet();
+            _views = DecodeMatmuls.Select(m => m.Weight).Where(w => !handles.Contains(w.Handle)).ToList();
         }
     }
 
@@ -179,13 +185,9 @@ public sealed class BenchModel : IDisposable
 
     public void Dispose()
     {
-        // The transposed views of GPT-2's Conv1D weights, which would keep the weights' memory until collected.
-        foreach (var (_, weight, _) in DecodeMatmuls)
+        foreach (var view in _views)
         {
-            if (!_module.parameters().Any(p => p.Handle == weight.Handle))
-            {
-                weight.Dispose();
-            }
+            view.Dispose();
         }
 
         _module.Dispose();

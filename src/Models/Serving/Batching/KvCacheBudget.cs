@@ -47,7 +47,7 @@ public sealed record KvCacheBudget(long? Bytes = null, MaxMemory? MaxMemory = nu
             (perEngine, how) = (limitBytes, $"{how}, capped at {Size(limitBytes)}: all its sequences at full context");
         }
 
-        if (MaxMemory is not null || Bytes is not null)
+        if (IsSet)
         {
             if (freeBytes >= 0 && (perEngine + workspaceBytes) * engines > freeBytes)
             {
